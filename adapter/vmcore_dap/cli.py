@@ -1,0 +1,112 @@
+"""The ``vmcore-dap`` command: serve DAP on stdio (the default) or on a loopback port.
+
+stdout carries DAP only: the binary stdout is taken for the transport first, then ``sys.stdout`` is
+pointed at stderr so that a stray ``print`` anywhere cannot corrupt the message stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from typing import BinaryIO
+
+from vmcore_dap import __version__
+
+__all__ = ["main"]
+
+log = logging.getLogger("vmcore_dap")
+
+#: The extension sets this to a file path to get the adapter's log without touching the arguments.
+LOG_ENV = "VMCORE_DAP_LOG"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="vmcore-dap",
+        description="Debug Adapter Protocol server for Linux kernel crash dumps (vmcores), on drgn.",
+    )
+    parser.add_argument("--version", action="version", version=f"vmcore-dap {__version__}")
+    parser.add_argument(
+        "--port",
+        type=int,
+        metavar="N",
+        help="serve DAP on 127.0.0.1:N (one client at a time) instead of stdio",
+    )
+    parser.add_argument(
+        "--log-file",
+        metavar="PATH",
+        default=os.environ.get(LOG_ENV) or None,
+        help=f"write a log with the full DAP message trace to PATH (default: ${LOG_ENV})",
+    )
+    parser.add_argument(
+        "--debugpy",
+        type=int,
+        metavar="PORT",
+        help="let a Python debugger attach to the adapter on 127.0.0.1:PORT",
+    )
+    parser.add_argument(
+        "--debugpy-wait",
+        action="store_true",
+        help="with --debugpy: wait for the debugger to attach before serving",
+    )
+    return parser.parse_args(argv)
+
+
+def _setup_logging(path: str | None) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    if path:
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        root.setLevel(logging.DEBUG)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        root.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def _serve(reader: BinaryIO, writer: BinaryIO, log_path: str | None) -> None:
+    from vmcore_dap.dap.channel import Channel
+    from vmcore_dap.dap.transport import Transport
+    from vmcore_dap.handlers import load_all
+    from vmcore_dap.target.errors import translate_error
+
+    load_all()
+    transport = Transport(reader, writer)
+    transport.trace = log_path is not None
+    Channel(transport, translate_error=translate_error, log_path=log_path).run()
+
+
+def _serve_port(port: int, log_path: str | None) -> None:
+    with socket.create_server(("127.0.0.1", port)) as server:
+        print(f"vmcore-dap: listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
+        while True:
+            conn, peer = server.accept()
+            log.info("client connected from %s", peer)
+            with conn, conn.makefile("rb") as reader, conn.makefile("wb") as writer:
+                _serve(reader, writer, log_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the adapter; returns the process exit status."""
+    options = _parse(argv)
+    _setup_logging(options.log_file)
+    if options.debugpy is not None:
+        import debugpy
+
+        debugpy.listen(("127.0.0.1", options.debugpy))
+        if options.debugpy_wait:
+            debugpy.wait_for_client()
+    try:
+        if options.port is not None:
+            _serve_port(options.port, options.log_file)
+        else:
+            reader, writer = sys.stdin.buffer, sys.stdout.buffer
+            sys.stdout = sys.stderr
+            _serve(reader, writer, options.log_file)
+    except KeyboardInterrupt:
+        return 130
+    return 0

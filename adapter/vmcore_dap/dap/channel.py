@@ -1,0 +1,263 @@
+"""Sequence numbers, the read loop, dispatch, and the one place where handler exceptions stop.
+
+Requests run in arrival order on a single worker thread (drgn's ``Program`` is not meant for
+concurrent use), except handlers registered ``inline``, which run on the reader thread so that
+``cancel``, ``threads`` and ``disconnect`` are answered while a long request is still running.
+Whatever a handler raises becomes a ``success: false`` response; the adapter itself never dies on a
+request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from vmcore_dap.dap import registry
+from vmcore_dap.dap.args import Args
+from vmcore_dap.dap.session import Session
+from vmcore_dap.dap.transport import MalformedMessage, Transport
+from vmcore_dap.errors import AdapterError, Cancelled
+
+__all__ = ["Channel", "ErrorTranslator"]
+
+log = logging.getLogger(__name__)
+
+#: Turns a foreign exception (e.g. one of drgn's) into an :class:`AdapterError`, or returns ``None``.
+ErrorTranslator = Callable[[BaseException], "AdapterError | None"]
+
+_INTERNAL_ERROR_ID = 1999
+
+
+class Channel:
+    """Serve one DAP connection.
+
+    :param transport: the framed message stream.
+    :param translate_error: maps exceptions of lower layers to user-facing errors.
+    :param log_path: named in internal-error messages so the user knows where the traceback went.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        translate_error: ErrorTranslator | None = None,
+        log_path: str | None = None,
+    ) -> None:
+        self._transport = transport
+        self._translate_error = translate_error
+        self._log_path = log_path
+        self._seq = itertools.count(1)
+        self._seq_lock = threading.Lock()
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._cancelled: set[int] = set()
+        self._progress_requests: dict[str, int] = {}
+        self._cancel_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.session = Session(self)
+
+    # -- services for the session -----------------------------------------------------------
+    def send_event(self, event: str, body: Mapping[str, Any] | None = None) -> None:
+        """Send an event message."""
+        message: dict[str, Any] = {"type": "event", "event": event}
+        if body is not None:
+            message["body"] = dict(body)
+        self._send(message)
+
+    def stop(self) -> None:
+        """Stop reading after the current message."""
+        self._stopping.set()
+
+    def is_cancelled(self, seq: int) -> bool:
+        """Whether the client sent ``cancel`` for request ``seq``."""
+        with self._cancel_lock:
+            return seq in self._cancelled
+
+    def cancel(self, request_id: int | None = None, progress_id: str | None = None) -> None:
+        """Mark a request (directly or through its progress id) as cancelled."""
+        with self._cancel_lock:
+            if request_id is not None:
+                self._cancelled.add(request_id)
+            if progress_id is not None and progress_id in self._progress_requests:
+                self._cancelled.add(self._progress_requests[progress_id])
+
+    def link_progress(self, progress_id: str, seq: int) -> None:
+        """Remember which request a progress report belongs to, for cancel by ``progressId``."""
+        with self._cancel_lock:
+            self._progress_requests[progress_id] = seq
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        """Read and dispatch messages until end of input or ``disconnect``."""
+        worker = threading.Thread(target=self._work, name="vmcore-dap-worker", daemon=True)
+        worker.start()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    message = self._transport.read_message()
+                except MalformedMessage as exc:
+                    log.warning("malformed message: %s", exc)
+                    self._respond_error(0, "unknown", f"Malformed DAP message: {exc}", 1007)
+                    continue
+                if message is None:
+                    log.info("client closed the connection")
+                    break
+                self._dispatch(message)
+        finally:
+            self._queue.put(None)
+            if not self._stopping.is_set():
+                worker.join(timeout=5)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind != "request":
+            if kind not in ("response", "event"):
+                self._respond_error(
+                    _seq_of(message),
+                    "unknown",
+                    f"Malformed DAP message: unknown type {kind!r}",
+                    1007,
+                )
+            return
+        seq = message.get("seq")
+        command = message.get("command")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(command, str):
+            self._respond_error(
+                _seq_of(message),
+                command if isinstance(command, str) else "unknown",
+                "Malformed DAP request: 'seq' must be an integer and 'command' a string",
+                1007,
+            )
+            return
+        arguments = message.get("arguments", {})
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            self._respond_error(seq, command, f"{command}: 'arguments' must be an object", 1002)
+            return
+        handler = registry.lookup(command)
+        if handler is None:
+            self._respond_error(
+                seq,
+                command,
+                f"Unsupported request '{command}': vmcore-dap does not implement it",
+                1008,
+                show_user=False,
+            )
+            return
+        request = {"seq": seq, "command": command, "arguments": arguments}
+        if handler.inline:
+            self._execute(handler, request)
+        else:
+            self._queue.put(request)
+
+    def _work(self) -> None:
+        while True:
+            request = self._queue.get()
+            if request is None:
+                return
+            handler = registry.lookup(request["command"])
+            assert handler is not None
+            if self.is_cancelled(request["seq"]):
+                self._respond_exception(
+                    request["seq"], request["command"], Cancelled(request["command"])
+                )
+                continue
+            self._execute(handler, request)
+
+    def _execute(self, handler: registry.Handler, request: dict[str, Any]) -> None:
+        seq, command = request["seq"], request["command"]
+        with self.session._handling(seq, command) as after:
+            try:
+                body = handler.func(self.session, Args(command, request["arguments"]))
+            except BaseException as exc:  # noqa: BLE001 - the one exception boundary
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                self._respond_exception(seq, command, exc)
+                return
+            response: dict[str, Any] = {
+                "type": "response",
+                "request_seq": seq,
+                "success": True,
+                "command": command,
+            }
+            if body is not None:
+                response["body"] = body
+            self._send(response)
+            for callback in after:
+                try:
+                    callback()
+                except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                    log.exception("after-response work of %s failed", command)
+                    error = self._as_adapter_error(command, exc)
+                    self.send_event(
+                        "output", {"category": "important", "output": error.message + "\n"}
+                    )
+        with self._cancel_lock:
+            self._cancelled.discard(seq)
+
+    # -- error responses --------------------------------------------------------------------
+    def _as_adapter_error(self, command: str, exc: BaseException) -> AdapterError:
+        if isinstance(exc, AdapterError):
+            return exc
+        if self._translate_error is not None:
+            try:
+                translated = self._translate_error(exc)
+            except Exception:  # noqa: BLE001
+                log.exception("error translator failed")
+                translated = None
+            if translated is not None:
+                return translated
+        if isinstance(exc, RecursionError):
+            return AdapterError(f"{command}: the value is nested too deeply to show")
+        where = f" (the traceback is in the adapter log {self._log_path})" if self._log_path else ""
+        error = AdapterError(
+            f"Internal adapter error in {command}: {type(exc).__name__}: {exc}{where}"
+        )
+        error.error_id = _INTERNAL_ERROR_ID
+        return error
+
+    def _respond_exception(self, seq: int, command: str, exc: BaseException) -> None:
+        error = self._as_adapter_error(command, exc)
+        if error.error_id == _INTERNAL_ERROR_ID:
+            log.error("%s failed:\n%s", command, "".join(traceback.format_exception(exc)))
+        else:
+            log.info("%s failed: %s", command, error.message)
+        self._respond_error(seq, command, error.message, error.error_id, show_user=error.show_user)
+
+    def _respond_error(
+        self, seq: int, command: str, message: str, error_id: int, *, show_user: bool = True
+    ) -> None:
+        self._send(
+            {
+                "type": "response",
+                "request_seq": seq,
+                "success": False,
+                "command": command,
+                "message": message,
+                "body": {
+                    "error": {
+                        "id": error_id,
+                        "format": message,
+                        "showUser": show_user,
+                    }
+                },
+            }
+        )
+
+    def _send(self, message: dict[str, Any]) -> None:
+        with self._seq_lock:
+            message["seq"] = next(self._seq)
+            try:
+                self._transport.write_message(message)
+            except (BrokenPipeError, ConnectionError, ValueError) as exc:
+                log.warning("cannot send to the client any more: %s", exc)
+                self._stopping.set()
+
+
+def _seq_of(message: Mapping[str, Any]) -> int:
+    seq = message.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0

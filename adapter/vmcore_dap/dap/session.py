@@ -1,0 +1,147 @@
+"""Per-connection state that handlers share, and the services the channel offers them.
+
+A :class:`Session` is what every handler receives. It sends events, schedules work to run after the
+current response (DAP wants ``stopped`` only after ``configurationDone`` is answered), reports progress,
+and checks for cancellation. Areas keep their own state as *components*: ``session.component(Cls)``
+creates one instance of ``Cls`` per session on first use, so no module needs to know another's state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from vmcore_dap.errors import Cancelled
+
+if TYPE_CHECKING:
+    from vmcore_dap.dap.channel import Channel
+
+__all__ = ["Session", "Progress"]
+
+T = TypeVar("T")
+
+
+class _RequestContext(threading.local):
+    seq: int | None = None
+    command: str = ""
+    after: list[Callable[[], None]] | None = None
+
+
+class Progress:
+    """A running DAP progress report; a no-op when the client did not ask for progress events."""
+
+    def __init__(self, session: Session, progress_id: str | None) -> None:
+        self._session = session
+        self.progress_id = progress_id
+
+    def update(self, message: str | None = None, percentage: float | None = None) -> None:
+        """Report how far the work is, and honour a cancel of this progress or its request."""
+        self._session.check_cancelled()
+        if self.progress_id is None:
+            return
+        body: dict[str, Any] = {"progressId": self.progress_id}
+        if message is not None:
+            body["message"] = message
+        if percentage is not None:
+            body["percentage"] = max(0.0, min(100.0, float(percentage)))
+        self._session.send_event("progressUpdate", body)
+
+
+class Session:
+    """State and services of one DAP connection.
+
+    :param channel: the channel that owns the connection.
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._components: dict[type, Any] = {}
+        self._context = _RequestContext()
+        self._progress_ids = itertools.count(1)
+        #: ``initialize`` arguments as the client sent them.
+        self.client: dict[str, Any] = {}
+
+    # -- components -------------------------------------------------------------------------
+    def component(self, cls: type[T]) -> T:
+        """Return this session's single instance of ``cls``, creating it with ``cls()`` first."""
+        try:
+            return self._components[cls]  # type: ignore[no-any-return]
+        except KeyError:
+            instance = cls()
+            self._components[cls] = instance
+            return instance
+
+    # -- messages ---------------------------------------------------------------------------
+    def send_event(self, event: str, body: dict[str, Any] | None = None) -> None:
+        """Send a DAP event now (from any thread)."""
+        self._channel.send_event(event, body)
+
+    def output(self, text: str, category: str = "console", **extra: Any) -> None:
+        """Print ``text`` in the client's Debug Console."""
+        body: dict[str, Any] = {"category": category, "output": text}
+        body.update(extra)
+        self.send_event("output", body)
+
+    def after_response(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` right after the current request's response has been sent."""
+        if self._context.after is None:
+            raise RuntimeError("after_response() called outside a request handler")
+        self._context.after.append(callback)
+
+    def close(self) -> None:
+        """Stop serving this connection once the current response is sent."""
+        self._channel.stop()
+
+    # -- cancellation and progress ----------------------------------------------------------
+    @property
+    def current_request(self) -> tuple[int | None, str]:
+        """``(seq, command)`` of the request being handled on this thread."""
+        return self._context.seq, self._context.command
+
+    def cancel(self, request_id: int | None, progress_id: str | None) -> None:
+        """Cancel another request of this session, by its seq or by its progress id."""
+        self._channel.cancel(request_id, progress_id)
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`Cancelled` if the client cancelled the request being handled."""
+        seq = self._context.seq
+        if seq is not None and self._channel.is_cancelled(seq):
+            raise Cancelled(self._context.command)
+
+    @property
+    def supports_progress(self) -> bool:
+        """Whether the client announced ``supportsProgressReporting``."""
+        return bool(self.client.get("supportsProgressReporting"))
+
+    @contextmanager
+    def progress(self, title: str, message: str | None = None) -> Iterator[Progress]:
+        """Report long work as DAP progress events (start, updates, end)."""
+        if not self.supports_progress:
+            yield Progress(self, None)
+            return
+        progress_id = f"vmcore-dap-{next(self._progress_ids)}"
+        start: dict[str, Any] = {"progressId": progress_id, "title": title, "cancellable": True}
+        if self._context.seq is not None:
+            start["requestId"] = self._context.seq
+            self._channel.link_progress(progress_id, self._context.seq)
+        if message:
+            start["message"] = message
+        self.send_event("progressStart", start)
+        try:
+            yield Progress(self, progress_id)
+        finally:
+            self.send_event("progressEnd", {"progressId": progress_id})
+
+    # -- used by the channel ----------------------------------------------------------------
+    @contextmanager
+    def _handling(self, seq: int, command: str) -> Iterator[list[Callable[[], None]]]:
+        after: list[Callable[[], None]] = []
+        previous = (self._context.seq, self._context.command, self._context.after)
+        self._context.seq, self._context.command, self._context.after = seq, command, after
+        try:
+            yield after
+        finally:
+            self._context.seq, self._context.command, self._context.after = previous

@@ -1,0 +1,24 @@
+"""``initialize`` and ``cancel``: the requests about the conversation itself rather than the dump."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vmcore_dap.dap import registry
+from vmcore_dap.dap.args import Args
+from vmcore_dap.dap.session import Session
+
+__all__: list[str] = []
+
+
+@registry.request("initialize", inline=True)
+def initialize(session: Session, args: Args) -> dict[str, Any]:
+    """Record the client's capabilities and answer with ours, computed from the registry."""
+    session.client = dict(args.raw)
+    return registry.capabilities()
+
+
+@registry.request("cancel", capabilities=("supportsCancelRequest",), inline=True)
+def cancel(session: Session, args: Args) -> None:
+    """Mark a queued or running request (or the request behind a progress report) as cancelled."""
+    session.cancel(args.opt_int("requestId"), args.opt_str("progressId"))

@@ -69,9 +69,7 @@ class ReadOnlyError(UserError):
     error_id = 1005
 
     def __init__(self, command: str) -> None:
-        super().__init__(
-            f"{command}: the vmcore is read-only: a crash dump cannot be resumed or modified"
-        )
+        super().__init__(f"{command}: the vmcore is read-only: a crash dump cannot be resumed or modified")
 
 
 class Cancelled(AdapterError):

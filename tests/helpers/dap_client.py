@@ -167,9 +167,7 @@ class DapClient:
                         return message
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.proc.poll() is not None:
-                    raise TimeoutError(
-                        f"no '{event}' event within {timeout}s\n{self.diagnostics()}"
-                    )
+                    raise TimeoutError(f"no '{event}' event within {timeout}s\n{self.diagnostics()}")
                 self._lock.wait(min(remaining, 0.5))
 
     # -- session helpers --------------------------------------------------------------------

@@ -28,9 +28,7 @@ def spec_path() -> Path:
     ):
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(
-        "debugAdapterProtocol.json not found in ../shared/spec beside the repository"
-    )
+    raise FileNotFoundError("debugAdapterProtocol.json not found in ../shared/spec beside the repository")
 
 
 @functools.cache
@@ -66,7 +64,5 @@ def validate_message(message: dict[str, Any]) -> str | None:
     errors = sorted(_validator(name).iter_errors(message), key=lambda e: list(e.absolute_path))
     if not errors:
         return None
-    details = "; ".join(
-        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors[:5]
-    )
+    details = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors[:5])
     return f"{name} violates the DAP schema: {details}\n  message: {json.dumps(message)[:500]}"

@@ -60,43 +60,41 @@ class Args:
             )
         return value
 
-    def int(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
         """Return a required integer (or ``default`` when given and the key is absent)."""
         value = self._get(key, int, default is None, default)
         assert value is not None
         if minimum is not None and value < minimum:
-            raise InvalidArguments(
-                f"{self.command}: '{key}' must be at least {minimum} (got {value})"
-            )
+            raise InvalidArguments(f"{self.command}: '{key}' must be at least {minimum} (got {value})")
         return value
 
-    def opt_int(self, key: str) -> int | None:
+    def opt_integer(self, key: str) -> int | None:
         """Return an optional integer."""
         return self._get(key, int, False, None)
 
-    def str(self, key: str, default: str | None = None) -> str:
+    def string(self, key: str, default: str | None = None) -> str:
         """Return a required string (or ``default`` when given and the key is absent)."""
         value = self._get(key, str, default is None, default)
         assert value is not None
         return value
 
-    def opt_str(self, key: str) -> str | None:
+    def opt_string(self, key: str) -> str | None:
         """Return an optional string."""
         return self._get(key, str, False, None)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def boolean(self, key: str, default: bool) -> bool:
         """Return a boolean with a default."""
         value = self._get(key, bool, False, default)
         assert value is not None
         return value
 
-    def dict(self, key: str) -> dict[str, Any]:
+    def obj(self, key: str) -> dict[str, Any]:
         """Return an optional object (empty when absent)."""
         value = self._get(key, dict, False, {})
         assert value is not None
         return value
 
-    def str_list(self, key: str) -> list[str]:
+    def string_list(self, key: str) -> list[str]:
         """Return an optional list of strings (empty when absent)."""
         value = self._get(key, list, False, [])
         assert value is not None

@@ -162,9 +162,7 @@ class Channel:
             handler = registry.lookup(request["command"])
             assert handler is not None
             if self.is_cancelled(request["seq"]):
-                self._respond_exception(
-                    request["seq"], request["command"], Cancelled(request["command"])
-                )
+                self._respond_exception(request["seq"], request["command"], Cancelled(request["command"]))
                 continue
             self._execute(handler, request)
 
@@ -193,9 +191,7 @@ class Channel:
                 except Exception as exc:  # noqa: BLE001 - reported, never fatal
                     log.exception("after-response work of %s failed", command)
                     error = self._as_adapter_error(command, exc)
-                    self.send_event(
-                        "output", {"category": "important", "output": error.message + "\n"}
-                    )
+                    self.send_event("output", {"category": "important", "output": error.message + "\n"})
         with self._cancel_lock:
             self._cancelled.discard(seq)
 
@@ -214,9 +210,7 @@ class Channel:
         if isinstance(exc, RecursionError):
             return AdapterError(f"{command}: the value is nested too deeply to show")
         where = f" (the traceback is in the adapter log {self._log_path})" if self._log_path else ""
-        error = AdapterError(
-            f"Internal adapter error in {command}: {type(exc).__name__}: {exc}{where}"
-        )
+        error = AdapterError(f"Internal adapter error in {command}: {type(exc).__name__}: {exc}{where}")
         error.error_id = _INTERNAL_ERROR_ID
         return error
 

@@ -48,8 +48,9 @@ def request(
     """Register the decorated function as the handler of ``command``.
 
     The function receives the session and the request's ``arguments`` wrapped in
-    :class:`~vmcore_dap.dap.args.Args` (typed getters with clear errors) and returns the response ``body`` (or ``None``). It reports failure by raising; the channel turns
-    any exception into a ``success: false`` response.
+    :class:`~vmcore_dap.dap.args.Args` (typed getters with clear errors) and returns the response
+    ``body`` (or ``None``). It reports failure by raising; the channel turns any exception into a
+    ``success: false`` response.
     """
 
     def register(func: HandlerFunc) -> HandlerFunc:

@@ -121,9 +121,7 @@ class Transport:
             chunk = self._reader.read(remaining)
             if not chunk:
                 if chunks:
-                    raise MalformedMessage(
-                        f"input ended after {length - remaining} of {length} body bytes"
-                    )
+                    raise MalformedMessage(f"input ended after {length - remaining} of {length} body bytes")
                 return None
             chunks.append(chunk)
             remaining -= len(chunk)

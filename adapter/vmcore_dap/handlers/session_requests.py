@@ -21,4 +21,4 @@ def initialize(session: Session, args: Args) -> dict[str, Any]:
 @registry.request("cancel", capabilities=("supportsCancelRequest",), inline=True)
 def cancel(session: Session, args: Args) -> None:
     """Mark a queued or running request (or the request behind a progress report) as cancelled."""
-    session.cancel(args.opt_int("requestId"), args.opt_str("progressId"))
+    session.cancel(args.opt_integer("requestId"), args.opt_string("progressId"))

@@ -1,0 +1,49 @@
+# vmcore-dap — the two commands of the README, and the pieces they are made of.
+# Every target installs what it needs itself (idempotently); expensive artifacts are cached outside the
+# clone in $(VMCORE_DAP_CACHE), keyed by content.
+
+SHELL := /bin/bash
+export VMCORE_DAP_CACHE ?= $(HOME)/.cache/vmcore-dap
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: all setup setup-node samples crash oracle demo test test-python test-extension bench lint clean-venv
+
+all: test
+
+setup:
+	@scripts/bootstrap.sh
+
+setup-node: setup
+	@scripts/setup-node.sh
+
+samples: setup
+	@$(PY) samples/make-vmcore --all
+
+crash: setup
+	@samples/build-crash >/dev/null
+
+oracle: samples crash
+	@$(PY) samples/crash_oracle.py --all
+
+demo: setup
+	@$(PY) samples/make-vmcore oops-null
+	@$(PY) samples/demo.py
+
+test-python: oracle
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-extension: setup-node samples
+	@cd vscode-extension && npm run --silent test:dap && npm run --silent test:e2e
+
+test: test-python test-extension
+
+bench: oracle
+	@$(PY) bench/run.py
+
+lint: setup
+	@$(PY) -m ruff check adapter tests samples bench
+	@$(PY) -m mypy
+
+clean-venv:
+	rm -rf .venv

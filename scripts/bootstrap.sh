@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what the Python side of vmcore-dap needs on a fresh Debian 12 machine (as root), idempotently:
+# a few apt packages, then the .venv at the repository root with the package and its dev extras.
+# Re-running it is cheap: apt is skipped when every package is present, pip when pyproject.toml is
+# unchanged since the last install (a stamp inside .venv records its hash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+apt_ensure() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        say "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+        exit 1
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/vmcore-dap-apt.log 2>&1; then
+        say "apt-get install failed, refreshing the package lists once"
+        apt-get update >>/tmp/vmcore-dap-apt.log 2>&1 || { say "apt-get update failed (no access to the Debian registry?): see /tmp/vmcore-dap-apt.log"; exit 1; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/vmcore-dap-apt.log 2>&1 \
+            || { say "apt-get install ${missing[*]} failed: see /tmp/vmcore-dap-apt.log"; exit 1; }
+    fi
+}
+
+# Everything the samples, the crash oracle and the tests run on the host.
+apt_ensure git make gcc libc6-dev python3 python3-venv
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv with $($PY --version 2>&1)"
+    "$PY" -m venv .venv
+fi
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -e "$stamp" ]; then
+    say "installing vmcore-dap and its dependencies into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+say "python side ready: $(.venv/bin/python -c 'import drgn, capstone, pygls; print("drgn", drgn.__version__, "capstone", capstone.__version__)')"

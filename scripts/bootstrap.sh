@@ -38,8 +38,12 @@ fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
     say "installing vmcore-dap and its dependencies into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q --upgrade pip >.venv/pip-install.log 2>&1 || true
+    if ! .venv/bin/python -m pip install -e '.[dev]' >>.venv/pip-install.log 2>&1; then
+        say "pip install failed (is PyPI reachable?): last lines of .venv/pip-install.log:"
+        tail -20 .venv/pip-install.log >&2
+        exit 1
+    fi
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -1,0 +1,277 @@
+"""Run the ``crash`` utility on a sample vmcore and store its answers: the oracle of our tests.
+
+Every test that checks what the adapter says about a dump compares it with what crash says about
+the same dump.  crash is slow to start (it reads all of vmlinux's DWARF), so it runs once per sample
+in batch mode, and each command's output is kept next to the sample's manifest::
+
+    <sample dir>/crash/<name>.txt     one file per command (names in ``COMMANDS``)
+    <sample dir>/crash/done.json      written last: crash version, this script's hash, the exact
+                                      command line of each file, and the crashed task's RIP/RSP
+
+The answers are rebuilt when the crash binary's version or this script changes.  crash itself is
+built by ``samples/build-crash`` (crash >= 8.0.4; Debian 12's 8.0.2 cannot list tasks on current 6.1
+kernels).
+
+Command line: ``python samples/crash_oracle.py <scenario>`` prints the answers' directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from samples.sample_store import Sample
+
+__all__ = [
+    "ANSWERS_DIR",
+    "COMMANDS",
+    "CrashOracleError",
+    "answers_dir",
+    "crash_binary",
+    "crash_version",
+    "ensure_crash_answers",
+    "load_crash_answers",
+    "main",
+]
+
+ANSWERS_DIR = "crash"
+_HERE = Path(__file__).resolve().parent
+_BUILD_CRASH = _HERE / "build-crash"
+_CRASH_TIMEOUT_S = 900
+
+# First session: commands that need nothing but the dump.  name -> crash command line.
+COMMANDS: dict[str, str] = {
+    "sys": "sys",
+    "ps": "ps",
+    "bt": "bt",
+    "bt-a": "bt -a",
+    "bt-l": "bt -l",
+    "log": "log",
+    "log-T": "log -T",
+    "mod": "mod",
+    "foreach-bt": "foreach bt",
+    "kmem-i": "kmem -i",
+}
+# Second session: commands whose argument comes from the first session's answers (see
+# ``_followup_commands``): dis-l, dis-rl, dis-func, rd, struct-o.
+
+# The main struct of the sample module, for ``struct -o``; a manifest key "module_struct" (top
+# level or in "expected") overrides it.
+_DEFAULT_MODULE_STRUCT = {"oops-null": "labbug_device"}
+
+
+class CrashOracleError(RuntimeError):
+    """crash could not be built or run on a sample; the message says what to check."""
+
+
+def _script_hash() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def crash_binary() -> Path:
+    """Build crash if needed (``samples/build-crash``) and return the binary's path."""
+    proc = subprocess.run([str(_BUILD_CRASH)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CrashOracleError(f"samples/build-crash failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    if not os.access(path, os.X_OK):
+        raise CrashOracleError(f"samples/build-crash printed {path}, which is not an executable")
+    return path
+
+
+def crash_version(binary: Path) -> str:
+    """Return crash's version string, e.g. ``8.0.6``."""
+    out = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, check=False, timeout=60
+    ).stdout
+    m = re.search(r"^crash (\S+)", out, re.MULTILINE)
+    if m is None:
+        raise CrashOracleError(f"{binary} --version printed no version:\n{out[:500]}")
+    return m.group(1)
+
+
+def answers_dir(sample: Sample) -> Path:
+    """Where the answers of ``sample`` are (or will be) stored."""
+    return Path(sample.dir) / ANSWERS_DIR
+
+
+def load_crash_answers(directory: Path) -> dict[str, str]:
+    """Read stored answers: {name: output text} for every ``<name>.txt`` in ``directory``."""
+    return {p.stem: p.read_text(errors="replace") for p in sorted(directory.glob("*.txt"))}
+
+
+def _module_struct(sample: Sample) -> str | None:
+    manifest: dict[str, Any] = sample.manifest or {}
+    expected: dict[str, Any] = sample.expected or {}
+    return (
+        manifest.get("module_struct")
+        or expected.get("module_struct")
+        or _DEFAULT_MODULE_STRUCT.get(sample.scenario)
+    )
+
+
+def _module_load_commands(sample: Sample) -> list[str]:
+    """crash commands that load module symbols and DWARF before anything else runs."""
+    cmds: list[str] = []
+    tree = Path(sample.debug_info_dir) / "lib" / "modules" / sample.kernel_release
+    if tree.is_dir():
+        cmds.append(f"mod -S {tree}")
+    for ko in sample.debug_info:
+        name = Path(ko).name.removesuffix(".ko").replace("-", "_")
+        cmds.append(f"mod -s {name} {ko}")
+    return cmds
+
+
+def _run_crash(binary: Path, sample: Sample, commands: dict[str, str], out: Path) -> str:
+    """Run one batch session: each command's output goes to ``out/<name>.txt`` (crash's own ``>``)."""
+    script = ["set scroll off"]
+    script += [f"{c} > {out / 'mod-load.txt'}" for c in _module_load_commands(sample)[:1]]
+    script += [f"{c} >> {out / 'mod-load.txt'}" for c in _module_load_commands(sample)[1:]]
+    for name, cmd in commands.items():
+        script.append(f"{cmd} > {out / (name + '.txt')}")
+    script.append("exit")
+    argv = [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)]
+    try:
+        proc = subprocess.run(
+            argv,
+            input="\n".join(script) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=_CRASH_TIMEOUT_S,
+            check=False,
+            env={**os.environ, "PAGER": "cat", "CRASH_MODULE_PATH": str(sample.debug_info_dir)},
+        )
+    except subprocess.TimeoutExpired as e:
+        raise CrashOracleError(f"crash did not finish within {_CRASH_TIMEOUT_S} s on {sample.vmcore}") from e
+    missing = [n for n in commands if not (out / f"{n}.txt").is_file()]
+    if proc.returncode != 0 or missing:
+        raise CrashOracleError(
+            f"crash failed on {sample.vmcore} (exit {proc.returncode}; no output for "
+            f"{', '.join(missing) or 'none'}); command: {' '.join(argv)}\n"
+            f"stderr:\n{proc.stderr.strip()[-2000:]}\nstdout:\n{proc.stdout.strip()[-2000:]}"
+        )
+    return proc.stdout + proc.stderr
+
+
+_EXCEPTION = re.compile(
+    r"\[exception RIP: (?P<sym>[^\]]+)\]\n\s+RIP: (?P<rip>[0-9a-f]+)\s+RSP: (?P<rsp>[0-9a-f]+)"
+)
+
+
+def _followup_commands(sample: Sample, first: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Commands whose arguments come from the first session: the faulting RIP, its stack."""
+    facts: dict[str, Any] = {}
+    cmds: dict[str, str] = {}
+    m = _EXCEPTION.search(first["bt"])
+    if m is None:
+        raise CrashOracleError(
+            f"crash's bt of the panic task on {sample.vmcore} has no [exception RIP: ...] block:\n"
+            + first["bt"][:2000]
+        )
+    rip, rsp, sym = int(m["rip"], 16), int(m["rsp"], 16), m["sym"]
+    func = sym.split("+", 1)[0]
+    facts.update(exception_symbol=sym, rip=f"{rip:#x}", rsp=f"{rsp:#x}")
+    cmds["dis-l"] = f"dis -l {rip:#x}"
+    cmds["dis-rl"] = f"dis -rl {rip:#x}"
+    cmds["dis-func"] = f"dis -l {func}"
+    cmds["rd"] = f"rd -64 {rsp:#x} 8"
+    struct = _module_struct(sample)
+    if struct:
+        cmds["struct-o"] = f"struct -o {struct}"
+        facts["module_struct"] = struct
+    return cmds, facts
+
+
+def _is_current(directory: Path, version: str) -> bool:
+    done = directory / "done.json"
+    if not done.is_file():
+        return False
+    try:
+        meta = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("crash_version") == version and meta.get("oracle_hash") == _script_hash()
+
+
+def ensure_crash_answers(sample: Sample) -> dict[str, str]:
+    """Return crash's answers for ``sample`` ({name: output}), running crash once if needed.
+
+    :param sample: a ``samples.sample_store.Sample``.
+    :raises CrashOracleError: crash cannot be built or fails on the dump (the message says why).
+    """
+    binary = crash_binary()
+    version = crash_version(binary)
+    target = answers_dir(sample)
+    if _is_current(target, version):
+        return load_crash_answers(target)
+
+    lock_path = Path(sample.dir) / ".crash-oracle.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be running crash on this sample
+        if _is_current(target, version):
+            return load_crash_answers(target)
+        tmp = Path(tempfile.mkdtemp(prefix=".crash-", dir=sample.dir))
+        try:
+            start = time.monotonic()
+            _run_crash(binary, sample, COMMANDS, tmp)
+            first = load_crash_answers(tmp)
+            followup, facts = _followup_commands(sample, first)
+            _run_crash(binary, sample, followup, tmp)
+            meta = {
+                "crash_version": version,
+                "crash_binary": str(binary),
+                "oracle_hash": _script_hash(),
+                "vmcore": str(sample.vmcore),
+                "vmlinux": str(sample.vmlinux),
+                "commands": {**COMMANDS, **followup},
+                "module_load": _module_load_commands(sample),
+                "facts": facts,
+                "seconds": round(time.monotonic() - start, 1),
+            }
+            (tmp / "done.json.tmp").write_text(json.dumps(meta, indent=2) + "\n")
+            os.rename(tmp / "done.json.tmp", tmp / "done.json")
+            if target.exists():
+                shutil.rmtree(target)
+            os.rename(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return load_crash_answers(target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``crash_oracle.py <scenario>``: build the sample and crash's answers, print their directory."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python samples/crash_oracle.py <scenario>   (e.g. oops-null, sysrq-c)", file=sys.stderr)
+        return 2
+    repo_root = str(_HERE.parent)
+    if repo_root not in sys.path:
+        sys.path.insert(0, repo_root)
+    from samples.sample_store import ensure_sample
+
+    try:
+        sample = ensure_sample(args[0])
+        answers = ensure_crash_answers(sample)
+    except CrashOracleError as e:
+        print(f"crash_oracle: {e}", file=sys.stderr)
+        return 1
+    directory = answers_dir(sample)
+    print(directory)
+    print(f"crash_oracle: {len(answers)} answers: {', '.join(sorted(answers))}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

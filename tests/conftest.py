@@ -1,0 +1,80 @@
+"""Shared fixtures: the sample vmcores and crash's answers about them.
+
+A test that needs a dump asks for one of these fixtures; the sample is built if it is missing
+(``samples.sample_store.ensure_sample``), never skipped.  Samples and crash's answers are cached
+outside the clone, so only the first run pays for building them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))  # makes ``samples`` and ``tests`` importable
+
+if TYPE_CHECKING:
+    from samples.sample_store import Sample
+
+SCENARIOS = ("oops-null", "sysrq-c")
+
+_samples: dict[str, Sample] = {}
+_answers: dict[str, dict[str, str]] = {}
+
+
+def get_sample(scenario: str) -> Sample:
+    """Build (or reuse) the sample of ``scenario`` once per test session."""
+    if scenario not in _samples:
+        from samples.sample_store import ensure_sample
+
+        _samples[scenario] = ensure_sample(scenario)
+    return _samples[scenario]
+
+
+def get_crash_answers(scenario: str) -> dict[str, str]:
+    """crash's answers about the sample of ``scenario`` ({command name: output}), once per session."""
+    if scenario not in _answers:
+        from samples.crash_oracle import ensure_crash_answers
+
+        _answers[scenario] = ensure_crash_answers(get_sample(scenario))
+    return _answers[scenario]
+
+
+@pytest.fixture(scope="session")
+def sample_oops() -> Sample:
+    """The ``oops-null`` sample: a NULL dereference in the labbug module, from write()."""
+    return get_sample("oops-null")
+
+
+@pytest.fixture(scope="session")
+def sample_sysrq() -> Sample:
+    """The ``sysrq-c`` sample: ``echo c > /proc/sysrq-trigger`` from a shell."""
+    return get_sample("sysrq-c")
+
+
+@pytest.fixture(scope="session", params=SCENARIOS)
+def sample(request: pytest.FixtureRequest) -> Sample:
+    """Every sample in turn (tests using it run once per scenario)."""
+    return get_sample(request.param)
+
+
+@pytest.fixture(scope="session")
+def crash_answers(sample: Sample) -> dict[str, str]:
+    """crash's answers about ``sample``: {name: output}, names as in ``samples.crash_oracle``."""
+    return get_crash_answers(sample.scenario)
+
+
+@pytest.fixture(scope="session")
+def crash_oops(sample_oops: Sample) -> dict[str, str]:
+    """crash's answers about the ``oops-null`` sample."""
+    return get_crash_answers(sample_oops.scenario)
+
+
+@pytest.fixture(scope="session")
+def crash_sysrq(sample_sysrq: Sample) -> dict[str, str]:
+    """crash's answers about the ``sysrq-c`` sample."""
+    return get_crash_answers(sample_sysrq.scenario)

@@ -1,0 +1,308 @@
+"""Parse the text that the ``crash`` utility prints, so tests can compare it with ours.
+
+crash is the oracle of every test that checks what the adapter says about a dump.  Its output is
+made for people (aligned columns, banners, register dumps), so this module turns each command's
+output into small records once, and every test compares records instead of re-parsing text.
+Formats follow crash 8.0.6 (``task.c``'s ``show_ps_data``, ``kernel.c``'s module list,
+``x86_64.c``'s back trace printer).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+__all__ = [
+    "BtException",
+    "BtFrame",
+    "LogLine",
+    "ModRow",
+    "PsRow",
+    "TaskBt",
+    "parse_bt",
+    "parse_log",
+    "parse_mod",
+    "parse_ps",
+    "parse_sys",
+    "split_tasks",
+    "CRASH_STATE_TO_LETTER",
+]
+
+# crash's two-letter task states and the one-letter form the kernel (and drgn's ps) uses.
+CRASH_STATE_TO_LETTER: dict[str, str] = {
+    "RU": "R",
+    "IN": "S",
+    "UN": "D",
+    "ST": "T",
+    "TR": "t",
+    "ZO": "Z",
+    "DE": "X",
+    "SW": "W",
+    "WA": "W",
+    "PA": "P",
+    "ID": "I",
+    "NE": "N",
+}
+
+
+@dataclass(frozen=True)
+class PsRow:
+    """One row of crash's ``ps``."""
+
+    active: bool  # crash's ">" marker: the task is running on a CPU at the time of the dump
+    pid: int
+    ppid: int
+    cpu: int
+    task: int  # address of the task_struct
+    state: str  # crash's two-letter state (RU, IN, UN, ID, ...)
+    mem_percent: float
+    vsz_kb: int
+    rss_kb: int
+    comm: str  # as printed: kernel threads in brackets, e.g. "[kworker/0:1]"
+
+    @property
+    def is_kernel_thread(self) -> bool:
+        return self.comm.startswith("[") and self.comm.endswith("]")
+
+    @property
+    def name(self) -> str:
+        """The task's comm without crash's brackets for kernel threads."""
+        return self.comm[1:-1] if self.is_kernel_thread else self.comm
+
+
+_PS_ROW = re.compile(
+    r"^(?P<mark>[>\- ])\s*(?P<pid>\d+)\s+(?P<ppid>\d+)\s+(?P<cpu>\d+)\s+(?P<task>[0-9a-f]+)\s+"
+    r"(?P<st>[A-Z]{2})\s+(?P<mem>[\d.]+)\s+(?P<vsz>\d+)\s+(?P<rss>\d+)\s+(?P<comm>.*?)\s*$"
+)
+
+
+def parse_ps(text: str) -> list[PsRow]:
+    """Parse crash's ``ps`` output into rows; raise ValueError on a line that is not a row."""
+    rows: list[PsRow] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("PID"):
+            continue
+        m = _PS_ROW.match(line)
+        if m is None:
+            raise ValueError(f"not a crash ps row: {line!r}")
+        rows.append(
+            PsRow(
+                active=m["mark"] == ">",
+                pid=int(m["pid"]),
+                ppid=int(m["ppid"]),
+                cpu=int(m["cpu"]),
+                task=int(m["task"], 16),
+                state=m["st"],
+                mem_percent=float(m["mem"]),
+                vsz_kb=int(m["vsz"]),
+                rss_kb=int(m["rss"]),
+                comm=m["comm"],
+            )
+        )
+    return rows
+
+
+_SYS_FIELD = re.compile(r"^\s*(?P<key>[A-Z][A-Z ]*[A-Z]): (?P<value>.*)$")
+
+
+def parse_sys(text: str) -> dict[str, str]:
+    """Parse crash's ``sys`` output into {FIELD: value}, e.g. ``{"TASKS": "335", ...}``.
+
+    A line that is not ``KEY: value`` continues the previous field (joined with a newline).
+    """
+    fields: dict[str, str] = {}
+    last: str | None = None
+    for line in text.splitlines():
+        m = _SYS_FIELD.match(line)
+        if m:
+            last = m["key"]
+            fields[last] = m["value"].strip()
+        elif line.strip() and last is not None:
+            fields[last] += "\n" + line.strip()
+    return fields
+
+
+@dataclass(frozen=True)
+class ModRow:
+    """One row of crash's ``mod``."""
+
+    module: int  # address of struct module
+    name: str
+    base: int  # TEXT_BASE (or BASE on kernels before module memory regions)
+    size: int
+    object_file: str | None  # None when crash printed "(not loaded)"
+
+
+def parse_mod(text: str) -> list[ModRow]:
+    """Parse crash's ``mod`` output into rows."""
+    rows: list[ModRow] = []
+    for line in text.splitlines():
+        parts = line.split(None, 4)
+        if len(parts) < 4 or parts[0] == "MODULE":
+            continue
+        try:
+            module, base, size = int(parts[0], 16), int(parts[2], 16), int(parts[3])
+        except ValueError as e:
+            raise ValueError(f"not a crash mod row: {line!r}") from e
+        rest = parts[4].strip() if len(parts) > 4 else ""
+        obj = None if rest.startswith("(not loaded)") or not rest else rest
+        rows.append(ModRow(module=module, name=parts[1], base=base, size=size, object_file=obj))
+    return rows
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of crash's ``log`` (or ``log -T``)."""
+
+    timestamp: str | None  # the text between the brackets: "   12.345678" or a -T date
+    text: str
+
+    @property
+    def seconds(self) -> float | None:
+        """The timestamp in seconds since boot (plain ``log`` only)."""
+        try:
+            return float(self.timestamp) if self.timestamp is not None else None
+        except ValueError:
+            return None
+
+
+_LOG_LINE = re.compile(r"^\[(?P<ts>[^\]]*)\] ?(?P<text>.*)$")
+
+
+def parse_log(text: str) -> list[LogLine]:
+    """Parse crash's ``log`` output; lines without a ``[timestamp]`` prefix keep ``None``."""
+    out: list[LogLine] = []
+    for line in text.splitlines():
+        m = _LOG_LINE.match(line)
+        if m:
+            out.append(LogLine(timestamp=m["ts"], text=m["text"]))
+        elif line:
+            out.append(LogLine(timestamp=None, text=line))
+    return out
+
+
+@dataclass(frozen=True)
+class BtFrame:
+    """One ``#N [sp] function at address`` line of crash's ``bt``."""
+
+    level: int
+    sp: int
+    symbol: str  # as crash prints it: may carry .cold/.isra.N suffixes
+    address: int
+    module: str | None  # "[labbug]" suffix
+    file: str | None = None  # from ``bt -l``
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class BtException:
+    """An ``[exception RIP: symbol+offset]`` block, and where it sits among the frames."""
+
+    symbol: str  # without the +offset
+    offset: int
+    before_level: int  # number of frames printed before this block
+    registers: dict[str, int] = field(default_factory=dict)
+    file: str | None = None  # from ``bt -l``, when crash prints a line after the block
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskBt:
+    """The back trace of one task, as ``bt``, ``bt -a`` and ``foreach bt`` print it."""
+
+    pid: int
+    task: int
+    cpu: int | None
+    comm: str
+    frames: list[BtFrame]
+    exceptions: list[BtException]
+    text: str
+
+    @property
+    def functions(self) -> list[str]:
+        return [f.symbol for f in self.frames]
+
+
+_BT_HEADER = re.compile(
+    r"^PID:\s*(?P<pid>\d+)\s+TASK:\s*(?P<task>[0-9a-f]+)\s+(?:CPU:\s*(?P<cpu>\d+|-)?\s+)?"
+    r"COMMAND:\s*\"(?P<comm>.*)\""
+)
+_BT_FRAME = re.compile(
+    r"^\s*#(?P<level>\d+)\s+\[\s*(?P<sp>[0-9a-f]+)\]\s+(?P<sym>\S+)\s+at\s+(?P<addr>[0-9a-f]+)"
+    r"(?:\s+\[(?P<mod>[^\]]+)\])?"
+)
+_BT_EXCEPTION = re.compile(r"^\s*\[exception RIP: (?P<sym>[^\]+]+)(?:\+(?P<off>(?:0x)?[0-9a-f]+))?\]")
+_BT_SOURCE = re.compile(r"^\s+(?P<file>/\S+|\S+\.[chS]): (?P<line>\d+)\s*$")
+_BT_REGS = re.compile(r"([A-Z0-9_]+):\s+([0-9a-f]+)")
+
+
+def split_tasks(text: str) -> list[str]:
+    """Split ``bt -a`` / ``foreach bt`` output into one chunk of text per task (header first)."""
+    chunks: list[list[str]] = []
+    for line in text.splitlines():
+        if _BT_HEADER.match(line):
+            chunks.append([line])
+        elif chunks:
+            chunks[-1].append(line)
+    return ["\n".join(c).rstrip() + "\n" for c in chunks]
+
+
+def _parse_offset(s: str | None) -> int:
+    if not s:
+        return 0
+    return int(s, 16) if s.startswith("0x") else int(s)
+
+
+def _parse_one_task(chunk: str) -> TaskBt:
+    lines = chunk.splitlines()
+    header = _BT_HEADER.match(lines[0])
+    if header is None:
+        raise ValueError(f"not a crash bt header: {lines[0]!r}")
+    frames: list[BtFrame] = []
+    exceptions: list[BtException] = []
+    # What the next "file: line" line of bt -l belongs to.
+    last: str | None = None
+    for line in lines[1:]:
+        if m := _BT_FRAME.match(line):
+            frames.append(
+                BtFrame(
+                    level=int(m["level"]),
+                    sp=int(m["sp"], 16),
+                    symbol=m["sym"],
+                    address=int(m["addr"], 16),
+                    module=m["mod"],
+                )
+            )
+            last = "frame"
+        elif m := _BT_EXCEPTION.match(line):
+            exceptions.append(
+                BtException(symbol=m["sym"], offset=_parse_offset(m["off"]), before_level=len(frames))
+            )
+            last = "exception"
+        elif m := _BT_SOURCE.match(line):
+            where, lineno = m["file"], int(m["line"])
+            if last == "frame" and frames[-1].file is None:
+                frames[-1] = replace(frames[-1], file=where, line=lineno)
+            elif last in ("exception", "regs") and exceptions and exceptions[-1].file is None:
+                exceptions[-1] = replace(exceptions[-1], file=where, line=lineno)
+        elif exceptions and last in ("exception", "regs") and _BT_REGS.search(line):
+            exceptions[-1].registers.update((k, int(v, 16)) for k, v in _BT_REGS.findall(line))
+            last = "regs"
+    cpu = header["cpu"]
+    return TaskBt(
+        pid=int(header["pid"]),
+        task=int(header["task"], 16),
+        cpu=int(cpu) if cpu and cpu != "-" else None,
+        comm=header["comm"],
+        frames=frames,
+        exceptions=exceptions,
+        text=chunk,
+    )
+
+
+def parse_bt(text: str) -> list[TaskBt]:
+    """Parse the output of ``bt``, ``bt -l``, ``bt -a`` or ``foreach bt`` into one TaskBt per task."""
+    chunks = split_tasks(text)
+    if not chunks:
+        raise ValueError("no 'PID: ... TASK: ...' header in crash bt output")
+    return [_parse_one_task(c) for c in chunks]

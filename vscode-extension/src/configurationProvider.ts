@@ -1,0 +1,117 @@
+/**
+ * Fills in and checks `vmcore` launch configurations before a session starts.
+ *
+ * - F5 with no launch.json: offers a file dialog to pick the vmcore (cancel = no session).
+ * - After variable substitution: makes paths absolute, checks them on disk, and checks the adapter
+ *   can be started. Anything wrong is explained in a notification with the action that fixes it
+ *   ("Open launch.json", "Open Settings"), and the session does not start, because VS Code would
+ *   otherwise show an adapter that died at launch as an empty Call Stack.
+ */
+import * as path from 'path';
+import * as vscode from 'vscode';
+
+import { findAdapter } from './adapterDescriptorFactory';
+import { AdapterNotFoundError } from './adapterLocator';
+import { DEBUG_TYPE, VmcoreLaunchConfig } from './launchConfig';
+import { validateLaunchConfig } from './launchValidation';
+import { notify } from './notifications';
+
+export const PICK_VMCORE_COMMAND = 'vmcore-dap.pickVmcore';
+
+/** Ask for a vmcore with a file dialog; the path, or undefined when cancelled. */
+export async function pickVmcore(folder?: vscode.WorkspaceFolder): Promise<string | undefined> {
+    const picked = await vscode.window.showOpenDialog({
+        canSelectFiles: true,
+        canSelectFolders: false,
+        canSelectMany: false,
+        openLabel: 'Open vmcore',
+        title: 'Open a Linux kernel crash dump (vmcore)',
+        defaultUri: folder?.uri ?? vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file('/var/crash'),
+    });
+    return picked?.[0]?.fsPath;
+}
+
+/** A launch configuration for one vmcore file, as the Explorer menu and the F5 prompt make it. */
+export function configurationFor(vmcore: string): VmcoreLaunchConfig {
+    return {
+        type: DEBUG_TYPE,
+        request: 'launch',
+        name: `vmcore: ${path.basename(vmcore)}`,
+        vmcore,
+        stopOnPanic: true,
+    };
+}
+
+export class VmcoreConfigurationProvider implements vscode.DebugConfigurationProvider {
+    constructor(
+        private readonly extensionDir: string,
+        private readonly log: vscode.LogOutputChannel,
+    ) {}
+
+    async resolveDebugConfiguration(
+        folder: vscode.WorkspaceFolder | undefined,
+        config: vscode.DebugConfiguration,
+    ): Promise<vscode.DebugConfiguration | undefined> {
+        if (!config.type && !config.request && !config.name) {
+            // F5 without launch.json.
+            const vmcore = await pickVmcore(folder);
+            if (vmcore === undefined) {
+                this.log.info('no vmcore picked: debugging not started');
+                return undefined;
+            }
+            return configurationFor(vmcore);
+        }
+        return config;
+    }
+
+    async resolveDebugConfigurationWithSubstitutedVariables(
+        folder: vscode.WorkspaceFolder | undefined,
+        debugConfig: vscode.DebugConfiguration,
+    ): Promise<vscode.DebugConfiguration | undefined> {
+        const { config, problems } = validateLaunchConfig(debugConfig as VmcoreLaunchConfig, folder?.uri.fsPath);
+        this.log.info(`launch '${config.name}': vmcore ${config.vmcore ?? '(none)'}`);
+        const errors = problems.filter((p) => p.severity === 'error');
+        for (const warning of problems.filter((p) => p.severity === 'warning')) {
+            void notify('warning', warning.message, ['Open launch.json'], this.log, { folder });
+        }
+        if (errors.length > 0) {
+            for (const extra of errors.slice(1)) {
+                this.log.error(extra.message);
+            }
+            const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem(s): see Output › vmcore)` : '';
+            void notify('error', errors[0].message + more, ['Open launch.json', 'Show Log'], this.log, { folder });
+            return undefined;
+        }
+        try {
+            await findAdapter(config, folder, this.extensionDir, this.log);
+        } catch (e) {
+            if (e instanceof AdapterNotFoundError) {
+                const actions = e.installCommand !== undefined
+                    ? (['Open Settings', 'Copy Install Command', 'Show Log'] as const)
+                    : (['Open Settings', 'Show Log'] as const);
+                void notify('error', e.message, [...actions], this.log, {
+                    folder,
+                    setting: e.setting,
+                    installCommand: e.installCommand,
+                });
+                return undefined;
+            }
+            throw e;
+        }
+        return config;
+    }
+}
+
+/** Offers "pick a vmcore" in the Run and Debug view's dropdown, without a launch.json. */
+export class VmcoreDynamicConfigurationProvider implements vscode.DebugConfigurationProvider {
+    provideDebugConfigurations(): vscode.DebugConfiguration[] {
+        return [
+            {
+                type: DEBUG_TYPE,
+                request: 'launch',
+                name: 'Open a vmcore…',
+                vmcore: `\${command:${PICK_VMCORE_COMMAND}}`,
+            },
+        ];
+    }
+}

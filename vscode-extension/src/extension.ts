@@ -1,0 +1,54 @@
+/**
+ * Activation: registers the `vmcore` debug type's providers, the adapter factory and the commands.
+ *
+ * Everything the extension says goes to one Output channel, "vmcore", so a failed start can be
+ * diagnosed from a single place (adapter choice, validation, the adapter's stderr).
+ */
+import * as vscode from 'vscode';
+
+import { VmcoreAdapterDescriptorFactory } from './adapterDescriptorFactory';
+import {
+    configurationFor,
+    PICK_VMCORE_COMMAND,
+    pickVmcore,
+    VmcoreConfigurationProvider,
+    VmcoreDynamicConfigurationProvider,
+} from './configurationProvider';
+import { DEBUG_TYPE } from './launchConfig';
+
+export function activate(context: vscode.ExtensionContext): void {
+    const log = vscode.window.createOutputChannel('vmcore', { log: true });
+    const extensionDir = context.extensionUri.fsPath;
+    log.info(`vmcore-dap extension ${String(context.extension.packageJSON.version)} activated from ${extensionDir}`);
+
+    context.subscriptions.push(
+        log,
+        vscode.debug.registerDebugConfigurationProvider(
+            DEBUG_TYPE,
+            new VmcoreConfigurationProvider(extensionDir, log),
+        ),
+        vscode.debug.registerDebugConfigurationProvider(
+            DEBUG_TYPE,
+            new VmcoreDynamicConfigurationProvider(),
+            vscode.DebugConfigurationProviderTriggerKind.Dynamic,
+        ),
+        vscode.debug.registerDebugAdapterDescriptorFactory(
+            DEBUG_TYPE,
+            new VmcoreAdapterDescriptorFactory(extensionDir, log),
+        ),
+        vscode.commands.registerCommand(PICK_VMCORE_COMMAND, () => pickVmcore()),
+        vscode.commands.registerCommand('vmcore-dap.openVmcore', async (uri?: vscode.Uri) => {
+            const vmcore = uri?.fsPath ?? (await pickVmcore());
+            if (vmcore === undefined) {
+                return;
+            }
+            const folder = uri !== undefined ? vscode.workspace.getWorkspaceFolder(uri) : undefined;
+            await vscode.debug.startDebugging(folder, configurationFor(vmcore));
+        }),
+        vscode.commands.registerCommand('vmcore-dap.showOutput', () => log.show(true)),
+    );
+}
+
+export function deactivate(): void {
+    // Sessions and child processes are disposed through context.subscriptions and VS Code.
+}

@@ -1,0 +1,122 @@
+/**
+ * Gets a sample vmcore from the samples store (building it when it is missing), via the Python
+ * loader `samples.sample_store.ensure_sample`, and the launch configuration that opens it.
+ * A missing sample is built, never skipped: the first run may take many minutes.
+ */
+import { spawn } from 'child_process';
+
+import { repoRoot, venvPython } from './repo';
+
+/** What the tests need from `samples.sample_store.Sample` (see the sample manifest contract). */
+export interface SampleInfo {
+    scenario: string;
+    dir: string;
+    vmcore: string;
+    vmlinux: string;
+    debugInfoDir: string;
+    debugInfo: string[];
+    moduleSourceDir: string;
+    kernelRelease: string;
+    /** Unpacked kernel source tree when the cache has it (samples.kernel_source), else null. */
+    kernelSource: string | null;
+    expected: SampleExpectations;
+}
+
+export interface SampleExpectations {
+    panic: string;
+    oops_line: string;
+    crashed_pid: number;
+    crashed_comm: string;
+    crashed_cpu: number;
+    function: string;
+    file: string;
+    line: number;
+    locals?: Record<string, string | number>;
+    mutex_holder_pid?: number;
+    d_state_pids?: number[];
+    min_tasks: number;
+    [key: string]: unknown;
+}
+
+const MARKER = 'VMCORE_DAP_SAMPLE_JSON ';
+
+const LOADER = `
+import json, sys
+from samples.sample_store import ensure_sample
+sample = ensure_sample(sys.argv[1])
+kernel_source = None
+try:
+    from samples.kernel_source import debian_version_of_vmlinux, kernel_source_dir
+    tree = kernel_source_dir(debian_version_of_vmlinux(sample.vmlinux))
+    kernel_source = str(tree) if tree is not None else None
+except Exception as e:  # the source tree only improves the session; say why it is absent
+    print(f"no kernel source tree for the sample: {e}", file=sys.stderr)
+print(${JSON.stringify(MARKER)} + json.dumps({
+    "scenario": sample.scenario,
+    "dir": str(sample.dir),
+    "vmcore": str(sample.vmcore),
+    "vmlinux": str(sample.vmlinux),
+    "debugInfoDir": str(sample.debug_info_dir),
+    "debugInfo": [str(p) for p in sample.debug_info],
+    "moduleSourceDir": str(sample.module_source_dir),
+    "kernelRelease": sample.kernel_release,
+    "kernelSource": kernel_source,
+    "expected": sample.expected,
+}), flush=True)
+`;
+
+/** Ensure the sample `scenario` exists and describe it; rejects with the loader's own error. */
+export function loadSample(scenario: string): Promise<SampleInfo> {
+    return new Promise((resolve, reject) => {
+        const child = spawn(venvPython(), ['-c', LOADER, scenario], {
+            cwd: repoRoot(),
+            env: { ...process.env, PYTHONPATH: repoRoot() },
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+        child.stderr.on('data', (d: Buffer) => {
+            stderr += d.toString('utf8');
+            process.stderr.write(d); // build progress, when the sample has to be built
+        });
+        child.on('error', reject);
+        child.on('exit', (code) => {
+            const line = stdout.split('\n').find((l) => l.startsWith(MARKER));
+            if (code !== 0 || line === undefined) {
+                const tail = stderr.trim().split('\n').slice(-15).join('\n');
+                reject(new Error(`ensure_sample('${scenario}') failed (exit ${code}):\n${tail}`));
+                return;
+            }
+            resolve(JSON.parse(line.slice(MARKER.length)) as SampleInfo);
+        });
+    });
+}
+
+/** The `vmcore` launch configuration that opens `sample` with all its debug info. */
+export function launchArguments(sample: SampleInfo, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    const args: Record<string, unknown> = {
+        type: 'vmcore',
+        request: 'launch',
+        name: `vmcore: ${sample.scenario}`,
+        vmcore: sample.vmcore,
+        vmlinux: sample.vmlinux,
+        debugInfo: sample.debugInfo,
+        debugInfoDirectories: [sample.debugInfoDir],
+        stopOnPanic: true,
+        ...extra,
+    };
+    if (sample.kernelSource !== null) {
+        args.sourceRoot = sample.kernelSource;
+    }
+    return args;
+}
+
+/** True when the adapter's rendering of a value shows `expected` (decimal or hex for numbers). */
+export function valueMatches(shown: string, expected: string | number): boolean {
+    if (typeof expected === 'number') {
+        const numbers = shown.match(/-?0x[0-9a-f]+|-?\d+/gi) ?? [];
+        return numbers.some((n) => Number(n.startsWith('-') ? -Number(n.slice(1)) : Number(n)) === expected);
+    }
+    return shown.includes(expected);
+}

@@ -1,0 +1,97 @@
+/**
+ * package.json against the adapter contract and the packaging rules: the launch attributes are exactly
+ * the contract's, each documented with a default; engines.vscode admits 1.100.3 (the real-VS-Code test)
+ * and @types/vscode is not newer than engines.vscode (vsce refuses to package otherwise).
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { LAUNCH_ATTRIBUTES } from '../../src/launchConfig';
+import { extensionDir } from '../support/repo';
+
+interface Manifest {
+    engines: { vscode: string };
+    devDependencies: Record<string, string>;
+    contributes: {
+        debuggers: {
+            type: string;
+            label: string;
+            configurationAttributes: { launch: { required: string[]; properties: Record<string, { description?: string; default?: unknown }> } };
+            initialConfigurations: Record<string, unknown>[];
+            configurationSnippets: { label: string; body: Record<string, unknown> }[];
+        }[];
+        menus: { 'explorer/context': { command: string; when: string }[] };
+    };
+}
+
+const manifest = JSON.parse(fs.readFileSync(path.join(extensionDir(), 'package.json'), 'utf8')) as Manifest;
+
+function version(spec: string): number[] {
+    const m = /(\d+)\.(\d+)\.(\d+)/.exec(spec);
+    assert.ok(m, `no version in '${spec}'`);
+    return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
+function compare(a: number[], b: number[]): number {
+    for (let i = 0; i < 3; i++) {
+        if (a[i] !== b[i]) {
+            return a[i] - b[i];
+        }
+    }
+    return 0;
+}
+
+describe('package.json', () => {
+    const debuggerEntry = manifest.contributes.debuggers.find((d) => d.type === 'vmcore');
+
+    it('contributes the vmcore debugger with the contract launch attributes, each documented', () => {
+        assert.ok(debuggerEntry);
+        assert.strictEqual(debuggerEntry.label, 'Linux vmcore (drgn)');
+        const launch = debuggerEntry.configurationAttributes.launch;
+        assert.deepStrictEqual(Object.keys(launch.properties).sort(), [...LAUNCH_ATTRIBUTES].sort());
+        assert.deepStrictEqual(launch.required, ['vmcore']);
+        for (const [name, prop] of Object.entries(launch.properties)) {
+            assert.ok(prop.description && prop.description.length > 20, `${name} has a description`);
+            assert.ok('default' in prop, `${name} has a default`);
+        }
+        assert.deepStrictEqual(launch.properties.debugInfoDirectories.default, ['/usr/lib/debug']);
+        assert.strictEqual(launch.properties.stopOnPanic.default, true);
+    });
+
+    it('has the three snippets and an initial configuration that picks the vmcore', () => {
+        assert.ok(debuggerEntry);
+        const labels = debuggerEntry.configurationSnippets.map((s) => s.label);
+        for (const want of ['Open a vmcore', 'vmcore with explicit vmlinux', 'vmcore with a kernel source tree']) {
+            assert.ok(labels.some((l) => l.endsWith(want)), `snippet '${want}' in ${labels.join(', ')}`);
+        }
+        for (const snippet of debuggerEntry.configurationSnippets) {
+            for (const key of Object.keys(snippet.body)) {
+                assert.ok(['type', 'request', 'name', ...LAUNCH_ATTRIBUTES].includes(key), `snippet attribute ${key}`);
+            }
+        }
+        assert.strictEqual(debuggerEntry.initialConfigurations[0].vmcore, '${command:vmcore-dap.pickVmcore}');
+    });
+
+    it('allows VS Code 1.100.3, with @types/vscode no newer than engines.vscode', () => {
+        const engine = manifest.engines.vscode;
+        assert.ok(engine.startsWith('^1.'), `engines.vscode '${engine}' is a caret range on 1.x`);
+        assert.ok(compare(version(engine), [1, 100, 3]) <= 0, `engines.vscode '${engine}' admits 1.100.3`);
+        const types = manifest.devDependencies['@types/vscode'];
+        assert.ok(compare(version(types), version(engine)) <= 0, `@types/vscode ${types} <= engines ${engine}`);
+    });
+
+    it('offers "Open vmcore in debugger" on vmcore*, *.vmcore and dump.* only', () => {
+        const entry = manifest.contributes.menus['explorer/context'].find((m) => m.command === 'vmcore-dap.openVmcore');
+        assert.ok(entry);
+        const m = /resourceFilename =~ \/(.*)\/$/.exec(entry.when);
+        assert.ok(m, `when clause '${entry.when}'`);
+        const re = new RegExp(m[1]);
+        for (const yes of ['vmcore', 'vmcore.202501011200', 'vmcore-incomplete', 'web1.vmcore', 'dump.202501011200']) {
+            assert.ok(re.test(yes), `${yes} matches`);
+        }
+        for (const no of ['vmlinux', 'dmesg.txt', 'mydump', 'core.vmcore.txt']) {
+            assert.ok(!re.test(no), `${no} does not match`);
+        }
+    });
+});

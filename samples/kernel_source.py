@@ -1,0 +1,132 @@
+"""Fetch and unpack Debian's ``linux-source-6.1`` tree that matches a sample's kernel, into the cache.
+
+Why: the debug info of a Debian kernel names its sources relative to the build directory
+(``kernel/kthread.c``), and the Debian package that holds exactly that tree is ``linux-source-6.1``
+(a ~140 MB ``.tar.xz`` of the patched source). With it unpacked, a launch configuration's
+``sourceRoot`` makes every kernel frame open in the editor at the right line.
+
+Layout (idempotent, keyed by the Debian package version, which names the tree exactly)::
+
+    $VMCORE_DAP_CACHE/kernel-source/<version>/linux-source-6.1/   the unpacked tree
+    $VMCORE_DAP_CACHE/kernel-source/<version>/.complete            written last
+
+The version comes from the kernel itself: ``linux_banner`` in the vmlinux ends in
+``Debian 6.1.192-2 (2025-…)``, the version of the ``linux`` source package the image was built from.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "KernelSourceError",
+    "PACKAGE",
+    "debian_version_of_vmlinux",
+    "ensure_kernel_source",
+    "kernel_source_dir",
+]
+
+#: The Debian package holding the tree (its tarball unpacks to a directory of the same name).
+PACKAGE = "linux-source-6.1"
+
+_BANNER = re.compile(rb"Linux version (\S+) \([^\n]*?Debian (\d[\w.+~-]*) \(")
+
+
+class KernelSourceError(Exception):
+    """The tree cannot be fetched; the message says why and what to do."""
+
+
+def _cache_root() -> Path:
+    env = os.environ.get("VMCORE_DAP_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "vmcore-dap"
+
+
+def kernel_source_dir(version: str) -> Path | None:
+    """Return the unpacked tree for Debian package ``version`` if it is complete, else ``None``."""
+    base = _cache_root() / "kernel-source" / version
+    tree = base / PACKAGE
+    return tree if (base / ".complete").exists() and tree.is_dir() else None
+
+
+def debian_version_of_vmlinux(vmlinux: Path) -> str:
+    """Read the Debian package version out of the kernel's ``linux_banner``.
+
+    :raises KernelSourceError: for a vmlinux that is not a Debian build.
+    """
+    try:
+        with vmlinux.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            match = _BANNER.search(data)  # type: ignore[call-overload]
+    except OSError as e:
+        raise KernelSourceError(f"Cannot read {vmlinux}: {e.strerror} (check the path)") from e
+    if match is None:
+        raise KernelSourceError(
+            f"Cannot tell which Debian kernel {vmlinux} is: its linux_banner has no 'Debian <version>' "
+            "(pass the linux-source-6.1 package version explicitly)"
+        )
+    return match.group(2).decode()
+
+
+def _run(argv: list[str], cwd: Path, what: str) -> None:
+    try:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as e:
+        raise KernelSourceError(f"Cannot {what}: '{argv[0]}' is not installed") from e
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+        raise KernelSourceError(
+            f"Cannot {what}: '{' '.join(argv[:3])}' exited with {proc.returncode}\n{tail}"
+        )
+
+
+def _say(message: str) -> None:
+    print(f"[fetch-kernel-source] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_kernel_source(version: str) -> Path:
+    """Return the unpacked ``linux-source-6.1`` tree of Debian ``version``, fetching it if needed.
+
+    Downloads with ``apt-get download`` (the signed Debian index verifies it), extracts the ``.deb``
+    with ``dpkg-deb`` and the inner tarball with ``tar``, in a temporary directory next to the final
+    one, then renames it into place: an interrupted run never looks complete.
+    """
+    done = kernel_source_dir(version)
+    if done is not None:
+        return done
+    base = _cache_root() / "kernel-source" / version
+    base.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(base.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = kernel_source_dir(version)
+        if done is not None:
+            return done
+        with tempfile.TemporaryDirectory(prefix=f".tmp-{version}-", dir=base.parent) as tmp_name:
+            tmp = Path(tmp_name)
+            _say(f"downloading {PACKAGE}={version} (~140 MB)")
+            _run(["apt-get", "download", f"{PACKAGE}={version}"], tmp, f"download {PACKAGE} {version}")
+            debs = list(tmp.glob(f"{PACKAGE}_*.deb"))
+            if len(debs) != 1:
+                raise KernelSourceError(f"Cannot download {PACKAGE} {version}: apt-get left no .deb")
+            _run(["dpkg-deb", "-x", str(debs[0]), "deb"], tmp, f"extract {debs[0].name}")
+            tarballs = list((tmp / "deb" / "usr" / "src").glob(f"{PACKAGE}.tar.*"))
+            if len(tarballs) != 1:
+                raise KernelSourceError(f"Cannot unpack {debs[0].name}: no usr/src/{PACKAGE}.tar.* inside")
+            _say(f"unpacking {tarballs[0].name}")
+            (tmp / "out").mkdir()
+            _run(["tar", "-xf", str(tarballs[0]), "-C", "out"], tmp, f"unpack {tarballs[0].name}")
+            if not (tmp / "out" / PACKAGE / "Makefile").exists():
+                raise KernelSourceError(f"Cannot unpack {tarballs[0].name}: no {PACKAGE}/Makefile inside")
+            if base.exists():
+                shutil.rmtree(base)
+            (tmp / "out").rename(base)
+            (base / ".complete").write_text(f"{PACKAGE} {version}\n")
+    _say(f"ready: {base / PACKAGE}")
+    return base / PACKAGE

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * labbug - a deliberately buggy module for vmcore-dap's sample crash dumps.
+ *
+ * The guest's userspace drives it through three /proc files:
+ *
+ *   /proc/labbug/trigger  write "walk <counter>": labbug_walk() dereferences a
+ *                         NULL list head ("BUG: kernel NULL pointer dereference").
+ *   /proc/labbug/hold     the writer takes labbug_mutex and keeps it, sleeping
+ *                         interruptibly (state S) until it gets a signal.
+ *   /proc/labbug/wait     the writer blocks in mutex_lock(&labbug_mutex): D state.
+ *
+ * Every fact the sample builder needs is printed to the kernel log with a
+ * "labbug:" prefix, so it ends up in the dump's own dmesg.
+ *
+ * The builder finds the faulting line by the LABBUG-FAULT marker below and
+ * checks it against the RIP of the oops; the locals marked "guaranteed" are
+ * volatile or live after the fault, so -O2 cannot drop them.
+ */
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/uaccess.h>
+#include <linux/mutex.h>
+#include <linux/delay.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+#define LABBUG_NSAMPLES 4
+#define LABBUG_MSGLEN 32
+
+enum labbug_mode {
+	LABBUG_MODE_IDLE,
+	LABBUG_MODE_PARSE,
+	LABBUG_MODE_WALK,
+};
+
+struct labbug_node {
+	struct labbug_node *next;
+	int value;
+};
+
+struct labbug_device {
+	const char *name;
+	unsigned int magic;
+	unsigned long writes;
+	struct labbug_node *head;	/* never populated: the bug */
+};
+
+static struct labbug_device *labbug_dev;
+static DEFINE_MUTEX(labbug_mutex);
+static struct proc_dir_entry *labbug_dir;
+
+/* Keep the array's address escaping, so it must live in the frame. */
+static noinline int labbug_checksum(const volatile int *v, int n)
+{
+	int i, sum = 0;
+
+	for (i = 0; i < n; i++)
+		sum += v[i];
+	return sum;
+}
+
+static noinline int labbug_walk(struct labbug_device *dev,
+				const char __user *ubuf, size_t len)
+{
+	char msg[LABBUG_MSGLEN];			/* guaranteed */
+	volatile int samples[LABBUG_NSAMPLES];		/* guaranteed */
+	volatile enum labbug_mode mode = LABBUG_MODE_IDLE;	/* guaranteed */
+	volatile int counter = 0;			/* guaranteed */
+	size_t n = min(len, sizeof(msg) - 1);
+	int parsed = 0, i, total;
+
+	memset(msg, 0, sizeof(msg));
+	if (copy_from_user(msg, ubuf, n))
+		return -EFAULT;
+	mode = LABBUG_MODE_PARSE;
+	if (sscanf(msg, "walk %d", &parsed) != 1)
+		return -EINVAL;
+	counter = parsed;
+	for (i = 0; i < LABBUG_NSAMPLES; i++)
+		samples[i] = (i + 1) * (i + 1) * counter;
+	dev->writes++;
+	mode = LABBUG_MODE_WALK;
+
+	pr_info("labbug: walk pid=%d comm=%s cpu=%d mode=%d counter=%d msg=\"%s\" samples=%d,%d,%d,%d checksum=%d\n",
+		task_pid_nr(current), current->comm, raw_smp_processor_id(),
+		mode, counter, msg, samples[0], samples[1], samples[2],
+		samples[3], labbug_checksum(samples, LABBUG_NSAMPLES));
+
+	total = dev->head->value;	/* LABBUG-FAULT */
+
+	/* Never reached; keeps every guaranteed local live past the fault. */
+	pr_info("labbug: %s walked %d (mode %d, counter %d, first %d)\n",
+		msg, total, mode, counter, samples[0]);
+	return total;
+}
+
+static ssize_t labbug_trigger_write(struct file *file, const char __user *ubuf,
+				    size_t len, loff_t *ppos)
+{
+	int ret = labbug_walk(labbug_dev, ubuf, len);
+
+	return ret < 0 ? ret : len;
+}
+
+static ssize_t labbug_hold_write(struct file *file, const char __user *ubuf,
+				 size_t len, loff_t *ppos)
+{
+	mutex_lock(&labbug_mutex);
+	pr_info("labbug: hold pid=%d comm=%s acquired labbug_mutex\n",
+		task_pid_nr(current), current->comm);
+	while (!signal_pending(current))
+		msleep_interruptible(60 * 1000);
+	mutex_unlock(&labbug_mutex);
+	return len;
+}
+
+static ssize_t labbug_wait_write(struct file *file, const char __user *ubuf,
+				 size_t len, loff_t *ppos)
+{
+	pr_info("labbug: wait pid=%d comm=%s blocking on labbug_mutex\n",
+		task_pid_nr(current), current->comm);
+	mutex_lock(&labbug_mutex);
+	pr_info("labbug: wait pid=%d acquired labbug_mutex\n", task_pid_nr(current));
+	mutex_unlock(&labbug_mutex);
+	return len;
+}
+
+static const struct proc_ops labbug_trigger_ops = {
+	.proc_write = labbug_trigger_write,
+};
+
+static const struct proc_ops labbug_hold_ops = {
+	.proc_write = labbug_hold_write,
+};
+
+static const struct proc_ops labbug_wait_ops = {
+	.proc_write = labbug_wait_write,
+};
+
+static int __init labbug_init(void)
+{
+	labbug_dev = kzalloc(sizeof(*labbug_dev), GFP_KERNEL);
+	if (!labbug_dev)
+		return -ENOMEM;
+	labbug_dev->name = "labbug0";
+	labbug_dev->magic = 0x1abb06;
+
+	labbug_dir = proc_mkdir("labbug", NULL);
+	if (!labbug_dir ||
+	    !proc_create("trigger", 0200, labbug_dir, &labbug_trigger_ops) ||
+	    !proc_create("hold", 0200, labbug_dir, &labbug_hold_ops) ||
+	    !proc_create("wait", 0200, labbug_dir, &labbug_wait_ops)) {
+		proc_remove(labbug_dir);
+		kfree(labbug_dev);
+		return -ENOMEM;
+	}
+	pr_info("labbug: loaded, device %s at %px\n", labbug_dev->name, labbug_dev);
+	return 0;
+}
+
+static void __exit labbug_exit(void)
+{
+	proc_remove(labbug_dir);
+	kfree(labbug_dev);
+}
+
+module_init(labbug_init);
+module_exit(labbug_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Deliberately buggy module for vmcore-dap sample dumps");

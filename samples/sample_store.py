@@ -1,0 +1,142 @@
+"""Load sample vmcores from the cache, building them when missing: the tests' entry point.
+
+    from sample_store import ensure_sample        # samples/ on sys.path
+    sample = ensure_sample("oops-null")
+    sample.vmcore, sample.vmlinux, sample.expected["crashed_pid"]
+
+Importable both as ``sample_store`` (with ``samples/`` on ``sys.path``) and as
+``samples.sample_store`` (with the repository root on it). A build runs
+``make-vmcore`` in a subprocess so its progress lines reach the terminal and a
+failure reports make-vmcore's own message.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:
+    sys.path.insert(0, str(_HERE))
+
+from vmcore_builder.build import sample_dir_for as _sample_dir_for  # noqa: E402
+from vmcore_builder.common import SCENARIOS, BuildError  # noqa: E402
+from vmcore_builder.hashing import builder_hash as _builder_hash  # noqa: E402
+from vmcore_builder.kernel import pick_kernel  # noqa: E402
+from vmcore_builder.manifest import MANIFEST_NAME, load_manifest  # noqa: E402
+
+__all__ = [
+    "SCENARIOS",
+    "MAKE_VMCORE",
+    "Sample",
+    "SampleError",
+    "builder_hash",
+    "ensure_sample",
+    "load_sample",
+    "sample_dir_for",
+]
+
+#: The builder script ensure_sample() runs.
+MAKE_VMCORE = _HERE / "make-vmcore"
+
+#: Raised when a sample cannot be loaded or built; the message says why and what to do.
+SampleError = BuildError
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A complete sample: its files as absolute paths, and the facts it guarantees."""
+
+    dir: Path
+    scenario: str
+    kernel_release: str
+    vmcore: Path
+    vmcore_elf: Path
+    dmesg: Path
+    console_log: Path
+    vmlinux: Path
+    debug_info_dir: Path
+    debug_info: list[Path]
+    module_source_dir: Path
+    expected: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def builder_hash() -> str:
+    """Return the hash part of today's sample directory names (builder files + kernel version)."""
+    return _builder_hash(pick_kernel().version)
+
+
+def sample_dir_for(scenario: str) -> Path:
+    """Return the cache directory of ``scenario`` for today's builder and kernel."""
+    return _sample_dir_for(scenario)
+
+
+def _abs(base: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else base / path
+
+
+def load_sample(sample_dir: Path) -> Sample:
+    """Load a complete sample directory (one with a manifest)."""
+    m = load_manifest(sample_dir)
+    return Sample(
+        dir=sample_dir,
+        scenario=m["scenario"],
+        kernel_release=m["kernel_release"],
+        vmcore=_abs(sample_dir, m["vmcore"]),
+        vmcore_elf=_abs(sample_dir, m["vmcore_elf"]),
+        dmesg=_abs(sample_dir, m["dmesg"]),
+        console_log=_abs(sample_dir, m["console_log"]),
+        vmlinux=_abs(sample_dir, m["vmlinux"]),
+        debug_info_dir=_abs(sample_dir, m["debug_info_dir"]),
+        debug_info=[_abs(sample_dir, p) for p in m["debug_info"]],
+        module_source_dir=_abs(sample_dir, m["module_source_dir"]),
+        expected=m["expected"],
+        manifest=m,
+    )
+
+
+def _run_make_vmcore(scenario: str) -> None:
+    """Run make-vmcore, echoing its progress to stderr; raise with its error on failure."""
+    tail: deque[str] = deque(maxlen=12)
+    with subprocess.Popen(
+        [sys.executable, str(MAKE_VMCORE), scenario],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            tail.append(line.rstrip())
+    if proc.returncode != 0:
+        errors = [line for line in tail if not line.startswith("[make-vmcore]")] or list(tail)
+        raise SampleError(
+            f"Cannot build the '{scenario}' sample (make-vmcore exited with "
+            f"{proc.returncode}):\n" + "\n".join(errors)
+        )
+
+
+def ensure_sample(scenario: str) -> Sample:
+    """Return ``scenario``'s sample, building it first if the cache lacks it (minutes).
+
+    :raises SampleError: unknown scenario, or the build failed (message from make-vmcore).
+    """
+    if scenario not in SCENARIOS:
+        raise SampleError(f"Unknown sample scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    sample_dir = sample_dir_for(scenario)
+    if not (sample_dir / MANIFEST_NAME).exists():
+        _run_make_vmcore(scenario)
+    sample = load_sample(sample_dir)
+    for path in (sample.vmcore, sample.vmcore_elf, sample.vmlinux, *sample.debug_info):
+        if not path.exists():
+            raise SampleError(
+                f"Sample '{scenario}' at {sample_dir} is missing {path} "
+                f"(delete {sample_dir} and rebuild with '{MAKE_VMCORE} {scenario}')"
+            )
+    return sample

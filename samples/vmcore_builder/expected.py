@@ -1,0 +1,151 @@
+"""Derive each scenario's ``expected`` block from the dump's dmesg, cross-checked.
+
+Every value comes from something the guest or the kernel printed (or from the
+module source's markers) and is checked against a second source where one
+exists: the guest's LABFACT records against the kernel's ``CPU/PID/Comm`` line,
+the LABBUG-FAULT marker against the oops RIP mapped through the DWARF line table.
+A disagreement is a build error, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .common import BuildError
+from .facts import (
+    Frame,
+    LabFact,
+    crash_context,
+    enum_names,
+    find_line,
+    kv_pairs,
+    lab_facts,
+    panic_caller,
+    panic_string,
+    rip_frame,
+)
+
+__all__ = ["LineResolver", "expected_oops_null", "expected_sysrq_c"]
+
+#: Maps a frame to (source file basename, line), via addr2line on the right ELF.
+LineResolver = Callable[[Frame], tuple[str, int]]
+
+FAULT_MARKER = "/* LABBUG-FAULT */"
+
+
+def _one(facts: list[LabFact], kind: str) -> LabFact:
+    hits = [f for f in facts if f.kind == kind]
+    if len(hits) != 1:
+        raise BuildError(f"Expected one 'LABFACT {kind}' record in the dump's dmesg, found {len(hits)}")
+    return hits[0]
+
+
+def _index(texts: list[str], needle: str) -> int:
+    for i, line in enumerate(texts):
+        if needle in line:
+            return i
+    raise BuildError(f"The dump's dmesg has no line containing '{needle}'")
+
+
+def _agree(what: str, guest: object, kernel: object) -> None:
+    if str(guest) != str(kernel):
+        raise BuildError(f"Inconsistent {what}: the guest reported {guest}, the kernel log says {kernel}")
+
+
+def _labbug_lines(texts: list[str], verb: str) -> list[dict[str, str]]:
+    prefix = f"labbug: {verb} "
+    return [kv_pairs(t.split(prefix, 1)[1]) for t in texts if prefix in t]
+
+
+def _common(texts: list[str], crash_kind: str, start: int) -> tuple[dict[str, object], int]:
+    facts = lab_facts(texts)
+    who = _one(facts, crash_kind).values
+    cpu, pid, comm, ctx = crash_context(texts, start)
+    _agree("crashed pid", who["pid"], pid)
+    _agree("crashed comm", who["comm"], comm)
+    _agree("crashed cpu", who["cpu"], cpu)
+    sleepers = int(_one(facts, "sleepers").values["count"])
+    observed = int(_one(facts, "ready").values["tasks"])
+    return {
+        "panic": panic_string(texts),
+        "crashed_pid": pid,
+        "crashed_comm": comm,
+        "crashed_cpu": cpu,
+        "sleepers": sleepers,
+        "observed_tasks": observed,
+    }, ctx
+
+
+def expected_oops_null(texts: list[str], module_source: str, resolve: LineResolver) -> dict[str, object]:
+    """Facts of the NULL dereference in labbug_walk(), reached from labcrash's write()."""
+    oops = _index(texts, "BUG: kernel NULL pointer dereference")
+    exp, _ = _common(texts, "crash", oops)
+    exp["oops_line"] = texts[oops].strip()
+
+    rip = rip_frame(texts, oops)
+    line = find_line(module_source, FAULT_MARKER)
+    rip_file, rip_line = resolve(rip)
+    if (rip.function, rip.module, rip_file, rip_line) != ("labbug_walk", "labbug", "labbug.c", line):
+        raise BuildError(
+            f"The oops RIP {rip.function}+{rip.offset:#x} [{rip.module}] maps to "
+            f"{rip_file}:{rip_line}, not to the {FAULT_MARKER} marker at labbug.c:{line}"
+        )
+    exp.update(function=rip.function, file=rip_file, line=line, rip_offset=rip.offset, module="labbug")
+
+    walks = _labbug_lines(texts, "walk")
+    if len(walks) != 1:
+        raise BuildError(f"Expected one 'labbug: walk' line in the dump's dmesg, found {len(walks)}")
+    walk = walks[0]
+    _agree("crashing pid (module)", walk["pid"], exp["crashed_pid"])
+    facts = lab_facts(texts)
+    _agree("message written", _one(facts, "crash").values["msg"], walk["msg"])
+    modes = enum_names(module_source, "labbug_mode")
+    exp["locals"] = {
+        "mode": modes[int(walk["mode"])],
+        "counter": int(walk["counter"]),
+        "msg": walk["msg"],
+        "samples": [int(s) for s in walk["samples"].split(",")],
+    }
+
+    holders = _labbug_lines(texts, "hold")
+    if len(holders) != 1:
+        raise BuildError(f"Expected one labbug_mutex holder in the dmesg, found {len(holders)}")
+    _agree("mutex holder pid", _one(facts, "hold").values["pid"], holders[0]["pid"])
+    waits = _labbug_lines(texts, "wait")
+    blocked = [int(w["pid"]) for w in waits if "comm" in w]
+    acquired = {int(w["pid"]) for w in waits if "comm" not in w}
+    d_state = sorted(p for p in blocked if p not in acquired)
+    reported = sorted(int(f.values["pid"]) for f in facts if f.kind == "wait")
+    _agree("mutex waiter pids", reported, d_state)
+    if not d_state:
+        raise BuildError("No task is blocked on labbug_mutex in the dump")
+    threads = [f.values for f in facts if f.kind == "thread"]
+    spin = _one(facts, "spin").values
+    exp.update(
+        mutex_holder_pid=int(holders[0]["pid"]),
+        d_state_pids=d_state,
+        threads=[
+            {"pid": int(t["pid"]), "tid": int(t["tid"]), "comm": t["comm"], "syscall": t["syscall"]}
+            for t in threads
+        ],
+        spin_pid=int(spin["pid"]),
+        spin_cpu=int(spin["cpu"]),
+    )
+    # Tasks the guest started and that cannot have exited: init, the threads,
+    # the holder, the waiters, the sleepers, the spinner and the crasher.
+    exp["min_tasks"] = 1 + len(threads) + 1 + len(d_state) + int(exp["sleepers"]) + 1 + 1  # type: ignore[call-overload]
+    return exp
+
+
+def expected_sysrq_c(texts: list[str], resolve: LineResolver) -> dict[str, object]:
+    """Facts of ``echo c > /proc/sysrq-trigger`` run by a shell pinned to CPU 0."""
+    trigger = _index(texts, "sysrq: Trigger a crash")
+    panic_at = _index(texts, "Kernel panic - not syncing")
+    exp, ctx = _common(texts, "sysrq", panic_at)
+    exp["oops_line"] = texts[trigger].strip()
+    caller = panic_caller(texts, ctx)
+    file, line = resolve(caller)
+    exp.update(function=caller.function, file=file, line=line, locals={})
+    # init, the sleepers and the shell that wrote to sysrq-trigger.
+    exp["min_tasks"] = 1 + int(exp["sleepers"]) + 1  # type: ignore[call-overload]
+    return exp

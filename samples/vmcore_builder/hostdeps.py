@@ -1,0 +1,90 @@
+"""Make sure the host has the Debian packages the builder runs (installing them when root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .common import BuildError, progress
+
+__all__ = ["HOST_PACKAGES", "check_disk_space", "ensure_host_packages", "missing_packages"]
+
+#: Debian package -> why the builder needs it.
+HOST_PACKAGES: dict[str, str] = {
+    "qemu-system-x86": "boots the guest (qemu-system-x86_64)",
+    "busybox-static": "the guest's shell and tools (must be static)",
+    "kexec-tools": "arms kdump in the guest (kexec -p)",
+    "makedumpfile": "writes the dump in the capture kernel",
+    "e2fsprogs": "the dump disk (mkfs.ext4) and reading it back (debugfs)",
+    "binutils": "maps the oops RIP to a source line (addr2line, nm)",
+    "gcc-12": "builds the module (the Debian 6.1 headers call gcc-12)",
+    "gcc": "builds the guest programs",
+    "libc6-dev": "static glibc for the guest programs",
+    "make": "runs kbuild for the module",
+    "kmod": "computes module load order (depmod)",
+    "dpkg": "extracts the kernel packages (dpkg-deb)",
+}
+
+
+def missing_packages(packages: list[str] | None = None) -> list[str]:
+    """Return the packages of ``packages`` (default: all) that dpkg does not list as installed."""
+    wanted = packages if packages is not None else list(HOST_PACKAGES)
+    if shutil.which("dpkg-query") is None:
+        raise BuildError(
+            "Cannot check host packages: dpkg-query not found (make-vmcore needs a Debian 12 host with apt)"
+        )
+    missing = []
+    for pkg in wanted:
+        proc = subprocess.run(
+            ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", pkg],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if not proc.stdout.startswith("ii"):
+            missing.append(pkg)
+    return missing
+
+
+def ensure_host_packages() -> None:
+    """Install missing host packages with apt-get (idempotent); explain when that is impossible."""
+    missing = missing_packages()
+    if not missing:
+        return
+    reasons = "; ".join(f"{p}: {HOST_PACKAGES[p]}" for p in missing)
+    if os.geteuid() != 0:
+        raise BuildError(
+            f"Missing host packages ({reasons}): not root, cannot install them "
+            f"(run: sudo apt-get install -y --no-install-recommends {' '.join(missing)})"
+        )
+    progress(f"installing host packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    proc = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", *missing],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+        raise BuildError(
+            f"Cannot install host packages {' '.join(missing)}: apt-get failed "
+            f"(is the Debian registry reachable? try 'apt-get update')\n{tail}"
+        )
+
+
+def check_disk_space(path: Path, need_bytes: int, what: str) -> None:
+    """Fail early, and say how much is missing, when ``path``'s file system is too full."""
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need_bytes:
+        raise BuildError(
+            f"Not enough disk space for {what} under {path}: {free / 2**30:.1f} GiB free, "
+            f"{need_bytes / 2**30:.1f} GiB needed (free some space or point "
+            f"VMCORE_DAP_CACHE elsewhere)"
+        )

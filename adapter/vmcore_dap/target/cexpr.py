@@ -702,7 +702,7 @@ class _Evaluator:
                 raise CExprError(
                     "cannot dereference a 'void *' (cast it to a typed pointer first)", node.column
                 )
-            return operand.dereference_()
+            return operand[0]
         if op == "&":
             if operand.address_ is None:
                 raise CExprError("cannot take the address of a value that is not in memory", node.column)

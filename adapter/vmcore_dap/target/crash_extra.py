@@ -176,11 +176,28 @@ _offset_aware("union")
 # -- dis ----------------------------------------------------------------------------------------
 
 
+_SYMBOL_HEX_OFFSET = re.compile(r"<([^<>+]+)\+0x([0-9a-f]+)>")
+_IMMEDIATE = re.compile(r"\$(-?\d+)\b")
+_DISPLACEMENT = re.compile(r"(?<![\w$:])(-?\d+)(?=\()")
+
+
+def _hex(match: re.Match[str], prefix: str = "") -> str:
+    value = int(match.group(1))
+    return f"{prefix}-{-value:#x}" if value < 0 else f"{prefix}{value:#x}"
+
+
 def _gdb_operands(op_str: str) -> str:
-    """capstone writes ``%rdi, %rax``; gdb (hence crash) writes ``%rdi,%rax``."""
+    """Write capstone's AT&T operands as gdb (hence crash) does.
+
+    gdb: no space after commas, numbers in hex (``$0x1``, ``0x8(%rax)``), ``<f+235>`` offsets in
+    decimal. Scale factors inside ``(…,…,8)`` stay decimal.
+    """
     code, sep, comment = op_str.partition("  #")
     code = code.replace(", ", ",")
-    return code + (f"        #{comment}" if sep else "")
+    code = _IMMEDIATE.sub(lambda m: _hex(m, "$"), code)
+    code = _DISPLACEMENT.sub(_hex, code)
+    text = code + (f"        #{comment}" if sep else "")
+    return _SYMBOL_HEX_OFFSET.sub(lambda m: f"<{m.group(1)}+{int(m.group(2), 16)}>", text)
 
 
 def format_instruction(insn: Instruction) -> str:

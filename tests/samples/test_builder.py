@@ -1,0 +1,341 @@
+"""Fast tests of make-vmcore's pure logic: hashing, cpio, module order, facts, manifest, CLI.
+
+No QEMU here: the dmesg excerpts are copied from a real oops-null / sysrq-c
+build of Debian's 6.1.0-56-cloud-amd64, so the parsers are tested on the text
+the kernel really prints.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+if str(SAMPLES) not in sys.path:
+    sys.path.insert(0, str(SAMPLES))
+
+from vmcore_builder import facts  # noqa: E402
+from vmcore_builder.common import BuildError, run  # noqa: E402
+from vmcore_builder.cpio import Archive  # noqa: E402
+from vmcore_builder.expected import expected_oops_null, expected_sysrq_c  # noqa: E402
+from vmcore_builder.hashing import builder_hash, builder_inputs  # noqa: E402
+from vmcore_builder.hostdeps import missing_packages  # noqa: E402
+from vmcore_builder.initramfs import module_load_order  # noqa: E402
+from vmcore_builder.manifest import load_manifest, write_manifest  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+OOPS_DMESG = """\
+[    4.315570] LABFACT kdump armed
+[    4.369891] LABFACT thread pid=95 tid=97 comm=lt-read syscall=read
+[    4.371904] LABFACT thread pid=95 tid=95 comm=lt-main syscall=pause
+[    4.379148] LABFACT thread pid=95 tid=99 comm=lt-futex syscall=futex
+[    5.368289] LABFACT hold pid=102 comm=labhold
+[    5.368981] labbug: hold pid=102 comm=labhold acquired labbug_mutex
+[    7.370263] LABFACT wait pid=104 comm=labwait
+[    7.370625] labbug: wait pid=104 comm=labwait blocking on labbug_mutex
+[    7.389673] LABFACT wait pid=105 comm=labwait
+[    7.390239] labbug: wait pid=105 comm=labwait blocking on labbug_mutex
+[    8.218636] LABFACT sleepers count=200 comm=sleep
+[    8.234407] LABFACT spin pid=307 comm=labspin cpu=1
+[   11.345721] LABFACT ready tasks=266
+[   11.360608] LABFACT crash pid=310 comm=labcrash cpu=0 msg=walk 7
+[   11.361488] labbug: walk pid=310 comm=labcrash cpu=0 mode=2 counter=7 msg="walk 7" \
+samples=7,28,63,112 checksum=210
+[   11.361915] BUG: kernel NULL pointer dereference, address: 0000000000000008
+[   11.362697] Oops: 0000 [#1] PREEMPT SMP NOPTI
+[   11.362871] CPU: 0 PID: 310 Comm: labcrash Kdump: loaded Tainted: G           OE      \
+6.1.0-56-cloud-amd64 #1  Debian 6.1.192-2
+[   11.363138] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1
+[   11.363138] RIP: 0010:labbug_walk+0x1b3/0x1d0 [labbug]
+[   11.364271] Call Trace:
+[   11.364271]  <TASK>
+[   11.364271]  labbug_trigger_write+0x15/0x30 [labbug]
+[   11.364271]  proc_reg_write+0x56/0xa0
+[   11.364271] RIP: 0033:0x431260
+"""
+
+SYSRQ_DMESG = """\
+[    6.100000] LABFACT sleepers count=300 comm=sleep
+[    8.200000] LABFACT ready tasks=352
+[    8.300000] LABFACT sysrq pid=412 comm=sh cpu=0
+[    8.300100] sysrq: Trigger a crash
+[    8.300200] Kernel panic - not syncing: sysrq triggered crash
+[    8.300300] CPU: 0 PID: 412 Comm: sh Kdump: loaded Not tainted 6.1.0-56-cloud-amd64 #1
+[    8.300400] Call Trace:
+[    8.300400]  <TASK>
+[    8.300400]  dump_stack_lvl+0x44/0x5c
+[    8.300400]  panic+0x118/0x2ed
+[    8.300400]  ? _printk+0x60/0x7c
+[    8.300400]  sysrq_handle_crash+0x16/0x20
+[    8.300400]  __handle_sysrq.cold+0x43/0x11a
+"""
+
+MODULE_SOURCE = (SAMPLES / "guest" / "labbug" / "labbug.c").read_text()
+FAULT_LINE = facts.find_line(MODULE_SOURCE, "/* LABBUG-FAULT */")
+
+
+def _texts(dmesg: str) -> list[str]:
+    return facts.dmesg_texts(dmesg)
+
+
+# --- hashing ---------------------------------------------------------------
+
+
+@pytest.fixture
+def samples_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "samples"
+    dest.mkdir()
+    shutil.copy2(SAMPLES / "make-vmcore", dest / "make-vmcore")
+    for sub in ("vmcore_builder", "guest"):
+        shutil.copytree(SAMPLES / sub, dest / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def test_hash_is_stable_and_covers_builder_and_guest(samples_copy: Path) -> None:
+    names = {p.relative_to(samples_copy).as_posix() for p in builder_inputs(samples_copy)}
+    assert {"make-vmcore", "guest/init.sh", "guest/labbug/labbug.c"} <= names
+    assert "vmcore_builder/build.py" in names
+    first = builder_hash("6.1.192-2", samples_copy)
+    assert first == builder_hash("6.1.192-2", samples_copy)
+    assert len(first) == 12
+
+
+@pytest.mark.parametrize("edit", ["guest/labbug/labbug.c", "vmcore_builder/qemu.py", "make-vmcore"])
+def test_hash_changes_with_any_input(samples_copy: Path, edit: str) -> None:
+    before = builder_hash("6.1.192-2", samples_copy)
+    with (samples_copy / edit).open("a") as f:
+        f.write("\n")
+    assert builder_hash("6.1.192-2", samples_copy) != before
+
+
+def test_hash_changes_with_kernel_version_not_with_caches(samples_copy: Path) -> None:
+    before = builder_hash("6.1.192-2", samples_copy)
+    assert builder_hash("6.1.193-1", samples_copy) != before
+    (samples_copy / "vmcore_builder" / "__pycache__").mkdir()
+    (samples_copy / "vmcore_builder" / "__pycache__" / "x.pyc").write_bytes(b"junk")
+    (samples_copy / "README.md").write_text("docs do not change dumps")
+    assert builder_hash("6.1.192-2", samples_copy) == before
+
+
+# --- cpio ------------------------------------------------------------------
+
+
+def _read_newc(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:
+    """An independent newc reader: name -> (mode, data, (rdevmajor, rdevminor))."""
+    out, pos = {}, 0
+    while True:
+        assert data[pos : pos + 6] == b"070701"
+        fields = [int(data[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i in range(13)]
+        namesize, filesize = fields[11], fields[6]
+        name_start = pos + 110
+        name = data[name_start : name_start + namesize - 1].decode()
+        pos = (name_start + namesize + 3) & ~3
+        body = data[pos : pos + filesize]
+        pos = (pos + filesize + 3) & ~3
+        if name == "TRAILER!!!":
+            return out
+        out[name] = (fields[1], body, (fields[9], fields[10]))
+
+
+def test_cpio_archive_has_parents_devices_symlinks_and_data() -> None:
+    archive = Archive()
+    archive.add_char_device("dev/console", 5, 1)
+    archive.add_file("/etc/lab/scenario", b"oops-null\n")
+    archive.add_symlink("bin/sh", "busybox")
+    entries = _read_newc(archive.to_bytes())
+    assert stat.S_ISDIR(entries["etc"][0]) and stat.S_ISDIR(entries["etc/lab"][0])
+    mode, _, rdev = entries["dev/console"]
+    assert stat.S_ISCHR(mode) and rdev == (5, 1)
+    assert entries["etc/lab/scenario"][1] == b"oops-null\n"
+    assert stat.S_ISLNK(entries["bin/sh"][0]) and entries["bin/sh"][1] == b"busybox"
+    names = list(entries)
+    assert names.index("etc") < names.index("etc/lab") < names.index("etc/lab/scenario")
+
+
+def test_cpio_is_reproducible() -> None:
+    def build() -> bytes:
+        a = Archive()
+        a.add_file("b", b"2")
+        a.add_file("a", b"1")
+        return a.to_bytes()
+
+    assert build() == build()
+
+
+# --- module order ------------------------------------------------------------
+
+MODULES_DEP = """\
+kernel/drivers/virtio/virtio_pci_modern_dev.ko:
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko \
+kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko \
+kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko: kernel/drivers/virtio/virtio.ko
+kernel/drivers/virtio/virtio.ko:
+"""
+
+
+def test_module_load_order_puts_dependencies_first_once() -> None:
+    order = [Path(p).stem for p in module_load_order(MODULES_DEP, ("virtio_pci", "virtio_blk"))]
+    assert sorted(order) == sorted(set(order))
+    assert order.index("virtio") < order.index("virtio_ring") < order.index("virtio_pci")
+    assert order.index("virtio_pci_modern_dev") < order.index("virtio_pci")
+    assert order[-1] == "virtio_blk"
+
+
+def test_module_load_order_names_a_missing_module() -> None:
+    with pytest.raises(BuildError, match="virtio_scsi is not in modules.dep"):
+        module_load_order(MODULES_DEP, ("virtio_scsi",))
+
+
+# --- facts -------------------------------------------------------------------
+
+
+def test_kv_pairs_values_may_contain_spaces_and_quotes() -> None:
+    assert facts.kv_pairs('pid=310 msg="walk 7" samples=7,28') == {
+        "pid": "310",
+        "msg": "walk 7",
+        "samples": "7,28",
+    }
+    assert facts.kv_pairs("pid=310 cpu=0 msg=walk 7")["msg"] == "walk 7"
+
+
+def test_panic_string_follows_crash_pattern_order() -> None:
+    # No "Kernel panic" line (kdump ran from oops_end): crash falls back to "Oops: ".
+    assert facts.panic_string(_texts(OOPS_DMESG)) == "Oops: 0000 [#1] PREEMPT SMP NOPTI"
+    # "Kernel panic - " ranks before "Oops: " even when it comes later in the log.
+    texts = _texts(OOPS_DMESG) + ["Kernel panic - not syncing: Fatal exception"]
+    assert facts.panic_string(texts) == "Kernel panic - not syncing: Fatal exception"
+    assert facts.panic_string(_texts(SYSRQ_DMESG)) == ("Kernel panic - not syncing: sysrq triggered crash")
+    with pytest.raises(BuildError, match="no panic message"):
+        facts.panic_string(["all quiet"])
+
+
+def test_frames_from_rip_and_call_trace() -> None:
+    rip = facts.rip_frame(_texts(OOPS_DMESG))
+    assert rip == facts.Frame("labbug_walk", 0x1B3, 0x1D0, "labbug")
+    caller = facts.panic_caller(_texts(SYSRQ_DMESG))
+    assert caller == facts.Frame("sysrq_handle_crash", 0x16, 0x20, None)
+
+
+def test_find_line_and_enum_names() -> None:
+    assert MODULE_SOURCE.splitlines()[FAULT_LINE - 1].strip().startswith("total = dev->head->value")
+    with pytest.raises(BuildError, match="found 0"):
+        facts.find_line("int x;\n", "/* LABBUG-FAULT */")
+    with pytest.raises(BuildError, match="found 2"):
+        facts.find_line("a /* M */\nb /* M */\n", "/* M */")
+    assert facts.enum_names(MODULE_SOURCE, "labbug_mode")[2] == "LABBUG_MODE_WALK"
+    assert facts.enum_names("enum e { A = 4, B, /* c */ C = 0x10 };", "e") == {
+        4: "A",
+        5: "B",
+        16: "C",
+    }
+
+
+# --- expected ------------------------------------------------------------------
+
+
+def test_expected_oops_null_from_real_dmesg() -> None:
+    exp = expected_oops_null(_texts(OOPS_DMESG), MODULE_SOURCE, lambda frame: ("labbug.c", FAULT_LINE))
+    assert exp["panic"] == "Oops: 0000 [#1] PREEMPT SMP NOPTI"
+    assert exp["oops_line"] == "BUG: kernel NULL pointer dereference, address: 0000000000000008"
+    assert (exp["crashed_pid"], exp["crashed_comm"], exp["crashed_cpu"]) == (310, "labcrash", 0)
+    assert (exp["function"], exp["file"], exp["line"]) == ("labbug_walk", "labbug.c", FAULT_LINE)
+    assert exp["locals"] == {
+        "mode": "LABBUG_MODE_WALK",
+        "counter": 7,
+        "msg": "walk 7",
+        "samples": [7, 28, 63, 112],
+    }
+    assert exp["mutex_holder_pid"] == 102
+    assert exp["d_state_pids"] == [104, 105]
+    assert exp["spin_pid"] == 307 and exp["spin_cpu"] == 1
+    # init + 3 threads + holder + 2 waiters + 200 sleepers + spinner + crasher
+    assert exp["min_tasks"] == 1 + 3 + 1 + 2 + 200 + 1 + 1
+
+
+def test_expected_oops_null_rejects_a_rip_off_the_marker() -> None:
+    with pytest.raises(BuildError, match="not to the /\\* LABBUG-FAULT \\*/ marker"):
+        expected_oops_null(_texts(OOPS_DMESG), MODULE_SOURCE, lambda frame: ("labbug.c", FAULT_LINE + 1))
+
+
+def test_expected_rejects_guest_and_kernel_disagreeing() -> None:
+    lying = OOPS_DMESG.replace("LABFACT crash pid=310", "LABFACT crash pid=311")
+    with pytest.raises(BuildError, match="crashed pid: the guest reported 311"):
+        expected_oops_null(_texts(lying), MODULE_SOURCE, lambda f: ("labbug.c", FAULT_LINE))
+
+
+def test_expected_sysrq_c_resolves_the_panic_caller() -> None:
+    seen = []
+
+    def resolve(frame: facts.Frame) -> tuple[str, int]:
+        seen.append(frame)
+        return "sysrq.c", 155
+
+    exp = expected_sysrq_c(_texts(SYSRQ_DMESG), resolve)
+    assert seen == [facts.Frame("sysrq_handle_crash", 0x16, 0x20, None)]
+    assert exp["panic"] == "Kernel panic - not syncing: sysrq triggered crash"
+    assert exp["oops_line"] == "sysrq: Trigger a crash"
+    assert (exp["crashed_pid"], exp["crashed_comm"], exp["crashed_cpu"]) == (412, "sh", 0)
+    assert (exp["function"], exp["file"], exp["line"]) == ("sysrq_handle_crash", "sysrq.c", 155)
+    assert exp["locals"] == {} and exp["min_tasks"] == 302
+
+
+# --- manifest, commands, CLI ---------------------------------------------------
+
+
+def test_manifest_round_trip_and_errors(tmp_path: Path) -> None:
+    manifest = {
+        k: "x"
+        for k in (
+            "vmcore", "vmcore_elf", "dmesg", "console_log", "vmlinux", "debug_info_dir",
+            "module_source_dir", "kernel_release", "scenario",
+        )
+    }  # fmt: skip
+    manifest.update(debug_info=[], expected={"crashed_pid": 1})
+    write_manifest(tmp_path, manifest)
+    assert load_manifest(tmp_path) == manifest
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+    del manifest["vmcore"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BuildError, match="lacks vmcore"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(BuildError, match="Corrupt sample manifest"):
+        load_manifest(tmp_path)
+    with pytest.raises(BuildError, match="No sample manifest"):
+        load_manifest(tmp_path / "nowhere")
+
+
+def test_run_reports_what_failed_with_output() -> None:
+    with pytest.raises(BuildError, match=r"Cannot list things: 'sh -c .*exited with 3\nboom"):
+        run(["sh", "-c", "echo boom >&2; exit 3"], what="list things")
+    with pytest.raises(BuildError, match="'no-such-tool-xyz' is not installed"):
+        run(["no-such-tool-xyz"], what="do it")
+
+
+def test_missing_packages_lists_what_dpkg_lacks() -> None:
+    assert missing_packages(["dpkg", "vmcore-dap-no-such-package"]) == ["vmcore-dap-no-such-package"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [([], "name a scenario"), (["oops-nul"], "unknown scenario oops-nul")],
+)
+def test_cli_rejects_bad_scenarios(argv: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SAMPLES / "make-vmcore"), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr

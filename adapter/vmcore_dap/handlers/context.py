@@ -1,0 +1,190 @@
+"""The open dump of a session, its thread table and its frame ids: the API other handler modules use.
+
+Public API (stable; variables/evaluate, disassembly and the console build on it):
+
+* :func:`current_dump` ``(session) -> Dump`` — the opened dump, or :class:`UserError`
+  "no vmcore is open (send launch first)".
+* :func:`dump_state` ``(session) -> DumpState`` — the whole per-session state (threads, panic info,
+  source map, cached stacks).
+* :func:`thread_of` ``(session, thread_id) -> drgn.Object`` — the ``struct task_struct *`` of a DAP
+  thread id (:class:`StaleReference` for an unknown id).
+* :func:`task_stack` ``(session, thread_id) -> TaskStack`` — the presented stack (cached per thread).
+* :func:`frame_id` ``(session, thread_id, index) -> int`` — the DAP frame id of a stack row.
+* :func:`lookup_frame` ``(session, frame_id) -> FrameRef`` — what a frame id denotes:
+  ``thread_id``, ``task`` (``struct task_struct *``), ``trace`` (drgn ``StackTrace`` or ``None``),
+  ``index`` (row in the presented stack), ``trace_index`` (index in ``trace`` or ``None``),
+  ``frame`` (drgn ``StackFrame``, ``None`` for label rows), ``pt_regs`` (a ``struct pt_regs`` for
+  interrupt/exception/syscall labels, else ``None``), ``info`` (the row's
+  :class:`~vmcore_dap.target.frames.StackFrameInfo`).
+
+Thread ids are small integers handed out once at launch (crashed task = 1 when there is one); task
+addresses never travel as numbers. Everything here that touches drgn must run on the worker thread;
+:meth:`DumpState.thread_rows` is plain data and safe from the reader thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import drgn
+
+from vmcore_dap.dap.handles import HandleTable
+from vmcore_dap.dap.session import Session
+from vmcore_dap.errors import StaleReference, UserError
+from vmcore_dap.target.dump import Dump
+from vmcore_dap.target.frames import StackFrameInfo, TaskStack, unwind_task
+from vmcore_dap.target.panic import PanicInfo
+from vmcore_dap.target.sources import SourceMap
+from vmcore_dap.target.tasks import TaskInfo
+
+__all__ = [
+    "DumpState",
+    "FrameRef",
+    "ThreadEntry",
+    "current_dump",
+    "dump_state",
+    "frame_id",
+    "lookup_frame",
+    "task_stack",
+    "thread_of",
+    "thread_entry",
+]
+
+
+@dataclass(frozen=True)
+class ThreadEntry:
+    """One DAP thread: its id, the name people see, and the task behind it."""
+
+    thread_id: int
+    name: str
+    info: TaskInfo
+
+    @property
+    def task(self) -> drgn.Object:
+        """``struct task_struct *``."""
+        return self.info.task
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """What a DAP frame id denotes (see the module docstring)."""
+
+    thread_id: int
+    task: drgn.Object
+    trace: drgn.StackTrace | None
+    index: int
+    trace_index: int | None
+    frame: drgn.StackFrame | None
+    pt_regs: drgn.Object | None
+    info: StackFrameInfo
+
+
+@dataclass
+class DumpState:
+    """Per-session state of the dump; created empty, filled by ``launch``."""
+
+    dump: Dump | None = None
+    panic: PanicInfo | None = None
+    sources: SourceMap = field(default_factory=SourceMap)
+    threads: dict[int, ThreadEntry] = field(default_factory=dict)
+    #: ``(thread id, name)`` in display order; replaced whole, so the reader thread can serve it.
+    thread_rows: tuple[tuple[int, str], ...] = ()
+    crashed_thread_id: int | None = None
+    frames: HandleTable[FrameRef] = field(default_factory=lambda: HandleTable("frameId"))
+    _stacks: dict[int, TaskStack] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def install_threads(self, tasks: list[TaskInfo], crashed: drgn.Object | None) -> None:
+        """Number the tasks 1, 2, … in display order and publish the table."""
+        crashed_address = crashed.value_() if crashed is not None else None
+        entries = {}
+        for number, info in enumerate(tasks, start=1):
+            entries[number] = ThreadEntry(number, info.display_name, info)
+            if info.address == crashed_address:
+                self.crashed_thread_id = number
+        self.threads = entries
+        self.thread_rows = tuple((e.thread_id, e.name) for e in entries.values())
+
+    def thread_for_address(self, address: int) -> int | None:
+        """Return the thread id of the task at ``address``, if it is in the table."""
+        return next((tid for tid, e in self.threads.items() if e.info.address == address), None)
+
+
+def dump_state(session: Session) -> DumpState:
+    """Return the session's dump state (empty before ``launch``)."""
+    return session.component(DumpState)
+
+
+def current_dump(session: Session) -> Dump:
+    """Return the opened dump.
+
+    :raises UserError: before a successful ``launch``.
+    """
+    dump = dump_state(session).dump
+    if dump is None:
+        raise UserError("no vmcore is open (send launch first)")
+    return dump
+
+
+def thread_entry(session: Session, thread_id: object) -> ThreadEntry:
+    """Return the table entry of ``thread_id``.
+
+    :raises StaleReference: for an id this session never handed out.
+    """
+    state = dump_state(session)
+    current_dump(session)
+    entry = state.threads.get(thread_id) if isinstance(thread_id, int) else None  # type: ignore[call-overload]
+    if entry is None:
+        raise StaleReference(
+            f"unknown threadId {thread_id}: not a thread of this dump (refresh the Threads view)"
+        )
+    return entry
+
+
+def thread_of(session: Session, thread_id: int) -> drgn.Object:
+    """Return the ``struct task_struct *`` behind a DAP thread id."""
+    return thread_entry(session, thread_id).task
+
+
+def task_stack(session: Session, thread_id: int) -> TaskStack:
+    """Return the presented stack of a thread, unwinding it on first use (then cached)."""
+    state = dump_state(session)
+    entry = thread_entry(session, thread_id)
+    with state._lock:
+        stack = state._stacks.get(thread_id)
+    if stack is None:
+        stack = unwind_task(current_dump(session).prog, entry.task)
+        with state._lock:
+            stack = state._stacks.setdefault(thread_id, stack)
+    return stack
+
+
+def frame_id(session: Session, thread_id: int, index: int) -> int:
+    """Return the DAP frame id of row ``index`` of a thread's stack (the same id every time)."""
+    stack = task_stack(session, thread_id)
+    entry = thread_entry(session, thread_id)
+    info = stack.frames[index]
+
+    def make() -> FrameRef:
+        return FrameRef(
+            thread_id=thread_id,
+            task=entry.task,
+            trace=stack.trace,
+            index=index,
+            trace_index=info.trace_index,
+            frame=info.frame,
+            pt_regs=info.pt_regs,
+            info=info,
+        )
+
+    return dump_state(session).frames.intern((thread_id, index), make)
+
+
+def lookup_frame(session: Session, frame_id: object) -> FrameRef:
+    """Return what a DAP frame id denotes.
+
+    :raises StaleReference: for an id never handed out (or handed out before a reset).
+    """
+    current_dump(session)
+    return dump_state(session).frames.get(frame_id)

@@ -1,0 +1,105 @@
+"""``launch`` and ``configurationDone``: open the dump, then stop once, on the crashed task.
+
+``launch`` does all the slow work (checks, debug info, the thread table, the panic text) with DAP
+progress events, then answers and sends ``initialized``. ``configurationDone`` answers and then sends
+the one ``stopped`` event of the session: ``exception`` on the task that panicked (all threads
+stopped, the panic as text), or ``pause`` on CPU 0's task for a dump without a panic or with
+``stopOnPanic: false``. The dump's filter level is printed once, just before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from drgn.helpers.linux.sched import cpu_curr
+
+from vmcore_dap.dap import registry
+from vmcore_dap.dap.args import Args
+from vmcore_dap.dap.session import Session
+from vmcore_dap.errors import UserError
+from vmcore_dap.handlers.context import DumpState, current_dump, dump_state
+from vmcore_dap.target.dump import open_dump
+from vmcore_dap.target.launch_config import LaunchConfig
+from vmcore_dap.target.panic import panic_info
+from vmcore_dap.target.sources import SourceMap
+from vmcore_dap.target.tasks import list_tasks
+
+__all__: list[str] = []
+
+log = logging.getLogger(__name__)
+
+
+@registry.request("launch")
+def launch(session: Session, args: Args) -> dict[str, Any] | None:
+    """Open the vmcore named in the launch configuration."""
+    config = LaunchConfig.from_arguments(args.raw)
+    state = dump_state(session)
+    if state.dump is not None:
+        raise UserError(
+            f"launch: vmcore '{state.dump.config.vmcore}' is already open in this session "
+            "(start a new debug session for another dump)"
+        )
+    with session.progress("Opening vmcore", message=str(config.vmcore)) as progress:
+        dump = open_dump(config, lambda message, percentage: progress.update(message, percentage))
+        t0 = time.monotonic()
+        progress.update("Reading tasks and the kernel log", 100)
+        crashed = dump.crashed_task()
+        tasks = list_tasks(dump.prog, crashed)
+        info = panic_info(dump.prog)
+        dump.timings["tasks"] = time.monotonic() - t0
+    state.sources = SourceMap(config.source_file_map, config.source_root)
+    state.panic = info
+    state.install_threads(tasks, crashed)
+    state.dump = dump
+    log.info(
+        "launch: %d threads, crashed thread %s, timings %s", len(tasks), state.crashed_thread_id, dump.timings
+    )
+    session.after_response(lambda: session.send_event("initialized"))
+    return None
+
+
+@registry.request("configurationDone", capabilities=("supportsConfigurationDoneRequest",))
+def configuration_done(session: Session, args: Args) -> None:
+    """Acknowledge the end of configuration, then report the stop."""
+    current_dump(session)
+    state = dump_state(session)
+    session.after_response(lambda: _announce_stop(session, state))
+
+
+def _stop_target(state: DumpState) -> tuple[int, str]:
+    """Return ``(thread id, reason)`` of the one stop of the session."""
+    dump = state.dump
+    assert dump is not None
+    if state.crashed_thread_id is not None and dump.config.stop_on_panic:
+        return state.crashed_thread_id, "exception"
+    thread_id: int | None = None
+    try:
+        thread_id = state.thread_for_address(cpu_curr(dump.prog, 0).value_())
+    except Exception:  # noqa: BLE001 - any readable task will do when CPU 0's is not
+        log.warning("cannot read CPU 0's current task", exc_info=True)
+    if thread_id is None:
+        thread_id = state.crashed_thread_id or min(state.threads)
+    return thread_id, "pause"
+
+
+def _announce_stop(session: Session, state: DumpState) -> None:
+    dump = state.dump
+    assert dump is not None
+    session.output(f"vmcore-dap: opened {dump.config.vmcore}: {dump.filter_description}\n")
+    for warning in dump.warnings:
+        session.output(
+            f"vmcore-dap: warning: {warning}\n", category="important" if "truncated" in warning else "console"
+        )
+    thread_id, reason = _stop_target(state)
+    body: dict[str, Any] = {"reason": reason, "threadId": thread_id, "allThreadsStopped": True}
+    panic = state.panic
+    if reason == "exception" and panic is not None:
+        body["description"] = panic.panic or panic.oops or "kernel panic"
+        body["text"] = panic.oops or panic.panic or "kernel panic"
+    elif state.crashed_thread_id is None:
+        body["description"] = "Paused: the dump was taken without a panic (showing CPU 0's task)"
+    else:
+        body["description"] = "Paused (stopOnPanic is false: showing CPU 0's task)"
+    session.send_event("stopped", body)

@@ -1,0 +1,135 @@
+"""Why the kernel died, in the words of its own log: panic string, oops line, taint, the oops's lines.
+
+The panic string is chosen the way crash's ``sys`` chooses its PANIC line (``get_panicmsg()``: the
+first log line containing the earliest of a fixed list of patterns), so the adapter and crash name a
+dump's panic identically. The oops line is the first line of the report (``BUG: …``,
+``kernel BUG at file:line``, ``Oops: …``); the report's lines run from there to the end of the log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import drgn
+from drgn.helpers.linux.panic import tainted
+from drgn.helpers.linux.printk import get_printk_records
+
+__all__ = ["PanicInfo", "panic_info", "describe_taint", "kernel_log_lines"]
+
+#: crash's ``get_panicmsg()`` patterns, in its order of preference.
+_PANIC_PATTERNS = (
+    "SysRq : Crash",
+    "SysRq : Trigger a crash",
+    "SysRq : Netdump",
+    "Kernel panic: ",
+    "Kernel panic - ",
+    "Kernel BUG at",
+    "kernel BUG at",
+    "Unable to handle kernel paging request",
+    "Unable to handle kernel NULL pointer dereference",
+    "BUG: unable to handle kernel ",
+    "general protection fault: ",
+    "double fault: ",
+    "divide error: ",
+    "stack segment: ",
+    "[Hardware Error]: ",
+    "Bad mode in ",
+    "Oops: ",
+)
+
+#: Lines that open an oops report (arch/x86/mm/fault.c, lib/bug.c, arch/x86/kernel/dumpstack.c).
+_REPORT_START = re.compile(
+    r"^(BUG: |kernel BUG at |Kernel BUG at |Oops: |general protection fault|stack segment: |"
+    r"divide error: |double fault: |Unable to handle kernel |sysrq: Trigger a crash|SysRq : Trigger a crash|"
+    r"Kernel panic - not syncing)"
+)
+_OOPS_LINE = re.compile(
+    r"^(BUG: |kernel BUG at |Kernel BUG at |Oops: |general protection fault|Unable to handle)"
+)
+
+# kernel/panic.c taint_flags[], by letter.
+_TAINT_MEANINGS = {
+    "P": "proprietary module loaded",
+    "F": "module force-loaded",
+    "S": "running on out-of-spec hardware",
+    "R": "module force-unloaded",
+    "M": "machine check",
+    "B": "bad page referenced",
+    "U": "taint requested by user",
+    "D": "kernel died recently (oops or BUG)",
+    "A": "ACPI table overridden",
+    "W": "kernel warning issued",
+    "C": "staging driver loaded",
+    "I": "firmware bug worked around",
+    "O": "out-of-tree module loaded",
+    "E": "unsigned module loaded",
+    "L": "soft lockup occurred",
+    "K": "kernel live-patched",
+    "X": "auxiliary taint",
+    "T": "built with struct randomization",
+    "N": "in-kernel test run",
+}
+
+
+@dataclass
+class PanicInfo:
+    """What the log says about the crash.
+
+    :param panic: crash-style panic string, ``None`` if the log shows no panic.
+    :param oops: the first line of the oops/BUG report (the panic string when there is none).
+    :param taint: the taint letters as the kernel prints them (``G           OE``), stripped.
+    :param report: the log lines of the report, from its first line to the end of the log.
+    """
+
+    panic: str | None
+    oops: str | None
+    taint: str
+    report: list[str] = field(default_factory=list)
+
+    @property
+    def taint_description(self) -> str:
+        """``"Tainted: G OE (O: out-of-tree module loaded, E: unsigned module loaded)"``."""
+        return describe_taint(self.taint)
+
+
+def describe_taint(flags: str) -> str:
+    """Spell out a taint string for people."""
+    if not flags.strip():
+        return "Not tainted"
+    letters = [c for c in flags if c not in " G"]
+    meanings = ", ".join(f"{c}: {_TAINT_MEANINGS.get(c, 'unknown taint')}" for c in letters)
+    return f"Tainted: {flags.rstrip()}" + (f" ({meanings})" if meanings else "")
+
+
+def kernel_log_lines(prog: drgn.Program) -> list[str]:
+    """Return the kernel log as text lines without timestamps (continuation lines split)."""
+    lines: list[str] = []
+    for record in get_printk_records(prog):
+        text = record.text.decode("utf-8", "replace")
+        lines.extend(text.split("\n"))
+    return lines
+
+
+def panic_info(prog: drgn.Program) -> PanicInfo:
+    """Read the panic string, oops line, taint and report lines from the dump."""
+    try:
+        lines = kernel_log_lines(prog)
+    except (drgn.FaultError, LookupError, ValueError):
+        lines = []
+    panic = None
+    for pattern in _PANIC_PATTERNS:
+        panic = next((line.strip() for line in lines if pattern in line), None)
+        if panic is not None:
+            break
+    oops_index = next((i for i, line in enumerate(lines) if _OOPS_LINE.match(line)), None)
+    start = next((i for i, line in enumerate(lines) if _REPORT_START.match(line)), None)
+    oops = lines[oops_index].strip() if oops_index is not None else panic
+    report = [line.rstrip() for line in lines[start:]] if start is not None else []
+    while report and not report[-1]:
+        report.pop()
+    try:
+        taint = tainted(prog).rstrip()
+    except (LookupError, drgn.FaultError):
+        taint = ""
+    return PanicInfo(panic=panic, oops=oops, taint=taint, report=report)

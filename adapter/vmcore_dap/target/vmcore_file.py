@@ -1,0 +1,310 @@
+"""Inspect a vmcore file's own headers before drgn opens it.
+
+drgn (through libkdumpfile) reports damaged files with messages such as "unknown compression method"
+or "Unexpected EOF"; a person needs "this copy is truncated". So this module identifies the format
+(kdump-compressed ``KDUMP   ``, makedumpfile's flattened stream, ELF core), checks that every byte the
+headers promise is present, reads the ``VMCOREINFO`` note (kernel release, ``BUILD-ID=``) and the
+makedumpfile filter level, all without drgn.
+
+Formats (makedumpfile ``diskdump_mod.h``): a kdump-compressed file is a ``disk_dump_header`` block, a
+``kdump_sub_header`` of ``sub_hdr_size`` blocks, two page bitmaps of ``bitmap_blocks`` blocks, one
+24-byte ``page_desc`` per dumpable page (the bits set in the second bitmap), then the page data.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from vmcore_dap.errors import UserError
+from vmcore_dap.target import elf
+
+__all__ = ["VmcoreFile", "inspect_vmcore", "describe_dump_level", "KDUMP_SIGNATURE"]
+
+KDUMP_SIGNATURE = b"KDUMP   "
+_DISKDUMP_SIGNATURE = b"DISKDUMP"
+_FLAT_SIGNATURE = b"makedumpfile\0\0\0\0"
+_HEADER = struct.Struct("<8si390s6xqqIiiIIIIIIi")  # struct disk_dump_header, x86-64
+_SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")  # struct kdump_sub_header, x86-64
+_PAGE_DESC = struct.Struct("<qIIQ")  # struct page_desc: offset, size, flags, page_flags
+
+# makedumpfile -d bits (makedumpfile.h DL_EXCLUDE_*), in the order makedumpfile documents them.
+_DUMP_LEVEL_BITS = (
+    (1, "zero"),
+    (2, "cache"),
+    (4, "private cache"),
+    (8, "user"),
+    (16, "free"),
+)
+
+_COPY_HINT = "copy the vmcore again, e.g. with 'cp --sparse=always', and compare its size with the original"
+
+
+@dataclass
+class VmcoreFile:
+    """What the headers of a vmcore say, before any memory is read.
+
+    :param format: ``"kdump"`` (compressed), ``"flattened"`` (makedumpfile -F) or ``"elf"``.
+    :param vmcoreinfo: the ``VMCOREINFO`` key/value pairs (``OSRELEASE``, ``BUILD-ID``, ``CRASHTIME``…).
+    :param dump_level: makedumpfile's ``-d`` level, when the format records it.
+    :param missing_bytes: how many bytes of page data the file lacks (0 if complete).
+    :param warnings: things the user should know even though the file opens.
+    """
+
+    path: Path
+    format: str
+    size: int
+    vmcoreinfo: dict[str, str] = field(default_factory=dict)
+    dump_level: int | None = None
+    missing_bytes: int = 0
+    missing_pages: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def release(self) -> str | None:
+        """The kernel release (``uname -r``) recorded in the dump."""
+        return self.vmcoreinfo.get("OSRELEASE")
+
+    @property
+    def build_id(self) -> str | None:
+        """The kernel's GNU build ID (lowercase hex) recorded in ``VMCOREINFO``, if any."""
+        value = self.vmcoreinfo.get("BUILD-ID")
+        return value.strip().lower() if value else None
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the headers describe more data than the file holds."""
+        return self.missing_bytes > 0
+
+
+def describe_dump_level(fmt: str, level: int | None) -> str:
+    """Say in one phrase what the dump contains, e.g. for ``-d 31``.
+
+    >>> describe_dump_level("kdump", 31)
+    'partial dump, makedumpfile -d 31: user, cache and free pages excluded'
+
+    Zero pages are not mentioned next to other kinds: excluding them loses nothing.
+    """
+    if level is None:
+        if fmt == "elf":
+            return (
+                "ELF vmcore: every page the kernel exported is present (no makedumpfile filtering recorded)"
+            )
+        return f"{fmt} vmcore: filter level not recorded"
+    if level == 0:
+        return "complete dump, makedumpfile -d 0: no pages excluded"
+    kinds = []
+    if level & 8:
+        kinds.append("user")
+    if level & 6:
+        kinds.append("cache" if level & 6 == 6 else ("page cache" if level & 2 else "private cache"))
+    if level & 16:
+        kinds.append("free")
+    if not kinds:
+        return f"dump with makedumpfile -d {level}: only zero pages excluded (nothing is lost)"
+    listed = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+    return f"partial dump, makedumpfile -d {level}: {listed} pages excluded"
+
+
+def _parse_vmcoreinfo(data: bytes) -> dict[str, str]:
+    info: dict[str, str] = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key and key not in info:
+            info[key] = value
+    return info
+
+
+def _cannot_open(path: Path, why: str, hint: str) -> UserError:
+    return UserError(f"Cannot open vmcore '{path}': {why} ({hint})")
+
+
+def inspect_vmcore(path: Path) -> VmcoreFile:
+    """Identify and check the vmcore at ``path``.
+
+    :raises UserError: for a missing, unreadable, foreign or truncated-beyond-use file, saying which.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise _cannot_open(
+            path,
+            "no such file",
+            "check the 'vmcore' path in launch.json; vmcores are usually under /var/crash",
+        ) from None
+    except OSError as exc:
+        raise _cannot_open(path, exc.strerror or str(exc), "check the path and its permissions") from None
+    if path.is_dir():
+        raise _cannot_open(path, "it is a directory", "point 'vmcore' at the dump file inside it")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise _cannot_open(
+            path,
+            exc.strerror or str(exc),
+            "check the file's permissions; vmcores are often readable by root only",
+        ) from None
+    with f:
+        head = f.read(64)
+        if head.startswith(KDUMP_SIGNATURE) or head.startswith(_DISKDUMP_SIGNATURE):
+            return _inspect_kdump(path, f, st.st_size)
+        if head.startswith(_FLAT_SIGNATURE):
+            return VmcoreFile(path, "flattened", st.st_size)
+        header = elf.read_elf_header(f)
+        if header is not None:
+            return _inspect_elf(path, f, header, st.st_size)
+    if st.st_size == 0:
+        raise _cannot_open(path, "the file is empty", "the dump was not saved; check the kdump service's log")
+    raise _cannot_open(
+        path,
+        "not a kdump or ELF core file",
+        "check the path; vmcores are usually under /var/crash, and a 'vmcore-dmesg.txt' next to it "
+        "is only the log",
+    )
+
+
+def _inspect_kdump(path: Path, f: BinaryIO, size: int) -> VmcoreFile:
+    result = VmcoreFile(path, "kdump", size)
+    f.seek(0)
+    raw = f.read(_HEADER.size)
+    if len(raw) < _HEADER.size:
+        raise _cannot_open(
+            path, f"the file is truncated: it is {size} bytes, inside its first header", _COPY_HINT
+        )
+    (
+        _sig,
+        header_version,
+        _uts,
+        _sec,
+        _usec,
+        _status,
+        block_size,
+        sub_hdr_size,
+        bitmap_blocks,
+        max_mapnr,
+        *_rest,
+    ) = _HEADER.unpack(raw)
+    if block_size <= 0 or block_size & (block_size - 1) or sub_hdr_size < 0:
+        raise _cannot_open(path, f"its kdump header is damaged (block size {block_size})", _COPY_HINT)
+    f.seek(block_size)
+    sub = f.read(_SUB_HEADER.size)
+    if len(sub) < _SUB_HEADER.size:
+        raise _cannot_open(
+            path,
+            f"the file is truncated: it is {size} bytes and ends inside the kdump sub-header",
+            _COPY_HINT,
+        )
+    fields = _SUB_HEADER.unpack(sub)
+    if header_version >= 1:
+        result.dump_level = fields[1]
+    if header_version >= 3 and fields[6] > 0:
+        off, length = fields[5], fields[6]
+        if off + length > size:
+            raise _cannot_open(
+                path,
+                f"the file is truncated: it is {size} bytes but its VMCOREINFO ends at {off + length}",
+                _COPY_HINT,
+            )
+        f.seek(off)
+        result.vmcoreinfo = _parse_vmcoreinfo(f.read(length))
+    if header_version >= 6 and fields[13]:
+        max_mapnr = fields[13]
+
+    bitmap_offset = (1 + sub_hdr_size) * block_size
+    bitmap_len = bitmap_blocks * block_size
+    desc_offset = bitmap_offset + bitmap_len
+    if desc_offset > size:
+        raise _cannot_open(
+            path,
+            f"the file is truncated: it is {size} bytes but its page bitmaps end at {desc_offset}",
+            _COPY_HINT,
+        )
+    f.seek(bitmap_offset + bitmap_len // 2)
+    dumpable = f.read(bitmap_len // 2)
+    usable_bits = min(len(dumpable) * 8, max_mapnr) if max_mapnr else len(dumpable) * 8
+    whole, rest = divmod(usable_bits, 8)
+    count = int.from_bytes(dumpable[:whole], "little").bit_count()
+    if rest:
+        count += (dumpable[whole] & ((1 << rest) - 1)).bit_count()
+    desc_end = desc_offset + count * _PAGE_DESC.size
+    if desc_end > size:
+        raise _cannot_open(
+            path,
+            f"the file is truncated: it is {size} bytes but its {count} page descriptors end at {desc_end}",
+            _COPY_HINT,
+        )
+    if count:
+        f.seek(desc_end - _PAGE_DESC.size)
+        last_offset, last_size, _flags, _pf = _PAGE_DESC.unpack(f.read(_PAGE_DESC.size))
+        data_end = last_offset + last_size
+        if data_end > size:
+            result.missing_bytes = data_end - size
+            result.missing_pages = _count_missing_pages(f, desc_offset, count, size)
+            result.warnings.append(
+                f"the vmcore is truncated: it is {size} bytes but its page data ends at {data_end}; "
+                f"{result.missing_pages} of {count} pages are missing and read as errors ({_COPY_HINT})"
+            )
+    return result
+
+
+def _count_missing_pages(f: BinaryIO, desc_offset: int, count: int, size: int) -> int:
+    """Count the descriptors whose page data lies past the end of the file (only for a truncated dump)."""
+    missing = 0
+    chunk = 65536
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        f.seek(desc_offset + start * _PAGE_DESC.size)
+        data = f.read(n * _PAGE_DESC.size)
+        for offset, length, _flags, _pf in _PAGE_DESC.iter_unpack(data):
+            if offset + length > size:
+                missing += 1
+    return missing
+
+
+def _inspect_elf(path: Path, f: BinaryIO, header: elf.ElfHeader, size: int) -> VmcoreFile:
+    if header.e_type != elf.ET_CORE:
+        kind = {
+            elf.ET_EXEC: "an executable",
+            elf.ET_DYN: "a shared object",
+            elf.ET_REL: "a relocatable object",
+        }
+        what = kind.get(header.e_type, f"an ELF file of type {header.e_type}")
+        raise _cannot_open(
+            path,
+            f"it is {what}, not a core dump",
+            "is this the vmlinux? put it in 'vmlinux' and the dump in 'vmcore'",
+        )
+    result = VmcoreFile(path, "elf", size)
+    phdrs = elf.program_headers(f, header)
+    table_end = header.phoff + header.phentsize * header.phnum
+    if table_end > size or len(phdrs) < header.phnum:
+        raise _cannot_open(
+            path, f"the file is truncated: it is {size} bytes, inside its program header table", _COPY_HINT
+        )
+    for ph in phdrs:
+        if ph.p_type == elf.PT_NOTE and ph.offset + ph.filesz > size:
+            raise _cannot_open(
+                path,
+                f"the file is truncated: it is {size} bytes but its ELF notes end at {ph.offset + ph.filesz}",
+                _COPY_HINT,
+            )
+    for note in elf.iter_notes(f, header):
+        if note.name == b"VMCOREINFO":
+            result.vmcoreinfo = _parse_vmcoreinfo(note.desc)
+            break
+    loads = [ph for ph in phdrs if ph.p_type == elf.PT_LOAD and ph.filesz]
+    end = max((ph.offset + ph.filesz for ph in loads), default=0)
+    if end > size:
+        result.missing_bytes = end - size
+        cut = [ph for ph in loads if ph.offset + ph.filesz > size]
+        first = min(cut, key=lambda ph: ph.offset)
+        lost_from = first.paddr + max(0, size - first.offset)
+        result.missing_pages = result.missing_bytes // 4096
+        result.warnings.append(
+            f"the vmcore is truncated: it is {size} bytes but its ELF segments end at {end}; "
+            f"{len(cut)} of {len(loads)} memory segments are cut short, physical memory from "
+            f"{lost_from:#x} on is missing and reads there fail ({_COPY_HINT})"
+        )
+    return result

@@ -15,12 +15,15 @@ own ``output`` event with ``source``/``line``, which VS Code renders as a link.
 
 from __future__ import annotations
 
+import builtins
+import difflib
 import logging
 import os
 import re
 from typing import Any
 
 import drgn
+from drgn.commands import CommandNotFoundError
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
@@ -28,7 +31,12 @@ from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import UserError
 from vmcore_dap.handlers.variables import PY_PREFIX, REPL_INTERCEPTORS
 from vmcore_dap.target.completions import SymbolIndex, complete
-from vmcore_dap.target.crash_commands import CrashConsole, is_command_line
+from vmcore_dap.target.crash_commands import (
+    CrashConsole,
+    command_names,
+    describe_command_error,
+    is_command_line,
+)
 
 __all__ = [
     "ConsoleState",
@@ -176,9 +184,33 @@ def repl_interceptor(session: Session, expression: str, frame_id: int | None) ->
     if split_py_prefix(expression) is not None:
         return None
     prog = _prog(session)
-    if not is_command_line(prog, expression):
+    if is_command_line(prog, expression):
+        return run_console_command(session, expression.strip(), frame_id)
+    typo = near_command(prog, expression)
+    if typo is not None:
+        raise UserError(typo)
+    return None
+
+
+def near_command(prog: drgn.Program, line: str) -> str | None:
+    """The "command not found" message for a line whose first word is a misspelt crash command.
+
+    Only for a first word that nothing else could mean: not a Python builtin, not a kernel symbol or
+    type, and close to a command name (``sturct``, ``foreah``). Anything else goes to Python, whose
+    own error then explains it.
+    """
+    words = line.split()
+    if not words or not words[0].isidentifier() or words[0] in dir(builtins):
         return None
-    return run_console_command(session, expression.strip(), frame_id)
+    word = words[0]
+    if not difflib.get_close_matches(word, command_names(prog), n=1, cutoff=0.75):
+        return None
+    try:
+        prog[word]
+        return None
+    except (KeyError, LookupError):
+        pass
+    return describe_command_error(CommandNotFoundError(word), prog)
 
 
 @registry.request("completions", capabilities=("supportsCompletionsRequest",))

@@ -50,6 +50,7 @@ __all__ = [
     "VMCORE_CRASH_NAMESPACE",
     "command_names",
     "command_flags",
+    "describe_command_error",
     "is_command_line",
     "vmcore_crash_command",
 ]

@@ -1,0 +1,321 @@
+"""The Debug Console against crash itself: every command of the seed workflow, on every sample.
+
+One DAP session per sample (the real adapter over stdio); each console line is an ``evaluate``
+request with context ``repl``, its text the ``output`` events sent before the response. crash's
+answers come from ``samples.crash_oracle`` (crash 8.0.6 in batch mode on the same dump); the
+comparison rules are those of :mod:`tests.helpers.crash_compare`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import get_crash_answers
+from tests.helpers import crash_compare as cc
+from tests.helpers.crash_parse import parse_bt, split_tasks
+from tests.helpers.dap_client import DapClient
+from tests.helpers.stack_normalize import assert_stacks_match
+
+pytestmark = pytest.mark.timeout(600)
+
+
+class Console:
+    """A DAP session on one sample, driven through its Debug Console."""
+
+    def __init__(self, client: DapClient, stopped: dict[str, Any], stop_events: int) -> None:
+        self.client = client
+        self.stopped = stopped
+        self.stop_events = stop_events
+        self.thread_id = stopped["body"]["threadId"]
+        frames = client.call("stackTrace", {"threadId": self.thread_id})["stackFrames"]
+        self.frame_id = frames[0]["id"]
+
+    def run(self, line: str, frame_id: int | None = -1, timeout: float = 120) -> tuple[str, dict[str, Any]]:
+        """Evaluate ``line`` in the console; return (printed text, response)."""
+        start = len(self.client.events)
+        args: dict[str, Any] = {"expression": line, "context": "repl"}
+        fid = self.frame_id if frame_id == -1 else frame_id
+        if fid is not None:
+            args["frameId"] = fid
+        response = self.client.request("evaluate", args, timeout=timeout)
+        text = "".join(
+            e["body"]["output"]
+            for e in self.client.events[start:]
+            if e["event"] == "output" and e["body"].get("category", "console") in ("console", "stdout")
+        )
+        return text, response
+
+    def ok(self, line: str, **kw: Any) -> str:
+        text, response = self.run(line, **kw)
+        assert response["success"], f"{line!r} failed: {response.get('message')}\n{text}"
+        return text
+
+
+def _launch_config(sample: Any) -> dict[str, Any]:
+    return {
+        "vmcore": str(sample.vmcore),
+        "vmlinux": str(sample.vmlinux),
+        "debugInfo": [str(p) for p in sample.debug_info],
+    }
+
+
+@pytest.fixture(scope="module")
+def console(sample: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    client = DapClient(tmp_path_factory.mktemp(f"console-{sample.scenario}"))
+    try:
+        stopped = client.launch_and_stop(_launch_config(sample))
+        yield Console(client, stopped, client.events.index(stopped))
+        assert not client.schema_errors, client.schema_errors
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def answers(sample: Any) -> dict[str, str]:
+    return get_crash_answers(sample.scenario)
+
+
+def _facts(sample: Any) -> dict[str, Any]:
+    done = Path(sample.dir) / "crash" / "done.json"
+    return json.loads(done.read_text())["facts"]
+
+
+# -- sys, ps, log, mod, kmem -i -----------------------------------------------------------------
+
+
+def test_sys_fields_match_crash(console: Console, answers: dict[str, str]) -> None:
+    ours, theirs = cc.sys_fields(console.ok("sys")), cc.sys_fields(answers["sys"])
+    for key in ("CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS", "NODENAME", "RELEASE", "VERSION"):
+        assert ours.get(key) == theirs.get(key), (
+            f"sys {key}: ours {ours.get(key)!r}, crash {theirs.get(key)!r}"
+        )
+    for key in ("MACHINE", "PANIC"):
+        assert ours[key].split()[0] == theirs[key].split()[0], (key, ours[key], theirs[key])
+    assert ours["PANIC"].strip('"') == theirs["PANIC"].strip('"')
+    assert ("[PARTIAL DUMP]" in ours["DUMPFILE"]) == ("[PARTIAL DUMP]" in theirs["DUMPFILE"]), (ours, theirs)
+    assert Path(ours["DUMPFILE"].split()[0]).name == Path(theirs["DUMPFILE"].split()[0]).name
+    assert abs(cc.memory_bytes(ours["MEMORY"]) - cc.memory_bytes(theirs["MEMORY"])) < 1 << 20
+
+
+def test_ps_rows_match_crash(console: Console, answers: dict[str, str]) -> None:
+    ours = {r.task: r for r in cc.ps_entries(console.ok("ps"))}
+    theirs = {r.task: r for r in cc.ps_entries(answers["ps"])}
+    assert set(ours) == set(theirs), (
+        f"tasks only ours: {set(ours) - set(theirs)}, only crash's: {set(theirs) - set(ours)}"
+    )
+    differing = [(ours[t], theirs[t]) for t in theirs if ours[t] != theirs[t]]
+    assert not differing, "ps rows differ (ours, crash):\n" + "\n".join(map(str, differing[:10]))
+    assert any(r.active for r in ours.values()), "no '>' marker for the tasks on a CPU"
+
+
+def test_log_and_log_T_match_crash(console: Console, answers: dict[str, str]) -> None:
+    for ours_cmd, name in (("log", "log"), ("log -T", "log-T")):
+        ours, theirs = cc.log_records(console.ok(ours_cmd)), cc.log_records(answers[name])
+        assert len(ours) == len(theirs), f"{ours_cmd}: {len(ours)} lines, crash {len(theirs)}"
+        diff = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
+        assert not diff, f"{ours_cmd} differs (ours, crash):\n" + "\n".join(map(str, diff[:5]))
+
+
+def test_mod_rows_match_crash(console: Console, answers: dict[str, str]) -> None:
+    assert cc.mod_records(console.ok("mod")) == cc.mod_records(answers["mod"])
+
+
+def test_kmem_i_figures_match_crash(console: Console, answers: dict[str, str]) -> None:
+    ours, theirs = cc.kmem_i_figures(console.ok("kmem -i")), cc.kmem_i_figures(answers["kmem-i"])
+    for label in ("TOTAL MEM", "FREE", "USED", "SLAB", "TOTAL SWAP"):
+        assert ours.get(label) == theirs.get(label), (
+            f"kmem -i {label}: ours {ours.get(label)}, crash {theirs.get(label)}"
+        )
+
+
+# -- stacks --------------------------------------------------------------------------------------
+
+
+def test_bt_and_bt_l_match_crash(console: Console, answers: dict[str, str]) -> None:
+    assert_stacks_match(cc.stack_of(console.ok("bt")), cc.stack_of(answers["bt"]), check_lines=False)
+    assert_stacks_match(cc.stack_of(console.ok("bt -l")), cc.stack_of(answers["bt-l"]))
+
+
+def test_bt_pid_is_the_bt_of_that_task(console: Console, sample: Any) -> None:
+    pid = sample.expected["crashed_pid"]
+    by_pid = console.ok(f"bt {pid}")
+    assert parse_bt(by_pid)[0].pid == pid
+    assert cc.stack_of(by_pid) == cc.stack_of(console.ok("bt"))
+
+
+def test_bt_a_and_foreach_bt_match_crash(console: Console, answers: dict[str, str]) -> None:
+    for ours_cmd, name in (("bt -a", "bt-a"), ("foreach bt", "foreach-bt")):
+        ours = cc.bt_functions_by_pid(console.ok(ours_cmd))
+        theirs = cc.bt_functions_by_pid(answers[name])
+        assert set(ours) == set(theirs), f"{ours_cmd}: tasks differ: {set(ours) ^ set(theirs)}"
+        differing = {k: (ours[k], theirs[k]) for k in theirs if ours[k] != theirs[k]}
+        assert not differing, (
+            f"{ours_cmd}: function lists differ (ours, crash): {list(differing.items())[:3]}"
+        )
+
+
+def test_bt_follows_the_selected_frame(console: Console, sample: Any) -> None:
+    threads = console.client.call("threads")["threads"]
+    other = next(t for t in threads if t["id"] != console.thread_id)
+    frames = console.client.call("stackTrace", {"threadId": other["id"]})["stackFrames"]
+    text = console.ok("bt", frame_id=frames[0]["id"])
+    header = parse_bt(text)[0]
+    assert header.pid != sample.expected["crashed_pid"] or header.task != parse_bt(console.ok("bt"))[0].task
+    assert str(header.pid) in other["name"] or header.comm in other["name"], (other, text[:200])
+
+
+# -- dis, struct, rd -------------------------------------------------------------------------------
+
+
+def _same_source(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    (_, _, fa, la), (_, _, fb, lb) = a, b
+    if fa is None or fb is None:
+        return fa == fb
+    pa, pb = fa.split("/"), fb.split("/")
+    n = min(len(pa), len(pb))
+    return pa[-n:] == pb[-n:] and la == lb
+
+
+def test_dis_l_matches_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
+    facts = _facts(sample)
+    rip, func = facts["rip"], facts["exception_symbol"].split("+")[0]
+    for ours_cmd, name in (
+        (f"dis -l {rip}", "dis-l"),
+        (f"dis -rl {rip}", "dis-rl"),
+        (f"dis -l {func}", "dis-func"),
+    ):
+        ours, theirs = cc.dis_records(console.ok(ours_cmd)), cc.dis_records(answers[name])
+        assert theirs, f"crash printed no instruction for {name}"
+        by_addr = {r[0]: r for r in ours}
+        missing = [r for r in theirs if r[0] not in by_addr]
+        assert not missing, f"{ours_cmd}: crash's instructions missing from ours: {missing[:5]}"
+        wrong = [
+            (by_addr[r[0]], r)
+            for r in theirs
+            if by_addr[r[0]][1] != r[1] or not _same_source(by_addr[r[0]], r)
+        ]
+        assert not wrong, f"{ours_cmd}: differs (ours, crash): {wrong[:5]}"
+        extra = [r for r in ours if r[0] not in {t[0] for t in theirs}]
+        # Only the function's .cold part (ours) may add instructions.
+        assert all(".cold" in (console.ok(f"dis {r[0]:#x}").split("<")[1]) for r in extra[:3]), extra[:3]
+
+
+def test_struct_o_matches_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
+    struct = _facts(sample).get("module_struct") or "list_head"
+    ours = cc.struct_offsets(console.ok(f"struct -o {struct}"))
+    if "struct-o" in answers:
+        assert ours == cc.struct_offsets(answers["struct-o"])
+    else:  # sysrq-c has no module struct in the oracle: a kernel type with a known layout
+        assert ours == [(0, "next"), (8, "prev")]
+    assert re.search(r"^SIZE: \d+$", console.ok(f"struct -o {struct}"), re.MULTILINE)
+
+
+def test_struct_with_address_prints_members(console: Console) -> None:
+    text = console.ok("struct task_struct.pid,comm init_task")
+    assert "pid = 0" in text and 'comm = "swapper' in text, text
+
+
+def test_rd_words_match_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
+    rsp = _facts(sample)["rsp"]
+    assert cc.rd_words(console.ok(f"rd -64 {rsp} 8")) == cc.rd_words(answers["rd"])
+
+
+# -- pipes, errors, help, Python -------------------------------------------------------------------
+
+
+def test_pipes_and_redirections(console: Console, sample: Any, tmp_path: Path) -> None:
+    comm = sample.expected["crashed_comm"]
+    rows = cc.ps_entries(console.ok(f"ps | grep {comm}"))
+    assert rows and all(comm in r.comm for r in rows)
+    assert len(console.ok("log | tail -20").splitlines()) == 20
+    target = tmp_path / "bt.txt"
+    printed = console.ok(f"foreach bt > {target}")
+    assert printed.strip() == ""
+    assert len(split_tasks(target.read_text())) >= sample.expected["min_tasks"] // 2
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("bt -Z", ["unrecognized arguments", "-Z"]),
+        ("dis no_such_function_xyz", ["no_such_function_xyz"]),
+        ("rd 0x10 4", ["0x10"]),
+        ("struct -o no_such_struct_xyz", ["no_such_struct_xyz"]),
+        ("sturct -o list_head", ["command not found", "struct"]),
+    ],
+)
+def test_bad_input_is_one_line_and_the_session_continues(
+    console: Console, line: str, words: list[str]
+) -> None:
+    text, response = console.run(line)
+    assert not response["success"], f"{line!r} succeeded: {text}"
+    message = response["message"]
+    assert "\n" not in message and "Traceback" not in message and "Internal" not in message, message
+    for word in words:
+        assert word in message, f"{line!r}: {message!r} lacks {word!r}"
+    assert "RELEASE" in console.ok("sys")
+
+
+def test_help_lists_commands_including_ours(console: Console) -> None:
+    text = console.ok("help")
+    for name in ("bt", "ps", "sys", "log", "dis", "struct", "rd", "mod", "kmem", "foreach"):
+        assert re.search(rf"\b{name}\b", text), name
+    assert "-o" in console.ok("help struct")
+
+
+def test_py_prefix_and_plain_python_go_to_drgn(console: Console, sample: Any) -> None:
+    _, response = console.run("%py prog['init_task'].pid.value_()")
+    assert response["success"] and response["body"]["result"].strip() == "0", response
+    _, response = console.run("1 + 2")
+    assert response["success"] and response["body"]["result"].strip() == "3", response
+
+
+def test_source_lines_are_linked(console: Console) -> None:
+    start = len(console.client.events)
+    console.ok("bt -l")
+    linked = [
+        e["body"] for e in console.client.events[start:] if e["event"] == "output" and "line" in e["body"]
+    ]
+    assert linked and all(b["source"]["name"] and b["line"] > 0 for b in linked)
+
+
+def test_long_output_can_be_cancelled(console: Console) -> None:
+    seq = console.client.send_request("evaluate", {"expression": "foreach bt", "context": "repl"})
+    console.client.send_request("cancel", {"requestId": seq})
+    response = console.client.wait_response(seq, timeout=120)
+    assert not response["success"] and "cancel" in response["message"], response.get("message")
+    assert "RELEASE" in console.ok("sys")
+
+
+def test_panic_log_is_printed_at_the_stop(console: Console, sample: Any) -> None:
+    printed = "".join(
+        e["body"]["output"] for e in console.client.events[console.stop_events :] if e["event"] == "output"
+    )
+    assert sample.expected["oops_line"].split(",")[0] in printed, printed[-2000:]
+
+
+# -- completions --------------------------------------------------------------------------------
+
+
+def _labels(console: Console, text: str, column: int | None = None) -> list[str]:
+    body = console.client.call(
+        "completions",
+        {"text": text, "column": (len(text) if column is None else column) + 1, "frameId": console.frame_id},
+    )
+    return [t["label"] for t in body["targets"]]
+
+
+def test_completions(console: Console) -> None:
+    assert "struct" in _labels(console, "stru")
+    assert "dis" in _labels(console, "di")
+    assert "-l" in _labels(console, "bt -")
+    assert "-o" in _labels(console, "struct -")
+    assert "comm" in _labels(console, "init_task.co")
+    assert {"next", "prev"} <= set(_labels(console, "init_task.tasks.next->"))
+    assert "comm" in _labels(console, "struct task_struct.co")
+    assert "schedule" in _labels(console, "dis sched")

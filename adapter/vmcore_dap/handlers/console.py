@@ -29,6 +29,7 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import UserError
+from vmcore_dap.handlers.launch import AFTER_STOP
 from vmcore_dap.handlers.variables import PY_PREFIX, REPL_INTERCEPTORS
 from vmcore_dap.target.completions import SymbolIndex, complete
 from vmcore_dap.target.crash_commands import (
@@ -288,3 +289,6 @@ def announce_panic_log(session: Session) -> None:
     except Exception as exc:  # noqa: BLE001 - the stop must not fail because of the announcement
         log.exception("announce_panic_log failed")
         session.output(f"Kernel log not available: {exc}\n", "important")
+
+
+AFTER_STOP.append(announce_panic_log)

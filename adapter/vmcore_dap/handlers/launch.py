@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from drgn.helpers.linux.sched import cpu_curr
@@ -26,9 +27,14 @@ from vmcore_dap.target.panic import panic_info
 from vmcore_dap.target.sources import SourceMap
 from vmcore_dap.target.tasks import list_tasks
 
-__all__: list[str] = []
+__all__ = ["AFTER_STOP"]
 
 log = logging.getLogger(__name__)
+
+#: Called with the session right after the ``stopped`` event, in order (the console registers
+#: ``announce_panic_log`` here so the Debug Console opens on the oops). A failing listener is logged
+#: and skipped: the stop itself has already been announced.
+AFTER_STOP: list[Callable[[Session], None]] = []
 
 
 @registry.request("launch")
@@ -103,3 +109,8 @@ def _announce_stop(session: Session, state: DumpState) -> None:
     else:
         body["description"] = "Paused (stopOnPanic is false: showing CPU 0's task)"
     session.send_event("stopped", body)
+    for listener in AFTER_STOP:
+        try:
+            listener(session)
+        except Exception:  # noqa: BLE001 - never undo a stop that was announced
+            log.exception("after-stop listener %s failed", getattr(listener, "__name__", listener))

@@ -12,6 +12,7 @@ failure reports make-vmcore's own message.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import deque
@@ -24,7 +25,7 @@ if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
 from vmcore_builder.build import sample_dir_for as _sample_dir_for  # noqa: E402
-from vmcore_builder.common import SCENARIOS, BuildError  # noqa: E402
+from vmcore_builder.common import SCENARIOS, BuildError, cache_root  # noqa: E402
 from vmcore_builder.hashing import builder_hash as _builder_hash  # noqa: E402
 from vmcore_builder.kernel import pick_kernel  # noqa: E402
 from vmcore_builder.manifest import MANIFEST_NAME, load_manifest  # noqa: E402
@@ -36,9 +37,13 @@ __all__ = [
     "SampleError",
     "builder_hash",
     "ensure_sample",
+    "launch_configuration",
     "load_sample",
     "sample_dir_for",
 ]
+
+#: The sample launch.json templates, one per scenario (placeholders documented in README.md).
+LAUNCH_DIR = _HERE / "launch"
 
 #: The builder script ensure_sample() runs.
 MAKE_VMCORE = _HERE / "make-vmcore"
@@ -140,3 +145,63 @@ def ensure_sample(scenario: str) -> Sample:
                 f"(delete {sample_dir} and rebuild with '{MAKE_VMCORE} {scenario}')"
             )
     return sample
+
+
+def _placeholders(sample: Sample, kernel_source: Path | None) -> dict[str, str]:
+    version = sample.manifest.get("kernel_version", "")
+    if kernel_source is None:
+        # Where samples/kernel_source.py unpacks Debian's tree (it may not be fetched yet).
+        from kernel_source import PACKAGE
+
+        kernel_source = cache_root() / "kernel-source" / version / PACKAGE
+    return {
+        "@SAMPLE_DIR@": str(sample.dir),
+        "@VMLINUX@": str(sample.vmlinux),
+        "@DEBUG_INFO_DIR@": str(sample.debug_info_dir),
+        # Debian builds in /build/reproducible-path/linux-<upstream version>.
+        "@KERNEL_BUILD_DIR@": f"/build/reproducible-path/linux-{version.split('-')[0]}",
+        "@KERNEL_SOURCE@": str(kernel_source),
+    }
+
+
+def _substitute(value: Any, table: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for key, repl in table.items():
+            value = value.replace(key, repl)
+        return value
+    if isinstance(value, list):
+        return [_substitute(v, table) for v in value]
+    if isinstance(value, dict):
+        return {_substitute(k, table): _substitute(v, table) for k, v in value.items()}
+    return value
+
+
+def launch_configuration(sample: Sample, kernel_source: Path | None = None) -> dict[str, Any]:
+    """Return ``samples/launch/<scenario>.json`` with its placeholders filled in for ``sample``.
+
+    :param kernel_source: the unpacked kernel tree for ``sourceRoot``; default: where
+        ``samples/kernel_source.py`` puts Debian's linux-source-6.1 for this kernel.
+    """
+    template = json.loads((LAUNCH_DIR / f"{sample.scenario}.json").read_text())
+    return _substitute(template, _placeholders(sample, kernel_source))
+
+
+def _main(argv: list[str]) -> int:
+    """``sample_store.py launch SCENARIO``: print the filled-in launch.json (building if needed)."""
+    if len(argv) != 2 or argv[0] not in ("launch", "dir"):
+        print("usage: sample_store.py launch|dir SCENARIO", file=sys.stderr)
+        return 2
+    try:
+        sample = ensure_sample(argv[1])
+    except SampleError as e:
+        print(f"sample_store: error: {e}", file=sys.stderr)
+        return 1
+    if argv[0] == "dir":
+        print(sample.dir)
+    else:
+        print(json.dumps(launch_configuration(sample), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

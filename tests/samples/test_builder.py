@@ -339,3 +339,47 @@ def test_cli_rejects_bad_scenarios(argv: list[str], message: str) -> None:
     )
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+# --- launch configurations ------------------------------------------------------
+
+ADAPTER_KEYS = {
+    "vmcore", "vmlinux", "debugInfo", "debugInfoDirectories", "sourceFileMap", "sourceRoot",
+    "stopOnPanic",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c"])
+def test_launch_configuration_fills_every_placeholder(tmp_path: Path, scenario: str) -> None:
+    from sample_store import launch_configuration, load_sample
+
+    sample_dir = tmp_path / f"{scenario}-6.1.0-56-cloud-amd64-0123456789ab"
+    sample_dir.mkdir()
+    manifest = {
+        "scenario": scenario,
+        "kernel_release": "6.1.0-56-cloud-amd64",
+        "kernel_version": "6.1.192-2",
+        "vmcore": "vmcore",
+        "vmcore_elf": "vmcore.elf",
+        "dmesg": "dmesg.txt",
+        "console_log": "console.log",
+        "vmlinux": "/k/dbg/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64",
+        "debug_info_dir": "/k/dbg/usr/lib/debug",
+        "debug_info": ["labbug/labbug.ko"] if scenario == "oops-null" else [],
+        "module_source_dir": "labbug",
+        "expected": {},
+    }
+    write_manifest(sample_dir, manifest)
+    sample = load_sample(sample_dir)
+    assert sample.vmcore == sample_dir / "vmcore"
+    launch = launch_configuration(sample, kernel_source=Path("/src/linux"))
+    (config,) = launch["configurations"]
+    assert (config["type"], config["request"]) == ("vmcore", "launch")
+    assert ADAPTER_KEYS <= set(config)
+    assert "@" not in json.dumps(launch)
+    assert config["vmcore"] == str(sample_dir / "vmcore")
+    assert config["vmlinux"] == manifest["vmlinux"]
+    assert config["debugInfo"] == [str(sample_dir / p) for p in manifest["debug_info"]]
+    assert config["debugInfoDirectories"] == ["/k/dbg/usr/lib/debug"]
+    assert config["sourceFileMap"] == {"/build/reproducible-path/linux-6.1.192": "/src/linux"}
+    assert config["sourceRoot"] == "/src/linux"

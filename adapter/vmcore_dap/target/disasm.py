@@ -24,6 +24,7 @@ AT&T syntax is the default because that is what crash, gdb and objdump show kern
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -270,9 +271,25 @@ def _filler(address: int, data: bytes, reason: str, unreadable: bool) -> Instruc
     )
 
 
+_ATT_IMMEDIATE = re.compile(r"\$(-?)(\d+)\b")
+_ATT_DISPLACEMENT = re.compile(r"(?<![\w%$.])(-?)(\d+)(?=\()")
+
+
+def _att_hex(op_str: str) -> str:
+    """Write AT&T immediates and displacements in hex, as objdump and gdb do.
+
+    capstone prints values below 10 in decimal (``$1``, ``8(%rax)``) and some 64-bit immediates as
+    unsigned decimal (``$18446744072639750456``); scale factors (``(%rax,%rbx,8)``) stay decimal.
+    """
+    op_str = _ATT_IMMEDIATE.sub(lambda m: f"${m.group(1)}{int(m.group(2)):#x}", op_str)
+    return _ATT_DISPLACEMENT.sub(lambda m: f"{m.group(1)}{int(m.group(2)):#x}", op_str)
+
+
 def _symbolized_operands(prog: drgn.Program, md: capstone.Cs, insn: Any) -> tuple[str, tuple[int, ...]]:
     """Return capstone's operand string with branch targets and RIP-relative data named."""
     op_str: str = insn.op_str
+    if _is_x86(md) and md.syntax == capstone.CS_OPT_SYNTAX_ATT:
+        op_str = _att_hex(op_str)
     targets: list[int] = []
     is_branch = any(insn.group(g) for g in (capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL))
     try:

@@ -1,0 +1,187 @@
+"""``source``: the contents of a ``sourceReference``, and source objects for code addresses.
+
+Other handlers (``stackTrace``, ``disassemble``) call :func:`source_for_address` to get a DAP
+``Source`` for an instruction: the local file when it exists (``sourceFileMap``/``sourceRoot``, then
+the distribution layouts of :mod:`vmcore_dap.target.source_layouts`), else a ``sourceReference`` whose
+content is the function's annotated disassembly, so clicking a frame always shows something.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import drgn
+
+from vmcore_dap.dap import registry
+from vmcore_dap.dap.args import Args
+from vmcore_dap.dap.handles import HandleTable
+from vmcore_dap.dap.session import Session
+from vmcore_dap.errors import NotAvailable
+from vmcore_dap.target.disasm import function_range
+from vmcore_dap.target.source_layouts import resolve_in_roots
+from vmcore_dap.target.source_listing import Listing, function_listing
+
+__all__ = ["SourceInfo", "resolve_source_path", "source_for_address", "source_reference_for"]
+
+
+@dataclass
+class _ListingRef:
+    start: int
+    missing_file: str | None
+    listing: Listing | None = None
+
+
+class _SourceState:
+    """Per-session table of listing references, and the resolved-path cache."""
+
+    def __init__(self) -> None:
+        self.refs: HandleTable[_ListingRef] = HandleTable("sourceReference")
+        self.paths: dict[str, str | None] = {}
+        self.prog: drgn.Program | None = None
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where to show an address: a DAP ``Source`` object and the line inside it.
+
+    :param source: the ``Source`` body (``name`` plus ``path`` or ``sourceReference``).
+    :param line: the line in that source (the DWARF line for a file, the listing line for a reference).
+    :param column: the column, 0 when unknown.
+    :param dwarf_path: the file name the debug info records, if any.
+    """
+
+    source: dict[str, Any]
+    line: int
+    column: int
+    dwarf_path: str | None
+
+
+def _dump(session: Session) -> Any:
+    from vmcore_dap.handlers.context import current_dump
+
+    return current_dump(session)
+
+
+def _state(session: Session) -> _SourceState:
+    state = session.component(_SourceState)
+    prog = _dump(session).prog
+    if state.prog is not prog:  # a new dump: old references mean nothing
+        state.refs.reset()
+        state.paths.clear()
+        state.prog = prog
+    return state
+
+
+def resolve_source_path(session: Session, dwarf_path: str) -> str | None:
+    """Return the local file for a DWARF file name, or ``None`` when it is not on this machine.
+
+    Tries the launch configuration's ``sourceFileMap``/``sourceRoot`` (the core's
+    :class:`~vmcore_dap.target.sources.SourceMap`), then the Debian/Ubuntu/RHEL build layouts under
+    ``sourceRoot``.
+    """
+    state = _state(session)
+    if dwarf_path in state.paths:
+        return state.paths[dwarf_path]
+    from vmcore_dap.handlers.context import dump_state
+
+    config = _dump(session).config
+    found: str | None = None
+    resolved = dump_state(session).sources.resolve(dwarf_path)
+    if resolved.exists:
+        found = resolved.path
+    if found is None:
+        roots = [config.source_root] if config.source_root is not None else []
+        hit = resolve_in_roots(dwarf_path, roots)
+        found = str(hit) if hit is not None else None
+    state.paths[dwarf_path] = found
+    return found
+
+
+def source_reference_for(
+    session: Session, address_or_function: int | str, missing_file: str | None = None
+) -> int:
+    """Return the ``sourceReference`` of the annotated disassembly of a function.
+
+    The same function always gets the same number within a session.
+
+    :param address_or_function: any address in the function, or its name.
+    :param missing_file: the source file that was not found, named in the listing's header.
+    :raises LookupError: when no function contains the address or bears the name.
+    """
+    state = _state(session)
+    prog = _dump(session).prog
+    address = (
+        int(prog.symbol(address_or_function).address)
+        if isinstance(address_or_function, str)
+        else address_or_function
+    )
+    found = function_range(prog, address)
+    if found is None:
+        raise LookupError(f"no function contains address {address:#x}")
+    start = found[0]
+    return state.refs.intern(("listing", start), lambda: _ListingRef(start, missing_file))
+
+
+def _listing(session: Session, reference: int) -> Listing:
+    entry = _state(session).refs.get(reference)
+    if entry.listing is None:
+        entry.listing = function_listing(_dump(session).prog, entry.start, entry.missing_file)
+    return entry.listing
+
+
+def source_for_address(
+    session: Session, address: int, *, is_return_address: bool = False
+) -> SourceInfo | None:
+    """Return where to show the instruction at ``address``: its source file, else the listing.
+
+    :param is_return_address: ``address`` is a caller frame's return address; look up the call
+        instruction's line (``address - 1``), as debuggers do.
+    :returns: ``None`` when no function contains the address (no debug info, no symbol).
+    """
+    prog = _dump(session).prog
+    lookup = address - 1 if is_return_address else address
+    dwarf_path: str | None = None
+    line = column = 0
+    try:
+        loc = prog.source_location(lookup)[0]
+        dwarf_path, line, column = loc.filename, loc.line, loc.column
+    except (LookupError, IndexError):
+        pass
+    if dwarf_path:
+        local = resolve_source_path(session, dwarf_path)
+        if local is not None:
+            return SourceInfo({"name": Path(local).name, "path": local}, line, column, dwarf_path)
+    try:
+        reference = source_reference_for(session, lookup, dwarf_path)
+    except LookupError:
+        return None
+    listing = _listing(session, reference)
+    source = {
+        "name": f"{listing.function} (disassembly)",
+        "sourceReference": reference,
+        "presentationHint": "deemphasize",
+        "origin": "disassembly: source file not found" if dwarf_path else "disassembly: no line information",
+    }
+    return SourceInfo(source, listing.line_of(lookup), 0, dwarf_path)
+
+
+@registry.request("source")
+def source(session: Session, args: Args) -> dict[str, Any]:
+    """Answer with a listing for our references, or a local file's text for a plain path."""
+    reference = args.opt_integer("sourceReference") or 0
+    source_arg = args.obj("source")
+    if not reference:
+        reference = int(source_arg.get("sourceReference") or 0)
+    if reference:
+        return {"content": _listing(session, reference).text, "mimeType": "text/x-asm"}
+    path = source_arg.get("path")
+    if isinstance(path, str) and path:
+        local = resolve_source_path(session, path) or (path if Path(path).is_file() else None)
+        if local is not None:
+            return {"content": Path(local).read_text(errors="replace")}
+        raise NotAvailable(
+            f"source: file '{path}' is not on this machine (set 'sourceRoot' or 'sourceFileMap')"
+        )
+    raise NotAvailable("source: neither 'sourceReference' nor a 'path' was given")

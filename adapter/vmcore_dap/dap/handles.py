@@ -54,7 +54,8 @@ class HandleTable(Generic[T]):
 
         :raises StaleReference: for a number this table never handed out (or one from before a reset).
         """
-        entry = self._entries.get(handle) if isinstance(handle, int) else None  # type: ignore[arg-type]
+        ok = isinstance(handle, int) and not isinstance(handle, bool)  # JSON true is not handle 1
+        entry = self._entries.get(handle) if ok else None  # type: ignore[arg-type]
         if entry is None:
             raise StaleReference(
                 f"unknown {self.kind} {handle!s}: it was never handed out in this session or is stale"

@@ -134,7 +134,8 @@ def thread_entry(session: Session, thread_id: object) -> ThreadEntry:
     """
     state = dump_state(session)
     current_dump(session)
-    entry = state.threads.get(thread_id) if isinstance(thread_id, int) else None  # type: ignore[call-overload]
+    ok = isinstance(thread_id, int) and not isinstance(thread_id, bool)
+    entry = state.threads.get(thread_id) if ok else None  # type: ignore[call-overload]
     if entry is None:
         raise StaleReference(
             f"unknown threadId {thread_id}: not a thread of this dump (refresh the Threads view)"

@@ -1,0 +1,283 @@
+"""Dispatch, the one exception boundary, inline vs worker handlers, cancel, and capabilities.
+
+The channel runs on real pipes in a thread, exactly as over stdio; test-only handlers are registered
+under names no client sends (``_test…``) and advertise no capability.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from vmcore_dap.dap import registry
+from vmcore_dap.dap.args import Args
+from vmcore_dap.dap.channel import Channel
+from vmcore_dap.dap.session import Session
+from vmcore_dap.dap.transport import Transport
+from vmcore_dap.errors import NotAvailable, UserError
+from vmcore_dap.handlers import load_all
+from vmcore_dap.handlers.lifecycle import REFUSED_COMMANDS
+from vmcore_dap.target.errors import translate_error
+
+load_all()
+_release = threading.Event()
+
+
+@registry.request("_testEcho")
+def _echo(session: Session, args: Args) -> dict[str, Any]:
+    return {"got": args.integer("n"), "thread": threading.current_thread().name}
+
+
+@registry.request("_testInline", inline=True)
+def _inline(session: Session, args: Args) -> dict[str, Any]:
+    return {"thread": threading.current_thread().name}
+
+
+@registry.request("_testBlock")
+def _block(session: Session, args: Args) -> None:
+    _release.wait(10)
+
+
+@registry.request("_testLong")
+def _long(session: Session, args: Args) -> None:
+    with session.progress("long work") as progress:
+        for i in range(200):
+            progress.update(f"step {i}", i / 2)
+            time.sleep(0.01)
+
+
+@registry.request("_testRaise")
+def _raise(session: Session, args: Args) -> None:
+    kind = args.string("kind")
+    if kind == "user":
+        raise UserError("Cannot open vmcore '/x': not a kdump or ELF core file (check the path)")
+    if kind == "quiet":
+        raise NotAvailable("<optimized out>")
+    if kind == "after":
+        session.after_response(lambda: 1 / 0)
+        return
+    raise KeyError("boom")
+
+
+@registry.request("_testAfter")
+def _after(session: Session, args: Args) -> None:
+    session.after_response(lambda: session.send_event("stopped", {"reason": "pause", "threadId": 1}))
+
+
+class Harness:
+    """A channel on pipes, read back message by message."""
+
+    def __init__(self) -> None:
+        in_r, self._in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        self._to_adapter = os.fdopen(self._in_w, "wb")
+        self._from_adapter = Transport(os.fdopen(out_r, "rb"), open(os.devnull, "wb"))
+        transport = Transport(os.fdopen(in_r, "rb"), os.fdopen(out_w, "wb"))
+        self.channel = Channel(transport, translate_error=translate_error)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.thread.start()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._seq = 0
+
+    def _run(self) -> None:
+        self.channel.run()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._from_adapter.read_message()
+            except Exception:  # noqa: BLE001
+                return
+            if message is None:
+                return
+            self.messages.put(message)
+
+    def raw(self, data: bytes) -> None:
+        self._to_adapter.write(data)
+        self._to_adapter.flush()
+
+    def send(self, command: str, arguments: Any = None, **extra: Any) -> int:
+        self._seq += 1
+        message = {"seq": self._seq, "type": "request", "command": command, **extra}
+        if arguments is not None:
+            message["arguments"] = arguments
+        body = json.dumps(message).encode()
+        self.raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return self._seq
+
+    def next(self, timeout: float = 10) -> dict[str, Any]:
+        return self.messages.get(timeout=timeout)
+
+    def response(self, seq: int, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.next(max(0.01, deadline - time.monotonic()))
+            if message.get("type") == "response" and message.get("request_seq") == seq:
+                return message
+
+    def close(self) -> None:
+        self._to_adapter.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    h = Harness()
+    yield h
+    _release.set()
+    h.close()
+
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_worker_handler_runs_on_the_drgn_worker_and_inline_on_the_reader(harness: Harness) -> None:
+    r = harness.response(harness.send("_testEcho", {"n": 5}))
+    assert r["success"] and r["body"] == {"got": 5, "thread": "vmcore-dap-worker"}
+    r = harness.response(harness.send("_testInline"))
+    assert r["body"]["thread"] != "vmcore-dap-worker"
+
+
+def test_inline_requests_are_answered_while_the_worker_is_busy(harness: Harness) -> None:
+    _release.clear()
+    blocked = harness.send("_testBlock")
+    r = harness.response(harness.send("threads"), timeout=3)
+    assert r["success"] and r["body"] == {"threads": []}
+    _release.set()
+    assert harness.response(blocked)["success"]
+
+
+def test_unknown_command_bad_arguments_and_bad_envelopes_get_error_responses(harness: Harness) -> None:
+    r = harness.response(harness.send("frobnicate"))
+    assert not r["success"] and "Unsupported request 'frobnicate'" in r["message"]
+    assert r["body"]["error"]["id"] == 1008
+    r = harness.response(harness.send("_testEcho", ["not", "an", "object"]))
+    assert not r["success"] and r["message"] == "_testEcho: 'arguments' must be an object"
+    r = harness.response(harness.send("_testEcho", {"n": "5"}))
+    assert r["message"] == "_testEcho: 'n' must be an integer (got a string)"
+    r = harness.response(harness.send("_testEcho", {}))
+    assert r["message"] == "_testEcho: missing required argument 'n'"
+    harness.raw(b'Content-Length: 9\r\n\r\n{"seq": 1')
+    r = harness.next()
+    assert r["type"] == "response" and not r["success"] and r["message"].startswith("Malformed DAP message")
+    # A request whose seq is not an integer
+    body = json.dumps({"seq": "x", "type": "request", "command": "threads"}).encode()
+    harness.raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    r = harness.next()
+    assert not r["success"] and "'seq' must be an integer" in r["message"]
+    # Still serving.
+    assert harness.response(harness.send("_testEcho", {"n": 1}))["success"]
+
+
+def test_exceptions_become_responses_with_the_right_blame(harness: Harness) -> None:
+    r = harness.response(harness.send("_testRaise", {"kind": "user"}))
+    assert r["message"].startswith("Cannot open vmcore '/x'")
+    assert r["body"]["error"] == {"id": 1001, "format": r["message"], "showUser": True}
+    r = harness.response(harness.send("_testRaise", {"kind": "quiet"}))
+    assert r["body"]["error"]["showUser"] is False
+    r = harness.response(harness.send("_testRaise", {"kind": "bug"}))
+    assert r["message"].startswith("Internal adapter error in _testRaise: KeyError")
+    assert r["body"]["error"]["id"] == 1999
+    r = harness.response(harness.send("_testRaise", {"kind": "after"}))
+    assert r["success"]
+    event = harness.next()
+    assert event["event"] == "output" and "ZeroDivisionError" in event["body"]["output"]
+
+
+def test_after_response_work_follows_the_response(harness: Harness) -> None:
+    seq = harness.send("_testAfter")
+    first, second = harness.next(), harness.next()
+    assert first["type"] == "response" and first["request_seq"] == seq
+    assert second["type"] == "event" and second["event"] == "stopped"
+    assert second["seq"] > first["seq"]
+
+
+def test_cancel_stops_a_long_request_through_its_progress(harness: Harness) -> None:
+    harness.response(harness.send("initialize", {"adapterID": "vmcore", "supportsProgressReporting": True}))
+    seq = harness.send("_testLong")
+    start = harness.next()
+    assert start["event"] == "progressStart" and start["body"]["requestId"] == seq
+    cancel = harness.send("cancel", {"progressId": start["body"]["progressId"]})
+    assert harness.response(cancel)["success"]
+    r = harness.response(seq)
+    assert not r["success"] and r["message"] == "_testLong: cancelled"
+
+
+def test_queued_request_cancelled_before_it_runs(harness: Harness) -> None:
+    _release.clear()
+    blocked = harness.send("_testBlock")
+    queued = harness.send("_testEcho", {"n": 1})
+    assert harness.response(harness.send("cancel", {"requestId": queued}))["success"]
+    _release.set()
+    assert harness.response(blocked)["success"]
+    r = harness.response(queued)
+    assert not r["success"] and "cancelled" in r["message"]
+
+
+def test_disconnect_ends_the_loop(harness: Harness) -> None:
+    assert harness.response(harness.send("disconnect", {}))["success"]
+    harness.thread.join(5)
+    assert not harness.thread.is_alive()
+
+
+def test_capabilities_come_from_the_registry() -> None:
+    caps = registry.capabilities()
+    for command, capability in [
+        ("configurationDone", "supportsConfigurationDoneRequest"),
+        ("exceptionInfo", "supportsExceptionInfoRequest"),
+        ("terminate", "supportsTerminateRequest"),
+        ("cancel", "supportsCancelRequest"),
+        ("stackTrace", "supportsDelayedStackTraceLoading"),
+    ]:
+        assert registry.lookup(command) is not None
+        assert caps.get(capability) is True
+    advertised = {
+        name for h in map(registry.lookup, registry.registered_commands()) if h for name in h.capabilities
+    }
+    assert set(caps) == advertised | set(registry.extra_capabilities())
+    # Refusals must not make a client offer stepping.
+    for command in REFUSED_COMMANDS:
+        assert registry.lookup(command) is not None and registry.lookup(command).capabilities == ()  # type: ignore[union-attr]
+    for capability in (
+        "supportsStepBack",
+        "supportsGotoTargetsRequest",
+        "supportsRestartRequest",
+        "supportsRestartFrame",
+    ):
+        assert capability not in caps
+
+
+def test_refused_commands_say_read_only(harness: Harness) -> None:
+    for command in REFUSED_COMMANDS:
+        r = harness.response(harness.send(command, {"threadId": 1}))
+        assert not r["success"]
+        assert (
+            r["message"] == f"{command}: the vmcore is read-only: a crash dump cannot be resumed or modified"
+        )
+
+
+def test_requests_that_need_a_dump_say_launch_first(harness: Harness) -> None:
+    for command, args in [
+        ("stackTrace", {"threadId": 1}),
+        ("configurationDone", {}),
+        ("exceptionInfo", {"threadId": 1}),
+    ]:
+        r = harness.response(harness.send(command, args))
+        assert r["message"] == "no vmcore is open (send launch first)"
+
+
+def test_launch_argument_errors_name_the_setting(harness: Harness) -> None:
+    r = harness.response(harness.send("launch", {"type": "vmcore"}))
+    assert r["message"].startswith("launch: missing required setting 'vmcore'")
+    r = harness.response(harness.send("launch", {"vmcore": 3}))
+    assert r["message"] == "launch: 'vmcore' must be a string (got a number)"
+    r = harness.response(harness.send("launch", {"vmcore": "/x", "stopOnPanic": "yes"}))
+    assert r["message"] == "launch: 'stopOnPanic' must be true or false (got a string)"

@@ -207,7 +207,8 @@ def build_sample(scenario: str, *, force: bool = False, cfg: GuestConfig | None 
             failed = final.with_name(final.name + ".failed")
             shutil.rmtree(failed, ignore_errors=True)
             tmp.rename(failed)
-            raise BuildError(f"{scenario}: {e}\n(partial build kept in {failed})") from None
+            message = str(e).replace(str(tmp), str(failed))  # the log moved with the dir
+            raise BuildError(f"{scenario}: {message}\n(partial build kept in {failed})") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

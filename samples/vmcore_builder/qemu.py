@@ -6,6 +6,7 @@ debugfs reads the files back without mounting (no root, no loop devices).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -29,7 +30,7 @@ class GuestConfig:
     memory_mib: int = 1024
     cpus: int = 2
     crashkernel: str = "256M"
-    timeout_s: float = 600.0
+    timeout_s: float = float(os.environ.get("VMCORE_DAP_QEMU_TIMEOUT", "600"))
 
 
 def crash_cmdline(cfg: GuestConfig) -> str:
@@ -108,4 +109,5 @@ def run_guest(
     for name, dest in DUMP_FILES.items():
         if not _debugfs_read(disk, name, out_dir / dest):
             raise BuildError(f"The dump disk has no /{name}; see {console_log}")
+        (out_dir / dest).chmod(0o644)  # makedumpfile writes 0600; the files are for everyone
     disk.unlink()

@@ -16,7 +16,6 @@ The version comes from the kernel itself: ``linux_banner`` in the vmlinux ends i
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import shutil
@@ -60,9 +59,17 @@ def debian_version_of_vmlinux(vmlinux: Path) -> str:
 
     :raises KernelSourceError: for a vmlinux that is not a Debian build.
     """
+    match = None
     try:
-        with vmlinux.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            match = _BANNER.search(data)  # type: ignore[call-overload]
+        with vmlinux.open("rb") as f:
+            tail = b""
+            while match is None:
+                chunk = f.read(16 << 20)
+                if not chunk:
+                    break
+                window = tail + chunk
+                match = _BANNER.search(window)
+                tail = window[-512:]  # a banner cut by the chunk boundary is found in the next window
     except OSError as e:
         raise KernelSourceError(f"Cannot read {vmlinux}: {e.strerror} (check the path)") from e
     if match is None:

@@ -1,0 +1,121 @@
+"""The Modules view against crash's ``mod`` and the kernel's own log, on every sample.
+
+Names, struct module addresses, bases and sizes come from crash; taint letters from the dump's kernel
+log ("Modules linked in: labbug(OE)", or the module-load messages when no oops printed the list);
+debug-info status from what the launch configuration gave the adapter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samples.sample_store import launch_configuration
+from tests.conftest import get_crash_answers
+from tests.helpers.crash_parse import parse_mod
+from tests.helpers.dap_client import DapClient
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _config(sample: Any, **overrides: Any) -> dict[str, Any]:
+    config = dict(launch_configuration(sample)["configurations"][0])
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def client(sample: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DapClient]:
+    dap = DapClient(tmp_path_factory.mktemp(f"modules-{sample.scenario}"))
+    try:
+        capabilities = dap.initialize()
+        assert capabilities.get("supportsModulesRequest") and capabilities.get("supportsLoadedSourcesRequest")
+        launch = dap.send_request("launch", _config(sample))
+        assert dap.wait_response(launch, 180)["success"]
+        dap.wait_event("initialized")
+        dap.call("configurationDone")
+        dap.wait_event("stopped")
+        yield dap
+        assert not dap.schema_errors, dap.schema_errors
+    finally:
+        dap.close()
+
+
+def _expected_taints(dmesg: str) -> dict[str, str]:
+    """Module name -> taint letters, as the kernel itself reported them in this dump's log."""
+    linked = re.findall(r"Modules linked in: (.*)", dmesg)
+    if linked:
+        return dict(re.findall(r"(\S+?)\((\w+)\)", linked[-1]))
+    letters: dict[str, str] = {}
+    for name in re.findall(r"\] (\S+): loading out-of-tree module taints kernel", dmesg):
+        letters[name] = letters.get(name, "") + "O"
+    for name in re.findall(r"\] (\S+): module verification failed", dmesg):
+        letters[name] = letters.get(name, "") + "E"
+    return letters
+
+
+def test_modules_match_crash_mod(client: DapClient, sample: Any) -> None:
+    body = client.call("modules", {})
+    ours = {m["name"]: m for m in body["modules"]}
+    assert body["totalModules"] == len(body["modules"])
+    crash_rows = parse_mod(get_crash_answers(sample.scenario)["mod"])
+    assert crash_rows, "crash's mod listed no module"
+    assert set(ours) == {row.name for row in crash_rows} | {"kernel"}
+    for row in crash_rows:
+        module = ours[row.name]
+        assert int(module["base"], 16) == row.base, (module, row)
+        assert module["size"] == row.size, (module, row)
+        assert int(module["structModule"], 16) == row.module, (module, row)
+        low, high = (int(x, 16) for x in module["addressRange"].split("-"))
+        assert low <= row.base < high
+
+
+def test_taints_as_in_the_kernel_log(client: DapClient, sample: Any) -> None:
+    expected = _expected_taints(Path(sample.dmesg).read_text(errors="replace"))
+    assert expected, "the sample's log names no tainting module"
+    ours = {m["name"]: m for m in client.call("modules", {})["modules"]}
+    for name, letters in expected.items():
+        assert sorted(ours[name]["taints"]) == sorted(letters), (name, ours[name])
+    assert set("OE") <= set(ours["kernel"]["taints"])
+
+
+def test_debug_info_status_and_files(client: DapClient, sample: Any) -> None:
+    ours = {m["name"]: m for m in client.call("modules", {})["modules"]}
+    kernel = ours["kernel"]
+    assert kernel["symbolStatus"] == "Symbols loaded"
+    assert Path(kernel["symbolFilePath"]).resolve() == Path(sample.vmlinux).resolve()
+    assert kernel["version"].startswith(sample.kernel_release)
+    given = {p.name.split(".")[0]: p for p in sample.debug_info}
+    for name, path in given.items():
+        assert ours[name]["symbolStatus"] == "Symbols loaded", ours[name]
+        assert Path(ours[name]["symbolFilePath"]).resolve() == Path(path).resolve()
+
+
+def test_module_without_debug_info_says_so(sample: Any, tmp_path: Path) -> None:
+    with DapClient(tmp_path) as dap:
+        dap.launch_and_stop(_config(sample, debugInfo=[], debugInfoDirectories=[str(tmp_path)]))
+        ours = {m["name"]: m for m in dap.call("modules", {})["modules"]}
+        for path in sample.debug_info:
+            module = ours[path.name.split(".")[0]]
+            assert module["symbolStatus"].startswith("Symbols not found"), module
+            assert "symbolFilePath" not in module
+        assert not dap.schema_errors, dap.schema_errors
+
+
+def test_paging(client: DapClient) -> None:
+    everything = client.call("modules", {})["modules"]
+    page = client.call("modules", {"startModule": 1, "moduleCount": 1})
+    assert page["modules"] == everything[1:2]
+    assert page["totalModules"] == len(everything)
+
+
+def test_loaded_sources_include_stack_and_module_files(client: DapClient, sample: Any) -> None:
+    sources = client.call("loadedSources", {}, timeout=300)["sources"]
+    paths = [Path(s["path"]) for s in sources]
+    assert all(p.is_file() for p in paths)
+    assert any(p.parent == Path(sample.module_source_dir) or p.name.endswith(".c") for p in paths)
+    root = Path(launch_configuration(sample)["configurations"][0]["sourceRoot"])
+    assert any(root in p.parents and p.parts[-2:] == ("fs", "read_write.c") for p in paths), paths[:20]

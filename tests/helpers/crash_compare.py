@@ -123,13 +123,44 @@ def memory_bytes(value: str) -> float:
 
 
 def log_records(text: str) -> list[tuple[str | None, str]]:
-    """``log`` lines as (timestamp text, message) with trailing spaces ignored."""
-    return [(r.timestamp.strip() if r.timestamp else None, r.text.rstrip()) for r in parse_log(text)]
+    """``log`` lines as (timestamp text, message); spacing around the message does not count.
+
+    crash keeps the indentation of continuation lines, drgn's ``log`` does not.
+    """
+    return [(r.timestamp.strip() if r.timestamp else None, squash(r.text)) for r in parse_log(text)]
+
+
+#: Two ELF symbols at one address: crash names the later alias, drgn the function.
+SYMBOL_ALIASES = {
+    "entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
+    "secondary_startup_64_no_verify": "secondary_startup_64",
+}
+#: crash walks the NMI that stopped the other CPUs for kdump; drgn starts at the interrupted context.
+NMI_PATH = frozenset({"crash_nmi_callback", "nmi_handle", "default_do_nmi", "exc_nmi", "asm_exc_nmi"})
+
+
+def _canonical(frames: list[Frame]) -> list[Frame]:
+    return [
+        # SYSCALL_DEFINE: crash names the ELF symbol __x64_sys_X, drgn the function __do_sys_X in it.
+        Frame(re.sub(r"^__x64_sys_", "__do_sys_", SYMBOL_ALIASES.get(f.function, f.function)), f.file, f.line)
+        for f in frames
+        if f.function not in NMI_PATH
+    ]
+
+
+def dates_within(a: str | None, b: str | None, seconds: int) -> bool:
+    """Whether two ``log -T`` dates (``Thu Nov 26 14:34:16 UTC 2026``) are at most ``seconds`` apart."""
+    from datetime import datetime
+
+    if a is None or b is None:
+        return a == b
+    fmt = "%a %b %d %H:%M:%S %Z %Y"
+    return abs((datetime.strptime(a, fmt) - datetime.strptime(b, fmt)).total_seconds()) <= seconds
 
 
 def stack_of(text: str, *, start_at_exception: bool = True) -> list[Frame]:
     """The normalised stack of the one task of a ``bt``/``bt -l`` output (crash's or ours)."""
-    return normalize_crash_bt(text, start_at_exception=start_at_exception)
+    return _canonical(normalize_crash_bt(text, start_at_exception=start_at_exception))
 
 
 def bt_functions_by_pid(text: str) -> dict[tuple[int, int], list[str]]:
@@ -137,7 +168,7 @@ def bt_functions_by_pid(text: str) -> dict[tuple[int, int], list[str]]:
     out: dict[tuple[int, int], list[str]] = {}
     for chunk in split_tasks(text):
         task = parse_bt(chunk)[0]
-        out[(task.pid, task.task)] = [f.function for f in normalize_crash_bt(chunk)]
+        out[(task.pid, task.task)] = [f.function for f in _canonical(normalize_crash_bt(chunk))]
     return out
 
 

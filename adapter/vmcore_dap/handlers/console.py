@@ -38,6 +38,7 @@ from vmcore_dap.target.crash_commands import (
     describe_command_error,
     is_command_line,
 )
+from vmcore_dap.target.crash_extra import PARTIAL_DUMP_KEY
 
 __all__ = [
     "ConsoleState",
@@ -76,9 +77,10 @@ class ConsoleState:
         self._console: CrashConsole | None = None
         self._symbols: SymbolIndex | None = None
 
-    def console(self, prog: drgn.Program) -> CrashConsole:
+    def console(self, prog: drgn.Program, partial_dump: bool = False) -> CrashConsole:
         if self._console is None or self._console.prog is not prog:
             self._console = CrashConsole(prog)
+            prog.config[PARTIAL_DUMP_KEY] = partial_dump
         return self._console
 
     def symbols(self, prog: drgn.Program) -> SymbolIndex:
@@ -157,13 +159,21 @@ def _prog(session: Session) -> drgn.Program:
     return current_dump(session).prog
 
 
+def _console(session: Session) -> CrashConsole:
+    """The session's crash console, told whether makedumpfile filtered the dump (for ``sys``)."""
+    from vmcore_dap.handlers.context import current_dump
+
+    dump = current_dump(session)
+    level = getattr(dump.file, "dump_level", None)
+    return session.component(ConsoleState).console(dump.prog, partial_dump=bool(level))
+
+
 def run_console_command(session: Session, line: str, frame_id: int | None) -> dict[str, Any]:
     """Run one crash command line, stream its output, and return the ``evaluate`` response body.
 
     :raises UserError: the command failed; its one-line message becomes the failed response.
     """
-    prog = _prog(session)
-    console = session.component(ConsoleState).console(prog)
+    console = _console(session)
     task = _current_task(session, frame_id)
 
     def on_output(text: str) -> None:
@@ -277,8 +287,7 @@ def announce_panic_log(session: Session) -> None:
     Never raises: a dump whose log cannot be read gets one line saying so.
     """
     try:
-        prog = _prog(session)
-        result = session.component(ConsoleState).console(prog).run("log")
+        result = _console(session).run("log")
         if result.error is not None:
             session.output(f"Kernel log not available: {result.error}\n", "important")
             return

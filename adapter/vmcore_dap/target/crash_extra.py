@@ -304,3 +304,117 @@ def _dis(prog: Program, args: argparse.Namespace) -> list[str]:
 def _crash_cmd_dis(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
     for line in _dis(prog, args):
         print(line)
+
+
+# -- sys ----------------------------------------------------------------------------------------
+
+#: Set ``prog.config[PARTIAL_DUMP_KEY] = True`` for a dump filtered by makedumpfile (dump level > 0):
+#: ``sys`` then marks DUMPFILE ``[PARTIAL DUMP]`` as crash does. The program alone cannot tell.
+PARTIAL_DUMP_KEY = "vmcore_dap.partial_dump"
+
+# crash's task.c panic_msg[]: the first of these found anywhere in the log is the PANIC line.
+_CRASH_PANIC_MESSAGES = (
+    "SysRq : Crash",
+    "SysRq : Trigger a crash",
+    "SysRq : Netdump",
+    "Kernel panic: ",
+    "Kernel panic - ",
+    "Kernel BUG at",
+    "kernel BUG at",
+    "Unable to handle kernel paging request",
+    "Unable to handle kernel NULL pointer dereference",
+    "BUG: unable to handle kernel ",
+    "general protection fault: ",
+    "double fault: ",
+    "divide error: ",
+    "stack segment: ",
+    "[Hardware Error]: ",
+    "Bad mode in ",
+    "Oops: ",
+)
+
+
+def crash_panic_message(prog: Program) -> str | None:
+    """The PANIC line crash's ``sys`` prints: the first of its known messages found in the log."""
+    from drgn.helpers.linux.printk import get_printk_records
+
+    texts = [r.text.decode(errors="replace") for r in get_printk_records(prog)]
+    for needle in _CRASH_PANIC_MESSAGES:
+        for text in texts:
+            if needle in text:
+                return text.strip()
+    return None
+
+
+def _crash_memory_size(prog: Program) -> str:
+    """crash's MEMORY: present pages of all nodes, rounded up to a GiB when within 64 MiB of it."""
+    from drgn.helpers.linux.nodemask import for_each_online_node
+
+    try:
+        pgdats = [prog["node_data"][nid] for nid in for_each_online_node(prog)]
+    except KeyError:  # !CONFIG_NUMA
+        pgdats = [prog["contig_page_data"].address_of_()]
+    pages = sum(p.node_present_pages.value_() for p in pgdats)
+    total = pages * prog["PAGE_SIZE"].value_()
+    gib, mib = 1 << 30, 1 << 20
+    next_gig = -(-total // gib) * gib
+    if next_gig - total <= 64 * mib:
+        total = next_gig
+    if total >= gib:
+        text = f"{total / gib:.1f} GB"
+    elif total >= mib:
+        text = f"{total / mib:.1f} MB"
+    else:
+        text = f"{total // 1024} KB"
+    return text.replace(".0 ", " ")
+
+
+def _fix_sys_line(prog: Program, line: str) -> str:
+    key, sep, value = line.partition(": ")
+    name = key.strip()
+    try:
+        if name == "DUMPFILE" and prog.config.get(PARTIAL_DUMP_KEY) and "[PARTIAL DUMP]" not in value:
+            return f"{line}  [PARTIAL DUMP]"
+        if name == "MEMORY":
+            return f"{key}{sep}{_crash_memory_size(prog)}"
+        if name == "PANIC":
+            message = crash_panic_message(prog)
+            if message is not None:
+                note = " (check log for details)" if "Oops: " in message else ""
+                return f'{key}{sep}"{message}"{note}'
+    except (LookupError, drgn.FaultError, ValueError):
+        return line  # keep drgn's answer when the dump lacks what crash's rule reads
+    return line
+
+
+_drgn_sys = VMCORE_CRASH_NAMESPACE.drgn_commands["sys"]
+
+
+@custom_command(
+    name="sys",
+    description="system data (crash's DUMPFILE, MEMORY and PANIC rules)",
+    usage="**sys** [drgn's sys options]",
+    long_description="""
+    drgn's ``sys``, with three fields computed as crash computes them: DUMPFILE is marked
+    [PARTIAL DUMP] for a makedumpfile-filtered dump, MEMORY counts present pages, and PANIC is the
+    first of crash's known panic messages found in the kernel log.
+    """,
+    parse=parse_shell_command,
+    namespace=VMCORE_CRASH_NAMESPACE,
+)
+def _crash_cmd_sys(prog: Program, name: str, words: list[str], **kwargs: Any) -> None:
+    import io
+    import sys as _sys
+
+    kwargs.pop("parser", None)
+    if words:  # sys -c, sys -i … : drgn's as they are
+        _drgn_sys.run(prog, name, words, **kwargs)
+        return
+    buffer = io.StringIO()
+    saved, _sys.stdout = _sys.stdout, buffer
+    try:
+        _drgn_sys.run(prog, name, words, **kwargs)
+    finally:
+        _sys.stdout = saved
+    for line in buffer.getvalue().splitlines():
+        print(_fix_sys_line(prog, line))

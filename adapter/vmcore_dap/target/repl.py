@@ -1,14 +1,16 @@
 """The Debug Console's Python: drgn expressions and statements against the dump.
 
 Each session has one :class:`PythonRepl` whose namespace persists between inputs (so ``t = ...`` then
-``t.comm`` works). Every input also sees ``prog``, ``drgn``, the names of ``drgn.helpers.linux``, and
-for the selected frame ``frame``, ``task``, and the frame's locals by name; a name the user assigns
-takes precedence over a local of the same name. Printed output is captured and returned with the
-value, so nothing reaches the adapter's stdout (which carries DAP).
+``t.comm`` works). Every input also sees ``prog``, ``drgn`` and its public names, the names of
+``drgn.helpers.linux``, and for the selected frame ``frame``, ``task``, and the frame's locals by name;
+a name the user assigns takes precedence over a local of the same name, and Python's builtins over
+both (a C parameter called ``len`` is ``frame['len']``). Printed output is captured and returned with
+the value, so nothing reaches the adapter's stdout (which carries DAP).
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import traceback
@@ -23,6 +25,9 @@ from vmcore_dap.target.scopes import FrameLike
 
 __all__ = ["PythonRepl", "ReplResult"]
 
+#: Python's builtins win over C locals of the same name (``len``, ``list``, ``type``): the frame's
+#: ``len`` is still there as ``frame['len']``.
+_BUILTIN_NAMES = frozenset(dir(builtins))
 #: Longest text returned for one input; the rest is cut with a note.
 _MAX_OUTPUT = 200_000
 
@@ -47,7 +52,7 @@ class _FrameScope(MutableMapping[str, Any]):
         self._frame = frame
 
     def __getitem__(self, name: str) -> Any:
-        if name in self._assigned or self._frame is None:
+        if name in self._assigned or self._frame is None or name in _BUILTIN_NAMES:
             raise KeyError(name)
         try:
             return self._frame[name]
@@ -82,9 +87,8 @@ class PythonRepl:
         self.globals: dict[str, Any] = {"__name__": "__vmcore_dap_repl__", "__builtins__": __builtins__}
         for name in getattr(linux_helpers, "__all__", ()):
             self.globals[name] = getattr(linux_helpers, name)
-        for name in ("Object", "cast", "container_of", "sizeof", "offsetof", "reinterpret", "NULL"):
-            if hasattr(drgn, name):
-                self.globals[name] = getattr(drgn, name)
+        for name in getattr(drgn, "__all__", ()):  # as drgn's own console: Object, cast, FaultError...
+            self.globals[name] = getattr(drgn, name)
         self.globals.update({"drgn": drgn, "prog": prog})
         self._assigned: set[str] = set()
 

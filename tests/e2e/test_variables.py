@@ -1,0 +1,524 @@
+"""Scopes, variables and evaluate on every sample, checked against crash on the same dump.
+
+One adapter per sample is launched for the whole module and stopped on the panic; the faulting frame
+is the one the manifest names. Expected values come from the manifest (what the guest printed before
+crashing), from the module's source, and from crash: ``whatis`` for the faulting function's
+prototype, ``struct -o task_struct <addr>`` for member addresses, ``struct task_struct.<members>
+<addr>`` and ``struct labbug_device <addr>`` for values, ``rd`` to prove a page is excluded, and
+``ps`` for parents and per-CPU current tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.helpers.crash_parse import parse_ps
+from tests.helpers.dap_client import DapClient
+
+pytestmark = pytest.mark.timeout(900)
+
+_CRASH_TIMEOUT_S = 600
+
+
+# -- the debuggee ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Debugged:
+    """An adapter stopped on a sample's panic, with the faulting frame located."""
+
+    client: DapClient
+    sample: Any
+    thread_id: int
+    frames: list[dict[str, Any]]
+    focus: dict[str, Any]
+    capabilities: dict[str, Any]
+    scopes: dict[str, int] = field(default_factory=dict)
+
+    def variables(self, reference: int, **extra: Any) -> list[dict[str, Any]]:
+        return self.client.call("variables", {"variablesReference": reference, **extra})["variables"]
+
+    def scope(self, name: str, **extra: Any) -> dict[str, dict[str, Any]]:
+        return {v["name"]: v for v in self.variables(self.scopes[name], **extra)}
+
+    def children(self, variable: dict[str, Any], **extra: Any) -> dict[str, dict[str, Any]]:
+        assert variable["variablesReference"] > 0, f"{variable['name']} is not expandable: {variable}"
+        return {v["name"]: v for v in self.variables(variable["variablesReference"], **extra)}
+
+    def evaluate(self, expression: str, context: str = "hover", **extra: Any) -> dict[str, Any]:
+        args = {"expression": expression, "frameId": self.focus["id"], "context": context, **extra}
+        return self.client.call("evaluate", args)
+
+    def task(self) -> dict[str, Any]:
+        return self.scope("Kernel")["task"]
+
+
+@pytest.fixture(scope="module")
+def dbg(sample: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Debugged]:
+    client = DapClient(tmp_path_factory.mktemp(f"variables-{sample.scenario}"))
+    try:
+        capabilities = client.initialize()
+        launch = client.send_request(
+            "launch",
+            {
+                "type": "vmcore",
+                "request": "launch",
+                "vmcore": str(sample.vmcore),
+                "vmlinux": str(sample.vmlinux),
+                "debugInfo": [str(p) for p in sample.debug_info],
+            },
+        )
+        response = client.wait_response(launch, 300)
+        assert response["success"], response
+        client.wait_event("initialized", timeout=300)
+        client.call("configurationDone")
+        stopped = client.wait_event("stopped", timeout=300)
+        thread_id = stopped["body"]["threadId"]
+        frames = client.call("stackTrace", {"threadId": thread_id})["stackFrames"]
+        function = sample.expected["function"]
+        focus = next((f for f in frames if f["name"].split(" ")[0] == function), None)
+        assert focus is not None, f"no frame named {function} in {[f['name'] for f in frames]}"
+        debugged = Debugged(client, sample, thread_id, frames, focus, capabilities)
+        scopes = client.call("scopes", {"frameId": focus["id"]})["scopes"]
+        debugged.scopes = {s["name"]: s["variablesReference"] for s in scopes}
+        yield debugged
+        assert not client.schema_errors, client.schema_errors
+    finally:
+        client.close()
+
+
+# -- crash, for what the stored oracle answers do not cover -------------------------------------------
+
+
+def _crash_binary() -> Path:
+    from samples.crash_oracle import crash_binary
+
+    return crash_binary()
+
+
+def run_crash(sample: Any, commands: list[str]) -> list[str]:
+    """Run crash once on ``sample`` with module debug info loaded; return each command's output.
+
+    Results are cached next to the sample, keyed by the crash binary and the command list, so the
+    ~1 minute crash startup is paid once per dump.
+    """
+    binary = _crash_binary()
+    key = hashlib.sha256(json.dumps([str(binary), commands]).encode()).hexdigest()[:16]
+    cache = Path(sample.dir) / "crash-variables" / f"{key}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    with tempfile.TemporaryDirectory(prefix="crash-variables-") as tmp:
+        out = Path(tmp)
+        script = ["set scroll off"]
+        for ko in sample.debug_info:
+            name = Path(ko).name.removesuffix(".ko").replace("-", "_")
+            script.append(f"mod -s {name} {ko} > {out / 'mod.txt'}")
+        for i, command in enumerate(commands):
+            script.append(f"{command} > {out / f'{i}.txt'}")
+        script.append("exit")
+        proc = subprocess.run(
+            [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)],
+            input="\n".join(script) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=_CRASH_TIMEOUT_S,
+            check=False,
+        )
+        outputs = []
+        for i, command in enumerate(commands):
+            path = out / f"{i}.txt"
+            assert path.is_file(), f"crash did not answer {command!r}:\n{proc.stdout[-3000:]}\n{proc.stderr}"
+            # crash prints a command's errors on its own stderr, not into the redirection.
+            outputs.append(path.read_text())
+        errors = proc.stdout + proc.stderr
+    cache.parent.mkdir(exist_ok=True)
+    tmp_cache = cache.with_suffix(f".tmp-{os.getpid()}")
+    tmp_cache.write_text(json.dumps(outputs + [errors]))
+    tmp_cache.replace(cache)
+    return outputs + [errors]
+
+
+@dataclass
+class Oracle:
+    """crash's answers about the addresses this module's tests look at."""
+
+    task_address: int
+    whatis: str
+    task_offsets: str
+    task_values: str
+    excluded_address: int
+    excluded_rd: str
+    ps: str
+    dev_address: int | None
+    dev_values: str | None
+
+
+_FIND_EXCLUDED = """
+def _vmcore_dap_first_excluded():
+    base = prog['page_offset_base'].value_()
+    for address in range(base + (16 << 20), base + (1 << 30), 1 << 20):
+        try:
+            prog.read(address, 8)
+        except FaultError:
+            return address
+    return None
+"""
+
+
+@pytest.fixture(scope="module")
+def oracle(dbg: Debugged) -> Oracle:
+    task_address = int(dbg.task()["memoryReference"], 16)
+    dbg.evaluate(_FIND_EXCLUDED, "repl")
+    found = dbg.evaluate("_vmcore_dap_first_excluded()", "repl")["result"]
+    assert found != "None", "no unreadable page in the direct map of a -d 31 dump"
+    excluded = int(found)
+    commands = [
+        f"whatis {dbg.sample.expected['function']}",
+        f"struct -o task_struct {task_address:x}",
+        f"struct task_struct.comm,pid,prio,real_parent {task_address:x}",
+        f"rd -64 {excluded:x} 1",
+        "ps",
+    ]
+    dev_address = None
+    if dbg.sample.scenario == "oops-null":
+        dev = dbg.scope("Arguments")["dev"]
+        dev_address = int(dev["memoryReference"], 16)
+        commands.append(f"struct labbug_device {dev_address:x}")
+    answers = run_crash(dbg.sample, commands)
+    return Oracle(
+        task_address=task_address,
+        whatis=answers[0],
+        task_offsets=answers[1],
+        task_values=answers[2],
+        excluded_address=excluded,
+        excluded_rd=answers[3] + answers[-1],
+        dev_address=dev_address,
+        ps=answers[4],
+        dev_values=answers[5] if dev_address is not None else None,
+    )
+
+
+def _crash_members(text: str) -> dict[str, int | str]:
+    """``name = value`` lines of crash's ``struct`` output (ints parsed, strings unquoted)."""
+    result: dict[str, int | str] = {}
+    for m in re.finditer(r"^\s+(\w+) = (.*?),?$", text, re.M):
+        value = m.group(2)
+        string = re.search(r'"((?:[^"\\]|\\.)*)"', value)
+        if string:
+            result[m.group(1)] = re.sub(r"(\\000)+$", "", string.group(1))
+        elif re.fullmatch(r"-?\d+", value):
+            result[m.group(1)] = int(value)
+        elif re.fullmatch(r"0x[0-9a-f]+", value):
+            result[m.group(1)] = int(value, 16)
+    return result
+
+
+# -- tests ------------------------------------------------------------------------------------------
+
+
+def test_capabilities_advertise_hover_and_formatting(dbg: Debugged) -> None:
+    caps = dbg.capabilities
+    assert caps.get("supportsEvaluateForHovers") is True
+    assert caps.get("supportsValueFormattingOptions") is True
+    assert not caps.get("supportsSetVariable")
+    assert not caps.get("supportsSetExpression")
+    assert list(dbg.scopes) == ["Arguments", "Locals", "Registers", "Kernel"]
+
+
+def test_faulting_frame_arguments_match_crash_whatis(dbg: Debugged, oracle: Oracle) -> None:
+    m = re.search(r"\w+\((.*)\);", oracle.whatis)
+    assert m, oracle.whatis
+    crash_types = [t.strip() for t in m.group(1).split(",")] if m.group(1) != "void" else []
+    arguments = dbg.variables(dbg.scopes["Arguments"])
+    assert [a["type"] for a in arguments] == crash_types
+    for argument in arguments:
+        assert argument["evaluateName"] == argument["name"]
+    if dbg.sample.scenario == "oops-null":
+        source = (Path(dbg.sample.module_source_dir) / "labbug.c").read_text()
+        signature = re.search(r"int labbug_walk\(([^)]*)\)", source, re.S)
+        assert signature
+        names = [re.findall(r"\w+", p)[-1] for p in signature.group(1).split(",")]
+        assert [a["name"] for a in arguments] == names
+
+
+def test_guaranteed_locals_have_the_values_the_guest_printed(dbg: Debugged) -> None:
+    locals_ = dbg.scope("Locals")
+    arguments = dbg.scope("Arguments")
+    assert not set(locals_) & set(arguments), "a parameter is listed under Locals too"
+    expected = dbg.sample.expected.get("locals", {})
+    if dbg.sample.scenario == "oops-null":
+        assert expected, "the oops-null manifest guarantees locals"
+    for name, value in expected.items():
+        assert name in locals_, f"local {name} missing from {sorted(locals_)}"
+        shown = locals_[name]
+        if isinstance(value, list):
+            assert shown["indexedVariables"] == len(value)
+            elements = dbg.variables(shown["variablesReference"], filter="indexed", start=0, count=len(value))
+            assert [int(e["value"]) for e in elements] == value
+            assert [e["evaluateName"] for e in elements] == [f"{name}[{i}]" for i in range(len(value))]
+        elif isinstance(value, int):
+            assert shown["value"] == str(value)
+        else:
+            assert shown["value"] in (value, json.dumps(value)), shown
+        assert shown["memoryReference"].startswith("0x")
+
+
+def test_task_members_and_addresses_match_crash_struct_o(dbg: Debugged, oracle: Oracle) -> None:
+    members = dbg.children(dbg.task())
+    top = re.findall(r"^  \[([0-9a-f]+)\] (\S.*);$", oracle.task_offsets, re.M)
+    assert len(top) > 100, oracle.task_offsets[:2000]
+    checked = 0
+    for address, declaration in top:
+        if "(*" in declaration:  # function pointer declarators: compare the address only
+            name = re.search(r"\(\*(\w+)\)", declaration).group(1)  # type: ignore[union-attr]
+            crash_type = None
+        else:
+            m = re.fullmatch(r"(.*?)(\w+)((?:\[\d+\])*)( : \d+)?", declaration)
+            assert m, declaration
+            name = m.group(2)
+            crash_type = (m.group(1).strip() + (" " + m.group(3) if m.group(3) else "")).replace("* ", "*")
+            crash_type = crash_type + (m.group(4) or "")
+        ours = members.get(name)
+        assert ours is not None, f"crash lists task_struct.{name}, we do not"
+        if ours["type"].endswith("*") or "(*" in ours["type"]:
+            # A pointer's memoryReference is where it points; ask for its own address instead.
+            where = dbg.evaluate(f"&{ours['evaluateName']}")["result"].split()[0]
+        else:
+            where = ours["memoryReference"]
+        assert int(where, 16) == int(address, 16), (name, where, address)
+        if crash_type is not None:
+            assert ours["type"].replace("* ", "*") == crash_type, (name, ours["type"], crash_type)
+        assert ours["evaluateName"] == f"current->{name}"
+        checked += 1
+    assert checked == len(top)
+    # Members of the anonymous union are nested in crash's output; ours under "<anonymous union>".
+    anonymous = [v for n, v in members.items() if n.startswith("<anonymous")]
+    assert anonymous
+    nested = dbg.children(anonymous[0])
+    assert "rcu_users" in nested and nested["rcu_users"]["evaluateName"] == "current->rcu_users"
+    crash_rcu = re.search(r"\[([0-9a-f]+)\]\s+refcount_t rcu_users;", oracle.task_offsets)
+    assert crash_rcu and int(nested["rcu_users"]["memoryReference"], 16) == int(crash_rcu.group(1), 16)
+
+
+def test_struct_values_match_crash(dbg: Debugged, oracle: Oracle) -> None:
+    members = dbg.children(dbg.task())
+    crash = _crash_members(oracle.task_values)
+    assert members["comm"]["value"] == f'"{crash["comm"]}"' == f'"{dbg.sample.expected["crashed_comm"]}"'
+    assert int(members["pid"]["value"]) == crash["pid"] == dbg.sample.expected["crashed_pid"]
+    assert int(members["prio"]["value"]) == crash["prio"]
+    assert int(members["real_parent"]["value"].split()[0], 16) == crash["real_parent"]
+    if oracle.dev_values is not None:
+        dev = dbg.children(dbg.scope("Arguments")["dev"])
+        crash_dev = _crash_members(oracle.dev_values)
+        assert set(dev) == {"name", "magic", "writes", "head"}
+        assert dev["name"]["value"].endswith(f'"{crash_dev["name"]}"')
+        assert int(dev["magic"]["value"]) == crash_dev["magic"]
+        assert int(dev["writes"]["value"]) == crash_dev["writes"]
+        assert int(dev["head"]["value"], 16) == crash_dev["head"] == 0
+        assert dev["head"]["variablesReference"] == 0  # NULL does not expand
+
+
+def test_pointer_chain_two_levels_follows_crash_ps(dbg: Debugged, oracle: Oracle) -> None:
+    table = parse_ps(oracle.ps)
+    # Every CPU's idle task has PID 0; the parent of PID 1 and of kthreadd is CPU 0's (init_task).
+    rows = {row.pid: row for row in table if row.pid} | {
+        0: next(r for r in table if r.pid == 0 and r.cpu == 0)
+    }
+    me = rows[dbg.sample.expected["crashed_pid"]]
+    parent = rows[me.ppid]
+    grandparent = rows[parent.ppid]
+    level1 = dbg.children(dbg.task())["real_parent"]
+    level2 = dbg.children(level1)["real_parent"]
+    assert level2["evaluateName"] == "current->real_parent->real_parent"
+    assert int(level2["value"].split()[0], 16) == grandparent.task
+    grand = dbg.children(level2)
+    assert grand["comm"]["value"].strip('"') == grandparent.comm.strip("[]")
+    assert int(grand["pid"]["value"]) == grandparent.pid
+
+
+def test_array_page_with_start_and_count(dbg: Debugged) -> None:
+    comm = dbg.children(dbg.task())["comm"]
+    name = dbg.sample.expected["crashed_comm"]
+    assert comm["type"] == "char [16]" and comm["indexedVariables"] == 16
+    page = dbg.variables(comm["variablesReference"], filter="indexed", start=1, count=3)
+    assert [v["name"] for v in page] == ["[1]", "[2]", "[3]"]
+    padded = (name + "\0" * 16)[1:4]  # comm is NUL-padded; "sh" leaves NULs in the page
+    assert [v["value"] for v in page] == [f"{ord(c)} '{c if c != chr(0) else chr(92) + '0'}'" for c in padded]
+    assert [v["evaluateName"] for v in page] == ["current->comm[1]", "current->comm[2]", "current->comm[3]"]
+    assert dbg.variables(comm["variablesReference"], filter="named") == []
+    beyond = dbg.variables(comm["variablesReference"], filter="indexed", start=15, count=10)
+    assert [v["name"] for v in beyond] == ["[15]"]
+
+
+def test_optimized_out_values(dbg: Debugged) -> None:
+    absent = []
+    for frame in dbg.frames:
+        if frame.get("presentationHint") == "label":
+            continue
+        for scope in dbg.client.call("scopes", {"frameId": frame["id"]})["scopes"]:
+            if scope["name"] in ("Arguments", "Locals"):
+                absent += [
+                    (frame, v)
+                    for v in dbg.variables(scope["variablesReference"])
+                    if v["value"] == "<optimized out>"
+                ]
+    assert absent, "an -O2 kernel stack with no optimized-out variable at all"
+    frame, variable = absent[0]
+    assert variable["variablesReference"] == 0 and "memoryReference" not in variable
+    result = dbg.client.call(
+        "evaluate", {"expression": variable["evaluateName"], "frameId": frame["id"], "context": "hover"}
+    )
+    assert result["result"] == "<optimized out>"
+
+
+def test_unreadable_memory_is_a_value_not_a_failure(dbg: Debugged, oracle: Oracle) -> None:
+    assert dbg.evaluate("*(int *)0")["result"] == "<error: cannot read 0x0: NULL pointer>"
+    assert "page excluded" in oracle.excluded_rd, oracle.excluded_rd
+    result = dbg.evaluate(f"*(unsigned long *){oracle.excluded_address:#x}")
+    assert result["result"] == f"<error: cannot read {oracle.excluded_address:#x}: excluded from the dump>"
+    # A user pointer in task_struct cannot be followed; the other members still load.
+    members = dbg.children(dbg.task())
+    broken = [v for v in members.values() if "<error: cannot read" in v["value"]]
+    assert broken, "expected user-space pointers (set_child_tid, clear_child_tid) to be unreadable"
+    assert all("user-space address" in v["value"] or "excluded" in v["value"] for v in broken)
+    assert members["pid"]["value"] == str(dbg.sample.expected["crashed_pid"])
+
+
+def test_hex_formatting(dbg: Debugged) -> None:
+    pid = dbg.sample.expected["crashed_pid"]
+    members = dbg.children(dbg.task(), format={"hex": True})
+    assert members["pid"]["value"] == hex(pid)
+    assert dbg.evaluate("current->pid", format={"hex": True})["result"] == hex(pid)
+    assert dbg.evaluate("current->pid")["result"] == str(pid)
+    assert dbg.evaluate("-1", format={"hex": True})["result"] == "0xffffffff"
+    # Hex is per request: the handle does not change with the format.
+    assert dbg.children(dbg.task())["pid"]["value"] == str(pid)
+    registers = dbg.variables(dbg.scopes["Registers"])
+    assert registers and all(r["value"].startswith("0x") for r in registers)
+
+
+def test_hover_expressions_in_c(dbg: Debugged, oracle: Oracle) -> None:
+    task = dbg.task()
+    address = task["memoryReference"]
+    cast = dbg.evaluate(f"(struct task_struct *){address}")
+    assert cast["result"] == task["value"] and cast["type"] == "struct task_struct *"
+    assert cast["namedVariables"] == task["namedVariables"]
+    assert dbg.evaluate("container_of(&current->tasks, struct task_struct, tasks)")["result"] == task["value"]
+    cpu = dbg.sample.expected["crashed_cpu"]
+    active = [r for r in parse_ps(oracle.ps) if r.active and r.cpu == cpu]
+    assert len(active) == 1
+    curr = dbg.evaluate(f"per_cpu(runqueues, {cpu}).curr")
+    assert int(curr["result"].split()[0], 16) == active[0].task
+    handler = dbg.evaluate("sysrq_crash_op.handler")
+    assert handler["result"].endswith("<sysrq_handle_crash>"), handler
+    assert dbg.evaluate("sizeof(struct list_head)")["result"] == "16"
+    assert dbg.evaluate("current->pid == " + str(dbg.sample.expected["crashed_pid"]))["result"] == "1"
+    uts = dbg.evaluate("init_uts_ns.name.release")
+    assert uts["result"] == f'"{dbg.sample.kernel_release}"'
+
+
+def test_hover_in_the_module_function(dbg: Debugged) -> None:
+    if dbg.sample.scenario != "oops-null":
+        # The same C evaluator serves every frame: hover an argument of the sysrq path instead.
+        key = dbg.evaluate("key")
+        assert key["result"] in ("<optimized out>",) or key["result"].lstrip("-").isdigit()
+        return
+    source = (Path(dbg.sample.module_source_dir) / "labbug.c").read_text()
+    name = re.search(r'labbug_dev->name = "([^"]*)"', source).group(1)  # type: ignore[union-attr]
+    magic = int(re.search(r"labbug_dev->magic = (0x[0-9a-f]+)", source).group(1), 16)  # type: ignore[union-attr]
+    assert dbg.evaluate("dev->name")["result"].endswith(f'"{name}"')
+    assert dbg.evaluate("dev->magic")["result"] == str(magic)
+    assert dbg.evaluate("dev->magic", format={"hex": True})["result"] == hex(magic)
+    assert dbg.evaluate("dev->head")["result"] == "0x0"
+    assert dbg.evaluate("dev->head->value")["result"] == "<error: cannot read 0x8: NULL pointer>"
+    assert dbg.evaluate("&labbug_dev")["result"].endswith("<labbug_dev>")
+    assert dbg.evaluate("labbug_dev")["result"] == dbg.scope("Arguments")["dev"]["value"]
+    assert dbg.evaluate("samples[3] / counter")["result"] == "16"
+    assert dbg.evaluate("mode == LABBUG_MODE_WALK")["result"] == "1"
+    assert dbg.evaluate("(unsigned long)dev->magic")["type"] == "unsigned long"
+    response = dbg.client.request(
+        "evaluate", {"expression": "dev->bar", "frameId": dbg.focus["id"], "context": "hover"}
+    )
+    assert not response["success"]
+    assert response["message"] == "'struct labbug_device' has no member 'bar' (column 6)"
+    response = dbg.client.request(
+        "evaluate", {"expression": "nosuch + 1", "frameId": dbg.focus["id"], "context": "watch"}
+    )
+    assert response["message"] == "no symbol 'nosuch' in this frame or the kernel (column 1)"
+
+
+def test_evaluate_names_round_trip(dbg: Debugged) -> None:
+    task = dbg.task()
+    children = list(dbg.children(task).values())[:60]
+    children += list(dbg.scope("Locals").values()) + list(dbg.scope("Arguments").values())
+    for child in children:
+        if "evaluateName" not in child:
+            continue
+        again = dbg.evaluate(child["evaluateName"], "watch")
+        assert again["result"] == child["value"], child["evaluateName"]
+        assert again.get("memoryReference") == child.get("memoryReference"), child["evaluateName"]
+        assert again["type"] == child["type"], child["evaluateName"]
+
+
+def test_repl_runs_drgn_python(dbg: Debugged) -> None:
+    comm = dbg.sample.expected["crashed_comm"]
+    pid = dbg.sample.expected["crashed_pid"]
+    assert dbg.evaluate("task.comm.string_().decode()", "repl")["result"] == repr(comm)
+    release = dbg.evaluate("prog['init_uts_ns'].name.release.string_().decode()", "repl")
+    assert release["result"] == repr(dbg.sample.kernel_release)
+    assert dbg.evaluate(f"t = find_task(prog, {pid})", "repl")["result"] == ""
+    found = dbg.evaluate("t", "repl")
+    assert found["type"] == "struct task_struct *" and found["variablesReference"] > 0
+    assert dbg.children(found)["comm"]["value"] == f'"{comm}"'
+    assert dbg.evaluate("%py 6 * 7", "repl")["result"] == "42"
+    failure = dbg.client.request(
+        "evaluate", {"expression": "1/0", "frameId": dbg.focus["id"], "context": "repl"}
+    )
+    assert not failure["success"] and "ZeroDivisionError" in failure["message"]
+
+
+def test_stale_and_forged_references_are_refused(dbg: Debugged) -> None:
+    for forged in (2**30, 0, -1):
+        response = dbg.client.request("variables", {"variablesReference": forged})
+        assert not response["success"]
+        assert "unknown variablesReference" in response["message"]
+    response = dbg.client.request("variables", {"variablesReference": "7"})
+    assert not response["success"] and "must be an integer" in response["message"]
+    response = dbg.client.request("scopes", {"frameId": 10**6})
+    assert not response["success"] and "frameId" in response["message"]
+    response = dbg.client.request("evaluate", {"expression": "jiffies", "frameId": 10**6, "context": "hover"})
+    assert not response["success"]
+
+
+def test_handles_are_stable(dbg: Debugged) -> None:
+    scopes = {
+        s["name"]: s["variablesReference"]
+        for s in dbg.client.call("scopes", {"frameId": dbg.focus["id"]})["scopes"]
+    }
+    assert scopes == dbg.scopes
+    first = dbg.children(dbg.task())
+    second = dbg.children(dbg.task())
+    assert {n: v["variablesReference"] for n, v in first.items()} == {
+        n: v["variablesReference"] for n, v in second.items()
+    }
+    assert dbg.evaluate("current")["variablesReference"] == dbg.evaluate("current")["variablesReference"]
+
+
+def test_variables_are_read_only(dbg: Debugged) -> None:
+    for command, args in (
+        ("setVariable", {"variablesReference": dbg.scopes["Locals"], "name": "x", "value": "1"}),
+        ("setExpression", {"expression": "jiffies", "value": "0", "frameId": dbg.focus["id"]}),
+    ):
+        response = dbg.client.request(command, args)
+        assert not response["success"]
+        assert "read-only" in response["message"]

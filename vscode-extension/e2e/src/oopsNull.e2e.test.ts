@@ -1,0 +1,201 @@
+/**
+ * End to end in a real VS Code: code-server 4.100.3 in headless Chromium, offline. A workspace with a
+ * launch.json for the `oops-null` sample is opened, debugging is started from the command palette,
+ * and what a person would see is read from the DOM: the Call Stack with the crashed task first and
+ * its frames, the faulting line highlighted in the editor, the exception widget with the panic, and
+ * the faulting frame's locals in the Variables view. Screenshots go to e2e/screenshots/ (git-ignored).
+ *
+ * The extension is loaded unpackaged (a symlink in a fresh extensions directory) and finds the adapter
+ * itself (the clone's .venv): no adapter path is given in launch.json, so the lookup is tested too.
+ * On failure, the run directory (adapter DAP trace, code-server log, VS Code logs) is kept and a
+ * failure screenshot is taken.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import type { BrowserContext, Page } from 'playwright-core';
+
+import { extensionDir } from '../../test/support/repo';
+import { launchArguments, loadSample, SampleInfo, valueMatches } from '../../test/support/sample';
+import { launchBrowser } from './browser';
+import { CodeServer, ensureCodeServer, freePort } from './codeServer';
+import { createRunDir, RunDir } from './runDir';
+import { poll, withTimeout } from './timeouts';
+import {
+    callStackRows,
+    escapeRegExp,
+    exceptionWidgetText,
+    expandRow,
+    expandScope,
+    framesUnder,
+    highlightedLine,
+    runCommand,
+    threadNames,
+    variableRows,
+    variablesOf,
+    waitForWorkbench,
+} from './workbench';
+
+const E2E_DIR = path.join(extensionDir(), 'e2e');
+const SCREENSHOTS = path.join(E2E_DIR, 'screenshots');
+const STOP_TIMEOUT_MS = 90_000; // adapter start + drgn loading vmlinux's DWARF
+
+describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
+    let sample: SampleInfo;
+    let run: RunDir;
+    let server: CodeServer | undefined;
+    let browser: BrowserContext | undefined;
+    let page: Page;
+    let failed = false;
+    let crashedPrefix: string;
+
+    before(async function () {
+        this.timeout(60 * 60_000); // building a missing sample boots a VM
+        sample = await loadSample('oops-null');
+        crashedPrefix = `PID ${sample.expected.crashed_pid} ${sample.expected.crashed_comm}`;
+    });
+
+    before(async function () {
+        this.timeout(25 * 60_000); // a first install of code-server takes minutes
+        const installDir = ensureCodeServer(E2E_DIR);
+        // No python/adapterPath: the extension must find the clone's .venv by itself.
+        run = createRunDir(E2E_DIR, extensionDir(), launchArguments(sample, { name: 'vmcore: oops-null' }));
+        console.log(`    run directory: ${run.root}`);
+        server = await CodeServer.start({
+            installDir,
+            port: await freePort(),
+            userDataDir: run.userDataDir,
+            extensionsDir: run.extensionsDir,
+            workspace: run.workspace,
+            logFile: run.codeServerLog,
+        });
+        browser = await launchBrowser(run.browserProfile);
+        page = browser.pages()[0] ?? (await browser.newPage());
+        page.setDefaultTimeout(30_000);
+        await withTimeout(page.goto(`${server.url}?folder=${encodeURIComponent(run.workspace)}`), 60_000, 'open the workbench');
+        await waitForWorkbench(page);
+        fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    });
+
+    afterEach(async function () {
+        if (this.currentTest?.state === 'failed' && !failed) {
+            failed = true;
+            if (page !== undefined) {
+                const shot = path.join(SCREENSHOTS, 'failure.png');
+                await page.screenshot({ path: shot, timeout: 10_000 }).catch(() => undefined);
+                console.error(`    failure screenshot: ${shot}`);
+            }
+        }
+    });
+
+    after(async function () {
+        this.timeout(30_000);
+        await browser?.close().catch(() => undefined);
+        await server?.stop();
+        if (run === undefined) {
+            return;
+        }
+        if (failed) {
+            console.error(`    kept for diagnosis: ${run.root} (adapter-dap.log, code-server.log, user-data/logs)`);
+        } else {
+            fs.rmSync(run.root, { recursive: true, force: true });
+        }
+    });
+
+    it('starts debugging from the command palette and stops on the crashed task', async function () {
+        this.timeout(STOP_TIMEOUT_MS + 40_000);
+        await runCommand(page, 'Debug: Start Debugging');
+        await poll(
+            async () => ((await framesUnder(page, crashedPrefix)).length > 0 ? true : undefined),
+            STOP_TIMEOUT_MS,
+            `stack frames of '${crashedPrefix}' in the Call Stack (adapter log: ${run.adapterLog})`,
+            500,
+        );
+    });
+
+    it('shows the crashed task first in the Call Stack, with its frames down to the faulting function', async () => {
+        const threads = await threadNames(page);
+        assert.ok(threads.length > 1, `several tasks listed, got ${JSON.stringify(threads)}`);
+        assert.ok(threads[0].startsWith(crashedPrefix), `first thread is '${threads[0]}', expected '${crashedPrefix} …'`);
+        const state = await page.locator('.debug-pane .debug-call-stack .thread').first().locator('.state').innerText();
+        assert.match(state, /exception/i, `crashed thread state '${state}'`);
+        const frames = await framesUnder(page, crashedPrefix);
+        const faulting = frames.find((f) => f.name.includes(sample.expected.function));
+        assert.ok(faulting, `frame ${sample.expected.function} among ${frames.map((f) => f.name).join(', ')}`);
+        assert.strictEqual(faulting.file, sample.expected.file);
+        assert.strictEqual(faulting.line, `${sample.expected.line}`);
+    });
+
+    it('opens the faulting source file and highlights the faulting line', async () => {
+        const line = await poll(() => highlightedLine(page), 20_000, 'a stack-frame highlight in the editor');
+        assert.strictEqual(line.tab, sample.expected.file);
+        assert.strictEqual(line.line, sample.expected.line);
+    });
+
+    it('shows the panic in the exception widget', async () => {
+        const text = await poll(() => exceptionWidgetText(page), 20_000, 'the exception widget');
+        const oops = sample.expected.oops_line.split(',')[0];
+        assert.ok(text.includes(oops) || text.includes(sample.expected.panic), `exception widget '${text}' shows '${oops}' or '${sample.expected.panic}'`);
+        await page.screenshot({ path: path.join(SCREENSHOTS, 'stopped.png') });
+    });
+
+    it("lists the faulting frame's locals in the Variables view", async () => {
+        await expandScope(page, 'Locals');
+        const expected = sample.expected.locals ?? {};
+        assert.ok(Object.keys(expected).length > 0, 'the oops-null manifest names locals');
+        const shown = await poll(
+            async () => {
+                const vars = await variablesOf(page, 'Locals');
+                return Object.keys(expected).every((n) => vars.has(n)) ? vars : undefined;
+            },
+            20_000,
+            `locals ${Object.keys(expected).join(', ')} in the Variables view`,
+        );
+        for (const [name, value] of Object.entries(expected)) {
+            assert.ok(valueMatches(shown.get(name) ?? '', value), `${name} shows '${shown.get(name)}', expected ${value}`);
+        }
+    });
+
+    it('expands a struct in the Variables view', async () => {
+        const before = await variableRows(page).count();
+        // A variable (level 2, directly under a scope) that has members.
+        const expandable = variableRows(page).and(page.locator('[aria-level="2"][aria-expanded="false"]'));
+        assert.ok((await expandable.count()) > 0, 'an expandable variable is listed');
+        // Pin the row by its id: the locator above stops matching once the row is expanded.
+        const id = await expandable.first().getAttribute('id');
+        const row = page.locator(`[id="${id}"]`);
+        const name = (await row.locator('.name').first().innerText()).replace(/\s*=\s*$/, '');
+        await expandRow(row, `variable ${name}`);
+        await poll(async () => ((await variableRows(page).count()) > before ? true : undefined), 15_000, `members of ${name}`);
+        await page.screenshot({ path: path.join(SCREENSHOTS, 'struct-expanded.png') });
+    });
+
+    it('expands a second task in the Call Stack', async () => {
+        const threads = await threadNames(page);
+        const wanted = [sample.expected.mutex_holder_pid, ...(sample.expected.d_state_pids ?? [])]
+            .filter((pid): pid is number => typeof pid === 'number' && pid !== sample.expected.crashed_pid)
+            .map((pid) => `PID ${pid} `);
+        const target = await poll(
+            async () => {
+                const names = await threadNames(page);
+                const hit = names.find((n) => wanted.some((w) => n.startsWith(w))) ?? (wanted.length === 0 ? names[1] : undefined);
+                if (hit === undefined) {
+                    await page.locator('.debug-pane .debug-call-stack .monaco-list').first().hover();
+                    await page.mouse.wheel(0, 400);
+                }
+                return hit;
+            },
+            20_000,
+            `a second task (${wanted.join(', ') || 'any'}) among ${threads.length} visible threads`,
+        );
+        const row = callStackRows(page).filter({ has: page.locator('.thread > .name', { hasText: new RegExp(`^${escapeRegExp(target)}`) }) });
+        await expandRow(row.first(), `task '${target}'`);
+        const frames = await poll(async () => {
+            const f = await framesUnder(page, target);
+            return f.length > 0 ? f : undefined;
+        }, 20_000, `frames of '${target}'`);
+        assert.ok(frames.some((f) => /schedule|mutex|wait/.test(f.name)), `'${target}' is blocked: ${frames.map((f) => f.name).join(', ')}`);
+        await page.screenshot({ path: path.join(SCREENSHOTS, 'second-task.png') });
+    });
+});

@@ -1,0 +1,77 @@
+/**
+ * Lays out one end-to-end run under `vscode-extension/e2e/.run/<stamp>/` (git-ignored):
+ *
+ *   workspace/.vscode/launch.json   the configuration under test
+ *   workspace/.vscode/settings.json offline, no trust modal, no distractions
+ *   user-data/User/settings.json    the same settings for the user profile
+ *   extensions/<publisher>.<name>-<version> -> vscode-extension   (the extension, unpackaged)
+ *   browser-profile/                Chromium's profile
+ *   code-server.log                 code-server's output
+ *   adapter-dap.log                 the adapter's log and DAP trace (launch.json "logFile")
+ *
+ * The directory is deleted after a passing run and kept after a failing one.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** Settings that keep VS Code offline and its window free of prompts that hide the debug views. */
+export const OFFLINE_SETTINGS: Record<string, unknown> = {
+    'security.workspace.trust.enabled': false,
+    'telemetry.telemetryLevel': 'off',
+    'update.mode': 'none',
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'extensions.ignoreRecommendations': true,
+    'workbench.enableExperiments': false,
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    'chat.commandCenter.enabled': false,
+    'git.enabled': false,
+    'debug.openDebug': 'openOnSessionStart',
+    'debug.showInStatusBar': 'never',
+    'editor.minimap.enabled': false,
+    'window.restoreWindows': 'none',
+    'files.exclude': { '.vscode': true },
+};
+
+export interface RunDir {
+    root: string;
+    workspace: string;
+    userDataDir: string;
+    extensionsDir: string;
+    browserProfile: string;
+    codeServerLog: string;
+    adapterLog: string;
+}
+
+/** Create a fresh run directory for `launchConfig` (its `logFile` is set to the run's adapter log). */
+export function createRunDir(e2eDir: string, extensionDir: string, launchConfig: Record<string, unknown>): RunDir {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const root = path.join(e2eDir, '.run', `${stamp}-${process.pid}`);
+    const run: RunDir = {
+        root,
+        workspace: path.join(root, 'workspace'),
+        userDataDir: path.join(root, 'user-data'),
+        extensionsDir: path.join(root, 'extensions'),
+        browserProfile: path.join(root, 'browser-profile'),
+        codeServerLog: path.join(root, 'code-server.log'),
+        adapterLog: path.join(root, 'adapter-dap.log'),
+    };
+    for (const dir of [path.join(run.workspace, '.vscode'), path.join(run.userDataDir, 'User'), run.extensionsDir, run.browserProfile]) {
+        fs.mkdirSync(dir, { recursive: true });
+    }
+    const settings = JSON.stringify(OFFLINE_SETTINGS, null, 2);
+    fs.writeFileSync(path.join(run.userDataDir, 'User', 'settings.json'), settings);
+    fs.writeFileSync(path.join(run.workspace, '.vscode', 'settings.json'), settings);
+    const launch = { version: '0.2.0', configurations: [{ ...launchConfig, logFile: run.adapterLog }] };
+    fs.writeFileSync(path.join(run.workspace, '.vscode', 'launch.json'), JSON.stringify(launch, null, 2));
+
+    const manifest = JSON.parse(fs.readFileSync(path.join(extensionDir, 'package.json'), 'utf8')) as {
+        publisher: string;
+        name: string;
+        version: string;
+    };
+    fs.symlinkSync(extensionDir, path.join(run.extensionsDir, `${manifest.publisher}.${manifest.name}-${manifest.version}`));
+    return run;
+}

@@ -1,0 +1,193 @@
+/**
+ * Drives the VS Code workbench in the browser through its DOM, the way a person would: the command
+ * palette, the Run and Debug views, the editor. Selectors are VS Code 1.100's own class names.
+ */
+import type { Locator, Page } from 'playwright-core';
+
+import { poll } from './timeouts';
+
+/** Wait until the workbench has loaded the workspace (Explorer and status bar are there). */
+export async function waitForWorkbench(page: Page, timeoutMs = 60_000): Promise<void> {
+    await page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible', timeout: timeoutMs });
+    await page.locator('.monaco-workbench .part.sidebar').waitFor({ state: 'visible', timeout: timeoutMs });
+}
+
+/**
+ * Run `label` from the command palette. The first F1 may list only "similar commands" while the
+ * workbench is still registering its commands, so the label is typed again until the exact row is
+ * there, and the row is clicked (Enter once ran a different command).
+ */
+export async function runCommand(page: Page, label: string, timeoutMs = 30_000): Promise<void> {
+    const input = page.locator('.quick-input-widget input.input');
+    const row = page
+        .locator('.quick-input-widget .monaco-list-row')
+        .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${escapeRegExp(label)}$`) }) });
+    await poll(
+        async () => {
+            if (!(await input.isVisible())) {
+                await page.keyboard.press('F1');
+                await input.waitFor({ state: 'visible', timeout: 3_000 });
+            }
+            // Filling the same text again would not refilter: change it first.
+            await input.fill('>');
+            await input.fill(`>${label}`);
+            try {
+                await row.first().waitFor({ state: 'visible', timeout: 2_500 });
+            } catch {
+                return undefined;
+            }
+            await row.first().click({ timeout: 2_000 });
+            return true;
+        },
+        timeoutMs,
+        `command palette row '${label}'`,
+    );
+}
+
+/** The Call Stack tree's rows. */
+export function callStackRows(page: Page): Locator {
+    return page.locator('.debug-pane .debug-call-stack .monaco-list-row');
+}
+
+/** The thread rows of the Call Stack, in display order, as their names. */
+export async function threadNames(page: Page): Promise<string[]> {
+    return page.locator('.debug-pane .debug-call-stack .thread > .name').allInnerTexts();
+}
+
+export interface FrameRow {
+    name: string;
+    file: string;
+    line: string;
+}
+
+/** The stack frame rows shown under the thread named `threadPrefix` (until the next thread row). */
+export async function framesUnder(page: Page, threadPrefix: string): Promise<FrameRow[]> {
+    return page.evaluate((prefix) => {
+        const rows = Array.from(document.querySelectorAll('.debug-pane .debug-call-stack .monaco-list-row'));
+        rows.sort((a, b) => parseFloat((a as HTMLElement).style.top) - parseFloat((b as HTMLElement).style.top));
+        const out: { name: string; file: string; line: string }[] = [];
+        let inside = false;
+        for (const row of rows) {
+            const thread = row.querySelector('.thread > .name');
+            if (thread !== null) {
+                inside = (thread.textContent ?? '').startsWith(prefix);
+                continue;
+            }
+            const frame = row.querySelector('.stack-frame');
+            if (inside && frame !== null) {
+                out.push({
+                    name: frame.querySelector('.label')?.textContent?.trim() ?? '',
+                    file: frame.querySelector('.file-name')?.textContent?.trim() ?? '',
+                    // shown as "line:column"
+                    line: (frame.querySelector('.line-number')?.textContent?.trim() ?? '').split(':')[0],
+                });
+            }
+        }
+        return out;
+    }, threadPrefix);
+}
+
+export interface HighlightedLine {
+    /** The title of the active editor tab (the file name). */
+    tab: string;
+    /** The line number shown beside the stack-frame highlight. */
+    line: number;
+    /** 'top' for the top stack frame's decoration, 'focused' for a selected lower frame. */
+    kind: 'top' | 'focused';
+}
+
+/** The editor line that carries the debugger's stack-frame highlight, if any is rendered. */
+export async function highlightedLine(page: Page): Promise<HighlightedLine | undefined> {
+    return page.evaluate(() => {
+        const editor = document.querySelector('.editor-group-container.active .monaco-editor');
+        if (editor === null) {
+            return undefined;
+        }
+        const deco = editor.querySelector('.view-overlays .debug-top-stack-frame-line, .view-overlays .debug-focused-stack-frame-line');
+        const lineDiv = deco?.parentElement;
+        if (deco == null || lineDiv == null) {
+            return undefined;
+        }
+        const top = lineDiv.style.top;
+        const margin = Array.from(editor.querySelectorAll('.margin-view-overlays > div')).find(
+            (d) => (d as HTMLElement).style.top === top,
+        );
+        const number = Number(margin?.querySelector('.line-numbers')?.textContent?.trim());
+        const tab = document.querySelector('.editor-group-container.active .tab.active .label-name')?.textContent?.trim() ?? '';
+        if (!Number.isFinite(number) || number <= 0) {
+            return undefined;
+        }
+        return {
+            tab,
+            line: number,
+            kind: deco.classList.contains('debug-top-stack-frame-line') ? 'top' : 'focused',
+        } as const;
+    });
+}
+
+/** The text of the exception widget under the stopped line, if shown. */
+export async function exceptionWidgetText(page: Page): Promise<string | undefined> {
+    const widget = page.locator('.monaco-editor .exception-widget');
+    if ((await widget.count()) === 0) {
+        return undefined;
+    }
+    return (await widget.first().innerText()).replace(/\s+/g, ' ').trim();
+}
+
+/** Variables view rows: scope headings and variables, in display order. */
+export function variableRows(page: Page): Locator {
+    return page.locator('.debug-pane .debug-variables .monaco-list-row');
+}
+
+/** Expand a tree row by its twistie (a click on the label may only select it); wait until it is open. */
+export async function expandRow(row: Locator, what: string, timeoutMs = 15_000): Promise<void> {
+    await row.waitFor({ state: 'visible', timeout: timeoutMs });
+    await poll(
+        async () => {
+            if ((await row.getAttribute('aria-expanded')) === 'true') {
+                return true;
+            }
+            await row.locator('.monaco-tl-twistie').click({ timeout: 2_000 });
+            await row.page().waitForTimeout(300);
+            return (await row.getAttribute('aria-expanded')) === 'true' ? true : undefined;
+        },
+        timeoutMs,
+        `expand ${what}`,
+        500,
+    );
+}
+
+/** Expand the scope named `scope` in the Variables view (no-op when already expanded). */
+export async function expandScope(page: Page, scope: string, timeoutMs = 15_000): Promise<void> {
+    const row = variableRows(page).filter({ has: page.locator('.scope', { hasText: new RegExp(`^${escapeRegExp(scope)}$`) }) });
+    await expandRow(row.first(), `the ${scope} scope`, timeoutMs);
+}
+
+/** Name -> value of the variables listed under `scope`, until the next scope heading. */
+export async function variablesOf(page: Page, scope: string): Promise<Map<string, string>> {
+    const pairs = await page.evaluate((wanted) => {
+        const rows = Array.from(document.querySelectorAll('.debug-pane .debug-variables .monaco-list-row'));
+        rows.sort((a, b) => parseFloat((a as HTMLElement).style.top) - parseFloat((b as HTMLElement).style.top));
+        const out: [string, string][] = [];
+        let inside = false;
+        for (const row of rows) {
+            const heading = row.querySelector('.scope');
+            if (heading !== null) {
+                inside = (heading.textContent ?? '').trim() === wanted;
+                continue;
+            }
+            if (inside && row.getAttribute('aria-level') === '2') {
+                // rendered as "name =" in 1.100
+                const name = (row.querySelector('.name')?.textContent ?? '').replace(/\s*[=:]\s*$/, '').trim();
+                const value = row.querySelector('.value')?.textContent?.trim() ?? '';
+                out.push([name, value]);
+            }
+        }
+        return out;
+    }, scope);
+    return new Map(pairs);
+}
+
+export function escapeRegExp(s: string): string {
+    return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -159,6 +159,7 @@ class Oracle:
     excluded_address: int
     excluded_rd: str
     ps: str
+    bt: str
     dev_address: int | None
     dev_values: str | None
 
@@ -188,6 +189,7 @@ def oracle(dbg: Debugged) -> Oracle:
         f"struct task_struct.comm,pid,prio,real_parent {task_address:x}",
         f"rd -64 {excluded:x} 1",
         "ps",
+        "bt",
     ]
     dev_address = None
     if dbg.sample.scenario == "oops-null":
@@ -204,7 +206,8 @@ def oracle(dbg: Debugged) -> Oracle:
         excluded_rd=answers[3] + answers[-1],
         dev_address=dev_address,
         ps=answers[4],
-        dev_values=answers[5] if dev_address is not None else None,
+        bt=answers[5],
+        dev_values=answers[6] if dev_address is not None else None,
     )
 
 
@@ -522,3 +525,33 @@ def test_variables_are_read_only(dbg: Debugged) -> None:
         response = dbg.client.request(command, args)
         assert not response["success"]
         assert "read-only" in response["message"]
+
+
+def test_syscall_boundary_registers_match_crash_bt(dbg: Debugged, oracle: Oracle) -> None:
+    """The label frame of the system call shows the user registers saved in its ``pt_regs``."""
+    label = dbg.frames[-1]
+    assert label.get("presentationHint") == "label", label
+    scopes = {
+        s["name"]: s["variablesReference"]
+        for s in dbg.client.call("scopes", {"frameId": label["id"]})["scopes"]
+    }
+    assert list(scopes) == ["Registers", "Kernel"]
+    registers = {v["name"]: v for v in dbg.variables(scopes["Registers"])}
+    user = oracle.bt[oracle.bt.rindex("RIP:") :]
+    crash = {k: int(v, 16) for k, v in re.findall(r"\b([A-Z0-9_]+): ([0-9a-f]{4,})", user)}
+    pairs = {
+        "ip": "RIP",
+        "sp": "RSP",
+        "ax": "RAX",
+        "bx": "RBX",
+        "di": "RDI",
+        "si": "RSI",
+        "orig_ax": "ORIG_RAX",
+    }
+    for ours, theirs in pairs.items():
+        assert int(registers[ours]["value"], 16) == crash[theirs], (ours, registers[ours], crash[theirs])
+        assert registers[ours]["evaluateName"].endswith(f")->{ours}")
+        assert (
+            dbg.evaluate(registers[ours]["evaluateName"], format={"hex": True})["result"]
+            == registers[ours]["value"]
+        )

@@ -135,10 +135,7 @@ def _variable_body(session: Session, parent: int, variable: Variable, hex_: bool
     if variable.expr is not None:
         body["evaluateName"] = variable.expr
     body.update(fields)
-    if variable.obj.absent_ or rendered.value.startswith("<error"):
-        body["presentationHint"] = {"attributes": ["readOnly"], "kind": "data"}
-    else:
-        body["presentationHint"] = {"attributes": ["readOnly"]}
+    body["presentationHint"] = {"attributes": ["readOnly"]}
     return body
 
 

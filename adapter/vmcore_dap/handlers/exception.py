@@ -28,6 +28,8 @@ def _exception_id(oops: str | None, panic: str | None) -> str:
         ("Oops", "Oops"),
         ("BUG:", "BUG"),
         ("Kernel panic", "panic"),
+        ("sysrq: Trigger a crash", "SysRq crash"),
+        ("SysRq : Trigger a crash", "SysRq crash"),
     ):
         if text.startswith(prefix):
             return name

@@ -163,12 +163,43 @@ class TaskStack:
     error: str | None = None
 
 
-def _symbol_offset(prog: drgn.Program, pc: int) -> tuple[str | None, str | None]:
-    """Return ``(symbol name, "name+0xoff")`` for ``pc``, or ``(None, None)``."""
-    try:
-        symbol = prog.symbol(pc)
-    except LookupError:
-        return None, None
+def _kallsyms(prog: drgn.Program) -> drgn.SymbolIndex | None:
+    """The kernel's own symbol table, loaded once per program (about 0.2 s) and only when needed."""
+    if "vmcore_dap_kallsyms" not in prog.cache:
+        from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+        try:
+            prog.cache["vmcore_dap_kallsyms"] = load_vmlinux_kallsyms(prog)
+        except Exception:  # noqa: BLE001 - ELF symbols are the fallback
+            log.warning("cannot load the kernel's kallsyms", exc_info=True)
+            prog.cache["vmcore_dap_kallsyms"] = None
+    index: drgn.SymbolIndex | None = prog.cache["vmcore_dap_kallsyms"]
+    return index
+
+
+def _symbol_offset(
+    prog: drgn.Program, pc: int, nearest: bool = False, lookup_pc: int | None = None
+) -> tuple[str | None, str | None]:
+    """Return ``(symbol name, "name+0xoff")`` for ``pc``, or ``(None, None)``.
+
+    :param lookup_pc: the address to find the symbol by, when it differs from ``pc`` (a return
+        address can be just past the end of a ``noreturn`` caller).
+
+    :param nearest: name assembly code the way the kernel's own backtraces do (kallsyms: the
+        nearest preceding symbol, e.g. ``entry_SYSCALL_64_after_hwframe`` rather than the sized ELF
+        symbol ``entry_SYSCALL_64`` that contains it).
+    """
+    symbol: drgn.Symbol | None = None
+    if nearest:
+        index = _kallsyms(prog)
+        if index is not None:
+            found = index(prog, None, pc if lookup_pc is None else lookup_pc, True)
+            symbol = found[0] if found else None
+    if symbol is None:
+        try:
+            symbol = prog.symbol(pc if lookup_pc is None else lookup_pc)
+        except LookupError:
+            return None, None
     return symbol.name, f"{symbol.name}+{pc - symbol.address:#x}"
 
 
@@ -182,7 +213,12 @@ def _module_name(prog: drgn.Program, pc: int) -> str | None:
 def _code_frame(prog: drgn.Program, index: int, frame: drgn.StackFrame) -> StackFrameInfo:
     pc = frame.pc
     function = frame.function_name
-    symbol_name, symbol_offset = _symbol_offset(prog, pc) if not frame.is_inline else (None, None)
+    lookup_pc = pc if frame.interrupted else pc - 1
+    symbol_name, symbol_offset = (
+        _symbol_offset(prog, pc, nearest=function is None, lookup_pc=lookup_pc)
+        if not frame.is_inline
+        else (None, None)
+    )
     name = function or symbol_name or f"{pc:#x}"
     info = StackFrameInfo(
         kind="code",

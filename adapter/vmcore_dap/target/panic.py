@@ -45,7 +45,8 @@ _REPORT_START = re.compile(
     r"Kernel panic - not syncing)"
 )
 _OOPS_LINE = re.compile(
-    r"^(BUG: |kernel BUG at |Kernel BUG at |Oops: |general protection fault|Unable to handle)"
+    r"^(BUG: |kernel BUG at |Kernel BUG at |Oops: |general protection fault|Unable to handle|"
+    r"sysrq: Trigger a crash|SysRq : Trigger a crash)"
 )
 
 # kernel/panic.c taint_flags[], by letter.
@@ -77,7 +78,8 @@ class PanicInfo:
     """What the log says about the crash.
 
     :param panic: crash-style panic string, ``None`` if the log shows no panic.
-    :param oops: the first line of the oops/BUG report (the panic string when there is none).
+    :param oops: the first line of the oops/BUG report, or SysRq's "Trigger a crash" line (the panic
+        string when there is neither).
     :param taint: the taint letters as the kernel prints them (``G           OE``), stripped.
     :param report: the log lines of the report, from its first line to the end of the log.
     """

@@ -1,0 +1,88 @@
+"""Shared pieces of the adapter-core e2e tests (``test_core_*.py``): launch a sample, read stacks.
+
+Not a test module (leading underscore). Everything goes through the real adapter over stdio with
+:class:`~tests.helpers.dap_client.DapClient`, which validates every message against the DAP schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.dap_client import DapClient
+from tests.helpers.stack_normalize import CRASH_MACHINERY, Frame, normalize_frames
+
+INLINE_SUFFIX = " [inlined]"
+_THREAD_NAME = re.compile(r"^PID (?P<pid>\d+) (?P<comm>.*) \[(?P<state>.)\](?: CPU(?P<cpu>\d+))?$")
+
+
+def config_for(sample: Any, **overrides: Any) -> dict[str, Any]:
+    """A launch configuration for a sample, as a user would write it in launch.json."""
+    config: dict[str, Any] = {
+        "type": "vmcore",
+        "request": "launch",
+        "name": f"vmcore {sample.scenario}",
+        "vmcore": str(sample.vmcore),
+        "debugInfoDirectories": [str(sample.debug_info_dir)],
+        "debugInfo": [str(p) for p in sample.debug_info],
+    }
+    config.update(overrides)
+    return {k: v for k, v in config.items() if v is not None}
+
+
+@contextmanager
+def stopped_session(
+    sample: Any, log_dir: Path, **overrides: Any
+) -> Iterator[tuple[DapClient, dict[str, Any]]]:
+    """An adapter launched on ``sample`` and stopped; yields the client and the ``stopped`` event."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with DapClient(log_dir) as client:
+        stopped = client.launch_and_stop(config_for(sample, **overrides))
+        yield client, stopped
+        assert client.schema_errors == [], client.schema_errors
+
+
+def parse_thread_name(name: str) -> dict[str, Any]:
+    """Split ``PID 123 comm [S] CPU1`` into its parts."""
+    m = _THREAD_NAME.match(name)
+    assert m, f"thread name {name!r} is not 'PID <pid> <comm> [<state>][ CPU<n>]'"
+    return {
+        "pid": int(m["pid"]),
+        "comm": m["comm"],
+        "state": m["state"],
+        "cpu": int(m["cpu"]) if m["cpu"] is not None else None,
+    }
+
+
+def stack_of(client: DapClient, thread_id: int) -> list[dict[str, Any]]:
+    """All frames of a thread."""
+    body = client.call("stackTrace", {"threadId": thread_id})
+    assert body["totalFrames"] == len(body["stackFrames"])
+    return body["stackFrames"]
+
+
+def focus_index(frames: list[dict[str, Any]]) -> int:
+    """The frame a client selects: the first that is neither a label nor subtle."""
+    return next(i for i, f in enumerate(frames) if f.get("presentationHint", "normal") == "normal")
+
+
+def normalized_dap_stack(frames: list[dict[str, Any]]) -> list[Frame]:
+    """Our frames by the shared rule: labels (user space, boundaries) out, inline frames merged,
+    return addresses as ``pc``, the kdump machinery cut from the top (``CRASH_MACHINERY``)."""
+    rows = []
+    for frame in frames:
+        if frame.get("presentationHint") == "label":
+            continue
+        name: str = frame["name"]
+        inline = name.endswith(INLINE_SUFFIX)
+        name = name.removesuffix(INLINE_SUFFIX).split("+0x")[0]
+        source = frame.get("source")
+        pc = int(frame["instructionPointerReference"], 16) if "instructionPointerReference" in frame else None
+        rows.append((name, source["path"] if source else None, frame["line"] or None, inline, pc))
+    normalized = normalize_frames(rows)
+    while normalized and normalized[0].function in CRASH_MACHINERY:
+        normalized = normalized[1:]
+    return normalized

@@ -167,25 +167,48 @@ def _run_crash(binary: Path, sample: Sample, commands: dict[str, str], out: Path
 _EXCEPTION = re.compile(
     r"\[exception RIP: (?P<sym>[^\]]+)\]\n\s+RIP: (?P<rip>[0-9a-f]+)\s+RSP: (?P<rsp>[0-9a-f]+)"
 )
+_FRAME = re.compile(r"^\s*#\d+ \[(?P<sp>[0-9a-f]+)\] (?P<sym>\S+) at (?P<addr>[0-9a-f]+)", re.MULTILINE)
+# Frames above the crash site when the kernel called panic() itself (no exception), as SysRq-c does.
+_PANIC_PATH = frozenset({"machine_kexec", "__crash_kexec", "crash_kexec", "panic"})
+
+
+def _crash_site(sample: Sample, bt: str) -> dict[str, Any]:
+    """Where the panic task crashed, from crash's ``bt``: the exception RIP, or else the first
+    frame below panic() (its return address)."""
+    if m := _EXCEPTION.search(bt):
+        return {
+            "kind": "exception RIP",
+            "symbol": m["sym"],
+            "address": int(m["rip"], 16),
+            "sp": int(m["rsp"], 16),
+        }
+    for m in _FRAME.finditer(bt):
+        if m["sym"] not in _PANIC_PATH:
+            return {
+                "kind": "return address",
+                "symbol": m["sym"],
+                "address": int(m["addr"], 16),
+                "sp": int(m["sp"], 16),
+            }
+    raise CrashOracleError(
+        f"crash's bt of the panic task on {sample.vmcore} shows neither an exception nor a frame "
+        f"below panic():\n{bt[:2000]}"
+    )
 
 
 def _followup_commands(sample: Sample, first: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
-    """Commands whose arguments come from the first session: the faulting RIP, its stack."""
-    facts: dict[str, Any] = {}
-    cmds: dict[str, str] = {}
-    m = _EXCEPTION.search(first["bt"])
-    if m is None:
-        raise CrashOracleError(
-            f"crash's bt of the panic task on {sample.vmcore} has no [exception RIP: ...] block:\n"
-            + first["bt"][:2000]
-        )
-    rip, rsp, sym = int(m["rip"], 16), int(m["rsp"], 16), m["sym"]
-    func = sym.split("+", 1)[0]
-    facts.update(exception_symbol=sym, rip=f"{rip:#x}", rsp=f"{rsp:#x}")
-    cmds["dis-l"] = f"dis -l {rip:#x}"
-    cmds["dis-rl"] = f"dis -rl {rip:#x}"
-    cmds["dis-func"] = f"dis -l {func}"
-    cmds["rd"] = f"rd -64 {rsp:#x} 8"
+    """Commands whose arguments come from the first session: the crash site, its stack."""
+    site = _crash_site(sample, first["bt"])
+    addr, sp, func = site["address"], site["sp"], site["symbol"].split("+", 1)[0]
+    facts: dict[str, Any] = {
+        "crash_site": {**site, "address": f"{addr:#x}", "sp": f"{sp:#x}"},
+    }
+    cmds = {
+        "dis-l": f"dis -l {addr:#x}",
+        "dis-rl": f"dis -rl {addr:#x}",
+        "dis-func": f"dis -l {func}",
+        "rd": f"rd -64 {sp:#x} 8",
+    }
     struct = _module_struct(sample)
     if struct:
         cmds["struct-o"] = f"struct -o {struct}"
@@ -222,6 +245,7 @@ def ensure_crash_answers(sample: Sample) -> dict[str, str]:
         if _is_current(target, version):
             return load_crash_answers(target)
         tmp = Path(tempfile.mkdtemp(prefix=".crash-", dir=sample.dir))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the answers are for everyone
         try:
             start = time.monotonic()
             _run_crash(binary, sample, COMMANDS, tmp)
@@ -259,12 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     repo_root = str(_HERE.parent)
     if repo_root not in sys.path:
         sys.path.insert(0, repo_root)
-    from samples.sample_store import ensure_sample
+    from samples.sample_store import SampleError, ensure_sample
 
     try:
         sample = ensure_sample(args[0])
         answers = ensure_crash_answers(sample)
-    except CrashOracleError as e:
+    except (CrashOracleError, SampleError) as e:
         print(f"crash_oracle: {e}", file=sys.stderr)
         return 1
     directory = answers_dir(sample)

@@ -15,15 +15,23 @@ from dataclasses import dataclass, field, replace
 __all__ = [
     "BtException",
     "BtFrame",
+    "DisLine",
+    "KmemRow",
+    "StructMember",
     "LogLine",
     "ModRow",
     "PsRow",
     "TaskBt",
     "parse_bt",
+    "parse_dis",
+    "parse_kmem_i",
+    "parse_rd",
+    "parse_struct_o",
     "parse_log",
     "parse_mod",
     "parse_ps",
     "parse_sys",
+    "sys_panic_message",
     "split_tasks",
     "CRASH_STATE_TO_LETTER",
 ]
@@ -122,6 +130,18 @@ def parse_sys(text: str) -> dict[str, str]:
     return fields
 
 
+def sys_panic_message(text: str) -> str:
+    """The panic message of crash's ``sys`` PANIC field, without quotes and crash's remarks.
+
+    ``PANIC: "Oops: 0000 [#1] PREEMPT SMP NOPTI" (check log for details)`` -> ``Oops: 0000 ...``
+    """
+    panic = parse_sys(text).get("PANIC")
+    if panic is None:
+        raise ValueError("crash sys output has no PANIC field")
+    m = re.match(r'^"(.*)"', panic.splitlines()[0])
+    return m.group(1) if m else panic.splitlines()[0].strip()
+
+
 @dataclass(frozen=True)
 class ModRow:
     """One row of crash's ``mod``."""
@@ -170,14 +190,19 @@ _LOG_LINE = re.compile(r"^\[(?P<ts>[^\]]*)\] ?(?P<text>.*)$")
 
 
 def parse_log(text: str) -> list[LogLine]:
-    """Parse crash's ``log`` output; lines without a ``[timestamp]`` prefix keep ``None``."""
+    """Parse crash's ``log`` output.
+
+    A line without a ``[timestamp]`` prefix continues a multi-line record: its timestamp is
+    ``None`` and its text loses the indentation crash adds (as wide as the prefix, so it differs
+    between ``log`` and ``log -T``).
+    """
     out: list[LogLine] = []
     for line in text.splitlines():
         m = _LOG_LINE.match(line)
         if m:
             out.append(LogLine(timestamp=m["ts"], text=m["text"]))
         elif line:
-            out.append(LogLine(timestamp=None, text=line))
+            out.append(LogLine(timestamp=None, text=line.lstrip()))
     return out
 
 
@@ -306,3 +331,117 @@ def parse_bt(text: str) -> list[TaskBt]:
     if not chunks:
         raise ValueError("no 'PID: ... TASK: ...' header in crash bt output")
     return [_parse_one_task(c) for c in chunks]
+
+
+@dataclass(frozen=True)
+class DisLine:
+    """One instruction of crash's ``dis [-l]``, with the source line printed above it (``-l``)."""
+
+    address: int
+    symbol: str
+    offset: int
+    mnemonic: str
+    operands: str
+    file: str | None
+    line: int | None
+
+
+_DIS_INSN = re.compile(
+    r"^0x(?P<addr>[0-9a-f]+) <(?P<sym>[^>+]+)(?:\+(?P<off>\d+))?>:\s*(?P<mn>\S+)?\s*(?P<ops>.*?)\s*$"
+)
+_DIS_SOURCE = re.compile(r"^(?P<file>\S+): (?P<line>\d+)$")
+
+
+def parse_dis(text: str) -> list[DisLine]:
+    """Parse crash's ``dis``/``dis -l``/``dis -rl`` output into instructions.
+
+    Each instruction carries the last ``file: line`` that crash printed before it.
+    """
+    out: list[DisLine] = []
+    file: str | None = None
+    line: int | None = None
+    for raw in text.splitlines():
+        if m := _DIS_INSN.match(raw):
+            out.append(
+                DisLine(
+                    address=int(m["addr"], 16),
+                    symbol=m["sym"],
+                    offset=int(m["off"] or 0),
+                    mnemonic=m["mn"] or "",
+                    operands=m["ops"],
+                    file=file,
+                    line=line,
+                )
+            )
+        elif m := _DIS_SOURCE.match(raw.strip()):
+            file, line = m["file"], int(m["line"])
+        elif raw.strip():
+            raise ValueError(f"not a crash dis line: {raw!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class StructMember:
+    """One member line of crash's ``struct -o``: ``[offset] declaration;``."""
+
+    offset: int
+    declaration: str  # e.g. "const char *name"
+
+    @property
+    def name(self) -> str:
+        """The member's name (last identifier before any array bounds or bit-field width)."""
+        decl = re.sub(r"\[[^\]]*\]|:\s*\d+$", "", self.declaration).strip()
+        m = re.search(r"(\w+)\s*(?:\)\s*\(.*\))?$", decl)
+        return m.group(1) if m else decl
+
+
+_STRUCT_MEMBER = re.compile(r"^\s*\[(?P<off>0x[0-9a-f]+|\d+)\]\s+(?P<decl>.*?);\s*$")
+
+
+def parse_struct_o(text: str) -> tuple[str, list[StructMember], int | None]:
+    """Parse ``struct -o <type>``: (type name, top-level members, SIZE)."""
+    header = re.search(r"^(struct|union) (\S+) \{", text, re.MULTILINE)
+    if header is None:
+        raise ValueError(f"no 'struct X {{' in crash struct -o output: {text[:200]!r}")
+    members = [
+        StructMember(offset=_parse_offset(m["off"]), declaration=m["decl"])
+        for m in map(_STRUCT_MEMBER.match, text.splitlines())
+        if m
+    ]
+    size = re.search(r"^SIZE: (\d+|0x[0-9a-f]+)", text, re.MULTILINE)
+    return f"{header[1]} {header[2]}", members, _parse_offset(size[1]) if size else None
+
+
+def parse_rd(text: str) -> dict[int, int]:
+    """Parse ``rd -64`` output into {address: 64-bit word}."""
+    words: dict[int, int] = {}
+    for raw in text.splitlines():
+        m = re.match(r"^([0-9a-f]+):\s+((?:[0-9a-f]{16}\s+)+)", raw)
+        if m is None:
+            continue
+        base = int(m[1], 16)
+        for i, w in enumerate(m[2].split()):
+            words[base + 8 * i] = int(w, 16)
+    return words
+
+
+@dataclass(frozen=True)
+class KmemRow:
+    """One row of crash's ``kmem -i``: a figure in pages and as crash prints the total."""
+
+    name: str
+    pages: int
+    total: str  # e.g. "717 MB", "0"
+    percentage: str  # e.g. "87% of TOTAL MEM", "----"
+
+
+def parse_kmem_i(text: str) -> dict[str, KmemRow]:
+    """Parse ``kmem -i`` into {row name: KmemRow}, e.g. ``rows["TOTAL MEM"].pages``."""
+    rows: dict[str, KmemRow] = {}
+    pat = re.compile(
+        r"^\s*(?P<name>[A-Z][A-Z ]*?)\s+(?P<pages>\d+)\s+(?P<total>[\d.]+(?: [KMGT]B)?)\s+(?P<pct>.*)$"
+    )
+    for raw in text.splitlines():
+        if m := pat.match(raw):
+            rows[m["name"]] = KmemRow(m["name"], int(m["pages"]), m["total"], m["pct"].strip())
+    return rows

@@ -1,21 +1,36 @@
 """The one rule by which every test compares a kernel stack with crash's ``bt``.
 
 crash and drgn walk the same stack but print it differently; this module states, once, which
-differences do not count:
+differences do not count.  Each rule was seen on the sample dumps (6.1 kernels, crash 8.0.6,
+drgn 0.3):
 
-* Start at the first exception: crash prints the panic/kexec path above ``[exception RIP: f+off]``
-  (machine_kexec, __crash_kexec, oops_end, page_fault_oops, exc_page_fault, asm_exc_page_fault).
-  drgn's stack for the crashed CPU also begins in the panic path (the registers crash_kexec saved),
-  and its first frame *after* frame 0 that was interrupted (``StackFrame.interrupted``) is the
-  faulting function.  Both sides are cut there.  A stack without an exception (a sleeping task)
-  is compared whole.
-* Compiler suffixes: GCC's clones and split-off parts (``f.cold``, ``f.isra.0``, ``f.constprop.0``,
-  ``f.part.0``) are the same source function; crash names the ELF symbol, drgn the DWARF function.
-* Inline frames: drgn lists functions inlined into a frame as frames of their own
-  (``StackFrame.is_inline``); crash cannot see them, so they are dropped.
-* Caller lines: for every frame but the first, crash looks up the return address and drgn the call
-  instruction, so their lines may differ by one.
-* Files are compared by path suffix (crash prints the build directory, drgn the DWARF name).
+1. **Where the stack starts.**  If crash prints ``[exception RIP: f+off]``, both stacks start at
+   ``f``: crash lists the panic/kexec path above it (machine_kexec, __crash_kexec, oops_end,
+   page_fault_oops, exc_page_fault, asm_exc_page_fault, or the NMI handler on the other CPUs);
+   drgn starts at the first frame it unwound from exception registers
+   (``StackFrame.interrupted``).  After an NMI's stack switch crash prints the interrupted frame
+   a second time (same address as the RIP); the repeat is dropped.  Without an exception
+   (``panic()`` called directly, as SysRq-c does), the kdump machinery's own frames
+   (``CRASH_MACHINERY``) are cut from the top of both: crash shows ``machine_kexec``, drgn the
+   inlined ``crash_setup_regs``.
+2. **Where it ends.**  drgn continues into the user-space registers of a task in a system call
+   (one frame with a user address); crash prints those as a register block.  User frames are
+   dropped.
+3. **Names.**  GCC's clones and split parts (``f.cold``, ``f.isra.0``, ``f.constprop.0``,
+   ``f.part.0``) are the source function ``f``: crash names ELF symbols, drgn DWARF functions.
+   crash names the nearest symbol, which in assembly can be a label inside a function
+   (``entry_SYSCALL_64_after_hwframe``); drgn names the function (``ASM_LABEL_ALIASES``).
+   ``SYSCALL_DEFINE0`` makes ``__x64_sys_pause`` an ELF alias of ``__do_sys_pause``: crash names
+   the first, drgn the second; all ``__{x64,ia32,se,do}_sys_X`` compare as ``__do_sys_X``.
+4. **Inline frames.**  drgn lists inlined calls as frames of their own (``is_inline``); crash
+   cannot see them.  They are merged into their physical frame, which takes the *innermost*
+   source location, as crash's ``bt -l`` does.
+5. **Caller lines.**  crash's ``bt -l`` looks up the return address; a debugger shows the call.
+   ``normalize_drgn_trace`` looks up the return address too (``Program.source_location(pc)``), so
+   lines compare exactly, with ``CALLER_LINE_SLACK``.  Stacks whose caller lines are call sites
+   (a DAP ``stackTrace``) compare with ``check_lines="first"`` and, better, by ``pc``: crash's
+   frame address and drgn's ``StackFrame.pc`` are both the return address.
+6. **Files** compare by path suffix (crash prints the build directory, drgn the DWARF name).
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tests.helpers.crash_parse import TaskBt, parse_bt
 
@@ -31,56 +46,121 @@ if TYPE_CHECKING:
     import drgn
 
 __all__ = [
+    "ASM_LABEL_ALIASES",
+    "CALLER_LINE_SLACK",
+    "CRASH_MACHINERY",
     "Frame",
     "assert_stacks_match",
     "base_function_name",
     "normalize_crash_bt",
+    "normalize_crash_task",
     "normalize_drgn_trace",
     "normalize_frames",
     "stack_differences",
 ]
 
 _SUFFIX = re.compile(r"(?:\.(?:cold|isra|constprop|part|lto_priv|llvm)(?:\.\d+)?)+$")
-# Lines of callers may differ by this much (return address vs call instruction).
+
+# Lines of callers may differ by this much (the brief's call-vs-return-address allowance).
 CALLER_LINE_SLACK = 1
+
+# Frames of the kdump machinery itself, cut from the top of a stack without an exception.
+CRASH_MACHINERY = frozenset(
+    {
+        "machine_kexec",
+        "__crash_kexec",
+        "crash_kexec",
+        "crash_setup_regs",
+        "crash_nmi_callback",
+        "nmi_handle",
+        "default_do_nmi",
+        "exc_nmi",
+        "asm_exc_nmi",
+        "end_repeat_nmi",
+        "repeat_nmi",
+    }
+)
+
+# Labels inside assembly functions that crash names instead of the function.
+ASM_LABEL_ALIASES = {
+    "entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
+    "entry_SYSCALL_64_safe_stack": "entry_SYSCALL_64",
+    "secondary_startup_64_no_verify": "secondary_startup_64",
+}
+# SYSCALL_DEFINE0's __x64_sys_X is an ELF alias of __do_sys_X: crash names one, drgn the other.
+_SYSCALL_ALIAS = re.compile(r"^__(?:x64|ia32|se|do)_sys_(\w+)$")
+
+# (function, file, line, is_inline, pc)
+FrameTuple = tuple[str, str | None, int | None, bool, int | None]
 
 
 @dataclass(frozen=True)
 class Frame:
-    """A normalised stack frame: a source function and, when known, where in it."""
+    """A normalised physical stack frame: a source function and, when known, where in it."""
 
     function: str
     file: str | None = None
     line: int | None = None
-    is_inline: bool = False
+    pc: int | None = None  # the faulting instruction for the first frame, else the return address
 
     def __str__(self) -> str:
-        where = f" {self.file}:{self.line}" if self.file else ""
-        return f"{self.function}{where}{' (inline)' if self.is_inline else ''}"
+        where = f" {self.file.rsplit('/', 1)[-1]}:{self.line}" if self.file else ""
+        pc = f" {self.pc:#x}" if self.pc is not None else ""
+        return f"{self.function}{where}{pc}"
 
 
 def base_function_name(name: str) -> str:
-    """Strip GCC clone/split suffixes: ``f.cold`` / ``f.isra.0`` / ``f.constprop.0.cold`` -> ``f``."""
-    return _SUFFIX.sub("", name)
+    """Strip GCC clone/split suffixes and assembly labels: ``f.constprop.0.cold`` -> ``f``."""
+    name = _SUFFIX.sub("", name)
+    name = _SYSCALL_ALIAS.sub(r"__do_sys_\1", name)
+    return ASM_LABEL_ALIASES.get(name, name)
 
 
-def normalize_frames(frames: Iterable[tuple[str, str | None, int | None, bool]]) -> list[Frame]:
-    """Normalise (function, file, line, is_inline) tuples: strip suffixes, drop inline frames."""
-    return [
-        Frame(base_function_name(fn), file, line, False)
-        for fn, file, line, is_inline in frames
-        if not is_inline
-    ]
+def normalize_frames(
+    frames: Iterable[tuple[str, str | None, int | None, bool] | FrameTuple],
+) -> list[Frame]:
+    """Normalise (function, file, line, is_inline[, pc]) tuples, innermost first.
+
+    Suffixes are stripped; inline frames merge into the next physical frame, which keeps the
+    innermost location (rule 4).  No frames are cut: see ``normalize_drgn_trace`` for that.
+    """
+    out: list[Frame] = []
+    carried: tuple[str | None, int | None] | None = None
+    for t in frames:
+        fn, file, line, is_inline = t[0], t[1], t[2], t[3]
+        pc = t[4] if len(t) > 4 else None  # type: ignore[misc]
+        if is_inline:
+            if carried is None:
+                carried = (file, line)
+            continue
+        if carried is not None:
+            file, line = carried
+            carried = None
+        out.append(Frame(base_function_name(fn), file, line, pc))
+    return out
 
 
-def _crash_task_frames(
-    bt: TaskBt, start_at_exception: bool
-) -> list[tuple[str, str | None, int | None, bool]]:
-    frames = [(f.symbol, f.file, f.line, False) for f in bt.frames]
-    if start_at_exception and bt.exceptions:
+def _cut_machinery(frames: list[Frame]) -> list[Frame]:
+    i = 0
+    while i < len(frames) and frames[i].function in CRASH_MACHINERY:
+        i += 1
+    return frames[i:]
+
+
+def normalize_crash_task(bt: TaskBt, *, start_at_exception: bool = True) -> list[Frame]:
+    """Normalise one task of parsed crash ``bt`` output (rules 1, 3, 6)."""
+    frames = [Frame(base_function_name(f.symbol), f.file, f.line, f.address) for f in bt.frames]
+    if not start_at_exception:
+        return frames
+    if bt.exceptions:
         exc = bt.exceptions[0]
-        return [(exc.symbol, exc.file, exc.line, False)] + frames[exc.before_level :]
-    return frames
+        rip = exc.registers.get("RIP")
+        top = Frame(base_function_name(exc.symbol), exc.file, exc.line, rip)
+        rest = frames[exc.before_level :]
+        if rest and rest[0].pc == rip:
+            rest = rest[1:]  # after "--- <NMI exception stack> ---" crash repeats the RIP's frame
+        return [top] + rest
+    return _cut_machinery(frames)
 
 
 def normalize_crash_bt(text: str, *, start_at_exception: bool = True) -> list[Frame]:
@@ -91,43 +171,76 @@ def normalize_crash_bt(text: str, *, start_at_exception: bool = True) -> list[Fr
     tasks = parse_bt(text)
     if len(tasks) != 1:
         raise ValueError(f"expected the bt of one task, got {len(tasks)} (use split_tasks first)")
-    return normalize_frames(_crash_task_frames(tasks[0], start_at_exception))
+    return normalize_crash_task(tasks[0], start_at_exception=start_at_exception)
 
 
-def _drgn_frame_tuple(frame: drgn.StackFrame) -> tuple[str, str | None, int | None, bool]:
+def _is_user(frame: drgn.StackFrame, prog: drgn.Program) -> bool:
+    import drgn
+
+    platform = prog.platform
+    bits = 64 if platform is not None and platform.flags & drgn.PlatformFlags.IS_64_BIT else 32
+    return frame.pc < (1 << (bits - 1))
+
+
+def _drgn_name(frame: drgn.StackFrame) -> str:
     name = frame.name
     if name is None:
         try:
             name = frame.symbol().name
         except LookupError:
             name = hex(frame.pc)
+    return name
+
+
+def _location(prog: drgn.Program, frame: drgn.StackFrame, crash_lines: bool) -> tuple[str | None, int | None]:
+    if crash_lines and not frame.is_inline:
+        try:
+            loc = prog.source_location(frame.pc)[0]
+            return loc.filename, loc.line
+        except LookupError:
+            return None, None
     try:
         file, line, _column = frame.source()
+        return file, line
     except LookupError:
-        file, line = None, None
-    return name, file, line, frame.is_inline
+        return None, None
 
 
 def normalize_drgn_trace(
-    trace: drgn.StackTrace | Sequence[Any], *, start_at_exception: bool = True
+    trace: drgn.StackTrace | Sequence[Any],
+    *,
+    prog: drgn.Program | None = None,
+    start_at_exception: bool = True,
+    crash_lines: bool = True,
 ) -> list[Frame]:
-    """Normalise a drgn ``StackTrace`` by the same rule as ``normalize_crash_bt``.
+    """Normalise a drgn ``StackTrace`` by the same rules as ``normalize_crash_bt``.
 
-    The cut: the first frame after frame 0 whose registers come from an exception
-    (``interrupted``).  Inline frames that belong to that physical frame (listed before it) are
-    dropped with the rest of the panic path.
+    :param prog: the program, when ``trace`` is a plain list of frames.
+    :param crash_lines: give each physical frame the innermost location of its ``pc`` (the return
+        address for callers), as crash's ``bt -l`` does; False keeps drgn's call-site lines.
     """
+    prog = prog if prog is not None else trace.prog  # type: ignore[union-attr]
     frames = list(trace)
-    start = 0
+    frames = [f for f in frames if not _is_user(f, prog)]
+    start = None
     if start_at_exception:
         for i, frame in enumerate(frames):
-            if i > 0 and frame.interrupted and not frame.is_inline:
-                # Inline frames of the interrupted physical frame come just before it.
+            if frame.interrupted and not frame.is_inline and _drgn_name(frame) not in CRASH_MACHINERY:
                 start = i
+                # Inline frames of the same physical frame come just before it.
                 while start > 0 and frames[start - 1].is_inline and frames[start - 1].pc == frame.pc:
                     start -= 1
                 break
-    return normalize_frames(_drgn_frame_tuple(f) for f in frames[start:])
+    tuples: list[FrameTuple] = []
+    for f in frames[start or 0 :]:
+        if crash_lines and f.is_inline:
+            continue  # the physical frame looks its pc up itself, innermost location first
+        file, line = _location(prog, f, crash_lines)
+        tuples.append((_drgn_name(f), file, line, f.is_inline, f.pc))
+    out = normalize_frames(tuples)
+    if start_at_exception and start is None:
+        out = _cut_machinery(out)
+    return out
 
 
 def _same_file(a: str | None, b: str | None) -> bool:
@@ -140,35 +253,47 @@ def _same_file(a: str | None, b: str | None) -> bool:
 
 
 def stack_differences(
-    ours: Sequence[Frame], crash: Sequence[Frame], *, check_lines: bool = True
+    ours: Sequence[Frame],
+    crash: Sequence[Frame],
+    *,
+    check_lines: Literal["all", "first", "none"] = "all",
 ) -> list[str]:
-    """List why two normalised stacks differ (empty when they match by the rule above)."""
+    """List why two normalised stacks differ (empty when they match by the rules above)."""
     problems: list[str] = []
     if [f.function for f in ours] != [f.function for f in crash]:
         problems.append("function lists differ")
     for i, (a, b) in enumerate(zip(ours, crash, strict=False)):
         if a.function != b.function:
             continue
+        if a.pc is not None and b.pc is not None and a.pc != b.pc:
+            problems.append(f"#{i} {a.function}: pc {a.pc:#x} != crash's {b.pc:#x}")
+        if check_lines == "none" or (check_lines == "first" and i > 0):
+            continue
         if not _same_file(a.file, b.file):
             problems.append(f"#{i} {a.function}: file {a.file} != crash's {b.file}")
-        if check_lines and a.line is not None and b.line is not None:
+        if a.line is not None and b.line is not None:
             slack = 0 if i == 0 else CALLER_LINE_SLACK
             if abs(a.line - b.line) > slack:
-                problems.append(f"#{i} {a.function}: line {a.line} != crash's {b.line} (slack {slack})")
+                problems.append(f"#{i} {a.function}: line {a.line} != crash's {b.line}")
     return problems
 
 
 def _table(ours: Sequence[Frame], crash: Sequence[Frame]) -> str:
-    rows = ["   ours" + " " * 53 + "crash"]
+    rows = [f"    {'ours':<60} crash"]
     for i in range(max(len(ours), len(crash))):
         a = str(ours[i]) if i < len(ours) else "-"
         b = str(crash[i]) if i < len(crash) else "-"
-        mark = " " if i < len(ours) and i < len(crash) and ours[i].function == crash[i].function else "!"
-        rows.append(f"{mark}#{i:<2} {a:<56.56} {b}")
+        same = i < len(ours) and i < len(crash) and ours[i].function == crash[i].function
+        rows.append(f"{' ' if same else '!'}#{i:<2} {a:<60.60} {b}")
     return "\n".join(rows)
 
 
-def assert_stacks_match(ours: Sequence[Frame], crash: Sequence[Frame], *, check_lines: bool = True) -> None:
+def assert_stacks_match(
+    ours: Sequence[Frame],
+    crash: Sequence[Frame],
+    *,
+    check_lines: Literal["all", "first", "none"] = "all",
+) -> None:
     """Assert two normalised stacks match; the failure shows both side by side."""
     problems = stack_differences(ours, crash, check_lines=check_lines)
     if problems:

@@ -225,6 +225,10 @@ class Channel:
     def _respond_error(
         self, seq: int, command: str, message: str, error_id: int, *, show_user: bool = True
     ) -> None:
+        if seq < 1:
+            # No request to answer (DAP's request_seq must be >= 1): tell the user in the console.
+            self.send_event("output", {"category": "important", "output": f"vmcore-dap: {message}\n"})
+            return
         self._send(
             {
                 "type": "response",

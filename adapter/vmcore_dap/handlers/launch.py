@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import drgn
 from drgn.helpers.linux.sched import cpu_curr
 
 from vmcore_dap.dap import registry
@@ -22,6 +23,7 @@ from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import UserError
 from vmcore_dap.handlers.context import DumpState, current_dump, dump_state
 from vmcore_dap.target.dump import open_dump
+from vmcore_dap.target.errors import describe_fault
 from vmcore_dap.target.launch_config import LaunchConfig
 from vmcore_dap.target.panic import panic_info
 from vmcore_dap.target.sources import SourceMap
@@ -51,8 +53,17 @@ def launch(session: Session, args: Args) -> dict[str, Any] | None:
         dump = open_dump(config, lambda message, percentage: progress.update(message, percentage))
         t0 = time.monotonic()
         progress.update("Reading tasks and the kernel log", 100)
-        crashed = dump.crashed_task()
-        tasks = list_tasks(dump.prog, crashed)
+        try:
+            crashed = dump.crashed_task()
+            tasks = list_tasks(dump.prog, crashed)
+        except drgn.FaultError as exc:
+            if not dump.file.truncated:
+                raise
+            # What is left of a truncated dump does not even hold the task list: refuse it plainly.
+            raise UserError(
+                f"Cannot open vmcore '{config.vmcore}': {dump.file.warnings[0]}; what is left does not "
+                f"hold the kernel's task list ({describe_fault(exc)})"
+            ) from None
         info = panic_info(dump.prog)
         dump.timings["tasks"] = time.monotonic() - t0
     state.sources = SourceMap(config.source_file_map, config.source_root)

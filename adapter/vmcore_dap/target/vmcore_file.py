@@ -236,9 +236,7 @@ def _inspect_kdump(path: Path, f: BinaryIO, size: int) -> VmcoreFile:
             _COPY_HINT,
         )
     if count:
-        f.seek(desc_end - _PAGE_DESC.size)
-        last_offset, last_size, _flags, _pf = _PAGE_DESC.unpack(f.read(_PAGE_DESC.size))
-        data_end = last_offset + last_size
+        data_end = _page_data_end(f, desc_offset, count)
         if data_end > size:
             result.missing_bytes = data_end - size
             result.missing_pages = _count_missing_pages(f, desc_offset, count, size)
@@ -247,6 +245,31 @@ def _inspect_kdump(path: Path, f: BinaryIO, size: int) -> VmcoreFile:
                 f"{result.missing_pages} of {count} pages are missing and read as errors ({_COPY_HINT})"
             )
     return result
+
+
+def _page_data_end(f: BinaryIO, desc_offset: int, count: int) -> int:
+    """Return where the page data ends, reading as few descriptors as possible.
+
+    Data is written in descriptor order, except that every zero page shares the one copy written
+    first; so the end is found in the last descriptors that are not zero pages, read backwards.
+    """
+    f.seek(desc_offset)
+    first_offset = _PAGE_DESC.unpack(f.read(_PAGE_DESC.size))[0]
+    chunk = 65536
+    end = 0
+    stop = count
+    while stop > 0:
+        start = max(0, stop - chunk)
+        f.seek(desc_offset + start * _PAGE_DESC.size)
+        data = f.read((stop - start) * _PAGE_DESC.size)
+        distinct = False
+        for offset, length, _flags, _pf in _PAGE_DESC.iter_unpack(data):
+            end = max(end, offset + length)
+            distinct = distinct or offset != first_offset
+        if distinct:
+            return end
+        stop = start
+    return end
 
 
 def _count_missing_pages(f: BinaryIO, desc_offset: int, count: int, size: int) -> int:

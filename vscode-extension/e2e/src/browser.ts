@@ -17,7 +17,7 @@ export async function launchBrowser(profileDir: string, timeoutMs = 60_000): Pro
         executablePath: CHROMIUM,
         headless: true,
         timeout: timeoutMs,
-        viewport: { width: 1600, height: 1000 },
+        viewport: { width: 1600, height: 1100 },
         args: [
             '--no-sandbox',
             '--disable-gpu',

@@ -30,6 +30,7 @@ export const OFFLINE_SETTINGS: Record<string, unknown> = {
     'git.enabled': false,
     'debug.openDebug': 'openOnSessionStart',
     'debug.showInStatusBar': 'never',
+    'debug.internalConsoleOptions': 'neverOpen',
     'editor.minimap.enabled': false,
     'window.restoreWindows': 'none',
     'files.exclude': { '.vscode': true },

@@ -191,3 +191,68 @@ export async function variablesOf(page: Page, scope: string): Promise<Map<string
 export function escapeRegExp(s: string): string {
     return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/**
+ * Make the debug views readable in a screenshot: a wide side bar and the Watch, Breakpoints and
+ * Loaded Scripts panes collapsed so Variables and Call Stack get the height.
+ */
+export async function arrangeDebugViews(page: Page, sideBarWidth = 620): Promise<void> {
+    const sidebar = page.locator('.monaco-workbench .part.sidebar');
+    const box = await sidebar.boundingBox();
+    if (box !== null && box.width < sideBarWidth - 10) {
+        const y = box.y + box.height / 2;
+        await page.mouse.move(box.x + box.width + 1, y);
+        await page.mouse.down();
+        await page.mouse.move(box.x + sideBarWidth, y, { steps: 5 });
+        await page.mouse.up();
+    }
+    for (const title of ['Watch', 'Breakpoints', 'Loaded Scripts']) {
+        const header = page.locator('.part.sidebar .pane-header', { has: page.locator('h3.title', { hasText: new RegExp(`^${title}$`, 'i') }) });
+        if ((await header.count()) > 0 && (await header.first().getAttribute('aria-expanded')) === 'true') {
+            await header.first().click();
+        }
+    }
+}
+
+/**
+ * Scroll the Call Stack until the thread row whose name starts with `prefix` is rendered (the list
+ * is virtual: rows off screen do not exist in the DOM), then bring it near the top so its frames
+ * have room below it. Returns a locator for that row.
+ */
+export async function revealThread(page: Page, prefix: string, timeoutMs = 30_000): Promise<Locator> {
+    const list = page.locator('.debug-pane .debug-call-stack .monaco-list').first();
+    const row = callStackRows(page)
+        .filter({ has: page.locator('.thread > .name', { hasText: new RegExp(`^${escapeRegExp(prefix)}`) }) })
+        .first();
+    await poll(
+        async () => {
+            if ((await row.count()) > 0) {
+                return true;
+            }
+            await list.hover();
+            await page.mouse.wheel(0, 300);
+            await page.waitForTimeout(150);
+            return undefined;
+        },
+        timeoutMs,
+        `thread '${prefix}' in the Call Stack`,
+        0,
+    );
+    await scrollCallStackTo(page, row);
+    return row;
+}
+
+/** Scroll the Call Stack so that `row` is its first visible row (room for its frames below). */
+export async function scrollCallStackTo(page: Page, row: Locator): Promise<void> {
+    const list = page.locator('.debug-pane .debug-call-stack .monaco-list').first();
+    for (let attempt = 0; attempt < 5; attempt++) {
+        const rowBox = await row.boundingBox();
+        const listBox = await list.boundingBox();
+        if (rowBox === null || listBox === null || Math.abs(rowBox.y - listBox.y) < rowBox.height) {
+            return;
+        }
+        await list.hover();
+        await page.mouse.wheel(0, rowBox.y - listBox.y);
+        await page.waitForTimeout(400);
+    }
+}

@@ -73,7 +73,7 @@ describe('vmcore-dap over stdio: oops-null sample', function () {
             console.error(`adapter DAP trace kept: ${logFile}`);
             if (fs.existsSync(logFile)) {
                 const lines = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n');
-                console.error(lines.slice(-40).join('\n'));
+                console.error(lines.slice(-30).map((l) => (l.length > 400 ? `${l.slice(0, 400)} …` : l)).join('\n'));
             }
         } else {
             fs.rmSync(runDir, { recursive: true, force: true });
@@ -122,6 +122,17 @@ describe('vmcore-dap over stdio: oops-null sample', function () {
         }
         const crashed = await crashedThread();
         assert.match(crashed.name, new RegExp(`CPU ?${sample.expected.crashed_cpu}\\b`), `crashed thread '${crashed.name}' names its CPU`);
+    });
+
+    it('shows a task blocked on the mutex (D state) with a stack through the scheduler', async () => {
+        const pid = sample.expected.d_state_pids?.[0];
+        assert.ok(pid !== undefined, 'the oops-null manifest names D-state tasks');
+        const thread = (await threads()).find((t) => t.name.startsWith(`PID ${pid} `));
+        assert.ok(thread, `thread of PID ${pid}`);
+        assert.match(thread.name, /\[D\]/);
+        const frames = (await dc.stackTraceRequest({ threadId: thread.id })).body.stackFrames.map((f) => f.name);
+        assert.ok(frames.some((f) => /^schedule\b|__schedule/.test(f)), `scheduler in ${frames.join(', ')}`);
+        assert.ok(frames.some((f) => /mutex_lock/.test(f)), `mutex_lock in ${frames.join(', ')}`);
     });
 
     it('gives the crashed task a stack with the faulting function at its source line', async () => {
@@ -202,8 +213,8 @@ describe('vmcore-dap over stdio: oops-null sample', function () {
         assert.ok(valueMatches(result.body.result, value), `evaluate ${name} = '${result.body.result}', expected ${value}`);
     });
 
-    it('evaluates a kernel global without a frame', async () => {
-        const result = await dc.evaluateRequest({ expression: 'init_task.comm', context: 'repl' });
+    it('evaluates a kernel global as a C expression without a frame', async () => {
+        const result = await dc.evaluateRequest({ expression: 'init_task.comm', context: 'watch' });
         assert.match(result.body.result, /swapper/);
     });
 });

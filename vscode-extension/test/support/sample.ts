@@ -31,7 +31,7 @@ export interface SampleExpectations {
     function: string;
     file: string;
     line: number;
-    locals?: Record<string, string | number>;
+    locals?: Record<string, unknown>;
     mutex_holder_pid?: number;
     d_state_pids?: number[];
     min_tasks: number;
@@ -112,11 +112,25 @@ export function launchArguments(sample: SampleInfo, extra: Record<string, unknow
     return args;
 }
 
-/** True when the adapter's rendering of a value shows `expected` (decimal or hex for numbers). */
-export function valueMatches(shown: string, expected: string | number): boolean {
+/**
+ * True when the adapter's rendering of a value shows `expected`: a number in decimal or hex, a string
+ * as a substring (enumerators, or a char array's text), an array as its elements in order (e.g.
+ * "{7, 28, 63, 112}"). Arrays shown only as a summary ("int [4]") do not match: compare their children.
+ */
+export function valueMatches(shown: string, expected: unknown): boolean {
     if (typeof expected === 'number') {
-        const numbers = shown.match(/-?0x[0-9a-f]+|-?\d+/gi) ?? [];
-        return numbers.some((n) => Number(n.startsWith('-') ? -Number(n.slice(1)) : Number(n)) === expected);
+        return numbersIn(shown).includes(expected);
     }
-    return shown.includes(expected);
+    if (typeof expected === 'string') {
+        return shown.includes(expected);
+    }
+    if (Array.isArray(expected) && expected.every((e) => typeof e === 'number')) {
+        const numbers = numbersIn(shown);
+        return numbers.some((_, start) => expected.every((e, i) => numbers[start + i] === e));
+    }
+    return false;
+}
+
+function numbersIn(shown: string): number[] {
+    return (shown.match(/-?0x[0-9a-f]+|-?\d+/gi) ?? []).map((n) => (n.startsWith('-') ? -Number(n.slice(1)) : Number(n)));
 }

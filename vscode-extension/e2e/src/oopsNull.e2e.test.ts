@@ -29,6 +29,9 @@ import {
     expandScope,
     framesUnder,
     highlightedLine,
+    notificationTexts,
+    outputViewText,
+    pickQuickItem,
     revealThread,
     runCommand,
     scrollCallStackTo,
@@ -40,6 +43,7 @@ import {
 
 const E2E_DIR = path.join(extensionDir(), 'e2e');
 const SCREENSHOTS = path.join(E2E_DIR, 'screenshots');
+const MISSING_CONFIG = 'vmcore: missing file';
 const STOP_TIMEOUT_MS = 90_000; // adapter start + drgn loading vmlinux's DWARF
 
 describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
@@ -61,7 +65,9 @@ describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
         this.timeout(25 * 60_000); // a first install of code-server takes minutes
         const installDir = ensureCodeServer(E2E_DIR);
         // No python/adapterPath: the extension must find the clone's .venv by itself.
-        run = createRunDir(E2E_DIR, extensionDir(), launchArguments(sample, { name: 'vmcore: oops-null' }));
+        run = createRunDir(E2E_DIR, extensionDir(), launchArguments(sample, { name: 'vmcore: oops-null' }), [
+            { type: 'vmcore', request: 'launch', name: MISSING_CONFIG, vmcore: '${workspaceFolder}/no-such-vmcore' },
+        ]);
         console.log(`    run directory: ${run.root}`);
         server = await CodeServer.start({
             installDir,
@@ -188,5 +194,27 @@ describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
         }, 20_000, `frames of '${name}'`);
         assert.ok(frames.some((f) => /schedule/.test(f.name)), `'${name}' sleeps in the scheduler: ${frames.map((f) => f.name).join(', ')}`);
         await page.screenshot({ path: path.join(SCREENSHOTS, 'second-task.png') });
+    });
+    it('logs the adapter it chose in the "vmcore" Output channel', async () => {
+        await runCommand(page, 'vmcore: Show adapter log');
+        const text = await poll(async () => {
+            const t = await outputViewText(page);
+            return t.includes('adapter from') ? t : undefined;
+        }, 15_000, 'the adapter choice in Output › vmcore');
+        assert.ok(text.includes(".venv/bin/python"), `the clone's venv is chosen: ${text}`);
+        assert.match(text, /adapter started: pid \d+/);
+    });
+
+    it('refuses a launch configuration whose vmcore does not exist, with a notification that says so', async () => {
+        await runCommand(page, 'Debug: Select and Start Debugging');
+        await pickQuickItem(page, MISSING_CONFIG);
+        const toast = await poll(async () => {
+            const texts = await notificationTexts(page);
+            return texts.find((t) => t.includes('no-such-vmcore'));
+        }, 15_000, 'a notification about the missing vmcore');
+        assert.match(toast, /Cannot open vmcore '.*\/no-such-vmcore': no such file/);
+        assert.match(toast, /Open launch\.json/);
+        await page.waitForTimeout(600); // let the toast finish fading in
+        await page.screenshot({ path: path.join(SCREENSHOTS, 'missing-vmcore.png') });
     });
 });

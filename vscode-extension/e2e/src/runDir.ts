@@ -46,8 +46,16 @@ export interface RunDir {
     adapterLog: string;
 }
 
-/** Create a fresh run directory for `launchConfig` (its `logFile` is set to the run's adapter log). */
-export function createRunDir(e2eDir: string, extensionDir: string, launchConfig: Record<string, unknown>): RunDir {
+/**
+ * Create a fresh run directory whose launch.json holds `launchConfig` first (the one "Start Debugging"
+ * runs; its `logFile` is set to the run's adapter log), then `otherConfigs`.
+ */
+export function createRunDir(
+    e2eDir: string,
+    extensionDir: string,
+    launchConfig: Record<string, unknown>,
+    otherConfigs: Record<string, unknown>[] = [],
+): RunDir {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const root = path.join(e2eDir, '.run', `${stamp}-${process.pid}`);
     const run: RunDir = {
@@ -65,7 +73,7 @@ export function createRunDir(e2eDir: string, extensionDir: string, launchConfig:
     const settings = JSON.stringify(OFFLINE_SETTINGS, null, 2);
     fs.writeFileSync(path.join(run.userDataDir, 'User', 'settings.json'), settings);
     fs.writeFileSync(path.join(run.workspace, '.vscode', 'settings.json'), settings);
-    const launch = { version: '0.2.0', configurations: [{ ...launchConfig, logFile: run.adapterLog }] };
+    const launch = { version: '0.2.0', configurations: [{ ...launchConfig, logFile: run.adapterLog }, ...otherConfigs] };
     fs.writeFileSync(path.join(run.workspace, '.vscode', 'launch.json'), JSON.stringify(launch, null, 2));
 
     const manifest = JSON.parse(fs.readFileSync(path.join(extensionDir, 'package.json'), 'utf8')) as {

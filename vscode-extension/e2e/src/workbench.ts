@@ -256,3 +256,42 @@ export async function scrollCallStackTo(page: Page, row: Locator): Promise<void>
         await page.waitForTimeout(400);
     }
 }
+
+/** Texts of the notification toasts currently shown. */
+export async function notificationTexts(page: Page): Promise<string[]> {
+    return page.locator('.notifications-toasts .notification-toast').allInnerTexts();
+}
+
+/**
+ * Pick `item` in the open quick pick (e.g. a launch configuration after "Debug: Select and Start
+ * Debugging"): typed to filter, then clicked.
+ */
+export async function pickQuickItem(page: Page, item: string, timeoutMs = 15_000): Promise<void> {
+    const input = page.locator('.quick-input-widget input.input');
+    const row = page
+        .locator('.quick-input-widget .monaco-list-row')
+        .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${escapeRegExp(item)}$`) }) });
+    await poll(
+        async () => {
+            // Wait for the new picker: the command palette's text starts with '>'.
+            const prefix = (await input.isVisible()) ? await input.inputValue() : '>';
+            if (prefix.startsWith('>')) {
+                return undefined;
+            }
+            // Keep the picker's own prefix ("debug " for launch configurations): it selects the picker.
+            await input.fill(`${prefix}${item}`);
+            await row.first().waitFor({ state: 'visible', timeout: 2_000 });
+            await row.first().click({ timeout: 2_000 });
+            return true;
+        },
+        timeoutMs,
+        `quick pick item '${item}'`,
+    );
+}
+
+/** The text of the visible Output view (the channel shown by a command such as "vmcore: Show adapter log"). */
+export async function outputViewText(page: Page): Promise<string> {
+    const lines = page.locator('.part.panel .monaco-editor .view-lines');
+    // Monaco renders spaces as no-break spaces.
+    return (await lines.allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
+}

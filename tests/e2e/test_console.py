@@ -304,6 +304,21 @@ def test_long_output_can_be_cancelled(console: Console) -> None:
     assert "RELEASE" in console.ok("sys")
 
 
+def test_other_requests_are_answered_while_a_long_command_runs(console: Console) -> None:
+    client = console.client
+    long_seq = client.send_request("evaluate", {"expression": "foreach bt", "context": "repl"})
+    stack_seq = client.send_request("stackTrace", {"threadId": console.thread_id, "levels": 5})
+    hover_seq = client.send_request(
+        "evaluate", {"expression": "jiffies", "context": "hover", "frameId": console.frame_id}
+    )
+    assert client.wait_response(long_seq, timeout=120)["success"]
+    assert client.wait_response(stack_seq)["success"]
+    assert client.wait_response(hover_seq)["success"]
+    order = client.response_order
+    assert order.index(stack_seq) < order.index(long_seq), "stackTrace waited for foreach bt"
+    assert order.index(hover_seq) < order.index(long_seq), "hover waited for foreach bt"
+
+
 def test_panic_log_is_printed_at_the_stop(console: Console, sample: Any) -> None:
     printed = "".join(
         e["body"]["output"] for e in console.client.events[console.stop_events :] if e["event"] == "output"

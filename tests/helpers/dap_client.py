@@ -50,6 +50,8 @@ class DapClient:
         self.events: list[dict[str, Any]] = []
         self.schema_errors: list[str] = []
         self._responses: dict[int, dict[str, Any]] = {}
+        #: ``request_seq`` of every response in the order the adapter sent them.
+        self.response_order: list[int] = []
         self._lock = threading.Condition()
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = str(REPO / "adapter")
@@ -104,6 +106,7 @@ class DapClient:
             with self._lock:
                 if message.get("type") == "response":
                     self._responses[message["request_seq"]] = message
+                    self.response_order.append(message["request_seq"])
                 elif message.get("type") == "event":
                     self.events.append(message)
                 self._lock.notify_all()

@@ -9,9 +9,9 @@ request.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
-import queue
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -52,7 +52,11 @@ class Channel:
         self._log_path = log_path
         self._seq = itertools.count(1)
         self._seq_lock = threading.Lock()
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        # Requests waiting for the worker; ``None`` tells it to stop.
+        self._pending: collections.deque[dict[str, Any] | None] = collections.deque()
+        self._pending_ready = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._nested = False
         self._cancelled: set[int] = set()
         self._progress_requests: dict[str, int] = {}
         self._cancel_lock = threading.Lock()
@@ -93,6 +97,7 @@ class Channel:
     def run(self) -> None:
         """Read and dispatch messages until end of input or ``disconnect``."""
         worker = threading.Thread(target=self._work, name="vmcore-dap-worker", daemon=True)
+        self._worker = worker
         worker.start()
         try:
             while not self._stopping.is_set():
@@ -107,7 +112,7 @@ class Channel:
                     break
                 self._dispatch(message)
         finally:
-            self._queue.put(None)
+            self._enqueue(None)
             if not self._stopping.is_set():
                 worker.join(timeout=5)
 
@@ -152,19 +157,52 @@ class Channel:
         if handler.inline:
             self._execute(handler, request)
         else:
-            self._queue.put(request)
+            self._enqueue(request)
+
+    def _enqueue(self, request: dict[str, Any] | None) -> None:
+        with self._pending_ready:
+            self._pending.append(request)
+            self._pending_ready.notify()
 
     def _work(self) -> None:
         while True:
-            request = self._queue.get()
+            with self._pending_ready:
+                while not self._pending:
+                    self._pending_ready.wait()
+                request = self._pending.popleft()
             if request is None:
                 return
-            handler = registry.lookup(request["command"])
-            assert handler is not None
-            if self.is_cancelled(request["seq"]):
-                self._respond_exception(request["seq"], request["command"], Cancelled(request["command"]))
-                continue
-            self._execute(handler, request)
+            self._run_queued(request)
+
+    def _run_queued(self, request: dict[str, Any]) -> None:
+        handler = registry.lookup(request["command"])
+        assert handler is not None
+        if self.is_cancelled(request["seq"]):
+            self._respond_exception(request["seq"], request["command"], Cancelled(request["command"]))
+            return
+        self._execute(handler, request)
+
+    def serve_pending(self) -> None:
+        """Answer requests that arrived while a long request runs (call it between its chunks).
+
+        Runs on the worker thread, so drgn is still used by one thread at a time; the long request is
+        paused at a safe point while the others run. One level only: a request served here cannot
+        serve others. Console commands (``evaluate`` in the ``repl`` context) are not nested: they
+        share the console's state, so they and everything behind them wait for the long one.
+        """
+        if self._nested or threading.current_thread() is not self._worker:
+            return
+        self._nested = True
+        try:
+            while True:
+                with self._pending_ready:
+                    if not self._pending or not _may_nest(self._pending[0]):
+                        return
+                    request = self._pending.popleft()
+                assert request is not None
+                self._run_queued(request)
+        finally:
+            self._nested = False
 
     def _execute(self, handler: registry.Handler, request: dict[str, Any]) -> None:
         seq, command = request["seq"], request["command"]
@@ -254,6 +292,14 @@ class Channel:
             except (BrokenPipeError, ConnectionError, ValueError) as exc:
                 log.warning("cannot send to the client any more: %s", exc)
                 self._stopping.set()
+
+
+def _may_nest(request: dict[str, Any] | None) -> bool:
+    if request is None:
+        return False
+    if request["command"] == "evaluate":
+        return request["arguments"].get("context") != "repl"
+    return request["command"] not in ("launch", "disconnect", "terminate")
 
 
 def _seq_of(message: Mapping[str, Any]) -> int:

@@ -105,6 +105,10 @@ class Session:
         """Cancel another request of this session, by its seq or by its progress id."""
         self._channel.cancel(request_id, progress_id)
 
+    def serve_pending(self) -> None:
+        """Let requests that arrived meanwhile run now (long handlers call this between chunks)."""
+        self._channel.serve_pending()
+
     def check_cancelled(self) -> None:
         """Raise :class:`Cancelled` if the client cancelled the request being handled."""
         seq = self._context.seq

@@ -179,6 +179,7 @@ def run_console_command(session: Session, line: str, frame_id: int | None) -> di
     def on_output(text: str) -> None:
         emit_output(session, text)
         session.check_cancelled()  # between chunks: a cancel stops the command here
+        session.serve_pending()  # and the Call Stack, hovers etc. are answered meanwhile
 
     result = console.run(line, task, on_output=on_output, chunk_lines=CHUNK_LINES)
     if result.error is not None:

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 
 import drgn
 
-__all__ = ["StackFrameInfo", "TaskStack", "unwind_task", "DUMP_PATH_FUNCTIONS", "syscall_name"]
+__all__ = [
+    "StackFrameInfo",
+    "TaskStack",
+    "unwind_task",
+    "present_trace",
+    "DUMP_PATH_FUNCTIONS",
+    "syscall_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -479,6 +486,11 @@ def unwind_task(prog: drgn.Program, task: drgn.Object) -> TaskStack:
         stack = TaskStack(trace=None, error=str(exc))
         stack.frames.append(StackFrameInfo(kind="label", name=f"── cannot unwind this task: {exc} ──"))
         return stack
+    return present_trace(prog, trace, task)
+
+
+def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object) -> TaskStack:
+    """Build the presented stack from a drgn trace of ``task`` (from the task, or from saved registers)."""
     stack = TaskStack(trace=trace)
     frames = stack.frames
     previous: drgn.StackFrame | None = None
@@ -502,7 +514,9 @@ def unwind_task(prog: drgn.Program, task: drgn.Object) -> TaskStack:
                 except (LookupError, ValueError):
                     regs = {}
                 near = previous.sp if previous is not None else regs.get("rsp", 0)
-                pt_regs = _find_pt_regs(prog, near, regs) or _regs_value(prog, regs)
+                pt_regs = _find_pt_regs(prog, near, regs)
+                if pt_regs is None:  # drgn Objects have no truth value
+                    pt_regs = _regs_value(prog, regs)
                 frames.append(
                     StackFrameInfo(
                         kind="label",

@@ -1,0 +1,457 @@
+"""The language server (``python -m vmcore_dap.lsp``) over stdio, driven by pytest-lsp, on real dumps.
+
+Expected answers come from crash on the same dump: ``p <symbol>`` for hover values, ``struct -o``
+for layouts, ``foreach bt`` (with ``ps`` for states) for the code-lens counts; the faulting line
+from the sample's manifest. The kernel source tree is Debian's linux-source of the sample kernel
+(fetched by ``samples/kernel_source.py``) and Universal Ctags is installed when missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+from tests.conftest import REPO_ROOT, get_crash_answers, get_sample
+from tests.helpers.crash_compare import state_letter, struct_offsets
+from tests.helpers.crash_parse import parse_bt, parse_ps
+from tests.helpers.stack_normalize import base_function_name, normalize_crash_task
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+_CRASH_TIMEOUT_S = 900
+
+
+# -- setup: tools, sources, crash ---------------------------------------------------------------
+
+
+def _ensure_universal_ctags() -> None:
+    """Install Debian's universal-ctags when no Universal Ctags is on PATH (idempotent)."""
+    path = shutil.which("ctags")
+    if path is not None:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+        if "Universal Ctags" in out:
+            return
+    proc = subprocess.run(
+        ["apt-get", "install", "-y", "universal-ctags"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    assert proc.returncode == 0, (
+        f"cannot install universal-ctags (needs root and apt):\n{proc.stderr[-2000:]}"
+    )
+
+
+def _launch_config(sample: Any) -> dict[str, Any]:
+    from samples.kernel_source import debian_version_of_vmlinux, ensure_kernel_source
+    from samples.sample_store import launch_configuration
+
+    source = ensure_kernel_source(debian_version_of_vmlinux(Path(sample.vmlinux)))
+    config: dict[str, Any] = launch_configuration(sample, source)["configurations"][0]
+    return config
+
+
+def run_crash(sample: Any, commands: list[str]) -> list[str]:
+    """Run crash once on ``sample`` (module debug info loaded) and return each command's output.
+
+    Cached next to the sample by crash binary and command list (crash takes ~1 min to start).
+    """
+    from samples.crash_oracle import crash_binary
+
+    binary = crash_binary()
+    key = hashlib.sha256(json.dumps([str(binary), commands]).encode()).hexdigest()[:16]
+    cache = Path(sample.dir) / "crash-lsp" / f"{key}.json"
+    if cache.is_file():
+        cached: list[str] = json.loads(cache.read_text())
+        return cached
+    with tempfile.TemporaryDirectory(prefix="crash-lsp-") as tmp:
+        out = Path(tmp)
+        script = ["set scroll off"]
+        for ko in sample.debug_info:
+            name = Path(ko).name.removesuffix(".ko").replace("-", "_")
+            script.append(f"mod -s {name} {ko} > {out / 'mod.txt'}")
+        script += [f"{command} > {out / f'{i}.txt'}" for i, command in enumerate(commands)]
+        script.append("exit")
+        proc = subprocess.run(
+            [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)],
+            input="\n".join(script) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=_CRASH_TIMEOUT_S,
+            check=False,
+        )
+        outputs = []
+        for i, command in enumerate(commands):
+            path = out / f"{i}.txt"
+            assert path.is_file(), f"crash did not answer {command!r}:\n{proc.stdout[-3000:]}\n{proc.stderr}"
+            outputs.append(path.read_text())
+    cache.parent.mkdir(exist_ok=True)
+    partial = cache.with_suffix(f".tmp-{os.getpid()}")
+    partial.write_text(json.dumps(outputs))
+    partial.replace(cache)
+    return outputs
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+
+def _server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "adapter"), env.get("PYTHONPATH", "")])
+    return env
+
+
+_SERVER = ClientServerConfig(
+    server_command=[sys.executable, "-m", "vmcore_dap.lsp"], server_env=_server_env()
+)
+
+
+async def _start(client: LanguageClient, sample: Any) -> None:
+    _ensure_universal_ctags()
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            initialization_options=_launch_config(sample),
+        )
+    )
+
+
+@pytest_lsp.fixture(scope="module", config=_SERVER)
+async def oops(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    """A server configured with the oops-null sample."""
+    await _start(lsp_client, get_sample("oops-null"))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(scope="module", config=_SERVER)
+async def sysrq(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    """A server configured with the sysrq-c sample."""
+    await _start(lsp_client, get_sample("sysrq-c"))
+    yield
+    await lsp_client.shutdown_session()
+
+
+def _open(client: LanguageClient, path: Path) -> tuple[str, list[str]]:
+    text = path.read_text(errors="replace")
+    uri = path.resolve().as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="c", version=1, text=text)
+        )
+    )
+    return uri, text.splitlines()
+
+
+def _position(lines: list[str], pattern: str, word: str) -> types.Position:
+    """The position of ``word`` on the first line matching regex ``pattern``."""
+    for number, line in enumerate(lines):
+        if re.search(pattern, line):
+            return types.Position(number, line.index(word) + 1)
+    raise AssertionError(f"no line matches {pattern!r}")
+
+
+def _line_of(lines: list[str], pattern: str) -> int:
+    """The 0-based number of the first line matching regex ``pattern``."""
+    return next(n for n, line in enumerate(lines) if re.search(pattern, line))
+
+
+async def _hover(client: LanguageClient, uri: str, position: types.Position) -> str:
+    result = await client.text_document_hover_async(
+        types.HoverParams(types.TextDocumentIdentifier(uri), position)
+    )
+    assert result is not None, f"no hover at {position}"
+    assert isinstance(result.contents, types.MarkupContent)
+    return result.contents.value
+
+
+def _code_block(markdown: str) -> str:
+    match = re.search(r"```c\n(.*?)\n```", markdown, re.S)
+    assert match, f"no C code block in the hover:\n{markdown}"
+    return match.group(1)
+
+
+async def _diagnostics(client: LanguageClient, uri: str, timeout: float = 120) -> list[types.Diagnostic]:
+    async def wait() -> list[types.Diagnostic]:
+        while uri not in client.diagnostics:
+            await asyncio.sleep(0.1)
+        return client.diagnostics[uri]
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+def _kernel_source(sample: Any) -> Path:
+    return Path(_launch_config(sample)["sourceRoot"])
+
+
+def _module_source(sample: Any) -> Path:
+    return Path(sample.module_source_dir) / "labbug.c"
+
+
+# -- hover ---------------------------------------------------------------------------------------
+
+
+def _crash_scalar(text: str, name: str) -> str:
+    """``name = $1 = 1`` or ``name = $3 = (struct x *) 0xffff…`` (crash's batch form) → the value."""
+    match = re.match(rf"^(?:{re.escape(name)} = )?(?:\$\d+ = )?(?:\([^)]*\) )?(.+)$", text.strip())
+    assert match, f"unexpected crash output for p {name}:\n{text}"
+    return match.group(1).strip()
+
+
+def _crash_members(text: str) -> dict[str, str]:
+    """Top-level ``member = value`` lines of crash's ``p`` of a struct."""
+    return {
+        m["name"]: m["value"].rstrip(",")
+        for m in re.finditer(r"^  (?P<name>\w+) = (?P<value>[^{\n]+)$", text, re.M)
+    }
+
+
+def _hover_members(block: str) -> dict[str, str]:
+    return {
+        m["name"]: m["value"].rstrip(",")
+        for m in re.finditer(r"^  \.(?P<name>\w+) = (?P<value>.+?),?$", block, re.M)
+    }
+
+
+@pytest.mark.timeout(1200)
+async def test_hover_values_equal_crash_p(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    crash = dict(
+        zip(
+            ["panic_on_oops", "panic_cpu", "labbug_dev", "*labbug_dev"],
+            run_crash(sample, ["p panic_on_oops", "p panic_cpu", "p labbug_dev", "p *labbug_dev"]),
+            strict=True,
+        )
+    )
+    panic_uri, panic_lines = _open(oops, _kernel_source(sample) / "kernel" / "panic.c")
+    module_uri, module_lines = _open(oops, _module_source(sample))
+
+    # A scalar global of the kernel.
+    block = _code_block(
+        await _hover(oops, panic_uri, _position(panic_lines, r"^int panic_on_oops", "panic_on_oops"))
+    )
+    assert block == f"panic_on_oops = {_crash_scalar(crash['panic_on_oops'], 'panic_on_oops')}"
+
+    # A struct global of the kernel, summarised by member.
+    hover = await _hover(oops, panic_uri, _position(panic_lines, r"^atomic_t panic_cpu", "panic_cpu"))
+    assert _hover_members(_code_block(hover)) == _crash_members(crash["panic_cpu"]), hover
+
+    # A module global: a pointer, with the struct it points to.
+    hover = await _hover(
+        oops,
+        module_uri,
+        _position(module_lines, r"^static struct labbug_device \*labbug_dev;", "labbug_dev;"),
+    )
+    block = _code_block(hover)
+    pointer = int(_crash_scalar(crash["labbug_dev"], "labbug_dev"), 16)
+    assert block.splitlines()[0] == f"labbug_dev = {pointer:#x}", hover
+    ours = _hover_members(block)
+    theirs = _crash_members(crash["*labbug_dev"])
+    assert set(ours) == set(theirs) == {"name", "magic", "writes", "head"}
+    assert int(ours["magic"]) == int(theirs["magic"]) and int(ours["writes"]) == int(theirs["writes"])
+    assert int(ours["head"], 16) == int(theirs["head"], 16) == 0
+    assert ours["name"].split()[0] == theirs["name"].split()[0] and '"labbug0"' in ours["name"]
+    assert "command:vmcore-dap.watchExpression" in hover
+
+
+@pytest.mark.timeout(600)
+async def test_hover_layouts_equal_crash_struct_o(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    answers = get_crash_answers("oops-null")
+    (mutex_o,) = run_crash(sample, ["struct -o mutex"])
+    module_uri, module_lines = _open(oops, _module_source(sample))
+    hover = await _hover(
+        oops, module_uri, _position(module_lines, r"^struct labbug_device \{", "labbug_device")
+    )
+    block = _code_block(hover)
+    assert struct_offsets(block) == struct_offsets(answers["struct-o"]) != []
+    assert re.search(r"^SIZE: (\d+)$", block, re.M)[1] == re.search(r"SIZE: (\d+)", answers["struct-o"])[1]  # type: ignore[index]
+
+    header_uri, header_lines = _open(oops, _kernel_source(sample) / "include" / "linux" / "mutex.h")
+    hover = await _hover(oops, header_uri, _position(header_lines, r"^struct mutex \{", "mutex"))
+    assert struct_offsets(_code_block(hover)) == struct_offsets(mutex_o) != []
+
+
+@pytest.mark.timeout(300)
+async def test_hover_function_counts_tasks(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    module_uri, module_lines = _open(oops, _module_source(sample))
+    hover = await _hover(
+        oops, module_uri, _position(module_lines, r"^static ssize_t labbug_wait_write", "labbug_wait_write")
+    )
+    waiters = len(sample.expected["d_state_pids"])
+    assert f"On the stack of **{waiters}** tasks (D: {waiters})" in hover, hover
+    assert "(module labbug)" in hover
+
+
+# -- code lens -----------------------------------------------------------------------------------
+
+
+def _crash_tasks_by_function(scenario: str) -> dict[str, Counter[str]]:
+    """crash's ``foreach bt`` grouped by function: {function: Counter(state)} (states from ``ps``)."""
+    answers = get_crash_answers(scenario)
+    states = {row.task: state_letter(row.state) for row in parse_ps(answers["ps"])}
+    out: dict[str, Counter[str]] = {}
+    for task in parse_bt(answers["foreach-bt"]):
+        for function in {frame.function for frame in normalize_crash_task(task)}:
+            out.setdefault(function, Counter())[states[task.task]] += 1
+    return out
+
+
+async def _lenses(client: LanguageClient, uri: str) -> dict[str, str]:
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(types.TextDocumentIdentifier(uri))
+    )
+    assert lenses is not None
+    out = {}
+    for lens in lenses:
+        assert lens.command is not None and lens.command.command == "vmcore-dap.showTasksInFunction"
+        assert lens.command.arguments and isinstance(lens.command.arguments[0], str)
+        out[lens.command.arguments[0]] = lens.command.title
+    return out
+
+
+def _title(counts: Counter[str]) -> str:
+    total = sum(counts.values())
+    order = "DRSTtXZPI"
+    parts = ", ".join(f"{s}: {counts[s]}" for s in sorted(counts, key=lambda s: (order.find(s) % 99, s)))
+    return f"{total} task{'s' if total != 1 else ''} here ({parts})"
+
+
+@pytest.mark.timeout(600)
+async def test_code_lens_counts_equal_crash_foreach_bt(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    crash = _crash_tasks_by_function("oops-null")
+    module_uri, _ = _open(oops, _module_source(sample))
+    lenses = await _lenses(oops, module_uri)
+    expected = {f: _title(c) for f, c in crash.items() if f.startswith("labbug_")}
+    assert {"labbug_walk", "labbug_wait_write", "labbug_hold_write"} <= set(expected)
+    assert lenses == expected
+
+    # A kernel file: every function crash also names must have crash's count (inlined functions,
+    # which crash cannot see, are the server's extra and are not compared).
+    core_uri, _ = _open(oops, _kernel_source(sample) / "kernel" / "sched" / "core.c")
+    lenses = await _lenses(oops, core_uri)
+    compared = {f: t for f, t in lenses.items() if base_function_name(f) in crash}
+    assert {"__schedule", "schedule"} <= set(compared)
+    assert compared == {f: _title(crash[base_function_name(f)]) for f in compared}
+
+
+# -- diagnostics ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(600)
+async def test_fault_and_blocked_diagnostics_oops(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    expected = sample.expected
+    uri, lines = _open(oops, _module_source(sample))
+    found = await _diagnostics(oops, uri)
+    errors = [d for d in found if d.severity == types.DiagnosticSeverity.Error]
+    assert [d.range.start.line for d in errors] == [expected["line"] - 1]
+    assert expected["oops_line"] in errors[0].message and expected["panic"] in errors[0].message
+    infos = [d for d in found if d.severity == types.DiagnosticSeverity.Information]
+    waiters = expected["d_state_pids"]
+    blocked = [d for d in infos if d.message.startswith(f"{len(waiters)} tasks blocked here")]
+    assert blocked, [d.message for d in infos]
+    assert any("mutex_lock(&labbug_mutex)" in lines[d.range.start.line] for d in blocked)
+    for pid in waiters:
+        assert re.search(rf"\b{pid} labwait\b", blocked[0].message)
+
+
+@pytest.mark.timeout(600)
+async def test_fault_diagnostic_sysrq(sysrq: LanguageClient) -> None:
+    sample = get_sample("sysrq-c")
+    expected = sample.expected
+    path = _kernel_source(sample) / "drivers" / "tty" / "sysrq.c"
+    assert path.name == expected["file"]
+    uri, _lines = _open(sysrq, path)
+    errors = [d for d in await _diagnostics(sysrq, uri) if d.severity == types.DiagnosticSeverity.Error]
+    assert [d.range.start.line for d in errors] == [expected["line"] - 1]
+    assert expected["panic"] in errors[0].message
+
+
+# -- definitions and symbols ---------------------------------------------------------------------
+
+
+async def _definition(
+    client: LanguageClient, uri: str, position: types.Position, timeout: float
+) -> list[types.Location]:
+    """Ask until an answer comes (types and globals wait for the first ctags index of the tree)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await client.text_document_definition_async(
+            types.DefinitionParams(types.TextDocumentIdentifier(uri), position)
+        )
+        if result:
+            assert isinstance(result, list)
+            return [r for r in result if isinstance(r, types.Location)]
+        assert asyncio.get_running_loop().time() < deadline, f"no definition at {position} within {timeout}s"
+        await asyncio.sleep(2)
+
+
+@pytest.mark.timeout(900)
+async def test_definitions(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    path = _module_source(sample)
+    uri, lines = _open(oops, path)
+    walk_line = _line_of(lines, r"^static noinline int labbug_walk\(")
+    # A module function, through the line table: lands on the line with its name.
+    found = await _definition(oops, uri, _position(lines, r"int ret = labbug_walk\(", "labbug_walk"), 60)
+    assert [(Path(loc.uri.removeprefix("file://")).resolve(), loc.range.start.line) for loc in found] == [
+        (path.resolve(), walk_line)
+    ]
+    # A module struct and a module global defined by a macro, through the ctags index.
+    found = await _definition(oops, uri, _position(lines, r"sizeof\(\*labbug_dev\)", "labbug_dev"), 120)
+    assert (path.resolve(), _line_of(lines, r"^static struct labbug_device \*labbug_dev;")) in {
+        (Path(loc.uri.removeprefix("file://")).resolve(), loc.range.start.line) for loc in found
+    }
+    found = await _definition(
+        oops, uri, _position(lines, r"mutex_lock\(&labbug_mutex\)", "labbug_mutex"), 120
+    )
+    assert [loc.range.start.line for loc in found] == [
+        _line_of(lines, r"^static DEFINE_MUTEX\(labbug_mutex\)")
+    ]
+    found = await _definition(
+        oops, uri, _position(lines, r"^static struct labbug_device \*labbug_dev;", "labbug_device"), 120
+    )
+    assert [loc.range.start.line for loc in found] == [_line_of(lines, r"^struct labbug_device \{")]
+    # A kernel global, from the kernel tree's index (built on first use, then cached).
+    kernel = _kernel_source(sample)
+    panic_uri, panic_lines = _open(oops, kernel / "kernel" / "panic.c")
+    found = await _definition(
+        oops, panic_uri, _position(panic_lines, r"atomic_cmpxchg\(&panic_cpu", "panic_cpu"), 600
+    )
+    assert [(Path(loc.uri.removeprefix("file://")).resolve(), loc.range.start.line) for loc in found] == [
+        ((kernel / "kernel" / "panic.c").resolve(), _line_of(panic_lines, r"^atomic_t panic_cpu"))
+    ]
+
+
+@pytest.mark.timeout(300)
+async def test_workspace_symbols(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    result = await oops.workspace_symbol_async(types.WorkspaceSymbolParams(query="labbug_w"))
+    assert result is not None
+    by_name = {s.name: s for s in result}
+    assert {"labbug_walk", "labbug_wait_write"} <= set(by_name)
+    walk = by_name["labbug_walk"]
+    assert walk.kind == types.SymbolKind.Function and walk.container_name == "labbug"
+    lines = _module_source(sample).read_text().splitlines()
+    assert isinstance(walk.location, types.Location)
+    assert walk.location.range.start.line == _line_of(lines, r"^static noinline int labbug_walk\(")
+    kernel = await oops.workspace_symbol_async(types.WorkspaceSymbolParams(query="panic_on_oops"))
+    assert kernel and kernel[0].name == "panic_on_oops" and kernel[0].container_name == "kernel"

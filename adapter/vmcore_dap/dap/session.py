@@ -59,6 +59,7 @@ class Session:
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self._components: dict[type, Any] = {}
+        self._components_lock = threading.Lock()
         self._context = _RequestContext()
         self._progress_ids = itertools.count(1)
         #: ``initialize`` arguments as the client sent them.
@@ -67,12 +68,14 @@ class Session:
     # -- components -------------------------------------------------------------------------
     def component(self, cls: type[T]) -> T:
         """Return this session's single instance of ``cls``, creating it with ``cls()`` first."""
-        try:
-            return self._components[cls]  # type: ignore[no-any-return]
-        except KeyError:
-            instance = cls()
-            self._components[cls] = instance
-            return instance
+        # Inline handlers (reader thread) and queued ones (worker) may ask first at the same time.
+        with self._components_lock:
+            try:
+                return self._components[cls]  # type: ignore[no-any-return]
+            except KeyError:
+                instance = cls()
+                self._components[cls] = instance
+                return instance
 
     # -- messages ---------------------------------------------------------------------------
     def send_event(self, event: str, body: dict[str, Any] | None = None) -> None:

@@ -19,6 +19,7 @@ setup-node: setup
 
 samples: setup
 	@$(PY) samples/make-vmcore --all
+	@$(PY) samples/fetch-kernel-source --all-samples
 
 crash: setup
 	@samples/build-crash >/dev/null

@@ -27,8 +27,9 @@ apt_ensure() {
     fi
 }
 
-# Everything the samples, the crash oracle and the tests run on the host.
-apt_ensure git make gcc libc6-dev python3 python3-venv
+# What the tests run on the host besides the samples (their builder installs its own): a local
+# debuginfod server for the debuginfod tests, Universal Ctags for the language server's index.
+apt_ensure git make gcc libc6-dev python3 python3-venv debuginfod universal-ctags
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

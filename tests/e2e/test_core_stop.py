@@ -100,3 +100,18 @@ def test_threads_are_answered_while_launch_is_still_loading(sample: Any, tmp_pat
         assert launched["success"]
         # The reader answered threads before the worker finished launch (seq order of the replies).
         assert response["seq"] < launched["seq"]
+
+
+def test_cancel_stops_a_launch_and_the_next_launch_works(sample: Any, tmp_path: Path) -> None:
+    with DapClient(tmp_path) as client:
+        client.initialize()
+        # launch and its cancel back to back: the reader marks it cancelled within microseconds,
+        # long before the debug-info indexing step (hundreds of ms) ends and progress is checked.
+        launch = client.send_request("launch", config_for(sample))
+        client.send_request("cancel", {"requestId": launch})
+        response = client.wait_response(launch, 300)
+        assert not response["success"] and response["message"] == "launch: cancelled"
+        assert response["body"]["error"]["showUser"] is False
+        stopped = client.launch_and_stop(config_for(sample))
+        assert stopped["body"]["reason"] == "exception"
+        assert client.schema_errors == []

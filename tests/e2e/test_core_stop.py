@@ -115,3 +115,11 @@ def test_cancel_stops_a_launch_and_the_next_launch_works(sample: Any, tmp_path: 
         stopped = client.launch_and_stop(config_for(sample))
         assert stopped["body"]["reason"] == "exception"
         assert client.schema_errors == []
+
+
+def test_terminate_then_disconnect_ends_the_adapter(sample_oops: Any, tmp_path: Path) -> None:
+    with stopped_session(sample_oops, tmp_path) as (client, _):
+        client.call("terminate")
+        client.wait_event("terminated", timeout=10)
+        assert client.call("disconnect", {"terminateDebuggee": True}) == {}
+        assert client.proc.wait(timeout=10) == 0

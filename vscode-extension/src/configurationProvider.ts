@@ -31,15 +31,51 @@ export async function pickVmcore(folder?: vscode.WorkspaceFolder): Promise<strin
     return picked?.[0]?.fsPath;
 }
 
-/** A launch configuration for one vmcore file, as the Explorer menu and the F5 prompt make it. */
-export function configurationFor(vmcore: string): VmcoreLaunchConfig {
-    return {
+/**
+ * Attributes that describe the user's setup rather than one dump (where debug info and sources live,
+ * which adapter to run): the Explorer menu copies them from the folder's first `vmcore` launch
+ * configuration, so a workspace set up once opens every dump in it. `vmlinux` is not among them: it
+ * must match the dump and is otherwise found by build ID.
+ */
+const SETUP_ATTRIBUTES = [
+    'debugInfo',
+    'debugInfoDirectories',
+    'sourceFileMap',
+    'sourceRoot',
+    'stopOnPanic',
+    'python',
+    'adapterPath',
+] as const;
+
+/** The first `vmcore` launch configuration of `folder`'s launch.json, if any. */
+function firstVmcoreConfiguration(folder: vscode.WorkspaceFolder | undefined): Partial<VmcoreLaunchConfig> | undefined {
+    const configurations = vscode.workspace
+        .getConfiguration('launch', folder?.uri)
+        .get<Partial<VmcoreLaunchConfig>[]>('configurations', []);
+    return configurations.find((c) => c.type === DEBUG_TYPE && c.request === 'launch');
+}
+
+/**
+ * A launch configuration for one vmcore file, as the Explorer menu and the F5 prompt make it: the
+ * setup attributes of the folder's first `vmcore` configuration, if there is one, plus the dump.
+ */
+export function configurationFor(vmcore: string, folder?: vscode.WorkspaceFolder): VmcoreLaunchConfig {
+    const config: VmcoreLaunchConfig = {
         type: DEBUG_TYPE,
         request: 'launch',
         name: `vmcore: ${path.basename(vmcore)}`,
         vmcore,
         stopOnPanic: true,
     };
+    const template = firstVmcoreConfiguration(folder);
+    if (template !== undefined) {
+        for (const key of SETUP_ATTRIBUTES) {
+            if (template[key] !== undefined) {
+                (config as unknown as Record<string, unknown>)[key] = template[key];
+            }
+        }
+    }
+    return config;
 }
 
 export class VmcoreConfigurationProvider implements vscode.DebugConfigurationProvider {
@@ -59,7 +95,7 @@ export class VmcoreConfigurationProvider implements vscode.DebugConfigurationPro
                 this.log.info('no vmcore picked: debugging not started');
                 return undefined;
             }
-            return configurationFor(vmcore);
+            return configurationFor(vmcore, folder);
         }
         return config;
     }

@@ -42,8 +42,9 @@ export function activate(context: vscode.ExtensionContext): void {
             if (vmcore === undefined) {
                 return;
             }
-            const folder = uri !== undefined ? vscode.workspace.getWorkspaceFolder(uri) : undefined;
-            await vscode.debug.startDebugging(folder, configurationFor(vmcore));
+            const folder =
+                (uri !== undefined ? vscode.workspace.getWorkspaceFolder(uri) : undefined) ?? vscode.workspace.workspaceFolders?.[0];
+            await vscode.debug.startDebugging(folder, configurationFor(vmcore, folder));
         }),
         vscode.commands.registerCommand('vmcore-dap.showOutput', () => log.show(true)),
     );

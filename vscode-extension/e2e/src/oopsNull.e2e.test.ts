@@ -24,6 +24,7 @@ import { createRunDir, RunDir } from './runDir';
 import { poll, withTimeout } from './timeouts';
 import {
     arrangeDebugViews,
+    callStackRows,
     exceptionWidgetText,
     expandRow,
     expandScope,
@@ -68,6 +69,8 @@ describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
         run = createRunDir(E2E_DIR, extensionDir(), launchArguments(sample, { name: 'vmcore: oops-null' }), [
             { type: 'vmcore', request: 'launch', name: MISSING_CONFIG, vmcore: '${workspaceFolder}/no-such-vmcore' },
         ]);
+        // A dump in the workspace, for the Explorer's "Open vmcore in debugger".
+        fs.symlinkSync(sample.vmcore, path.join(run.workspace, 'vmcore'));
         console.log(`    run directory: ${run.root}`);
         server = await CodeServer.start({
             installDir,
@@ -216,5 +219,31 @@ describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
         assert.match(toast, /Open launch\.json/);
         await page.waitForTimeout(600); // let the toast finish fading in
         await page.screenshot({ path: path.join(SCREENSHOTS, 'missing-vmcore.png') });
+    });
+    it('opens a vmcore from the Explorer context menu with the workspace\'s debug info setup', async function () {
+        this.timeout(STOP_TIMEOUT_MS + 40_000);
+        await runCommand(page, 'View: Show Explorer');
+        const item = page.locator('.explorer-folders-view .monaco-list-row', {
+            has: page.locator('.label-name', { hasText: /^vmcore$/ }),
+        });
+        await item.first().click({ button: 'right' });
+        // The menu acts on keyboard selection reliably; a synthetic click on its item did not fire.
+        const menuItem = page.getByRole('menuitem', { name: 'Open vmcore in debugger', exact: true });
+        await menuItem.waitFor({ state: 'visible', timeout: 10_000 });
+        await menuItem.hover();
+        await page.keyboard.press('Enter');
+        // A second session appears in the Call Stack, stopped on the oops of the same dump.
+        const session = callStackRows(page).filter({
+            has: page.locator('.session > .name', { hasText: /^vmcore: vmcore$/ }),
+        });
+        await session.first().waitFor({ state: 'visible', timeout: STOP_TIMEOUT_MS });
+        await poll(async () => {
+            const state = await session.first().locator('.state').innerText().catch(() => '');
+            return /oops|exception/i.test(state) ? state : undefined;
+        }, STOP_TIMEOUT_MS, 'the Explorer-opened session stops on the oops', 500);
+        await expandRow(session.first(), 'the session vmcore: vmcore');
+        await poll(async () => ((await threadNames(page)).some((n) => n.startsWith(crashedPrefix)) ? true : undefined),
+            20_000, `'${crashedPrefix}' in the session opened from the Explorer`);
+        await page.screenshot({ path: path.join(SCREENSHOTS, 'explorer-open.png') });
     });
 });

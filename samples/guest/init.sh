@@ -1,7 +1,8 @@
 #!/bin/sh
 # /init of the sample guest, for both kernels:
 #  - the crashing kernel: arms kdump (kexec -p), sets up the scenario's tasks,
-#    reports what it started as "LABFACT ..." lines in the kernel log, crashes;
+#    reports what it started as "LABFACT ..." lines in the kernel log, crashes
+#    (no-panic: prints "LABDUMP status=host-dump" and waits for the host to dump it);
 #  - the kdump capture kernel (it has /proc/vmcore): saves the dump with
 #    makedumpfile onto the ext4 disk /dev/vda and powers off.
 # The host writes the scenario to /etc/lab/scenario and the capture kernel's
@@ -22,10 +23,10 @@ finish() {
 }
 
 load_modules() {
-	# Host-computed dependency order (modules.dep) of the block-device modules.
+	# Host-computed dependency order (modules.dep) of the modules in /lib/modules/${1:-boot}.
 	while read -r m; do
-		insmod "/lib/modules/boot/$m" || finish failed "insmod $m"
-	done < /lib/modules/boot/load-order
+		insmod "/lib/modules/${1:-boot}/$m" || finish failed "insmod $m"
+	done < "/lib/modules/${1:-boot}/load-order"
 }
 
 capture() {
@@ -80,11 +81,61 @@ oops_null() {
 	labtool crash 0 "walk 7"
 }
 
+sysrq_crash() {
+	taskset 1 sh -c 'echo "LABFACT sysrq pid=$$ comm=sh cpu=0" > /dev/kmsg; echo c > /proc/sysrq-trigger'
+}
+
 sysrq_c() {
 	start_sleepers 300
 	sleep 2
 	fact "ready tasks=$(count_tasks)"
-	taskset 1 sh -c 'echo "LABFACT sysrq pid=$$ comm=sh cpu=0" > /dev/kmsg; echo c > /proc/sysrq-trigger'
+	sysrq_crash
+}
+
+mutex_waiters() {
+	# labhold takes labbug_mutex and keeps it; $1 labwait tasks block on it (D state).
+	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
+	labtool hold &
+	sleep 2
+	i=0
+	while [ $i -lt "$1" ]; do
+		labtool wait &
+		i=$((i + 1))
+	done
+}
+
+many_tasks() {
+	# ~5,000 threads: raise the kernel's limits first, and report them.
+	echo 20000 > /proc/sys/kernel/threads-max
+	fact "limits threads_max=$(cat /proc/sys/kernel/threads-max) pid_max=$(cat /proc/sys/kernel/pid_max)"
+	mutex_waiters 8
+	labmany 5000 &
+	n=0
+	while [ ! -e /tmp/labmany.ready ]; do
+		n=$((n + 1))
+		[ $n -gt 1200 ] && finish failed "labmany did not start its threads in 120s"
+		usleep 100000
+	done
+	sleep 2
+	fact "ready tasks=$(count_tasks)"
+	sysrq_crash
+}
+
+no_panic() {
+	# Not crashed: the host stops the machine and dumps it with QEMU's dump-guest-memory.
+	# qemu_fw_cfg gives QEMU's -device vmcoreinfo the kernel's VMCOREINFO.
+	load_modules host-dump
+	[ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ] || finish failed "no etc/vmcoreinfo in fw_cfg"
+	labthreads &
+	sleep 1
+	mutex_waiters 3
+	start_sleepers 200
+	labtool spin 1 &
+	sleep 3
+	fact "ready tasks=$(count_tasks)"
+	echo "LABDUMP status=host-dump"
+	sleep 100000
+	finish failed "the host did not dump the guest"
 }
 
 if [ -e /proc/vmcore ]; then
@@ -103,6 +154,8 @@ fact "kdump armed"
 case "$labscenario" in
 oops-null) oops_null ;;
 sysrq-c) sysrq_c ;;
+many-tasks) many_tasks ;;
+no-panic) no_panic ;;
 *) finish failed "unknown scenario '$labscenario'" ;;
 esac
 sleep 10

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from .common import SCENARIOS, BuildError, cache_root, progress, run
-from .expected import LineResolver, expected_oops_null, expected_sysrq_c
+from .expected import (
+    LineResolver,
+    expected_many_tasks,
+    expected_no_panic,
+    expected_oops_null,
+    expected_sysrq_c,
+)
 from .facts import Frame, dmesg_texts
 from .guest import GUEST_DIR, build_module, build_programs
 from .hashing import builder_hash
@@ -29,11 +35,14 @@ from .hostdeps import check_disk_space, ensure_host_packages
 from .initramfs import build_images
 from .kernel import KernelChoice, KernelTree, ensure_kernel, pick_kernel
 from .manifest import MANIFEST_NAME, write_manifest
-from .qemu import GuestConfig, capture_cmdline, crash_cmdline, run_guest
+from .qemu import HOST_DUMPS, GuestConfig, capture_cmdline, crash_cmdline, guest_config, run_guest
 
 __all__ = ["build_sample", "sample_dir_for", "samples_root"]
 
 _MODULE_KEEP = ("labbug.c", "Kbuild", "labbug.ko")
+
+#: Scenarios whose guest loads labbug.ko (its DWARF goes into the manifest's ``debug_info``).
+_LOADS_LABBUG = ("oops-null", "many-tasks", "no-panic")
 
 
 def samples_root() -> Path:
@@ -115,7 +124,27 @@ def _derive_expected(scenario: str, dmesg: Path, ko: Path, kernel: KernelTree) -
     if scenario == "oops-null":
         source = (GUEST_DIR / "labbug" / "labbug.c").read_text()
         return expected_oops_null(texts, source, _module_resolver(ko))
+    if scenario == "many-tasks":
+        return expected_many_tasks(texts, _vmlinux_resolver(kernel))
+    if scenario == "no-panic":
+        return expected_no_panic(texts)
     return expected_sysrq_c(texts, _vmlinux_resolver(kernel))
+
+
+def _dump_commands(cfg: GuestConfig) -> list[str]:
+    if cfg.host_dump:
+        return [
+            *(
+                f"(QMP) dump-guest-memory paging=false format={fmt} protocol=file:{name}"
+                for fmt, name in HOST_DUMPS.items()
+            ),
+            "dmesg.txt: the kernel's lines of the serial console",
+        ]
+    return [
+        "makedumpfile -c -d 31 /proc/vmcore vmcore",
+        "makedumpfile -E -d 31 /proc/vmcore vmcore.elf",
+        "makedumpfile --dump-dmesg /proc/vmcore dmesg.txt",
+    ]
 
 
 def _build_into(
@@ -156,13 +185,14 @@ def _build_into(
         "kernel_release": kernel.choice.release,
         "kernel_version": kernel.choice.version,
         "builder_hash": final.name.rsplit("-", 1)[1],
-        "vmcore": "vmcore",
+        # A host dump is one ELF file (see qemu.py): both keys name it.
+        "vmcore": "vmcore.elf" if cfg.host_dump else "vmcore",
         "vmcore_elf": "vmcore.elf",
         "dmesg": "dmesg.txt",
         "console_log": "console.log",
         "vmlinux": str(kernel.vmlinux),
         "debug_info_dir": str(kernel.debug_info_dir),
-        "debug_info": ["labbug/labbug.ko"] if scenario == "oops-null" else [],
+        "debug_info": ["labbug/labbug.ko"] if scenario in _LOADS_LABBUG else [],
         "module_source_dir": "labbug",
         "guest": {
             "accel": "tcg",
@@ -170,11 +200,8 @@ def _build_into(
             "cpus": cfg.cpus,
             "cmdline": crash_cmdline(cfg),
             "capture_cmdline": capture_cmdline(),
-            "dump_commands": [
-                "makedumpfile -c -d 31 /proc/vmcore vmcore",
-                "makedumpfile -E -d 31 /proc/vmcore vmcore.elf",
-                "makedumpfile --dump-dmesg /proc/vmcore dmesg.txt",
-            ],
+            "host_dump": cfg.host_dump,
+            "dump_commands": _dump_commands(cfg),
         },
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.monotonic() - started),
@@ -184,9 +211,9 @@ def _build_into(
 
 def build_sample(scenario: str, *, force: bool = False, cfg: GuestConfig | None = None) -> Path:
     """Return ``scenario``'s complete sample directory, building it if needed."""
-    cfg = cfg or GuestConfig()
     if scenario not in SCENARIOS:
         raise BuildError(f"Unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    cfg = cfg or guest_config(scenario)
     ensure_host_packages()
     choice = pick_kernel()
     final = sample_dir_for(scenario, choice)
@@ -196,7 +223,7 @@ def build_sample(scenario: str, *, force: bool = False, cfg: GuestConfig | None 
             return final
         progress(f"{scenario}: building {final.name} (kernel {choice.release} {choice.version})")
         kernel = ensure_kernel(choice)
-        check_disk_space(samples_root(), 2**30, "a sample (≈300 MB)")
+        check_disk_space(samples_root(), 3 * 2**30, "a sample (≈300 MB; no-panic's QEMU dumps ≈1.3 GB)")
         for stale in final.parent.glob(f".{final.name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed build (we hold the lock)
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")

@@ -25,7 +25,13 @@ from .facts import (
     rip_frame,
 )
 
-__all__ = ["LineResolver", "expected_oops_null", "expected_sysrq_c"]
+__all__ = [
+    "LineResolver",
+    "expected_many_tasks",
+    "expected_no_panic",
+    "expected_oops_null",
+    "expected_sysrq_c",
+]
 
 #: Maps a frame to (source file basename, line), via addr2line on the right ELF.
 LineResolver = Callable[[Frame], tuple[str, int]]
@@ -107,6 +113,17 @@ def expected_oops_null(texts: list[str], module_source: str, resolve: LineResolv
         "samples": [int(s) for s in walk["samples"].split(",")],
     }
 
+    exp.update(_mutex_facts(texts, facts))
+    exp.update(_thread_and_spin_facts(facts))
+    # Tasks the guest started and that cannot have exited: init, the threads,
+    # the holder, the waiters, the sleepers, the spinner and the crasher.
+    d_state = exp["d_state_pids"]
+    exp["min_tasks"] = 1 + len(exp["threads"]) + 1 + len(d_state) + int(exp["sleepers"]) + 1 + 1  # type: ignore[arg-type,call-overload]
+    return exp
+
+
+def _mutex_facts(texts: list[str], facts: list[LabFact]) -> dict[str, object]:
+    """labbug_mutex's holder and the tasks blocked on it (D state), module lines = LABFACT records."""
     holders = _labbug_lines(texts, "hold")
     if len(holders) != 1:
         raise BuildError(f"Expected one labbug_mutex holder in the dmesg, found {len(holders)}")
@@ -119,22 +136,21 @@ def expected_oops_null(texts: list[str], module_source: str, resolve: LineResolv
     _agree("mutex waiter pids", reported, d_state)
     if not d_state:
         raise BuildError("No task is blocked on labbug_mutex in the dump")
+    return {"mutex_holder_pid": int(holders[0]["pid"]), "d_state_pids": d_state}
+
+
+def _thread_and_spin_facts(facts: list[LabFact]) -> dict[str, object]:
+    """labthreads' threads (one per blocking system call) and the CPU spinner."""
     threads = [f.values for f in facts if f.kind == "thread"]
     spin = _one(facts, "spin").values
-    exp.update(
-        mutex_holder_pid=int(holders[0]["pid"]),
-        d_state_pids=d_state,
-        threads=[
+    return {
+        "threads": [
             {"pid": int(t["pid"]), "tid": int(t["tid"]), "comm": t["comm"], "syscall": t["syscall"]}
             for t in threads
         ],
-        spin_pid=int(spin["pid"]),
-        spin_cpu=int(spin["cpu"]),
-    )
-    # Tasks the guest started and that cannot have exited: init, the threads,
-    # the holder, the waiters, the sleepers, the spinner and the crasher.
-    exp["min_tasks"] = 1 + len(threads) + 1 + len(d_state) + int(exp["sleepers"]) + 1 + 1  # type: ignore[call-overload]
-    return exp
+        "spin_pid": int(spin["pid"]),
+        "spin_cpu": int(spin["cpu"]),
+    }
 
 
 def expected_sysrq_c(texts: list[str], resolve: LineResolver) -> dict[str, object]:
@@ -148,4 +164,71 @@ def expected_sysrq_c(texts: list[str], resolve: LineResolver) -> dict[str, objec
     exp.update(function=caller.function, file=file, line=line, locals={})
     # init, the sleepers and the shell that wrote to sysrq-trigger.
     exp["min_tasks"] = 1 + int(exp["sleepers"]) + 1  # type: ignore[call-overload]
+    return exp
+
+
+def expected_many_tasks(texts: list[str], resolve: LineResolver) -> dict[str, object]:
+    """Facts of the scale sample: labmany's thousands of threads, labbug_mutex's waiters, sysrq-c."""
+    trigger = _index(texts, "sysrq: Trigger a crash")
+    panic_at = _index(texts, "Kernel panic - not syncing")
+    facts = lab_facts(texts)
+    who = _one(facts, "sysrq").values
+    cpu, pid, comm, ctx = crash_context(texts, panic_at)
+    _agree("crashed pid", who["pid"], pid)
+    _agree("crashed comm", who["comm"], comm)
+    _agree("crashed cpu", who["cpu"], cpu)
+    many = _one(facts, "many").values
+    limits = _one(facts, "limits").values
+    caller = panic_caller(texts, ctx)
+    file, line = resolve(caller)
+    exp: dict[str, object] = {
+        "panic": panic_string(texts),
+        "oops_line": texts[trigger].strip(),
+        "crashed_pid": pid,
+        "crashed_comm": comm,
+        "crashed_cpu": cpu,
+        "function": caller.function,
+        "file": file,
+        "line": line,
+        "locals": {},
+        "many_pid": int(many["pid"]),
+        "many_comm": many["comm"],
+        "many_threads": int(many["threads"]),
+        "threads_max": int(limits["threads_max"]),
+        "pid_max": int(limits["pid_max"]),
+        "observed_tasks": int(_one(facts, "ready").values["tasks"]),
+    }
+    exp.update(_mutex_facts(texts, facts))
+    d_state = exp["d_state_pids"]
+    # init, labmany's main thread and its threads, the holder, the waiters and the shell.
+    exp["min_tasks"] = 1 + 1 + int(many["threads"]) + 1 + len(d_state) + 1  # type: ignore[arg-type]
+    return exp
+
+
+def expected_no_panic(texts: list[str]) -> dict[str, object]:
+    """Facts of the guest QEMU dumped without a crash: no panic at all, the oops-null tasks."""
+    for pattern in ("Kernel panic", "Oops: ", "sysrq: Trigger a crash", "BUG: "):
+        hit = next((t for t in texts if pattern in t), None)
+        if hit is not None:
+            raise BuildError(f"The no-panic guest's log has a crash in it: {hit.strip()!r}")
+    facts = lab_facts(texts)
+    exp: dict[str, object] = {
+        "panic": None,
+        "oops_line": None,
+        "crashed_pid": None,
+        "crashed_comm": None,
+        "crashed_cpu": None,
+        "function": None,
+        "file": None,
+        "line": None,
+        "locals": {},
+        "stop_reason": "pause",
+        "sleepers": int(_one(facts, "sleepers").values["count"]),
+        "observed_tasks": int(_one(facts, "ready").values["tasks"]),
+    }
+    exp.update(_mutex_facts(texts, facts))
+    exp.update(_thread_and_spin_facts(facts))
+    d_state = exp["d_state_pids"]
+    # init, the threads, the holder, the waiters, the sleepers and the spinner.
+    exp["min_tasks"] = 1 + len(exp["threads"]) + 1 + len(d_state) + int(exp["sleepers"]) + 1  # type: ignore[arg-type,call-overload]
     return exp

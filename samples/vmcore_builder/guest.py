@@ -13,7 +13,7 @@ __all__ = ["GUEST_DIR", "PROGRAMS", "build_module", "build_programs"]
 GUEST_DIR = SAMPLES_DIR / "guest"
 
 #: Guest program -> extra gcc flags.
-PROGRAMS: dict[str, list[str]] = {"labthreads": ["-pthread"], "labtool": []}
+PROGRAMS: dict[str, list[str]] = {"labthreads": ["-pthread"], "labtool": [], "labmany": ["-pthread"]}
 
 
 def build_module(kernel: KernelTree, build_dir: Path, final_dir: Path) -> Path:

@@ -16,10 +16,14 @@ from pathlib import Path
 from .common import BuildError, run
 from .cpio import Archive
 
-__all__ = ["BLOCK_MODULES", "build_images", "library_closure", "module_load_order"]
+__all__ = ["BLOCK_MODULES", "HOST_DUMP_MODULES", "build_images", "library_closure", "module_load_order"]
 
 #: Modules the capture kernel loads to reach the dump disk (the rest is built in).
 BLOCK_MODULES = ("virtio_pci", "virtio_blk")
+
+#: Modules a guest dumped by QEMU loads: qemu_fw_cfg hands the kernel's VMCOREINFO to
+#: ``-device vmcoreinfo``, without which drgn cannot read a dump-guest-memory file.
+HOST_DUMP_MODULES = ("qemu_fw_cfg",)
 
 _LDD_LINE = re.compile(r"^\s*(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$")
 
@@ -138,6 +142,11 @@ def build_images(
     main.add_host_file("lib/modules/labbug.ko", labbug_ko, 0o644)
     for name, binary in programs.items():
         main.add_host_file(f"bin/{name}", binary, 0o755)
+    # Shipped to every main image, loaded only by scenarios that are dumped from the host.
+    order = module_load_order((modules_dir / "modules.dep").read_text(), HOST_DUMP_MODULES)
+    for rel in order:
+        main.add_host_file(f"lib/modules/host-dump/{Path(rel).name}", modules_dir / rel)
+    main.add_file("lib/modules/host-dump/load-order", "".join(f"{Path(r).name}\n" for r in order).encode())
     main_img = out_dir / "main.img"
     main.write(main_img)
     return capture_img, main_img

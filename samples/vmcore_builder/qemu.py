@@ -2,23 +2,51 @@
 
 The capture kernel writes onto ``disk.img``, an ext4 file system made on the host;
 debugfs reads the files back without mounting (no root, no loop devices).
+
+A guest that is not crashed (``GuestConfig.host_dump``) is dumped by QEMU itself instead: once
+its console says ``LABDUMP status=host-dump``, the machine is stopped over QMP and written out by
+``dump-guest-memory`` in ELF format, with ``-device vmcoreinfo`` so the file carries the guest's
+VMCOREINFO note. QEMU 7.2's kdump-zlib output is makedumpfile's flattened format without the
+architecture (drgn refuses it even reassembled) and makedumpfile 1.7.2 cannot read QEMU's ELF
+(no virtual addresses), so the dump is the ELF file alone and ``dmesg.txt`` is the kernel's
+own lines of the serial console (``[ seconds.micro] text``, the same text the log buffer holds).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .common import BuildError, progress, run
+from .qmp import QmpClient
 
-__all__ = ["DUMP_FILES", "GuestConfig", "capture_cmdline", "crash_cmdline", "run_guest"]
+__all__ = [
+    "DUMP_FILES",
+    "HOST_DUMPS",
+    "GuestConfig",
+    "capture_cmdline",
+    "console_kernel_lines",
+    "crash_cmdline",
+    "guest_config",
+    "run_guest",
+]
 
 #: Files the capture kernel writes onto the disk -> names in the sample directory.
 DUMP_FILES = {"vmcore": "vmcore", "vmcore.elf": "vmcore.elf", "dmesg.txt": "dmesg.txt"}
+
+#: ``dump-guest-memory`` format -> file name in the sample directory, for host dumps.
+HOST_DUMPS = {"elf": "vmcore.elf"}
+
+_KERNEL_LINE = re.compile(r"\[\s*\d+\.\d+\] ")
+
+#: What the guest prints when it is ready for the host to dump it (``no-panic``).
+HOST_DUMP_MARKER = "LABDUMP status=host-dump"
 
 _DISK_SIZE = 4 * 2**30  # sparse; the dumps of a 1 GiB guest at -d 31 take ~100 MB
 
@@ -31,6 +59,18 @@ class GuestConfig:
     cpus: int = 2
     crashkernel: str = "256M"
     timeout_s: float = float(os.environ.get("VMCORE_DAP_QEMU_TIMEOUT", "600"))
+    #: Dump the running guest from the host (QMP ``dump-guest-memory``) instead of kdump.
+    host_dump: bool = False
+
+
+def guest_config(scenario: str) -> GuestConfig:
+    """The machine a scenario needs: many-tasks' 5,000 threads want 2 GiB (~30 KiB each plus the
+    kdump reservation); no-panic is dumped by QEMU rather than by a crash."""
+    if scenario == "many-tasks":
+        return GuestConfig(memory_mib=2048)
+    if scenario == "no-panic":
+        return GuestConfig(host_dump=True)
+    return GuestConfig()
 
 
 def crash_cmdline(cfg: GuestConfig) -> str:
@@ -54,6 +94,20 @@ def _debugfs_read(disk: Path, name: str, dest: Path) -> bool:
     return dest.exists() and dest.stat().st_size > 0
 
 
+def _qemu_argv(qemu: str, vmlinuz: Path, initrd: Path, cfg: GuestConfig, console_log: Path) -> list[str]:
+    return [
+        qemu, "-nodefaults", "-machine", "pc", "-accel", "tcg",
+        "-cpu", "max,la57=off", "-smp", str(cfg.cpus), "-m", str(cfg.memory_mib),
+        "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", crash_cmdline(cfg),
+        "-display", "none", "-serial", f"file:{console_log}", "-no-reboot",
+    ]  # fmt: skip
+
+
+def _qemu_failed(proc: subprocess.Popen[bytes], work_dir: Path) -> BuildError:
+    stderr = (work_dir / "qemu.stderr").read_text().strip()
+    return BuildError(f"qemu-system-x86_64 exited with {proc.returncode}: {stderr[-500:]}")
+
+
 def run_guest(
     *,
     work_dir: Path,
@@ -63,7 +117,7 @@ def run_guest(
     console_log: Path,
     out_dir: Path,
 ) -> None:
-    """Boot, crash, capture; copy DUMP_FILES into ``out_dir``.
+    """Boot, crash, capture; copy DUMP_FILES into ``out_dir`` (host dumps: write them there).
 
     Raises BuildError pointing at ``console_log`` when the guest times out or
     writes no dump.
@@ -71,13 +125,13 @@ def run_guest(
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         raise BuildError("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+    if cfg.host_dump:
+        _run_and_dump_from_host(qemu, work_dir, vmlinuz, initrd, cfg, console_log, out_dir)
+        return
     disk = work_dir / "disk.img"
     _make_disk(disk)
     argv = [
-        qemu, "-nodefaults", "-machine", "pc", "-accel", "tcg",
-        "-cpu", "max,la57=off", "-smp", str(cfg.cpus), "-m", str(cfg.memory_mib),
-        "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", crash_cmdline(cfg),
-        "-display", "none", "-serial", f"file:{console_log}", "-no-reboot",
+        *_qemu_argv(qemu, vmlinuz, initrd, cfg, console_log),
         "-drive", f"file={disk},format=raw,if=virtio",
     ]  # fmt: skip
     (work_dir / "qemu.cmdline").write_text(" ".join(argv) + "\n")
@@ -96,8 +150,7 @@ def run_guest(
             ) from None
     progress(f"guest finished in {time.monotonic() - start:.0f} s")
     if proc.returncode != 0:
-        stderr = (work_dir / "qemu.stderr").read_text().strip()
-        raise BuildError(f"qemu-system-x86_64 exited with {proc.returncode}: {stderr[-500:]}")
+        raise _qemu_failed(proc, work_dir)
     console = console_log.read_text(errors="replace") if console_log.exists() else ""
     status = work_dir / "status"
     if "LABDUMP status=ok" not in console or not _debugfs_read(disk, "status", status):
@@ -111,3 +164,91 @@ def run_guest(
             raise BuildError(f"The dump disk has no /{name}; see {console_log}")
         (out_dir / dest).chmod(0o644)  # makedumpfile writes 0600; the files are for everyone
     disk.unlink()
+
+
+def _wait_for_marker(proc: subprocess.Popen[bytes], console_log: Path, cfg: GuestConfig) -> None:
+    """Wait until the guest's console shows HOST_DUMP_MARKER (or a failure, an exit, the timeout)."""
+    deadline = time.monotonic() + cfg.timeout_s
+    while True:
+        console = console_log.read_text(errors="replace") if console_log.exists() else ""
+        if HOST_DUMP_MARKER in console:
+            return
+        failed = next((line for line in console.splitlines() if "LABDUMP status=failed" in line), None)
+        if failed or proc.poll() is not None or time.monotonic() > deadline:
+            why = (
+                failed.strip()
+                if failed
+                else f"QEMU exited with {proc.returncode}"
+                if proc.returncode is not None
+                else f"no '{HOST_DUMP_MARKER}' within {cfg.timeout_s:.0f} s"
+            )
+            raise BuildError(f"The guest never got ready to be dumped ({why}); see {console_log}")
+        time.sleep(0.5)
+
+
+def _run_and_dump_from_host(
+    qemu: str,
+    work_dir: Path,
+    vmlinuz: Path,
+    initrd: Path,
+    cfg: GuestConfig,
+    console_log: Path,
+    out_dir: Path,
+) -> None:
+    # A unix socket path must fit in 108 bytes: keep it short, outside the cache.
+    sock_dir = Path(tempfile.mkdtemp(prefix="vmcore-qmp-"))
+    qmp_path = sock_dir / "qmp.sock"
+    argv = [
+        *_qemu_argv(qemu, vmlinuz, initrd, cfg, console_log),
+        "-device", "vmcoreinfo", "-qmp", f"unix:{qmp_path},server=on,wait=off",
+    ]  # fmt: skip
+    (work_dir / "qemu.cmdline").write_text(" ".join(argv) + "\n")
+    progress(f"booting the guest under TCG (dumped by QEMU, ~1 min; log {console_log})")
+    start = time.monotonic()
+    try:
+        with (work_dir / "qemu.stderr").open("w") as err:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                _wait_for_marker(proc, console_log, cfg)
+                qmp = QmpClient(qmp_path)
+                try:
+                    qmp.execute("stop")
+                    for fmt, name in HOST_DUMPS.items():
+                        progress(f"dump-guest-memory -> {name} ({fmt})")
+                        dest = out_dir / name
+                        qmp.execute(
+                            "dump-guest-memory",
+                            timeout=cfg.timeout_s,
+                            paging=False,
+                            protocol=f"file:{dest}",
+                            format=fmt,
+                        )
+                        dest.chmod(0o644)
+                    qmp.execute("quit")
+                finally:
+                    qmp.close()
+                proc.wait(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    progress(f"guest dumped in {time.monotonic() - start:.0f} s")
+    console = console_log.read_text(errors="replace") if console_log.exists() else ""
+    (out_dir / "dmesg.txt").write_text(console_kernel_lines(console))
+    (out_dir / "dmesg.txt").chmod(0o644)
+
+
+def console_kernel_lines(console: str) -> str:
+    """Keep the kernel's own ``[ seconds.micro] text`` lines of a serial console log.
+
+    User space writes to the same console, so a kernel line may follow a fragment of a user
+    line (``LABFACT wait pid[   10.9] labbug: …``): each line is kept from its timestamp on.
+    """
+    kept = []
+    for line in console.splitlines():
+        m = _KERNEL_LINE.search(line)
+        if m:
+            kept.append(line[m.start() :] + "\n")
+    return "".join(kept)

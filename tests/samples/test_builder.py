@@ -23,11 +23,17 @@ if str(SAMPLES) not in sys.path:
 from vmcore_builder import facts  # noqa: E402
 from vmcore_builder.common import BuildError, run  # noqa: E402
 from vmcore_builder.cpio import Archive  # noqa: E402
-from vmcore_builder.expected import expected_oops_null, expected_sysrq_c  # noqa: E402
+from vmcore_builder.expected import (  # noqa: E402
+    expected_many_tasks,
+    expected_no_panic,
+    expected_oops_null,
+    expected_sysrq_c,
+)
 from vmcore_builder.hashing import builder_hash, builder_inputs  # noqa: E402
 from vmcore_builder.hostdeps import missing_packages  # noqa: E402
 from vmcore_builder.initramfs import module_load_order  # noqa: E402
 from vmcore_builder.manifest import load_manifest, write_manifest  # noqa: E402
+from vmcore_builder.qemu import console_kernel_lines, guest_config  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,6 +81,44 @@ SYSRQ_DMESG = """\
 [    8.300400]  ? _printk+0x60/0x7c
 [    8.300400]  sysrq_handle_crash+0x16/0x20
 [    8.300400]  __handle_sysrq.cold+0x43/0x11a
+"""
+
+MANY_DMESG = """\
+[    4.100000] LABFACT kdump armed
+[    4.200000] LABFACT limits threads_max=20000 pid_max=32768
+[    4.300000] LABFACT hold pid=97 comm=labhold
+[    4.300100] labbug: hold pid=97 comm=labhold acquired labbug_mutex
+[    6.300000] LABFACT wait pid=99 comm=labwait
+[    6.300100] labbug: wait pid=99 comm=labwait blocking on labbug_mutex
+[    6.300200] LABFACT wait pid=100 comm=labwait
+[    6.300300] labbug: wait pid=100 comm=labwait blocking on labbug_mutex
+[   20.000000] LABFACT many pid=107 comm=labmany threads=5000
+[   23.000000] LABFACT ready tasks=5065
+[   23.100000] LABFACT sysrq pid=5168 comm=sh cpu=0
+[   23.100100] sysrq: Trigger a crash
+[   23.100200] Kernel panic - not syncing: sysrq triggered crash
+[   23.100300] CPU: 0 PID: 5168 Comm: sh Kdump: loaded Tainted: G           OE      6.1.0-56-cloud-amd64 #1
+[   23.100400] Call Trace:
+[   23.100400]  <TASK>
+[   23.100400]  dump_stack_lvl+0x44/0x5c
+[   23.100400]  panic+0x118/0x2ed
+[   23.100400]  sysrq_handle_crash+0x16/0x20
+"""
+
+# A real no-panic serial console: user-space writes interleave with the kernel's lines.
+NO_PANIC_CONSOLE = """\
+[    7.689853] LABFACT kdump armed
+[    7.850908] LABFACT thread pid=95 tid=97 comm=lt-read syscall=read
+LABFACT thread pid=95 tid=97 comm=lt-read syscall=read
+[    8.818129] LABFACT hold pid=103 comm=labhold
+[    8.818615] labbug: hold pid=103 comm=labhold acquired labbug_mutex
+[   10.910368] LABFACT wait pid=105 comm=labwait
+LABFACT wait pid[   10.910748] labbug: wait pid=105 comm=labwait blocking on labbug_mutex
+[   11.783545] LABFACT sleepers count=200 comm=sleep
+[   11.818946] LABFACT spin pid=308 comm=labspin cpu=1
+[guest] waiting
+[   14.818946] LABFACT ready tasks=266
+LABDUMP status=host-dump
 """
 
 MODULE_SOURCE = (SAMPLES / "guest" / "labbug" / "labbug.c").read_text()
@@ -289,6 +333,51 @@ def test_expected_sysrq_c_resolves_the_panic_caller() -> None:
     assert exp["locals"] == {} and exp["min_tasks"] == 302
 
 
+def test_expected_many_tasks_counts_threads_waiters_and_the_sysrq_crash() -> None:
+    exp = expected_many_tasks(_texts(MANY_DMESG), lambda frame: ("sysrq.c", 155))
+    assert exp["panic"] == "Kernel panic - not syncing: sysrq triggered crash"
+    assert (exp["crashed_pid"], exp["crashed_comm"], exp["crashed_cpu"]) == (5168, "sh", 0)
+    assert (exp["function"], exp["file"], exp["line"]) == ("sysrq_handle_crash", "sysrq.c", 155)
+    assert (exp["many_pid"], exp["many_threads"]) == (107, 5000)
+    assert exp["mutex_holder_pid"] == 97 and exp["d_state_pids"] == [99, 100]
+    assert (exp["threads_max"], exp["pid_max"], exp["observed_tasks"]) == (20000, 32768, 5065)
+    # init + labmany's main thread + 5000 threads + holder + 2 waiters + the shell
+    assert exp["min_tasks"] == 1 + 1 + 5000 + 1 + 2 + 1
+
+
+def test_expected_many_tasks_rejects_a_missing_thread_record() -> None:
+    without = MANY_DMESG.replace("LABFACT many pid=107 comm=labmany threads=5000", "labmany died")
+    with pytest.raises(BuildError, match="Expected one 'LABFACT many' record"):
+        expected_many_tasks(_texts(without), lambda frame: ("sysrq.c", 155))
+
+
+def test_console_kernel_lines_recovers_lines_after_user_fragments() -> None:
+    kept = console_kernel_lines(NO_PANIC_CONSOLE).splitlines()
+    assert "[   10.910748] labbug: wait pid=105 comm=labwait blocking on labbug_mutex" in kept
+    assert not any(line.startswith(("LABFACT", "[guest]", "LABDUMP")) for line in kept)
+    assert len(kept) == 9
+
+
+def test_expected_no_panic_from_the_console_and_refusing_a_crash() -> None:
+    texts = _texts(console_kernel_lines(NO_PANIC_CONSOLE))
+    exp = expected_no_panic(texts)
+    assert exp["panic"] is None and exp["crashed_pid"] is None and exp["stop_reason"] == "pause"
+    assert exp["mutex_holder_pid"] == 103 and exp["d_state_pids"] == [105]
+    assert exp["threads"] == [{"pid": 95, "tid": 97, "comm": "lt-read", "syscall": "read"}]
+    assert (exp["spin_pid"], exp["spin_cpu"], exp["sleepers"], exp["observed_tasks"]) == (308, 1, 200, 266)
+    # init + 1 thread + holder + 1 waiter + 200 sleepers + spinner
+    assert exp["min_tasks"] == 1 + 1 + 1 + 1 + 200 + 1
+    with pytest.raises(BuildError, match="has a crash in it"):
+        expected_no_panic([*texts, "Kernel panic - not syncing: sysrq triggered crash"])
+
+
+def test_guest_config_per_scenario() -> None:
+    assert guest_config("many-tasks").memory_mib >= 2048 and not guest_config("many-tasks").host_dump
+    assert guest_config("no-panic").host_dump
+    assert guest_config("oops-null") == guest_config("sysrq-c")
+    assert guest_config("oops-null").memory_mib == 1024 and not guest_config("oops-null").host_dump
+
+
 # --- manifest, commands, CLI ---------------------------------------------------
 
 
@@ -349,7 +438,7 @@ ADAPTER_KEYS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c"])
+@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c", "many-tasks", "no-panic"])
 def test_launch_configuration_fills_every_placeholder(tmp_path: Path, scenario: str) -> None:
     from sample_store import launch_configuration, load_sample
 
@@ -365,7 +454,7 @@ def test_launch_configuration_fills_every_placeholder(tmp_path: Path, scenario: 
         "console_log": "console.log",
         "vmlinux": "/k/dbg/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64",
         "debug_info_dir": "/k/dbg/usr/lib/debug",
-        "debug_info": ["labbug/labbug.ko"] if scenario == "oops-null" else [],
+        "debug_info": [] if scenario == "sysrq-c" else ["labbug/labbug.ko"],
         "module_source_dir": "labbug",
         "expected": {},
     }
@@ -377,7 +466,8 @@ def test_launch_configuration_fills_every_placeholder(tmp_path: Path, scenario: 
     assert (config["type"], config["request"]) == ("vmcore", "launch")
     assert ADAPTER_KEYS <= set(config)
     assert "@" not in json.dumps(launch)
-    assert config["vmcore"] == str(sample_dir / "vmcore")
+    # A QEMU dump (no-panic) is one ELF file.
+    assert config["vmcore"] == str(sample_dir / ("vmcore.elf" if scenario == "no-panic" else "vmcore"))
     assert config["vmlinux"] == manifest["vmlinux"]
     assert config["debugInfo"] == [str(sample_dir / p) for p in manifest["debug_info"]]
     assert config["debugInfoDirectories"] == ["/k/dbg/usr/lib/debug"]

@@ -10,45 +10,9 @@ import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import * as vscode from 'vscode';
 
 import { AdapterCommand } from './adapterLocator';
+import { frame, MessageReader } from './dapFraming';
 
-const HEADER_END = Buffer.from('\r\n\r\n', 'ascii');
 const STDERR_TAIL_LINES = 20;
-
-/** Splits a byte stream into DAP message bodies. */
-export class MessageReader {
-    private buffer = Buffer.alloc(0);
-
-    constructor(private readonly onMessage: (body: string) => void) {}
-
-    push(chunk: Buffer): void {
-        this.buffer = Buffer.concat([this.buffer, chunk]);
-        for (;;) {
-            const headerEnd = this.buffer.indexOf(HEADER_END);
-            if (headerEnd < 0) {
-                return;
-            }
-            const header = this.buffer.subarray(0, headerEnd).toString('ascii');
-            const match = /Content-Length:\s*(\d+)/i.exec(header);
-            if (match === null) {
-                throw new Error(`adapter sent a header without Content-Length: ${JSON.stringify(header)}`);
-            }
-            const length = Number(match[1]);
-            const start = headerEnd + HEADER_END.length;
-            if (this.buffer.length < start + length) {
-                return;
-            }
-            const body = this.buffer.subarray(start, start + length).toString('utf8');
-            this.buffer = this.buffer.subarray(start + length);
-            this.onMessage(body);
-        }
-    }
-}
-
-/** Serialise one DAP message with its header. */
-export function frame(message: unknown): Buffer {
-    const body = Buffer.from(JSON.stringify(message), 'utf8');
-    return Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`, 'ascii'), body]);
-}
 
 export class AdapterProcess implements vscode.DebugAdapter {
     private readonly messageEmitter = new vscode.EventEmitter<vscode.DebugProtocolMessage>();

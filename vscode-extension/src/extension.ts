@@ -6,7 +6,7 @@
  */
 import * as vscode from 'vscode';
 
-import { VmcoreAdapterDescriptorFactory } from './adapterDescriptorFactory';
+import { findAdapter, VmcoreAdapterDescriptorFactory } from './adapterDescriptorFactory';
 import {
     configurationFor,
     PICK_VMCORE_COMMAND,
@@ -14,7 +14,9 @@ import {
     VmcoreConfigurationProvider,
     VmcoreDynamicConfigurationProvider,
 } from './configurationProvider';
-import { DEBUG_TYPE } from './launchConfig';
+import { registerLanguageClient } from './languageClient';
+import { DEBUG_TYPE, ExtensionLaunchAttributes } from './launchConfig';
+import { registerShowTasksCommand } from './tasksInFunction';
 
 export function activate(context: vscode.ExtensionContext): void {
     const log = vscode.window.createOutputChannel('vmcore', { log: true });
@@ -48,6 +50,16 @@ export function activate(context: vscode.ExtensionContext): void {
         }),
         vscode.commands.registerCommand('vmcore-dap.showOutput', () => log.show(true)),
     );
+    // Source annotations from the vmcore language server, one per debug session, same interpreter.
+    // Its own channel: the client's traces would bury the adapter's lines in "vmcore".
+    const lspLog = vscode.window.createOutputChannel('vmcore language server');
+    context.subscriptions.push(lspLog);
+    registerLanguageClient(
+        context,
+        (session) => findAdapter(session.configuration as ExtensionLaunchAttributes, session.workspaceFolder, extensionDir, log),
+        lspLog,
+    );
+    registerShowTasksCommand(context, log);
 }
 
 export function deactivate(): void {

@@ -10,7 +10,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from 'vscode-languageclient/node';
+import { LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
 import type { DocumentFilter } from 'vscode-languageclient';
 import { AdapterCommand } from './adapterLocator';
 
@@ -98,7 +98,8 @@ export function registerLanguageClient(
                 const serverOptions: ServerOptions = {
                     command: server.command,
                     args: server.args,
-                    transport: TransportKind.stdio,
+                    // No `transport`: stdio without the `--stdio` argument languageclient would add,
+                    // which vmcore-dap-lsp's argument parser rejects.
                     options: { env },
                 };
                 const roots = sourceRoots(session.configuration);

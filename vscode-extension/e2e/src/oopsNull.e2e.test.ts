@@ -206,6 +206,8 @@ describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
         }, 15_000, 'the adapter choice in Output › vmcore');
         assert.ok(text.includes(".venv/bin/python"), `the clone's venv is chosen: ${text}`);
         assert.match(text, /adapter started: pid \d+/);
+        const errors = (await notificationTexts(page)).filter((t) => /server|crash|fail/i.test(t));
+        assert.deepStrictEqual(errors, [], 'no notification of a failing adapter or language server');
     });
 
     it('refuses a launch configuration whose vmcore does not exist, with a notification that says so', async () => {

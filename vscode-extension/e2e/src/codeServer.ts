@@ -81,6 +81,11 @@ export class CodeServer {
             { detached: true, stdio: ['ignore', log, log], env: { ...process.env, VSCODE_PROXY_URI: '' } },
         );
         fs.closeSync(log);
+        // If the test process dies (mocha timeout, Ctrl-C), take code-server's group with it.
+        const pid = child.pid;
+        if (pid !== undefined) {
+            process.once('exit', () => signalGroup(pid, 'SIGKILL'));
+        }
         const server = new CodeServer(child, `http://127.0.0.1:${options.port}/`, options.logFile);
         try {
             await withTimeout(server.waitHealthy(), timeoutMs, `code-server did not answer on port ${options.port} (log: ${options.logFile})`);

@@ -85,6 +85,17 @@ def _facts(sample: Any) -> dict[str, Any]:
     return json.loads(done.read_text())["facts"]
 
 
+def _crash_site(sample: Any) -> dict[str, str]:
+    """Where crash says the task crashed: ``symbol``, ``address`` and the stack pointer ``sp``."""
+    return _facts(sample)["crash_site"]
+
+
+def _oracle_command(sample: Any, name: str) -> str:
+    """The exact command line the oracle ran to produce ``answers[name]``."""
+    done = Path(sample.dir) / "crash" / "done.json"
+    return json.loads(done.read_text())["commands"][name]
+
+
 # -- sys, ps, log, mod, kmem -i -----------------------------------------------------------------
 
 
@@ -140,13 +151,20 @@ def test_kmem_i_figures_match_crash(console: Console, answers: dict[str, str]) -
 # -- stacks --------------------------------------------------------------------------------------
 
 
-def test_bt_and_bt_l_match_crash(console: Console, answers: dict[str, str]) -> None:
+def test_bt_and_bt_l_match_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
     assert_stacks_match(cc.stack_of(console.ok("bt")), cc.stack_of(answers["bt"]), check_lines=False)
     ours, theirs = cc.stack_of(console.ok("bt -l")), cc.stack_of(answers["bt-l"])
     assert [f.function for f in ours] == [f.function for f in theirs], (ours, theirs)
-    # The faulting frame's line is exact; callers' lines are not compared: crash looks up the return
-    # address (often the next statement, or an inlined helper's header), drgn the call (docs/console.md).
-    assert (Path(ours[0].file or "").name, ours[0].line) == (Path(theirs[0].file or "").name, theirs[0].line)
+    # The crash site's line is exact (the faulting instruction, or for a direct panic() the frame
+    # below panic); other callers' lines are not compared: crash looks up the return address (often
+    # the next statement, or an inlined helper's header), drgn the call (docs/console.md).
+    site = _crash_site(sample)["symbol"].split("+")[0]
+    ours_site = next(f for f in ours if f.function == site)
+    theirs_site = next(f for f in theirs if f.function == site)
+    assert (Path(ours_site.file or "").name, ours_site.line) == (
+        Path(theirs_site.file or "").name,
+        theirs_site.line,
+    )
 
 
 def test_bt_pid_is_the_bt_of_that_task(console: Console, sample: Any) -> None:
@@ -190,13 +208,9 @@ def _same_source(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 def test_dis_l_matches_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
-    facts = _facts(sample)
-    rip, func = facts["rip"], facts["exception_symbol"].split("+")[0]
-    for ours_cmd, name in (
-        (f"dis -l {rip}", "dis-l"),
-        (f"dis -rl {rip}", "dis-rl"),
-        (f"dis -l {func}", "dis-func"),
-    ):
+    rip = _crash_site(sample)["address"]
+    for name in ("dis-l", "dis-rl", "dis-func"):
+        ours_cmd = _oracle_command(sample, name)
         ours, theirs = cc.dis_records(console.ok(ours_cmd)), cc.dis_records(answers[name])
         assert theirs, f"crash printed no instruction for {name}"
         by_addr = {r[0]: r for r in ours}
@@ -233,8 +247,7 @@ def test_struct_with_address_prints_members(console: Console) -> None:
 
 
 def test_rd_words_match_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
-    rsp = _facts(sample)["rsp"]
-    assert cc.rd_words(console.ok(f"rd -64 {rsp} 8")) == cc.rd_words(answers["rd"])
+    assert cc.rd_words(console.ok(_oracle_command(sample, "rd"))) == cc.rd_words(answers["rd"])
 
 
 # -- pipes, errors, help, Python -------------------------------------------------------------------

@@ -197,6 +197,30 @@ def _program_cache(prog: drgn.Program) -> dict[Any, Any]:
     return cache  # type: ignore[no-any-return]
 
 
+#: Functions are 16-byte aligned on x86-64; GCC fills the gap after one with nops or int3.
+_MAX_PADDING = 64
+
+
+def _padding_owner(prog: drgn.Program, address: int) -> drgn.Symbol | None:
+    """The function whose alignment padding holds ``address``, extended to cover it.
+
+    kallsyms (and so crash) knows no symbol sizes: an address in the padding after a function is
+    ``function+off``. That is where the return address of a call to a noreturn function such as
+    ``panic()`` lands (``sysrq_handle_crash+22`` in a SysRq-c dump), so frames and ``dis`` must
+    name it the same way.
+    """
+    for back in range(1, _MAX_PADDING + 1):
+        try:
+            sym = prog.symbol(address - back)
+        except LookupError:
+            continue
+        if sym.kind != drgn.SymbolKind.FUNC or sym.address + sym.size > address:
+            return None
+        end = (address | 15) + 1  # up to the next possible function start
+        return drgn.Symbol(sym.name, sym.address, end - sym.address, sym.binding, sym.kind)
+    return None
+
+
 def _symbol(prog: drgn.Program, address: int) -> drgn.Symbol | None:
     symbols: dict[int, drgn.Symbol | None] = _program_cache(prog)["symbols"]
     if address in symbols:
@@ -204,7 +228,7 @@ def _symbol(prog: drgn.Program, address: int) -> drgn.Symbol | None:
     try:
         sym: drgn.Symbol | None = prog.symbol(address)
     except LookupError:
-        sym = None
+        sym = _padding_owner(prog, address)
     if len(symbols) > 100_000:
         symbols.clear()
     symbols[address] = sym

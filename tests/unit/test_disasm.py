@@ -167,3 +167,12 @@ def test_read_prefix_stops_at_hole(prog: drgn.Program) -> None:
     assert read.reason is not None and f"{HOLE:#x}" in read.reason
     assert read_prefix(prog, HOLE, 0).data == b""
     assert read_prefix(prog, BASE, 4).data == FUNC_A[:4]
+
+
+def test_alignment_padding_belongs_to_the_function_before_it(prog: drgn.Program) -> None:
+    # A call to a noreturn function at a function's end leaves a return address in the padding:
+    # kallsyms and crash call it function+off, and so must we.
+    end = BASE + sum(FUNC_A_LENGTHS)
+    assert disasm.symbolize(prog, end) == f"func_a+{end - BASE:#x}"
+    assert disasm.function_range(prog, end) == (BASE, BASE + 0x20, "func_a")
+    assert disasm.symbolize(prog, BASE + 0x20) is None  # the next aligned slot is nobody's

@@ -198,7 +198,7 @@ def _program_cache(prog: drgn.Program) -> dict[Any, Any]:
 
 
 #: Functions are 16-byte aligned on x86-64; GCC fills the gap after one with nops or int3.
-_MAX_PADDING = 64
+_FUNCTION_ALIGNMENT = 16
 
 
 def _padding_owner(prog: drgn.Program, address: int) -> drgn.Symbol | None:
@@ -209,15 +209,16 @@ def _padding_owner(prog: drgn.Program, address: int) -> drgn.Symbol | None:
     ``panic()`` lands (``sysrq_handle_crash+22`` in a SysRq-c dump), so frames and ``dis`` must
     name it the same way.
     """
-    for back in range(1, _MAX_PADDING + 1):
+    for back in range(1, _FUNCTION_ALIGNMENT):
         try:
             sym = prog.symbol(address - back)
         except LookupError:
             continue
-        if sym.kind != drgn.SymbolKind.FUNC or sym.address + sym.size > address:
+        end = sym.address + sym.size
+        padded_end = -(-end // _FUNCTION_ALIGNMENT) * _FUNCTION_ALIGNMENT  # next possible function
+        if sym.kind != drgn.SymbolKind.FUNC or not end <= address < padded_end:
             return None
-        end = (address | 15) + 1  # up to the next possible function start
-        return drgn.Symbol(sym.name, sym.address, end - sym.address, sym.binding, sym.kind)
+        return drgn.Symbol(sym.name, sym.address, padded_end - sym.address, sym.binding, sym.kind)
     return None
 
 

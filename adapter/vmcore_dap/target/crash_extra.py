@@ -312,38 +312,11 @@ def _crash_cmd_dis(prog: Program, name: str, args: argparse.Namespace, **kwargs:
 #: ``sys`` then marks DUMPFILE ``[PARTIAL DUMP]`` as crash does. The program alone cannot tell.
 PARTIAL_DUMP_KEY = "vmcore_dap.partial_dump"
 
-# crash's task.c panic_msg[]: the first of these found anywhere in the log is the PANIC line.
-_CRASH_PANIC_MESSAGES = (
-    "SysRq : Crash",
-    "SysRq : Trigger a crash",
-    "SysRq : Netdump",
-    "Kernel panic: ",
-    "Kernel panic - ",
-    "Kernel BUG at",
-    "kernel BUG at",
-    "Unable to handle kernel paging request",
-    "Unable to handle kernel NULL pointer dereference",
-    "BUG: unable to handle kernel ",
-    "general protection fault: ",
-    "double fault: ",
-    "divide error: ",
-    "stack segment: ",
-    "[Hardware Error]: ",
-    "Bad mode in ",
-    "Oops: ",
-)
-
-
 def crash_panic_message(prog: Program) -> str | None:
-    """The PANIC line crash's ``sys`` prints: the first of its known messages found in the log."""
-    from drgn.helpers.linux.printk import get_printk_records
+    """The PANIC line crash's ``sys`` prints (the rule lives in :mod:`vmcore_dap.target.panic`)."""
+    from vmcore_dap.target.panic import kernel_log_lines, panic_string
 
-    texts = [r.text.decode(errors="replace") for r in get_printk_records(prog)]
-    for needle in _CRASH_PANIC_MESSAGES:
-        for text in texts:
-            if needle in text:
-                return text.strip()
-    return None
+    return panic_string(kernel_log_lines(prog))
 
 
 def _crash_memory_size(prog: Program) -> str:

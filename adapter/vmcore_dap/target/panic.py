@@ -15,7 +15,7 @@ import drgn
 from drgn.helpers.linux.panic import tainted
 from drgn.helpers.linux.printk import get_printk_records
 
-__all__ = ["PanicInfo", "panic_info", "describe_taint", "kernel_log_lines"]
+__all__ = ["PanicInfo", "panic_info", "panic_string", "describe_taint", "kernel_log_lines"]
 
 #: crash's ``get_panicmsg()`` patterns, in its order of preference.
 _PANIC_PATTERNS = (
@@ -113,17 +113,22 @@ def kernel_log_lines(prog: drgn.Program) -> list[str]:
     return lines
 
 
+def panic_string(lines: list[str]) -> str | None:
+    """The PANIC line crash's ``sys`` prints: the first line holding the earliest known pattern."""
+    for pattern in _PANIC_PATTERNS:
+        panic = next((line.strip() for line in lines if pattern in line), None)
+        if panic is not None:
+            return panic
+    return None
+
+
 def panic_info(prog: drgn.Program) -> PanicInfo:
     """Read the panic string, oops line, taint and report lines from the dump."""
     try:
         lines = kernel_log_lines(prog)
     except (drgn.FaultError, LookupError, ValueError):
         lines = []
-    panic = None
-    for pattern in _PANIC_PATTERNS:
-        panic = next((line.strip() for line in lines if pattern in line), None)
-        if panic is not None:
-            break
+    panic = panic_string(lines)
     oops_index = next((i for i, line in enumerate(lines) if _OOPS_LINE.match(line)), None)
     start = next((i for i, line in enumerate(lines) if _REPORT_START.match(line)), None)
     oops = lines[oops_index].strip() if oops_index is not None else panic

@@ -25,6 +25,7 @@ from vmcore_dap.handlers.context import DumpState, current_dump, dump_state
 from vmcore_dap.target.dump import open_dump
 from vmcore_dap.target.errors import describe_fault
 from vmcore_dap.target.launch_config import LaunchConfig
+from vmcore_dap.target.modules import module_list_problem
 from vmcore_dap.target.panic import panic_info
 from vmcore_dap.target.sources import SourceMap
 from vmcore_dap.target.tasks import list_tasks
@@ -55,7 +56,7 @@ def launch(session: Session, args: Args) -> dict[str, Any] | None:
         progress.update("Reading tasks and the kernel log", 100)
         try:
             crashed = dump.crashed_task()
-            tasks = list_tasks(dump.prog, crashed)
+            tasks = list_tasks(dump.prog, crashed, problems=dump.warnings)
         except drgn.FaultError as exc:
             if not dump.file.truncated:
                 raise
@@ -65,6 +66,9 @@ def launch(session: Session, args: Args) -> dict[str, Any] | None:
                 f"hold the kernel's task list ({describe_fault(exc)})"
             ) from None
         info = panic_info(dump.prog)
+        module_problem = module_list_problem(dump.prog)
+        if module_problem is not None:
+            dump.warnings.append(module_problem)
         dump.timings["tasks"] = time.monotonic() - t0
     state.sources = SourceMap(config.source_file_map, config.source_root)
     state.panic = info
@@ -106,9 +110,8 @@ def _announce_stop(session: Session, state: DumpState) -> None:
     assert dump is not None
     session.output(f"vmcore-dap: opened {dump.config.vmcore}: {dump.filter_description}\n")
     for warning in dump.warnings:
-        session.output(
-            f"vmcore-dap: warning: {warning}\n", category="important" if "truncated" in warning else "console"
-        )
+        important = "truncated" in warning or "corrupt" in warning
+        session.output(f"vmcore-dap: warning: {warning}\n", category="important" if important else "console")
     thread_id, reason = _stop_target(state)
     body: dict[str, Any] = {"reason": reason, "threadId": thread_id, "allThreadsStopped": True}
     panic = state.panic

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 import drgn
 
-__all__ = ["KernelModule", "list_modules", "module_taint_letters", "kernel_taint_letters"]
+from vmcore_dap.target.lists import ListWalk, bounded_list_entries
+
+__all__ = [
+    "KernelModule",
+    "list_modules",
+    "module_list_problem",
+    "module_taint_letters",
+    "kernel_taint_letters",
+]
 
 # Fallback when the dump's own ``taint_flags`` table cannot be read: (bit, letter, applies to modules),
 # from kernel/panic.c of v6.1.
@@ -192,13 +200,25 @@ def _kernel_row(prog: drgn.Program, module: drgn.Module | None) -> KernelModule:
     )
 
 
-def list_modules(prog: drgn.Program) -> list[KernelModule]:
-    """Return the kernel first, then every module on the kernel's ``modules`` list, in list order."""
-    from drgn.helpers.linux.module import for_each_module
+def module_list_problem(prog: drgn.Program) -> str | None:
+    """Say what is wrong with the kernel's ``modules`` list (a cycle, a bad link), or ``None``."""
+    walk = ListWalk()
+    for _mod in bounded_list_entries(prog["modules"].address_of_(), "struct module", "list", walk):
+        pass
+    if walk.problem is None:
+        return None
+    return f"the kernel's module list is corrupt: {walk.problem}; modules past that point are not shown"
 
+
+def list_modules(prog: drgn.Program) -> list[KernelModule]:
+    """Return the kernel first, then every module on the kernel's ``modules`` list, in list order.
+
+    The walk is bounded (:mod:`.lists`): a damaged list ends the table instead of hanging.
+    """
     known = _drgn_modules(prog)
     rows = [_kernel_row(prog, known.get("\0kernel"))]
-    for mod in for_each_module(prog):
+    walk = ListWalk()
+    for mod in bounded_list_entries(prog["modules"].address_of_(), "struct module", "list", walk):
         name = mod.name.string_().decode(errors="replace")
         base, size = _text_region(mod)
         has, status, path, build_id, rng = _debug_fields(known.get(name))

@@ -4,6 +4,11 @@ drgn's ``prog.threads()`` omits PID 0, but each CPU has its own idle task (``swa
 engineer expects to see them, especially the ones that were running. So the list is: each online
 CPU's idle task (from ``idle_task``), then every task reachable through the PID hash, with its
 ``ps`` state letter and, for tasks that were on a CPU when the dump was taken, that CPU.
+
+The PID table is a tree read from the dump; a damaged one can loop. The walk stops at the first task
+seen twice (each task has exactly one PID) or after ``pid_max`` entries, and says so. Names are
+escaped (:func:`~vmcore_dap.target.values.escape_bytes`): a ``comm`` may hold control characters or
+bytes that are not UTF-8.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import drgn
 from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu, task_state_to_char
+
+from vmcore_dap.target.values import escape_bytes
 
 __all__ = ["TaskInfo", "list_tasks", "task_info", "running_tasks"]
 
@@ -66,7 +73,7 @@ def task_info(task: drgn.Object, running: dict[int, int], is_idle: bool = False)
     """
     address = task.value_()
     try:
-        comm = task.comm.string_().decode("utf-8", "replace")
+        comm = escape_bytes(task.comm.string_())
     except drgn.FaultError:
         comm = "<unreadable>"
     try:
@@ -98,10 +105,21 @@ def task_info(task: drgn.Object, running: dict[int, int], is_idle: bool = False)
     )
 
 
-def list_tasks(prog: drgn.Program, first: drgn.Object | None = None) -> list[TaskInfo]:
+def _pid_limit(prog: drgn.Program) -> int:
+    """More PID-table entries than a sane kernel can hold: ``pid_max`` (default 4,194,304)."""
+    try:
+        return int(prog["pid_max"].value_()) + 1
+    except (LookupError, drgn.FaultError):
+        return 1 << 22
+
+
+def list_tasks(
+    prog: drgn.Program, first: drgn.Object | None = None, problems: list[str] | None = None
+) -> list[TaskInfo]:
     """List every task: idle tasks by CPU, then the rest by PID; ``first`` (the crashed task) leads.
 
     :param first: ``struct task_struct *`` to put at the head of the list, or ``None``.
+    :param problems: where to append what is wrong with the dump's PID table, if anything.
     """
     running = running_tasks(prog)
     tasks: list[TaskInfo] = []
@@ -112,10 +130,28 @@ def list_tasks(prog: drgn.Program, first: drgn.Object | None = None) -> list[Tas
             seen.add(idle.value_())
             tasks.append(task_info(idle, running, is_idle=True))
     others = []
-    for task in for_each_task(prog):
-        if task.value_() not in seen:
-            seen.add(task.value_())
-            others.append(task_info(task, running))
+    listed: set[int] = set()
+    limit = _pid_limit(prog)
+    problem = None
+    try:
+        for count, task in enumerate(for_each_task(prog)):
+            address = task.value_()
+            if address in listed:
+                problem = f"task {address:#x} appears twice (a cycle): stopped after {count} entries"
+                break
+            if count >= limit:
+                problem = f"more than pid_max ({limit - 1}) entries: stopped"
+                break
+            listed.add(address)
+            if address not in seen:
+                seen.add(address)
+                others.append(task_info(task, running))
+    except drgn.FaultError as exc:
+        if not others:
+            raise
+        problem = f"unreadable at {exc.address:#x} after {len(others)} tasks"
+    if problem is not None and problems is not None:
+        problems.append(f"the kernel's PID table is corrupt: {problem}; the thread list may be incomplete")
     others.sort(key=lambda t: (t.pid, t.address))
     tasks.extend(others)
     if first is not None:

@@ -1,5 +1,8 @@
 """The one rule by which every test compares a kernel stack with crash's ``bt``.
 
+The rules and drgn's side live in the adapter (``vmcore_dap.target.stack_normalize``: the Kernel
+view groups tasks by them); this module adds crash's side and the comparison, and re-exports the rest.
+
 crash and drgn walk the same stack but print it differently; this module states, once, which
 differences do not count.  Each rule was seen on the sample dumps (6.1 kernels, crash 8.0.6,
 drgn 0.3):
@@ -35,21 +38,27 @@ drgn 0.3):
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from tests.helpers.crash_parse import TaskBt, parse_bt
-
-if TYPE_CHECKING:
-    import drgn
+from vmcore_dap.target.stack_normalize import (
+    ASM_LABEL_ALIASES,
+    CRASH_MACHINERY,
+    Frame,
+    FrameTuple,
+    base_function_name,
+    cut_machinery,
+    normalize_drgn_trace,
+    normalize_frames,
+)
 
 __all__ = [
     "ASM_LABEL_ALIASES",
     "CALLER_LINE_SLACK",
     "CRASH_MACHINERY",
     "Frame",
+    "FrameTuple",
     "assert_stacks_match",
     "base_function_name",
     "normalize_crash_bt",
@@ -59,92 +68,10 @@ __all__ = [
     "stack_differences",
 ]
 
-_SUFFIX = re.compile(r"(?:\.(?:cold|isra|constprop|part|lto_priv|llvm)(?:\.\d+)?)+$")
-
 # Lines of callers may differ by this much (the brief's call-vs-return-address allowance).
 CALLER_LINE_SLACK = 1
 
-# Frames of the kdump machinery itself, cut from the top of a stack without an exception.
-CRASH_MACHINERY = frozenset(
-    {
-        "machine_kexec",
-        "__crash_kexec",
-        "crash_kexec",
-        "crash_setup_regs",
-        "crash_nmi_callback",
-        "nmi_handle",
-        "default_do_nmi",
-        "exc_nmi",
-        "asm_exc_nmi",
-        "end_repeat_nmi",
-        "repeat_nmi",
-    }
-)
-
-# Labels inside assembly functions that crash names instead of the function.
-ASM_LABEL_ALIASES = {
-    "entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
-    "entry_SYSCALL_64_safe_stack": "entry_SYSCALL_64",
-    "secondary_startup_64_no_verify": "secondary_startup_64",
-}
-# SYSCALL_DEFINE0's __x64_sys_X is an ELF alias of __do_sys_X: crash names one, drgn the other.
-_SYSCALL_ALIAS = re.compile(r"^__(?:x64|ia32|se|do)_sys_(\w+)$")
-
-# (function, file, line, is_inline, pc)
-FrameTuple = tuple[str, str | None, int | None, bool, int | None]
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A normalised physical stack frame: a source function and, when known, where in it."""
-
-    function: str
-    file: str | None = None
-    line: int | None = None
-    pc: int | None = None  # the faulting instruction for the first frame, else the return address
-
-    def __str__(self) -> str:
-        where = f" {self.file.rsplit('/', 1)[-1]}:{self.line}" if self.file else ""
-        pc = f" {self.pc:#x}" if self.pc is not None else ""
-        return f"{self.function}{where}{pc}"
-
-
-def base_function_name(name: str) -> str:
-    """Strip GCC clone/split suffixes and assembly labels: ``f.constprop.0.cold`` -> ``f``."""
-    name = _SUFFIX.sub("", name)
-    name = _SYSCALL_ALIAS.sub(r"__do_sys_\1", name)
-    return ASM_LABEL_ALIASES.get(name, name)
-
-
-def normalize_frames(
-    frames: Iterable[tuple[str, str | None, int | None, bool] | FrameTuple],
-) -> list[Frame]:
-    """Normalise (function, file, line, is_inline[, pc]) tuples, innermost first.
-
-    Suffixes are stripped; inline frames merge into the next physical frame, which keeps the
-    innermost location (rule 4).  No frames are cut: see ``normalize_drgn_trace`` for that.
-    """
-    out: list[Frame] = []
-    carried: tuple[str | None, int | None] | None = None
-    for t in frames:
-        fn, file, line, is_inline = t[0], t[1], t[2], t[3]
-        pc = t[4] if len(t) > 4 else None  # type: ignore[misc]
-        if is_inline:
-            if carried is None:
-                carried = (file, line)
-            continue
-        if carried is not None:
-            file, line = carried
-            carried = None
-        out.append(Frame(base_function_name(fn), file, line, pc))
-    return out
-
-
-def _cut_machinery(frames: list[Frame]) -> list[Frame]:
-    i = 0
-    while i < len(frames) and frames[i].function in CRASH_MACHINERY:
-        i += 1
-    return frames[i:]
+_cut_machinery = cut_machinery
 
 
 def normalize_crash_task(bt: TaskBt, *, start_at_exception: bool = True) -> list[Frame]:
@@ -172,75 +99,6 @@ def normalize_crash_bt(text: str, *, start_at_exception: bool = True) -> list[Fr
     if len(tasks) != 1:
         raise ValueError(f"expected the bt of one task, got {len(tasks)} (use split_tasks first)")
     return normalize_crash_task(tasks[0], start_at_exception=start_at_exception)
-
-
-def _is_user(frame: drgn.StackFrame, prog: drgn.Program) -> bool:
-    import drgn
-
-    platform = prog.platform
-    bits = 64 if platform is not None and platform.flags & drgn.PlatformFlags.IS_64_BIT else 32
-    return frame.pc < (1 << (bits - 1))
-
-
-def _drgn_name(frame: drgn.StackFrame) -> str:
-    name = frame.name
-    if name is None:
-        try:
-            name = frame.symbol().name
-        except LookupError:
-            name = hex(frame.pc)
-    return name
-
-
-def _location(prog: drgn.Program, frame: drgn.StackFrame, crash_lines: bool) -> tuple[str | None, int | None]:
-    if crash_lines and not frame.is_inline:
-        try:
-            loc = prog.source_location(frame.pc)[0]
-            return loc.filename, loc.line
-        except LookupError:
-            return None, None
-    try:
-        file, line, _column = frame.source()
-        return file, line
-    except LookupError:
-        return None, None
-
-
-def normalize_drgn_trace(
-    trace: drgn.StackTrace | Sequence[Any],
-    *,
-    prog: drgn.Program | None = None,
-    start_at_exception: bool = True,
-    crash_lines: bool = True,
-) -> list[Frame]:
-    """Normalise a drgn ``StackTrace`` by the same rules as ``normalize_crash_bt``.
-
-    :param prog: the program, when ``trace`` is a plain list of frames.
-    :param crash_lines: give each physical frame the innermost location of its ``pc`` (the return
-        address for callers), as crash's ``bt -l`` does; False keeps drgn's call-site lines.
-    """
-    prog = prog if prog is not None else trace.prog  # type: ignore[union-attr]
-    frames = list(trace)
-    frames = [f for f in frames if not _is_user(f, prog)]
-    start = None
-    if start_at_exception:
-        for i, frame in enumerate(frames):
-            if frame.interrupted and not frame.is_inline and _drgn_name(frame) not in CRASH_MACHINERY:
-                start = i
-                # Inline frames of the same physical frame come just before it.
-                while start > 0 and frames[start - 1].is_inline and frames[start - 1].pc == frame.pc:
-                    start -= 1
-                break
-    tuples: list[FrameTuple] = []
-    for f in frames[start or 0 :]:
-        if crash_lines and f.is_inline:
-            continue  # the physical frame looks its pc up itself, innermost location first
-        file, line = _location(prog, f, crash_lines)
-        tuples.append((_drgn_name(f), file, line, f.is_inline, f.pc))
-    out = normalize_frames(tuples)
-    if start_at_exception and start is None:
-        out = _cut_machinery(out)
-    return out
 
 
 def _same_file(a: str | None, b: str | None) -> bool:

@@ -1,0 +1,308 @@
+"""Custom ``vmcore/*`` requests behind the extension's Kernel view, Stacks picture and crash report.
+
+Documented for clients in ``docs/custom-requests.md``. Everything is computed on first request and
+kept for the session (a dump never changes); grouping all stacks reports progress and honours
+``cancel``. Thread ids are the ones ``threads`` hands out; task addresses travel as ``"0x…"`` strings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmcore_dap.dap import registry
+from vmcore_dap.dap.args import Args
+from vmcore_dap.dap.session import Session
+from vmcore_dap.errors import InvalidArguments, NotAvailable
+from vmcore_dap.handlers.context import (
+    DumpState,
+    current_dump,
+    dump_state,
+    frame_id,
+    task_stack,
+    thread_entry,
+)
+from vmcore_dap.handlers.source import listing_for_address, source_for_address
+from vmcore_dap.handlers.stack import format_frame
+from vmcore_dap.target.crash_report import crash_report
+from vmcore_dap.target.frames import StackFrameInfo
+from vmcore_dap.target.locks import BlockedTask, blocked_tasks, format_wait
+from vmcore_dap.target.stack_groups import StackGroups, group_stacks
+from vmcore_dap.target.summary import Summary, cpu_tasks, summarize
+
+__all__: list[str] = []
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _KernelViewState:
+    summary: Summary | None = None
+    groups: dict[bool, StackGroups] = field(default_factory=dict)
+    blocked: list[BlockedTask] | None = None
+
+
+def _state(session: Session) -> _KernelViewState:
+    return session.component(_KernelViewState)
+
+
+def _thread_ref(state: DumpState, address: int) -> dict[str, Any] | None:
+    """``{threadId, pid, comm, state}`` of the task at ``address``, or ``None`` if not a listed task."""
+    thread_id = state.thread_for_address(address)
+    if thread_id is None:
+        return None
+    info = state.threads[thread_id].info
+    return {
+        "threadId": thread_id,
+        "pid": info.pid,
+        "comm": info.comm,
+        "state": info.state,
+        "name": info.display_name,
+    }
+
+
+def _summary(session: Session) -> Summary:
+    kv = _state(session)
+    if kv.summary is None:
+        dump = current_dump(session)
+        panic = dump_state(session).panic
+        assert panic is not None
+        kv.summary = summarize(dump.prog, panic)
+    return kv.summary
+
+
+def _faulting_frame(session: Session) -> dict[str, Any] | None:
+    state = dump_state(session)
+    thread_id = state.crashed_thread_id
+    if thread_id is None:
+        return None
+    stack = task_stack(session, thread_id)
+    index = stack.focus
+    info = stack.frames[index]
+
+    def listing(row: StackFrameInfo) -> Any:
+        if row.pc is None:
+            return None
+        return listing_for_address(
+            session, row.pc, is_return_address=not row.interrupted, missing_file=row.source_file
+        )
+
+    frame = format_frame(frame_id(session, thread_id, index), info, state.sources, listing)
+    frame["threadId"] = thread_id
+    frame["index"] = index
+    return frame
+
+
+@registry.request("vmcore/summary")
+def summary(session: Session, args: Args) -> dict[str, Any]:
+    """The panic summary: ``sys`` facts, panic and oops lines, taint, the oops report, the log's tail."""
+    result = _summary(session)
+    state = dump_state(session)
+    panic = result.panic
+    return {
+        "facts": [{"name": name, "value": value} for name, value in result.facts],
+        "panic": panic.panic,
+        "oops": panic.oops,
+        "taint": panic.taint,
+        "taintDescription": panic.taint_description,
+        "report": panic.report,
+        "logTail": result.log_tail,
+        "crashedThreadId": state.crashed_thread_id,
+        "faultingFrame": _faulting_frame(session),
+    }
+
+
+@registry.request("vmcore/cpus")
+def cpus(session: Session, args: Args) -> dict[str, Any]:
+    """The task that was current on each online CPU, and the function it was in."""
+    state = dump_state(session)
+    rows = []
+    for cpu in cpu_tasks(current_dump(session).prog):
+        rows.append(
+            {
+                "cpu": cpu.cpu,
+                "pid": cpu.pid,
+                "comm": cpu.comm,
+                "state": cpu.state,
+                "idle": cpu.is_idle,
+                "function": cpu.function,
+                "task": f"{cpu.task.value_():#x}",
+                "threadId": state.thread_for_address(cpu.task.value_()),
+                "crashed": state.thread_for_address(cpu.task.value_()) == state.crashed_thread_id
+                and state.crashed_thread_id is not None,
+            }
+        )
+    return {"cpus": rows}
+
+
+def _groups(session: Session, exact: bool) -> StackGroups:
+    kv = _state(session)
+    cached = kv.groups.get(exact)
+    if cached is not None:
+        return cached
+    state = dump_state(session)
+    prog = current_dump(session).prog
+    entries = [(tid, entry.info) for tid, entry in state.threads.items()]
+    with session.progress("Grouping kernel stacks", f"{len(entries)} tasks") as progress:
+
+        def check(done: int, total: int) -> None:
+            progress.update(f"{done} of {total} tasks", 100.0 * done / max(total, 1))
+
+        result = group_stacks(prog, entries, check, exact=exact)
+    log.info(
+        "grouped %d tasks into %d stacks in %.2f s (%d unwound)",
+        result.task_count,
+        len(result.groups),
+        result.seconds,
+        result.unwound,
+    )
+    kv.groups[exact] = result
+    return result
+
+
+@registry.request("vmcore/stackGroups")
+def stack_groups(session: Session, args: Args) -> dict[str, Any]:
+    """All tasks grouped by identical normalised stack, biggest group first.
+
+    Arguments: ``exact`` (unwind every task instead of once per stack signature), ``limit`` (at
+    most this many groups; 0 for all).
+    """
+    exact = args.boolean("exact", False)
+    limit = args.integer("limit", 0, minimum=0)
+    result = _groups(session, exact)
+    groups = result.groups[:limit] if limit else result.groups
+    return {
+        "taskCount": result.task_count,
+        "groupCount": len(result.groups),
+        "seconds": round(result.seconds, 3),
+        "unwound": result.unwound,
+        "groups": [
+            {
+                "count": g.count,
+                "states": dict(g.states.most_common()),
+                "stateLetters": g.state_letters,
+                "frames": [
+                    {
+                        "function": f.function,
+                        "module": f.module,
+                        "pc": f"{f.pc:#x}" if f.pc is not None else None,
+                    }
+                    for f in g.frames
+                ],
+                "threadIds": g.members,
+                "pids": g.pids,
+            }
+            for g in groups
+        ],
+    }
+
+
+def _blocked(session: Session) -> list[BlockedTask]:
+    kv = _state(session)
+    if kv.blocked is None:
+        state = dump_state(session)
+        kv.blocked = blocked_tasks(current_dump(session).prog, [e.info for e in state.threads.values()])
+    return kv.blocked
+
+
+@registry.request("vmcore/blocked")
+def blocked(session: Session, args: Args) -> dict[str, Any]:
+    """Tasks in ``D`` state: the lock each waits for, the lock's owner, how long it has waited."""
+    state = dump_state(session)
+    rows = []
+    for b in _blocked(session):
+        row: dict[str, Any] = {
+            "threadId": state.thread_for_address(b.info.address),
+            "pid": b.info.pid,
+            "comm": b.info.comm,
+            "state": b.info.state,
+            "name": b.info.display_name,
+            "waitedNs": b.waited_ns,
+            "waited": format_wait(b.waited_ns),
+            "lock": None,
+        }
+        if b.lock is not None:
+            owner_address = b.lock.owner_address
+            row["lock"] = {
+                "kind": b.lock.kind,
+                "address": f"{b.lock.address:#x}" if b.lock.address is not None else None,
+                "symbol": b.lock.symbol,
+                "description": b.lock.description,
+                "function": b.lock.function,
+                "owner": _thread_ref(state, owner_address) if owner_address is not None else None,
+                "ownerTask": f"{owner_address:#x}" if owner_address is not None else None,
+                "ownerIsReaderHint": b.lock.owner_is_reader_hint,
+            }
+        rows.append(row)
+    return {"tasks": rows}
+
+
+@registry.request("vmcore/selectThread")
+def select_thread(session: Session, args: Args) -> dict[str, Any]:
+    """Make the client select a thread: re-send ``stopped`` for it with ``preserveFocusHint: false``.
+
+    DAP gives a client no request to focus a thread, and VS Code's extension API cannot select one
+    either; a ``stopped`` event for an already stopped thread makes VS Code fetch its stack and focus
+    it. The crashed thread keeps its ``exception`` reason so its exception widget stays.
+    """
+    thread_id = args.integer("threadId")
+    entry = thread_entry(session, thread_id)
+    state = dump_state(session)
+    body: dict[str, Any] = {
+        "threadId": thread_id,
+        "preserveFocusHint": False,
+        "allThreadsStopped": False,
+    }
+    panic = state.panic
+    if (
+        thread_id == state.crashed_thread_id
+        and panic is not None
+        and current_dump(session).config.stop_on_panic
+    ):
+        body["reason"] = "exception"
+        body["description"] = panic.panic or panic.oops or "kernel panic"
+        body["text"] = panic.oops or panic.panic or "kernel panic"
+    else:
+        body["reason"] = "pause"
+        body["description"] = f"Selected in the Kernel view: {entry.name}"
+    session.after_response(lambda: session.send_event("stopped", body))
+    return {"threadId": thread_id, "name": entry.name}
+
+
+@registry.request("vmcore/frameSource")
+def frame_source(session: Session, args: Args) -> dict[str, Any]:
+    """Where to show a code address: ``{source, line}`` (the file, else its disassembly listing).
+
+    Arguments: ``pc`` (``"0x…"`` or an integer), ``returnAddress`` (look up the call, ``pc - 1``).
+    """
+    raw = args.raw.get("pc")
+    try:
+        pc = int(raw, 0) if isinstance(raw, str) else int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidArguments(
+            f"vmcore/frameSource: 'pc' must be an address like \"0xffffffff81000000\", got {raw!r}"
+        ) from None
+    info = source_for_address(session, pc, is_return_address=args.boolean("returnAddress", False))
+    if info is None:
+        raise NotAvailable(f"no function contains {pc:#x} (no debug info or symbol for it)")
+    return {"source": info.source, "line": info.line, "column": info.column}
+
+
+@registry.request("vmcore/crashReport")
+def crash_report_request(session: Session, args: Args) -> dict[str, Any]:
+    """The crash as Markdown for a bug tracker: ``sys``, the crashed stack with source lines, the oops
+    log lines, the top stack groups and the blocked tasks."""
+    state = dump_state(session)
+    top = args.integer("groups", 10, minimum=0)
+    crashed = None
+    if state.crashed_thread_id is not None:
+        crashed = (state.threads[state.crashed_thread_id].info, task_stack(session, state.crashed_thread_id))
+    markdown = crash_report(
+        _summary(session),
+        crashed,
+        _groups(session, False),
+        _blocked(session),
+        top_groups=top,
+    )
+    return {"markdown": markdown}

@@ -1,0 +1,1 @@
+"""Benchmarks of vmcore-dap against crash and plain drgn (``make bench``)."""

@@ -1,0 +1,226 @@
+"""One run of each thing the benchmark compares: the adapter over DAP, ``crash`` in batch mode, and a
+plain drgn script, each in a fresh process (start-up is part of what a user waits for).
+
+Every function returns plain numbers (seconds, KiB); :mod:`bench.run` repeats them side by side and
+takes medians.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.dapclient import BenchClient
+
+__all__ = [
+    "AdapterRun",
+    "ProcessRun",
+    "adapter_all_stacks",
+    "adapter_first_picture",
+    "crash_run",
+    "drgn_first_stack",
+    "DRGN_SCRIPT",
+]
+
+#: What "a plain drgn script" is: open the dump, load vmlinux, print the crashed task's stack.
+DRGN_SCRIPT = """\
+import sys, drgn
+prog = drgn.Program()
+prog.set_core_dump(sys.argv[1])
+prog.load_debug_info([sys.argv[2]])
+print(prog.crashed_thread().stack_trace())
+"""
+
+#: A kernel array of 8,192 ``unsigned long`` (NR_CPUS on Debian's kernels): one 4,096-element page.
+ARRAY_EXPRESSION = "__per_cpu_offset"
+ARRAY_PAGE = 4096
+#: A whole ``struct task_struct`` (every member, about 250) to expand.
+TASK_EXPRESSION = "init_task"
+DISASSEMBLE_COUNT = 200
+
+
+@dataclass
+class AdapterRun:
+    """Timings of one adapter session, in seconds (``None`` where not measured)."""
+
+    first_picture: float = 0.0
+    stopped: float = 0.0
+    threads: float = 0.0
+    thread_count: int = 0
+    task_struct: float | None = None
+    array_page: float | None = None
+    disassemble_cold: float | None = None
+    disassemble_warm: float | None = None
+    all_stacks: float | None = None
+    stacks_after_startup: float | None = None
+    peak_rss_kib: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProcessRun:
+    """Wall time and peak RSS of one child process."""
+
+    seconds: float
+    peak_rss_kib: int
+    output: str
+
+
+def launch_config(sample: Any) -> dict[str, Any]:
+    """The launch.json a user would write for ``sample`` (the tests' shape)."""
+    return {
+        "type": "vmcore",
+        "request": "launch",
+        "name": f"bench {sample.scenario}",
+        "vmcore": str(sample.vmcore),
+        "vmlinux": str(sample.vmlinux),
+        "debugInfoDirectories": [str(sample.debug_info_dir)],
+        "debugInfo": [str(p) for p in sample.debug_info],
+    }
+
+
+def _initialize(client: BenchClient) -> None:
+    client.call(
+        "initialize",
+        {
+            "clientID": "vscode",
+            "adapterID": "vmcore",
+            "linesStartAt1": True,
+            "columnsStartAt1": True,
+            "pathFormat": "path",
+            "supportsVariableType": True,
+            "supportsProgressReporting": True,
+            "supportsInvalidatedEvent": True,
+            "supportsMemoryReferences": True,
+        },
+    )
+
+
+def _to_stop(client: BenchClient, sample: Any) -> dict[str, Any]:
+    _initialize(client)
+    client.call("launch", launch_config(sample))
+    client.wait_event("initialized")
+    client.call("configurationDone")
+    return client.wait_event("stopped")["body"]
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - t0, result
+
+
+def adapter_first_picture(sample: Any) -> AdapterRun:
+    """Start → initialize → launch → stopped → threads → stackTrace → scopes → variables (top frame),
+    then, in the same session, the per-request costs of expanding and disassembling."""
+    run = AdapterRun()
+    t0 = time.perf_counter()
+    client = BenchClient()
+    try:
+        stopped = _to_stop(client, sample)
+        run.stopped = time.perf_counter() - t0
+        run.threads, body = _timed(client.call, "threads", {})
+        run.thread_count = len(body["threads"])
+        stack = client.call("stackTrace", {"threadId": stopped["threadId"], "startFrame": 0, "levels": 20})
+        top = next(f for f in stack["stackFrames"] if f.get("presentationHint") != "label")
+        scopes = client.call("scopes", {"frameId": top["id"]})["scopes"]
+        client.call("variables", {"variablesReference": scopes[0]["variablesReference"]})
+        run.first_picture = time.perf_counter() - t0
+
+        task = client.call("evaluate", {"expression": TASK_EXPRESSION, "context": "watch"})
+        run.task_struct, _ = _timed(
+            client.call, "variables", {"variablesReference": task["variablesReference"]}
+        )
+        array = client.call("evaluate", {"expression": ARRAY_EXPRESSION, "context": "watch"})
+        if array.get("indexedVariables", 0) < ARRAY_PAGE:
+            run.notes.append(f"{ARRAY_EXPRESSION} has {array.get('indexedVariables')} indexed children")
+        run.array_page, page = _timed(
+            client.call,
+            "variables",
+            {"variablesReference": array["variablesReference"], "start": 0, "count": ARRAY_PAGE},
+        )
+        if len(page["variables"]) != ARRAY_PAGE:
+            run.notes.append(f"array page returned {len(page['variables'])} variables")
+        ip = top.get("instructionPointerReference")
+        if ip:
+            request = {
+                "memoryReference": ip,
+                "instructionOffset": -DISASSEMBLE_COUNT // 2,
+                "instructionCount": DISASSEMBLE_COUNT,
+                "resolveSymbols": True,
+            }
+            run.disassemble_cold, _ = _timed(client.call, "disassemble", request)
+            run.disassemble_warm, _ = _timed(client.call, "disassemble", request)
+        run.peak_rss_kib = client.peak_rss_kib()
+    finally:
+        client.close()
+    return run
+
+
+def adapter_all_stacks(sample: Any) -> AdapterRun:
+    """Start → stopped → threads → ``stackTrace`` of every thread, as a client listing all stacks."""
+    run = AdapterRun()
+    t0 = time.perf_counter()
+    client = BenchClient()
+    try:
+        _to_stop(client, sample)
+        run.stopped = time.perf_counter() - t0
+        run.threads, body = _timed(client.call, "threads", {})
+        ids = [t["id"] for t in body["threads"]]
+        run.thread_count = len(ids)
+        t1 = time.perf_counter()
+        for thread_id in ids:
+            client.call("stackTrace", {"threadId": thread_id})
+        end = time.perf_counter()
+        run.stacks_after_startup = end - t1
+        run.all_stacks = end - t0
+        run.peak_rss_kib = client.peak_rss_kib()
+    finally:
+        client.close()
+    return run
+
+
+def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = None) -> ProcessRun:
+    """Run ``argv`` with ``stdin``; return its wall time and its own peak RSS.
+
+    The child is reaped with ``os.wait4`` so its ``ru_maxrss`` is its own (``RUSAGE_CHILDREN`` would
+    be the maximum over every child so far).
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(stdin.encode())
+    proc.stdin.close()
+    out = proc.stdout.read()
+    proc.stdout.close()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{argv[0]} exited with {proc.returncode}:\n{out.decode(errors='replace')[-2000:]}"
+        )
+    return ProcessRun(seconds, int(usage.ru_maxrss), out.decode(errors="replace"))
+
+
+def crash_run(crash: Path, sample: Any, commands: list[str]) -> ProcessRun:
+    """``crash -s vmlinux vmcore`` running ``commands`` then ``exit``, output discarded."""
+    script = "".join(f"{c}\n" for c in ["set scroll off", *commands, "exit"])
+    env = {**os.environ, "PAGER": "cat"}
+    return _popen_with_peak([str(crash), "-s", str(sample.vmlinux), str(sample.vmcore)], script, env)
+
+
+def drgn_first_stack(sample: Any) -> ProcessRun:
+    """The plain drgn script (:data:`DRGN_SCRIPT`) in a fresh interpreter."""
+    return _popen_with_peak([sys.executable, "-c", DRGN_SCRIPT, str(sample.vmcore), str(sample.vmlinux)], "")

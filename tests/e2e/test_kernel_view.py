@@ -1,0 +1,212 @@
+"""The Kernel view's custom requests against crash, on real dumps through the real adapter.
+
+* ``vmcore/stackGroups``: the groups and their counts equal crash's ``foreach bt`` grouped by the
+  same normalisation (``tests/helpers/crash_compare.bt_functions_by_pid``); the fast path (one unwind
+  per stack signature) gives exactly the groups of unwinding every task.
+* ``vmcore/blocked``: oops-null's D-state tasks wait on the module's mutex, whose owner is the task
+  the scenario made hold it (``expected.mutex_holder_pid``); wait times equal crash's ``ps -m``.
+* ``vmcore/summary``: ``sys`` facts equal crash's ``sys``; the faulting frame is the manifest's.
+* ``vmcore/cpus``: each CPU's task equals crash's ``ps`` active (``>``) rows.
+* ``vmcore/selectThread``: a ``stopped`` event for that thread with ``preserveFocusHint: false``.
+* ``vmcore/crashReport``: Markdown naming the panic, the faulting function and the biggest group.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import get_crash_answers, get_sample
+from tests.e2e._core_support import stopped_session
+from tests.helpers import crash_compare as cc
+from tests.helpers.dap_client import DapClient
+
+SCENARIOS = ("oops-null", "sysrq-c", "many-tasks")
+USER_MODE = "<user mode>"
+
+pytestmark = pytest.mark.timeout(1800)  # building a missing sample boots a VM, crash reads 5,000 stacks
+
+
+@pytest.fixture(scope="module", params=SCENARIOS)
+def scenario(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def session(scenario: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DapClient, Any]]:
+    sample = get_sample(scenario)
+    with stopped_session(sample, tmp_path_factory.mktemp(f"kv-{scenario}")) as (client, _stopped):
+        yield client, sample
+
+
+def _crash_groups(foreach_bt: str) -> Counter[tuple[str, ...]]:
+    """crash's ``foreach bt`` grouped the way the adapter groups: {functions: number of tasks}."""
+    groups: Counter[tuple[str, ...]] = Counter()
+    for functions in cc.bt_functions_by_pid(foreach_bt).values():
+        groups[tuple(functions) or (USER_MODE,)] += 1
+    return groups
+
+
+@pytest.mark.timeout(600)
+def test_stack_groups_equal_crash_foreach_bt(session: tuple[DapClient, Any], scenario: str) -> None:
+    client, sample = session
+    body = client.call("vmcore/stackGroups", timeout=300)
+    ours = Counter({tuple(f["function"] for f in g["frames"]): g["count"] for g in body["groups"]})
+    theirs = _crash_groups(get_crash_answers(scenario)["foreach-bt"])
+    assert sum(ours.values()) == body["taskCount"] == sum(theirs.values())
+    only_ours = {k: v for k, v in ours.items() if theirs.get(k) != v}
+    only_theirs = {k: v for k, v in theirs.items() if ours.get(k) != v}
+    assert not only_ours and not only_theirs, f"groups differ\n ours: {only_ours}\n crash: {only_theirs}"
+    counts = [g["count"] for g in body["groups"]]
+    assert counts == sorted(counts, reverse=True), "groups are sorted by size"
+    assert body["groupCount"] == len(body["groups"])
+
+
+@pytest.mark.timeout(600)
+def test_group_members_are_crash_tasks(session: tuple[DapClient, Any], scenario: str) -> None:
+    """Every member of a group is a task crash puts in the same group (by PID), states add up."""
+    client, _sample = session
+    body = client.call("vmcore/stackGroups", timeout=300)
+    crash_by_pid: dict[tuple[str, ...], list[int]] = {}
+    for (pid, _task), functions in cc.bt_functions_by_pid(get_crash_answers(scenario)["foreach-bt"]).items():
+        crash_by_pid.setdefault(tuple(functions) or (USER_MODE,), []).append(pid)
+    for group in body["groups"]:
+        key = tuple(f["function"] for f in group["frames"])
+        assert sorted(group["pids"]) == sorted(crash_by_pid[key]), key
+        assert len(group["threadIds"]) == group["count"] == sum(group["states"].values())
+        assert group["stateLetters"][0] == max(group["states"], key=lambda s: group["states"][s])
+
+
+@pytest.mark.timeout(900)
+def test_fast_grouping_equals_unwinding_every_task(session: tuple[DapClient, Any]) -> None:
+    client, _sample = session
+    fast = client.call("vmcore/stackGroups", timeout=300)
+    exact = client.call("vmcore/stackGroups", {"exact": True}, timeout=600)
+    shape = [(tuple(f["function"] for f in g["frames"]), sorted(g["threadIds"])) for g in fast["groups"]]
+    assert shape == [
+        (tuple(f["function"] for f in g["frames"]), sorted(g["threadIds"])) for g in exact["groups"]
+    ]
+    assert exact["unwound"] == exact["taskCount"]
+    assert fast["unwound"] <= fast["taskCount"]
+
+
+@pytest.mark.timeout(600)
+def test_summary_facts_equal_crash_sys(session: tuple[DapClient, Any], scenario: str) -> None:
+    client, sample = session
+    body = client.call("vmcore/summary", timeout=120)
+    ours = {f["name"]: cc.squash(f["value"]) for f in body["facts"]}
+    theirs = cc.sys_fields(get_crash_answers(scenario)["sys"])
+    for key in ("CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS", "NODENAME", "RELEASE", "VERSION"):
+        assert ours.get(key) == theirs.get(key), (
+            f"sys {key}: ours {ours.get(key)!r}, crash {theirs.get(key)!r}"
+        )
+    assert ours["PANIC"].strip('"').split('"')[0] == theirs["PANIC"].strip('"').split('"')[0]
+    assert abs(cc.memory_bytes(ours["MEMORY"]) - cc.memory_bytes(theirs["MEMORY"])) < 1 << 20
+    assert body["panic"] == sample.expected["panic"]
+    if scenario == "oops-null":
+        assert body["oops"] == sample.expected["oops_line"]
+        assert "O" in body["taint"], body["taint"]
+        frame = body["faultingFrame"]
+        assert frame["name"] == sample.expected["function"]
+        assert frame["source"]["name"] == sample.expected["file"]
+        assert frame["line"] == sample.expected["line"]
+        assert any(sample.expected["oops_line"] in line for line in body["report"])
+    assert body["crashedThreadId"] == 1
+    assert body["logTail"], "the log's last lines"
+
+
+@pytest.mark.timeout(600)
+def test_cpus_equal_crash_active_tasks(session: tuple[DapClient, Any], scenario: str) -> None:
+    client, sample = session
+    cpus = client.call("vmcore/cpus")["cpus"]
+    active = {row.cpu: row for row in cc.ps_entries(get_crash_answers(scenario)["ps"]) if row.active}
+    assert {c["cpu"]: (c["pid"], int(c["task"], 16)) for c in cpus} == {
+        cpu: (row.pid, row.task) for cpu, row in active.items()
+    }
+    crashed = [c for c in cpus if c["crashed"]]
+    assert len(crashed) == 1 and crashed[0]["pid"] == sample.expected["crashed_pid"]
+    assert crashed[0]["cpu"] == sample.expected["crashed_cpu"]
+    if scenario == "oops-null":
+        assert crashed[0]["function"] == sample.expected["function"]
+        spinner = next(c for c in cpus if c["pid"] == sample.expected["spin_pid"])
+        assert spinner["function"] == USER_MODE
+
+
+def _crash_ps_m(sample: Any, pids: list[int]) -> dict[int, str]:
+    """Run crash's ``ps -m`` for ``pids`` (not among the oracle's stored answers): {pid: duration}."""
+    from samples.crash_oracle import crash_binary
+
+    script = f"set scroll off\nps -m {' '.join(map(str, pids))}\nexit\n"
+    proc = subprocess.run(
+        [str(crash_binary()), "-s", str(sample.vmlinux), str(sample.vmcore)],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    rows = dict(
+        (int(m["pid"]), m["time"])
+        for m in re.finditer(r"^(?P<time>\[\d+ [\d:.]+\]) \[\w+\]\s+PID: (?P<pid>\d+)", proc.stdout, re.M)
+    )
+    assert rows, (
+        f"crash ps -m printed no rows (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    )
+    return rows
+
+
+@pytest.mark.timeout(900)
+def test_blocked_tasks_wait_on_the_mutex_its_holder_owns(tmp_path: Path) -> None:
+    sample = get_sample("oops-null")
+    with stopped_session(sample, tmp_path) as (client, _stopped):
+        tasks = client.call("vmcore/blocked")["tasks"]
+        expected = sorted(sample.expected["d_state_pids"])
+        assert sorted(t["pid"] for t in tasks) == expected
+        holder = sample.expected["mutex_holder_pid"]
+        for task in tasks:
+            lock = task["lock"]
+            assert lock is not None, task
+            assert lock["kind"] == "mutex"
+            assert lock["owner"] is not None and lock["owner"]["pid"] == holder, lock
+            assert task["threadId"] is not None
+        assert len({t["lock"]["address"] for t in tasks}) == 1, "all wait on one mutex"
+        crash_times = _crash_ps_m(sample, expected)
+        assert {t["pid"]: t["waited"] for t in tasks} == crash_times
+        # Selecting the owner in the Call Stack: a stopped event that asks for focus.
+        owner_thread = tasks[0]["lock"]["owner"]["threadId"]
+        client.call("vmcore/selectThread", {"threadId": owner_thread})
+        event = client.wait_event("stopped", lambda e: e["body"]["threadId"] == owner_thread, timeout=20)
+        assert event["body"]["preserveFocusHint"] is False
+        assert event["body"]["reason"] == "pause"
+
+
+@pytest.mark.timeout(600)
+def test_crash_report_markdown(session: tuple[DapClient, Any], scenario: str) -> None:
+    client, sample = session
+    markdown = client.call("vmcore/crashReport", timeout=300)["markdown"]
+    groups = client.call("vmcore/stackGroups", {"limit": 1})["groups"]
+    assert markdown.startswith("## Kernel crash: ")
+    assert sample.expected["panic"] in markdown
+    assert f"**×{groups[0]['count']}**" in markdown
+    assert f"PID {sample.expected['crashed_pid']}" in markdown
+    if scenario == "oops-null":
+        assert re.search(
+            rf"^>#\d+\s+{sample.expected['function']}\b.*{sample.expected['file']}:{sample.expected['line']}",
+            markdown,
+            re.M,
+        )
+        assert "### Blocked tasks (D state)" in markdown
+    assert markdown.count("```") % 2 == 0
+
+
+def test_bad_requests_are_clear(session: tuple[DapClient, Any]) -> None:
+    client, _sample = session
+    response = client.request("vmcore/selectThread", {"threadId": 999999})
+    assert not response["success"] and "unknown threadId 999999" in response["message"]
+    response = client.request("vmcore/frameSource", {"pc": "nonsense"})
+    assert not response["success"] and "'pc' must be an address" in response["message"]

@@ -54,8 +54,9 @@ class HandleTable(Generic[T]):
 
         :raises StaleReference: for a number this table never handed out (or one from before a reset).
         """
-        ok = isinstance(handle, int) and not isinstance(handle, bool)  # JSON true is not handle 1
-        entry = self._entries.get(handle) if ok else None  # type: ignore[arg-type]
+        entry: T | None = None
+        if isinstance(handle, int) and not isinstance(handle, bool):  # JSON true is not handle 1
+            entry = self._entries.get(handle)
         if entry is None:
             raise StaleReference(
                 f"unknown {self.kind} {handle!s}: it was never handed out in this session or is stale"

@@ -323,9 +323,9 @@ class CrashConsole:
                 except (OSError, ValueError):
                     pass
             try:
-                for exc in errors:
-                    if isinstance(exc, Cancelled):
-                        raise exc
+                for error in errors:
+                    if isinstance(error, Cancelled):
+                        raise error
                 capture.poll(final=True)
                 output = capture.text()
                 stderr = capture.stderr_text()

@@ -69,6 +69,22 @@ def focus_index(frames: list[dict[str, Any]]) -> int:
     return next(i for i, f in enumerate(frames) if f.get("presentationHint", "normal") == "normal")
 
 
+def source_line(frame: dict[str, Any]) -> int:
+    """The frame's line in its source file, as the debug info names it.
+
+    A frame whose file is not on disk points at its own line in a disassembly listing (its
+    ``source.sourceReference``); the adapter then keeps the file's line in ``source.adapterData``.
+    """
+    source = frame.get("source") or {}
+    if source.get("sourceReference"):
+        data = source.get("adapterData")
+        assert isinstance(data, dict) and isinstance(data.get("line"), int), (
+            f"frame with a listing reference does not name its DWARF line: {frame}"
+        )
+        return int(data["line"])
+    return int(frame["line"])
+
+
 def normalized_dap_stack(frames: list[dict[str, Any]]) -> list[Frame]:
     """Our frames by the shared rule: labels (user space, boundaries) out, inline frames merged,
     return addresses as ``pc``, the kdump machinery cut from the top (``CRASH_MACHINERY``)."""
@@ -81,7 +97,7 @@ def normalized_dap_stack(frames: list[dict[str, Any]]) -> list[Frame]:
         name = name.removesuffix(INLINE_SUFFIX).split("+0x")[0]
         source = frame.get("source")
         pc = int(frame["instructionPointerReference"], 16) if "instructionPointerReference" in frame else None
-        rows.append((name, source["path"] if source else None, frame["line"] or None, inline, pc))
+        rows.append((name, source["path"] if source else None, source_line(frame) or None, inline, pc))
     normalized = normalize_frames(rows)
     while normalized and normalized[0].function in CRASH_MACHINERY:
         normalized = normalized[1:]

@@ -13,6 +13,7 @@ from tests.e2e._core_support import (
     focus_index,
     normalized_dap_stack,
     parse_thread_name,
+    source_line,
     stack_of,
     stopped_session,
 )
@@ -50,7 +51,7 @@ def test_faulting_frame_source_and_line(sample: Any, tmp_path: Path) -> None:
     focus = frames[focus_index(frames)]
     assert focus["name"] == expected["function"]
     assert Path(focus["source"]["path"]).name == expected["file"] == focus["source"]["name"]
-    assert focus["line"] == expected["line"] and focus["column"] >= 1
+    assert source_line(focus) == expected["line"] and focus["column"] >= 1
     assert _HEX.match(focus["instructionPointerReference"])
     # Frames above the focus are the panic path: subtle, their sources deemphasized.
     for frame in frames[: focus_index(frames)]:
@@ -153,6 +154,8 @@ def test_source_file_map_and_source_root(sample_oops: Any, tmp_path: Path) -> No
     dwarf_dir = str(Path(module_frame["source"]["path"]).parent)
     vfs = next(f for f in frames if f["name"] == "vfs_write")
     assert vfs["source"]["path"] == "fs/read_write.c"  # as DWARF names it, still a path and line
+    assert vfs["source"]["sourceReference"] > 0 and source_line(vfs) > 0  # opens as a listing
+    assert vfs["source"]["origin"].startswith(f"fs/read_write.c:{source_line(vfs)} is not on this machine")
     tree = tmp_path / "linux"
     (tree / "fs").mkdir(parents=True)
     shutil.copy(Path(__file__), tree / "fs/read_write.c")
@@ -168,6 +171,7 @@ def test_source_file_map_and_source_root(sample_oops: Any, tmp_path: Path) -> No
     assert "origin" not in module_frame["source"]  # found on disk
     vfs = next(f for f in frames if f["name"] == "vfs_write")
     assert vfs["source"]["path"] == str(tree / "fs/read_write.c") and "origin" not in vfs["source"]
+    assert "sourceReference" not in vfs["source"]  # the file itself opens
     proc = next(f for f in frames if f["name"] == "proc_reg_write")
     assert proc["source"]["path"] == str(tree / "fs/proc/inode.c") and "origin" in proc["source"]
 

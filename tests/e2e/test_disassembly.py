@@ -186,11 +186,6 @@ def test_kernel_frame_source_opens_from_the_unpacked_tree(session: Session, samp
     assert checked, f"no kernel frame of crash's bt -l agrees on its line: {crash_bt}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stackTrace (handlers/stack.py) does not call handlers.source.source_for_address for frames "
-    "whose file is not on disk yet",
-)
 def test_frame_without_source_gets_a_listing_reference(sample: Any, tmp_path: Path) -> None:
     """Without sourceRoot/sourceFileMap, kernel frames still open: an annotated disassembly listing."""
     config = _config(sample, sourceRoot=None, sourceFileMap=None)

@@ -200,3 +200,41 @@ def test_source_map_longest_prefix_root_and_no_escape(tmp_path: Path) -> None:
     escaped = sources.resolve("/build/linux/../../etc/shadow")  # ".." leaves the mapped prefix: unmapped
     assert escaped.path == "/build/linux/../../etc/shadow" and not escaped.path.startswith(str(tree))
     assert not SourceMap().resolve("kernel/fork.c").exists
+
+
+@pytest.mark.parametrize(
+    "dwarf_path",
+    [
+        "/usr/src/debug/kernel-5.14.0-70.el9/linux-5.14.0-70.el9.x86_64/kernel/fork.c",  # RHEL
+        "/build/linux-AbCdEf/linux-5.15.0/kernel/fork.c",  # Ubuntu buildd
+        "/build/reproducible-path/linux-6.1.192/kernel/fork.c",  # Debian
+        "debian/build/build_amd64_none_cloud-amd64/../../../kernel/fork.c",  # Debian out-of-tree build
+    ],
+)
+def test_source_map_falls_back_to_distribution_layouts(tmp_path: Path, dwarf_path: str) -> None:
+    """Without a sourceFileMap rule, the distribution build layouts still find the file under sourceRoot."""
+    tree = tmp_path / "linux"
+    (tree / "kernel").mkdir(parents=True)
+    (tree / "kernel/fork.c").write_text("")
+    r = SourceMap({}, tree).resolve(dwarf_path)
+    assert r.path == str(tree / "kernel/fork.c") and r.exists
+    # An explicit rule that leads nowhere still falls back, and the layouts never need the rule.
+    r = SourceMap({"/usr/src/debug": str(tmp_path / "nowhere")}, tree).resolve(dwarf_path)
+    assert r.path == str(tree / "kernel/fork.c") and r.exists
+
+
+def test_source_map_fallback_never_leaves_the_root(tmp_path: Path) -> None:
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    (tmp_path / "secret.c").write_text("")
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "kernel/fork.c").write_text("")  # next to the tree, not in it
+    sources = SourceMap({}, tree)
+    for name in ("../secret.c", "../kernel/fork.c", "/build/x/linux-6.1/../../../secret.c"):
+        r = sources.resolve(name)
+        assert not r.exists and not r.path.startswith(str(tmp_path) + "/secret"), (name, r)
+    r = sources.resolve("/build/x/linux-6.1/kernel/fork.c")
+    assert not r.exists and r.path == "/build/x/linux-6.1/kernel/fork.c"  # still names the DWARF file
+    missing = sources.resolve("kernel/fork.c")
+    assert not missing.exists and missing.path == str(tree / "kernel/fork.c")  # the mapped name
+

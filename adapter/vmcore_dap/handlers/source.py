@@ -1,9 +1,11 @@
 """``source``: the contents of a ``sourceReference``, and source objects for code addresses.
 
 Other handlers (``stackTrace``, ``disassemble``) call :func:`source_for_address` to get a DAP
-``Source`` for an instruction: the local file when it exists (``sourceFileMap``/``sourceRoot``, then
-the distribution layouts of :mod:`vmcore_dap.target.source_layouts`), else a ``sourceReference`` whose
-content is the function's annotated disassembly, so clicking a frame always shows something.
+``Source`` for an instruction: the local file when it exists (the session's
+:class:`~vmcore_dap.target.sources.SourceMap`: ``sourceFileMap``, ``sourceRoot``, then the distribution
+layouts), else a ``sourceReference`` whose content is the function's annotated disassembly, so clicking
+a frame always shows something. ``stackTrace`` calls :func:`listing_for_address` directly for a frame
+whose own file is missing (an inlined callee's file may exist when the frame's does not).
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import NotAvailable
 from vmcore_dap.target.disasm import function_range
-from vmcore_dap.target.source_layouts import resolve_in_roots
 from vmcore_dap.target.source_listing import Listing, function_listing
 
-__all__ = ["SourceInfo", "resolve_source_path", "source_for_address", "source_reference_for"]
+__all__ = [
+    "SourceInfo",
+    "listing_for_address",
+    "resolve_source_path",
+    "source_for_address",
+    "source_reference_for",
+]
 
 
 @dataclass
@@ -34,11 +41,10 @@ class _ListingRef:
 
 
 class _SourceState:
-    """Per-session table of listing references, and the resolved-path cache."""
+    """Per-session table of listing references."""
 
     def __init__(self) -> None:
         self.refs: HandleTable[_ListingRef] = HandleTable("sourceReference")
-        self.paths: dict[str, str | None] = {}
         self.prog: drgn.Program | None = None
 
 
@@ -69,7 +75,6 @@ def _state(session: Session) -> _SourceState:
     prog = _dump(session).prog
     if state.prog is not prog:  # a new dump: old references mean nothing
         state.refs.reset()
-        state.paths.clear()
         state.prog = prog
     return state
 
@@ -77,26 +82,14 @@ def _state(session: Session) -> _SourceState:
 def resolve_source_path(session: Session, dwarf_path: str) -> str | None:
     """Return the local file for a DWARF file name, or ``None`` when it is not on this machine.
 
-    Tries the launch configuration's ``sourceFileMap``/``sourceRoot`` (the core's
-    :class:`~vmcore_dap.target.sources.SourceMap`), then the Debian/Ubuntu/RHEL build layouts under
-    ``sourceRoot``.
+    The session's :class:`~vmcore_dap.target.sources.SourceMap` decides (``sourceFileMap``,
+    ``sourceRoot``, the Debian/Ubuntu/RHEL build layouts under it) and caches the answer.
     """
-    state = _state(session)
-    if dwarf_path in state.paths:
-        return state.paths[dwarf_path]
     from vmcore_dap.handlers.context import dump_state
 
-    config = _dump(session).config
-    found: str | None = None
+    _dump(session)
     resolved = dump_state(session).sources.resolve(dwarf_path)
-    if resolved.exists:
-        found = resolved.path
-    if found is None:
-        roots = [config.source_root] if config.source_root is not None else []
-        hit = resolve_in_roots(dwarf_path, roots)
-        found = str(hit) if hit is not None else None
-    state.paths[dwarf_path] = found
-    return found
+    return resolved.path if resolved.exists else None
 
 
 def source_reference_for(
@@ -153,8 +146,26 @@ def source_for_address(
         local = resolve_source_path(session, dwarf_path)
         if local is not None:
             return SourceInfo({"name": Path(local).name, "path": local}, line, column, dwarf_path)
+    return listing_for_address(session, address, is_return_address=is_return_address, missing_file=dwarf_path)
+
+
+def listing_for_address(
+    session: Session,
+    address: int,
+    *,
+    is_return_address: bool = False,
+    missing_file: str | None = None,
+) -> SourceInfo | None:
+    """Return the annotated disassembly of the function at ``address`` as a DAP ``Source``.
+
+    :param is_return_address: as for :func:`source_for_address`.
+    :param missing_file: the DWARF file name that was not found (named in the listing and ``origin``).
+    :returns: ``None`` when no function contains the address; the line is the instruction's line in
+        the listing.
+    """
+    lookup = address - 1 if is_return_address else address
     try:
-        reference = source_reference_for(session, lookup, dwarf_path)
+        reference = source_reference_for(session, lookup, missing_file)
     except LookupError:
         return None
     listing = _listing(session, reference)
@@ -162,9 +173,11 @@ def source_for_address(
         "name": f"{listing.function} (disassembly)",
         "sourceReference": reference,
         "presentationHint": "deemphasize",
-        "origin": "disassembly: source file not found" if dwarf_path else "disassembly: no line information",
+        "origin": (
+            "disassembly: source file not found" if missing_file else "disassembly: no line information"
+        ),
     }
-    return SourceInfo(source, listing.line_of(lookup), 0, dwarf_path)
+    return SourceInfo(source, listing.line_of(lookup), 0, missing_file)
 
 
 @registry.request("source")

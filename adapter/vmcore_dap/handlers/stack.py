@@ -2,32 +2,63 @@
 
 Each row becomes a DAP ``StackFrame``: function name (``[inlined]`` after functions the compiler
 inlined, ``function+0xoff`` and ``subtle`` where there is no source), the source path through
-``sourceFileMap``/``sourceRoot`` (kept even when the file is not on disk, so the frame still names
-its file and line), ``instructionPointerReference`` as a ``"0x…"`` string, the kernel module as
-``moduleId``, and ``label`` rows for interrupt, exception and system-call boundaries. Frames of the
-panic path above the fault are ``subtle`` and their source ``deemphasize``d, so clients focus the
-faulting frame.
+``sourceFileMap``/``sourceRoot``, ``instructionPointerReference`` as a ``"0x…"`` string, the kernel
+module as ``moduleId``, and ``label`` rows for interrupt, exception and system-call boundaries. Frames
+of the panic path above the fault are ``subtle`` and their source ``deemphasize``d, so clients focus
+the faulting frame.
+
+A frame whose file is not on this machine still opens: its source carries a ``sourceReference`` to
+the function's annotated disassembly (:func:`vmcore_dap.handlers.source.listing_for_address`) and the
+frame's ``line`` is the instruction's line in that listing, as DAP requires. It still names its file
+and line for people: ``path`` is the (mapped) DWARF path — DAP shows ``path`` in the UI and fetches the
+content through the reference — ``origin`` says ``kernel/fork.c:2370 is not on this machine …``, and
+``adapterData`` holds ``{"file", "line", "column"}`` of the DWARF location for tools and tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.handlers.context import dump_state, frame_id, task_stack
+from vmcore_dap.handlers.source import SourceInfo, listing_for_address
 from vmcore_dap.target.frames import StackFrameInfo
 from vmcore_dap.target.sources import SourceMap
 
-__all__ = ["INLINE_SUFFIX", "format_frame"]
+__all__ = ["INLINE_SUFFIX", "ListingLookup", "format_frame"]
 
 #: Appended to the names of inlined functions (clients have no field for it).
 INLINE_SUFFIX = " [inlined]"
 
+#: ``listing(info) -> SourceInfo | None``: the disassembly listing to show for a frame whose file is
+#: missing (``None`` when no function contains its pc).
+ListingLookup = Callable[[StackFrameInfo], "SourceInfo | None"]
 
-def format_frame(frame_id_: int, info: StackFrameInfo, sources: SourceMap) -> dict[str, Any]:
-    """Shape one row as a DAP ``StackFrame``."""
+_NOT_FOUND_HINT = "set sourceFileMap or sourceRoot in launch.json"
+
+
+def _frame_listing(session: Session) -> ListingLookup:
+    def listing(info: StackFrameInfo) -> SourceInfo | None:
+        if info.pc is None:
+            return None
+        return listing_for_address(
+            session, info.pc, is_return_address=not info.interrupted, missing_file=info.source_file
+        )
+
+    return listing
+
+
+def format_frame(
+    frame_id_: int, info: StackFrameInfo, sources: SourceMap, listing: ListingLookup | None = None
+) -> dict[str, Any]:
+    """Shape one row as a DAP ``StackFrame``.
+
+    :param listing: where to get the disassembly listing of a frame whose file is not on disk; without
+        it such a frame keeps its DWARF line and a ``path`` no client can open.
+    """
     body: dict[str, Any] = {"id": frame_id_, "name": info.name, "line": 0, "column": 0}
     if info.kind == "label":
         body["presentationHint"] = "label"
@@ -43,13 +74,25 @@ def format_frame(frame_id_: int, info: StackFrameInfo, sources: SourceMap) -> di
     if info.source_file:
         resolved = sources.resolve(info.source_file)
         source: dict[str, Any] = {"name": resolved.name, "path": resolved.path}
-        if info.subtle:
-            source["presentationHint"] = "deemphasize"
-        if not resolved.exists:
-            source["origin"] = "not found on disk (set sourceFileMap or sourceRoot in launch.json)"
         body["source"] = source
         body["line"] = info.line
         body["column"] = info.column or 1
+        if not resolved.exists:
+            where = f"{info.source_file}:{info.line}"
+            shown = listing(info) if listing is not None else None
+            if shown is None:
+                source["origin"] = f"{where} is not on this machine ({_NOT_FOUND_HINT})"
+            else:
+                source["sourceReference"] = shown.source["sourceReference"]
+                source["origin"] = (
+                    f"{where} is not on this machine; showing the disassembly of "
+                    f"{info.function or info.name} ({_NOT_FOUND_HINT})"
+                )
+                source["adapterData"] = {"file": info.source_file, "line": info.line, "column": info.column}
+                body["line"] = shown.line
+                body["column"] = 1
+        if info.subtle:
+            source["presentationHint"] = "deemphasize"
     if info.subtle:
         body["presentationHint"] = "subtle"
     return body
@@ -65,8 +108,11 @@ def stack_trace(session: Session, args: Args) -> dict[str, Any]:
     total = len(stack.frames)
     end = total if levels == 0 else min(total, start + levels)
     sources = dump_state(session).sources
+    listing = _frame_listing(session)
     frames = []
     for index in range(min(start, total), end):
         session.check_cancelled()
-        frames.append(format_frame(frame_id(session, thread_id, index), stack.frames[index], sources))
+        frames.append(
+            format_frame(frame_id(session, thread_id, index), stack.frames[index], sources, listing)
+        )
     return {"stackFrames": frames, "totalFrames": total}

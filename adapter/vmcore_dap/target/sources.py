@@ -4,8 +4,14 @@ A distribution kernel's DWARF names most files relative to the build directory (
 and a few absolutely (``/build/reproducible-path/linux-6.1.192/arch/x86/entry/entry_64.S``); an
 out-of-tree module names them as they were where it was built. ``sourceFileMap`` rewrites absolute
 prefixes (the longest matching prefix wins, on path-component boundaries, as cppdbg does) and
-``sourceRoot`` anchors relative names. A mapped path never leaves its root through ``..``: such a name
-is left as DWARF wrote it. A file that is not on disk still keeps a path, so the frame names it.
+``sourceRoot`` anchors relative names. When neither finds the file, the distribution build layouts of
+:mod:`.source_layouts` (Debian, Ubuntu, RHEL, hand builds) are tried under ``sourceRoot``, so a
+``linux-source`` tree opens ``/usr/src/debug/kernel-…/linux-…/kernel/fork.c`` without a hand-written
+``sourceFileMap``. This class is the one place that maps DWARF names for the adapter: stack frames,
+disassembly, ``source`` and ``loadedSources`` all ask it.
+
+A mapped path never leaves its root through ``..``: such a name is left as DWARF wrote it. A file that
+is not on disk still keeps a path (the mapped one when a rule or the root applied), so the frame names it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from vmcore_dap.target.source_layouts import resolve_in_roots
 
 __all__ = ["SourceMap", "ResolvedSource"]
 
@@ -75,6 +83,18 @@ class SourceMap:
         return result
 
     def _resolve(self, dwarf_path: str) -> ResolvedSource:
+        mapped = self._mapped(dwarf_path)
+        if mapped is not None and os.path.isfile(mapped):
+            return ResolvedSource(mapped, True)
+        found = self._from_layouts(dwarf_path)
+        if found is not None:
+            return ResolvedSource(found, True)
+        if mapped is not None:
+            return ResolvedSource(mapped, False)
+        return ResolvedSource(dwarf_path, False)
+
+    def _mapped(self, dwarf_path: str) -> str | None:
+        """Apply the first matching ``sourceFileMap`` rule, else ``sourceRoot`` to a relative name."""
         normalized = os.path.normpath(dwarf_path) if dwarf_path.startswith("/") else dwarf_path
         for prefix, target in self._rules:
             if normalized == prefix:
@@ -85,9 +105,18 @@ class SourceMap:
                 continue
             mapped = _join_within(target, rest) if rest else os.path.normpath(target)
             if mapped is not None:
-                return ResolvedSource(mapped, os.path.isfile(mapped))
+                return mapped
         if not dwarf_path.startswith("/") and self._root is not None:
-            mapped = _join_within(self._root, dwarf_path)
-            if mapped is not None:
-                return ResolvedSource(mapped, os.path.isfile(mapped))
-        return ResolvedSource(dwarf_path, dwarf_path.startswith("/") and os.path.isfile(dwarf_path))
+            return _join_within(self._root, dwarf_path)
+        return None
+
+    def _from_layouts(self, dwarf_path: str) -> str | None:
+        """An absolute name that exists as is, else the distribution layouts under ``sourceRoot``."""
+        roots = [self._root] if self._root is not None else []
+        hit = resolve_in_roots(dwarf_path, roots)
+        if hit is None:
+            return None
+        found = str(hit)
+        if found == str(Path(dwarf_path)) or any(_inside(os.path.normpath(root), found) for root in roots):
+            return found
+        return None  # a layout candidate outside every root: never shown

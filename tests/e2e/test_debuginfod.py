@@ -18,6 +18,7 @@ from typing import Any
 
 import drgn
 import pytest
+from tests.e2e._core_support import source_line
 from tests.helpers.dap_client import DapClient
 
 from vmcore_dap.target import debuginfod
@@ -137,20 +138,54 @@ def test_unknown_build_id_is_none(debuginfod_env: dict[str, str]) -> None:
     assert debuginfod.find_debuginfo_by_build_id("00" * 20) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="launch (handlers/launch.py, target/dump.py) does not call "
-    "target.debuginfod.find_debuginfo_by_build_id / load_missing_debuginfo yet",
-)
+def _only_debuginfod(sample: Any, tmp_path: Path) -> dict[str, Any]:
+    """A launch configuration whose local search paths hold no debug info at all."""
+    empty = tmp_path / "empty"
+    empty.mkdir(exist_ok=True)
+    return {"vmcore": str(sample.vmcore), "debugInfo": [], "debugInfoDirectories": [str(empty)]}
+
+
+def _progress_messages(client: DapClient) -> list[str]:
+    return [e["body"].get("message", "") for e in client.events if e["event"] == "progressUpdate"]
+
+
 def test_launch_with_debug_info_only_from_debuginfod(
     sample: Any, debuginfod_env: dict[str, str], tmp_path: Path
 ) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    config = {"vmcore": str(sample.vmcore), "debugInfo": [], "debugInfoDirectories": [str(empty)]}
     with DapClient(tmp_path, env=debuginfod_env) as client:
-        stopped = client.launch_and_stop(config)
+        stopped = client.launch_and_stop(_only_debuginfod(sample, tmp_path))
         frames = client.call("stackTrace", {"threadId": stopped["body"]["threadId"]})["stackFrames"]
         named = [f for f in frames if f["name"] == sample.expected["function"]]
-        assert named and named[0]["line"] == sample.expected["line"], frames
+        assert named and source_line(named[0]) == sample.expected["line"], frames
+        messages = _progress_messages(client)
+        assert any("debuginfod" in m for m in messages), messages
+        modules = {m["name"]: m for m in client.call("modules", {})["modules"]}
+        for ko in sample.debug_info:  # module debug info came through debuginfod too
+            name = ko.name.split(".")[0]
+            assert "client-cache" in modules[name].get("symbolFilePath", ""), modules[name]
+        assert not client.schema_errors, client.schema_errors
+
+
+def test_debuginfod_false_searches_only_locally(
+    sample: Any, debuginfod_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``debuginfod: false`` wins over DEBUGINFOD_URLS: the local search alone fails, plainly."""
+    with DapClient(tmp_path, env=debuginfod_env) as client:
+        client.initialize()
+        response = client.request("launch", {**_only_debuginfod(sample, tmp_path), "debuginfod": False})
+        assert not response["success"]
+        assert response["message"].startswith("No debug info found for the dump's kernel"), response
+        assert debuginfod_env["DEBUGINFOD_URLS"] not in response["message"]  # the server was not asked
+
+
+def test_cancel_during_a_debuginfod_launch(
+    sample: Any, debuginfod_env: dict[str, str], tmp_path: Path
+) -> None:
+    with DapClient(tmp_path, env=debuginfod_env) as client:
+        client.initialize()
+        launch = client.send_request("launch", _only_debuginfod(sample, tmp_path))
+        client.wait_event("progressUpdate", lambda e: "debuginfod" in e["body"].get("message", ""), 120)
+        client.send_request("cancel", {"requestId": launch})
+        response = client.wait_response(launch, 300)
+        assert not response["success"] and response["message"] == "launch: cancelled", response
         assert not client.schema_errors, client.schema_errors

@@ -238,3 +238,14 @@ def test_source_map_fallback_never_leaves_the_root(tmp_path: Path) -> None:
     missing = sources.resolve("kernel/fork.c")
     assert not missing.exists and missing.path == str(tree / "kernel/fork.c")  # the mapped name
 
+
+def test_launch_config_debuginfod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEBUGINFOD_URLS", raising=False)
+    assert LaunchConfig.from_arguments({"vmcore": "/v"}).debuginfod is None
+    assert not LaunchConfig.from_arguments({"vmcore": "/v"}).use_debuginfod
+    assert LaunchConfig.from_arguments({"vmcore": "/v", "debuginfod": True}).use_debuginfod
+    monkeypatch.setenv("DEBUGINFOD_URLS", "http://127.0.0.1:1")
+    assert LaunchConfig.from_arguments({"vmcore": "/v", "debuginfod": None}).use_debuginfod
+    assert not LaunchConfig.from_arguments({"vmcore": "/v", "debuginfod": False}).use_debuginfod
+    with pytest.raises(InvalidArguments, match="'debuginfod' must be true, false or null"):
+        LaunchConfig.from_arguments({"vmcore": "/v", "debuginfod": "yes"})

@@ -8,15 +8,19 @@ command when the library is missing. Files land in debuginfod's own client cache
 ``Module.try_file()``.
 
 Enabled when ``DEBUGINFOD_URLS`` is set, or when the launch configuration says ``debuginfod: true``
-(then Debian's public server is used if no URL is set).
+(then Debian's public server is used if no URL is set); ``debuginfod: false`` turns it off even when
+``DEBUGINFOD_URLS`` is set.
 
 Where the adapter calls it:
 
-- launch, when the vmlinux cannot be found locally: :func:`find_debuginfo_by_build_id` with the
-  build ID from the vmcore's VMCOREINFO, then ``main_module.try_file(path)``;
+- launch (``target/dump.py``), when the vmlinux cannot be found locally:
+  :func:`find_debuginfo_by_build_id` with the build ID from the vmcore's VMCOREINFO; the file is then
+  checked and loaded like a local vmlinux (``main_module.try_file(path)``);
 - launch, after local module search: :func:`load_missing_debuginfo` for every module that still wants
   a debug file;
-- ``source``/stack frames, when a file is not on disk: :func:`find_source_by_build_id`.
+
+:func:`find_source_by_build_id` is not called by the adapter yet: a frame whose file is not on disk
+shows the annotated disassembly instead (``handlers/source.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "find_debuginfo_by_build_id",
     "find_source_by_build_id",
     "load_missing_debuginfo",
+    "server_urls",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,7 +64,8 @@ def debuginfod_enabled(launch_flag: bool | None = None) -> bool:
     return bool(os.environ.get("DEBUGINFOD_URLS", "").strip()) or bool(launch_flag)
 
 
-def _urls() -> str:
+def server_urls() -> str:
+    """The servers that are asked: ``DEBUGINFOD_URLS``, else :data:`DEFAULT_URLS`."""
     return os.environ.get("DEBUGINFOD_URLS", "").strip() or DEFAULT_URLS
 
 
@@ -168,13 +174,24 @@ def _find(
 ) -> Path | None:
     if not build_id:
         return None
-    os.environ.setdefault("DEBUGINFOD_URLS", _urls())
-    lib = _Library.get()
-    if lib is not None:
-        return _find_with_library(lib, kind, build_id, source_path, progress)
-    if progress is not None:
-        progress(f"Asking debuginfod for {kind} of build ID {build_id[:12]}…", None)
-    return _find_with_command(kind, build_id, source_path)
+    # libdebuginfod and debuginfod-find read the servers from the environment. Set the default only
+    # for this call, so that ``debuginfod: true`` in one launch does not turn it on for later ones.
+    original = os.environ.get("DEBUGINFOD_URLS")
+    unset = not (original or "").strip()
+    if unset:
+        os.environ["DEBUGINFOD_URLS"] = server_urls()
+    try:
+        lib = _Library.get()
+        if lib is not None:
+            return _find_with_library(lib, kind, build_id, source_path, progress)
+        if progress is not None:
+            progress(f"Asking debuginfod for {kind} of build ID {build_id[:12]}…", None)
+        return _find_with_command(kind, build_id, source_path)
+    finally:
+        if unset and original is None:
+            os.environ.pop("DEBUGINFOD_URLS", None)
+        elif unset and original is not None:
+            os.environ["DEBUGINFOD_URLS"] = original
 
 
 def find_debuginfo_by_build_id(build_id: str, progress: DebuginfodProgress | None = None) -> Path | None:

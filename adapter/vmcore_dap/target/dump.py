@@ -3,7 +3,11 @@
 :func:`open_dump` is the one entry point. It does its own checks first (:mod:`.vmcore_file`,
 :mod:`.debuginfo`) so that each way of failing has its own plain message, then hands the files to
 drgn with drgn's own searching disabled for the kernel image (a wrong vmlinux must be refused, not
-replaced). Progress is reported through a callback so the protocol layer can turn it into DAP
+replaced). Debug info that is not on this machine is asked from debuginfod by build ID when the launch
+configuration or ``DEBUGINFOD_URLS`` enables it (:mod:`.debuginfod`): the vmlinux when the local
+search finds none, then every module still without debug info.
+
+Progress is reported through a callback so the protocol layer can turn it into DAP
 ``progressUpdate`` events (and cancel between steps) without this module knowing about DAP.
 """
 
@@ -18,7 +22,7 @@ from pathlib import Path
 import drgn
 
 from vmcore_dap.errors import UserError
-from vmcore_dap.target import debuginfo
+from vmcore_dap.target import debuginfo, debuginfod
 from vmcore_dap.target.launch_config import LaunchConfig
 from vmcore_dap.target.vmcore_file import VmcoreFile, describe_dump_level, inspect_vmcore
 
@@ -72,6 +76,15 @@ def _no_progress(message: str, percentage: float) -> None:
     pass
 
 
+def _download_progress(progress: ProgressCallback, low: float, high: float) -> debuginfod.DebuginfodProgress:
+    """Report a debuginfod download's fraction as a percentage between ``low`` and ``high``."""
+
+    def report(message: str, fraction: float | None) -> None:
+        progress(message, low if fraction is None else low + (high - low) * min(max(fraction, 0.0), 1.0))
+
+    return report
+
+
 def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -> Dump:
     """Open the dump named by ``config`` and load its debug info.
 
@@ -89,7 +102,7 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
         debuginfo.check_vmlinux(config.vmlinux, build_id)
         vmlinux = config.vmlinux
     elif vmfile.format != "flattened":
-        vmlinux = _search_vmlinux(config, release, build_id)
+        vmlinux = _search_vmlinux(config, release, build_id, progress)
 
     progress("Opening the vmcore", 5)
     prog = drgn.Program()
@@ -100,7 +113,7 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
     timings["open"] = time.monotonic() - start
 
     if vmfile.format == "flattened":
-        vmlinux = _flattened_vmlinux(prog, config)
+        vmlinux = _flattened_vmlinux(prog, config, progress)
 
     assert vmlinux is not None
     dump = Dump(prog, config, vmfile, vmlinux, release, build_id, warnings=list(vmfile.warnings))
@@ -111,19 +124,32 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
     return dump
 
 
-def _search_vmlinux(config: LaunchConfig, release: str | None, build_id: str | None) -> Path:
+def _search_vmlinux(
+    config: LaunchConfig, release: str | None, build_id: str | None, progress: ProgressCallback
+) -> Path:
+    """Find the vmlinux by build ID: the local directories first, then debuginfod if enabled."""
     directories = (
         list(config.debug_info_directories)
         if config.debug_info_directories is not None
         else debuginfo.default_debug_dirs(release)
     )
     found, search = debuginfo.find_vmlinux(directories, release, build_id)
-    if found is None:
-        raise debuginfo.describe_not_found(search, release, build_id)
-    return found
+    if found is not None:
+        return found
+    if config.use_debuginfod and build_id:
+        progress(f"Asking debuginfod for the vmlinux of build ID {build_id[:12]}…", 1)
+        fetched = debuginfod.find_debuginfo_by_build_id(build_id, _download_progress(progress, 1, 5))
+        if fetched is not None:
+            # The server answers by build ID; checking costs one ELF note read and keeps the promise
+            # that a vmlinux of another build is never used.
+            debuginfo.check_vmlinux(fetched, build_id)
+            log.info("vmlinux %s from debuginfod: %s", build_id, fetched)
+            return fetched
+        search.looked.append(f"debuginfod ({debuginfod.server_urls()})")
+    raise debuginfo.describe_not_found(search, release, build_id)
 
 
-def _flattened_vmlinux(prog: drgn.Program, config: LaunchConfig) -> Path:
+def _flattened_vmlinux(prog: drgn.Program, config: LaunchConfig, progress: ProgressCallback) -> Path:
     """A flattened dump's VMCOREINFO is only known once drgn read it: check the vmlinux afterwards."""
     build_id: str | None = None
     try:
@@ -136,7 +162,7 @@ def _flattened_vmlinux(prog: drgn.Program, config: LaunchConfig) -> Path:
     if config.vmlinux is not None:
         debuginfo.check_vmlinux(config.vmlinux, build_id)
         return config.vmlinux
-    return _search_vmlinux(config, None, build_id)
+    return _search_vmlinux(config, None, build_id, progress)
 
 
 def _open_failure(vmfile: VmcoreFile, exc: BaseException) -> UserError:
@@ -216,6 +242,12 @@ def _load_debug_info(dump: Dump, progress: ProgressCallback) -> None:
             prog.find_standard_debug_info(wanting, options)
         except Exception:  # noqa: BLE001 - searching is best effort; what is missing is reported below
             log.warning("standard debug info search failed", exc_info=True)
+        wanting = [m for m in wanting if m.wants_debug_file()]
+    if wanting and dump.config.use_debuginfod:
+        progress(f"Asking debuginfod for {len(wanting)} modules", 85)
+        fetched = debuginfod.load_missing_debuginfo(wanting, _download_progress(progress, 85, 95))
+        if fetched:
+            log.info("module debug info from debuginfod: %s", ", ".join(fetched))
     dump.modules_with_debug_info = sorted(m.name for m in kernel_modules if not m.wants_debug_file())
     dump.modules_without_debug_info = sorted(m.name for m in kernel_modules if m.wants_debug_file())
     if dump.modules_without_debug_info:

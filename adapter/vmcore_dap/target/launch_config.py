@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcore_dap.errors import InvalidArguments
+from vmcore_dap.target.debuginfod import debuginfod_enabled
 
 __all__ = ["LaunchConfig"]
 
@@ -76,6 +77,9 @@ class LaunchConfig:
     :param source_file_map: DWARF path prefix → local directory.
     :param source_root: a kernel source tree for DWARF's relative paths (``kernel/kthread.c``).
     :param stop_on_panic: stop on the crashed task with reason ``exception`` (else ``pause``).
+    :param debuginfod: fetch debug info that is not found locally from debuginfod servers, by build
+        ID; ``None`` (the default) means "when ``DEBUGINFOD_URLS`` is set", ``False`` never asks even
+        then (see :func:`vmcore_dap.target.debuginfod.debuginfod_enabled`).
     """
 
     vmcore: Path
@@ -85,6 +89,12 @@ class LaunchConfig:
     source_file_map: dict[str, str] = field(default_factory=dict)
     source_root: Path | None = None
     stop_on_panic: bool = True
+    debuginfod: bool | None = None
+
+    @property
+    def use_debuginfod(self) -> bool:
+        """Whether missing debug info is asked from debuginfod (the setting, else ``DEBUGINFOD_URLS``)."""
+        return debuginfod_enabled(self.debuginfod)
 
     @classmethod
     def from_arguments(cls, raw: Mapping[str, Any]) -> LaunchConfig:
@@ -112,6 +122,12 @@ class LaunchConfig:
             stop = True
         if not isinstance(stop, bool):
             raise InvalidArguments(f"{_WHERE}: 'stopOnPanic' must be true or false (got {_kind(stop)})")
+        debuginfod = raw.get("debuginfod")
+        if debuginfod is not None and not isinstance(debuginfod, bool):
+            raise InvalidArguments(
+                f"{_WHERE}: 'debuginfod' must be true, false or null (got {_kind(debuginfod)}; "
+                "leave it out to ask debuginfod exactly when DEBUGINFOD_URLS is set)"
+            )
         return cls(
             vmcore=_path(vmcore),
             vmlinux=_path(vmlinux) if vmlinux else None,
@@ -124,4 +140,5 @@ class LaunchConfig:
             source_file_map={k: str(_path(v)) for k, v in mapping.items() if k},
             source_root=_path(source_root) if source_root else None,
             stop_on_panic=stop,
+            debuginfod=debuginfod,
         )

@@ -28,7 +28,7 @@ from vmcore_dap.handlers.source import SourceInfo, listing_for_address
 from vmcore_dap.target.frames import StackFrameInfo
 from vmcore_dap.target.sources import SourceMap
 
-__all__ = ["INLINE_SUFFIX", "ListingLookup", "format_frame"]
+__all__ = ["INLINE_SUFFIX", "ListingLookup", "format_frame", "frame_listing"]
 
 #: Appended to the names of inlined functions (clients have no field for it).
 INLINE_SUFFIX = " [inlined]"
@@ -40,7 +40,9 @@ ListingLookup = Callable[[StackFrameInfo], "SourceInfo | None"]
 _NOT_FOUND_HINT = "set sourceFileMap or sourceRoot in launch.json"
 
 
-def _frame_listing(session: Session) -> ListingLookup:
+def frame_listing(session: Session) -> ListingLookup:
+    """Return the :data:`ListingLookup` of a session, for :func:`format_frame`."""
+
     def listing(info: StackFrameInfo) -> SourceInfo | None:
         if info.pc is None:
             return None
@@ -108,7 +110,7 @@ def stack_trace(session: Session, args: Args) -> dict[str, Any]:
     total = len(stack.frames)
     end = total if levels == 0 else min(total, start + levels)
     sources = dump_state(session).sources
-    listing = _frame_listing(session)
+    listing = frame_listing(session)
     frames = []
     for index in range(min(start, total), end):
         session.check_cancelled()

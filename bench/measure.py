@@ -72,16 +72,12 @@ class ProcessRun:
 
 
 def launch_config(sample: Any) -> dict[str, Any]:
-    """The launch.json a user would write for ``sample`` (the tests' shape)."""
-    return {
-        "type": "vmcore",
-        "request": "launch",
-        "name": f"bench {sample.scenario}",
-        "vmcore": str(sample.vmcore),
-        "vmlinux": str(sample.vmlinux),
-        "debugInfoDirectories": [str(sample.debug_info_dir)],
-        "debugInfo": [str(p) for p in sample.debug_info],
-    }
+    """The sample's own launch.json configuration (``samples/launch/``): vmlinux, debug info, and
+    the kernel source tree through ``sourceFileMap``/``sourceRoot``, as a user sets it up."""
+    from samples.sample_store import launch_configuration
+
+    config: dict[str, Any] = launch_configuration(sample)["configurations"][0]
+    return config
 
 
 def _initialize(client: BenchClient) -> None:

@@ -48,13 +48,15 @@ export interface RunDir {
 
 /**
  * Create a fresh run directory whose launch.json holds `launchConfig` first (the one "Start Debugging"
- * runs; its `logFile` is set to the run's adapter log), then `otherConfigs`.
+ * runs; its `logFile` is set to the run's adapter log), then `otherConfigs`. With `launchConfig` null
+ * the workspace has no launch.json (F5 must ask). `extraSettings` are added to the workspace settings.
  */
 export function createRunDir(
     e2eDir: string,
     extensionDir: string,
-    launchConfig: Record<string, unknown>,
+    launchConfig: Record<string, unknown> | null,
     otherConfigs: Record<string, unknown>[] = [],
+    extraSettings: Record<string, unknown> = {},
 ): RunDir {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const root = path.join(e2eDir, '.run', `${stamp}-${process.pid}`);
@@ -72,9 +74,11 @@ export function createRunDir(
     }
     const settings = JSON.stringify(OFFLINE_SETTINGS, null, 2);
     fs.writeFileSync(path.join(run.userDataDir, 'User', 'settings.json'), settings);
-    fs.writeFileSync(path.join(run.workspace, '.vscode', 'settings.json'), settings);
-    const launch = { version: '0.2.0', configurations: [{ ...launchConfig, logFile: run.adapterLog }, ...otherConfigs] };
-    fs.writeFileSync(path.join(run.workspace, '.vscode', 'launch.json'), JSON.stringify(launch, null, 2));
+    fs.writeFileSync(path.join(run.workspace, '.vscode', 'settings.json'), JSON.stringify({ ...OFFLINE_SETTINGS, ...extraSettings }, null, 2));
+    if (launchConfig !== null) {
+        const launch = { version: '0.2.0', configurations: [{ ...launchConfig, logFile: run.adapterLog }, ...otherConfigs] };
+        fs.writeFileSync(path.join(run.workspace, '.vscode', 'launch.json'), JSON.stringify(launch, null, 2));
+    }
 
     const manifest = JSON.parse(fs.readFileSync(path.join(extensionDir, 'package.json'), 'utf8')) as {
         publisher: string;

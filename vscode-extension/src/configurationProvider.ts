@@ -43,6 +43,7 @@ const SETUP_ATTRIBUTES = [
     'sourceFileMap',
     'sourceRoot',
     'stopOnPanic',
+    'debuginfod',
     'python',
     'adapterPath',
 ] as const;

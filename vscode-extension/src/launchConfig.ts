@@ -22,6 +22,8 @@ export interface AdapterLaunchAttributes {
     sourceRoot?: string;
     /** Select the crashed task and report the panic as an exception (default true). */
     stopOnPanic?: boolean;
+    /** Fetch missing debug info by build ID from debuginfod (null: when DEBUGINFOD_URLS is set). */
+    debuginfod?: boolean | null;
 }
 
 /** Attributes only the extension reads: how to start the adapter and where it logs. */
@@ -52,6 +54,7 @@ export const LAUNCH_ATTRIBUTES: readonly string[] = [
     'sourceFileMap',
     'sourceRoot',
     'stopOnPanic',
+    'debuginfod',
     'python',
     'adapterPath',
     'logFile',

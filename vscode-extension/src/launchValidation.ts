@@ -266,6 +266,14 @@ export function validateLaunchConfig(
         });
     }
 
+    if (config.debuginfod !== undefined && config.debuginfod !== null && typeof config.debuginfod !== 'boolean') {
+        problems.push({
+            severity: 'error',
+            attribute: 'debuginfod',
+            message: '"debuginfod" must be true, false or null',
+        });
+    }
+
     if (nonEmpty(config.logFile)) {
         config.logFile = abs(config.logFile);
         const dir = path.dirname(config.logFile);

@@ -20,6 +20,8 @@ if str(REPO_ROOT) not in sys.path:
 if TYPE_CHECKING:
     from samples.sample_store import Sample
 
+#: The small crashed samples: ``sample`` runs a test once per each. The scale sample (``many-tasks``)
+#: and the live-guest dump (``no-panic``) have fixtures of their own, so tests do not multiply.
 SCENARIOS = ("oops-null", "sysrq-c")
 
 _samples: dict[str, Sample] = {}
@@ -56,6 +58,19 @@ def sample_sysrq() -> Sample:
     return get_sample("sysrq-c")
 
 
+@pytest.fixture(scope="session")
+def sample_many() -> Sample:
+    """The ``many-tasks`` sample: 5,000 threads of one process, 8 D-state waiters, SysRq-c."""
+    return get_sample("many-tasks")
+
+
+@pytest.fixture(scope="session")
+def sample_nopanic() -> Sample:
+    """The ``no-panic`` sample: QEMU's ``dump-guest-memory`` of a live guest (no crash answers:
+    crash cannot open it, see ``samples.crash_oracle.NO_CRASH_ANSWERS``)."""
+    return get_sample("no-panic")
+
+
 @pytest.fixture(scope="session", params=SCENARIOS)
 def sample(request: pytest.FixtureRequest) -> Sample:
     """Every sample in turn (tests using it run once per scenario)."""
@@ -78,3 +93,9 @@ def crash_oops(sample_oops: Sample) -> dict[str, str]:
 def crash_sysrq(sample_sysrq: Sample) -> dict[str, str]:
     """crash's answers about the ``sysrq-c`` sample."""
     return get_crash_answers(sample_sysrq.scenario)
+
+
+@pytest.fixture(scope="session")
+def crash_many(sample_many: Sample) -> dict[str, str]:
+    """crash's answers about the ``many-tasks`` sample (its ``foreach-bt`` holds 5,000+ tasks)."""
+    return get_crash_answers(sample_many.scenario)

@@ -1,8 +1,8 @@
 """Map DWARF file names to files on this machine and back, as the adapter maps its stack frames.
 
-Forward mapping is the adapter's: ``sourceFileMap``/``sourceRoot`` through
-:class:`~vmcore_dap.target.sources.SourceMap`, then the distribution build layouts of
-:func:`~vmcore_dap.target.source_layouts.resolve_in_roots` under ``sourceRoot``. The language server
+Forward mapping is the adapter's own :class:`~vmcore_dap.target.sources.SourceMap`
+(``sourceFileMap``/``sourceRoot``, then the distribution build layouts under ``sourceRoot``), so the
+editor and the Call Stack always agree on which file a DWARF name means. The language server
 also needs the way back (an open document → the DWARF names that mean it) to put code lenses and
 diagnostics on the right file; that is answered from the names it has mapped forward.
 """
@@ -15,7 +15,6 @@ from pathlib import Path
 import drgn
 
 from vmcore_dap.target.launch_config import LaunchConfig
-from vmcore_dap.target.source_layouts import resolve_in_roots
 from vmcore_dap.target.sources import SourceMap
 
 __all__ = ["PathMapper", "code_location"]
@@ -60,13 +59,8 @@ class PathMapper:
         """Return the existing local file that ``dwarf_path`` names, or ``None``."""
         if dwarf_path in self._forward:
             return self._forward[dwarf_path]
-        found: str | None = None
         resolved = self._map.resolve(dwarf_path)
-        if resolved.exists:
-            found = resolved.path
-        else:
-            hit = resolve_in_roots(dwarf_path, self._roots)
-            found = str(hit) if hit is not None else None
+        found = resolved.path if resolved.exists else None
         if found is not None:
             found = _canonical(found)
             self._backward.setdefault(found, set()).add(dwarf_path)

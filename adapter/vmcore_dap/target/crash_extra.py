@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import drgn
@@ -117,7 +117,7 @@ def _split_offsets_flag(words: list[str]) -> tuple[bool, list[str]]:
     return offsets, rest
 
 
-def _struct_or_union(kind: str, prog: Program, name: str, words: list[str], **kwargs: Any) -> None:
+def _struct_or_union(kind: str, prog: Program, name: str, words: Sequence[str], **kwargs: Any) -> None:
     offsets, rest = _split_offsets_flag(list(words))
     kwargs.pop("parser", None)
     if not offsets:
@@ -165,7 +165,7 @@ def _offset_aware(kind: str) -> None:
         parse=parse_shell_command,
         namespace=VMCORE_CRASH_NAMESPACE,
     )
-    def _cmd(prog: Program, name: str, words: list[str], **kwargs: Any) -> None:
+    def _cmd(prog: Program, name: str, words: Sequence[str], **kwargs: Any) -> None:
         _struct_or_union(kind, prog, name, words, **kwargs)
 
 
@@ -312,6 +312,7 @@ def _crash_cmd_dis(prog: Program, name: str, args: argparse.Namespace, **kwargs:
 #: ``sys`` then marks DUMPFILE ``[PARTIAL DUMP]`` as crash does. The program alone cannot tell.
 PARTIAL_DUMP_KEY = "vmcore_dap.partial_dump"
 
+
 def crash_panic_message(prog: Program) -> str | None:
     """The PANIC line crash's ``sys`` prints (the rule lives in :mod:`vmcore_dap.target.panic`)."""
     from vmcore_dap.target.panic import kernel_log_lines, panic_string
@@ -375,7 +376,7 @@ _drgn_sys = VMCORE_CRASH_NAMESPACE.drgn_commands["sys"]
     parse=parse_shell_command,
     namespace=VMCORE_CRASH_NAMESPACE,
 )
-def _crash_cmd_sys(prog: Program, name: str, words: list[str], **kwargs: Any) -> None:
+def _crash_cmd_sys(prog: Program, name: str, words: Sequence[str], **kwargs: Any) -> None:
     import io
     import sys as _sys
 

@@ -1,0 +1,92 @@
+"""The scale sample (``many-tasks``: 5,067 tasks, 5,000 of them threads of one process) against crash.
+
+Thread list and PIDs equal crash's ``ps``; the stacks of the 8 tasks blocked on ``labbug_mutex``
+equal crash's ``foreach bt`` under the shared normalisation; and the reader keeps answering
+``threads`` while the worker is busy with a request that unwinds every task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e._core_support import normalized_dap_stack, parse_thread_name, stack_of, stopped_session
+from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps, split_tasks
+from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
+
+pytestmark = pytest.mark.timeout(900)
+
+#: A request must never take longer than this on the loaded test machine (a hang fails here).
+REQUEST_TIMEOUT = 120
+
+
+def _threads(client: Any) -> list[dict[str, Any]]:
+    threads: list[dict[str, Any]] = client.call("threads", timeout=REQUEST_TIMEOUT)["threads"]
+    return threads
+
+
+def test_threads_equal_crash_ps(sample_many: Any, crash_many: dict[str, str], tmp_path: Path) -> None:
+    expected = sample_many.expected
+    ps = parse_ps(crash_many["ps"])
+    with stopped_session(sample_many, tmp_path) as (client, stopped):
+        t0 = time.monotonic()
+        threads = _threads(client)
+        print(f"threads: {len(threads)} in {time.monotonic() - t0:.3f} s")
+    ours = [parse_thread_name(t["name"]) for t in threads]
+    ids = [t["id"] for t in threads]
+    assert len(set(ids)) == len(ids) and all(0 < i < 2**31 for i in ids)
+    assert len(ours) == len(ps) >= expected["min_tasks"] > 5000
+    assert Counter(t["pid"] for t in ours) == Counter(row.pid for row in ps)
+    crash_states = Counter((row.pid, CRASH_STATE_TO_LETTER[row.state], row.name) for row in ps)
+    assert Counter((t["pid"], t["state"], t["comm"]) for t in ours) == crash_states
+    # The one process with 5,000 threads: its main thread and every thread, as crash lists them.
+    many = [t for t in ours if t["comm"] == expected["many_comm"]]
+    assert len(many) == expected["many_threads"] + 1 == sum(1 for r in ps if r.name == expected["many_comm"])
+    assert expected["many_pid"] in {t["pid"] for t in many}
+    assert sorted(t["pid"] for t in ours if t["state"] == "D") == sorted(expected["d_state_pids"])
+    assert ours[0]["pid"] == expected["crashed_pid"] and stopped["body"]["threadId"] == ids[0]
+
+
+def test_d_state_stacks_equal_crash_foreach_bt(
+    sample_many: Any, crash_many: dict[str, str], tmp_path: Path
+) -> None:
+    chunks = {int(c.split()[1]): c for c in split_tasks(crash_many["foreach-bt"])}
+    d_pids = sample_many.expected["d_state_pids"]
+    assert len(d_pids) == 8
+    with stopped_session(sample_many, tmp_path) as (client, _):
+        by_pid = {parse_thread_name(t["name"])["pid"]: t["id"] for t in _threads(client)}
+        for pid in d_pids:
+            frames = stack_of(client, by_pid[pid])
+            names = [f["name"] for f in frames]
+            assert "__mutex_lock" in names and "labbug_wait_write" in names, (pid, names)
+            assert names[-1].startswith("write(fd="), (pid, names)
+            assert_stacks_match(
+                normalized_dap_stack(frames), normalize_crash_bt(chunks[pid]), check_lines="first"
+            )
+
+
+def test_threads_answer_while_every_task_is_unwound(sample_many: Any, tmp_path: Path) -> None:
+    """``vmcore/stackGroups`` with ``exact`` unwinds all 5,067 tasks on the worker (seconds); a
+    ``threads`` sent after it is answered first, quickly, by the reader."""
+    with stopped_session(sample_many, tmp_path) as (client, _):
+        expected_count = len(_threads(client))
+        t0 = time.monotonic()
+        long_seq = client.send_request("vmcore/stackGroups", {"exact": True})
+        time.sleep(0.2)  # let the worker start on it
+        t1 = time.monotonic()
+        quick = client.wait_response(client.send_request("threads"), timeout=REQUEST_TIMEOUT)
+        threads_seconds = time.monotonic() - t1
+        groups = client.wait_response(long_seq, timeout=600)
+        long_seconds = time.monotonic() - t0
+        print(f"threads while busy: {threads_seconds:.3f} s; stackGroups exact: {long_seconds:.1f} s")
+        assert quick["success"] and len(quick["body"]["threads"]) == expected_count
+        assert groups["success"], groups.get("message")
+        assert groups["body"]["taskCount"] == expected_count
+        order = client.response_order
+        assert order.index(quick["request_seq"]) < order.index(long_seq), (
+            "threads waited for the long request"
+        )
+        assert threads_seconds < min(5.0, long_seconds / 2), (threads_seconds, long_seconds)

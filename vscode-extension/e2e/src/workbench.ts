@@ -28,9 +28,10 @@ export async function runCommand(page: Page, label: string, timeoutMs = 30_000):
                 await page.keyboard.press('F1');
                 await input.waitFor({ state: 'visible', timeout: 3_000 });
             }
-            // Filling the same text again would not refilter: change it first.
-            await input.fill('>');
-            await input.fill(`>${label}`);
+            // Filling the same text again would not refilter: change it first. Short timeouts: an
+            // editor that opens meanwhile takes the focus and closes the palette; then press F1 again.
+            await input.fill('>', { timeout: 2_000 });
+            await input.fill(`>${label}`, { timeout: 2_000 });
             try {
                 await row.first().waitFor({ state: 'visible', timeout: 2_500 });
             } catch {

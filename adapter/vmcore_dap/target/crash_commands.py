@@ -256,7 +256,7 @@ def describe_command_error(exc: BaseException, prog: drgn.Program | None = None)
     if isinstance(exc, CommandExitStatusError):
         return f"pipeline {exc.command!r} exited with status {exc.exit_status}"
     if isinstance(exc, drgn.FaultError):
-        return describe_fault(exc)
+        return describe_fault(exc, prog)
     if isinstance(exc, drgn.MissingDebugInfoError):
         return f"missing debug info: {exc} (add it to 'debugInfo' in launch.json)"
     if isinstance(exc, AdapterError):

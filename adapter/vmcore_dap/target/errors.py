@@ -5,12 +5,23 @@ from __future__ import annotations
 import drgn
 
 from vmcore_dap.errors import AdapterError, NotAvailable, UserError
+from vmcore_dap.target.page_filter import explain_unreadable
 
 __all__ = ["translate_error", "describe_fault"]
 
 
-def describe_fault(exc: drgn.FaultError) -> str:
-    """Say which address could not be read, and the most likely reason for a partial dump."""
+def describe_fault(exc: drgn.FaultError, prog: drgn.Program | None = None) -> str:
+    """Say which address could not be read, and why.
+
+    :param prog: the program the read was made on. With it the reason is specific (excluded by
+        makedumpfile's ``-d`` filtering, not mapped, not RAM, a truncated file: see
+        :mod:`.page_filter`); without it only the likely causes can be listed.
+    """
+    if prog is not None:
+        try:
+            return f"cannot read memory at {exc.address:#x}: {explain_unreadable(prog, exc.address)}"
+        except Exception:  # noqa: BLE001 - the diagnosis must not hide the fault it explains
+            pass
     return (
         f"cannot read memory at {exc.address:#x}: not present in the dump "
         "(excluded by makedumpfile filtering, or not mapped)"

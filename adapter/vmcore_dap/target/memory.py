@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import drgn
 
+from vmcore_dap.target.page_filter import explain_unreadable
+
 __all__ = ["MemoryRead", "PAGE_SIZE", "read_prefix", "unreadable_reason"]
 
 #: Probe granularity. A dump's holes are whole pages; 4 KiB is the smallest page of every
@@ -39,24 +41,11 @@ class MemoryRead:
 
 
 def unreadable_reason(prog: drgn.Program, address: int) -> str:
-    """Say why ``address`` cannot be read: excluded by makedumpfile, or not mapped at all.
-
-    For the kernel, an address whose page tables translate to a physical page that the dump lacks was
-    dropped by makedumpfile's filtering (``-d``), which is normal; one that does not translate is not
-    mapped. Other programs only get the generic answer.
-    """
-    if prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
-        try:
-            from drgn.helpers.linux.mm import follow_phys
-
-            phys = int(follow_phys(prog["init_mm"].address_of_(), address))
-        except (drgn.FaultError, LookupError, ValueError, NotImplementedError):
-            return f"{address:#x} is not mapped in the dump's kernel page tables"
-        return (
-            f"{address:#x} (physical {phys:#x}) is excluded from the dump "
-            "(makedumpfile filtered the page out; this is normal)"
-        )
-    return f"{address:#x} is not present in the dump"
+    """Say why ``address`` cannot be read: excluded by makedumpfile (and which kind of page), not
+    mapped, not RAM, or lost to truncation (:func:`.page_filter.explain_unreadable`)."""
+    if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
+        return f"{address:#x} is not present in the dump"
+    return f"{address:#x}: {explain_unreadable(prog, address)}"
 
 
 def _readable(prog: drgn.Program, address: int, size: int) -> bytes | None:

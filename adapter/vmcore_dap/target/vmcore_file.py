@@ -21,7 +21,14 @@ from typing import BinaryIO
 from vmcore_dap.errors import UserError
 from vmcore_dap.target import elf
 
-__all__ = ["VmcoreFile", "inspect_vmcore", "describe_dump_level", "KDUMP_SIGNATURE"]
+__all__ = [
+    "KDUMP_SIGNATURE",
+    "KdumpBitmaps",
+    "VmcoreFile",
+    "describe_dump_level",
+    "excluded_page_kinds",
+    "inspect_vmcore",
+]
 
 KDUMP_SIGNATURE = b"KDUMP   "
 _DISKDUMP_SIGNATURE = b"DISKDUMP"
@@ -40,6 +47,22 @@ _DUMP_LEVEL_BITS = (
 )
 
 _COPY_HINT = "copy the vmcore again, e.g. with 'cp --sparse=always', and compare its size with the original"
+
+
+@dataclass(frozen=True)
+class KdumpBitmaps:
+    """Where a kdump-compressed file says which pages exist and which were written.
+
+    :param offset: file offset of the first bitmap (a bit per page frame: RAM the kernel had).
+    :param length: bytes of each bitmap; the second (pages written to the file) follows the first.
+    :param desc_offset: file offset of the ``page_desc`` of the first written page.
+    :param max_mapnr: number of page frames the bitmaps describe (0 if not recorded).
+    """
+
+    offset: int
+    length: int
+    desc_offset: int
+    max_mapnr: int
 
 
 @dataclass
@@ -61,6 +84,10 @@ class VmcoreFile:
     missing_bytes: int = 0
     missing_pages: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: kdump-compressed only: where the page bitmaps are (for :mod:`.page_filter`).
+    bitmaps: KdumpBitmaps | None = None
+    #: ELF only: ``(p_paddr, p_offset, p_filesz)`` of every PT_LOAD with data, in file order.
+    loads: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def release(self) -> str | None:
@@ -95,6 +122,19 @@ def describe_dump_level(fmt: str, level: int | None) -> str:
         return f"{fmt} vmcore: filter level not recorded"
     if level == 0:
         return "complete dump, makedumpfile -d 0: no pages excluded"
+    kinds = excluded_page_kinds(level)
+    if not kinds:
+        return f"dump with makedumpfile -d {level}: only zero pages excluded (nothing is lost)"
+    listed = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+    return f"partial dump, makedumpfile -d {level}: {listed} pages excluded"
+
+
+def excluded_page_kinds(level: int) -> list[str]:
+    """The kinds of page that makedumpfile ``-d level`` leaves out, zero pages aside.
+
+    >>> excluded_page_kinds(31)
+    ['user', 'cache', 'free']
+    """
     kinds = []
     if level & 8:
         kinds.append("user")
@@ -102,10 +142,7 @@ def describe_dump_level(fmt: str, level: int | None) -> str:
         kinds.append("cache" if level & 6 == 6 else ("page cache" if level & 2 else "private cache"))
     if level & 16:
         kinds.append("free")
-    if not kinds:
-        return f"dump with makedumpfile -d {level}: only zero pages excluded (nothing is lost)"
-    listed = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
-    return f"partial dump, makedumpfile -d {level}: {listed} pages excluded"
+    return kinds
 
 
 def _parse_vmcoreinfo(data: bytes) -> dict[str, str]:
@@ -215,6 +252,7 @@ def _inspect_kdump(path: Path, f: BinaryIO, size: int) -> VmcoreFile:
     bitmap_offset = (1 + sub_hdr_size) * block_size
     bitmap_len = bitmap_blocks * block_size
     desc_offset = bitmap_offset + bitmap_len
+    result.bitmaps = KdumpBitmaps(bitmap_offset, bitmap_len // 2, desc_offset, max_mapnr)
     if desc_offset > size:
         raise _cannot_open(
             path,
@@ -318,6 +356,7 @@ def _inspect_elf(path: Path, f: BinaryIO, header: elf.ElfHeader, size: int) -> V
             result.vmcoreinfo = _parse_vmcoreinfo(note.desc)
             break
     loads = [ph for ph in phdrs if ph.p_type == elf.PT_LOAD and ph.filesz]
+    result.loads = [(ph.paddr, ph.offset, ph.filesz) for ph in loads]
     end = max((ph.offset + ph.filesz for ph in loads), default=0)
     if end > size:
         result.missing_bytes = end - size

@@ -20,6 +20,16 @@ export const E2E_DIR = path.join(extensionDir(), 'e2e');
 /** Where the tests save their screenshots (git-ignored; docs/images holds chosen copies). */
 export const SCREENSHOTS = path.join(E2E_DIR, 'screenshots');
 
+/**
+ * Move the mouse where it shows no tooltip or hover: the empty middle of the status bar. A mouse left
+ * where a palette row was clicked rests on whatever appears there next (a new tab, the debug toolbar)
+ * and its tooltip ends up in the screenshots.
+ */
+export async function parkMouse(page: Page): Promise<void> {
+    const viewport = page.viewportSize() ?? { width: 1600, height: 1100 };
+    await page.mouse.move(viewport.width / 2, viewport.height - 8, { steps: 4 });
+}
+
 export interface WorkbenchOptions {
     /** The launch configuration "Start Debugging" runs, or null for a workspace without launch.json. */
     launchConfig: Record<string, unknown> | null;

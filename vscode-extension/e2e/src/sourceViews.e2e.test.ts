@@ -25,7 +25,7 @@ import { topFrameOfStoppedThread } from './dapTrace';
 import { instructionRows, openDisassemblyView, revealInstruction } from './disassemblyView';
 import { breadcrumbs, codeLensesAbove, editorLineText, goToLine, problems, showHover, squigglesOn } from './editor';
 import { SampleLaunch, sampleLaunch } from './sampleLaunch';
-import { Workbench } from './session';
+import { parkMouse, Workbench } from './session';
 import { poll } from './timeouts';
 import {
     arrangeDebugViews,
@@ -74,12 +74,6 @@ function enclosingFunction(file: string, line: number): string | undefined {
 
 const squash = (s: string): string => s.replace(/\s+/g, ' ').trim();
 
-/** Move the mouse where it shows no tooltip or hover: the empty middle of the status bar. */
-async function parkMouse(page: Page): Promise<void> {
-    const viewport = page.viewportSize() ?? { width: 1600, height: 1100 };
-    await page.mouse.move(viewport.width / 2, viewport.height - 8);
-}
-
 /**
  * Click the frame named `name` in the Call Stack and wait until the editor shows `file` with the
  * frame's highlight (the editor takes the focus when it opens, so wait before typing anything).
@@ -112,7 +106,9 @@ describe('real VS Code (code-server 4.100.3): kernel sources, Disassembly view a
 
     before(async function () {
         this.timeout(25 * 60_000); // a first install of code-server takes minutes
-        wb = await Workbench.open({ launchConfig: launch.config });
+        // The debug toolbar docked in the Run and Debug view: floating, it sits under the command
+        // palette's rows, and the mouse left there after a click shows its tooltips in the pictures.
+        wb = await Workbench.open({ launchConfig: launch.config, settings: { 'debug.toolBarLocation': 'docked' } });
         page = wb.page;
     });
 
@@ -170,6 +166,10 @@ describe('real VS Code (code-server 4.100.3): kernel sources, Disassembly view a
         const text = await editorLineText(page, line);
         const expected = fs.readFileSync(file, 'utf8').split('\n')[line - 1];
         assert.strictEqual(squash(text ?? ''), squash(expected), `line ${line} shows the tree's text`);
+        // The language server covers the kernel tree too: a task-count lens above vfs_write.
+        const definition = lineOf(file, /^ssize_t vfs_write\(/);
+        await poll(async () => ((await codeLensesAbove(page, definition)).some((t) => /^\d+ tasks? here \(/.test(t)) ? true : undefined),
+            40_000, `a code lens above vfs_write (line ${definition})`);
         await parkMouse(page);
         await wb.screenshot('kernel-source-frame.png', CLIP_WINDOW);
     });
@@ -180,6 +180,7 @@ describe('real VS Code (code-server 4.100.3): kernel sources, Disassembly view a
         assert.ok(top.instructionPointerReference, 'the top frame has an instructionPointerReference');
         await selectFrame(page, sample.expected.function, sample.expected.file); // focus the top frame again
         await openDisassemblyView(page);
+        await parkMouse(page); // off the new tab, which the palette row was over
         const row = await revealInstruction(page, top.instructionPointerReference);
         assert.ok(row.isStackFrame, `the row of ${row.address} carries the stack-frame marker`);
         assert.notStrictEqual(row.background, 'transparent', 'the row is highlighted');

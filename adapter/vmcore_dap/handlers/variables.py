@@ -127,8 +127,11 @@ def _shape(
     return reference, fields
 
 
-def _variable_body(session: Session, parent: int, variable: Variable, hex_: bool) -> dict[str, Any]:
-    rendered = values.render(variable.obj, hex_=hex_ or variable.always_hex)
+def _variable_body(
+    session: Session, parent: int, variable: Variable, hex_: bool, rendered: values.Rendered | None = None
+) -> dict[str, Any]:
+    if rendered is None:
+        rendered = values.render(variable.obj, hex_=hex_ or variable.always_hex)
     reference, fields = _shape(session, parent, variable, rendered)
     body: dict[str, Any] = {"name": variable.name, "value": rendered.value, "variablesReference": reference}
     _with_type(session, body, "type", rendered.type)
@@ -182,12 +185,18 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
         ref = _frame(session, entry.frame_id)
         children = scopes.scope_variables(_prog(session), ref, entry.scope)
         children = children[start : start + count] if count else children[start:]
+        shown: list[tuple[Variable, values.Rendered | None]] = [(child, None) for child in children]
     else:
-        children = values.children(entry.variable, start=start, count=count or None, filter_=filter_)
+        shown = list(
+            values.render_children(
+                entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+            )
+        )
     result = []
-    for child in children:
-        session.check_cancelled()
-        result.append(_variable_body(session, reference, child, hex_))
+    for index, (child, rendered) in enumerate(shown):
+        if index % 256 == 0:
+            session.check_cancelled()
+        result.append(_variable_body(session, reference, child, hex_, rendered))
     return {"variables": result}
 
 

@@ -18,6 +18,7 @@ Conventions, as kernel developers read them:
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 
 import drgn
@@ -28,6 +29,7 @@ __all__ = [
     "render",
     "children",
     "child_count",
+    "render_children",
     "fault_text",
     "escape_bytes",
     "MAX_STRING",
@@ -118,6 +120,8 @@ def _fault(obj: drgn.Object, exc: drgn.FaultError) -> str:
 
 # -- small formatting helpers -----------------------------------------------------------------------
 
+#: Printable ASCII that :func:`escape_bytes` keeps as it is.
+_PLAIN_ASCII = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", '"': '\\"', "\\": "\\\\", "\0": "\\0"}
 
 
@@ -127,6 +131,8 @@ def escape_bytes(data: bytes) -> str:
     Control characters become ``\\n``, ``\\t`` or ``\\xNN``; bytes that are not valid UTF-8 become
     ``\\xNN``, so the output is unambiguous and safe to put in a JSON string.
     """
+    if not data.translate(None, _PLAIN_ASCII):  # most names: nothing to escape (checked in C)
+        return data.decode("ascii")
     out: list[str] = []
     for ch in data.decode("utf-8", errors="surrogateescape"):
         code = ord(ch)
@@ -440,3 +446,84 @@ def _elements(var: Variable, type_: drgn.Type, start: int, count: int | None) ->
         Variable(f"[{i}]", var.obj[i], f"{base}[{i}]" if base is not None else None)
         for i in range(start, end)
     ]
+
+
+# -- children with their renderings -----------------------------------------------------------------
+
+#: Element kinds an array page formats straight from its bytes.
+_SCALAR_KINDS = (drgn.TypeKind.INT, drgn.TypeKind.BOOL, drgn.TypeKind.ENUM, drgn.TypeKind.FLOAT)
+_FLOAT_CODES = {4: "f", 8: "d"}
+
+
+def render_children(
+    var: Variable,
+    *,
+    start: int = 0,
+    count: int | None = None,
+    filter_: str | None = None,
+    hex_: bool = False,
+) -> list[tuple[Variable, Rendered]]:
+    """:func:`children` of ``var``, each with its :func:`render` (``hex_`` unless it is always hex).
+
+    A page of an array of integers, enums, booleans or floats in memory is read once and formatted
+    from its bytes: rendering element by element costs a drgn read and a type lookup each, about
+    5 µs, which made a 4,096-element page slow. The text is the same either way.
+    """
+    kids = children(var, start=start, count=count, filter_=filter_)
+    if kids and var.obj.type_.unaliased_kind() == drgn.TypeKind.ARRAY:
+        first = max(0, min(start, var.obj.type_.unaliased().length or 0))
+        fast = _render_scalar_elements(var.obj, first, kids, hex_)
+        if fast is not None:
+            return list(zip(kids, fast, strict=True))
+    return [(kid, render(kid.obj, hex_=hex_ or kid.always_hex)) for kid in kids]
+
+
+def _render_scalar_elements(
+    array: drgn.Object, first: int, kids: list[Variable], hex_: bool
+) -> list[Rendered] | None:
+    """The renderings of ``kids`` (elements ``first``…) from one read; ``None`` to render one by one."""
+    element = array.type_.unaliased().type
+    plain = element.unaliased()
+    kind = plain.kind
+    address = array.address_
+    if kind not in _SCALAR_KINDS or address is None or array.absent_ or not plain.is_complete():
+        return None
+    size = drgn.sizeof(element)
+    platform = array.prog_.platform
+    little = platform is None or bool(platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
+    order = "<" if little else ">"
+    if kind == drgn.TypeKind.FLOAT:
+        if size not in _FLOAT_CODES:
+            return None
+        code = order + _FLOAT_CODES[size]
+    elif size not in (1, 2, 4, 8):
+        return None
+    else:
+        signed = bool(plain.is_signed) if kind == drgn.TypeKind.INT else False
+        if kind == drgn.TypeKind.ENUM:
+            signed = bool(plain.type is not None and plain.type.is_signed)
+        code = order + {1: "b", 2: "h", 4: "i", 8: "q"}[size]
+        if not signed:
+            code = code.upper()
+    try:
+        data = array.prog_.read(address + first * size, len(kids) * size)
+    except drgn.FaultError:
+        return None  # element by element, so each unreadable one says why
+    type_text = _type_text(kids[0].obj)
+    numbers = [v for (v,) in struct.iter_unpack(code, data)]
+    base = address + first * size
+    refs = [f"{base + i * size:#x}" for i in range(len(numbers))]
+    if kind == drgn.TypeKind.FLOAT:
+        texts = [repr(v) for v in numbers]
+    elif kind == drgn.TypeKind.BOOL:
+        texts = ["true" if v else "false" for v in numbers]
+    elif kind == drgn.TypeKind.ENUM:
+        names: dict[int, str] = {}
+        for enumerator in plain.enumerators or ():
+            names.setdefault(enumerator.value, enumerator.name)
+        texts = [names.get(v) or _format_int(v, size, hex_) for v in numbers]
+    else:
+        texts = [_format_int(v, size, hex_) for v in numbers]
+        if _is_char(plain):
+            texts = [f"{t} '{escape_bytes(bytes([v & 0xFF]))}'" for t, v in zip(texts, numbers, strict=True)]
+    return [Rendered(text, type_text, memory_reference=ref) for text, ref in zip(texts, refs, strict=True)]

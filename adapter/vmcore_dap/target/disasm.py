@@ -33,6 +33,7 @@ import capstone
 import drgn
 
 from vmcore_dap.target.memory import PAGE_SIZE, read_prefix, unreadable_reason
+from vmcore_dap.target.symbol_index import find_symbol
 
 __all__ = [
     "Instruction",
@@ -211,7 +212,7 @@ def _padding_owner(prog: drgn.Program, address: int) -> drgn.Symbol | None:
     """
     for back in range(1, _FUNCTION_ALIGNMENT):
         try:
-            sym = prog.symbol(address - back)
+            sym = find_symbol(prog, address - back)
         except LookupError:
             continue
         end = sym.address + sym.size
@@ -227,7 +228,7 @@ def _symbol(prog: drgn.Program, address: int) -> drgn.Symbol | None:
     if address in symbols:
         return symbols[address]
     try:
-        sym: drgn.Symbol | None = prog.symbol(address)
+        sym: drgn.Symbol | None = find_symbol(prog, address)
     except LookupError:
         sym = _padding_owner(prog, address)
     if len(symbols) > 100_000:

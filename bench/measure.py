@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.dapclient import BenchClient
+from tests.helpers.dap_client import DapClient
 
 __all__ = [
     "AdapterRun",
@@ -80,29 +80,22 @@ def launch_config(sample: Any) -> dict[str, Any]:
     return config
 
 
-def _initialize(client: BenchClient) -> None:
-    client.call(
-        "initialize",
-        {
-            "clientID": "vscode",
-            "adapterID": "vmcore",
-            "linesStartAt1": True,
-            "columnsStartAt1": True,
-            "pathFormat": "path",
-            "supportsVariableType": True,
-            "supportsProgressReporting": True,
-            "supportsInvalidatedEvent": True,
-            "supportsMemoryReferences": True,
-        },
-    )
+def _client() -> DapClient:
+    """The adapter over stdio, as the tests drive it, but without a log or schema checks."""
+    return DapClient(None, validate=False)
 
 
-def _to_stop(client: BenchClient, sample: Any) -> dict[str, Any]:
-    _initialize(client)
-    client.call("launch", launch_config(sample))
-    client.wait_event("initialized")
-    client.call("configurationDone")
-    return client.wait_event("stopped")["body"]
+def _to_stop(client: DapClient, sample: Any) -> dict[str, Any]:
+    stopped: dict[str, Any] = client.launch_and_stop(launch_config(sample))["body"]
+    return stopped
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """A live process's peak resident set so far (``VmHWM``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
@@ -116,7 +109,7 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
     then, in the same session, the per-request costs of expanding and disassembling."""
     run = AdapterRun()
     t0 = time.perf_counter()
-    client = BenchClient()
+    client = _client()
     try:
         stopped = _to_stop(client, sample)
         run.stopped = time.perf_counter() - t0
@@ -152,7 +145,7 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
             }
             run.disassemble_cold, _ = _timed(client.call, "disassemble", request)
             run.disassemble_warm, _ = _timed(client.call, "disassemble", request)
-        run.peak_rss_kib = client.peak_rss_kib()
+        run.peak_rss_kib = _peak_rss_kib(client.proc.pid)
     finally:
         client.close()
     return run
@@ -162,7 +155,7 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
     """Start → stopped → threads → ``stackTrace`` of every thread, as a client listing all stacks."""
     run = AdapterRun()
     t0 = time.perf_counter()
-    client = BenchClient()
+    client = _client()
     try:
         _to_stop(client, sample)
         run.stopped = time.perf_counter() - t0
@@ -175,7 +168,7 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
         end = time.perf_counter()
         run.stacks_after_startup = end - t1
         run.all_stacks = end - t0
-        run.peak_rss_kib = client.peak_rss_kib()
+        run.peak_rss_kib = _peak_rss_kib(client.proc.pid)
     finally:
         client.close()
     return run

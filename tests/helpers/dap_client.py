@@ -38,12 +38,16 @@ class DapError(AssertionError):
 class DapClient:
     """Spawn ``vmcore-dap`` and exchange DAP messages with it.
 
-    :param log_dir: where the adapter's log (full message trace) is written.
+    The benchmarks (``bench/``) drive the adapter with this client too, with ``log_dir=None`` and
+    ``validate=False``: a message trace and schema checks cost time a user never pays.
+
+    :param log_dir: where the adapter's log (full message trace) is written; ``None``: no log at all
+        (not even one named by ``VMCORE_DAP_LOG``).
     :param validate: validate every adapter message against the DAP schema.
     """
 
-    def __init__(self, log_dir: Path, *, validate: bool = True, env: dict[str, str] | None = None):
-        self.log_path = log_dir / "adapter.log"
+    def __init__(self, log_dir: Path | None, *, validate: bool = True, env: dict[str, str] | None = None):
+        self.log_path = log_dir / "adapter.log" if log_dir is not None else None
         self.validate = validate
         self._seq = itertools.count(1)
         self._messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -55,10 +59,13 @@ class DapClient:
         self._lock = threading.Condition()
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = str(REPO / "adapter")
+        if self.log_path is None:
+            full_env.pop("VMCORE_DAP_LOG", None)
         if env:
             full_env.update(env)
+        log_args = ["--log-file", str(self.log_path)] if self.log_path is not None else []
         self.proc = subprocess.Popen(
-            [*ADAPTER_CMD, "--log-file", str(self.log_path)],
+            [*ADAPTER_CMD, *log_args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -204,7 +211,7 @@ class DapClient:
     def diagnostics(self) -> str:
         """The adapter's stderr and the tail of its log, for failure reports."""
         log_tail = ""
-        if self.log_path.exists():
+        if self.log_path is not None and self.log_path.exists():
             log_tail = self.log_path.read_text(errors="replace")[-8000:]
         stderr = b"".join(self._stderr).decode(errors="replace")[-4000:]
         return f"--- adapter stderr ---\n{stderr}\n--- adapter log (tail) ---\n{log_tail}"

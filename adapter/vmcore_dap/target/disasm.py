@@ -27,13 +27,15 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import capstone
 import drgn
 
 from vmcore_dap.target.memory import PAGE_SIZE, read_prefix, unreadable_reason
 from vmcore_dap.target.symbol_index import find_symbol
+
+if TYPE_CHECKING:
+    import capstone
 
 __all__ = [
     "Instruction",
@@ -120,6 +122,8 @@ def _capstone(prog: drgn.Program, syntax: Syntax) -> capstone.Cs:
 
 
 def _make_capstone(platform: drgn.Platform | None, syntax: Syntax) -> capstone.Cs:
+    import capstone  # on first use, not at import: it adds ~20 ms to every adapter start
+
     if platform is None:
         raise ValueError("cannot disassemble: the program has no platform (no dump or kernel is open)")
     arch = platform.arch
@@ -151,6 +155,8 @@ def _make_capstone(platform: drgn.Platform | None, syntax: Syntax) -> capstone.C
 
 
 def _is_x86(md: capstone.Cs) -> bool:
+    import capstone
+
     return bool(md.arch == capstone.CS_ARCH_X86)
 
 
@@ -173,6 +179,8 @@ def _att_mnemonic(insn: Any) -> str:
     always writes the suffix. Sign/zero extensions (``movzbl``, ``movslq``) keep theirs, as in objdump:
     their capstone name (``movzx``) is not the mnemonic minus one letter.
     """
+    import capstone
+
     mnemonic: str = _ATT_MNEMONIC.get(insn.mnemonic, insn.mnemonic)
     from capstone import x86
 
@@ -313,6 +321,8 @@ def _att_hex(op_str: str) -> str:
 
 def _symbolized_operands(prog: drgn.Program, md: capstone.Cs, insn: Any) -> tuple[str, tuple[int, ...]]:
     """Return capstone's operand string with branch targets and RIP-relative data named."""
+    import capstone
+
     op_str: str = insn.op_str
     if _is_x86(md) and md.syntax == capstone.CS_OPT_SYNTAX_ATT:
         op_str = _att_hex(op_str)
@@ -358,6 +368,8 @@ def _decode_bytes(
     An instruction that would run past ``stop`` is not emitted: its bytes become fillers, so decoding a
     region never produces an instruction that overlaps the next known boundary.
     """
+    import capstone
+
     out: list[Instruction] = []
     offset = 0
     att = _is_x86(md) and md.syntax == capstone.CS_OPT_SYNTAX_ATT

@@ -4,8 +4,7 @@ A user page of the crashed task and a page-cache page (of the crashed task's exe
 by makedumpfile; the crashed task's stack was written; the guard page below that stack has no
 translation. crash tells "page excluded" from "invalid kernel virtual address"; the adapter must
 tell them apart the same way, and name the filter level and the kind of page, in every view that
-reads memory: the target API, the console, disassembly (and variables, once ``values.fault_text``
-uses it).
+reads memory: the target API, the console, disassembly and variables.
 """
 
 from __future__ import annotations
@@ -182,12 +181,6 @@ def test_disassembly_and_memory_say_why(client: Session, pages: Pages) -> None:
     assert present.get("unreadableBytes", 0) == 0 and present["data"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="values.fault_text (variables, watch, hover) still says 'excluded from the dump' for "
-    "every kernel address; it should use target.page_filter.explain_unreadable (values.py is being "
-    "edited by another engineer: reported to the lead)",
-)
 def test_variables_say_why(client: Session, pages: Pages) -> None:
     for address, why in _expected(pages).items():
         result = client.call(

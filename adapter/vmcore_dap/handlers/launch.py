@@ -63,7 +63,7 @@ def launch(session: Session, args: Args) -> dict[str, Any] | None:
             # What is left of a truncated dump does not even hold the task list: refuse it plainly.
             raise UserError(
                 f"Cannot open vmcore '{config.vmcore}': {dump.file.warnings[0]}; what is left does not "
-                f"hold the kernel's task list ({describe_fault(exc)})"
+                f"hold the kernel's task list ({describe_fault(exc, dump.prog)})"
             ) from None
         info = panic_info(dump.prog)
         module_problem = module_list_problem(dump.prog)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import drgn
 
+from vmcore_dap.target.page_filter import explain_unreadable
+
 __all__ = [
     "Variable",
     "Rendered",
@@ -96,22 +98,16 @@ class Rendered:
 
 
 def fault_text(prog: drgn.Program, address: int) -> str:
-    """Say in one bracketed phrase why ``address`` cannot be read from the dump."""
-    kernel_half = address >> (_address_bits(prog) - 1) & 1
-    if address < 0x1000:
-        why = "NULL pointer"
-    elif not kernel_half:
-        why = "user-space address, not in the dump"
-    else:
-        why = "excluded from the dump"
+    """Say in one bracketed phrase why ``address`` cannot be read from the dump.
+
+    The reason comes from :func:`~vmcore_dap.target.page_filter.explain_unreadable`, the one place
+    that tells "excluded by makedumpfile -d 31 (a user page)" from "not mapped" or "truncated".
+    """
+    try:
+        why = explain_unreadable(prog, address)
+    except Exception:  # noqa: BLE001 - a diagnosis must never hide the value's fault itself
+        why = "not present in the dump"
     return f"<error: cannot read {address:#x}: {why}>"
-
-
-def _address_bits(prog: drgn.Program) -> int:
-    platform = prog.platform
-    if platform is None or drgn.PlatformFlags.IS_64_BIT in platform.flags:
-        return 64
-    return 32
 
 
 def _fault(obj: drgn.Object, exc: drgn.FaultError) -> str:

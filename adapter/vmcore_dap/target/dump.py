@@ -127,8 +127,14 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
 def _search_vmlinux(
     config: LaunchConfig, release: str | None, build_id: str | None, progress: ProgressCallback
 ) -> Path:
-    """Find the vmlinux by build ID: the local directories first, then debuginfod if enabled."""
-    directories = (
+    """Find the vmlinux by build ID: the local directories first, then debuginfod if enabled.
+
+    The vmcore's own directory comes first: kdump-tools and people copying a dump off a machine
+    often keep ``vmlinux``/``vmlinux-<release>`` beside it (a folder opened in VS Code with both
+    files then needs no launch.json). The build ID still decides, so a stale vmlinux there is
+    passed over.
+    """
+    directories = [config.vmcore.parent] + (
         list(config.debug_info_directories)
         if config.debug_info_directories is not None
         else debuginfo.default_debug_dirs(release)

@@ -63,9 +63,8 @@ def test_absent_and_unreadable(prog: drgn.Program) -> None:
     # A program with no dump has no page tables or filter to blame: it says just that, and does not
     # guess "excluded" (the reasons on a real dump are checked in tests/e2e/test_page_filter.py).
     assert fault_text(prog, 0x7FFF0000) == "<error: cannot read 0x7fff0000: not present in the dump>"
-    assert (
-        fault_text(prog, 0xFFFF888000001000) == "<error: cannot read 0xffff888000001000: not present in the dump>"
-    )
+    kernel = 0xFFFF888000001000
+    assert fault_text(prog, kernel) == f"<error: cannot read {kernel:#x}: not present in the dump>"
 
 
 def test_char_array_string_and_paging(prog: drgn.Program) -> None:

@@ -1,9 +1,11 @@
-"""Paths from DWARF are read only inside ``sourceRoot`` / ``sourceFileMap`` targets (issue 8).
+"""Paths from DWARF are read only inside ``sourceRoot`` / ``sourceFileMap`` targets / ``debugInfo``
+directories (issue 8).
 
 DWARF in a hostile dump's modules names whatever it likes. Through the adapter's own path mapping
 (:class:`vmcore_dap.target.sources.SourceMap`, which stack frames, ``source`` and the language server
-all use), a name with ``../`` must not reach a file outside the configured roots. A real directory
-layout in ``tmp_path``: a source root, a map target, and a secret file beside them.
+all use), a name with ``../``, an absolute name, or a symbolic link must not reach a file outside the
+configured roots, and neither may a ``source`` request's ``path``. A real directory layout in ``tmp_path``: a
+source root, a map target, and a secret file beside them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmcore_dap.target.sources import SourceMap
+from vmcore_dap.errors import NotAvailable, UserError
+from vmcore_dap.handlers.source import read_source_file
+from vmcore_dap.target.sources import SourceMap, module_source_dirs
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -96,15 +100,78 @@ def test_relative_names_stay_inside_the_roots(
         assert _inside(resolved.path, root, mapped), f"{name!r} escaped to {resolved.path}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SourceMap opens an absolute DWARF name that exists on this machine as it is, outside every "
-    "sourceRoot/sourceFileMap target (source_layouts.resolve_in_roots: 'an absolute path that exists "
-    "as is wins'); reported to the lead, sources.py is the integration engineer's",
-)
 @pytest.mark.parametrize("form", ["plain", "dot-dot"])
 def test_absolute_names_outside_every_root_are_not_opened(tmp_path: Path, form: str) -> None:
     root, mapped, secret = _layout(tmp_path)
     name = str(secret) if form == "plain" else f"{root}/../secret/id_rsa"
     resolved = _source_map(root, mapped).resolve(name)
     assert not (resolved.exists and not _inside(resolved.path, root, mapped)), resolved
+    # The frame still names the file as DWARF does, and says why it is not shown.
+    assert resolved.outside_roots and resolved.path == name, resolved
+
+
+def test_a_module_source_next_to_its_debug_info_opens(tmp_path: Path) -> None:
+    """``labbug.c`` named absolutely by the module's DWARF, next to the ``.ko`` listed in debugInfo."""
+    root, _mapped, secret = _layout(tmp_path)
+    module = tmp_path / "labbug-build"
+    module.mkdir()
+    (module / "labbug.c").write_text("/* module source */\n")
+    (module / "labbug.ko").write_bytes(b"\x7fELF")
+    sources = SourceMap({}, root, module_source_dirs([module / "labbug.ko"]))
+    resolved = sources.resolve(str(module / "labbug.c"))
+    assert resolved.exists and resolved.path == str(module / "labbug.c")
+    assert not sources.resolve(str(secret)).exists
+    # A debugInfo *directory* allows its own tree, not its parent.
+    by_dir = SourceMap({}, None, module_source_dirs([module]))
+    assert by_dir.resolve(str(module / "labbug.c")).exists
+    assert by_dir.resolve(str(secret)).outside_roots
+    # Without the debugInfo entry the same file is outside every root.
+    assert SourceMap({}, root).resolve(str(module / "labbug.c")).outside_roots
+
+
+def test_symlinks_out_of_a_root_are_not_followed(tmp_path: Path) -> None:
+    """A link inside the source tree (or a map target) that points outside it is refused, whichever way
+    the name reaches it; a link between two configured roots is fine."""
+    root, mapped, secret = _layout(tmp_path)
+    (root / "fs" / "leak.c").symlink_to(secret)
+    (root / "linked").symlink_to(secret.parent, target_is_directory=True)
+    (mapped / "leak.c").symlink_to(secret)
+    (root / "fs" / "labbug.c").symlink_to(mapped / "labbug.c")  # root -> map target: both allowed
+    sources = _source_map(root, mapped)
+    for name in (
+        "fs/leak.c",  # relative, under sourceRoot
+        "linked/id_rsa",  # through a linked directory
+        f"{PREFIX}/fs/leak.c",  # sourceFileMap rule into the root
+        "/home/dev/labbug/leak.c",  # sourceFileMap rule into the other target
+        str(root / "fs" / "leak.c"),  # the local path itself, as a client would send it
+        "/build/x/linux-6.1/fs/leak.c",  # a distribution layout under sourceRoot
+    ):
+        resolved = sources.resolve(name)
+        assert not resolved.exists and resolved.outside_roots, (name, resolved)
+    inner = sources.resolve("fs/labbug.c")
+    assert inner.exists and inner.path == str(root / "fs" / "labbug.c")
+
+
+def test_a_symlinked_root_is_the_root(tmp_path: Path) -> None:
+    """The configured root may itself be a link (``/usr/src/linux`` -> the tree): its files open."""
+    root, mapped, _secret = _layout(tmp_path)
+    link = tmp_path / "linux-link"
+    link.symlink_to(root, target_is_directory=True)
+    resolved = SourceMap({}, link).resolve("fs/read_write.c")
+    assert resolved.exists and resolved.path == str(link / "fs" / "read_write.c")
+
+
+def test_source_request_paths_are_confined(tmp_path: Path) -> None:
+    """``source`` with a ``path`` reads only what the frames may show: not a file named outright, not
+    one reached through ``..`` or a symlink; a file inside a root opens."""
+    root, mapped, secret = _layout(tmp_path)
+    (root / "fs" / "leak.c").symlink_to(secret)
+    sources = _source_map(root, mapped)
+    assert read_source_file(sources, "fs/read_write.c") == "/* inside the root */\n"
+    assert read_source_file(sources, str(mapped / "labbug.c")) == "/* inside the map target */\n"
+    for path in (str(secret), f"{root}/../secret/id_rsa", str(root / "fs" / "leak.c")):
+        with pytest.raises(UserError, match="outside the configured source roots") as info:
+            read_source_file(sources, path)
+        assert "sourceRoot" in str(info.value) and "secret" not in str(info.value).replace(path, "")
+    with pytest.raises(NotAvailable, match="is not on this machine"):
+        read_source_file(sources, "mm/nowhere.c")

@@ -92,7 +92,10 @@ def _exists(path: Path) -> bool:
             "/usr/src/debug/kernel-5.14.0-70.el9/linux-5.14.0-70.el9.x86_64/fs/open.c",
             "/other/root/fs/open.c",
         ),
-        ("/home/dev/linux/kernel/fork.c", "/home/dev/linux/kernel/fork.c"),  # exists as is: wins
+        # Exists as is, but outside every root: not returned (a DWARF name must not open any file).
+        ("/home/dev/linux/kernel/fork.c", None),
+        ("/other/root/../../home/dev/linux/kernel/fork.c", None),  # ".." folded before the check
+        ("/other/root/fs/open.c", "/other/root/fs/open.c"),  # inside a root: as is
         ("kernel/sched/core.c", None),
     ],
 )

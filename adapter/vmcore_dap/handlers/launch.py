@@ -70,7 +70,7 @@ def launch(session: Session, args: Args) -> dict[str, Any] | None:
         if module_problem is not None:
             dump.warnings.append(module_problem)
         dump.timings["tasks"] = time.monotonic() - t0
-    state.sources = SourceMap(config.source_file_map, config.source_root)
+    state.sources = SourceMap.from_config(config)
     state.panic = info
     state.install_threads(tasks, crashed)
     state.dump = dump

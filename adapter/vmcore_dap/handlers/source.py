@@ -6,6 +6,11 @@ Other handlers (``stackTrace``, ``disassemble``) call :func:`source_for_address`
 layouts), else a ``sourceReference`` whose content is the function's annotated disassembly, so clicking
 a frame always shows something. ``stackTrace`` calls :func:`listing_for_address` directly for a frame
 whose own file is missing (an inlined callee's file may exist when the frame's does not).
+
+Only files inside the configured roots are read, here as everywhere (``sourceRoot``, ``sourceFileMap``
+targets, ``debugInfo`` directories: see :mod:`vmcore_dap.target.sources`): a ``source`` request with a
+``path`` goes through the same :class:`~vmcore_dap.target.sources.SourceMap` as the frames, so a client
+cannot read ``/etc/shadow`` or follow a symbolic link out of a source tree by naming it.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
-from vmcore_dap.errors import NotAvailable
+from vmcore_dap.errors import NotAvailable, UserError
 from vmcore_dap.target.disasm import function_range
 from vmcore_dap.target.source_listing import Listing, function_listing
+from vmcore_dap.target.sources import OUTSIDE_ROOTS_HINT, SourceMap
 
 __all__ = [
     "SourceInfo",
     "listing_for_address",
+    "read_source_file",
     "resolve_source_path",
     "source_for_address",
     "source_reference_for",
@@ -37,6 +44,7 @@ __all__ = [
 class _ListingRef:
     start: int
     missing_file: str | None
+    outside_roots: bool = False
     listing: Listing | None = None
 
 
@@ -92,6 +100,13 @@ def resolve_source_path(session: Session, dwarf_path: str) -> str | None:
     return resolved.path if resolved.exists else None
 
 
+def _outside_roots(session: Session, dwarf_path: str | None) -> bool:
+    """Whether ``dwarf_path`` names a file that exists but lies outside every configured root."""
+    from vmcore_dap.handlers.context import dump_state
+
+    return bool(dwarf_path) and dump_state(session).sources.resolve(dwarf_path or "").outside_roots
+
+
 def source_reference_for(
     session: Session, address_or_function: int | str, missing_file: str | None = None
 ) -> int:
@@ -114,13 +129,17 @@ def source_reference_for(
     if found is None:
         raise LookupError(f"no function contains address {address:#x}")
     start = found[0]
-    return state.refs.intern(("listing", start), lambda: _ListingRef(start, missing_file))
+    return state.refs.intern(
+        ("listing", start), lambda: _ListingRef(start, missing_file, _outside_roots(session, missing_file))
+    )
 
 
 def _listing(session: Session, reference: int) -> Listing:
     entry = _state(session).refs.get(reference)
     if entry.listing is None:
-        entry.listing = function_listing(_dump(session).prog, entry.start, entry.missing_file)
+        entry.listing = function_listing(
+            _dump(session).prog, entry.start, entry.missing_file, outside_roots=entry.outside_roots
+        )
     return entry.listing
 
 
@@ -169,15 +188,37 @@ def listing_for_address(
     except LookupError:
         return None
     listing = _listing(session, reference)
+    if not missing_file:
+        origin = "disassembly: no line information"
+    elif _outside_roots(session, missing_file):
+        origin = f"disassembly: {missing_file} is outside the configured source roots ({OUTSIDE_ROOTS_HINT})"
+    else:
+        origin = "disassembly: source file not found"
     source = {
         "name": f"{listing.function} (disassembly)",
         "sourceReference": reference,
         "presentationHint": "deemphasize",
-        "origin": (
-            "disassembly: source file not found" if missing_file else "disassembly: no line information"
-        ),
+        "origin": origin,
     }
     return SourceInfo(source, listing.line_of(lookup), 0, missing_file)
+
+
+def read_source_file(sources: SourceMap, path: str) -> str:
+    """Return the text of the file a client names by ``path`` (a DWARF name or a local path).
+
+    :raises UserError: when the file lies outside every configured root (the message says which
+        launch setting would allow it).
+    :raises NotAvailable: when the file is not on this machine.
+    """
+    resolved = sources.resolve(path)
+    if resolved.exists:
+        return Path(resolved.path).read_text(errors="replace")
+    if resolved.outside_roots:
+        raise UserError(
+            f"source: file '{path}' is outside the configured source roots, so it is not read "
+            f"({OUTSIDE_ROOTS_HINT})"
+        )
+    raise NotAvailable(f"source: file '{path}' is not on this machine (set 'sourceRoot' or 'sourceFileMap')")
 
 
 @registry.request("source")
@@ -191,10 +232,8 @@ def source(session: Session, args: Args) -> dict[str, Any]:
         return {"content": _listing(session, reference).text, "mimeType": "text/x-asm"}
     path = source_arg.get("path")
     if isinstance(path, str) and path:
-        local = resolve_source_path(session, path) or (path if Path(path).is_file() else None)
-        if local is not None:
-            return {"content": Path(local).read_text(errors="replace")}
-        raise NotAvailable(
-            f"source: file '{path}' is not on this machine (set 'sourceRoot' or 'sourceFileMap')"
-        )
+        from vmcore_dap.handlers.context import dump_state
+
+        _dump(session)
+        return {"content": read_source_file(dump_state(session).sources, path)}
     raise NotAvailable("source: neither 'sourceReference' nor a 'path' was given")

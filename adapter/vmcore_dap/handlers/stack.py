@@ -11,7 +11,9 @@ A frame whose file is not on this machine still opens: its source carries a ``so
 the function's annotated disassembly (:func:`vmcore_dap.handlers.source.listing_for_address`) and the
 frame's ``line`` is the instruction's line in that listing, as DAP requires. It still names its file
 and line for people: ``path`` is the (mapped) DWARF path — DAP shows ``path`` in the UI and fetches the
-content through the reference — ``origin`` says ``kernel/fork.c:2370 is not on this machine …``, and
+content through the reference — ``origin`` says ``kernel/fork.c:2370 is not on this machine …`` (or,
+for a file that exists outside every configured source root, that it is not read and which setting
+would allow it), and
 ``adapterData`` holds ``{"file", "line", "column"}`` of the DWARF location for tools and tests.
 """
 
@@ -26,7 +28,7 @@ from vmcore_dap.dap.session import Session
 from vmcore_dap.handlers.context import dump_state, frame_id, task_stack
 from vmcore_dap.handlers.source import SourceInfo, listing_for_address
 from vmcore_dap.target.frames import StackFrameInfo
-from vmcore_dap.target.sources import SourceMap
+from vmcore_dap.target.sources import OUTSIDE_ROOTS_HINT, SourceMap
 
 __all__ = ["INLINE_SUFFIX", "ListingLookup", "format_frame", "frame_listing"]
 
@@ -81,14 +83,17 @@ def format_frame(
         body["column"] = info.column or 1
         if not resolved.exists:
             where = f"{info.source_file}:{info.line}"
+            if resolved.outside_roots:
+                why, hint = "is outside the configured source roots, so it is not read", OUTSIDE_ROOTS_HINT
+            else:
+                why, hint = "is not on this machine", _NOT_FOUND_HINT
             shown = listing(info) if listing is not None else None
             if shown is None:
-                source["origin"] = f"{where} is not on this machine ({_NOT_FOUND_HINT})"
+                source["origin"] = f"{where} {why} ({hint})"
             else:
                 source["sourceReference"] = shown.source["sourceReference"]
                 source["origin"] = (
-                    f"{where} is not on this machine; showing the disassembly of "
-                    f"{info.function or info.name} ({_NOT_FOUND_HINT})"
+                    f"{where} {why}; showing the disassembly of {info.function or info.name} ({hint})"
                 )
                 source["adapterData"] = {"file": info.source_file, "line": info.line, "column": info.column}
                 body["line"] = shown.line

@@ -1,8 +1,9 @@
 """Map DWARF file names to files on this machine and back, as the adapter maps its stack frames.
 
 Forward mapping is the adapter's own :class:`~vmcore_dap.target.sources.SourceMap`
-(``sourceFileMap``/``sourceRoot``, then the distribution build layouts under ``sourceRoot``), so the
-editor and the Call Stack always agree on which file a DWARF name means. The language server
+(``sourceFileMap``/``sourceRoot``, then the distribution build layouts under ``sourceRoot``; only files
+inside those roots and the ``debugInfo`` directories), so the editor and the Call Stack always agree on
+which file a DWARF name means. The language server
 also needs the way back (an open document → the DWARF names that mean it) to put code lenses and
 diagnostics on the right file; that is answered from the names it has mapped forward.
 """
@@ -44,7 +45,9 @@ class PathMapper:
     """DWARF file name ↔ local path for one launch configuration."""
 
     def __init__(self, config: LaunchConfig) -> None:
-        self._map = SourceMap(config.source_file_map, config.source_root)
+        # The adapter's own map, confinement included: the editor is never sent to a file outside
+        # sourceRoot, the sourceFileMap targets and the debugInfo directories.
+        self._map = SourceMap.from_config(config)
         self._targets = [Path(target) for target in config.source_file_map.values()]
         self._roots = [config.source_root] if config.source_root is not None else []
         self._forward: dict[str, str | None] = {}

@@ -121,6 +121,10 @@ def tree_relative_candidates(path: str) -> list[str]:
     return candidates
 
 
+def _lexically_inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def resolve_in_roots(
     path: str,
     roots: Iterable[str | Path],
@@ -128,14 +132,20 @@ def resolve_in_roots(
 ) -> Path | None:
     """Find the file that debug-info ``path`` names under one of ``roots`` (kernel source trees).
 
-    An absolute ``path`` that exists as is wins (a developer's own build on this machine); then each
-    candidate of :func:`tree_relative_candidates` under each root, in order.
+    An absolute ``path`` inside a root that exists as is wins (a developer's own build tree as
+    ``sourceRoot``); then each candidate of :func:`tree_relative_candidates` under each root, in
+    order. Nothing outside ``roots`` is ever returned: an absolute name is compared after folding
+    ``..`` (``<root>/../secret`` is not inside ``<root>``), and candidates never start with ``..``.
+    Symbolic links are the caller's to judge (:class:`~vmcore_dap.target.sources.SourceMap` checks the
+    real path of what this returns).
 
     :param exists: the existence test (injected by tests).
     """
-    if path.startswith("/") and exists(Path(path)):
-        return Path(path)
-    root_list = [Path(r) for r in roots]
+    root_list = [Path(posixpath.normpath(str(r))) for r in roots]
+    if path.startswith("/"):
+        as_is = posixpath.normpath(path)
+        if any(_lexically_inside(str(root), as_is) for root in root_list) and exists(Path(as_is)):
+            return Path(as_is)
     for candidate in tree_relative_candidates(path):
         for root in root_list:
             full = root / candidate

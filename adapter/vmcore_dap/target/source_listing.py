@@ -50,10 +50,14 @@ def _location(insn: Instruction) -> str | None:
     return f"{insn.file}:{insn.line}"
 
 
-def function_listing(prog: drgn.Program, address: int, missing_file: str | None = None) -> Listing:
+def function_listing(
+    prog: drgn.Program, address: int, missing_file: str | None = None, *, outside_roots: bool = False
+) -> Listing:
     """Disassemble the function containing ``address`` into an annotated listing.
 
     :param missing_file: the source file that was looked for and not found, named in the header.
+    :param outside_roots: ``missing_file`` exists but lies outside the configured source roots, so
+        it was not read (the header says so rather than "not found").
     :raises LookupError: when no function contains ``address``.
     """
     insns = disassemble_function(prog, address)
@@ -62,7 +66,10 @@ def function_listing(prog: drgn.Program, address: int, missing_file: str | None 
     first = insns[0]
     name = first.function or f"{first.address:#x}"
     out = [f"; {name}: disassembly with source lines from the debug info"]
-    if missing_file:
+    if missing_file and outside_roots:
+        out.append(f"; source file outside the configured source roots, not read: {missing_file}")
+        out.append("; (add its directory to 'sourceRoot' or 'sourceFileMap' in launch.json to open it)")
+    elif missing_file:
         out.append(f"; source file not found on this machine: {missing_file}")
         out.append("; (set 'sourceRoot' or 'sourceFileMap' in launch.json to open the real file)")
     out.append("")

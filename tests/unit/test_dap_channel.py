@@ -45,11 +45,17 @@ def _block(session: Session, args: Args) -> None:
     _release.wait(10)
 
 
+#: How long ``_testLong`` works unless cancelled: far longer than a cancel takes even on a loaded
+#: machine, so a test that sees it end by itself has found a cancel that did not work.
+_LONG_S = 20.0
+
+
 @registry.request("_testLong")
 def _long(session: Session, args: Args) -> None:
     with session.progress("long work") as progress:
-        for i in range(200):
-            progress.update(f"step {i}", i / 2)
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < _LONG_S:
+            progress.update(f"{elapsed:.1f} s", 100 * elapsed / _LONG_S)
             time.sleep(0.01)
 
 
@@ -86,6 +92,9 @@ class Harness:
         self.thread.start()
         threading.Thread(target=self._read, daemon=True).start()
         self._seq = 0
+        #: Responses read while waiting for another one (a worker's response may overtake the
+        #: reader thread's answer to a later request, e.g. a cancelled request and its ``cancel``).
+        self._responses: dict[int, dict[str, Any]] = {}
 
     def _run(self) -> None:
         self.channel.run()
@@ -117,11 +126,13 @@ class Harness:
         return self.messages.get(timeout=timeout)
 
     def response(self, seq: int, timeout: float = 10) -> dict[str, Any]:
+        """The response to request ``seq``, in whatever order responses arrive; events are skipped."""
         deadline = time.monotonic() + timeout
-        while True:
+        while seq not in self._responses:
             message = self.next(max(0.01, deadline - time.monotonic()))
-            if message.get("type") == "response" and message.get("request_seq") == seq:
-                return message
+            if message.get("type") == "response" and isinstance(message.get("request_seq"), int):
+                self._responses[message["request_seq"]] = message
+        return self._responses.pop(seq)
 
     def close(self) -> None:
         self._to_adapter.close()
@@ -204,12 +215,14 @@ def test_after_response_work_follows_the_response(harness: Harness) -> None:
 def test_cancel_stops_a_long_request_through_its_progress(harness: Harness) -> None:
     harness.response(harness.send("initialize", {"adapterID": "vmcore", "supportsProgressReporting": True}))
     seq = harness.send("_testLong")
-    start = harness.next()
+    start = harness.next()  # the cancel names the progress, so it waits for the progress to start
     assert start["event"] == "progressStart" and start["body"]["requestId"] == seq
+    sent = time.monotonic()
     cancel = harness.send("cancel", {"progressId": start["body"]["progressId"]})
     assert harness.response(cancel)["success"]
-    r = harness.response(seq)
+    r = harness.response(seq, timeout=_LONG_S)
     assert not r["success"] and r["message"] == "_testLong: cancelled"
+    assert time.monotonic() - sent < _LONG_S  # stopped by the cancel, not by running out of work
 
 
 def test_queued_request_cancelled_before_it_runs(harness: Harness) -> None:

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Row", "machine_description", "render"]
+__all__ = ["ANALYSIS_HEADING", "Row", "load_average", "machine_description", "render"]
+
+#: Hand-written text after this heading in RESULTS.md survives a new run (bench/run.py keeps it).
+ANALYSIS_HEADING = "## Analysis"
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,16 @@ def _memory() -> str:
     return "unknown RAM"
 
 
-def _load() -> str:
+def load_average() -> str:
+    """The 1- and 5-minute load averages, as ``"3.3 / 3.2"``."""
     try:
         one, five, _fifteen = os.getloadavg()
-        return f"load average {one:.1f} / {five:.1f} at the end"
+        return f"{one:.1f} / {five:.1f}"
     except OSError:
-        return "load unknown"
+        return "unknown"
 
 
-def machine_description() -> str:
+def machine_description(load_at_start: str | None = None) -> str:
     """CPU, cores, memory, OS, Python and drgn versions — what the numbers depend on."""
     try:
         import drgn
@@ -92,7 +96,9 @@ def machine_description() -> str:
         os_name = platform.platform()
     return (
         f"{_cpu_model()}, {os.cpu_count()} cores, {_memory()}; {os_name}, kernel {platform.release()}; "
-        f"Python {platform.python_version()}, drgn {drgn_version}; {_load()}"
+        f"Python {platform.python_version()}, drgn {drgn_version}; load average "
+        + (f"{load_at_start} at the start, " if load_at_start else "")
+        + f"{load_average()} at the end (the machine is shared: ratios of the same run are what to compare)"
     )
 
 

@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import measure  # noqa: E402
-from bench.report import Row, machine_description, render  # noqa: E402
+from bench.report import ANALYSIS_HEADING, Row, load_average, machine_description, render  # noqa: E402
 
 DEFAULT_SAMPLES = ("sysrq-c", "many-tasks")
 
@@ -132,6 +132,16 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
 
+def _kept_analysis(path: Path) -> str:
+    """The hand-written analysis section of an existing RESULTS.md, to keep under the new table."""
+    try:
+        previous = path.read_text()
+    except OSError:
+        return ""
+    at = previous.find("\n" + ANALYSIS_HEADING)
+    return "\n" + previous[at:].lstrip("\n") if at >= 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds per sample (medians; at least 5)")
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     crash = crash_binary()
     started = time.monotonic()
+    load_at_start = load_average()
     results = []
     for scenario in [s for s in args.samples.split(",") if s]:
         _progress(f"{scenario}: {args.runs} rounds")
@@ -151,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     tables = {r["scenario"]: (r, _rows(r)) for r in results}
     text = render(
         tables,
-        machine=machine_description(),
+        machine=machine_description(load_at_start),
         crash_version=crash_version(crash),
         runs=args.runs,
         elapsed=time.monotonic() - started,
         drgn_script=measure.DRGN_SCRIPT,
     )
     print(text)
-    args.output.write_text(text)
+    args.output.write_text(text + _kept_analysis(args.output))
     _progress(f"written to {args.output}")
     missed = [(s, row) for s, (_r, rows) in tables.items() for row in rows if row.met is False]
     for scenario, row in missed:

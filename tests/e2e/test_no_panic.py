@@ -188,12 +188,6 @@ def test_console_bt_pid_of_a_waiter(session: Session, sample_nopanic: Any, prog:
     assert "__mutex_lock" in symbols and "labbug_wait_write" in symbols, symbols
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="console bt with no selected frame uses drgn's crashed_thread(), which raises 'panic_cpu "
-    "is not set' on a dump without a panic (reported to the lead: the default context should be "
-    "the stopped task, CPU 0's current one)",
-)
 def test_console_bt_without_a_frame_is_the_stopped_task(session: Session, prog: drgn.Program) -> None:
     text, response = session.console("bt", frame=False)
     assert response["success"] and "panic_cpu" not in text, (response.get("message"), text)

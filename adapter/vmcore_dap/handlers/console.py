@@ -2,7 +2,8 @@
 
 * :func:`repl_interceptor` is tried by ``evaluate`` (context ``repl``) before drgn Python: a line
   naming a crash command runs it (:mod:`vmcore_dap.target.crash_commands`) in the context of the
-  task of the request's ``frameId`` (the crashed task without one) and streams its output as
+  task of the request's ``frameId`` (without one, the task of the ``stopped`` event: the crashed
+  task, or CPU 0's current task in a dump without a panic) and streams its output as
   ``output`` events, in chunks, cancellable between chunks. ``%py <expr>`` and any other line go to
   drgn Python (the variables handler).
 * ``completions``: command names, flags, symbols, member paths (:mod:`vmcore_dap.target.completions`).
@@ -134,12 +135,18 @@ def emit_output(session: Session, text: str, category: str = "console") -> None:
 
 
 def _current_task(session: Session, frame_id: int | None) -> drgn.Object | None:
-    """The ``struct task_struct *`` of the frame the request names; ``None`` means the crashed task."""
-    if frame_id is None:
-        return None
-    from vmcore_dap.handlers.context import lookup_frame
+    """The ``struct task_struct *`` of the frame the request names, else of the stopped thread.
 
-    return lookup_frame(session, frame_id).task
+    ``None`` (before the stop is announced) leaves the choice to
+    :func:`~vmcore_dap.target.crash_commands.default_context`, which makes the same one.
+    """
+    from vmcore_dap.handlers.context import dump_state, lookup_frame
+
+    if frame_id is not None:
+        return lookup_frame(session, frame_id).task
+    state = dump_state(session)
+    entry = state.threads.get(state.stopped_thread_id) if state.stopped_thread_id is not None else None
+    return entry.info.task if entry is not None else None
 
 
 def _current_frame(session: Session, frame_id: int | None) -> drgn.StackFrame | None:

@@ -91,6 +91,9 @@ class DumpState:
     #: ``(thread id, name)`` in display order; replaced whole, so the reader thread can serve it.
     thread_rows: tuple[tuple[int, str], ...] = ()
     crashed_thread_id: int | None = None
+    #: The thread of the session's one ``stopped`` event (set when it is sent): the crashed task, or
+    #: CPU 0's current task for a dump without a panic or with ``stopOnPanic: false``.
+    stopped_thread_id: int | None = None
     frames: HandleTable[FrameRef] = field(default_factory=lambda: HandleTable("frameId"))
     _stacks: dict[int, TaskStack] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

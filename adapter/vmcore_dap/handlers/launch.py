@@ -113,6 +113,7 @@ def _announce_stop(session: Session, state: DumpState) -> None:
         important = "truncated" in warning or "corrupt" in warning
         session.output(f"vmcore-dap: warning: {warning}\n", category="important" if important else "console")
     thread_id, reason = _stop_target(state)
+    state.stopped_thread_id = thread_id
     body: dict[str, Any] = {"reason": reason, "threadId": thread_id, "allThreadsStopped": True}
     panic = state.panic
     if reason == "exception" and panic is not None:

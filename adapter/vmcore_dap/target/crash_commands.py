@@ -5,6 +5,9 @@ to them. It adds what a console inside a debug adapter needs and drgn's interact
 offer:
 
 * the crash *current context* is the task the user selected in the Call Stack, per command line;
+  with none selected, the task the session stopped on (:attr:`CrashConsole.default_task`), else
+  :func:`default_context`: the panicking task, or CPU 0's current task in a dump taken without a
+  panic (drgn's own default, ``crashed_thread()``, fails there with "panic_cpu is not set");
 * output is captured through a real file descriptor (drgn's pipes and redirections hand
   ``sys.stdout`` to a shell pipeline, which needs ``fileno()``), and can be streamed in chunks of
   lines while the command runs, with a hook that may abort it (cancellation);
@@ -50,10 +53,32 @@ __all__ = [
     "VMCORE_CRASH_NAMESPACE",
     "command_names",
     "command_flags",
+    "default_context",
     "describe_command_error",
     "is_command_line",
     "vmcore_crash_command",
 ]
+
+
+def default_context(prog: drgn.Program) -> drgn.Object | None:
+    """Return the task crash commands run in when none is named: the task that panicked, else CPU 0's
+    current task (a dump taken without a panic, e.g. by QEMU's ``dump-guest-memory``).
+
+    ``None`` when neither can be read; drgn then falls back to its own rule.
+    """
+    from drgn.helpers.linux.sched import cpu_curr
+
+    try:
+        task = prog.crashed_thread().object
+        if task.value_():
+            return task
+    except (LookupError, ValueError, drgn.FaultError):
+        pass
+    try:
+        return cpu_curr(prog, 0)
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
+
 
 #: Lines of output collected before a chunk is handed to the ``on_output`` callback.
 DEFAULT_CHUNK_LINES = 200
@@ -277,9 +302,13 @@ class CrashConsole:
     :param prog: the dump's program.
     """
 
-    def __init__(self, prog: drgn.Program) -> None:
+    def __init__(self, prog: drgn.Program, default_task: drgn.Object | None = None) -> None:
         _ensure_extras()
         self.prog = prog
+        #: ``struct task_struct *`` a command line without a task runs in (the task a debug session
+        #: stopped on); :func:`default_context` when ``None``.
+        self.default_task = default_task
+        self._fallback: drgn.Object | None = None
         # No pager: output goes to the console, never to a terminal.
         prog.config["crash_scroll"] = False
         self.globals: dict[str, Any] = {"prog": prog, "drgn": drgn}
@@ -295,7 +324,8 @@ class CrashConsole:
         """Run one crash command line with the current context set to ``task``.
 
         :param line: e.g. ``"bt -l"``, ``"ps | grep cat"``, ``"foreach bt > /tmp/bt.txt"``.
-        :param task: ``struct task_struct *`` of the current context; the crashed task if ``None``.
+        :param task: ``struct task_struct *`` of the current context; :attr:`default_task` (else
+            :func:`default_context`) if ``None``.
         :param on_output: called with each chunk of complete lines while the command runs, and with
             the rest at the end. It may raise (e.g. :class:`~vmcore_dap.errors.Cancelled`) to stop
             the command; that exception propagates out of :meth:`run`.
@@ -304,6 +334,8 @@ class CrashConsole:
         if not line.strip():
             return CommandResult("")
         errors: list[BaseException] = []
+        if task is None:
+            task = self._default()
         with _RUN_LOCK:
             if task is not None:
                 self.prog.config["crash_context"] = task
@@ -337,6 +369,13 @@ class CrashConsole:
         if errors:
             return CommandResult(output, describe_command_error(errors[0], self.prog))
         return CommandResult(output)
+
+    def _default(self) -> drgn.Object | None:
+        if self.default_task is not None:
+            return self.default_task
+        if self._fallback is None:
+            self._fallback = default_context(self.prog)
+        return self._fallback
 
     def run_checked(self, line: str, task: drgn.Object | None = None) -> str:
         """Run ``line`` and return its output; raise :class:`UserError` if it failed."""

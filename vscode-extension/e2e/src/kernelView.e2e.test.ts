@@ -10,6 +10,7 @@
  */
 import * as assert from 'assert';
 import { spawn } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 
 import type { BrowserContext, FrameLocator, Locator, Page } from 'playwright-core';
@@ -178,6 +179,8 @@ describe('real VS Code: Kernel view and Stacks picture', function () {
         await server?.stop();
         if (failed && run !== undefined) {
             console.error(`    kept for diagnosis: ${run.root}`);
+        } else if (run !== undefined) {
+            fs.rmSync(run.root, { recursive: true, force: true });
         }
     });
 

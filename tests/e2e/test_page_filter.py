@@ -5,10 +5,17 @@ by makedumpfile; the crashed task's stack was written; the guard page below that
 translation. crash tells "page excluded" from "invalid kernel virtual address"; the adapter must
 tell them apart the same way, and name the filter level and the kind of page, in every view that
 reads memory: the target API, the console, disassembly and variables.
+
+The ELF twin of that dump (``makedumpfile -E -d 31``, written from the same memory) records no filter
+level; its excluded pages sit in segments' zero-filled tails (``p_filesz < p_memsz``, read here with
+binutils' ``readelf``, not our parser), which drgn reads as zeros. The adapter must say so at launch and
+for such a page, and the tails must be exactly what the kdump's bitmap excludes.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +26,18 @@ import pytest
 from drgn.helpers.linux.mm import follow_phys, page_to_phys, phys_to_virt
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.xarray import xa_for_each
-from tests.e2e._core_support import config_for, stack_of
+from tests.e2e._core_support import config_for, stack_of, stopped_session
 from tests.e2e.test_variables import run_crash
 from tests.helpers.dap_client import DapClient
 
-from vmcore_dap.target.page_filter import PageState, explain_unreadable, page_filter_for
+from vmcore_dap.target.page_filter import (
+    PageFilter,
+    PageState,
+    explain_unreadable,
+    page_filter_for,
+    zero_filled_reason,
+)
+from vmcore_dap.target.vmcore_file import describe_filtering, inspect_vmcore
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -209,3 +223,153 @@ def test_truncated_copy_loses_pages_to_the_cut_not_to_the_filter(
     assert half.state(pages.user_phys) is PageState.EXCLUDED  # the bitmaps are intact
     last = max(range(0, 1 << 30, 1 << 21), key=lambda p: p if whole.state(p) is PageState.PRESENT else -1)
     assert whole.state(last) is PageState.PRESENT and half.state(last) is PageState.BEYOND_EOF
+
+
+# -- the ELF twin (makedumpfile -E -d 31) ------------------------------------------------------------
+
+PAGE = 4096
+ZERO_PAGE = bytes(PAGE)
+
+
+def _readelf_loads(path: Path) -> list[tuple[int, int, int]]:
+    """``(p_paddr, p_filesz, p_memsz)`` of every PT_LOAD, as binutils' readelf reads them."""
+    out = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True, check=True).stdout
+    rows = re.findall(
+        r"^\s*LOAD\s+0x[0-9a-f]+\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)", out, re.M
+    )
+    assert rows, out
+    return [(int(p, 16), int(f, 16), int(m, 16)) for p, f, m in rows]
+
+
+def _tail_pages(loads: list[tuple[int, int, int]]) -> set[int]:
+    """Page frames in some segment's p_filesz..p_memsz tail and in no segment's data."""
+    data = {pfn for paddr, filesz, _ in loads for pfn in range(paddr // PAGE, (paddr + filesz) // PAGE)}
+    tails = {
+        pfn
+        for paddr, filesz, memsz in loads
+        for pfn in range((paddr + filesz) // PAGE, (paddr + memsz + PAGE - 1) // PAGE)
+    }
+    return tails - data
+
+
+@pytest.fixture(scope="module")
+def prog_elf(sample_oops: Any) -> drgn.Program:
+    program = drgn.Program()
+    program.set_core_dump(str(sample_oops.vmcore_elf))
+    program.load_debug_info([str(sample_oops.vmlinux)])
+    return program
+
+
+@pytest.fixture(scope="module")
+def elf_tails(sample_oops: Any) -> set[int]:
+    return _tail_pages(_readelf_loads(Path(sample_oops.vmcore_elf)))
+
+
+def _kdump_bits(pf: PageFilter) -> tuple[bytes, bytes]:
+    """The kdump's two page bitmaps (RAM the kernel had, pages written)."""
+    maps = pf.file.bitmaps
+    assert maps is not None
+    with open(pf.file.path, "rb") as f:
+        f.seek(maps.offset)
+        return f.read(maps.length), f.read(maps.length)
+
+
+def test_elf_zero_filled_tails_are_the_pages_the_kdump_excludes(
+    prog: drgn.Program, sample_oops: Any, elf_tails: set[int]
+) -> None:
+    """Both files were written from the same memory at -d 31: every page the ELF left in a tail is
+    excluded in the kdump's bitmap (or a page of zeros, which the kdump kept); every run of 256 or
+    more excluded pages inside the ELF's segments is in a tail (shorter runs keep their data)."""
+    elf_file = inspect_vmcore(Path(sample_oops.vmcore_elf))
+    assert elf_file.format == "elf" and elf_file.dump_level is None  # nothing recorded
+    assert elf_file.zero_filled_pages == len(elf_tails) > 10_000
+    pf_elf = PageFilter(elf_file)
+    kdump = page_filter_for(prog)
+    assert kdump is not None and kdump.file.dump_level == 31
+    in_memory, written = _kdump_bits(kdump)
+
+    def bit(bitmap: bytes, pfn: int) -> bool:
+        return bool(bitmap[pfn >> 3] >> (pfn & 7) & 1)
+
+    excluded = kept_zero = 0
+    for pfn in sorted(elf_tails):
+        assert pf_elf.state(pfn * PAGE) is PageState.ZERO_FILLED, hex(pfn * PAGE)
+        if bit(in_memory, pfn) and not bit(written, pfn):
+            excluded += 1
+        elif bit(written, pfn):
+            assert prog.read(pfn * PAGE, PAGE, True) == ZERO_PAGE, f"page {pfn * PAGE:#x} has data"
+            kept_zero += 1
+    assert excluded > 0.9 * len(elf_tails), (excluded, kept_zero, len(elf_tails))
+    assert excluded + kept_zero >= len(elf_tails) - 2  # at most the partial pages at a segment's end
+
+    runs: list[tuple[int, int]] = []
+    for paddr, _filesz, memsz in _readelf_loads(Path(sample_oops.vmcore_elf)):
+        start = None
+        for pfn in range(-(-paddr // PAGE), (paddr + memsz) // PAGE + 1):
+            out = pfn < (paddr + memsz) // PAGE and bit(in_memory, pfn) and not bit(written, pfn)
+            if out and start is None:
+                start = pfn
+            elif not out and start is not None:
+                runs.append((start, pfn))
+                start = None
+    long_runs = [(a, b) for a, b in runs if b - a >= 256]
+    assert long_runs
+    for a, b in long_runs:
+        assert all(pfn in elf_tails for pfn in range(a, b)), f"excluded run {a * PAGE:#x}..{b * PAGE:#x}"
+
+
+def test_elf_excluded_page_reads_as_zeros_and_says_why(
+    prog: drgn.Program, prog_elf: drgn.Program, pages: Pages, elf_tails: set[int], sample_oops: Any
+) -> None:
+    """A page the kdump refuses (crash's ``rd``: "page excluded") reads as zeros from the ELF twin;
+    the adapter says why in both, naming the same kind of page."""
+    base = prog["page_offset_base"].value_()
+    kdump = page_filter_for(prog)
+    assert kdump is not None
+    address = next(
+        base + pfn * PAGE
+        for pfn in sorted(elf_tails)
+        if pfn * PAGE >= 16 << 20 and kdump.state(pfn * PAGE) is PageState.EXCLUDED
+    )
+    phys = address - base
+    crash = "\n".join(run_crash(sample_oops, [f"rd -64 {address:x} 1"]))
+    assert f"page excluded: kernel virtual address: {address:x}" in crash, crash
+    with pytest.raises(drgn.FaultError):
+        prog.read(address, 8)
+    assert prog_elf.read(address, 8) == bytes(8)  # no error: drgn fills the tail with zeros
+    kdump_why = explain_unreadable(prog, address)
+    m = re.fullmatch(rf"{re.escape(EXCLUDED)}; physical page {phys:#x} is a (.+)", kdump_why)
+    assert m, kdump_why
+    elf_why = explain_unreadable(prog_elf, address)
+    assert elf_why == (
+        "excluded from the dump by makedumpfile (ELF format, -d level not recorded): physical page "
+        f"{phys:#x} lies in a segment's zero-filled tail, so it reads as zeros; it is a {m.group(1)}"
+    )
+    assert zero_filled_reason(prog_elf, address) == elf_why
+    assert zero_filled_reason(prog, address) is None  # the kdump faults instead
+    assert zero_filled_reason(prog_elf, pages.stack) is None  # written with its data
+    assert prog_elf.read(pages.stack, 64) == prog.read(pages.stack, 64)
+
+
+def test_launch_states_the_elf_filtering(sample_oops: Any, elf_tails: set[int], tmp_path: Path) -> None:
+    vmcore_elf = Path(sample_oops.vmcore_elf)
+    pages = len(elf_tails)
+    expected = (
+        f"vmcore-dap: opened {vmcore_elf}: ELF dump written by makedumpfile with filtering: {pages:,} "
+        f"pages ({pages * PAGE / 2**20:,.0f} MiB) excluded; excluded pages read as zeros (an ELF dump "
+        "does not record the -d level)\n"
+    )
+    with stopped_session(sample_oops, tmp_path, vmcore=str(vmcore_elf)) as (client, _stopped):
+        outputs = [e["body"]["output"] for e in client.events if e["event"] == "output"]
+    assert expected in outputs, outputs
+    assert not any("every page" in text for text in outputs)
+
+
+def test_an_unfiltered_elf_dump_is_called_complete(sample_nopanic: Any) -> None:
+    """QEMU's dump-guest-memory writes every segment whole: no tail, nothing excluded."""
+    path = Path(sample_nopanic.vmcore_elf)
+    loads = _readelf_loads(path)
+    assert all(filesz == memsz for _paddr, filesz, memsz in loads)
+    assert describe_filtering(inspect_vmcore(path)) == (
+        f"complete ELF dump: every page of its {len(loads)} memory segments is in the file (no filtering)"
+    )

@@ -18,7 +18,7 @@ from vmcore_dap.target.debuginfo import check_vmlinux, find_vmlinux, module_file
 from vmcore_dap.target.elf import file_build_id
 from vmcore_dap.target.launch_config import LaunchConfig
 from vmcore_dap.target.sources import SourceMap
-from vmcore_dap.target.vmcore_file import describe_dump_level, inspect_vmcore
+from vmcore_dap.target.vmcore_file import VmcoreFile, describe_dump_level, describe_filtering, inspect_vmcore
 
 LS = Path(shutil.which("ls") or "/bin/ls")
 
@@ -94,8 +94,11 @@ def test_not_a_vmcore(tmp_path: Path, make, why: str) -> None:  # type: ignore[n
     assert info.value.message.endswith(")")  # always says what to do
 
 
-def _tiny_elf_core(path: Path, segment_size: int, cut: int) -> None:
-    """Write an ELF64 core with a VMCOREINFO note and one PT_LOAD, then cut ``cut`` bytes off."""
+def _tiny_elf_core(path: Path, segment_size: int, cut: int, memsz: int | None = None) -> None:
+    """Write an ELF64 core with a VMCOREINFO note and one PT_LOAD, then cut ``cut`` bytes off.
+
+    :param memsz: the segment's ``p_memsz`` when larger than its data (a makedumpfile -E tail).
+    """
     desc = b"OSRELEASE=6.1.0-test\nBUILD-ID=00112233\n"
     note = struct.pack("<III", 11, len(desc), 0) + b"VMCOREINFO\0\0" + desc
     note += b"\0" * (-len(note) % 4)
@@ -106,7 +109,7 @@ def _tiny_elf_core(path: Path, segment_size: int, cut: int) -> None:
     eh += struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, 56, phnum, 64, 0, 0)
     ph_note = struct.pack("<IIQQQQQQ", 4, 0, note_off, 0, 0, len(note), len(note), 4)
     ph_load = struct.pack(
-        "<IIQQQQQQ", 1, 7, load_off, 0xFFFF888000000000, 0x100000, segment_size, segment_size, 4096
+        "<IIQQQQQQ", 1, 7, load_off, 0xFFFF888000000000, 0x100000, segment_size, memsz or segment_size, 4096
     )
     data = eh + ph_note + ph_load + note
     data += b"\0" * (load_off - len(data)) + b"\xaa" * segment_size
@@ -141,7 +144,31 @@ def test_dump_level_descriptions() -> None:
     assert describe_dump_level("kdump", 1).endswith("only zero pages excluded (nothing is lost)")
     assert describe_dump_level("kdump", 17) == "partial dump, makedumpfile -d 17: free pages excluded"
     assert describe_dump_level("kdump", 2) == "partial dump, makedumpfile -d 2: page cache pages excluded"
-    assert describe_dump_level("elf", None).startswith("ELF vmcore: every page")
+    assert describe_dump_level("elf", None) == "elf vmcore: filter level not recorded"
+
+
+def test_elf_filtering_is_read_from_the_segments(tmp_path: Path) -> None:
+    """An ELF dump records no -d level: a segment whose p_memsz exceeds its p_filesz (makedumpfile -E)
+    shows the filtering, a whole one (the kernel's /proc/vmcore, QEMU) shows none."""
+    whole = tmp_path / "whole"
+    _tiny_elf_core(whole, 8192, 0)
+    info = inspect_vmcore(whole)
+    assert info.zero_filled == [] and info.zero_filled_pages == 0
+    assert describe_filtering(info) == (
+        "complete ELF dump: every page of its 1 memory segment is in the file (no filtering)"
+    )
+    filtered = tmp_path / "filtered"
+    _tiny_elf_core(filtered, 8192, 0, memsz=8192 + 300 * 4096)
+    info = inspect_vmcore(filtered)
+    assert info.zero_filled == [(0x102000, 0x102000 + 300 * 4096)] and info.zero_filled_pages == 300
+    assert not info.is_zero_filled(0x101FFF) and info.is_zero_filled(0x102000)
+    assert info.is_zero_filled(0x102000 + 300 * 4096 - 1) and not info.is_zero_filled(0x102000 + 300 * 4096)
+    assert describe_filtering(info) == (
+        "ELF dump written by makedumpfile with filtering: 300 pages (1 MiB) excluded; excluded pages "
+        "read as zeros (an ELF dump does not record the -d level)"
+    )
+    kdump = VmcoreFile(tmp_path / "vmcore", "kdump", 0, dump_level=31)
+    assert describe_filtering(kdump) == describe_dump_level("kdump", 31)  # the level it records
 
 
 def test_vmlinux_check_and_search(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import drgn
 from vmcore_dap.errors import UserError
 from vmcore_dap.target import debuginfo, debuginfod
 from vmcore_dap.target.launch_config import LaunchConfig
-from vmcore_dap.target.vmcore_file import VmcoreFile, describe_dump_level, inspect_vmcore
+from vmcore_dap.target.vmcore_file import VmcoreFile, describe_filtering, inspect_vmcore
 
 __all__ = ["Dump", "open_dump", "ProgressCallback"]
 
@@ -59,8 +59,9 @@ class Dump:
 
     @property
     def filter_description(self) -> str:
-        """One phrase on how complete the dump is ("partial dump, makedumpfile -d 31: …")."""
-        return describe_dump_level(self.file.format, self.file.dump_level)
+        """One phrase on how complete the dump is ("partial dump, makedumpfile -d 31: …", or for an ELF
+        dump what its segments show: "ELF dump written by makedumpfile with filtering: N pages …")."""
+        return describe_filtering(self.file)
 
     def crashed_task(self) -> drgn.Object | None:
         """Return the ``struct task_struct *`` that panicked, or ``None`` for a dump without a panic."""

@@ -11,9 +11,11 @@ memory, disassembly, the console):
    a task's ``mm`` for user addresses when one is given);
 2. look the physical page up in the file itself (:class:`PageFilter`): the two page bitmaps of a
    kdump-compressed file (memory the dump covers, pages written), or the ``PT_LOAD`` segments of an
-   ELF vmcore, and for a written page whether its data lies past the end of a truncated file. (An ELF
-   vmcore from ``makedumpfile -E`` keeps short runs of excluded pages inside a segment's
-   ``p_memsz > p_filesz`` tail, which drgn reads as zeros: no fault, so nothing to explain here);
+   ELF vmcore, and for a written page whether its data lies past the end of a truncated file. An ELF
+   vmcore from ``makedumpfile -E`` leaves runs of 256 or more excluded pages (and a segment's trailing
+   ones) in a segment's ``p_filesz < p_memsz`` tail, which drgn reads as zeros *without* a fault: such
+   a page is :attr:`PageState.ZERO_FILLED`, and :func:`zero_filled_reason` lets a reader say that the
+   zeros it shows are not the kernel's data (shorter runs keep their data and cannot be told apart);
 3. name the kind of page from its ``struct page`` (anonymous, page cache, slab, free), since the
    ``mem_map`` itself is always in the dump.
 """
@@ -28,7 +30,14 @@ import drgn
 
 from vmcore_dap.target.vmcore_file import VmcoreFile, excluded_page_kinds, inspect_vmcore
 
-__all__ = ["PageFilter", "PageState", "explain_unreadable", "page_filter_for", "page_kind"]
+__all__ = [
+    "PageFilter",
+    "PageState",
+    "explain_unreadable",
+    "page_filter_for",
+    "page_kind",
+    "zero_filled_reason",
+]
 
 PAGE_SHIFT = 12
 _PAGE_DESC_SIZE = 24  # struct page_desc: offset, size, flags, page_flags
@@ -48,6 +57,7 @@ class PageState(enum.Enum):
     EXCLUDED = "excluded"  # RAM the kernel had, left out when the dump was written
     NOT_RAM = "not RAM"  # not memory of the crashed kernel (a hole, device memory, the crash kernel's)
     NOT_IN_FILE = "not in file"  # an ELF vmcore without this page; ELF cannot say why
+    ZERO_FILLED = "zero-filled"  # ELF: in a segment's p_filesz < p_memsz tail, left out, reads as zeros
     BEYOND_EOF = "beyond end of file"  # written, but the file was cut before its data
 
 
@@ -73,6 +83,8 @@ class PageFilter:
                 if paddr <= page < paddr + filesz:
                     end = offset + (page - paddr) + (1 << PAGE_SHIFT)
                     return PageState.BEYOND_EOF if end > self.file.size else PageState.PRESENT
+            if self.file.is_zero_filled(page):
+                return PageState.ZERO_FILLED
             return PageState.NOT_IN_FILE
         return PageState.NOT_IN_FILE
 
@@ -187,6 +199,24 @@ def _user_half(prog: drgn.Program, address: int) -> bool:
     return not address >> (bits - 1) & 1
 
 
+def zero_filled_reason(prog: drgn.Program, address: int, *, mm: drgn.Object | None = None) -> str | None:
+    """Say why the zeros read at ``address`` are not the kernel's data, or ``None`` when they are
+    (or nothing is known): the page lies in an ELF segment's zero-filled tail, left out by
+    makedumpfile. Cheap for every dump that is not such an ELF file (no page-table walk).
+
+    :param mm: as for :func:`explain_unreadable`.
+    """
+    pf = page_filter_for(prog)
+    if pf is None or not pf.file.zero_filled or address < 0x1000:
+        return None
+    if _user_half(prog, address) and mm is None:
+        return None
+    phys = _translate(prog, address, mm)
+    if phys is None or pf.state(phys) is not PageState.ZERO_FILLED:
+        return None
+    return _explain_physical(prog, pf, phys)
+
+
 def explain_unreadable(prog: drgn.Program, address: int, *, mm: drgn.Object | None = None) -> str:
     """Say in one phrase why ``address`` cannot be read, for after "cannot read memory at 0x…: ".
 
@@ -223,6 +253,12 @@ def _explain_physical(prog: drgn.Program, pf: PageFilter, phys: int) -> str:
     if state is PageState.PRESENT:
         return f"physical page {page:#x} is in the dump but could not be read"
     kind = page_kind(prog, phys >> PAGE_SHIFT)
+    if state is PageState.ZERO_FILLED:
+        what = f"a {kind}" if kind else "presumably a page of zeros (makedumpfile -d 1 drops those)"
+        return (
+            "excluded from the dump by makedumpfile (ELF format, -d level not recorded): physical page "
+            f"{page:#x} lies in a segment's zero-filled tail, so it reads as zeros; it is {what}"
+        )
     level = pf.file.dump_level
     if level is not None:
         kinds = "/".join(k.split()[-1] for k in excluded_page_kinds(level)) or "zero"

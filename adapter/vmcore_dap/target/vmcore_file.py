@@ -9,10 +9,20 @@ makedumpfile filter level, all without drgn.
 Formats (makedumpfile ``diskdump_mod.h``): a kdump-compressed file is a ``disk_dump_header`` block, a
 ``kdump_sub_header`` of ``sub_hdr_size`` blocks, two page bitmaps of ``bitmap_blocks`` blocks, one
 24-byte ``page_desc`` per dumpable page (the bits set in the second bitmap), then the page data.
+
+An ELF vmcore records no filter level, but its segments show the filtering: the kernel's
+``/proc/vmcore`` and QEMU's ``dump-guest-memory`` write every ``PT_LOAD`` whole (``p_filesz ==
+p_memsz``), while ``makedumpfile -E -d N`` (``write_elf_pages_cyclic``) ends a segment's data before
+each run of 256 or more excluded pages and before a segment's trailing excluded pages, keeping them
+only in ``p_memsz``. Readers (drgn included) return zeros for that ``p_filesz < p_memsz`` tail, without
+an error, so those pages are listed here (:attr:`VmcoreFile.zero_filled`) for the launch message and
+:mod:`.page_filter`. Runs of fewer than 256 excluded pages are written with their data and cannot be
+told apart.
 """
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +36,7 @@ __all__ = [
     "KdumpBitmaps",
     "VmcoreFile",
     "describe_dump_level",
+    "describe_filtering",
     "excluded_page_kinds",
     "inspect_vmcore",
 ]
@@ -45,6 +56,10 @@ _DUMP_LEVEL_BITS = (
     (8, "user"),
     (16, "free"),
 )
+
+_PAGE_SHIFT = 12
+_PAGE = 1 << _PAGE_SHIFT
+_INF = float("inf")
 
 _COPY_HINT = "copy the vmcore again, e.g. with 'cp --sparse=always', and compare its size with the original"
 
@@ -88,6 +103,10 @@ class VmcoreFile:
     bitmaps: KdumpBitmaps | None = None
     #: ELF only: ``(p_paddr, p_offset, p_filesz)`` of every PT_LOAD with data, in file order.
     loads: list[tuple[int, int, int]] = field(default_factory=list)
+    #: ELF only: sorted, merged physical ranges ``[start, end)`` that lie in some segment's
+    #: ``p_filesz < p_memsz`` tail and in no segment's data: pages left out when the file was
+    #: written (makedumpfile -E), which read as zeros.
+    zero_filled: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def release(self) -> str | None:
@@ -99,6 +118,18 @@ class VmcoreFile:
         """The kernel's GNU build ID (lowercase hex) recorded in ``VMCOREINFO``, if any."""
         value = self.vmcoreinfo.get("BUILD-ID")
         return value.strip().lower() if value else None
+
+    @property
+    def zero_filled_pages(self) -> int:
+        """How many pages (4 KiB) lie in :attr:`zero_filled` (a partial page counts as one)."""
+        return sum(
+            ((end + _PAGE - 1) >> _PAGE_SHIFT) - (start >> _PAGE_SHIFT) for start, end in self.zero_filled
+        )
+
+    def is_zero_filled(self, phys: int) -> bool:
+        """Whether physical address ``phys`` lies in :attr:`zero_filled`."""
+        i = bisect.bisect_right(self.zero_filled, (phys, _INF)) - 1
+        return i >= 0 and self.zero_filled[i][0] <= phys < self.zero_filled[i][1]
 
     @property
     def truncated(self) -> bool:
@@ -115,10 +146,6 @@ def describe_dump_level(fmt: str, level: int | None) -> str:
     Zero pages are not mentioned next to other kinds: excluding them loses nothing.
     """
     if level is None:
-        if fmt == "elf":
-            return (
-                "ELF vmcore: every page the kernel exported is present (no makedumpfile filtering recorded)"
-            )
         return f"{fmt} vmcore: filter level not recorded"
     if level == 0:
         return "complete dump, makedumpfile -d 0: no pages excluded"
@@ -127,6 +154,28 @@ def describe_dump_level(fmt: str, level: int | None) -> str:
         return f"dump with makedumpfile -d {level}: only zero pages excluded (nothing is lost)"
     listed = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
     return f"partial dump, makedumpfile -d {level}: {listed} pages excluded"
+
+
+def describe_filtering(file: VmcoreFile) -> str:
+    """Say in one phrase how complete the dump in ``file`` is, from what its headers show.
+
+    A kdump-compressed file records makedumpfile's ``-d`` level (:func:`describe_dump_level`); an ELF
+    one only shows it through its zero-filled segment tails (see the module docstring).
+    """
+    if file.format != "elf":
+        return describe_dump_level(file.format, file.dump_level)
+    pages = file.zero_filled_pages
+    if not pages:
+        segments = len(file.loads)
+        return (
+            f"complete ELF dump: every page of its {segments} memory segment{'s' if segments != 1 else ''} "
+            "is in the file (no filtering)"
+        )
+    mib = pages * _PAGE / 2**20
+    return (
+        f"ELF dump written by makedumpfile with filtering: {pages:,} pages ({mib:,.0f} MiB) excluded; "
+        "excluded pages read as zeros (an ELF dump does not record the -d level)"
+    )
 
 
 def excluded_page_kinds(level: int) -> list[str]:
@@ -324,6 +373,37 @@ def _count_missing_pages(f: BinaryIO, desc_offset: int, count: int, size: int) -
     return missing
 
 
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[0] < r[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _zero_filled_tails(phdrs: list[elf.ProgramHeader]) -> list[tuple[int, int]]:
+    """The physical ranges in some ``PT_LOAD``'s ``p_filesz < p_memsz`` tail and in no segment's data
+    (x86-64 maps the kernel image twice, so its pages appear in two segments)."""
+    loads = [ph for ph in phdrs if ph.p_type == elf.PT_LOAD]
+    tails = _merge([(ph.paddr + ph.filesz, ph.paddr + ph.memsz) for ph in loads if ph.memsz > ph.filesz])
+    data = _merge([(ph.paddr, ph.paddr + ph.filesz) for ph in loads if ph.filesz])
+    result: list[tuple[int, int]] = []
+    for start, end in tails:
+        for d_start, d_end in data:
+            if d_end <= start or d_start >= end:
+                continue
+            if d_start > start:
+                result.append((start, d_start))
+            start = max(start, d_end)
+            if start >= end:
+                break
+        if start < end:
+            result.append((start, end))
+    return result
+
+
 def _inspect_elf(path: Path, f: BinaryIO, header: elf.ElfHeader, size: int) -> VmcoreFile:
     if header.e_type != elf.ET_CORE:
         kind = {
@@ -357,6 +437,7 @@ def _inspect_elf(path: Path, f: BinaryIO, header: elf.ElfHeader, size: int) -> V
             break
     loads = [ph for ph in phdrs if ph.p_type == elf.PT_LOAD and ph.filesz]
     result.loads = [(ph.paddr, ph.offset, ph.filesz) for ph in loads]
+    result.zero_filled = _zero_filled_tails(phdrs)
     end = max((ph.offset + ph.filesz for ph in loads), default=0)
     if end > size:
         result.missing_bytes = end - size

@@ -351,17 +351,48 @@ def test_elf_excluded_page_reads_as_zeros_and_says_why(
     assert prog_elf.read(pages.stack, 64) == prog.read(pages.stack, 64)
 
 
-def test_launch_states_the_elf_filtering(sample_oops: Any, elf_tails: set[int], tmp_path: Path) -> None:
+def test_launch_and_values_state_the_elf_filtering(
+    sample_oops: Any, prog: drgn.Program, pages: Pages, elf_tails: set[int], tmp_path: Path
+) -> None:
+    """The launch message counts the left-out pages as readelf shows them; a value read from one is
+    followed by the reason its zeros are not data, a value from a written page is not."""
     vmcore_elf = Path(sample_oops.vmcore_elf)
-    pages = len(elf_tails)
+    kdump = page_filter_for(prog)
+    assert kdump is not None
+    base = prog["page_offset_base"].value_()
+    excluded = next(
+        base + pfn * PAGE
+        for pfn in sorted(elf_tails)
+        if pfn * PAGE >= 16 << 20 and kdump.state(pfn * PAGE) is PageState.EXCLUDED
+    )
+    why = explain_unreadable(prog, excluded).removeprefix(EXCLUDED)  # "; physical page … is a …"
+    kind = why.rpartition(" is a ")[2]
+    count = len(elf_tails)
     expected = (
-        f"vmcore-dap: opened {vmcore_elf}: ELF dump written by makedumpfile with filtering: {pages:,} "
-        f"pages ({pages * PAGE / 2**20:,.0f} MiB) excluded; excluded pages read as zeros (an ELF dump "
+        f"vmcore-dap: opened {vmcore_elf}: ELF dump written by makedumpfile with filtering: {count:,} "
+        f"pages ({count * PAGE / 2**20:,.0f} MiB) excluded; excluded pages read as zeros (an ELF dump "
         "does not record the -d level)\n"
     )
-    with stopped_session(sample_oops, tmp_path, vmcore=str(vmcore_elf)) as (client, _stopped):
+    with stopped_session(sample_oops, tmp_path, vmcore=str(vmcore_elf)) as (client, stopped):
         outputs = [e["body"]["output"] for e in client.events if e["event"] == "output"]
+        frame_id = stack_of(client, stopped["body"]["threadId"])[0]["id"]
+
+        def watch(address: int) -> str:
+            arguments = {
+                "expression": f"*(unsigned long *){address:#x}",
+                "context": "watch",
+                "frameId": frame_id,
+            }
+            return str(client.call("evaluate", arguments)["result"])
+
+        zero = watch(excluded)
+        present = watch(pages.stack)
     assert expected in outputs, outputs
+    assert zero == (
+        "0 <excluded from the dump by makedumpfile (ELF format, -d level not recorded): physical page "
+        f"{excluded - base:#x} lies in a segment's zero-filled tail, so it reads as zeros; it is a {kind}>"
+    )
+    assert present == str(int.from_bytes(prog.read(pages.stack, 8), "little"))
     assert not any("every page" in text for text in outputs)
 
 

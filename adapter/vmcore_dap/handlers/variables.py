@@ -4,7 +4,9 @@ Every expandable value gets a number from one session table ``HandleTable("varia
 keyed by ``(parent handle, child key)``: expanding the same path twice gives the same number and the
 table does not grow while a user clicks around. The table stores descriptors (a scope of a frame,
 or a :class:`~vmcore_dap.target.values.Variable`); children are computed only when asked.
-Formatting (``format.hex``) is applied per request, so it never invalidates a handle.
+Formatting (``format.hex``) is applied per request, so it never invalidates a handle. A value read
+from a page an ELF dump left out (makedumpfile -E keeps it only as zeros) is followed by the reason,
+since drgn reads it without a fault and ``0`` alone would look like the kernel's data.
 
 ``evaluate`` takes C for ``hover``, ``watch``, ``variables`` and ``clipboard``
 (:mod:`vmcore_dap.target.cexpr`) and drgn Python for ``repl`` (:mod:`vmcore_dap.target.repl`).
@@ -27,6 +29,7 @@ from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError, UserError
 from vmcore_dap.target import cexpr, scopes, values
+from vmcore_dap.target.page_filter import zero_filled_reason
 from vmcore_dap.target.repl import PythonRepl
 from vmcore_dap.target.values import Variable
 
@@ -127,13 +130,28 @@ def _shape(
     return reference, fields
 
 
+def _zero_fill_note(value: str, obj: drgn.Object) -> str:
+    """``value`` with the reason its zeros are not the kernel's data, when ``obj`` lies in a page an
+    ELF dump left out (makedumpfile -E: read as zeros, without a fault; see
+    :func:`~vmcore_dap.target.page_filter.zero_filled_reason`)."""
+    address = obj.address_
+    if address is None:
+        return value
+    try:
+        reason = zero_filled_reason(obj.prog_, address)
+    except Exception:  # noqa: BLE001 - the value itself is still right to show
+        return value
+    return f"{value} <{reason}>" if reason else value
+
+
 def _variable_body(
     session: Session, parent: int, variable: Variable, hex_: bool, rendered: values.Rendered | None = None
 ) -> dict[str, Any]:
     if rendered is None:
         rendered = values.render(variable.obj, hex_=hex_ or variable.always_hex)
     reference, fields = _shape(session, parent, variable, rendered)
-    body: dict[str, Any] = {"name": variable.name, "value": rendered.value, "variablesReference": reference}
+    value = _zero_fill_note(rendered.value, variable.obj)
+    body: dict[str, Any] = {"name": variable.name, "value": value, "variablesReference": reference}
     _with_type(session, body, "type", rendered.type)
     if variable.expr is not None:
         body["evaluateName"] = variable.expr
@@ -226,7 +244,7 @@ def _evaluate_body(
     rendered = values.render(variable.obj, hex_=hex_)
     key = f"evaluate:{frame_id}:{variable.expr if variable.expr is not None else id(variable.obj)}"
     reference, fields = _shape(session, 0, Variable(key, variable.obj, variable.expr), rendered)
-    result = rendered.value
+    result = _zero_fill_note(rendered.value, variable.obj)
     if context == "clipboard":
         result = _clipboard_text(variable.obj, rendered)
     body: dict[str, Any] = {"result": result, "variablesReference": reference}

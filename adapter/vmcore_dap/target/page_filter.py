@@ -48,6 +48,7 @@ _PAGE_TYPE_BASE = 0xF0000000
 _PG_BUDDY = 0x00000080
 _MAX_BUDDY_ORDER = 11  # MAX_ORDER on x86-64 up to v6.3; a larger order is simply not searched
 _CACHE_KEY = "vmcore_dap.page_filter"
+_ZERO_FILL_KEY = "vmcore_dap.page_filter.zero_filled"
 
 
 class PageState(enum.Enum):
@@ -211,10 +212,14 @@ def zero_filled_reason(prog: drgn.Program, address: int, *, mm: drgn.Object | No
         return None
     if _user_half(prog, address) and mm is None:
         return None
-    phys = _translate(prog, address, mm)
-    if phys is None or pf.state(phys) is not PageState.ZERO_FILLED:
-        return None
-    return _explain_physical(prog, pf, phys)
+    # Values are shown many to a page (members, array elements): walk the page tables once a page.
+    memo: dict[tuple[int, int], str | None] = prog.cache.setdefault(_ZERO_FILL_KEY, {})
+    key = (address >> PAGE_SHIFT, mm.value_() if mm is not None else 0)
+    if key not in memo:
+        phys = _translate(prog, address, mm)
+        zero = phys is not None and pf.state(phys) is PageState.ZERO_FILLED
+        memo[key] = _explain_physical(prog, pf, phys) if zero and phys is not None else None
+    return memo[key]
 
 
 def explain_unreadable(prog: drgn.Program, address: int, *, mm: drgn.Object | None = None) -> str:

@@ -57,6 +57,7 @@ _CRASH_TIMEOUT_S = 900
 COMMANDS: dict[str, str] = {
     "sys": "sys",
     "ps": "ps",
+    "ps-m": "ps -m",
     "bt": "bt",
     "bt-a": "bt -a",
     "bt-l": "bt -l",

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,27 +136,15 @@ def test_cpus_equal_crash_active_tasks(session: tuple[DapClient, Any], scenario:
         assert spinner["function"] == USER_MODE
 
 
-def _crash_ps_m(sample: Any, pids: list[int]) -> dict[int, str]:
-    """Run crash's ``ps -m`` for ``pids`` (not among the oracle's stored answers): {pid: duration}."""
-    from samples.crash_oracle import crash_binary
-
-    script = f"set scroll off\nps -m {' '.join(map(str, pids))}\nexit\n"
-    proc = subprocess.run(
-        [str(crash_binary()), "-s", str(sample.vmlinux), str(sample.vmcore)],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    rows = dict(
-        (int(m["pid"]), m["time"])
-        for m in re.finditer(r"^(?P<time>\[\d+ [\d:.]+\]) \[\w+\]\s+PID: (?P<pid>\d+)", proc.stdout, re.M)
-    )
-    assert rows, (
-        f"crash ps -m printed no rows (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    )
-    return rows
+def _crash_ps_m(ps_m: str, pids: list[int]) -> dict[int, str]:
+    """The wait times of ``pids`` in crash's ``ps -m`` (the oracle's ``ps-m`` answer): {pid: duration}."""
+    rows = {
+        int(m["pid"]): m["time"]
+        for m in re.finditer(r"^(?P<time>\[\d+ [\d:.]+\]) \[\w+\]\s+PID: (?P<pid>\d+)", ps_m, re.M)
+    }
+    missing = [pid for pid in pids if pid not in rows]
+    assert not missing, f"crash's ps -m has no row for PID {missing}:\n{ps_m[:2000]}"
+    return {pid: rows[pid] for pid in pids}
 
 
 @pytest.mark.timeout(900)
@@ -175,7 +162,7 @@ def test_blocked_tasks_wait_on_the_mutex_its_holder_owns(tmp_path: Path) -> None
             assert lock["owner"] is not None and lock["owner"]["pid"] == holder, lock
             assert task["threadId"] is not None
         assert len({t["lock"]["address"] for t in tasks}) == 1, "all wait on one mutex"
-        crash_times = _crash_ps_m(sample, expected)
+        crash_times = _crash_ps_m(get_crash_answers("oops-null")["ps-m"], expected)
         assert {t["pid"]: t["waited"] for t in tasks} == crash_times
         # Selecting the owner in the Call Stack: a stopped event that asks for focus.
         owner_thread = tasks[0]["lock"]["owner"]["threadId"]

@@ -31,7 +31,9 @@ def _schema() -> dict:
 def test_schema_and_launch_config_name_the_same_settings() -> None:
     adapter = {_camel(f.name) for f in dataclasses.fields(LaunchConfig)}
     schema = set(_schema()["properties"]) - EXTENSION_ONLY
-    assert schema == adapter, f"only in the schema: {schema - adapter}; only in the adapter: {adapter - schema}"
+    assert schema == adapter, (
+        f"only in the schema: {schema - adapter}; only in the adapter: {adapter - schema}"
+    )
 
 
 def test_schema_defaults_match_the_adapter() -> None:

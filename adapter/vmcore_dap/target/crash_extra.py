@@ -343,6 +343,24 @@ def _crash_memory_size(prog: Program) -> str:
     return text.replace(".0 ", " ")
 
 
+def crash_uptime_seconds(prog: Program) -> int:
+    """Uptime as crash computes it: jiffies since boot, whole seconds.
+
+    crash counts ``jiffies_64 - INITIAL_JIFFIES`` and divides by HZ, truncating; drgn's ``sys``
+    reads the timekeeper's boot time instead, which can be one second ahead at the instant of a
+    crash. HZ is not a symbol: ``tick_nsec`` is ``NSEC_PER_SEC / HZ`` rounded (kernel/time/ntp.c).
+    """
+    hz = round(1_000_000_000 / prog["tick_nsec"].value_())
+    initial_jiffies = (-300 * hz) & 0xFFFFFFFF  # include/linux/jiffies.h: (unsigned int)(-300*HZ)
+    return (prog["jiffies_64"].value_() - initial_jiffies) // hz
+
+
+def _format_uptime(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    clock = f"{rest // 3600:02}:{rest // 60 % 60:02}:{rest % 60:02}"
+    return f"{days} days, {clock}" if days else clock
+
+
 def _fix_sys_line(prog: Program, line: str) -> str:
     key, sep, value = line.partition(": ")
     name = key.strip()
@@ -351,6 +369,8 @@ def _fix_sys_line(prog: Program, line: str) -> str:
             return f"{line}  [PARTIAL DUMP]"
         if name == "MEMORY":
             return f"{key}{sep}{_crash_memory_size(prog)}"
+        if name == "UPTIME":
+            return f"{key}{sep}{_format_uptime(crash_uptime_seconds(prog))}"
         if name == "PANIC":
             message = crash_panic_message(prog)
             if message is not None:
@@ -366,12 +386,12 @@ _drgn_sys = VMCORE_CRASH_NAMESPACE.drgn_commands["sys"]
 
 @custom_command(
     name="sys",
-    description="system data (crash's DUMPFILE, MEMORY and PANIC rules)",
+    description="system data (crash's DUMPFILE, UPTIME, MEMORY and PANIC rules)",
     usage="**sys** [drgn's sys options]",
     long_description="""
-    drgn's ``sys``, with three fields computed as crash computes them: DUMPFILE is marked
-    [PARTIAL DUMP] for a makedumpfile-filtered dump, MEMORY counts present pages, and PANIC is the
-    first of crash's known panic messages found in the kernel log.
+    drgn's ``sys``, with four fields computed as crash computes them: DUMPFILE is marked
+    [PARTIAL DUMP] for a makedumpfile-filtered dump, UPTIME counts jiffies, MEMORY counts present
+    pages, and PANIC is the first of crash's known panic messages found in the kernel log.
     """,
     parse=parse_shell_command,
     namespace=VMCORE_CRASH_NAMESPACE,

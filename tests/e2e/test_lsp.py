@@ -9,14 +9,11 @@ from the sample's manifest. The kernel source tree is Debian's linux-source of t
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,13 +23,12 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 from tests.conftest import REPO_ROOT, get_crash_answers, get_sample
+from tests.helpers import crash_batch
 from tests.helpers.crash_compare import state_letter, struct_offsets
 from tests.helpers.crash_parse import parse_bt, parse_ps
 from tests.helpers.stack_normalize import base_function_name, normalize_crash_task
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-_CRASH_TIMEOUT_S = 900
 
 
 # -- setup: tools, sources, crash ---------------------------------------------------------------
@@ -67,44 +63,8 @@ def _launch_config(sample: Any) -> dict[str, Any]:
 
 
 def run_crash(sample: Any, commands: list[str]) -> list[str]:
-    """Run crash once on ``sample`` (module debug info loaded) and return each command's output.
-
-    Cached next to the sample by crash binary and command list (crash takes ~1 min to start).
-    """
-    from samples.crash_oracle import crash_binary
-
-    binary = crash_binary()
-    key = hashlib.sha256(json.dumps([str(binary), commands]).encode()).hexdigest()[:16]
-    cache = Path(sample.dir) / "crash-lsp" / f"{key}.json"
-    if cache.is_file():
-        cached: list[str] = json.loads(cache.read_text())
-        return cached
-    with tempfile.TemporaryDirectory(prefix="crash-lsp-") as tmp:
-        out = Path(tmp)
-        script = ["set scroll off"]
-        for ko in sample.debug_info:
-            name = Path(ko).name.removesuffix(".ko").replace("-", "_")
-            script.append(f"mod -s {name} {ko} > {out / 'mod.txt'}")
-        script += [f"{command} > {out / f'{i}.txt'}" for i, command in enumerate(commands)]
-        script.append("exit")
-        proc = subprocess.run(
-            [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)],
-            input="\n".join(script) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=_CRASH_TIMEOUT_S,
-            check=False,
-        )
-        outputs = []
-        for i, command in enumerate(commands):
-            path = out / f"{i}.txt"
-            assert path.is_file(), f"crash did not answer {command!r}:\n{proc.stdout[-3000:]}\n{proc.stderr}"
-            outputs.append(path.read_text())
-    cache.parent.mkdir(exist_ok=True)
-    partial = cache.with_suffix(f".tmp-{os.getpid()}")
-    partial.write_text(json.dumps(outputs))
-    partial.replace(cache)
-    return outputs
+    """crash's output for each of ``commands`` on ``sample`` (one batch run, cached)."""
+    return crash_batch.run_crash(sample, commands)[: len(commands)]
 
 
 # -- the client ----------------------------------------------------------------------------------

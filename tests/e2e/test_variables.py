@@ -10,24 +10,19 @@ prototype, ``struct -o task_struct <addr>`` for member addresses, ``struct task_
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.crash_batch import run_crash
 from tests.helpers.crash_parse import parse_ps
 from tests.helpers.dap_client import DapClient
 
 pytestmark = pytest.mark.timeout(900)
-
-_CRASH_TIMEOUT_S = 600
 
 
 # -- the debuggee ------------------------------------------------------------------------------------
@@ -98,54 +93,6 @@ def dbg(sample: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Debug
 
 
 # -- crash, for what the stored oracle answers do not cover -------------------------------------------
-
-
-def _crash_binary() -> Path:
-    from samples.crash_oracle import crash_binary
-
-    return crash_binary()
-
-
-def run_crash(sample: Any, commands: list[str]) -> list[str]:
-    """Run crash once on ``sample`` with module debug info loaded; return each command's output.
-
-    Results are cached next to the sample, keyed by the crash binary and the command list, so the
-    ~1 minute crash startup is paid once per dump.
-    """
-    binary = _crash_binary()
-    key = hashlib.sha256(json.dumps([str(binary), commands]).encode()).hexdigest()[:16]
-    cache = Path(sample.dir) / "crash-variables" / f"{key}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    with tempfile.TemporaryDirectory(prefix="crash-variables-") as tmp:
-        out = Path(tmp)
-        script = ["set scroll off"]
-        for ko in sample.debug_info:
-            name = Path(ko).name.removesuffix(".ko").replace("-", "_")
-            script.append(f"mod -s {name} {ko} > {out / 'mod.txt'}")
-        for i, command in enumerate(commands):
-            script.append(f"{command} > {out / f'{i}.txt'}")
-        script.append("exit")
-        proc = subprocess.run(
-            [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)],
-            input="\n".join(script) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=_CRASH_TIMEOUT_S,
-            check=False,
-        )
-        outputs = []
-        for i, command in enumerate(commands):
-            path = out / f"{i}.txt"
-            assert path.is_file(), f"crash did not answer {command!r}:\n{proc.stdout[-3000:]}\n{proc.stderr}"
-            # crash prints a command's errors on its own stderr, not into the redirection.
-            outputs.append(path.read_text())
-        errors = proc.stdout + proc.stderr
-    cache.parent.mkdir(exist_ok=True)
-    tmp_cache = cache.with_suffix(f".tmp-{os.getpid()}")
-    tmp_cache.write_text(json.dumps(outputs + [errors]))
-    tmp_cache.replace(cache)
-    return outputs + [errors]
 
 
 @dataclass

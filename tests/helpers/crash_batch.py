@@ -1,0 +1,63 @@
+"""Ask crash, in batch mode, what the stored oracle answers do not cover (``p sym``, ``struct -o T``…).
+
+One crash run answers a whole list of commands (crash takes up to a minute to start on a loaded
+machine); the answers are cached next to the sample, keyed by the crash binary and the command
+list, so later runs read them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_crash"]
+
+_CRASH_TIMEOUT_S = 900
+
+
+def run_crash(sample: Any, commands: list[str]) -> list[str]:
+    """Run crash once on ``sample`` with module debug info loaded; return each command's output.
+
+    The list returned has one more entry than ``commands``: crash's own stdout and stderr, where it
+    prints a command's errors (they do not go into the command's redirection).
+    """
+    from samples.crash_oracle import crash_binary
+
+    binary = crash_binary()
+    key = hashlib.sha256(json.dumps([str(binary), commands]).encode()).hexdigest()[:16]
+    cache = Path(sample.dir) / "crash-extra" / f"{key}.json"
+    if cache.is_file():
+        cached: list[str] = json.loads(cache.read_text())
+        return cached
+    with tempfile.TemporaryDirectory(prefix="crash-batch-") as tmp:
+        out = Path(tmp)
+        script = ["set scroll off"]
+        for ko in sample.debug_info:
+            name = Path(ko).name.removesuffix(".ko").replace("-", "_")
+            script.append(f"mod -s {name} {ko} > {out / 'mod.txt'}")
+        script += [f"{command} > {out / f'{i}.txt'}" for i, command in enumerate(commands)]
+        script.append("exit")
+        proc = subprocess.run(
+            [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)],
+            input="\n".join(script) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=_CRASH_TIMEOUT_S,
+            check=False,
+        )
+        outputs = []
+        for i, command in enumerate(commands):
+            path = out / f"{i}.txt"
+            assert path.is_file(), f"crash did not answer {command!r}:\n{proc.stdout[-3000:]}\n{proc.stderr}"
+            outputs.append(path.read_text())
+        outputs.append(proc.stdout + proc.stderr)
+    cache.parent.mkdir(exist_ok=True)
+    partial = cache.with_suffix(f".tmp-{os.getpid()}")
+    partial.write_text(json.dumps(outputs))
+    partial.replace(cache)
+    return outputs

@@ -4,28 +4,13 @@
 # Re-running it is cheap: apt is skipped when every package is present, pip when pyproject.toml is
 # unchanged since the last install (a stamp inside .venv records its hash).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-apt_ensure() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" != 0 ]; then
-        say "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
-        exit 1
-    fi
-    say "installing Debian packages: ${missing[*]}"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/vmcore-dap-apt.log 2>&1; then
-        say "apt-get install failed, refreshing the package lists once"
-        apt-get update >>/tmp/vmcore-dap-apt.log 2>&1 || { say "apt-get update failed (no access to the Debian registry?): see /tmp/vmcore-dap-apt.log"; exit 1; }
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/vmcore-dap-apt.log 2>&1 \
-            || { say "apt-get install ${missing[*]} failed: see /tmp/vmcore-dap-apt.log"; exit 1; }
-    fi
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 # What the tests run on the host besides the samples (their builder installs its own): a local
 # debuginfod server for the debuginfod tests, Universal Ctags for the language server's index.

@@ -9,29 +9,13 @@
 #   - code-server 4.100.3 in $VMCORE_DAP_CACHE/code-server/<version>-<hash>/ (vscode-extension/e2e/
 #     install-code-server.sh; outside the clone, reused by every clone).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
 
 say() { printf '[setup-node] %s\n' "$*" >&2; }
 
-apt_ensure() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" != 0 ]; then
-        say "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
-        exit 1
-    fi
-    say "installing Debian packages: ${missing[*]}"
-    local logf=/tmp/vmcore-dap-apt-node.log
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$logf" 2>&1; then
-        say "apt-get install failed, refreshing the package lists once"
-        apt-get update >>"$logf" 2>&1 || { say "apt-get update failed: see $logf"; exit 1; }
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>"$logf" 2>&1 \
-            || { say "apt-get install ${missing[*]} failed: see $logf"; exit 1; }
-    fi
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 apt_ensure chromium libkrb5-dev build-essential ripgrep python3
 command -v node >/dev/null || apt_ensure nodejs npm

@@ -16,7 +16,6 @@ from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import cpu_curr, task_state_to_char
 
-from vmcore_dap.target.crash_commands import CrashConsole
 from vmcore_dap.target.panic import PanicInfo
 from vmcore_dap.target.stack_groups import USER_MODE, task_frames
 
@@ -58,6 +57,8 @@ class Summary:
 
 def sys_facts(prog: drgn.Program) -> list[tuple[str, str]]:
     """Run ``sys`` and split it into ``(FIELD, value)`` pairs (continuation lines joined)."""
+    from vmcore_dap.target.crash_commands import CrashConsole  # the command set loads on first use
+
     text = CrashConsole(prog).run_checked("sys")
     facts: list[tuple[str, str]] = []
     for line in text.splitlines():

@@ -6,7 +6,9 @@
  * helpers from the oracle's stored answer), the biggest pile-up first; the Stacks picture's icicle has
  * a root as wide as all tasks. On `oops-null`: the Blocked section shows the D-state tasks waiting on
  * the module's mutex and names its owner, the task the scenario made hold it; clicking the owner
- * selects it in the Call Stack. Screenshots: kernel-view.png, stacks-picture.png, blocked-owner.png.
+ * selects it in the Call Stack. Screenshots: kernel-view.png (the side bar with the Kernel view whole:
+ * the panic, the CPUs, the biggest pile-up's frames, the first blocked task's lock and owner),
+ * stacks-picture.png, blocked-owner.png (oops-null's blocked tasks and their owner).
  */
 import * as assert from 'assert';
 import { spawn } from 'child_process';
@@ -75,6 +77,29 @@ async function renderedKernelRows(page: Page): Promise<[number, string][]> {
 }
 
 /**
+ * Scroll the Kernel view to its first row. One huge wheel event does not do it (the list ignored a
+ * -100,000 delta), and the virtual list renders a few rows above its top, so it wheels a screen at a
+ * time until the first row's top is the list's top.
+ */
+async function scrollKernelToTop(page: Page): Promise<void> {
+    const list = page.locator('.pane', { has: page.locator('.pane-header h3.title', { hasText: /^Kernel$/ }) }).locator('.monaco-list').first();
+    await list.hover();
+    for (let step = 0; step < 100; step++) {
+        const atTop = await list.evaluate((el) => {
+            // Not the sticky-scroll copy of a parent row pinned over the top of the list.
+            const first = el.querySelector('.monaco-list-rows > .monaco-list-row[data-index="0"]');
+            return first !== null && first.getBoundingClientRect().top >= el.getBoundingClientRect().top - 1;
+        });
+        if (atTop) {
+            break;
+        }
+        await page.mouse.wheel(0, -600);
+        await page.waitForTimeout(100);
+    }
+    await page.waitForTimeout(150);
+}
+
+/**
  * All rows of the Kernel view in display order. The tree is a virtual list that renders only what
  * its pane shows, so it is scrolled from the top to the bottom and the rows are collected.
  */
@@ -84,9 +109,7 @@ async function kernelRowTexts(page: Page): Promise<string[]> {
     if ((await list.count()) === 0) {
         return [];
     }
-    await list.hover();
-    await page.mouse.wheel(0, -100_000);
-    await page.waitForTimeout(150);
+    await scrollKernelToTop(page);
     for (let step = 0; step < 40; step++) {
         const before = seen.size;
         for (const [index, text] of await renderedKernelRows(page)) {
@@ -101,23 +124,128 @@ async function kernelRowTexts(page: Page): Promise<string[]> {
     return [...seen.entries()].sort((a, b) => a[0] - b[0]).map(([, text]) => text);
 }
 
+/** Collapse or expand a Run and Debug section by its header (its aria-label is "<Title> Section"). */
+async function setSection(page: Page, title: string, open: boolean): Promise<void> {
+    const header = page.locator(`.part.sidebar .pane-header[aria-label^="${title} " i]`).first();
+    if ((await header.count()) === 0) {
+        return; // a section the workbench does not show (e.g. Loaded Scripts before any script)
+    }
+    await poll(async () => {
+        if (((await header.getAttribute('aria-expanded')) === 'true') === open) {
+            return true;
+        }
+        await header.click({ position: { x: 30, y: 10 } });
+        await page.waitForTimeout(300);
+        return undefined;
+    }, 15_000, `${open ? 'expand' : 'collapse'} the ${title} view`, 300);
+}
+
 /** Give the Kernel view the side bar: collapse Variables and Call Stack, expand Kernel (it starts collapsed). */
 async function showKernelView(page: Page): Promise<void> {
+    await page.locator('.part.sidebar .pane-header[aria-label^="Kernel " i]').first().waitFor({ state: 'visible', timeout: 60_000 });
     for (const [title, open] of [['Variables', false], ['Watch', false], ['Call Stack', false], ['Loaded Scripts', false], ['Breakpoints', false], ['Kernel', true]] as const) {
-        // The header's aria-label is "<Title> Section" (its h3 text is styled, not always matched).
-        const header = page.locator(`.part.sidebar .pane-header[aria-label^="${title} " i]`).first();
-        if (title !== 'Kernel' && (await header.count()) === 0) {
-            continue;
+        await setSection(page, title, open);
+    }
+}
+
+function kernelPane(page: Page): Locator {
+    return page.locator('.pane', { has: page.locator('.pane-header h3.title', { hasText: /^Kernel$/ }) });
+}
+
+/**
+ * The Kernel view's row whose text matches `text` (the first in display order), or the row `offset`
+ * rows below it, scrolled into the rendered part of the virtual list: from the top, a screen at a
+ * time until it is there.
+ */
+async function kernelRow(page: Page, text: RegExp, what: string, offset = 0): Promise<Locator> {
+    await scrollKernelToTop(page);
+    for (let step = 0; step < 40; step++) {
+        const rows = await renderedKernelRows(page);
+        const index = rows.filter(([, t]) => text.test(t)).map(([i]) => i).sort((a, b) => a - b)[0];
+        if (index !== undefined && rows.some(([i]) => i === index + offset)) {
+            return kernelPane(page).locator(`.monaco-list-row[data-index="${index + offset}"]`);
         }
-        await header.waitFor({ state: 'visible', timeout: 60_000 });
-        await poll(async () => {
-            if (((await header.getAttribute('aria-expanded')) === 'true') === open) {
-                return true;
-            }
-            await header.click({ position: { x: 30, y: 10 } });
-            await page.waitForTimeout(300);
-            return undefined;
-        }, 15_000, `${open ? 'expand' : 'collapse'} the ${title} view`, 300);
+        await page.mouse.wheel(0, 300);
+        await page.waitForTimeout(150);
+    }
+    throw new Error(`no Kernel view row for ${what} (${text}, +${offset})`);
+}
+
+/** Open or close a Kernel view row (see `kernelRow`) by its twistie; wait until it has the wanted state. */
+async function setKernelRow(page: Page, text: RegExp, what: string, open: boolean, offset = 0): Promise<void> {
+    await poll(async () => {
+        const row = await kernelRow(page, text, what, offset);
+        if (((await row.getAttribute('aria-expanded')) === 'true') === open) {
+            return true;
+        }
+        await row.locator('.monaco-tl-twistie').click({ timeout: 2_000 });
+        await page.waitForTimeout(300);
+        return undefined;
+    }, 20_000, `${open ? 'expand' : 'collapse'} ${what} in the Kernel view`, 300);
+}
+
+/**
+ * Frame the Kernel view for a screenshot a reader can take in at once: the other Run and Debug
+ * sections collapsed so Kernel gets the side bar; Panic, CPUs and Blocked open; Stack groups open
+ * with the biggest pile-up expanded to its frames (`pileUp`) or closed; under Blocked the first D
+ * task open to its lock and owner, the others closed unless `allBlocked`; Modules closed unless
+ * there is room (`modules`).
+ */
+async function frameKernelView(page: Page, opts: { pileUp: boolean; allBlocked: boolean; modules: boolean }): Promise<void> {
+    for (const title of ['Variables', 'Watch', 'Call Stack', 'Loaded Scripts', 'Breakpoints']) {
+        await setSection(page, title, false);
+    }
+    await setSection(page, 'Kernel', true);
+    for (const section of ['Panic', 'CPUs', 'Blocked']) {
+        await setKernelRow(page, new RegExp(`^${section}$`), `the ${section} section`, true);
+    }
+    await setKernelRow(page, /^Stack groups$/, 'the Stack groups section', opts.pileUp);
+    if (opts.pileUp) {
+        await setKernelRow(page, /^×\d+ /, 'the biggest stack group', true);
+        await setKernelRow(page, /^Frames \(\d+\)$/, "the biggest group's frames", true);
+    }
+    // A row's text is its label and description run together: "PID 99 labwait [D]waited [0 00:00:04.011]".
+    const blocked = (await kernelRowTexts(page)).filter((t) => /^PID \d+ .*waited \[/.test(t));
+    for (const [i, name] of blocked.entries()) {
+        const open = i === 0 || opts.allBlocked;
+        const pid = /^PID (\d+) /.exec(name)![1];
+        const task = new RegExp(`^PID ${pid} .*waited \\[`);
+        await setKernelRow(page, task, `blocked task ${pid}`, open);
+        if (open) {
+            await setKernelRow(page, task, `the lock blocked task ${pid} waits on`, true, 1);
+        }
+    }
+    await setKernelRow(page, /^Modules$/, 'the Modules section', opts.modules);
+}
+
+/**
+ * Frame the Kernel view (`frameKernelView`) and screenshot the activity bar and the side bar down to
+ * its last row, the view whole. The window is made tall while framing (every row is rendered, so no
+ * row has to be scrolled to), then as tall as the view needs for the picture, then restored.
+ */
+async function screenshotKernelView(page: Page, file: string, frame: Parameters<typeof frameKernelView>[1]): Promise<void> {
+    const viewport = page.viewportSize() ?? { width: 1600, height: 1000 };
+    await page.setViewportSize({ width: viewport.width, height: 2000 });
+    try {
+        await page.waitForTimeout(300);
+        await frameKernelView(page, frame);
+        const rows = (await kernelRowTexts(page)).length;
+        const list = await kernelPane(page).locator('.monaco-list').first().boundingBox();
+        const rowHeight = (await kernelRows(page).first().boundingBox())?.height ?? 22;
+        const statusBar = (await page.locator('.monaco-workbench .part.statusbar').boundingBox())?.height ?? 22;
+        const needed = Math.ceil((list?.y ?? 0) + rows * rowHeight + statusBar + 4);
+        await page.setViewportSize({ width: viewport.width, height: Math.max(needed, viewport.height) });
+        await page.waitForTimeout(300);
+        await scrollKernelToTop(page);
+        await page.mouse.move(0, 0); // no hover highlight in the picture
+        await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur()); // nor a focus outline
+        await page.waitForTimeout(300);
+        const sidebar = await page.locator('.monaco-workbench .part.sidebar').boundingBox();
+        const width = Math.ceil((sidebar?.x ?? 0) + (sidebar?.width ?? viewport.width));
+        await page.screenshot({ path: file, clip: { x: 0, y: 0, width, height: needed } });
+    } finally {
+        await page.setViewportSize(viewport);
+        await page.waitForTimeout(300);
     }
 }
 
@@ -203,7 +331,7 @@ describe('real VS Code: Kernel view and Stacks picture', function () {
         const texts = groups.texts;
         assert.ok(texts.some((t) => /^CPU\d+ PID \d+ /.test(t)), `CPU rows in ${texts.join(' | ')}`);
         assert.ok(texts.some((t) => /Tainted|Not tainted/.test(t)), 'the taint row');
-        await page.screenshot({ path: path.join(SCREENSHOTS, 'kernel-view.png') });
+        await screenshotKernelView(page, path.join(SCREENSHOTS, 'kernel-view.png'), { pileUp: true, allBlocked: false, modules: false });
     });
 
     it('draws all stacks as an icicle as wide as all tasks in the Stacks picture', async function () {
@@ -249,7 +377,7 @@ describe('real VS Code: Kernel view and Stacks picture', function () {
             assert.ok(texts.some((t) => t.startsWith(`PID ${pid} `) && /waited \[\d+ \d\d:\d\d:\d\d\.\d{3}\]/.test(t)), `blocked task ${pid} with its wait in ${texts.join(' | ')}`);
         }
         assert.ok(texts.filter((t) => /^mutex labbug_mutex/.test(t)).length === dPids.length, 'each waits on labbug_mutex');
-        await page.screenshot({ path: path.join(SCREENSHOTS, 'blocked-owner.png') });
+        await screenshotKernelView(page, path.join(SCREENSHOTS, 'blocked-owner.png'), { pileUp: false, allBlocked: true, modules: true });
         const ownerRow = kernelRows(page).filter({ hasText: new RegExp(`^${escapeRegExp(ownerPrefix)}`) }).first();
         await ownerRow.click();
         // The Call Stack was collapsed to make room: open it to see the selection.

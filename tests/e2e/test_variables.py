@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from tests.helpers.crash_batch import run_crash
+from tests.helpers.crash_compare import rd_words
 from tests.helpers.crash_parse import parse_ps
 from tests.helpers.dap_client import DapClient
 
@@ -396,6 +397,23 @@ def test_hover_expressions_in_c(dbg: Debugged, oracle: Oracle) -> None:
     assert dbg.evaluate("current->pid == " + str(dbg.sample.expected["crashed_pid"]))["result"] == "1"
     uts = dbg.evaluate("init_uts_ns.name.release")
     assert uts["result"] == f'"{dbg.sample.kernel_release}"'
+
+
+def test_extern_globals_in_a_frame_are_the_kernels(dbg: Debugged) -> None:
+    # A frame's compilation unit may declare __per_cpu_offset (extern, via the percpu headers):
+    # drgn's frame scope finds that declaration without a location. Hovering it in the editor must
+    # show the kernel's array in every frame, not "<optimized out>".
+    (crash_rd, _errors) = run_crash(dbg.sample, ["rd -64 __per_cpu_offset 2"])
+    expected = list(rd_words(crash_rd).values())
+    assert len(expected) == 2, crash_rd
+    for frame in dbg.frames:
+        if frame.get("presentationHint") == "label":
+            continue
+        args = {"expression": "__per_cpu_offset", "frameId": frame["id"], "context": "hover"}
+        array = dbg.client.call("evaluate", args)
+        assert array.get("indexedVariables", 0) > 1, (frame["name"], array)
+        first = dbg.variables(array["variablesReference"], start=0, count=2)
+        assert [int(v["value"]) for v in first] == expected, (frame["name"], first)
 
 
 def test_hover_in_the_module_function(dbg: Debugged) -> None:

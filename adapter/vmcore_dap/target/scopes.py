@@ -217,12 +217,29 @@ def frame_lookup(ref: FrameLike | None) -> Callable[[str], drgn.Object | None]:
     """Name resolution for C expressions in ``ref``: the frame's scope, then ``current``."""
     frame = ref.frame if ref is not None else None
 
+    local_names: set[str] | None = None
+
     def lookup(name: str) -> drgn.Object | None:
+        nonlocal local_names
         if frame is not None:
             try:
-                return frame[name]
+                obj = frame[name]
             except LookupError:
-                pass
+                obj = None
+            if obj is not None:
+                if not obj.absent_:
+                    return obj
+                # drgn's frame scope includes the compilation unit's declarations: an ``extern``
+                # global such as __per_cpu_offset is absent there, while the kernel's definition
+                # has an address. Only a real local or parameter is "<optimized out>".
+                if local_names is None:
+                    local_names = set(frame.locals())
+                if name in local_names:
+                    return obj
+                try:
+                    return obj.prog_[name]
+                except LookupError:
+                    return obj
         if name == "current" and ref is not None:
             return ref.task
         return None

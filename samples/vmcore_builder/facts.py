@@ -33,9 +33,6 @@ __all__ = [
 
 #: The patterns crash's ``get_panicmsg()`` looks for, in its order: crash's
 #: ``sys`` prints the first log line containing the earliest pattern found.
-#: The adapter has its own copy (vmcore_dap/target/panic.py) on purpose: the manifest's
-#: expected facts are derived without the code they will test, and the builder needs only
-#: the standard library.
 CRASH_PANIC_PATTERNS = (
     "SysRq : Crash",
     "SysRq : Trigger a crash",

@@ -17,7 +17,9 @@ from drgn.helpers.linux.printk import get_printk_records
 
 __all__ = ["PanicInfo", "panic_info", "panic_string", "describe_taint", "kernel_log_lines"]
 
-#: crash's ``get_panicmsg()`` patterns, in its order of preference.
+#: crash's ``get_panicmsg()`` patterns, in its order of preference. The sample builder keeps its own
+#: copy (samples/vmcore_builder/facts.py) on purpose: the samples' expected facts are derived without
+#: the code they test, and the builder needs only the standard library.
 _PANIC_PATTERNS = (
     "SysRq : Crash",
     "SysRq : Trigger a crash",

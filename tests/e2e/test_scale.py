@@ -12,10 +12,24 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import drgn
 import pytest
-from tests.e2e._core_support import normalized_dap_stack, parse_thread_name, stack_of, stopped_session
+from drgn.helpers.linux.pid import find_task
+from tests.e2e._core_support import (
+    normalized_dap_stack,
+    parse_thread_name,
+    source_line,
+    stack_of,
+    stopped_session,
+)
 from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps, split_tasks
 from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
+
+from vmcore_dap.handlers.stack import INLINE_SUFFIX
+from vmcore_dap.target.dump import open_dump
+from vmcore_dap.target.frames import unwind_task
+from vmcore_dap.target.launch_config import LaunchConfig
+from vmcore_dap.target.stack_groups import stack_signature
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -90,3 +104,64 @@ def test_threads_answer_while_every_task_is_unwound(sample_many: Any, tmp_path: 
             "threads waited for the long request"
         )
         assert threads_seconds < min(5.0, long_seconds / 2), (threads_seconds, long_seconds)
+
+
+def test_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any, tmp_path: Path) -> None:
+    """20 sleeping tasks with one stack signature: the adapter unwinds the first and presents the
+    others from it. Each one's ``stackTrace`` must still equal drgn's unwinding of that very task
+    (names, lines, pcs, the syscall label from its own registers), and ``scopes``/``variables`` on a
+    shared frame must show that task's registers (its own stack pointer)."""
+    config = LaunchConfig.from_arguments(
+        {
+            "vmcore": str(sample_many.vmcore),
+            "vmlinux": str(sample_many.vmlinux),
+            "debugInfo": [str(p) for p in sample_many.debug_info],
+        }
+    )
+    prog = open_dump(config).prog
+    with stopped_session(sample_many, tmp_path) as (client, _):
+        threads = _threads(client)
+        by_signature: dict[tuple[object, ...], list[tuple[int, drgn.Object]]] = {}
+        for thread in threads:
+            parsed = parse_thread_name(thread["name"])
+            if parsed["cpu"] is not None:
+                continue  # idle tasks and tasks on a CPU are always unwound on their own
+            task = find_task(prog, parsed["pid"])
+            signature = stack_signature(prog, task)
+            if signature is not None:
+                by_signature.setdefault(signature.key, []).append((thread["id"], task))
+        members = max(by_signature.values(), key=len)
+        assert len(members) >= 20
+        sample = members[:: len(members) // 20][:20]
+        stack_pointers = set()
+        for thread_id, task in sample:
+            frames = stack_of(client, thread_id)
+            own = unwind_task(prog, task)
+            assert own.trace is not None
+            assert [f["name"].removesuffix(INLINE_SUFFIX) for f in frames] == [f.name for f in own.frames]
+            assert [f.get("presentationHint") == "label" for f in frames] == [
+                f.kind == "label" for f in own.frames
+            ]
+            dap_pcs = [
+                int(f["instructionPointerReference"], 16) if "instructionPointerReference" in f else None
+                for f in frames
+            ]
+            assert dap_pcs == [f.pc for f in own.frames]
+            assert [source_line(f) if f.get("source") else 0 for f in frames] == [f.line for f in own.frames]
+            kernel_pcs = [f.pc for f in own.trace if f.pc >= 1 << 47]
+            assert [
+                pc for pc, f in zip(dap_pcs, frames, strict=True) if f.get("presentationHint") != "label"
+            ] == kernel_pcs
+            assert frames[-1]["name"] == own.frames[-1].name  # the syscall with this task's arguments
+            # The innermost frame's Registers: this task's own stack pointer, not the first task's.
+            scopes = {s["name"]: s for s in client.call("scopes", {"frameId": frames[0]["id"]})["scopes"]}
+            registers = {
+                v["name"]: v["value"]
+                for v in client.call(
+                    "variables", {"variablesReference": scopes["Registers"]["variablesReference"]}
+                )["variables"]
+            }
+            own_sp = own.frames[0].frame.registers()["rsp"] if own.frames[0].frame is not None else None
+            assert own_sp is not None and int(registers["rsp"], 16) == own_sp
+            stack_pointers.add(own_sp)
+        assert len(stack_pointers) == len(sample)  # the check above can tell the tasks apart

@@ -17,6 +17,12 @@ Public API (stable; variables/evaluate, disassembly and the console build on it)
   interrupt/exception/syscall labels, else ``None``), ``info`` (the row's
   :class:`~vmcore_dap.target.frames.StackFrameInfo`).
 
+A sleeping task whose kernel stack has the same signature (:func:`~vmcore_dap.target.stack_groups.
+stack_signature`) as a task already unwound is presented from that task's rows, with its own bottom
+row (:func:`~vmcore_dap.target.frames.share_stack`); drgn unwinds it only when one of its frames is
+looked up, so ``lookup_frame`` always answers with the task's own ``frame``/``trace``/``pt_regs``.
+Sending ``stackTrace`` for all 5,000 threads of a dump thus unwinds one task per distinct stack.
+
 Thread ids are small integers handed out once at launch (crashed task = 1 when there is one); task
 addresses never travel as numbers. Everything here that touches drgn must run on the worker thread;
 :meth:`DumpState.thread_rows` is plain data and safe from the reader thread.
@@ -33,9 +39,10 @@ from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import StaleReference, UserError
 from vmcore_dap.target.dump import Dump
-from vmcore_dap.target.frames import StackFrameInfo, TaskStack, unwind_task
+from vmcore_dap.target.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
 from vmcore_dap.target.panic import PanicInfo
 from vmcore_dap.target.sources import SourceMap
+from vmcore_dap.target.stack_groups import signature_reusable, stack_signature
 from vmcore_dap.target.tasks import TaskInfo
 
 __all__ = [
@@ -78,6 +85,8 @@ class FrameRef:
     frame: drgn.StackFrame | None
     pt_regs: drgn.Object | None
     info: StackFrameInfo
+    #: the row comes from a shared stack: ``trace``/``frame``/``pt_regs`` are filled on lookup.
+    lazy: bool = False
 
 
 @dataclass
@@ -96,6 +105,10 @@ class DumpState:
     stopped_thread_id: int | None = None
     frames: HandleTable[FrameRef] = field(default_factory=lambda: HandleTable("frameId"))
     _stacks: dict[int, TaskStack] = field(default_factory=dict)
+    #: stack signature key -> thread id of the task whose exact stack others with it reuse.
+    _by_signature: dict[tuple[object, ...], int] = field(default_factory=dict)
+    #: the tasks' own unwinding, for threads whose presented stack is shared.
+    _exact: dict[int, TaskStack] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install_threads(self, tasks: list[TaskInfo], crashed: drgn.Object | None) -> None:
@@ -152,16 +165,55 @@ def thread_of(session: Session, thread_id: int) -> drgn.Object:
 
 
 def task_stack(session: Session, thread_id: int) -> TaskStack:
-    """Return the presented stack of a thread, unwinding it on first use (then cached)."""
+    """Return the presented stack of a thread, unwinding it on first use (then cached).
+
+    A sleeping task whose stack signature matches an unwound task's gets that task's rows (see the
+    module docstring); running tasks, the crashed task and unreadable stacks are unwound.
+    """
     state = dump_state(session)
     entry = thread_entry(session, thread_id)
     with state._lock:
         stack = state._stacks.get(thread_id)
     if stack is None:
-        stack = unwind_task(current_dump(session).prog, entry.task)
+        stack = _present(state, current_dump(session).prog, entry)
         with state._lock:
             stack = state._stacks.setdefault(thread_id, stack)
     return stack
+
+
+def _present(state: DumpState, prog: drgn.Program, entry: ThreadEntry) -> TaskStack:
+    """Build a thread's stack, from a representative with the same signature when there is one."""
+    signature = None
+    if not entry.info.on_cpu and entry.thread_id != state.crashed_thread_id:
+        signature = stack_signature(prog, entry.task)
+    if signature is not None:
+        with state._lock:
+            representative_id = state._by_signature.get(signature.key)
+            representative = state._stacks.get(representative_id) if representative_id is not None else None
+        if representative is not None:
+            shared = share_stack(prog, representative, entry.task)
+            if shared is not None:
+                return shared
+    stack = unwind_task(prog, entry.task)
+    if signature is not None and signature_reusable(signature, stack.trace):
+        with state._lock:
+            state._by_signature.setdefault(signature.key, entry.thread_id)
+    return stack
+
+
+def _exact_stack(session: Session, thread_id: int) -> TaskStack:
+    """The task's own unwinding (its presented stack unless that was shared)."""
+    stack = task_stack(session, thread_id)
+    if not stack.shared:
+        return stack
+    state = dump_state(session)
+    with state._lock:
+        exact = state._exact.get(thread_id)
+    if exact is None:
+        exact = unwind_task(current_dump(session).prog, thread_entry(session, thread_id).task)
+        with state._lock:
+            exact = state._exact.setdefault(thread_id, exact)
+    return exact
 
 
 def frame_id(session: Session, thread_id: int, index: int) -> int:
@@ -180,6 +232,7 @@ def frame_id(session: Session, thread_id: int, index: int) -> int:
             frame=info.frame,
             pt_regs=info.pt_regs,
             info=info,
+            lazy=stack.shared,
         )
 
     return dump_state(session).frames.intern((thread_id, index), make)
@@ -191,4 +244,23 @@ def lookup_frame(session: Session, frame_id: object) -> FrameRef:
     :raises StaleReference: for an id never handed out (or handed out before a reset).
     """
     current_dump(session)
-    return dump_state(session).frames.get(frame_id)
+    ref = dump_state(session).frames.get(frame_id)
+    if not ref.lazy:
+        return ref
+    exact = _exact_stack(session, ref.thread_id)
+    if ref.index >= len(exact.frames):
+        raise StaleReference(
+            f"frame {frame_id} of thread {ref.thread_id} is not in the task's own unwinding "
+            "(refresh the Call Stack view)"
+        )
+    info = exact.frames[ref.index]
+    return FrameRef(
+        thread_id=ref.thread_id,
+        task=ref.task,
+        trace=exact.trace,
+        index=ref.index,
+        trace_index=info.trace_index,
+        frame=info.frame,
+        pt_regs=info.pt_regs,
+        info=info,
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import drgn
 
@@ -27,6 +27,7 @@ __all__ = [
     "TaskStack",
     "unwind_task",
     "present_trace",
+    "share_stack",
     "DUMP_PATH_FUNCTIONS",
     "syscall_name",
 ]
@@ -168,6 +169,14 @@ class TaskStack:
     frames: list[StackFrameInfo] = field(default_factory=list)
     focus: int = 0
     error: str | None = None
+    #: How the bottom of the stack was formed, so :func:`share_stack` can redo just that for another
+    #: task: ``("entry", fn)`` the last row is ``_entry_label(task, fn)``; ``("probe", fn)`` that
+    #: call gave nothing; ``None`` anything else (user-mode label, unwinding stopped): not shareable.
+    tail: tuple[str, str | None] | None = None
+    #: Whether the rows were copied from another task's stack with the same stack signature: then
+    #: :attr:`trace` is ``None`` and the rows' ``frame``/``pt_regs`` are ``None`` (unwind the task
+    #: itself for those).
+    shared: bool = False
 
 
 def _kallsyms(prog: drgn.Program) -> drgn.SymbolIndex | None:
@@ -537,6 +546,8 @@ def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object)
                 entry = None
                 if previous_function in _SYSCALL_ENTRIES:
                     entry = _entry_label(prog, task, previous_function)
+                if entry is not None:
+                    stack.tail = ("entry", previous_function)
                 frames.append(entry or _user_mode_label(frame.pc))
                 break
             if index > 0 and frame.interrupted and starts_physical:
@@ -567,8 +578,37 @@ def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object)
     last_function = next((f.function for f in reversed(frames) if f.kind == "code"), None)
     if not frames or frames[-1].kind != "label":
         entry = _entry_label(prog, task, last_function)
+        stack.tail = ("probe" if entry is None else "entry", last_function)
         if entry is not None:
             frames.append(entry)
     _mark_dump_path(stack)
     log.debug("unwound task %#x: %d drgn frames, %d shown", task.value_(), count, len(frames))
     return stack
+
+
+def share_stack(prog: drgn.Program, representative: TaskStack, task: drgn.Object) -> TaskStack | None:
+    """Present ``task``'s stack from the stack of a task with the same stack signature.
+
+    Equal signatures give equal unwound frames (:mod:`.stack_groups`), so every row is the
+    representative's except the bottom one, which reads the task's own user ``pt_regs`` (system
+    call, arguments, user RIP) and is rebuilt here. Rows carry no drgn ``frame``/``pt_regs``: those
+    belong to the task and come from unwinding it when a frame is inspected.
+
+    :return: ``None`` when the representative's stack cannot be reused (its bottom was not formed
+        from the user ``pt_regs`` alone, or it starts in the panic path); unwind the task then.
+    """
+    tail = representative.tail
+    if tail is None or representative.trace is None or representative.error is not None:
+        return None
+    code = next((f for f in representative.frames if f.kind == "code"), None)
+    if code is not None and code.function in DUMP_PATH_FUNCTIONS:
+        return None
+    how, last_function = tail
+    rows = representative.frames[:-1] if how == "entry" else representative.frames
+    entry = _entry_label(prog, task, last_function)
+    if how == "entry" and entry is None:
+        return None
+    frames = [replace(f, frame=None, pt_regs=None) for f in rows]
+    if entry is not None:
+        frames.append(entry)
+    return TaskStack(trace=None, frames=frames, focus=representative.focus, tail=None, shared=True)

@@ -46,6 +46,7 @@ __all__ = [
     "UNWIND_FAILED",
     "USER_MODE",
     "group_stacks",
+    "signature_reusable",
     "stack_signature",
     "task_frames",
 ]
@@ -215,6 +216,17 @@ def _cut_is_return_slot(trace: drgn.StackTrace, cut: int) -> bool:
         if not frame.is_inline and frame.name in _RANDOMIZED_ENTRIES:
             return bool(frame.sp - 8 == cut)
     return False
+
+
+def signature_reusable(signature: StackSignature, trace: drgn.StackTrace | None) -> bool:
+    """Whether other tasks with ``signature`` may reuse ``trace``, the unwinding of its first task.
+
+    A signature cut at a syscall entry is reusable only if the word taken for the return address
+    into the entry really is where drgn found it.
+    """
+    if signature.cut is None:
+        return True
+    return trace is not None and _cut_is_return_slot(trace, signature.cut)
 
 
 def _unwind(

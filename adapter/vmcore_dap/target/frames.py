@@ -177,6 +177,9 @@ class TaskStack:
     #: :attr:`trace` is ``None`` and the rows' ``frame``/``pt_regs`` are ``None`` (unwind the task
     #: itself for those).
     shared: bool = False
+    #: The rows other tasks reuse (without drgn ``frame``/``pt_regs``, bottom row excluded), built
+    #: once by :func:`share_stack`: copying them per task was a quarter of its cost on 5,000 tasks.
+    shareable_rows: list[StackFrameInfo] | None = None
 
 
 def _kallsyms(prog: drgn.Program) -> drgn.SymbolIndex | None:
@@ -608,7 +611,10 @@ def share_stack(prog: drgn.Program, representative: TaskStack, task: drgn.Object
     entry = _entry_label(prog, task, last_function)
     if how == "entry" and entry is None:
         return None
-    frames = [replace(f, frame=None, pt_regs=None) for f in rows]
+    if representative.shareable_rows is None:
+        # Read-only from here on: the rows are the same objects in every task that shares them.
+        representative.shareable_rows = [replace(f, frame=None, pt_regs=None) for f in rows]
+    frames = list(representative.shareable_rows)
     if entry is not None:
         frames.append(entry)
     return TaskStack(trace=None, frames=frames, focus=representative.focus, tail=None, shared=True)

@@ -4,9 +4,7 @@
  * Debian's unpacked linux-source tree of the sample kernel. The tree is fetched when the cache lacks
  * it (`samples.kernel_source.ensure_kernel_source`), never skipped: kernel frames must open.
  */
-import { spawn } from 'child_process';
-
-import { repoRoot, venvPython } from '../../test/support/repo';
+import { runSampleLoader } from '../../test/support/sample';
 
 const MARKER = 'VMCORE_DAP_LAUNCH_JSON ';
 
@@ -32,28 +30,10 @@ export interface SampleLaunch {
 
 /** Build the sample and fetch its kernel tree if needed (minutes the first time), then describe its launch. */
 export function sampleLaunch(scenario: string): Promise<SampleLaunch> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(venvPython(), ['-c', LOADER, scenario], {
-            cwd: repoRoot(),
-            env: { ...process.env, PYTHONPATH: repoRoot() },
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-        child.stderr.on('data', (d: Buffer) => {
-            stderr += d.toString('utf8');
-            process.stderr.write(d); // progress of a sample build or a kernel source download
-        });
-        child.on('error', reject);
-        child.on('exit', (code) => {
-            const line = stdout.split('\n').find((l) => l.startsWith(MARKER));
-            if (code !== 0 || line === undefined) {
-                const tail = stderr.trim().split('\n').slice(-15).join('\n');
-                reject(new Error(`the launch configuration of sample '${scenario}' could not be made (exit ${code}):\n${tail}`));
-                return;
-            }
-            resolve(JSON.parse(line.slice(MARKER.length)) as SampleLaunch);
-        });
-    });
+    return runSampleLoader<SampleLaunch>(
+        LOADER,
+        MARKER,
+        scenario,
+        `making the launch configuration of sample '${scenario}'`,
+    );
 }

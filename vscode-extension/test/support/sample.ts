@@ -65,10 +65,14 @@ print(${JSON.stringify(MARKER)} + json.dumps({
 }), flush=True)
 `;
 
-/** Ensure the sample `scenario` exists and describe it; rejects with the loader's own error. */
-export function loadSample(scenario: string): Promise<SampleInfo> {
+/**
+ * Run a Python snippet of the repository (with `samples` importable) that prints one line
+ * `<marker><json>`, streaming its stderr (sample builds, downloads) through; resolve with the JSON.
+ * `what` names the job in the error, which ends with the snippet's last stderr lines.
+ */
+export function runSampleLoader<T>(code: string, marker: string, scenario: string, what: string): Promise<T> {
     return new Promise((resolve, reject) => {
-        const child = spawn(venvPython(), ['-c', LOADER, scenario], {
+        const child = spawn(venvPython(), ['-c', code, scenario], {
             cwd: repoRoot(),
             env: { ...process.env, PYTHONPATH: repoRoot() },
             stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,19 +82,24 @@ export function loadSample(scenario: string): Promise<SampleInfo> {
         child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
         child.stderr.on('data', (d: Buffer) => {
             stderr += d.toString('utf8');
-            process.stderr.write(d); // build progress, when the sample has to be built
+            process.stderr.write(d); // progress of a sample build or a kernel source download
         });
         child.on('error', reject);
-        child.on('exit', (code) => {
-            const line = stdout.split('\n').find((l) => l.startsWith(MARKER));
-            if (code !== 0 || line === undefined) {
+        child.on('exit', (exitCode) => {
+            const line = stdout.split('\n').find((l) => l.startsWith(marker));
+            if (exitCode !== 0 || line === undefined) {
                 const tail = stderr.trim().split('\n').slice(-15).join('\n');
-                reject(new Error(`ensure_sample('${scenario}') failed (exit ${code}):\n${tail}`));
+                reject(new Error(`${what} failed (exit ${exitCode}):\n${tail}`));
                 return;
             }
-            resolve(JSON.parse(line.slice(MARKER.length)) as SampleInfo);
+            resolve(JSON.parse(line.slice(marker.length)) as T);
         });
     });
+}
+
+/** Ensure the sample `scenario` exists and describe it; rejects with the loader's own error. */
+export function loadSample(scenario: string): Promise<SampleInfo> {
+    return runSampleLoader<SampleInfo>(LOADER, MARKER, scenario, `ensure_sample('${scenario}')`);
 }
 
 /** The `vmcore` launch configuration that opens `sample` with all its debug info. */

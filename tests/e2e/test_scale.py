@@ -27,9 +27,10 @@ from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_b
 
 from vmcore_dap.handlers.stack import INLINE_SUFFIX
 from vmcore_dap.target.dump import open_dump
-from vmcore_dap.target.frames import unwind_task
+from vmcore_dap.target.frames import share_stack, unwind_task
 from vmcore_dap.target.launch_config import LaunchConfig
 from vmcore_dap.target.stack_groups import stack_signature
+from vmcore_dap.target.tasks import list_tasks
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -129,7 +130,7 @@ def test_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any, tmp_path
             task = find_task(prog, parsed["pid"])
             signature = stack_signature(prog, task)
             if signature is not None:
-                by_signature.setdefault(signature.key, []).append((thread["id"], task))
+                by_signature.setdefault(tuple(signature.keys()), []).append((thread["id"], task))
         members = max(by_signature.values(), key=len)
         assert len(members) >= 20
         sample = members[:: len(members) // 20][:20]
@@ -165,3 +166,49 @@ def test_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any, tmp_path
             assert own_sp is not None and int(registers["rsp"], 16) == own_sp
             stack_pointers.add(own_sp)
         assert len(stack_pointers) == len(sample)  # the check above can tell the tasks apart
+
+
+def test_stale_entry_addresses_below_the_cut_do_not_defeat_sharing(sample_many: Any) -> None:
+    """Uninitialised slots of a system call's frame often hold stale return addresses into
+    ``do_syscall_64`` below the real one; the signature's first candidate cut is then wrong. A task's
+    later candidates must still find the stack of a task unwound before (that is what keeps
+    ``stackTrace`` of every thread from unwinding hundreds of tasks), and what it is given must be
+    exactly its own unwinding."""
+    config = LaunchConfig.from_arguments(
+        {
+            "vmcore": str(sample_many.vmcore),
+            "vmlinux": str(sample_many.vmlinux),
+            "debugInfo": [str(p) for p in sample_many.debug_info],
+        }
+    )
+    prog = open_dump(config).prog
+    infos = [i for i in list_tasks(prog) if not i.on_cpu]
+    registered: dict[tuple[object, ...], Any] = {}
+    rescued = []  # (task, representative stack): found by a candidate other than the first
+    unwound = 0
+    for info in infos:
+        signature = stack_signature(prog, info.task)
+        if signature is None:
+            continue
+        keys = list(signature.keys())
+        if keys[0] in registered:
+            continue
+        later = next((registered[k] for k in keys[1:] if k in registered), None)
+        if later is not None:
+            rescued.append((info.task, later))
+            continue
+        stack = unwind_task(prog, info.task)
+        unwound += 1
+        reusable = signature.reusable_key(stack.trace)
+        if reusable is not None:
+            registered[reusable] = stack
+    print(f"{len(infos)} sleeping tasks: {unwound} unwound, {len(rescued)} found by a later candidate")
+    assert len(rescued) >= 50, "the sample no longer shows stale return addresses below the cut"
+    assert unwound < len(rescued)
+    for task, representative in rescued[:: max(1, len(rescued) // 25)]:
+        shared = share_stack(prog, representative, task)
+        own = unwind_task(prog, task)
+        assert shared is not None
+        assert [(f.kind, f.name, f.pc, f.line) for f in shared.frames] == [
+            (f.kind, f.name, f.pc, f.line) for f in own.frames
+        ]

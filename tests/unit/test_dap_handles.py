@@ -58,3 +58,14 @@ def test_concurrent_interning_hands_out_one_handle_per_key() -> None:
     for t in threads:
         t.join()
     assert len(table) == 50 and set(results) == set(range(1, 51))
+
+
+def test_intern_keys_hands_out_the_same_handles_as_one_at_a_time() -> None:
+    """A page of frame ids at once: stable, in order, shared with keys interned before, and each
+    entry is its key."""
+    table: HandleTable[tuple[int, int]] = HandleTable("frameId")
+    earlier = table.intern((1, 1), lambda: (1, 1))
+    handles = table.intern_keys([(1, 0), (1, 1), (1, 2)])
+    assert handles[1] == earlier and len(set(handles)) == 3
+    assert table.intern_keys([(1, 0), (1, 1), (1, 2)]) == handles
+    assert [table.get(h) for h in handles] == [(1, 0), (1, 1), (1, 2)]

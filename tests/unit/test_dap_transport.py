@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from vmcore_dap.dap.transport import MAX_MESSAGE_BYTES, MalformedMessage, Transport
+from vmcore_dap.dap.transport import (
+    MAX_MESSAGE_BYTES,
+    EncodedBody,
+    MalformedMessage,
+    Transport,
+    encode_json,
+)
 
 
 def _frame(obj: object) -> bytes:
@@ -28,6 +34,17 @@ def test_round_trip_preserves_unicode_and_frames_exactly() -> None:
     header, _, body = raw.partition(b"\r\n\r\n")
     assert header == b"Content-Length: %d" % len(body)
     assert _reader(raw).read_message() == {"type": "event", "event": "output", "body": {"output": "ü→\n"}}
+
+
+def test_an_encoded_body_is_written_as_the_same_message() -> None:
+    """A body handed over as JSON text (stackTrace's cached rows) frames the message a dict would."""
+    body = {"stackFrames": [{"id": 3, "name": "schedule ü", "line": 7}], "totalFrames": 1}
+    message = {"type": "response", "request_seq": 9, "success": True, "command": "stackTrace"}
+    plain, encoded = io.BytesIO(), io.BytesIO()
+    Transport(io.BytesIO(), plain).write_message({**message, "body": body})
+    Transport(io.BytesIO(), encoded).write_message({**message, "body": EncodedBody(encode_json(body))})
+    assert _reader(encoded.getvalue()).read_message() == {**message, "body": body}
+    assert len(encoded.getvalue()) == len(plain.getvalue())
 
 
 def test_reads_consecutive_messages_and_tolerates_blank_lines_and_extra_headers() -> None:

@@ -17,6 +17,7 @@ from vmcore_dap.errors import StaleReference
 __all__ = ["HandleTable"]
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 #: JavaScript clients keep numbers exact only up to 2**53; DAP ids must stay far below.
 _MAX_HANDLE = 2**31 - 1
@@ -48,6 +49,26 @@ class HandleTable(Generic[T]):
             self._by_key[key] = handle
             self._entries[handle] = factory()
             return handle
+
+    def intern_keys(self, keys: list[K]) -> list[int]:
+        """Return the handles of ``keys`` (one lock for all), each key being its own entry.
+
+        For tables whose entries are keys that say where to find the thing (a thread and a row), so
+        handing out a page of ids creates nothing else.
+        """
+        handles = []
+        with self._lock:
+            for key in keys:
+                handle = self._by_key.get(key)
+                if handle is None:
+                    if self._next > _MAX_HANDLE:
+                        raise RuntimeError(f"too many {self.kind} handles in one session")
+                    handle = self._next
+                    self._next += 1
+                    self._by_key[key] = handle
+                    self._entries[handle] = key  # type: ignore[assignment]
+                handles.append(handle)
+        return handles
 
     def get(self, handle: object) -> T:
         """Return the entry of ``handle``.

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vmcore_dap.dap.args import Args
     from vmcore_dap.dap.session import Session
+    from vmcore_dap.dap.transport import EncodedBody
 
 __all__ = ["Handler", "HandlerFunc", "request", "lookup", "capabilities", "registered_commands"]
 
-HandlerFunc = Callable[["Session", "Args"], "dict[str, Any] | None"]
+#: A handler returns the response body: a dict, already-encoded JSON, or ``None`` for no body.
+HandlerFunc = Callable[["Session", "Args"], "dict[str, Any] | EncodedBody | None"]
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ class Session:
     # -- components -------------------------------------------------------------------------
     def component(self, cls: type[T]) -> T:
         """Return this session's single instance of ``cls``, creating it with ``cls()`` first."""
+        found = self._components.get(cls)  # a dict read is atomic: no lock once created
+        if found is not None:
+            return found  # type: ignore[no-any-return]
         # Inline handlers (reader thread) and queued ones (worker) may ask first at the same time.
         with self._components_lock:
             try:

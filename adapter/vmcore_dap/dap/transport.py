@@ -13,13 +13,31 @@ import logging
 import threading
 from typing import Any, BinaryIO
 
-__all__ = ["Transport", "MalformedMessage", "MAX_MESSAGE_BYTES"]
+__all__ = ["EncodedBody", "Transport", "MalformedMessage", "MAX_MESSAGE_BYTES", "encode_json"]
 
 log = logging.getLogger(__name__)
 
 #: Refuse bodies above this size instead of allocating whatever a broken header claims.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _MAX_HEADER_LINE = 8192
+
+
+def encode_json(value: Any) -> str:
+    """JSON text as the transport writes it (compact, UTF-8 kept as is)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class EncodedBody:
+    """A message body that is already JSON text (made with :func:`encode_json` pieces).
+
+    For bodies assembled from cached pieces: ``stackTrace`` of 5,000 tasks repeats the same rows,
+    and encoding them anew was a fifth of each request's cost.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 class MalformedMessage(Exception):
@@ -62,7 +80,12 @@ class Transport:
 
     def write_message(self, message: dict[str, Any]) -> None:
         """Send one message; safe to call from any thread."""
-        body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        payload = message.get("body")
+        if isinstance(payload, EncodedBody):
+            head = encode_json({k: v for k, v in message.items() if k != "body"})
+            body = f'{head[:-1]},"body":{payload.text}}}'.encode()
+        else:
+            body = encode_json(message).encode("utf-8")
         frame = b"Content-Length: %d\r\n\r\n" % len(body) + body
         with self._write_lock:
             if self.trace:

@@ -42,7 +42,7 @@ from vmcore_dap.target.dump import Dump
 from vmcore_dap.target.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
 from vmcore_dap.target.panic import PanicInfo
 from vmcore_dap.target.sources import SourceMap
-from vmcore_dap.target.stack_groups import signature_reusable, stack_signature
+from vmcore_dap.target.stack_groups import SignatureKey, stack_signature
 from vmcore_dap.target.tasks import TaskInfo
 
 __all__ = [
@@ -85,8 +85,6 @@ class FrameRef:
     frame: drgn.StackFrame | None
     pt_regs: drgn.Object | None
     info: StackFrameInfo
-    #: the row comes from a shared stack: ``trace``/``frame``/``pt_regs`` are filled on lookup.
-    lazy: bool = False
 
 
 @dataclass
@@ -103,10 +101,14 @@ class DumpState:
     #: The thread of the session's one ``stopped`` event (set when it is sent): the crashed task, or
     #: CPU 0's current task for a dump without a panic or with ``stopOnPanic: false``.
     stopped_thread_id: int | None = None
-    frames: HandleTable[FrameRef] = field(default_factory=lambda: HandleTable("frameId"))
+    #: ``id(row)`` -> (row, the JSON of its DAP ``StackFrame`` after ``id``): rows of shared stacks
+    #: are shaped once.
+    shaped_rows: dict[int, tuple[StackFrameInfo, str]] = field(default_factory=dict)
+    #: frame id -> ``(thread id, row)``.
+    frames: HandleTable[tuple[int, int]] = field(default_factory=lambda: HandleTable("frameId"))
     _stacks: dict[int, TaskStack] = field(default_factory=dict)
     #: stack signature key -> thread id of the task whose exact stack others with it reuse.
-    _by_signature: dict[tuple[object, ...], int] = field(default_factory=dict)
+    _by_signature: dict[SignatureKey, int] = field(default_factory=dict)
     #: the tasks' own unwinding, for threads whose presented stack is shared.
     _exact: dict[int, TaskStack] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -188,16 +190,19 @@ def _present(state: DumpState, prog: drgn.Program, entry: ThreadEntry) -> TaskSt
         signature = stack_signature(prog, entry.task)
     if signature is not None:
         with state._lock:
-            representative_id = state._by_signature.get(signature.key)
+            representative_id = next(
+                (state._by_signature[k] for k in signature.keys() if k in state._by_signature), None
+            )
             representative = state._stacks.get(representative_id) if representative_id is not None else None
         if representative is not None:
             shared = share_stack(prog, representative, entry.task)
             if shared is not None:
                 return shared
     stack = unwind_task(prog, entry.task)
-    if signature is not None and signature_reusable(signature, stack.trace):
+    reusable = signature.reusable_key(stack.trace) if signature is not None else None
+    if reusable is not None:
         with state._lock:
-            state._by_signature.setdefault(signature.key, entry.thread_id)
+            state._by_signature.setdefault(reusable, entry.thread_id)
     return stack
 
 
@@ -218,47 +223,42 @@ def _exact_stack(session: Session, thread_id: int) -> TaskStack:
 
 def frame_id(session: Session, thread_id: int, index: int) -> int:
     """Return the DAP frame id of row ``index`` of a thread's stack (the same id every time)."""
-    stack = task_stack(session, thread_id)
-    entry = thread_entry(session, thread_id)
-    info = stack.frames[index]
+    return frame_ids(session, thread_id, index, index + 1)[0]
 
-    def make() -> FrameRef:
-        return FrameRef(
-            thread_id=thread_id,
-            task=entry.task,
-            trace=stack.trace,
-            index=index,
-            trace_index=info.trace_index,
-            frame=info.frame,
-            pt_regs=info.pt_regs,
-            info=info,
-            lazy=stack.shared,
-        )
 
-    return dump_state(session).frames.intern((thread_id, index), make)
+def frame_ids(session: Session, thread_id: int, start: int, end: int) -> list[int]:
+    """Return the DAP frame ids of rows ``start`` to ``end`` (exclusive) of a thread's stack.
+
+    An id stands for ``(thread id, row)``; what the row holds is looked up when the id is used
+    (:func:`lookup_frame`), so handing out the ids of a page creates nothing per frame.
+    """
+    return dump_state(session).frames.intern_keys([(thread_id, index) for index in range(start, end)])
 
 
 def lookup_frame(session: Session, frame_id: object) -> FrameRef:
     """Return what a DAP frame id denotes.
 
+    A row of a shared stack (:func:`_present`) is resolved in the task's own unwinding, done now if
+    it was not yet.
+
     :raises StaleReference: for an id never handed out (or handed out before a reset).
     """
     current_dump(session)
-    ref = dump_state(session).frames.get(frame_id)
-    if not ref.lazy:
-        return ref
-    exact = _exact_stack(session, ref.thread_id)
-    if ref.index >= len(exact.frames):
-        raise StaleReference(
-            f"frame {frame_id} of thread {ref.thread_id} is not in the task's own unwinding "
-            "(refresh the Call Stack view)"
-        )
-    info = exact.frames[ref.index]
+    thread_id, index = dump_state(session).frames.get(frame_id)
+    stack = task_stack(session, thread_id)
+    if stack.shared:
+        stack = _exact_stack(session, thread_id)
+        if index >= len(stack.frames):
+            raise StaleReference(
+                f"frame {frame_id} of thread {thread_id} is not in the task's own unwinding "
+                "(refresh the Call Stack view)"
+            )
+    info = stack.frames[index]
     return FrameRef(
-        thread_id=ref.thread_id,
-        task=ref.task,
-        trace=exact.trace,
-        index=ref.index,
+        thread_id=thread_id,
+        task=thread_entry(session, thread_id).task,
+        trace=stack.trace,
+        index=index,
         trace_index=info.trace_index,
         frame=info.frame,
         pt_regs=info.pt_regs,

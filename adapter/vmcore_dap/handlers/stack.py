@@ -25,7 +25,8 @@ from typing import Any
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
-from vmcore_dap.handlers.context import dump_state, frame_id, task_stack
+from vmcore_dap.dap.transport import EncodedBody, encode_json
+from vmcore_dap.handlers.context import DumpState, dump_state, frame_ids, task_stack
 from vmcore_dap.handlers.source import SourceInfo, listing_for_address
 from vmcore_dap.target.frames import StackFrameInfo
 from vmcore_dap.target.sources import OUTSIDE_ROOTS_HINT, SourceMap
@@ -106,20 +107,32 @@ def format_frame(
 
 
 @registry.request("stackTrace", capabilities=("supportsDelayedStackTraceLoading",))
-def stack_trace(session: Session, args: Args) -> dict[str, Any]:
-    """Return ``levels`` frames of a thread's stack from ``startFrame`` (all when ``levels`` is 0)."""
+def stack_trace(session: Session, args: Args) -> EncodedBody:
+    """Return ``levels`` frames of a thread's stack from ``startFrame`` (all when ``levels`` is 0).
+
+    Rows of shared stacks (:func:`~vmcore_dap.handlers.context.task_stack`) are the same objects in
+    thousands of tasks: each is shaped and encoded once, and a response is those texts with their ids.
+    """
     thread_id = args.integer("threadId")
     start = args.integer("startFrame", 0, minimum=0)
     levels = args.integer("levels", 0, minimum=0)
     stack = task_stack(session, thread_id)
     total = len(stack.frames)
     end = total if levels == 0 else min(total, start + levels)
-    sources = dump_state(session).sources
-    listing = frame_listing(session)
+    state = dump_state(session)
+    first = min(start, total)
     frames = []
-    for index in range(min(start, total), end):
-        session.check_cancelled()
-        frames.append(
-            format_frame(frame_id(session, thread_id, index), stack.frames[index], sources, listing)
-        )
-    return {"stackFrames": frames, "totalFrames": total}
+    for index, id_ in enumerate(frame_ids(session, thread_id, first, end), first):
+        frames.append(f'{{"id":{id_},{_encoded_row(session, state, stack.frames[index])}')
+    return EncodedBody(f'{{"stackFrames":[{",".join(frames)}],"totalFrames":{total}}}')
+
+
+def _encoded_row(session: Session, state: DumpState, info: StackFrameInfo) -> str:
+    """The JSON members of a row's ``StackFrame`` after ``id`` (with the closing brace), cached."""
+    known = state.shaped_rows.get(id(info))
+    if known is None or known[0] is not info:
+        session.check_cancelled()  # shaping may build a disassembly listing
+        shaped = format_frame(0, info, state.sources, frame_listing(session))
+        del shaped["id"]
+        known = state.shaped_rows[id(info)] = (info, encode_json(shaped)[1:])
+    return known[1]

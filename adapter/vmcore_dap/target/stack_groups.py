@@ -17,10 +17,14 @@ equal stacks.
 One wrinkle: ``CONFIG_RANDOMIZE_KSTACK_OFFSET`` (on in Debian's kernels) makes ``do_syscall_64``
 allocate a random gap, full of stale words, before calling the system call. The signature therefore
 stops at the return address into the syscall entry (:data:`_RANDOMIZED_ENTRIES`); what lies above is
-the same for every task relative to the top of the stack. That the word taken for the return address
-really is one is checked on the first task of each signature against drgn's frame (else the
-signature is not reused). Tasks on a CPU are always unwound, and ``exact=True`` unwinds every task
-(the tests check that both ways give the same groups).
+the same for every task relative to the top of the stack. Which word that return address is cannot
+be told before unwinding: the handler's uninitialised stack slots below it often hold stale return
+addresses into the same entry (on the many-tasks sample, 309 of 5,067 tasks). So every such word,
+innermost first, gives a candidate key; after unwinding the first task of a stack, only the candidate
+cut where drgn found the return address is registered, and a later task shares that stack when any
+of its candidates equals a registered key — equal keys mean equal words wherever unwinding reads.
+Tasks on a CPU are always unwound, and ``exact=True`` unwinds every task (the tests check that both
+ways give the same groups).
 
 A ``check`` callback runs every few tasks so a client can cancel and see progress.
 """
@@ -30,7 +34,7 @@ from __future__ import annotations
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import drgn
@@ -42,11 +46,11 @@ __all__ = [
     "GroupedFrame",
     "StackGroup",
     "StackGroups",
+    "SignatureKey",
     "StackSignature",
     "UNWIND_FAILED",
     "USER_MODE",
     "group_stacks",
-    "signature_reusable",
     "stack_signature",
     "task_frames",
 ]
@@ -163,15 +167,76 @@ def _entry_ranges(prog: drgn.Program) -> list[tuple[int, int]]:
     return result
 
 
-@dataclass(frozen=True)
+#: At most this many words pointing into a randomizing entry are tried as the cut (stale ones can
+#: lie below the real return address, in the syscall handler's uninitialised slots).
+MAX_CUT_CANDIDATES = 4
+
+SignatureKey = tuple[object, ...]
+
+
 class StackSignature:
     """What unwinding a sleeping task reads (see the module docstring).
 
-    :param cut: address of the return address into a randomizing syscall entry, or ``None``.
+    Candidate keys, innermost cut first, are built only as far as a caller iterates :meth:`keys`
+    (most tasks match on the first or second): this runs for every task of a dump.
     """
 
-    key: tuple[object, ...]
-    cut: int | None
+    def __init__(
+        self, base: int, sp: int, words: tuple[int, ...], kernel: list[tuple[int, int]], cuts: list[int]
+    ) -> None:
+        """:param base: the stack's lowest address; ``words`` are the stack from ``sp`` to its top.
+        :param kernel: ``(index, word)`` of the words pointing into the kernel image or modules.
+        :param cuts: positions in ``kernel`` of the words pointing into a randomizing entry (at most
+            :data:`MAX_CUT_CANDIDATES`); empty when there is none.
+        """
+        self._base, self._sp, self._words, self._kernel, self._cuts = base, sp, words, kernel, cuts
+        self._built: list[tuple[SignatureKey, int | None]] = []
+
+    def candidate_count(self) -> int:
+        """How many candidate keys there are (one when the stack has no cut)."""
+        return max(1, len(self._cuts))
+
+    def keys(self) -> Iterator[SignatureKey]:
+        """Every candidate key, innermost cut first, to look up in a table filled with
+        :meth:`reusable_key`."""
+        for number in range(self.candidate_count()):
+            yield self._candidate(number)[0]
+
+    def reusable_key(self, trace: drgn.StackTrace | None) -> SignatureKey | None:
+        """The key under which other tasks may reuse ``trace``, this task's own unwinding.
+
+        Without a cut that is the one key; with cuts, the candidate whose cut is where drgn found
+        the return address into the entry, or ``None`` when no candidate is (then the trace is not
+        shared).
+        """
+        if not self._cuts:
+            return self._candidate(0)[0]
+        slot = _entry_return_slot(trace) if trace is not None else None
+        for number in range(len(self._cuts)):
+            key, cut = self._candidate(number)
+            if cut == slot:
+                return key
+        return None
+
+    def _candidate(self, number: int) -> tuple[SignatureKey, int | None]:
+        while len(self._built) <= number:
+            self._built.append(self._build(len(self._built)))
+        return self._built[number]
+
+    def _build(self, number: int) -> tuple[SignatureKey, int | None]:
+        base, sp, words = self._base, self._sp, self._words
+        top = sp + 8 * len(words)
+        if not self._cuts:
+            inside = tuple((i, w - sp) for i, w in enumerate(words) if base <= w < top)
+            return (top - sp, tuple(self._kernel), inside), None
+        position = self._cuts[number]
+        index = self._kernel[position][0]
+        cut = sp + 8 * index
+        # Pointers above the cut (into the entry's frame) are the same relative to the top of the stack.
+        relative = tuple(
+            (i, w - sp if w <= cut else w - top) for i, w in enumerate(words[:index]) if base <= w < top
+        )
+        return ("cut", index, tuple(self._kernel[: position + 1]), relative), cut
 
 
 def stack_signature(prog: drgn.Program, task: drgn.Object) -> StackSignature | None:
@@ -183,50 +248,32 @@ def stack_signature(prog: drgn.Program, task: drgn.Object) -> StackSignature | N
         base = task.stack.value_()
         sp = task.thread.sp.value_()
         size = _thread_size(prog)
-        if not base or not base <= sp < base + size:
+        if not base or not base <= sp < base + size or (base + size - sp) % 8:
             return None
         data = prog.read(sp, base + size - sp)
     except (drgn.FaultError, LookupError, AttributeError, ValueError):
         return None
-    words = struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
-    top = base + size
+    words = struct.unpack(f"<{len(data) // 8}Q", data)
     entries = _entry_ranges(prog)
-    kernel: list[tuple[int, int]] = []
-    inside: list[tuple[int, int]] = []
-    cut_index: int | None = None
-    for index, word in enumerate(words):
-        if word >= _KERNEL_IMAGE_START:
-            kernel.append((index, word))
-            if any(lo < word <= hi for lo, hi in entries):  # a return address is past the call
-                cut_index = index
-                break
-        elif base <= word < top:
-            inside.append((index, word - sp))
-    if cut_index is None:
-        return StackSignature((top - sp, tuple(kernel), tuple(inside)), None)
-    cut = sp + 8 * cut_index
-    # Pointers above the cut (into the entry's frame) are the same relative to the top of the stack.
-    inside = [(i, offset if sp + offset <= cut else offset + sp - top) for i, offset in inside]
-    return StackSignature(("cut", cut_index, tuple(kernel), tuple(inside)), cut)
+    lowest = min((lo for lo, _ in entries), default=0)
+    highest = max((hi for _, hi in entries), default=0)
+    kernel = [(index, word) for index, word in enumerate(words) if word >= _KERNEL_IMAGE_START]
+    # A return address is just past its call, hence ``lo < word <= hi``.
+    cuts = [
+        position
+        for position, (_, word) in enumerate(kernel)
+        if lowest < word <= highest and any(lo < word <= hi for lo, hi in entries)
+    ][:MAX_CUT_CANDIDATES]
+    return StackSignature(base, sp, words, kernel, cuts)
 
 
-def _cut_is_return_slot(trace: drgn.StackTrace, cut: int) -> bool:
-    """Whether the word at ``cut`` is where the unwinding found a return address into the entry."""
+def _entry_return_slot(trace: drgn.StackTrace) -> int | None:
+    """Where the unwinding found the return address into a randomizing entry, if it passed one."""
     for frame in trace:
         if not frame.is_inline and frame.name in _RANDOMIZED_ENTRIES:
-            return bool(frame.sp - 8 == cut)
-    return False
-
-
-def signature_reusable(signature: StackSignature, trace: drgn.StackTrace | None) -> bool:
-    """Whether other tasks with ``signature`` may reuse ``trace``, the unwinding of its first task.
-
-    A signature cut at a syscall entry is reusable only if the word taken for the return address
-    into the entry really is where drgn found it.
-    """
-    if signature.cut is None:
-        return True
-    return trace is not None and _cut_is_return_slot(trace, signature.cut)
+            slot: int = frame.sp - 8
+            return slot
+    return None
 
 
 def _unwind(
@@ -263,7 +310,7 @@ def group_stacks(
     module_cache: dict[int, str | None] = {}
     # Modules cover address ranges: look each function's module up once, by its first pc seen.
     function_module: dict[str, str | None] = {}
-    by_signature: dict[tuple[object, ...], tuple[str, ...]] = {}
+    by_signature: dict[SignatureKey, tuple[str, ...]] = {}
     frames_of: dict[tuple[str, ...], list[Frame]] = {}
     names: dict[int, str] = {}  # pc -> name of the physical frame there
     unwound = 0
@@ -271,7 +318,9 @@ def group_stacks(
         if check is not None and done % CHECK_EVERY == 0:
             check(done, total)
         signature = None if exact or info.on_cpu else stack_signature(prog, info.task)
-        functions = by_signature.get(signature.key) if signature is not None else None
+        functions = None
+        if signature is not None:
+            functions = next((by_signature[k] for k in signature.keys() if k in by_signature), None)
         if functions is None:
             frames, trace = _unwind(prog, info.task, names)
             unwound += 1
@@ -279,10 +328,9 @@ def group_stacks(
                 USER_MODE if trace is not None else UNWIND_FAILED,
             )
             frames_of.setdefault(functions, frames)
-            if signature is not None and (
-                signature.cut is None or (trace is not None and _cut_is_return_slot(trace, signature.cut))
-            ):
-                by_signature[signature.key] = functions
+            reusable = signature.reusable_key(trace) if signature is not None else None
+            if reusable is not None:
+                by_signature[reusable] = functions
         frames = frames_of[functions]
         group = by_key.get(functions)
         if group is None:

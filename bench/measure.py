@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.dap_client import DapClient
+from bench.lockstep import LockstepClient
 
 __all__ = [
     "AdapterRun",
@@ -80,14 +80,13 @@ def launch_config(sample: Any) -> dict[str, Any]:
     return config
 
 
-def _client() -> DapClient:
-    """The adapter over stdio, as the tests drive it, but without a log or schema checks."""
-    return DapClient(None, validate=False)
+def _client() -> LockstepClient:
+    """The adapter over stdio, driven by a single-threaded lock-step client (:mod:`bench.lockstep`)."""
+    return LockstepClient()
 
 
-def _to_stop(client: DapClient, sample: Any) -> dict[str, Any]:
-    stopped: dict[str, Any] = client.launch_and_stop(launch_config(sample))["body"]
-    return stopped
+def _to_stop(client: LockstepClient, sample: Any) -> dict[str, Any]:
+    return client.launch_and_stop(launch_config(sample))
 
 
 def _peak_rss_kib(pid: int) -> int:

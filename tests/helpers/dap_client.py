@@ -21,10 +21,23 @@ from typing import Any
 
 from tests.helpers.dap_schema import validate_message
 
-__all__ = ["DapClient", "DapError", "ADAPTER_CMD"]
+__all__ = ["DapClient", "DapError", "ADAPTER_CMD", "INITIALIZE_ARGUMENTS"]
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER_CMD = [sys.executable, "-m", "vmcore_dap"]
+
+#: ``initialize`` arguments as VS Code sends them (the capabilities the adapter reads).
+INITIALIZE_ARGUMENTS: dict[str, Any] = {
+    "clientID": "vscode",
+    "adapterID": "vmcore",
+    "linesStartAt1": True,
+    "columnsStartAt1": True,
+    "pathFormat": "path",
+    "supportsVariableType": True,
+    "supportsProgressReporting": True,
+    "supportsInvalidatedEvent": True,
+    "supportsMemoryReferences": True,
+}
 
 
 class DapError(AssertionError):
@@ -183,18 +196,7 @@ class DapClient:
     # -- session helpers --------------------------------------------------------------------
     def initialize(self, **extra: Any) -> dict[str, Any]:
         """Send ``initialize`` as VS Code does and return the capabilities."""
-        arguments = {
-            "clientID": "vscode",
-            "adapterID": "vmcore",
-            "linesStartAt1": True,
-            "columnsStartAt1": True,
-            "pathFormat": "path",
-            "supportsVariableType": True,
-            "supportsProgressReporting": True,
-            "supportsInvalidatedEvent": True,
-            "supportsMemoryReferences": True,
-        }
-        arguments.update(extra)
+        arguments = {**INITIALIZE_ARGUMENTS, **extra}
         return self.call("initialize", arguments)
 
     def launch_and_stop(self, config: dict[str, Any], timeout: float = 180) -> dict[str, Any]:

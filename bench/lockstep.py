@@ -1,0 +1,128 @@
+"""A minimal lock-step DAP client for the benchmarks: one thread, blocking reads, no validation.
+
+The tests' :class:`tests.helpers.dap_client.DapClient` reads on a thread of its own, validates messages
+and keeps a log; every response then crosses two threads of the *client* before the caller sees it.
+That costs about 0.1 ms a request here, which is the harness's cost, not the adapter's, and across the
+5,067 ``stackTrace`` requests of *all stacks* it would count as the adapter's. This client writes a
+request and reads the adapter's stdout in the same thread until the response arrives — what an editor's
+single-threaded event loop does — so the benchmark times the adapter and the pipe, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.dap_client import INITIALIZE_ARGUMENTS
+
+__all__ = ["LockstepClient"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class LockstepClient:
+    """The adapter over stdio (``python -m vmcore_dap``), driven one request at a time.
+
+    ``VMCORE_DAP_BENCH_ADAPTER`` replaces ``-m vmcore_dap`` (e.g. with a script that runs the adapter
+    under a profiler) when looking into a benchmark's numbers.
+    """
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "adapter")}
+        env.pop("VMCORE_DAP_LOG", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, *os.environ.get("VMCORE_DAP_BENCH_ADAPTER", "-m vmcore_dap").split()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in, self._out = self.proc.stdin, self.proc.stdout
+        self._seq = 0
+        #: Events received so far, in order.
+        self.events: list[dict[str, Any]] = []
+
+    def _read(self) -> dict[str, Any]:
+        length = None
+        while True:
+            line = self._out.readline()
+            if not line:
+                raise EOFError("the adapter closed its output")
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise ValueError("a message without Content-Length")
+        message: dict[str, Any] = json.loads(self._out.read(length))
+        return message
+
+    def send(self, command: str, arguments: dict[str, Any] | None = None) -> int:
+        """Write one request; return its ``seq``."""
+        self._seq += 1
+        body = json.dumps(
+            {"seq": self._seq, "type": "request", "command": command, "arguments": arguments or {}}
+        ).encode()
+        self._in.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self._in.flush()
+        return self._seq
+
+    def response(self, seq: int) -> dict[str, Any]:
+        """Read messages until the response to ``seq``; keep the events on the way."""
+        while True:
+            message = self._read()
+            if message.get("type") == "event":
+                self.events.append(message)
+            elif message.get("type") == "response" and message.get("request_seq") == seq:
+                return message
+
+    def call(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a request and return its body; raise with the adapter's message when it failed."""
+        response = self.response(self.send(command, arguments))
+        if not response.get("success"):
+            raise RuntimeError(f"{command} failed: {response.get('message')}")
+        body: dict[str, Any] = response.get("body", {})
+        return body
+
+    def event(self, name: str) -> dict[str, Any]:
+        """Return the first event called ``name``, reading until it comes."""
+        while True:
+            found = next((e for e in self.events if e.get("event") == name), None)
+            if found is not None:
+                return found
+            message = self._read()
+            if message.get("type") == "event":
+                self.events.append(message)
+
+    def launch_and_stop(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``initialize`` → ``launch`` → ``configurationDone``; return the ``stopped`` event's body."""
+        self.call("initialize", INITIALIZE_ARGUMENTS)
+        self.call("launch", config)
+        self.event("initialized")
+        self.call("configurationDone")
+        body: dict[str, Any] = self.event("stopped")["body"]
+        return body
+
+    def close(self) -> None:
+        """Disconnect, then make sure the process is gone."""
+        try:
+            if self.proc.poll() is None:
+                self.response(self.send("disconnect"))
+        except (OSError, EOFError, ValueError):
+            pass
+        for stream in (self._in, self._out):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

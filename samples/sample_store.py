@@ -24,6 +24,7 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
+from sample_cache import IDLE_DAYS, mark_used, prune  # noqa: E402
 from vmcore_builder.build import sample_dir_for as _sample_dir_for  # noqa: E402
 from vmcore_builder.common import SCENARIOS, BuildError, cache_root  # noqa: E402
 from vmcore_builder.hashing import builder_hash as _builder_hash  # noqa: E402
@@ -137,6 +138,8 @@ def ensure_sample(scenario: str) -> Sample:
     sample_dir = sample_dir_for(scenario)
     if not (sample_dir / MANIFEST_NAME).exists():
         _run_make_vmcore(scenario)
+        _prune_idle_samples()
+    mark_used(sample_dir)
     sample = load_sample(sample_dir)
     for path in (sample.vmcore, sample.vmcore_elf, sample.vmlinux, *sample.debug_info):
         if not path.exists():
@@ -145,6 +148,15 @@ def ensure_sample(scenario: str) -> Sample:
                 f"(delete {sample_dir} and rebuild with '{MAKE_VMCORE} {scenario}')"
             )
     return sample
+
+
+def _prune_idle_samples() -> None:
+    """After a build: remove samples of other builders unused for a week (they are large)."""
+    for path, size in prune(IDLE_DAYS):
+        print(
+            f"[samples] removed {path.name} ({size / 2**20:,.0f} MiB, unused for {IDLE_DAYS:g} days)",
+            file=sys.stderr,
+        )
 
 
 def _placeholders(sample: Sample, kernel_source: Path | None) -> dict[str, str]:

@@ -416,6 +416,37 @@ def test_extern_globals_in_a_frame_are_the_kernels(dbg: Debugged) -> None:
         assert [int(v["value"]) for v in first] == expected, (frame["name"], first)
 
 
+def test_a_4096_element_page_matches_crash_and_each_element_alone(dbg: Debugged) -> None:
+    # A page this long is formatted from one read, in columns; each element must still carry what it
+    # carries alone: its value (crash's rd), type, evaluateName for "Add to Watch", memoryReference
+    # for "View Binary Data", and readOnly (without it VS Code opens an editor on double-click).
+    count = 4096
+    (crash_rd, _errors) = run_crash(dbg.sample, [f"rd -64 __per_cpu_offset {count}"])
+    words = rd_words(crash_rd)
+    assert len(words) == count, crash_rd[-500:]
+    array = dbg.evaluate("__per_cpu_offset", "watch")
+    assert array["indexedVariables"] >= count
+    page = dbg.variables(array["variablesReference"], start=0, count=count)
+    assert [v["name"] for v in page] == [f"[{i}]" for i in range(count)]
+    assert [(int(v["memoryReference"], 16), int(v["value"])) for v in page] == list(words.items())
+    assert [v["evaluateName"] for v in page] == [f"__per_cpu_offset[{i}]" for i in range(count)]
+    assert {v["type"] for v in page} == {"unsigned long"}
+    assert all(v["variablesReference"] == 0 for v in page)
+    assert all(v["presentationHint"] == {"attributes": ["readOnly"]} for v in page)
+    assert {len(v) for v in page} == {7}, "a field more or less than an element has alone"
+    for element in page[:2] + page[1000:1001] + page[-1:]:
+        alone = dbg.evaluate(element["evaluateName"], "watch")
+        assert (alone["result"], alone["type"], alone["memoryReference"]) == (
+            element["value"],
+            element["type"],
+            element["memoryReference"],
+        )
+    tail = dbg.variables(array["variablesReference"], start=count - 2, count=4, format={"hex": True})
+    assert [v["name"] for v in tail] == [f"[{i}]" for i in range(count - 2, count + 2)]
+    assert [int(v["value"], 16) for v in tail[:2]] == list(words.values())[-2:]
+    assert all(v["value"].startswith("0x") for v in tail)
+
+
 def test_hover_in_the_module_function(dbg: Debugged) -> None:
     if dbg.sample.scenario != "oops-null":
         # The same C evaluator serves every frame: hover an argument of the sysrq path instead.

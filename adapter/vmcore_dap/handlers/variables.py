@@ -17,7 +17,7 @@ command console registers itself there); a line starting with ``%py`` always goe
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError, UserError
 from vmcore_dap.target import cexpr, scopes, values
-from vmcore_dap.target.page_filter import zero_filled_reason
+from vmcore_dap.target.page_filter import PAGE_SHIFT, zero_filled_reason
 from vmcore_dap.target.repl import PythonRepl
 from vmcore_dap.target.values import Variable
 
@@ -160,6 +160,54 @@ def _variable_body(
     return body
 
 
+def _zero_fill_notes(prog: drgn.Program, page: values.ScalarPage) -> list[str]:
+    """The page's value texts with :func:`_zero_fill_note` applied, asking once per memory page.
+
+    The reason depends only on the page an address lies in, so one question per page gives every
+    element of it the note it would get on its own.
+    """
+    texts = page.values
+    noted: list[str] | None = None
+    i = 0
+    while i < len(texts):
+        address = page.address + i * page.size
+        next_page = (address >> PAGE_SHIFT) + 1 << PAGE_SHIFT
+        j = min(len(texts), i - (address - next_page) // page.size)  # first element on the next page
+        try:
+            reason = zero_filled_reason(prog, address)
+        except Exception:  # noqa: BLE001 - the values themselves are still right to show
+            reason = None
+        if reason:
+            noted = noted if noted is not None else list(texts)
+            noted[i:j] = [f"{text} <{reason}>" for text in texts[i:j]]
+        i = j
+    return noted if noted is not None else texts
+
+
+def _scalar_page_bodies(
+    session: Session, prog: drgn.Program, page: values.ScalarPage
+) -> list[dict[str, Any]]:
+    """The ``Variable`` bodies of an array page of scalars, field for field and in the same key order
+    as :func:`_variable_body` makes them one at a time (none is expandable: ``variablesReference``
+    0), built column by column."""
+    columns: dict[str, Iterable[Any]] = {
+        "name": page.names(),
+        "value": _zero_fill_notes(prog, page),
+        "variablesReference": itertools.repeat(0),
+    }
+    if session.client.get("supportsVariableType"):
+        columns["type"] = itertools.repeat(page.type)
+    evaluate_names = page.evaluate_names()
+    if evaluate_names is not None:
+        columns["evaluateName"] = evaluate_names
+    columns["memoryReference"] = page.memory_references()
+    # One hint object for the whole page: bodies are only serialized, never changed.
+    columns["presentationHint"] = itertools.repeat({"attributes": ["readOnly"]})
+    keys = tuple(columns)
+    rows = zip(*columns.values(), strict=False)  # the repeated columns are endless; the lists are not
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
 # -- requests ---------------------------------------------------------------------------------------
 
 
@@ -205,6 +253,12 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
         children = children[start : start + count] if count else children[start:]
         shown: list[tuple[Variable, values.Rendered | None]] = [(child, None) for child in children]
     else:
+        page = values.scalar_page(
+            entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+        )
+        if page is not None:
+            session.check_cancelled()
+            return {"variables": _scalar_page_bodies(session, entry.variable.obj.prog_, page)}
         shown = list(
             values.render_children(
                 entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_

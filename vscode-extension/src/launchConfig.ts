@@ -8,7 +8,7 @@
 
 /** Attributes the adapter reads from the `launch` request. */
 export interface AdapterLaunchAttributes {
-    /** Kernel crash dump (kdump-compressed or ELF). Required. */
+    /** Kernel crash dump (kdump-compressed, flattened or ELF). Required. */
     vmcore: string;
     /** vmlinux with DWARF; when absent the adapter finds it by build ID in `debugInfoDirectories`. */
     vmlinux?: string;

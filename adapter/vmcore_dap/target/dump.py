@@ -98,11 +98,13 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
     release, build_id = vmfile.release, vmfile.build_id
 
     # The vmlinux is verified before drgn spends seconds opening anything.
+    # (A flattened dump whose first records lack the headers is identified after drgn opened it.)
+    identified = vmfile.format != "flattened" or build_id is not None
     vmlinux: Path | None = None
-    if config.vmlinux is not None and vmfile.format != "flattened":
+    if config.vmlinux is not None and identified:
         debuginfo.check_vmlinux(config.vmlinux, build_id)
         vmlinux = config.vmlinux
-    elif vmfile.format != "flattened":
+    elif identified:
         vmlinux = _search_vmlinux(config, release, build_id, progress)
 
     progress("Opening the vmcore", 5)
@@ -113,7 +115,7 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
         raise _open_failure(vmfile, exc) from None
     timings["open"] = time.monotonic() - start
 
-    if vmfile.format == "flattened":
+    if vmlinux is None:
         vmlinux = _flattened_vmlinux(prog, config, progress)
 
     assert vmlinux is not None

@@ -70,7 +70,7 @@ def _string_list(raw: Mapping[str, Any], key: str) -> list[str]:
 class LaunchConfig:
     """What to open and how to present it.
 
-    :param vmcore: the dump (kdump-compressed or ELF).
+    :param vmcore: the dump (kdump-compressed, flattened or ELF).
     :param vmlinux: the kernel with debug info; ``None`` to search ``debug_info_directories`` by build ID.
     :param debug_info: module debug files (``.ko``, ``.ko.debug``) or directories of them.
     :param debug_info_directories: where to look for the vmlinux and modules; ``None`` for the defaults.

@@ -9,6 +9,8 @@ makedumpfile filter level, all without drgn.
 Formats (makedumpfile ``diskdump_mod.h``): a kdump-compressed file is a ``disk_dump_header`` block, a
 ``kdump_sub_header`` of ``sub_hdr_size`` blocks, two page bitmaps of ``bitmap_blocks`` blocks, one
 24-byte ``page_desc`` per dumpable page (the bits set in the second bitmap), then the page data.
+A flattened stream (``makedumpfile -F``, for pipes) carries the same file in ``(offset, size)``
+records, headers first; only its headers are read here.
 
 An ELF vmcore records no filter level, but its segments show the filtering: the kernel's
 ``/proc/vmcore`` and QEMU's ``dump-guest-memory`` write every ``PT_LOAD`` whole (``p_filesz ==
@@ -23,6 +25,8 @@ told apart.
 from __future__ import annotations
 
 import bisect
+import io
+import logging
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,8 @@ from typing import BinaryIO
 
 from vmcore_dap.errors import UserError
 from vmcore_dap.target import elf
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "KDUMP_SIGNATURE",
@@ -44,6 +50,13 @@ __all__ = [
 KDUMP_SIGNATURE = b"KDUMP   "
 _DISKDUMP_SIGNATURE = b"DISKDUMP"
 _FLAT_SIGNATURE = b"makedumpfile\0\0\0\0"
+#: A flattened stream: a 4 KiB header, then records of big-endian ``(offset, size)`` and ``size`` bytes
+#: of the kdump file at ``offset`` (makedumpfile ``struct makedumpfile_data_header``).
+_FLAT_HEADER_SIZE = 4096
+_FLAT_RECORD = struct.Struct(">qq")
+#: The headers and VMCOREINFO are the first records and lie in the first few blocks of the file.
+_FLAT_HEAD_RECORDS = 64
+_FLAT_HEAD_LIMIT = 1 << 20
 _HEADER = struct.Struct("<8si390s6xqqIiiIIIIIIi")  # struct disk_dump_header, x86-64
 _SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")  # struct kdump_sub_header, x86-64
 _PAGE_DESC = struct.Struct("<qIIQ")  # struct page_desc: offset, size, flags, page_flags
@@ -237,7 +250,7 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
         if head.startswith(KDUMP_SIGNATURE) or head.startswith(_DISKDUMP_SIGNATURE):
             return _inspect_kdump(path, f, st.st_size)
         if head.startswith(_FLAT_SIGNATURE):
-            return VmcoreFile(path, "flattened", st.st_size)
+            return _inspect_flattened(path, f, st.st_size)
         header = elf.read_elf_header(f)
         if header is not None:
             return _inspect_elf(path, f, header, st.st_size)
@@ -251,7 +264,51 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
     )
 
 
-def _inspect_kdump(path: Path, f: BinaryIO, size: int) -> VmcoreFile:
+def _inspect_flattened(path: Path, f: BinaryIO, size: int) -> VmcoreFile:
+    """Read the kdump headers a flattened stream carries (release, build ID, dump level).
+
+    The stream is the kdump-compressed file cut into ``(offset, size, data)`` records, headers first
+    (makedumpfile writes them before any page), so a few records give what the vmlinux search and
+    check need. Page data is not checked: that would mean reading the whole stream.
+    """
+    head = _flattened_head(f)
+    result = VmcoreFile(path, "flattened", size)
+    if head.startswith(KDUMP_SIGNATURE):
+        try:
+            known = _inspect_kdump(path, io.BytesIO(head), len(head), headers_only=True)
+        except UserError:
+            log.info("the headers of flattened dump %s are incomplete in its first records", path)
+        else:
+            result.vmcoreinfo, result.dump_level = known.vmcoreinfo, known.dump_level
+    return result
+
+
+def _flattened_head(f: BinaryIO) -> bytes:
+    """The start of the kdump file a flattened stream carries, as far as its first records give it."""
+    f.seek(_FLAT_HEADER_SIZE)
+    pieces: list[tuple[int, bytes]] = []
+    for _ in range(_FLAT_HEAD_RECORDS):
+        raw = f.read(_FLAT_RECORD.size)
+        if len(raw) < _FLAT_RECORD.size:
+            break
+        offset, length = _FLAT_RECORD.unpack(raw)
+        if offset < 0 or length <= 0:  # the end marker, or damage
+            break
+        if offset + length <= _FLAT_HEAD_LIMIT:
+            pieces.append((offset, f.read(length)))
+        else:
+            f.seek(length, io.SEEK_CUR)
+    image = bytearray(max((offset + len(data) for offset, data in pieces), default=0))
+    for offset, data in pieces:
+        image[offset : offset + len(data)] = data
+    return bytes(image)
+
+
+def _inspect_kdump(path: Path, f: BinaryIO, size: int, *, headers_only: bool = False) -> VmcoreFile:
+    """Read a kdump-compressed file's headers and check that its pages are all there.
+
+    :param headers_only: stop after the headers and ``VMCOREINFO`` (a flattened dump's start).
+    """
     result = VmcoreFile(path, "kdump", size)
     f.seek(0)
     raw = f.read(_HEADER.size)
@@ -298,6 +355,8 @@ def _inspect_kdump(path: Path, f: BinaryIO, size: int) -> VmcoreFile:
     if header_version >= 6 and fields[13]:
         max_mapnr = fields[13]
 
+    if headers_only:
+        return result
     bitmap_offset = (1 + sub_hdr_size) * block_size
     bitmap_len = bitmap_blocks * block_size
     desc_offset = bitmap_offset + bitmap_len

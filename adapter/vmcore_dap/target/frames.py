@@ -444,25 +444,44 @@ def _syscall_parameters(prog: drgn.Program, name: str) -> list[tuple[str, drgn.T
     return params
 
 
-def _format_argument(prog: drgn.Program, ptype: drgn.Type | None, raw: int) -> str:
+#: How to show a system call argument: ``None`` for hex, else ``(bits, signed)`` for a decimal.
+ArgumentFormat = tuple[int, bool] | None
+
+
+def _argument_format(ptype: drgn.Type | None) -> ArgumentFormat:
+    """Decide once per parameter type how its values are shown (pointers and others in hex)."""
     if ptype is None:
-        return f"{raw:#x}"
-    kind = drgn.sizeof(ptype) if ptype.kind != drgn.TypeKind.VOID else 8
+        return None
     underlying = ptype
     while underlying.kind == drgn.TypeKind.TYPEDEF:
         underlying = underlying.type
-    if underlying.kind == drgn.TypeKind.POINTER:
+    if underlying.kind not in (drgn.TypeKind.INT, drgn.TypeKind.ENUM, drgn.TypeKind.BOOL):
+        return None
+    signed = bool(getattr(underlying, "is_signed", False))
+    if underlying.kind == drgn.TypeKind.ENUM and underlying.type is not None:
+        signed = bool(underlying.type.is_signed)
+    return 8 * drgn.sizeof(ptype), signed
+
+
+def _format_argument(form: ArgumentFormat, raw: int) -> str:
+    if form is None:
         return f"{raw:#x}"
-    mask = (1 << (8 * kind)) - 1
-    value = raw & mask
-    if underlying.kind in (drgn.TypeKind.INT, drgn.TypeKind.ENUM, drgn.TypeKind.BOOL):
-        signed = bool(getattr(underlying, "is_signed", False))
-        if underlying.kind == drgn.TypeKind.ENUM and underlying.type is not None:
-            signed = bool(underlying.type.is_signed)
-        if signed and value >> (8 * kind - 1):
-            value -= 1 << (8 * kind)
-        return str(value)
-    return f"{raw:#x}"
+    bits, signed = form
+    value = raw & ((1 << bits) - 1)
+    if signed and value >> (bits - 1):
+        value -= 1 << bits
+    return str(value)
+
+
+def _syscall_argument_formats(prog: drgn.Program, name: str) -> list[tuple[str, ArgumentFormat]] | None:
+    """:func:`_syscall_parameters` with each parameter's :data:`ArgumentFormat` (cached per program)."""
+    cache: dict[str, list[tuple[str, ArgumentFormat]] | None] = prog.cache.setdefault(
+        "vmcore_dap_syscall_formats", {}
+    )
+    if name not in cache:
+        params = _syscall_parameters(prog, name)
+        cache[name] = None if params is None else [(p, _argument_format(t)) for p, t in params[:6]]
+    return cache[name]
 
 
 def _task_pt_regs(prog: drgn.Program, task: drgn.Object) -> drgn.Object | None:
@@ -529,14 +548,14 @@ def _entry_label(prog: drgn.Program, task: drgn.Object, last_function: str | Non
             pt_regs=regs,
         )
     name = syscall_name(prog, nr) or f"syscall_{nr}"
-    params = _syscall_parameters(prog, name) if not name.startswith("syscall_") else None
+    params = _syscall_argument_formats(prog, name) if not name.startswith("syscall_") else None
     values = [saved[reg] for reg in _SYSCALL_ARG_REGS]
     if params is None:
         args = ", ".join(f"{v:#x}" for v in values[:3]) + ", …"
     else:
         args = ", ".join(
-            f"{pname}={_format_argument(prog, ptype, values[i])}"
-            for i, (pname, ptype) in enumerate(params[:6])
+            f"{pname}={_format_argument(form, value)}"
+            for (pname, form), value in zip(params, values, strict=False)
         )
     return StackFrameInfo(
         kind="label",

@@ -115,6 +115,26 @@ def test_exact_count_and_base_alignment_for_any_offset(prog: drgn.Program, offse
         assert insns[index].mnemonic == "mov"
 
 
+@pytest.mark.parametrize("syntax", ["att", "intel"])
+def test_windows_equal_a_whole_detailed_decode(prog: drgn.Program, syntax: disasm.Syntax) -> None:
+    """Instructions before and after the base are decoded quickly and only the returned ones in
+    detail: every window must still equal the same entries of one detailed decode of the text."""
+    whole = disasm.disassemble_range(prog, BASE, BASE + TEXT_SIZE, syntax=syntax)
+    where = {insn.address: i for i, insn in enumerate(whole)}
+    windows = [
+        (base, offset, count)
+        for base in (BASE + 0x9, BASE + 0x10A, BASE + 0x182)
+        for offset, count in ((-3, 12), (-40, 4), (-200, 30), (0, 9), (3, 6))
+        if 0 <= where[base] + offset and where[base] + offset + count <= len(whole)
+    ]
+    assert len(windows) > 10
+    for base, offset, count in windows:
+        window = disasm.disassemble_at(prog, base, offset, count, syntax=syntax)
+        first = where[base] + offset
+        assert window == whole[first : first + count], (hex(base), offset, count)
+        assert [w.targets for w in window] == [w.targets for w in whole[first : first + count]]
+
+
 def test_backwards_across_padding_into_previous_function(prog: drgn.Program) -> None:
     insns = disasm.disassemble_at(prog, BASE + 0x100, -(0x100 - len(FUNC_A)) - 2, 3)
     # The two last instructions of func_a, then the first int3 of the padding.

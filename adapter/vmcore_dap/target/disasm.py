@@ -121,6 +121,19 @@ def _capstone(prog: drgn.Program, syntax: Syntax) -> capstone.Cs:
     return md
 
 
+def _quick_capstone(prog: drgn.Program) -> capstone.Cs:
+    """A second decoder for the program's architecture, without capstone's instruction details: it
+    finds where instructions start several times faster, for bytes decoded only to get somewhere.
+    Its mnemonics and operands (Intel syntax on x86) are never shown (see :func:`_decode_bytes`)."""
+    cache = _program_cache(prog)
+    md = cache.get("cs-quick")
+    if md is None:
+        md = _make_capstone(prog.platform, "intel")
+        md.detail = False
+        cache["cs-quick"] = md
+    return md
+
+
 def _make_capstone(platform: drgn.Platform | None, syntax: Syntax) -> capstone.Cs:
     import capstone  # on first use, not at import: it adds ~20 ms to every adapter start
 
@@ -360,36 +373,68 @@ def _symbolized_operands(prog: drgn.Program, md: capstone.Cs, insn: Any) -> tupl
     return op_str, tuple(targets)
 
 
+def _instruction(prog: drgn.Program, md: capstone.Cs, insn: Any) -> Instruction:
+    """The :class:`Instruction` of a capstone instruction decoded with details."""
+    import capstone
+
+    op_str, targets = _symbolized_operands(prog, md, insn)
+    att = _is_x86(md) and md.syntax == capstone.CS_OPT_SYNTAX_ATT
+    mnemonic = _att_mnemonic(insn) if att else insn.mnemonic
+    return Instruction(insn.address, insn.size, bytes(insn.bytes), mnemonic, op_str, targets=targets)
+
+
 def _decode_bytes(
-    prog: drgn.Program, md: capstone.Cs, address: int, data: bytes, stop: int | None
+    prog: drgn.Program, md: capstone.Cs, address: int, data: bytes, stop: int | None, *, quick: bool = False
 ) -> list[Instruction]:
     """Decode ``data`` (at ``address``) into instructions; undecodable bytes become 1-byte fillers.
 
     An instruction that would run past ``stop`` is not emitted: its bytes become fillers, so decoding a
     region never produces an instruction that overlaps the next known boundary.
-    """
-    import capstone
 
+    :param quick: decode without capstone's details (:func:`_quick_capstone`): addresses, sizes,
+        bytes and fillers are the same, but mnemonics and operands are raw. For bytes decoded only to
+        find where the wanted instructions start; :func:`_detailed` finishes the ones that are kept.
+    """
     out: list[Instruction] = []
     offset = 0
-    att = _is_x86(md) and md.syntax == capstone.CS_OPT_SYNTAX_ATT
     while offset < len(data):
         progressed = False
-        for insn in md.disasm(data[offset:], address + offset):
-            if stop is not None and insn.address + insn.size > stop:
-                break
-            op_str, targets = _symbolized_operands(prog, md, insn)
-            mnemonic = _att_mnemonic(insn) if att else insn.mnemonic
-            out.append(
-                Instruction(insn.address, insn.size, bytes(insn.bytes), mnemonic, op_str, targets=targets)
-            )
-            offset += insn.size
-            progressed = True
+        if quick:
+            for insn_address, size, mnemonic, op_str in _quick_capstone(prog).disasm_lite(
+                data[offset:], address + offset
+            ):
+                if stop is not None and insn_address + size > stop:
+                    break
+                out.append(Instruction(insn_address, size, data[offset : offset + size], mnemonic, op_str))
+                offset += size
+                progressed = True
+        else:
+            for insn in md.disasm(data[offset:], address + offset):
+                if stop is not None and insn.address + insn.size > stop:
+                    break
+                out.append(_instruction(prog, md, insn))
+                offset += insn.size
+                progressed = True
         if offset >= len(data):
             break
         if not progressed:
             out.append(_filler(address + offset, data[offset : offset + 1], "not a valid instruction", False))
             offset += 1
+    return out
+
+
+def _detailed(prog: drgn.Program, md: capstone.Cs, insns: list[Instruction]) -> list[Instruction]:
+    """Decode again, with details, the instructions a quick decode found (fillers stay as they are).
+
+    One instruction decodes the same from its own bytes as inside the run it came from, so the result
+    is exactly what decoding the whole run with details gives.
+    """
+    out = []
+    for insn in insns:
+        if not insn.invalid:
+            for full in md.disasm(insn.bytes, insn.address, 1):
+                insn = _instruction(prog, md, full)
+        out.append(insn)
     return out
 
 
@@ -400,13 +445,20 @@ def disassemble_range(
 
     ``start`` must be an instruction boundary (a function start, or an address known to begin one).
     """
-    md = _capstone(prog, syntax)
+    out = _decode_range(prog, _capstone(prog, syntax), start, end)
+    return _annotate(prog, out) if annotate else out
+
+
+def _decode_range(
+    prog: drgn.Program, md: capstone.Cs, start: int, end: int, *, quick: bool = False
+) -> list[Instruction]:
+    """:func:`disassemble_range` without annotations; ``quick`` as for :func:`_decode_bytes`."""
     out: list[Instruction] = []
     current = start
     while current < end:
         read = read_prefix(prog, current, end - current, explain=False)
         if read.data:
-            out.extend(_decode_bytes(prog, md, current, read.data, end))
+            out.extend(_decode_bytes(prog, md, current, read.data, end, quick=quick))
             current += len(read.data)
         if read.unreadable:
             # Fill the unreadable page up to its end (or ``end``), one entry per byte, then go on.
@@ -414,7 +466,7 @@ def disassemble_range(
             reason = unreadable_reason(prog, current)
             out.extend(_filler(a, b"", reason, True) for a in range(current, hole_end))
             current = hole_end
-    return _annotate(prog, out) if annotate else out
+    return out
 
 
 def _annotate(prog: drgn.Program, insns: Iterable[Instruction]) -> list[Instruction]:
@@ -469,22 +521,20 @@ def _boundary_before(prog: drgn.Program, md: capstone.Cs, end: int) -> int:
     read = read_prefix(prog, low, end - low, explain=False)
     if len(read.data) == end - low:
         for start in range(low, end):
-            insns = _decode_bytes(prog, md, start, read.data[start - low :], end)
+            insns = _decode_bytes(prog, md, start, read.data[start - low :], end, quick=True)
             if insns and insns[-1].end == end and not any(i.invalid for i in insns):
                 return start
     return end - 1
 
 
-def _instructions_before(
-    prog: drgn.Program, md: capstone.Cs, base: int, n: int, syntax: Syntax
-) -> list[Instruction]:
-    """Return the ``n`` instructions (or fillers) that end exactly at ``base``, in address order."""
+def _instructions_before(prog: drgn.Program, md: capstone.Cs, base: int, n: int) -> list[Instruction]:
+    """Return the ``n`` instructions (or fillers) that end exactly at ``base``, in address order,
+    quickly decoded (:func:`_decode_bytes`): most of what is decoded here only leads up to them."""
     collected: list[Instruction] = []
     end = base
     while len(collected) < n and end > 0:
         start = _boundary_before(prog, md, end)
-        chunk = disassemble_range(prog, start, end, syntax=syntax, annotate=False)
-        collected[:0] = chunk
+        collected[:0] = _decode_range(prog, md, start, end, quick=True)
         end = start
     while len(collected) < n:  # below address 0: nothing can exist there
         collected.insert(0, _filler(0, b"", "below the start of the address space", True))
@@ -492,7 +542,8 @@ def _instructions_before(
 
 
 def _instructions_from(prog: drgn.Program, md: capstone.Cs, base: int, n: int) -> list[Instruction]:
-    """Return ``n`` instructions (or fillers) starting at ``base``, decoding forward chunk by chunk."""
+    """Return ``n`` instructions (or fillers) starting at ``base``, decoding forward chunk by chunk,
+    quickly decoded (:func:`_decode_bytes`): a chunk holds more than ``n`` of them."""
     out: list[Instruction] = []
     current = base
     limit = 1 << 64
@@ -503,7 +554,7 @@ def _instructions_from(prog: drgn.Program, md: capstone.Cs, base: int, n: int) -
         want = min(limit - current, max(_FORWARD_CHUNK, (n - len(out)) * _MAX_INSN))
         read = read_prefix(prog, current, want, explain=False)
         if read.data:
-            insns = _decode_bytes(prog, md, current, read.data, None)
+            insns = _decode_bytes(prog, md, current, read.data, None, quick=True)
             if read.unreadable == 0 and current + want < limit:
                 # The chunk was cut by our own size, not by a hole: trailing bytes that did not
                 # decode may be the start of an instruction that continues in the next chunk.
@@ -528,7 +579,8 @@ def disassemble_at(
     Negative offsets walk back by decoding forward from the enclosing function's start (see the module
     docstring), so the entry at offset 0 is always the instruction at ``address`` — the same one crash's
     ``dis`` shows. Unreadable or undecodable bytes yield ``invalid`` filler entries of 1 byte each, so the
-    list is always complete and contiguous.
+    list is always complete and contiguous. Only the entries returned are decoded with details and
+    symbolized (see :func:`_detailed`).
 
     :param address: the reference address (for a frame: its pc).
     :param instruction_offset: index of the first entry relative to the instruction at ``address``.
@@ -539,7 +591,7 @@ def disassemble_at(
     md = _capstone(prog, syntax)
     out: list[Instruction] = []
     if instruction_offset < 0:
-        before = _instructions_before(prog, md, address, -instruction_offset, syntax)
+        before = _instructions_before(prog, md, address, -instruction_offset)
         out.extend(before[:count])
         remaining = count - len(out)
         if remaining > 0:
@@ -547,7 +599,7 @@ def disassemble_at(
     else:
         forward = _instructions_from(prog, md, address, instruction_offset + count)
         out.extend(forward[instruction_offset:])
-    return _annotate(prog, out[:count])
+    return _annotate(prog, _detailed(prog, md, out[:count]))
 
 
 def disassemble_function(

@@ -4,7 +4,7 @@ drgn 0.3 finds the ELF symbol containing an address by scanning the whole symbol
 a lookup on a Debian vmlinux (120,000 symbols). Disassembling 200 instructions needs a few hundred
 lookups (each instruction, each branch target), so they were most of a cold ``disassemble``.
 
-:class:`SymbolIndex` sorts the sized symbols once (``prog.symbols()`` plus a sort: ~50 ms) and answers
+:class:`SymbolIndex` sorts the sized symbols once (``prog.symbols()`` plus a sort: ~35 ms) and answers
 as drgn does: of the symbols containing the address, the one starting closest to it, then the
 smallest. Whenever that rule does not settle the answer by itself — no sized symbol contains the
 address (drgn may then answer with a size-0 symbol, or nothing), several symbols share the winner's
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import operator
 from operator import attrgetter
 
 import drgn
@@ -42,27 +41,30 @@ UNDECIDED = _Undecided()
 
 
 class SymbolIndex:
-    """Sized symbols sorted by start address, with the running maximum of their ends.
+    """Sized symbols in order of their start address.
 
-    Built with C-level helpers only (``map``/``attrgetter``/``sorted``/``itemgetter``): a Python loop
-    over 120,000 drgn symbols costs more than the lookups it saves.
+    Built with C-level helpers only (``map``/``attrgetter``/``compress``/``sorted``): a Python loop
+    over 120,000 drgn symbols costs more than the lookups it saves. It keeps no more than a lookup
+    needs — the symbols as drgn listed them, their starts and sizes, and the sorted order of the
+    sized ones — since building is paid by the first ``disassemble`` of a session (a sorted copy of
+    the starts, the ends and a running maximum of them were a third of the ~50 ms it took).
     """
 
     def __init__(self, symbols: list[drgn.Symbol]) -> None:
-        addresses = list(map(attrgetter("address"), symbols))
-        sizes = list(map(attrgetter("size"), symbols))
-        order = sorted(itertools.compress(range(len(symbols)), sizes), key=addresses.__getitem__)
-        pick = operator.itemgetter(*order) if len(order) > 1 else (lambda seq: tuple(seq[i] for i in order))
-        self._symbols: tuple[drgn.Symbol, ...] = pick(symbols)
-        self._starts: tuple[int, ...] = pick(addresses)
-        self._ends = list(map(operator.add, self._starts, pick(sizes)))
-        #: ``_max_end[i]``: the furthest any of the first ``i + 1`` symbols reaches.
-        self._max_end = list(itertools.accumulate(self._ends, max))
+        self._symbols = symbols
+        self._starts: list[int] = list(map(attrgetter("address"), symbols))
+        self._sizes: list[int] = list(map(attrgetter("size"), symbols))
+        #: Positions in ``symbols`` of the sized symbols, by start address.
+        self._order = sorted(
+            itertools.compress(range(len(symbols)), self._sizes), key=self._starts.__getitem__
+        )
         #: What ``prog.symbol`` answered where the index could not decide (``None``: no symbol).
         self.asked: dict[int, drgn.Symbol | None] = {}
+        #: Whether the symbol at a position is of a kind drgn ignores in address searches.
+        self._special: dict[int, bool] = {}
 
     def __len__(self) -> int:
-        return len(self._symbols)
+        return len(self._order)
 
     def lookup(self, address: int) -> drgn.Symbol | None | _Undecided:
         """Return what ``prog.symbol(address)`` returns when the index can tell, else :data:`UNDECIDED`.
@@ -70,29 +72,34 @@ class SymbolIndex:
         ``None`` means no sized symbol contains ``address``: drgn then answers with a size-0 symbol
         or raises ``LookupError``, so callers needing drgn's exact answer ask it.
         """
-        i = bisect.bisect_right(self._starts, address) - 1
-        if i < 0 or self._max_end[i] <= address:
-            return None
+        starts, sizes, order = self._starts, self._sizes, self._order
+        i = bisect.bisect_right(order, address, key=starts.__getitem__) - 1
         best = -1
         walked = 0
-        while i >= 0 and self._max_end[i] > address:
-            if best >= 0 and self._starts[i] != self._starts[best]:
+        while i >= 0:
+            row = order[i]
+            start = starts[row]
+            if best >= 0 and start != starts[best]:
                 break  # every remaining candidate starts further from the address
-            if self._ends[i] > address:
-                if best < 0 or self._ends[i] < self._ends[best]:
-                    best = i
-                elif self._ends[i] == self._ends[best]:
+            end = start + sizes[row]
+            if end > address:
+                if best < 0 or end < starts[best] + sizes[best]:
+                    best = row
+                elif end == starts[best] + sizes[best]:
                     return UNDECIDED  # same start and size: drgn picks by binding, then table order
             i -= 1
             walked += 1
             if walked > _MAX_WALK:
+                # Nothing near contains the address (a gap between symbols), or something far back
+                # does (a huge symbol): drgn's own search tells.
                 return UNDECIDED
         if best < 0:
             return None
         found = self._symbols[best]
-        if found.kind in _NOT_CODE_OR_DATA:
-            return UNDECIDED
-        return found
+        special = self._special.get(best)
+        if special is None:  # Symbol.kind makes a new enum member each time: ask once a symbol
+            special = self._special[best] = found.kind in _NOT_CODE_OR_DATA
+        return UNDECIDED if special else found
 
 
 def symbol_index(prog: drgn.Program) -> SymbolIndex:
@@ -104,7 +111,7 @@ def symbol_index(prog: drgn.Program) -> SymbolIndex:
 
 
 def has_symbol_index(prog: drgn.Program) -> bool:
-    """Whether :func:`symbol_index` was already built (building costs ~50 ms)."""
+    """Whether :func:`symbol_index` was already built (building costs ~35 ms)."""
     return _CACHE_KEY in prog.cache
 
 

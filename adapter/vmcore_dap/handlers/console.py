@@ -304,18 +304,22 @@ def announce_panic_log(session: Session) -> None:
 
     Never raises: a dump whose log cannot be read gets one line saying so.
     """
+    # The text of the console's ``log`` (drgn's crash command is this call), without building the
+    # console: its command sets load on the first console line, not on the way to the first picture.
+    from drgn.helpers.linux.printk import get_dmesg
+
+    from vmcore_dap.target.errors import translate_error
+
     try:
-        result = _console(session).run("log")
-        if result.error is not None:
-            session.output(f"Kernel log not available: {result.error}\n", "important")
-            return
-        lines = panic_log_lines(result.output)
+        lines = panic_log_lines(get_dmesg(_prog(session)).decode(errors="replace"))
         if lines:
             session.output("Kernel log up to the panic (type `log` for all of it, `help` for commands):\n")
             emit_output(session, "\n".join(lines) + "\n", "stderr")
     except Exception as exc:  # noqa: BLE001 - the stop must not fail because of the announcement
         log.exception("announce_panic_log failed")
-        session.output(f"Kernel log not available: {exc}\n", "important")
+        translated = translate_error(exc)
+        why = translated.message if translated is not None else str(exc)
+        session.output(f"Kernel log not available: {why}\n", "important")
 
 
 AFTER_STOP.append(announce_panic_log)

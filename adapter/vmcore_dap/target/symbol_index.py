@@ -4,7 +4,7 @@ drgn 0.3 finds the ELF symbol containing an address by scanning the whole symbol
 a lookup on a Debian vmlinux (120,000 symbols). Disassembling 200 instructions needs a few hundred
 lookups (each instruction, each branch target), so they were most of a cold ``disassemble``.
 
-:class:`SymbolIndex` sorts the sized symbols once (``prog.symbols()`` plus a sort: ~35 ms) and answers
+:class:`SymbolIndex` sorts the sized symbols once (``prog.symbols()`` plus a sort: ~30 ms) and answers
 as drgn does: of the symbols containing the address, the one starting closest to it, then the
 smallest. Whenever that rule does not settle the answer by itself — no sized symbol contains the
 address (drgn may then answer with a size-0 symbol, or nothing), several symbols share the winner's
@@ -28,6 +28,8 @@ _CACHE_KEY = "vmcore_dap_symbol_index"
 _NOT_CODE_OR_DATA = frozenset({drgn.SymbolKind.SECTION, drgn.SymbolKind.FILE, drgn.SymbolKind.TLS})
 #: How many table rows back a lookup looks for an enclosing symbol before deferring to drgn.
 _MAX_WALK = 64
+_address = attrgetter("address")
+_size = attrgetter("size")
 
 
 class _Undecided:
@@ -44,27 +46,22 @@ class SymbolIndex:
     """Sized symbols in order of their start address.
 
     Built with C-level helpers only (``map``/``attrgetter``/``compress``/``sorted``): a Python loop
-    over 120,000 drgn symbols costs more than the lookups it saves. It keeps no more than a lookup
-    needs — the symbols as drgn listed them, their starts and sizes, and the sorted order of the
-    sized ones — since building is paid by the first ``disassemble`` of a session (a sorted copy of
-    the starts, the ends and a running maximum of them were a third of the ~50 ms it took).
+    over 120,000 drgn symbols costs more than the lookups it saves. It keeps the sized symbols
+    themselves, sorted, and reads a candidate's address and size when a lookup looks at it: building
+    is paid by the first ``disassemble`` of a session, and copies of the starts and ends (sorted, with
+    a running maximum of the ends) made it take ~60 ms instead of ~30.
     """
 
     def __init__(self, symbols: list[drgn.Symbol]) -> None:
-        self._symbols = symbols
-        self._starts: list[int] = list(map(attrgetter("address"), symbols))
-        self._sizes: list[int] = list(map(attrgetter("size"), symbols))
-        #: Positions in ``symbols`` of the sized symbols, by start address.
-        self._order = sorted(
-            itertools.compress(range(len(symbols)), self._sizes), key=self._starts.__getitem__
-        )
+        sized = itertools.compress(symbols, map(_size, symbols))
+        self._symbols: list[drgn.Symbol] = sorted(sized, key=_address)
         #: What ``prog.symbol`` answered where the index could not decide (``None``: no symbol).
         self.asked: dict[int, drgn.Symbol | None] = {}
         #: Whether the symbol at a position is of a kind drgn ignores in address searches.
         self._special: dict[int, bool] = {}
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._symbols)
 
     def lookup(self, address: int) -> drgn.Symbol | None | _Undecided:
         """Return what ``prog.symbol(address)`` returns when the index can tell, else :data:`UNDECIDED`.
@@ -72,20 +69,21 @@ class SymbolIndex:
         ``None`` means no sized symbol contains ``address``: drgn then answers with a size-0 symbol
         or raises ``LookupError``, so callers needing drgn's exact answer ask it.
         """
-        starts, sizes, order = self._starts, self._sizes, self._order
-        i = bisect.bisect_right(order, address, key=starts.__getitem__) - 1
+        symbols = self._symbols
+        i = bisect.bisect_right(symbols, address, key=_address) - 1
         best = -1
+        best_start = best_end = 0
         walked = 0
         while i >= 0:
-            row = order[i]
-            start = starts[row]
-            if best >= 0 and start != starts[best]:
+            candidate = symbols[i]
+            start = candidate.address
+            if best >= 0 and start != best_start:
                 break  # every remaining candidate starts further from the address
-            end = start + sizes[row]
+            end = start + candidate.size
             if end > address:
-                if best < 0 or end < starts[best] + sizes[best]:
-                    best = row
-                elif end == starts[best] + sizes[best]:
+                if best < 0 or end < best_end:
+                    best, best_start, best_end = i, start, end
+                elif end == best_end:
                     return UNDECIDED  # same start and size: drgn picks by binding, then table order
             i -= 1
             walked += 1
@@ -95,11 +93,10 @@ class SymbolIndex:
                 return UNDECIDED
         if best < 0:
             return None
-        found = self._symbols[best]
         special = self._special.get(best)
         if special is None:  # Symbol.kind makes a new enum member each time: ask once a symbol
-            special = self._special[best] = found.kind in _NOT_CODE_OR_DATA
-        return UNDECIDED if special else found
+            special = self._special[best] = symbols[best].kind in _NOT_CODE_OR_DATA
+        return UNDECIDED if special else symbols[best]
 
 
 def symbol_index(prog: drgn.Program) -> SymbolIndex:
@@ -111,7 +108,7 @@ def symbol_index(prog: drgn.Program) -> SymbolIndex:
 
 
 def has_symbol_index(prog: drgn.Program) -> bool:
-    """Whether :func:`symbol_index` was already built (building costs ~35 ms)."""
+    """Whether :func:`symbol_index` was already built (building costs ~30 ms)."""
     return _CACHE_KEY in prog.cache
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: The small crashed samples: ``sample`` runs a test once per each. The scale sample (``many-tasks``)
 #: and the live-guest dump (``no-panic``) have fixtures of their own, so tests do not multiply.
-SCENARIOS = ("oops-null", "sysrq-c")
+SCENARIOS = ("oops-null", "sysrq-c", "irq-oops")
 
 _samples: dict[str, Sample] = {}
 _answers: dict[str, dict[str, str]] = {}

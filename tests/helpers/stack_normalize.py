@@ -88,10 +88,14 @@ def normalize_crash_task(bt: TaskBt, *, start_at_exception: bool = True) -> list
         exc = bt.exceptions[0]
         rip = exc.registers.get("RIP")
         top = Frame(base_function_name(exc.symbol), exc.file, exc.line, rip)
-        rest = frames[exc.before_level :]
-        if rest and rest[0].pc == rip:
-            rest = rest[1:]  # after "--- <NMI exception stack> ---" crash repeats the RIP's frame
-        return [top] + _with_later_exceptions(rest, bt.exceptions[1:], exc.before_level)
+        first = exc.before_level
+        if first < len(frames) and frames[first].pc == rip:
+            # After "--- <NMI exception stack> ---" crash repeats the RIP's frame; drgn's bt always
+            # does, and prints the source line (bt -l) under that frame rather than the registers.
+            if top.file is None:
+                top = Frame(top.function, frames[first].file, frames[first].line, rip)
+            first += 1
+        return [top] + _with_later_exceptions(frames[first:], bt.exceptions[1:], first)
     return _cut_machinery(frames)
 
 

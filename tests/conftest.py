@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: The small crashed samples: ``sample`` runs a test once per each. The scale sample (``many-tasks``)
 #: and the live-guest dump (``no-panic``) have fixtures of their own, so tests do not multiply.
-SCENARIOS = ("oops-null", "sysrq-c")
+SCENARIOS = ("oops-null", "sysrq-c", "irq-oops")
 
 _samples: dict[str, Sample] = {}
 _answers: dict[str, dict[str, str]] = {}
@@ -71,6 +71,13 @@ def sample_nopanic() -> Sample:
     return get_sample("no-panic")
 
 
+@pytest.fixture(scope="session")
+def sample_irq() -> Sample:
+    """The ``irq-oops`` sample: a NULL dereference in a hard-interrupt hrtimer callback, which
+    interrupted ``labirq`` spinning in the kernel (``labbug_irq_wait``) on CPU 1."""
+    return get_sample("irq-oops")
+
+
 @pytest.fixture(scope="session", params=SCENARIOS)
 def sample(request: pytest.FixtureRequest) -> Sample:
     """Every sample in turn (tests using it run once per scenario)."""
@@ -99,3 +106,9 @@ def crash_sysrq(sample_sysrq: Sample) -> dict[str, str]:
 def crash_many(sample_many: Sample) -> dict[str, str]:
     """crash's answers about the ``many-tasks`` sample (its ``foreach-bt`` holds 5,000+ tasks)."""
     return get_crash_answers(sample_many.scenario)
+
+
+@pytest.fixture(scope="session")
+def crash_irq(sample_irq: Sample) -> dict[str, str]:
+    """crash's answers about the ``irq-oops`` sample."""
+    return get_crash_answers(sample_irq.scenario)

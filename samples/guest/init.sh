@@ -81,6 +81,17 @@ oops_null() {
 	labtool crash 0 "walk 7"
 }
 
+irq_oops() {
+	# The hrtimer interrupt of labbug's /proc/labbug/irq faults on CPU 1 while labirq spins
+	# in the kernel there (labbug_irq_wait); labspin keeps CPU 0 busy in user mode.
+	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
+	start_sleepers 100
+	labtool spin 0 &
+	sleep 3
+	fact "ready tasks=$(count_tasks)"
+	labtool irq 1 "irq 5"
+}
+
 sysrq_crash() {
 	taskset 1 sh -c 'echo "LABFACT sysrq pid=$$ comm=sh cpu=0" > /dev/kmsg; echo c > /proc/sysrq-trigger'
 }
@@ -156,6 +167,7 @@ oops-null) oops_null ;;
 sysrq-c) sysrq_c ;;
 many-tasks) many_tasks ;;
 no-panic) no_panic ;;
+irq-oops) irq_oops ;;
 *) finish failed "unknown scenario '$labscenario'" ;;
 esac
 sleep 10

@@ -23,6 +23,7 @@ from typing import Any
 from .common import SCENARIOS, BuildError, cache_root, progress, run
 from .expected import (
     LineResolver,
+    expected_irq_oops,
     expected_many_tasks,
     expected_no_panic,
     expected_oops_null,
@@ -42,7 +43,7 @@ __all__ = ["build_sample", "sample_dir_for", "samples_root"]
 _MODULE_KEEP = ("labbug.c", "Kbuild", "labbug.ko")
 
 #: Scenarios whose guest loads labbug.ko (its DWARF goes into the manifest's ``debug_info``).
-_LOADS_LABBUG = ("oops-null", "many-tasks", "no-panic")
+_LOADS_LABBUG = ("oops-null", "many-tasks", "no-panic", "irq-oops")
 
 
 def samples_root() -> Path:
@@ -124,6 +125,9 @@ def _derive_expected(scenario: str, dmesg: Path, ko: Path, kernel: KernelTree) -
     if scenario == "oops-null":
         source = (GUEST_DIR / "labbug" / "labbug.c").read_text()
         return expected_oops_null(texts, source, _module_resolver(ko))
+    if scenario == "irq-oops":
+        source = (GUEST_DIR / "labbug" / "labbug.c").read_text()
+        return expected_irq_oops(texts, source, _module_resolver(ko))
     if scenario == "many-tasks":
         return expected_many_tasks(texts, _vmlinux_resolver(kernel))
     if scenario == "no-panic":

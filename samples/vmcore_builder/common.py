@@ -21,7 +21,7 @@ __all__ = [
 SAMPLES_DIR = Path(__file__).resolve().parent.parent
 
 #: Every scenario ``make-vmcore`` knows, in build order.
-SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", "no-panic")
+SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", "no-panic", "irq-oops")
 
 
 class BuildError(Exception):

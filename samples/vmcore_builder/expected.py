@@ -9,6 +9,7 @@ A disagreement is a build error, never a guess.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from .common import BuildError
@@ -27,6 +28,7 @@ from .facts import (
 
 __all__ = [
     "LineResolver",
+    "expected_irq_oops",
     "expected_many_tasks",
     "expected_no_panic",
     "expected_oops_null",
@@ -36,7 +38,10 @@ __all__ = [
 #: Maps a frame to (source file basename, line), via addr2line on the right ELF.
 LineResolver = Callable[[Frame], tuple[str, int]]
 
+_FRAME_LINE = re.compile(r"^([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+")
+
 FAULT_MARKER = "/* LABBUG-FAULT */"
+IRQ_FAULT_MARKER = "/* LABBUG-IRQ-FAULT */"
 
 
 def _one(facts: list[LabFact], kind: str) -> LabFact:
@@ -231,4 +236,88 @@ def expected_no_panic(texts: list[str]) -> dict[str, object]:
     d_state = exp["d_state_pids"]
     # init, the threads, the holder, the waiters, the sleepers and the spinner.
     exp["min_tasks"] = 1 + len(exp["threads"]) + 1 + len(d_state) + int(exp["sleepers"]) + 1  # type: ignore[arg-type,call-overload]
+    return exp
+
+
+def _call_trace_irq(texts: list[str], start: int) -> tuple[list[str], str]:
+    """The functions of the oops's ``<IRQ>`` … ``</IRQ>`` part, innermost first, and the entry stub
+    of the interrupt (the first frame after ``</IRQ>``, e.g. ``asm_sysvec_apic_timer_interrupt``)."""
+    inside: list[str] | None = None
+    for i in range(start, len(texts)):
+        stripped = texts[i].strip()
+        if stripped == "<IRQ>":
+            inside = []
+        elif stripped == "</IRQ>" and inside is not None:
+            for after in texts[i + 1 : i + 6]:
+                m = _FRAME_LINE.match(after.strip())
+                if m:
+                    return inside, m.group(1)
+            break
+        elif inside is not None and not stripped.startswith("?"):
+            m = _FRAME_LINE.match(stripped)
+            if m:
+                inside.append(m.group(1))
+    raise BuildError("The oops's call trace has no '<IRQ>' … '</IRQ>' part followed by an entry stub")
+
+
+def expected_irq_oops(texts: list[str], module_source: str, resolve: LineResolver) -> dict[str, object]:
+    """Facts of the NULL dereference in labbug_tick(), run by an hrtimer in hard interrupt context
+    while labirq spun in labbug_irq_wait() on the same CPU (the interrupted task is the crashed one)."""
+    oops = _index(texts, "BUG: kernel NULL pointer dereference")
+    panic_at = _index(texts, "Kernel panic - not syncing: Fatal exception in interrupt")
+    if panic_at < oops:
+        raise BuildError("The dump's dmesg has 'Fatal exception in interrupt' before the oops")
+    exp, ctx = _common(texts, "irq", oops)
+    exp["oops_line"] = texts[oops].strip()
+
+    rip = rip_frame(texts, oops)
+    line = find_line(module_source, IRQ_FAULT_MARKER)
+    rip_file, rip_line = resolve(rip)
+    if (rip.function, rip.module, rip_file, rip_line) != ("labbug_tick", "labbug", "labbug.c", line):
+        raise BuildError(
+            f"The oops RIP {rip.function}+{rip.offset:#x} [{rip.module}] maps to "
+            f"{rip_file}:{rip_line}, not to the {IRQ_FAULT_MARKER} marker at labbug.c:{line}"
+        )
+    exp.update(function=rip.function, file=rip_file, line=line, rip_offset=rip.offset, module="labbug")
+
+    # The call trace: the timer callback inside <IRQ>, then the interrupted task's registers.
+    irq_functions, entry = _call_trace_irq(texts, ctx)
+    if "labbug_timer_fn" not in irq_functions:
+        raise BuildError(f"labbug_timer_fn is not in the oops's <IRQ> call trace: {irq_functions}")
+    if not entry.startswith("asm_sysvec_"):
+        raise BuildError(f"The interrupt's entry stub is {entry}, not a system vector (asm_sysvec_*)")
+    first_rip = next(i for i in range(oops, len(texts)) if "RIP: " in texts[i])
+    interrupted = rip_frame(texts, first_rip + 1)
+    if (interrupted.function, interrupted.module) != ("labbug_irq_wait", "labbug"):
+        raise BuildError(
+            f"The interrupted registers' RIP is {interrupted.function} [{interrupted.module}], "
+            "not labbug_irq_wait [labbug]"
+        )
+    exp.update(
+        interrupt_entry=entry,
+        irq_functions=irq_functions,
+        interrupted_function=interrupted.function,
+        interrupted_offset=interrupted.offset,
+    )
+
+    facts = lab_facts(texts)
+    who = _one(facts, "irq").values
+    ticks = _labbug_lines(texts, "tick")
+    arms = _labbug_lines(texts, "irq")
+    if len(ticks) != 1 or len(arms) != 1:
+        raise BuildError(
+            f"Expected one 'labbug: irq' and one 'labbug: tick' line, found {len(arms)} and {len(ticks)}"
+        )
+    tick, arm = ticks[0], arms[0]
+    _agree("interrupted pid (module)", tick["pid"], exp["crashed_pid"])
+    _agree("arming pid (module)", arm["pid"], exp["crashed_pid"])
+    _agree("interrupt cpu (module)", tick["irq_cpu"], exp["crashed_cpu"])
+    _agree("count written", who["msg"], f"irq {arm['count']}")
+    _agree("count seen by the timer", tick["ticks"], arm["count"])
+    _agree("hard interrupt context", tick["hardirq"], 1)
+    exp["locals"] = {"ticks": int(tick["ticks"]), "irq_cpu": int(tick["irq_cpu"])}
+    spin = _one(facts, "spin").values
+    exp.update(spin_pid=int(spin["pid"]), spin_cpu=int(spin["cpu"]), irq_delay_ms=int(arm["delay_ms"]))
+    # init, the sleepers, the spinner and labirq.
+    exp["min_tasks"] = 1 + int(exp["sleepers"]) + 1 + 1  # type: ignore[call-overload]
     return exp

@@ -61,11 +61,20 @@ class GuestConfig:
     timeout_s: float = float(os.environ.get("VMCORE_DAP_QEMU_TIMEOUT", "600"))
     #: Dump the running guest from the host (QMP ``dump-guest-memory``) instead of kdump.
     host_dump: bool = False
+    #: Extra parameters of the crashing kernel's command line.
+    extra_cmdline: str = ""
 
 
 def guest_config(scenario: str) -> GuestConfig:
     """The machine a scenario needs: many-tasks' 5,000 threads want 2 GiB (~30 KiB each plus the
-    kdump reservation); no-panic is dumped by QEMU rather than by a crash."""
+    kdump reservation); no-panic is dumped by QEMU rather than by a crash.
+
+    irq-oops boots with ``crash_kexec_post_notifiers``: without it ``oops_end()`` starts kdump
+    itself for an oops in interrupt context (``kexec_should_crash``), before ``panic("Fatal
+    exception in interrupt")``; with it the dump is taken from ``panic()``, as on the machines that
+    set it (Hyper-V guests, pstore users), and the log holds the "Kernel panic" line people search."""
+    if scenario == "irq-oops":
+        return GuestConfig(extra_cmdline="crash_kexec_post_notifiers")
     if scenario == "many-tasks":
         return GuestConfig(memory_mib=2048)
     if scenario == "no-panic":
@@ -75,7 +84,8 @@ def guest_config(scenario: str) -> GuestConfig:
 
 def crash_cmdline(cfg: GuestConfig) -> str:
     """Kernel command line of the crashing kernel (KASLR stays on)."""
-    return f"console=ttyS0 crashkernel={cfg.crashkernel} panic=5 printk.devkmsg=on"
+    base = f"console=ttyS0 crashkernel={cfg.crashkernel} panic=5 printk.devkmsg=on"
+    return f"{base} {cfg.extra_cmdline}" if cfg.extra_cmdline else base
 
 
 def capture_cmdline() -> str:

@@ -16,6 +16,8 @@ from tests.helpers.dap_client import DapClient
 from tests.helpers.stack_normalize import CRASH_MACHINERY, Frame, normalize_frames
 
 INLINE_SUFFIX = " [inlined]"
+#: Label rows of an interrupt/exception boundary (``vmcore_dap.target.frames._boundary_name``).
+_BOUNDARY_LABEL = re.compile(r"^── (exception: |interrupt: |interrupt or exception ──|NMI ──|interrupted \()")
 _THREAD_NAME = re.compile(r"^PID (?P<pid>\d+) (?P<comm>.*) \[(?P<state>.)\](?: CPU(?P<cpu>\d+))?$")
 
 
@@ -87,7 +89,17 @@ def source_line(frame: dict[str, Any]) -> int:
 
 def normalized_dap_stack(frames: list[dict[str, Any]]) -> list[Frame]:
     """Our frames by the shared rule: labels (user space, boundaries) out, inline frames merged,
-    return addresses as ``pc``, the kdump machinery cut from the top (``CRASH_MACHINERY``)."""
+    return addresses as ``pc``, the kdump machinery cut from the top (``CRASH_MACHINERY``).
+
+    Rule 1 on DAP rows: when a boundary label (exception, interrupt, NMI) is in the stack, it starts
+    at the frame below the first one, as crash starts at its first ``[exception RIP: …]``. (drgn
+    starts *at* the faulting frame when kdump ran with the exception's registers, as oops-null's
+    ``oops_end`` → ``crash_kexec(regs)`` does; after ``panic()`` — SysRq-c, or an oops in interrupt
+    context with ``crash_kexec_post_notifiers`` — it starts in the panic path above the boundary.)
+    """
+    first = next((i for i, f in enumerate(frames) if _BOUNDARY_LABEL.match(f["name"])), None)
+    if first is not None and frames[first].get("presentationHint") == "label":
+        frames = frames[first + 1 :]
     rows = []
     for frame in frames:
         if frame.get("presentationHint") == "label":

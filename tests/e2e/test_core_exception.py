@@ -25,7 +25,11 @@ def test_exception_info(sample: Any, crash_answers: dict[str, str], tmp_path: Pa
         assert details["message"] == expected["oops_line"]
     assert (
         info["exceptionId"]
-        == {"oops-null": "NULL pointer dereference", "sysrq-c": "SysRq crash"}[sample.scenario]
+        == {
+            "oops-null": "NULL pointer dereference",
+            "sysrq-c": "SysRq crash",
+            "irq-oops": "NULL pointer dereference",
+        }[sample.scenario]
     )
     tainted = "[TAINTED]" in parse_sys(crash_answers["sys"])["KERNEL"]
     assert details["typeName"].startswith(

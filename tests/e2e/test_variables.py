@@ -448,10 +448,17 @@ def test_a_4096_element_page_matches_crash_and_each_element_alone(dbg: Debugged)
 
 
 def test_hover_in_the_module_function(dbg: Debugged) -> None:
-    if dbg.sample.scenario != "oops-null":
+    if dbg.sample.scenario == "sysrq-c":
         # The same C evaluator serves every frame: hover an argument of the sysrq path instead.
         key = dbg.evaluate("key")
         assert key["result"] in ("<optimized out>",) or key["result"].lstrip("-").isdigit()
+        return
+    if dbg.sample.scenario == "irq-oops":
+        # labbug_tick(dev, count), in hard interrupt context: the same device, the same NULL head.
+        assert dbg.evaluate("dev->head")["result"] == "0x0"
+        assert dbg.evaluate("dev->head->value")["result"] == "<error: cannot read 0x8: NULL pointer>"
+        assert dbg.evaluate("labbug_dev")["result"] == dbg.evaluate("dev")["result"]
+        assert dbg.evaluate("ticks * 2")["result"] == str(2 * dbg.sample.expected["locals"]["ticks"])
         return
     source = (Path(dbg.sample.module_source_dir) / "labbug.c").read_text()
     name = re.search(r'labbug_dev->name = "([^"]*)"', source).group(1)  # type: ignore[union-attr]

@@ -259,6 +259,7 @@ _BT_FRAME = re.compile(
 _BT_EXCEPTION = re.compile(r"^\s*\[exception RIP: (?P<sym>[^\]+]+)(?:\+(?P<off>(?:0x)?[0-9a-f]+))?\]")
 _BT_SOURCE = re.compile(r"^\s+(?P<file>/\S+|\S+\.[chS]): (?P<line>\d+)\s*$")
 _BT_REGS = re.compile(r"([A-Z0-9_]+):\s+([0-9a-f]+)")
+_BT_KERNEL_RIP = re.compile(r"^\s+RIP: ffff[89a-f][0-9a-f]{11}\s")
 
 
 def split_tasks(text: str) -> list[str]:
@@ -298,6 +299,12 @@ def _parse_one_task(chunk: str) -> TaskBt:
                     module=m["mod"],
                 )
             )
+            if exceptions and not exceptions[-1].symbol:
+                # drgn's bt: the register block came first; the frame it unwinds into names it.
+                if frames[-1].address == exceptions[-1].registers.get("RIP"):
+                    exceptions[-1] = replace(exceptions[-1], symbol=frames[-1].symbol)
+                else:
+                    exceptions.pop()
             last = "frame"
         elif m := _BT_EXCEPTION.match(line):
             exceptions.append(
@@ -313,6 +320,14 @@ def _parse_one_task(chunk: str) -> TaskBt:
         elif exceptions and last in ("exception", "regs") and _BT_REGS.search(line):
             exceptions[-1].registers.update((k, int(v, 16)) for k, v in _BT_REGS.findall(line))
             last = "regs"
+        elif last != "regs" and _BT_KERNEL_RIP.match(line):
+            # drgn's crash-style bt prints the registers of an interrupted kernel frame as a bare
+            # block ("--- <IRQ stack> ---", "RIP: …") before that frame, with no [exception RIP:].
+            exceptions.append(BtException(symbol="", offset=0, before_level=len(frames)))
+            exceptions[-1].registers.update((k, int(v, 16)) for k, v in _BT_REGS.findall(line))
+            last = "regs"
+    if exceptions and not exceptions[-1].symbol:
+        exceptions.pop()  # a bare block no frame followed
     cpu = header["cpu"]
     return TaskBt(
         pid=int(header["pid"]),

@@ -16,6 +16,11 @@ drgn 0.3):
    (``panic()`` called directly, as SysRq-c does), the kdump machinery's own frames
    (``CRASH_MACHINERY``) are cut from the top of both: crash shows ``machine_kexec``, drgn the
    inlined ``crash_setup_regs``.
+   A *later* exception block (an interrupt the task took before the fault, e.g. ``[exception RIP:
+   labbug_irq_wait+41]`` below ``--- <IRQ stack> ---`` and ``asm_sysvec_apic_timer_interrupt``)
+   names the interrupted function only inside the block: crash's next numbered frame is its
+   caller, while drgn unwinds the block's registers into a frame of their own. The block's RIP is
+   inserted as that frame (unless crash repeats it, as after an NMI).
 2. **Where it ends.**  drgn continues into the user-space registers of a task in a system call
    (one frame with a user address); crash prints those as a register block.  User frames are
    dropped.
@@ -41,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from tests.helpers.crash_parse import TaskBt, parse_bt
+from tests.helpers.crash_parse import BtException, TaskBt, parse_bt
 from vmcore_dap.target.stack_normalize import (
     ASM_LABEL_ALIASES,
     CRASH_MACHINERY,
@@ -83,11 +88,26 @@ def normalize_crash_task(bt: TaskBt, *, start_at_exception: bool = True) -> list
         exc = bt.exceptions[0]
         rip = exc.registers.get("RIP")
         top = Frame(base_function_name(exc.symbol), exc.file, exc.line, rip)
-        rest = frames[exc.before_level :]
-        if rest and rest[0].pc == rip:
-            rest = rest[1:]  # after "--- <NMI exception stack> ---" crash repeats the RIP's frame
-        return [top] + rest
+        first = exc.before_level
+        if first < len(frames) and frames[first].pc == rip:
+            # After "--- <NMI exception stack> ---" crash repeats the RIP's frame; drgn's bt always
+            # does, and prints the source line (bt -l) under that frame rather than the registers.
+            if top.file is None:
+                top = Frame(top.function, frames[first].file, frames[first].line, rip)
+            first += 1
+        return [top] + _with_later_exceptions(frames[first:], bt.exceptions[1:], first)
     return _cut_machinery(frames)
+
+
+def _with_later_exceptions(frames: list[Frame], later: Sequence[BtException], offset: int) -> list[Frame]:
+    """Insert the interrupted frame of each later exception block (rule 1)."""
+    out = list(frames)
+    for exc in reversed(later):  # from the bottom, so earlier positions stay valid
+        rip = exc.registers.get("RIP")
+        at = exc.before_level - offset
+        if 0 <= at <= len(out) and not (at < len(out) and out[at].pc == rip):
+            out.insert(at, Frame(base_function_name(exc.symbol), exc.file, exc.line, rip))
+    return out
 
 
 def normalize_crash_bt(text: str, *, start_at_exception: bool = True) -> list[Frame]:

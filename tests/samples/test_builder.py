@@ -24,6 +24,7 @@ from vmcore_builder import facts  # noqa: E402
 from vmcore_builder.common import BuildError, run  # noqa: E402
 from vmcore_builder.cpio import Archive  # noqa: E402
 from vmcore_builder.expected import (  # noqa: E402
+    expected_irq_oops,
     expected_many_tasks,
     expected_no_panic,
     expected_oops_null,
@@ -33,7 +34,7 @@ from vmcore_builder.hashing import builder_hash, builder_inputs  # noqa: E402
 from vmcore_builder.hostdeps import missing_packages  # noqa: E402
 from vmcore_builder.initramfs import module_load_order  # noqa: E402
 from vmcore_builder.manifest import load_manifest, write_manifest  # noqa: E402
-from vmcore_builder.qemu import console_kernel_lines, guest_config  # noqa: E402
+from vmcore_builder.qemu import console_kernel_lines, crash_cmdline, guest_config  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,8 +122,42 @@ LABFACT wait pid[   10.910748] labbug: wait pid=105 comm=labwait blocking on lab
 LABDUMP status=host-dump
 """
 
+# irq-oops: the oops of a hard-interrupt hrtimer callback; its call trace crosses </IRQ> into the
+# interrupted task's frames (RIP: of the registers the interrupt saved).
+IRQ_DMESG = """\
+[    4.914393] LABFACT kdump armed
+[    5.531271] LABFACT sleepers count=100 comm=sleep
+[    5.570858] LABFACT spin pid=194 comm=labspin cpu=0
+[    8.581731] LABFACT ready tasks=155
+[    8.585922] LABFACT irq pid=197 comm=labirq cpu=1 msg=irq 5
+[    8.586749] labbug: irq pid=197 comm=labirq cpu=1 count=5 delay_ms=20
+[    8.608737] labbug: tick pid=197 comm=labirq cpu=1 ticks=5 irq_cpu=1 hardirq=1
+[    8.609197] BUG: kernel NULL pointer dereference, address: 0000000000000008
+[    8.609876] Oops: 0000 [#1] PREEMPT SMP NOPTI
+[    8.610045] CPU: 1 PID: 197 Comm: labirq Kdump: loaded Tainted: G           OE      \
+6.1.0-56-cloud-amd64 #1  Debian 6.1.192-2
+[    8.610613] RIP: 0010:labbug_tick+0x7a/0xa0 [labbug]
+[    8.611295] RSP: 0018:ffffca9e800d0f00 EFLAGS: 00000046
+[    8.612642] Call Trace:
+[    8.612642]  <IRQ>
+[    8.612642]  ? labbug_tick+0xa0/0xa0 [labbug]
+[    8.612642]  labbug_timer_fn+0x21/0x30 [labbug]
+[    8.612642]  __hrtimer_run_queues+0x10d/0x250
+[    8.612642]  hrtimer_interrupt+0xf4/0x210
+[    8.612642]  __sysvec_apic_timer_interrupt+0x5d/0x110
+[    8.612642]  sysvec_apic_timer_interrupt+0x69/0x90
+[    8.612642]  </IRQ>
+[    8.612642]  <TASK>
+[    8.612642]  asm_sysvec_apic_timer_interrupt+0x16/0x20
+[    8.612642] RIP: 0010:labbug_irq_wait+0x29/0x40 [labbug]
+[    8.612642] RSP: 0018:ffffca9e806fba08 EFLAGS: 00000206
+[    8.612642]  labbug_irq_write+0x136/0x150 [labbug]
+[    8.612642] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+
 MODULE_SOURCE = (SAMPLES / "guest" / "labbug" / "labbug.c").read_text()
 FAULT_LINE = facts.find_line(MODULE_SOURCE, "/* LABBUG-FAULT */")
+IRQ_FAULT_LINE = facts.find_line(MODULE_SOURCE, "/* LABBUG-IRQ-FAULT */")
 
 
 def _texts(dmesg: str) -> list[str]:
@@ -317,6 +352,52 @@ def test_expected_rejects_guest_and_kernel_disagreeing() -> None:
         expected_oops_null(_texts(lying), MODULE_SOURCE, lambda f: ("labbug.c", FAULT_LINE))
 
 
+def test_expected_irq_oops_from_real_dmesg() -> None:
+    seen = []
+
+    def resolve(frame: facts.Frame) -> tuple[str, int]:
+        seen.append(frame)
+        return "labbug.c", IRQ_FAULT_LINE
+
+    exp = expected_irq_oops(_texts(IRQ_DMESG), MODULE_SOURCE, resolve)
+    assert seen == [facts.Frame("labbug_tick", 0x7A, 0xA0, "labbug")]
+    # crash_kexec_post_notifiers: the dump is taken from panic(), so its line is the panic string.
+    assert exp["panic"] == "Kernel panic - not syncing: Fatal exception in interrupt"
+    assert exp["oops_line"] == "BUG: kernel NULL pointer dereference, address: 0000000000000008"
+    assert (exp["crashed_pid"], exp["crashed_comm"], exp["crashed_cpu"]) == (197, "labirq", 1)
+    assert (exp["function"], exp["file"], exp["line"]) == ("labbug_tick", "labbug.c", IRQ_FAULT_LINE)
+    assert exp["interrupt_entry"] == "asm_sysvec_apic_timer_interrupt"
+    assert exp["irq_functions"] == [
+        "labbug_timer_fn",
+        "__hrtimer_run_queues",
+        "hrtimer_interrupt",
+        "__sysvec_apic_timer_interrupt",
+        "sysvec_apic_timer_interrupt",
+    ]  # the unreliable "? labbug_tick" entry is skipped
+    assert (exp["interrupted_function"], exp["interrupted_offset"]) == ("labbug_irq_wait", 0x29)
+    assert exp["locals"] == {"ticks": 5, "irq_cpu": 1}
+    assert (exp["spin_pid"], exp["spin_cpu"], exp["irq_delay_ms"]) == (194, 0, 20)
+    assert exp["min_tasks"] == 1 + 100 + 1 + 1  # init, sleepers, spinner, labirq
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("RIP: 0010:labbug_irq_wait+", "RIP: 0010:labbug_irq_write+", "not labbug_irq_wait"),
+        (" labbug_timer_fn+0x21", " other_fn+0x21", "labbug_timer_fn is not in"),
+        ("ticks=5 irq_cpu=1", "ticks=5 irq_cpu=0", "interrupt cpu"),
+        ("hardirq=1", "hardirq=0", "hard interrupt context"),
+        ("</IRQ>", "</NMI>", "no '<IRQ>'"),
+    ],
+)
+def test_expected_irq_oops_rejects_inconsistent_logs(old: str, new: str, message: str) -> None:
+    assert old in IRQ_DMESG
+    with pytest.raises(BuildError, match=message):
+        expected_irq_oops(
+            _texts(IRQ_DMESG.replace(old, new)), MODULE_SOURCE, lambda f: ("labbug.c", IRQ_FAULT_LINE)
+        )
+
+
 def test_expected_sysrq_c_resolves_the_panic_caller() -> None:
     seen = []
 
@@ -376,6 +457,9 @@ def test_guest_config_per_scenario() -> None:
     assert guest_config("no-panic").host_dump
     assert guest_config("oops-null") == guest_config("sysrq-c")
     assert guest_config("oops-null").memory_mib == 1024 and not guest_config("oops-null").host_dump
+    irq = guest_config("irq-oops")
+    assert crash_cmdline(irq).endswith(" crash_kexec_post_notifiers") and not irq.host_dump
+    assert "post_notifiers" not in crash_cmdline(guest_config("oops-null"))
 
 
 # --- manifest, commands, CLI ---------------------------------------------------
@@ -438,7 +522,7 @@ ADAPTER_KEYS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c", "many-tasks", "no-panic"])
+@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c", "many-tasks", "no-panic", "irq-oops"])
 def test_launch_configuration_fills_every_placeholder(tmp_path: Path, scenario: str) -> None:
     from sample_store import launch_configuration, load_sample
 

@@ -323,6 +323,25 @@ def _thread_size(prog: drgn.Program) -> int:
     return size
 
 
+def _read_readable(prog: drgn.Program, start: int, length: int) -> bytes:
+    """Read up to ``length`` bytes from ``start``, page by page, stopping at the first unreadable page.
+
+    A stack ends at a page boundary with nothing mapped above it: the IRQ stack's ``pt_regs`` of an
+    exception taken in interrupt context lies within a few hundred bytes of its top, so a window
+    read in one piece would fault and lose the block (seen on the irq-oops sample).
+    """
+    data = b""
+    address, end = start, start + length
+    while address < end:
+        chunk_end = min(end, (address | 0xFFF) + 1)
+        try:
+            data += prog.read(address, chunk_end - address)
+        except drgn.FaultError:
+            break
+        address = chunk_end
+    return data
+
+
 def _find_pt_regs(prog: drgn.Program, near_sp: int, regs: dict[str, int]) -> drgn.Object | None:
     """Find the ``struct pt_regs`` saved on the stack near ``near_sp`` whose ip and sp match ``regs``.
 
@@ -334,15 +353,10 @@ def _find_pt_regs(prog: drgn.Program, near_sp: int, regs: dict[str, int]) -> drg
         return None
     off_ip, off_sp = drgn.offsetof(ptype, "ip"), drgn.offsetof(ptype, "sp")
     start = max(near_sp - 128, 0) & ~7
-    window = 1024
-    try:
-        data = prog.read(start, window)
-    except drgn.FaultError:
-        try:
-            data = prog.read(near_sp & ~7, 512)
-            start = near_sp & ~7
-        except drgn.FaultError:
-            return None
+    data = _read_readable(prog, start, 1024)
+    if not data:
+        start = near_sp & ~7
+        data = _read_readable(prog, start, 512)
     want_ip = regs["rip"].to_bytes(8, "little")
     want_sp = regs["rsp"].to_bytes(8, "little")
     size = drgn.sizeof(ptype)

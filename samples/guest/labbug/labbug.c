@@ -9,6 +9,11 @@
  *   /proc/labbug/hold     the writer takes labbug_mutex and keeps it, sleeping
  *                         interruptibly (state S) until it gets a signal.
  *   /proc/labbug/wait     the writer blocks in mutex_lock(&labbug_mutex): D state.
+ *   /proc/labbug/irq      write "irq <count>": arms a pinned hard-interrupt hrtimer on
+ *                         the writer's CPU and spins in labbug_irq_wait() (preemption
+ *                         off) until it fires; the callback's labbug_tick() dereferences
+ *                         a NULL list head in hard interrupt context ("Fatal exception
+ *                         in interrupt"), with the writer's kernel frame interrupted.
  *
  * Every fact the sample builder needs is printed to the kernel log with a
  * "labbug:" prefix, so it ends up in the dump's own dmesg.
@@ -25,9 +30,13 @@
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/hrtimer.h>
+#include <linux/ktime.h>
+#include <linux/preempt.h>
 
 #define LABBUG_NSAMPLES 4
 #define LABBUG_MSGLEN 32
+#define LABBUG_IRQ_DELAY_MS 20
 
 enum labbug_mode {
 	LABBUG_MODE_IDLE,
@@ -50,6 +59,11 @@ struct labbug_device {
 static struct labbug_device *labbug_dev;
 static DEFINE_MUTEX(labbug_mutex);
 static struct proc_dir_entry *labbug_dir;
+
+/* The irq scenario: the timer, the count written, and whether the callback ran. */
+static struct hrtimer labbug_timer;
+static int labbug_irq_count;
+static int labbug_irq_fired;
 
 /* Keep the array's address escaping, so it must live in the frame. */
 static noinline int labbug_checksum(const volatile int *v, int n)
@@ -96,6 +110,75 @@ static noinline int labbug_walk(struct labbug_device *dev,
 	return total;
 }
 
+/*
+ * Runs in hard interrupt context (HRTIMER_MODE_*_HARD), from the timer's callback.
+ * noclone: no labbug_tick.isra.0 (the oops and the DWARF name the function itself);
+ * total is volatile so the faulting load stays on the marker's line.
+ */
+#define LABBUG_NOCLONE __attribute__((__noclone__))
+
+static noinline LABBUG_NOCLONE int labbug_tick(struct labbug_device *dev, int count)
+{
+	volatile int ticks = count;			/* guaranteed */
+	volatile unsigned int irq_cpu = raw_smp_processor_id();	/* guaranteed */
+	volatile int total;
+
+	dev->writes++;
+	pr_info("labbug: tick pid=%d comm=%s cpu=%d ticks=%d irq_cpu=%u hardirq=%d\n",
+		task_pid_nr(current), current->comm, raw_smp_processor_id(),
+		ticks, irq_cpu, in_hardirq() ? 1 : 0);
+
+	total = dev->head->value;	/* LABBUG-IRQ-FAULT */
+
+	/* Never reached; keeps the guaranteed locals live past the fault. */
+	pr_info("labbug: ticked %d (%d on cpu %u)\n", total, ticks, irq_cpu);
+	return total;
+}
+
+static enum hrtimer_restart labbug_timer_fn(struct hrtimer *timer)
+{
+	WRITE_ONCE(labbug_irq_fired, 1);
+	labbug_tick(labbug_dev, READ_ONCE(labbug_irq_count));
+	return HRTIMER_NORESTART;
+}
+
+/* The interrupted kernel frame: spins until the timer's interrupt arrives. */
+static noinline LABBUG_NOCLONE unsigned long labbug_irq_wait(void)
+{
+	volatile unsigned long spins = 0;		/* guaranteed */
+
+	while (!READ_ONCE(labbug_irq_fired)) {
+		spins++;
+		cpu_relax();
+	}
+	return spins;
+}
+
+static ssize_t labbug_irq_write(struct file *file, const char __user *ubuf,
+				size_t len, loff_t *ppos)
+{
+	char msg[LABBUG_MSGLEN];
+	size_t n = min(len, sizeof(msg) - 1);
+	int count;
+
+	memset(msg, 0, sizeof(msg));
+	if (copy_from_user(msg, ubuf, n))
+		return -EFAULT;
+	if (sscanf(msg, "irq %d", &count) != 1)
+		return -EINVAL;
+	WRITE_ONCE(labbug_irq_count, count);
+	WRITE_ONCE(labbug_irq_fired, 0);
+	/* No preemption: the interrupt must land in labbug_irq_wait() of this task, on this CPU. */
+	preempt_disable();
+	pr_info("labbug: irq pid=%d comm=%s cpu=%d count=%d delay_ms=%d\n",
+		task_pid_nr(current), current->comm, raw_smp_processor_id(), count,
+		LABBUG_IRQ_DELAY_MS);
+	hrtimer_start(&labbug_timer, ms_to_ktime(LABBUG_IRQ_DELAY_MS), HRTIMER_MODE_REL_PINNED_HARD);
+	labbug_irq_wait();
+	preempt_enable();
+	return len;
+}
+
 static ssize_t labbug_trigger_write(struct file *file, const char __user *ubuf,
 				    size_t len, loff_t *ppos)
 {
@@ -139,6 +222,10 @@ static const struct proc_ops labbug_wait_ops = {
 	.proc_write = labbug_wait_write,
 };
 
+static const struct proc_ops labbug_irq_ops = {
+	.proc_write = labbug_irq_write,
+};
+
 static int __init labbug_init(void)
 {
 	labbug_dev = kzalloc(sizeof(*labbug_dev), GFP_KERNEL);
@@ -146,12 +233,15 @@ static int __init labbug_init(void)
 		return -ENOMEM;
 	labbug_dev->name = "labbug0";
 	labbug_dev->magic = 0x1abb06;
+	hrtimer_init(&labbug_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+	labbug_timer.function = labbug_timer_fn;
 
 	labbug_dir = proc_mkdir("labbug", NULL);
 	if (!labbug_dir ||
 	    !proc_create("trigger", 0200, labbug_dir, &labbug_trigger_ops) ||
 	    !proc_create("hold", 0200, labbug_dir, &labbug_hold_ops) ||
-	    !proc_create("wait", 0200, labbug_dir, &labbug_wait_ops)) {
+	    !proc_create("wait", 0200, labbug_dir, &labbug_wait_ops) ||
+	    !proc_create("irq", 0200, labbug_dir, &labbug_irq_ops)) {
 		proc_remove(labbug_dir);
 		kfree(labbug_dev);
 		return -ENOMEM;
@@ -162,6 +252,7 @@ static int __init labbug_init(void)
 
 static void __exit labbug_exit(void)
 {
+	hrtimer_cancel(&labbug_timer);
 	proc_remove(labbug_dir);
 	kfree(labbug_dev);
 }

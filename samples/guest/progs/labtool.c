@@ -5,6 +5,8 @@
  *   labtool spin CPU        burn CPU CPU forever (comm "labspin")
  *   labtool crash CPU MSG   on CPU CPU, write MSG to /proc/labbug/trigger
  *                           (comm "labcrash"): the NULL dereference
+ *   labtool irq CPU MSG     on CPU CPU, write MSG to /proc/labbug/irq (comm "labirq"):
+ *                           spins in the kernel until a timer interrupt faults
  *
  * Each reports "LABFACT <role> pid=<pid> comm=<comm> [cpu=<cpu>]" first.
  */
@@ -71,6 +73,14 @@ int main(int argc, char **argv)
 		labfact("crash pid=%d comm=labcrash cpu=%d msg=%s", getpid(), cpu, argv[3]);
 		return write_proc("/proc/labbug/trigger", argv[3]);
 	}
-	labfact("error usage: labtool hold|wait|spin CPU|crash CPU MSG");
+	if (!strcmp(role, "irq") && argc == 4) {
+		int cpu = atoi(argv[2]);
+
+		prctl(PR_SET_NAME, "labirq", 0, 0, 0);
+		pin(cpu);
+		labfact("irq pid=%d comm=labirq cpu=%d msg=%s", getpid(), cpu, argv[3]);
+		return write_proc("/proc/labbug/irq", argv[3]);
+	}
+	labfact("error usage: labtool hold|wait|spin CPU|crash CPU MSG|irq CPU MSG");
 	return 2;
 }

@@ -51,18 +51,23 @@ def _loads(path: Path) -> list[tuple[int, int, int]]:
     return loads
 
 
-def _file_offset(path: Path, phys: int) -> int:
-    for paddr, offset, filesz in _loads(path):
-        if paddr <= phys < paddr + filesz:
-            return offset + phys - paddr
-    raise AssertionError(f"physical address {phys:#x} is not in the dump {path}")
+def _file_offsets(path: Path, phys: int) -> list[int]:
+    """Where physical address ``phys`` is in the ELF core: every segment holding it. Memory the
+    kernel freed from its image's init sections is in both the kernel-text and the direct-map
+    segments (a module's pages can land there), and readers may take either copy."""
+    offsets = [
+        offset + phys - paddr for paddr, offset, filesz in _loads(path) if paddr <= phys < paddr + filesz
+    ]
+    assert offsets, f"physical address {phys:#x} is not in the dump {path}"
+    return offsets
 
 
 def _patch(path: Path, phys: int, data: bytes) -> None:
-    """Overwrite ``data`` at physical address ``phys`` in the ELF core ``path``."""
+    """Overwrite ``data`` at physical address ``phys`` in the ELF core ``path`` (in every copy)."""
     with open(path, "r+b") as f:
-        f.seek(_file_offset(path, phys))
-        f.write(data)
+        for offset in _file_offsets(path, phys):
+            f.seek(offset)
+            f.write(data)
 
 
 def _open(sample: Any) -> drgn.Program:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from vmcore_dap.dap.handles import HandleTable
+from vmcore_dap.dap.handles import HandleBlocks, HandleTable
 from vmcore_dap.errors import StaleReference
 
 
@@ -60,12 +60,18 @@ def test_concurrent_interning_hands_out_one_handle_per_key() -> None:
     assert len(table) == 50 and set(results) == set(range(1, 51))
 
 
-def test_intern_keys_hands_out_the_same_handles_as_one_at_a_time() -> None:
-    """A page of frame ids at once: stable, in order, shared with keys interned before, and each
-    entry is its key."""
-    table: HandleTable[tuple[int, int]] = HandleTable("frameId")
-    earlier = table.intern((1, 1), lambda: (1, 1))
-    handles = table.intern_keys([(1, 0), (1, 1), (1, 2)])
-    assert handles[1] == earlier and len(set(handles)) == 3
-    assert table.intern_keys([(1, 0), (1, 1), (1, 2)]) == handles
-    assert [table.get(h) for h in handles] == [(1, 0), (1, 1), (1, 2)]
+def test_handle_blocks_give_each_owner_consecutive_stable_ids() -> None:
+    """Frame ids: a block per thread's stack, the same ids every time, every id maps back to its
+    row, ids of a grown block's old block stay valid, and nothing else is accepted."""
+    blocks: HandleBlocks[int] = HandleBlocks("frameId")
+    first = blocks.base(7, 3)
+    second = blocks.base(9, 2)
+    assert blocks.base(7, 3) == first and blocks.base(7, 2) == first
+    assert second == first + 3
+    assert [blocks.get(first + i) for i in range(3)] == [(7, 0), (7, 1), (7, 2)]
+    assert [blocks.get(second + i) for i in range(2)] == [(9, 0), (9, 1)]
+    grown = blocks.base(9, 4)
+    assert grown not in (first, second) and blocks.get(grown + 3) == (9, 3) and blocks.get(second) == (9, 0)
+    for bad in (0, -1, first - 1, grown + 4, True, "1", None, 2**40):
+        with pytest.raises(StaleReference):
+            blocks.get(bad)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import drgn
 
-from vmcore_dap.dap.handles import HandleTable
+from vmcore_dap.dap.handles import HandleBlocks
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import StaleReference, UserError
 from vmcore_dap.target.dump import Dump
@@ -104,8 +104,8 @@ class DumpState:
     #: ``id(row)`` -> (row, the JSON of its DAP ``StackFrame`` after ``id``): rows of shared stacks
     #: are shaped once.
     shaped_rows: dict[int, tuple[StackFrameInfo, str]] = field(default_factory=dict)
-    #: frame id -> ``(thread id, row)``.
-    frames: HandleTable[tuple[int, int]] = field(default_factory=lambda: HandleTable("frameId"))
+    #: frame ids: a block per thread, row ``i`` at ``base + i``.
+    frames: HandleBlocks[int] = field(default_factory=lambda: HandleBlocks("frameId"))
     _stacks: dict[int, TaskStack] = field(default_factory=dict)
     #: stack signature key -> thread id of the task whose exact stack others with it reuse.
     _by_signature: dict[SignatureKey, int] = field(default_factory=dict)
@@ -187,7 +187,7 @@ def _present(state: DumpState, prog: drgn.Program, entry: ThreadEntry) -> TaskSt
     """Build a thread's stack, from a representative with the same signature when there is one."""
     signature = None
     if not entry.info.on_cpu and entry.thread_id != state.crashed_thread_id:
-        signature = stack_signature(prog, entry.task)
+        signature = stack_signature(prog, entry.task, entry.info.stack)
     if signature is not None:
         with state._lock:
             representative_id = next(
@@ -195,7 +195,7 @@ def _present(state: DumpState, prog: drgn.Program, entry: ThreadEntry) -> TaskSt
             )
             representative = state._stacks.get(representative_id) if representative_id is not None else None
         if representative is not None:
-            shared = share_stack(prog, representative, entry.task)
+            shared = share_stack(prog, representative, entry.task, entry.info)
             if shared is not None:
                 return shared
     stack = unwind_task(prog, entry.task)
@@ -229,10 +229,11 @@ def frame_id(session: Session, thread_id: int, index: int) -> int:
 def frame_ids(session: Session, thread_id: int, start: int, end: int) -> list[int]:
     """Return the DAP frame ids of rows ``start`` to ``end`` (exclusive) of a thread's stack.
 
-    An id stands for ``(thread id, row)``; what the row holds is looked up when the id is used
-    (:func:`lookup_frame`), so handing out the ids of a page creates nothing per frame.
+    A thread's rows have consecutive ids (one block per stack); what a row holds is looked up when
+    its id is used (:func:`lookup_frame`), so handing out a page of ids creates nothing per frame.
     """
-    return dump_state(session).frames.intern_keys([(thread_id, index) for index in range(start, end)])
+    base = dump_state(session).frames.base(thread_id, len(task_stack(session, thread_id).frames))
+    return list(range(base + start, base + end))
 
 
 def lookup_frame(session: Session, frame_id: object) -> FrameRef:

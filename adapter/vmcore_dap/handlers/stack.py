@@ -121,18 +121,21 @@ def stack_trace(session: Session, args: Args) -> EncodedBody:
     end = total if levels == 0 else min(total, start + levels)
     state = dump_state(session)
     first = min(start, total)
+    shaped = state.shaped_rows
     frames = []
-    for index, id_ in enumerate(frame_ids(session, thread_id, first, end), first):
-        frames.append(f'{{"id":{id_},{_encoded_row(session, state, stack.frames[index])}')
+    for id_, info in zip(frame_ids(session, thread_id, first, end), stack.frames[first:end], strict=True):
+        known = shaped.get(id(info))
+        text = known[1] if known is not None and known[0] is info else _encoded_row(session, state, info)
+        frames.append(f'{{"id":{id_},{text}')
     return EncodedBody(f'{{"stackFrames":[{",".join(frames)}],"totalFrames":{total}}}')
 
 
 def _encoded_row(session: Session, state: DumpState, info: StackFrameInfo) -> str:
-    """The JSON members of a row's ``StackFrame`` after ``id`` (with the closing brace), cached."""
-    known = state.shaped_rows.get(id(info))
-    if known is None or known[0] is not info:
-        session.check_cancelled()  # shaping may build a disassembly listing
-        shaped = format_frame(0, info, state.sources, frame_listing(session))
-        del shaped["id"]
-        known = state.shaped_rows[id(info)] = (info, encode_json(shaped)[1:])
-    return known[1]
+    """Shape and cache the JSON members of a row's ``StackFrame`` after ``id`` (with the closing
+    brace)."""
+    session.check_cancelled()  # shaping may build a disassembly listing
+    shaped = format_frame(0, info, state.sources, frame_listing(session))
+    del shaped["id"]
+    text = encode_json(shaped)[1:]
+    state.shaped_rows[id(info)] = (info, text)
+    return text

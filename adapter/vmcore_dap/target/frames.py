@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 
 import drgn
 
+from vmcore_dap.target.tasks import TaskInfo
+
 __all__ = [
     "StackFrameInfo",
     "TaskStack",
@@ -498,14 +500,18 @@ def _syscall_argument_formats(prog: drgn.Program, name: str) -> list[tuple[str, 
     return cache[name]
 
 
-def _task_pt_regs(prog: drgn.Program, task: drgn.Object) -> drgn.Object | None:
-    """``task_pt_regs(task)``: the user registers saved at the top of the kernel stack (x86-64)."""
+def _task_pt_regs(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> drgn.Object | None:
+    """``task_pt_regs(task)``: the user registers saved at the top of the kernel stack (x86-64).
+
+    :param stack: ``task->stack`` when already known.
+    """
     ptype = _pt_regs_type(prog)
     if ptype is None:
         return None
     thread_size = _thread_size(prog)
     # TOP_OF_KERNEL_STACK_PADDING is 0 on x86-64 (arch/x86/include/asm/thread_info.h).
-    stack = task.stack.value_()
+    if stack is None:
+        stack = task.stack.value_()
     if not stack:
         return None
     return drgn.Object(prog, ptype, address=stack + thread_size - drgn.sizeof(ptype))
@@ -537,12 +543,28 @@ def _read_registers(prog: drgn.Program, regs: drgn.Object) -> dict[str, int] | N
     return {name: int.from_bytes(data[offset : offset + 8], "little") for name, offset in layout.items()}
 
 
-def _entry_label(prog: drgn.Program, task: drgn.Object, last_function: str | None) -> StackFrameInfo | None:
+def _user_task_stack(task: drgn.Object, known: TaskInfo | None) -> int | None:
+    """``task->stack`` of a task with user memory; ``None`` for kernel threads (and tasks without).
+
+    :param known: the task's thread-list entry, which usually read these fields already.
+    """
+    if known is not None and known.stack is not None and known.mm is not None:
+        return None if known.is_kernel_thread or not known.mm else known.stack
+    if task.flags.value_() & 0x00200000 or not task.mm.value_():  # PF_KTHREAD, or no user memory
+        return None
+    stack: int = task.stack.value_()
+    return stack
+
+
+def _entry_label(
+    prog: drgn.Program, task: drgn.Object, last_function: str | None, known: TaskInfo | None = None
+) -> StackFrameInfo | None:
     """Describe how a user task entered the kernel: the system call and its arguments."""
     try:
-        if task.flags.value_() & 0x00200000 or not task.mm.value_():  # PF_KTHREAD, or no user memory
+        stack = _user_task_stack(task, known)
+        if stack is None:
             return None
-        regs = _task_pt_regs(prog, task)
+        regs = _task_pt_regs(prog, task, stack)
         if regs is None:
             return None
         saved = _read_registers(prog, regs)
@@ -651,7 +673,9 @@ def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object)
     return stack
 
 
-def share_stack(prog: drgn.Program, representative: TaskStack, task: drgn.Object) -> TaskStack | None:
+def share_stack(
+    prog: drgn.Program, representative: TaskStack, task: drgn.Object, known: TaskInfo | None = None
+) -> TaskStack | None:
     """Present ``task``'s stack from the stack of a task with the same stack signature.
 
     Equal signatures give equal unwound frames (:mod:`.stack_groups`), so every row is the
@@ -670,7 +694,7 @@ def share_stack(prog: drgn.Program, representative: TaskStack, task: drgn.Object
         return None
     how, last_function = tail
     rows = representative.frames[:-1] if how == "entry" else representative.frames
-    entry = _entry_label(prog, task, last_function)
+    entry = _entry_label(prog, task, last_function, known)
     if how == "entry" and entry is None:
         return None
     if representative.shareable_rows is None:

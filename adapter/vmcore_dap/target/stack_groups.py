@@ -239,13 +239,14 @@ class StackSignature:
         return ("cut", index, tuple(self._kernel[: position + 1]), relative), cut
 
 
-def stack_signature(prog: drgn.Program, task: drgn.Object) -> StackSignature | None:
+def stack_signature(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> StackSignature | None:
     """Reduce a sleeping task's kernel stack to what unwinding it reads.
 
+    :param stack: ``task->stack`` when already known (:attr:`TaskInfo.stack`).
     :return: ``None`` when the stack cannot be read (then the task is unwound on its own).
     """
     try:
-        base = task.stack.value_()
+        base = task.stack.value_() if stack is None else stack
         sp = task.thread.sp.value_()
         size = _thread_size(prog)
         if not base or not base <= sp < base + size or (base + size - sp) % 8:
@@ -317,7 +318,7 @@ def group_stacks(
     for done, (key, info) in enumerate(items):
         if check is not None and done % CHECK_EVERY == 0:
             check(done, total)
-        signature = None if exact or info.on_cpu else stack_signature(prog, info.task)
+        signature = None if exact or info.on_cpu else stack_signature(prog, info.task, info.stack)
         functions = None
         if signature is not None:
             functions = next((by_signature[k] for k in signature.keys() if k in by_signature), None)

@@ -56,6 +56,10 @@ class TaskInfo:
     on_cpu: bool
     is_idle: bool
     is_kernel_thread: bool
+    #: ``task->stack`` and ``task->mm`` when they were read with the rest (``None`` if not): a
+    #: task's stack and system-call row need them, once per task of a dump.
+    stack: int | None = None
+    mm: int | None = None
 
     @property
     def display_name(self) -> str:
@@ -118,14 +122,14 @@ def task_info(task: drgn.Object, running: dict[int, int], is_idle: bool = False)
 #: ``struct`` codes of unsigned integers by size.
 _UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 #: The integer fields of the block, in the order :attr:`_Layout.fields` unpacks them.
-_INT_FIELDS = ("state", "exit_state", "flags", "pid", "tgid", "cpu")
+_INT_FIELDS = ("state", "exit_state", "flags", "pid", "tgid", "cpu", "stack", "mm")
 
 
 @dataclass(frozen=True)
 class _Layout:
     """Where the listed fields of ``struct task_struct`` are, relative to one block read per task.
 
-    :param fields: unpacks ``state, exit_state, flags, pid, tgid, cpu`` (unsigned) from the block.
+    :param fields: unpacks :data:`_INT_FIELDS` (unsigned) from the block.
     :param letters: ``task_state_array``'s letters up to the last reportable state.
     :param report_mask: TASK_REPORT, derived from ``letters``.
     """
@@ -175,6 +179,8 @@ def _layout(prog: drgn.Program) -> _Layout | None:
                 "tgid": "tgid",
                 "cpu": cpu,
                 "comm": "comm",
+                "stack": "stack",
+                "mm": "mm",
             }
             where = {
                 k: (drgn.offsetof(ttype, m), drgn.sizeof(_member_type(ttype, m))) for k, m in names.items()
@@ -233,7 +239,7 @@ def _fast_task_info(
     except drgn.FaultError:
         return None
     values = layout.fields.unpack_from(data)
-    state, exit_state, flags, pid, tgid, cpu = (values[i] for i in layout.order)
+    state, exit_state, flags, pid, tgid, cpu, stack, mm = (values[i] for i in layout.order)
     comm = data[layout.comm_offset : layout.comm_offset + layout.comm_size].split(b"\0", 1)[0]
     reported = (state | exit_state) & layout.report_mask
     letter = layout.letters[reported.bit_length()]
@@ -251,6 +257,8 @@ def _fast_task_info(
         on_cpu=on_cpu,
         is_idle=is_idle,
         is_kernel_thread=bool(flags & _PF_KTHREAD) or is_idle,
+        stack=stack,
+        mm=mm,
     )
 
 

@@ -124,7 +124,8 @@ def render(
         "Each round runs every contender once, one after the other, on the same dump, each in a fresh "
         "process (start-up included, page cache warm after the first round). Ratios are of medians "
         "measured in the same run. The adapter is driven over stdio by a single-threaded lock-step DAP "
-        "client without logging (`bench/lockstep.py`); crash runs `crash -s vmlinux vmcore` with the commands on stdin; the plain drgn "
+        "client without logging (`bench/lockstep.py`); crash runs `crash -s vmlinux vmcore` with the "
+        "commands on stdin; the plain drgn "
         "script is:",
         "",
         "```python",

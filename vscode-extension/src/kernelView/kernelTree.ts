@@ -5,12 +5,25 @@
  */
 import * as vscode from 'vscode';
 
-import { blockedMatches, cpuMatches, groupLabel, groupMatches, isEmpty, KernelFilter, NO_FILTER } from './filter';
+import { blockedMatches, cpuMatches, groupLabel, groupMatches, KernelFilter, NO_FILTER } from './filter';
 import { KernelData, StackGroup } from './protocol';
+import {
+    blockedEmptyText,
+    cpuRow,
+    faultRow,
+    frameModuleTag,
+    groupId,
+    groupsHeader,
+    groupStates,
+    groupTooltip,
+    lockOwnerRow,
+    memberRows,
+    moduleRow,
+    panicHeadline,
+} from './rows';
 
 export const SELECT_TASK_COMMAND = 'vmcore-dap.kernelView.selectTask';
 export const OPEN_FAULT_COMMAND = 'vmcore-dap.kernelView.openFault';
-const MAX_MEMBERS = 200;
 
 type Section = 'panic' | 'cpus' | 'groups' | 'blocked' | 'modules';
 
@@ -113,15 +126,15 @@ export class KernelTreeProvider implements vscode.TreeDataProvider<KernelNode> {
     private async panic(data: KernelData): Promise<KernelNode[]> {
         const s = await data.summary();
         const nodes: KernelNode[] = [];
-        const headline = leaf(s.oops ?? s.panic ?? 'No panic in the log', s.panic !== s.oops ? s.panic ?? undefined : undefined);
-        headline.iconPath = new vscode.ThemeIcon('flame');
+        const head = panicHeadline(s);
+        const headline = leaf(head.label, head.description);
+        headline.iconPath = new vscode.ThemeIcon(head.icon!);
         nodes.push(headline);
-        if (s.faultingFrame !== null) {
-            const f = s.faultingFrame;
-            const where = f.source?.name !== undefined ? `${f.source.name}:${f.line}` : '';
-            const fault = taskNode(`→ ${f.name}`, null, where, 'debug-breakpoint-function');
+        const f = faultRow(s);
+        if (f !== undefined) {
+            const fault = taskNode(f.label, null, f.description, f.icon);
             fault.command = { command: OPEN_FAULT_COMMAND, title: 'Show the faulting frame', arguments: [] };
-            fault.tooltip = `The faulting frame: ${f.name} ${where} (click to select the crashed task and open the line)`;
+            fault.tooltip = f.tooltip;
             nodes.push(fault);
         }
         nodes.push(leaf(s.taintDescription));
@@ -141,48 +154,43 @@ export class KernelTreeProvider implements vscode.TreeDataProvider<KernelNode> {
         const body = await data.cpus();
         return body.cpus
             .filter((c) => cpuMatches(this.filter, c))
-            .map((c) =>
-                taskNode(
-                    `CPU${c.cpu}  PID ${c.pid} ${c.comm} [${c.state}]`,
-                    c.threadId,
-                    `${c.function !== null ? `in ${c.function}` : ''}${c.crashed ? '  (crashed)' : ''}`,
-                    c.crashed ? 'flame' : c.idle ? 'debug-pause' : 'play',
-                ),
-            );
+            .map((c) => {
+                const row = cpuRow(c);
+                return taskNode(row.label, row.threadId ?? null, row.description, row.icon);
+            });
     }
 
     private async groups(data: KernelData): Promise<KernelNode[]> {
         const body = await data.stackGroups();
         const shown = body.groups.filter((g) => groupMatches(this.filter, g));
         const nodes = shown.map((g, i) => this.groupNode(data, g, i));
-        const note = isEmpty(this.filter)
-            ? `${body.taskCount} tasks in ${body.groupCount} groups`
-            : `${shown.length} of ${body.groupCount} groups match '${this.filter.text}'`;
-        return [leaf(note, `${body.seconds.toFixed(2)} s`), ...nodes];
+        const header = groupsHeader(body, this.filter, shown.length);
+        return [leaf(header.label, header.description), ...nodes];
     }
 
     private groupNode(data: KernelData, group: StackGroup, index: number): KernelNode {
         const node = new KernelNode(groupLabel(group), vscode.TreeItemCollapsibleState.Collapsed, async () => {
             const frames = new KernelNode(`Frames (${group.frames.length})`, vscode.TreeItemCollapsibleState.Expanded, async () =>
                 group.frames.map((f) => {
-                    const row = leaf(f.function, f.module !== null && f.module !== 'vmlinux' ? `[${f.module}]` : undefined);
+                    const row = leaf(f.function, frameModuleTag(f));
                     row.iconPath = new vscode.ThemeIcon('symbol-function');
                     return row;
                 }),
             );
             const tasks = new KernelNode(`Tasks (${group.count})`, vscode.TreeItemCollapsibleState.Collapsed, async () => {
                 const names = await data.threadNames();
-                const rows = group.threadIds.slice(0, MAX_MEMBERS).map((id) => taskNode(names.get(id) ?? `thread ${id}`, id));
-                if (group.count > MAX_MEMBERS) {
-                    rows.push(leaf(`… ${group.count - MAX_MEMBERS} more`));
+                const members = memberRows(group, names);
+                const rows = members.tasks.map((t) => taskNode(t.label, t.threadId ?? null));
+                if (members.more !== undefined) {
+                    rows.push(leaf(members.more));
                 }
                 return rows;
             });
             return [frames, tasks];
         });
-        node.id = `group:${group.frames.map((f) => f.function).join('<')}`;
-        node.description = Object.entries(group.states).map(([s, n]) => `${s}:${n}`).join(' ');
-        node.tooltip = `${group.count} tasks (${node.description}) share this stack:\n${group.frames.map((f) => f.function).join('\n')}`;
+        node.id = groupId(group);
+        node.description = groupStates(group);
+        node.tooltip = groupTooltip(group);
         node.iconPath = new vscode.ThemeIcon(index === 0 ? 'flame' : 'layers');
         node.contextValue = 'vmcoreStackGroup';
         return node;
@@ -192,7 +200,7 @@ export class KernelTreeProvider implements vscode.TreeDataProvider<KernelNode> {
         const body = await data.blocked();
         const rows = body.tasks.filter((t) => blockedMatches(this.filter, t));
         if (rows.length === 0) {
-            return [leaf(body.tasks.length === 0 ? 'No task in D state' : 'No blocked task matches the filter')];
+            return [leaf(blockedEmptyText(body.tasks.length))];
         }
         return rows.map((t) => {
             const node = new KernelNode(t.name, vscode.TreeItemCollapsibleState.Expanded, async () => {
@@ -201,11 +209,8 @@ export class KernelTreeProvider implements vscode.TreeDataProvider<KernelNode> {
                 }
                 const lock = t.lock;
                 const lockNode = new KernelNode(lock.description, vscode.TreeItemCollapsibleState.Expanded, async () => {
-                    if (lock.owner !== null) {
-                        const hint = lock.ownerIsReaderHint ? ' (last reader)' : '';
-                        return [taskNode(`owner: ${lock.owner.name}`, lock.owner.threadId, hint, 'person')];
-                    }
-                    return [leaf(lock.ownerTask !== null ? `owner: task ${lock.ownerTask} (not in the task list)` : 'no owner recorded')];
+                    const owner = lockOwnerRow(lock);
+                    return [owner.threadId !== undefined ? taskNode(owner.label, owner.threadId, owner.description, owner.icon) : leaf(owner.label)];
                 });
                 lockNode.iconPath = new vscode.ThemeIcon('lock');
                 lockNode.description = `in ${lock.function}`;
@@ -223,9 +228,9 @@ export class KernelTreeProvider implements vscode.TreeDataProvider<KernelNode> {
     private async modules(data: KernelData): Promise<KernelNode[]> {
         const body = await data.modules();
         return body.modules.map((m) => {
-            const taint = m.taints !== undefined && m.taints !== '' ? `taint ${m.taints}` : '';
-            const row = leaf(m.name, [taint, m.symbolStatus ?? ''].filter((s) => s !== '').join(' · '), m.path);
-            row.iconPath = new vscode.ThemeIcon(m.symbolStatus !== undefined && /loaded|found/i.test(m.symbolStatus) ? 'pass' : 'warning');
+            const text = moduleRow(m);
+            const row = leaf(text.label, text.description, text.tooltip);
+            row.iconPath = new vscode.ThemeIcon(text.icon!);
             return row;
         });
     }

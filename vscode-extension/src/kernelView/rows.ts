@@ -110,13 +110,22 @@ export function faultRow(summary: SummaryBody): RowText | undefined {
     };
 }
 
-/** A module's row: taint and debug-info status; a warning icon when its symbols are not loaded. */
+/**
+ * Whether a module's `symbolStatus` says its debug info is in use. The adapter's phrases
+ * (target/modules.py) are "Symbols loaded", "Symbols not needed", and for the missing cases
+ * "Symbols not found (…)", "Symbols not loaded", "Symbols incomplete (…)".
+ */
+export function symbolsOk(status: string | undefined): boolean {
+    return status !== undefined && /^symbols (loaded|not needed)\b/i.test(status);
+}
+
+/** A module's row: taint and debug-info status; a warning icon when its symbols are missing. */
 export function moduleRow(m: ModuleRow): RowText {
     const taint = m.taints !== undefined && m.taints !== '' ? `taint ${m.taints}` : '';
     return {
         label: m.name,
         description: [taint, m.symbolStatus ?? ''].filter((s) => s !== '').join(' · '),
         tooltip: m.path,
-        icon: m.symbolStatus !== undefined && /loaded|found/i.test(m.symbolStatus) ? 'pass' : 'warning',
+        icon: symbolsOk(m.symbolStatus) ? 'pass' : 'warning',
     };
 }

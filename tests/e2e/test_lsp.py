@@ -415,3 +415,108 @@ async def test_workspace_symbols(oops: LanguageClient) -> None:
     assert walk.location.range.start.line == _line_of(lines, r"^static noinline int labbug_walk\(")
     kernel = await oops.workspace_symbol_async(types.WorkspaceSymbolParams(query="panic_on_oops"))
     assert kernel and kernel[0].name == "panic_on_oops" and kernel[0].container_name == "kernel"
+
+
+#: Kernel globals defined through macros or by the linker script: (name, file using it, regex of a
+#: line there that uses it, file defining it, regex of the defining line). The expected line is read
+#: from the source with these regexes, never from the server's index.
+_MACRO_DEFINED_GLOBALS = [
+    (
+        "sched_smt_present",
+        "kernel/sched/core.c",
+        r"static_branch_inc_cpuslocked\(&sched_smt_present\)",
+        "kernel/sched/fair.c",
+        r"^DEFINE_STATIC_KEY_FALSE\(sched_smt_present\);",
+    ),
+    (
+        "vm_numa_stat_key",
+        "mm/page_alloc.c",
+        r"^DEFINE_STATIC_KEY_TRUE\(vm_numa_stat_key\)",
+        "mm/page_alloc.c",
+        r"^DEFINE_STATIC_KEY_TRUE\(vm_numa_stat_key\);",
+    ),
+    (
+        "init_on_alloc",
+        "mm/page_alloc.c",
+        r"^DEFINE_STATIC_KEY_MAYBE\(CONFIG_INIT_ON_ALLOC_DEFAULT_ON, init_on_alloc\)",
+        "mm/page_alloc.c",
+        r"^DEFINE_STATIC_KEY_MAYBE\(CONFIG_INIT_ON_ALLOC_DEFAULT_ON, init_on_alloc\);",
+    ),
+    (
+        "tasklist_lock",
+        "kernel/exit.c",
+        r"write_lock_irq\(&tasklist_lock\)",
+        "kernel/fork.c",
+        r"^__cacheline_aligned DEFINE_RWLOCK\(tasklist_lock\);",
+    ),
+    (
+        "jiffies_lock",
+        "kernel/time/jiffies.c",
+        r"^__cacheline_aligned_in_smp DEFINE_RAW_SPINLOCK\(jiffies_lock\)",
+        "kernel/time/jiffies.c",
+        r"^__cacheline_aligned_in_smp DEFINE_RAW_SPINLOCK\(jiffies_lock\);",
+    ),
+    (
+        "pidmap_lock",
+        "kernel/pid.c",
+        r"^static\s+__cacheline_aligned_in_smp DEFINE_SPINLOCK\(pidmap_lock\)",
+        "kernel/pid.c",
+        r"^static\s+__cacheline_aligned_in_smp DEFINE_SPINLOCK\(pidmap_lock\);",
+    ),
+    (
+        "cpu_tlbstate",
+        "arch/x86/mm/tlb.c",
+        r"this_cpu_read\(cpu_tlbstate\.loaded_mm_asid\)",
+        "arch/x86/mm/init.c",
+        r"^__visible DEFINE_PER_CPU_ALIGNED\(struct tlb_state, cpu_tlbstate\)",
+    ),
+    (
+        "system_vectors",
+        "arch/x86/kernel/traps.c",
+        r"^DECLARE_BITMAP\(system_vectors, NR_VECTORS\);",
+        "arch/x86/kernel/traps.c",
+        r"^DECLARE_BITMAP\(system_vectors, NR_VECTORS\);",
+    ),
+    (
+        "__per_cpu_start",
+        "arch/x86/kernel/setup_percpu.c",
+        r"\(unsigned long\)__per_cpu_start;",
+        "include/asm-generic/vmlinux.lds.h",
+        r"^\s*__per_cpu_start = \.;",
+    ),
+    (
+        "_stext",
+        "arch/x86/kernel/vmlinux.lds.S",
+        r"^\s*_stext = \.;",
+        "arch/x86/kernel/vmlinux.lds.S",
+        r"^\s*_stext = \.;",
+    ),
+    (
+        "__bss_stop",
+        "arch/x86/kernel/vmlinux.lds.S",
+        r"^\s*__bss_stop = \.;",
+        "arch/x86/kernel/vmlinux.lds.S",
+        r"^\s*__bss_stop = \.;",
+    ),
+]
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(
+    ("name", "user", "use", "definer", "definition"),
+    _MACRO_DEFINED_GLOBALS,
+    ids=[case[0] for case in _MACRO_DEFINED_GLOBALS],
+)
+async def test_definitions_of_macro_and_linker_defined_globals(
+    oops: LanguageClient, name: str, user: str, use: str, definer: str, definition: str
+) -> None:
+    """Globals a kernel macro or the linker script defines land on exactly that one line."""
+    sample = get_sample("oops-null")
+    kernel = _kernel_source(sample)
+    defining_lines = (kernel / definer).read_text(errors="replace").splitlines()
+    expected = _line_of(defining_lines, definition)
+    uri, lines = _open(oops, kernel / user)
+    found = await _definition(oops, uri, _position(lines, use, name), 600)
+    assert [(Path(loc.uri.removeprefix("file://")).resolve(), loc.range.start.line) for loc in found] == [
+        ((kernel / definer).resolve(), expected)
+    ]

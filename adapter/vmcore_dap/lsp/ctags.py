@@ -33,20 +33,21 @@ log = logging.getLogger(__name__)
 
 #: ctags C kinds indexed: functions, enums, enumerators, structs, typedefs, unions, variables.
 KINDS = "efgstuv"
-_OPTIONS = (
-    "--languages=C",
+_OPTIONS: tuple[str, ...] = (
+    "--langdef=KernelLdsHeader",
+    "--languages=C,LdScript,KernelLdsHeader",
     "--langmap=C:.c.h",
     f"--kinds-C={KINDS}",
     "--fields=K",
     "--excmd=number",
     "--sort=yes",
-    # Variables the kernel defines through macros: per-CPU data and statically initialised locks,
-    # lists and wait queues (``DEFINE_PER_CPU(struct rq, runqueues)``, ``DEFINE_MUTEX(m)``).
-    r"--regex-C=/^[ \t]*(static[ \t]+)?DEFINE_PER_CPU[A-Z_]*\([^;]*,[ \t]*([A-Za-z_][A-Za-z0-9_]*)\)"
-    r"/\2/v,variable/",
-    r"--regex-C=/^[ \t]*(static[ \t]+)?(DEFINE_(MUTEX|SPINLOCK|RAW_SPINLOCK|RWLOCK|SEMAPHORE|IDA|IDR|XARRAY"
-    r"|XARRAY_ALLOC|WAIT_QUEUE_HEAD|RATELIMIT_STATE|STATIC_SRCU|SRCU)|DECLARE_WAIT_QUEUE_HEAD|LIST_HEAD"
-    r"|HLIST_HEAD|DECLARE_RWSEM|DECLARE_COMPLETION)\([ \t]*([A-Za-z_][A-Za-z0-9_]*)/\4/v,variable/",
+    # Symbols the kernel's linker script defines (``_stext = .;``, ``jiffies = jiffies_64;``): ctags'
+    # own LdScript parser for ``arch/<arch>/kernel/vmlinux.lds.S``; the generic header's assignments
+    # sit inside ``#define`` bodies, which that parser skips, so a line regex reads them.
+    "--map-LdScript=+(vmlinux.lds.S)",
+    "--map-KernelLdsHeader=+(vmlinux.lds.h)",
+    "--kinds-LdScript=s",
+    r"--regex-KernelLdsHeader=/^[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[^=;]*;/\1/s,symbol/",
     # Kernel annotations that would otherwise be read as the declared name (``int __read_mostly x``
     # indexed as ``__read_mostly``) or hide the next definition (``void __weak f(void)``).
     "-I",
@@ -65,6 +66,93 @@ _OPTIONS = (
         )
     ),
 )
+#: Kernel macros that define one global, as ctags ``-D`` definitions ``MACRO(params)=declarator``:
+#: ctags expands each use, so ``__cacheline_aligned DEFINE_RWLOCK(tasklist_lock);`` is indexed as a
+#: variable on its own line, whatever annotations or ``static`` precede it. The declared type is
+#: always ``int``: the index records names and lines only, and a real type such as
+#: ``DEFINE_PER_CPU(int [4], x)`` would not parse. The ``;`` ends the declaration at the name:
+#: ctags 5.9 drops ``static int x = IRQ_WORK_INIT_LAZY(f);`` (a call-like initializer), and the
+#: stray ``= …;`` left after it is skipped. Uses inside functions become locals, which are not
+#: indexed. (Kernel v6.1 names; a macro missing from a tree is simply never expanded.)
+_DEFINING_MACROS = (
+    # include/linux/jump_label.h
+    "DEFINE_STATIC_KEY_TRUE(name)=int name;",
+    "DEFINE_STATIC_KEY_TRUE_RO(name)=int name;",
+    "DEFINE_STATIC_KEY_FALSE(name)=int name;",
+    "DEFINE_STATIC_KEY_FALSE_RO(name)=int name;",
+    "DEFINE_STATIC_KEY_MAYBE(cfg,name)=int name;",
+    "DEFINE_STATIC_KEY_MAYBE_RO(cfg,name)=int name;",
+    "DEFINE_STATIC_KEY_ARRAY_TRUE(name,count)=int name;",
+    "DEFINE_STATIC_KEY_ARRAY_FALSE(name,count)=int name;",
+    "DEFINE_STATIC_KEY_DEFERRED_TRUE(name,rl)=int name;",
+    "DEFINE_STATIC_KEY_DEFERRED_FALSE(name,rl)=int name;",
+    # include/linux/percpu-defs.h, arch/x86/include/asm/percpu.h
+    "DEFINE_PER_CPU(type,name)=int name;",
+    "DEFINE_PER_CPU_SECTION(type,name,sec)=int name;",
+    "DEFINE_PER_CPU_FIRST(type,name)=int name;",
+    "DEFINE_PER_CPU_SHARED_ALIGNED(type,name)=int name;",
+    "DEFINE_PER_CPU_ALIGNED(type,name)=int name;",
+    "DEFINE_PER_CPU_PAGE_ALIGNED(type,name)=int name;",
+    "DEFINE_PER_CPU_READ_MOSTLY(type,name)=int name;",
+    "DEFINE_PER_CPU_DECRYPTED(type,name)=int name;",
+    "DEFINE_EARLY_PER_CPU(type,name,init)=int name;",
+    "DEFINE_EARLY_PER_CPU_READ_MOSTLY(type,name,init)=int name;",
+    # locks, lists, wait queues, ID allocators, work
+    "DEFINE_MUTEX(name)=int name;",
+    "DEFINE_SPINLOCK(name)=int name;",
+    "DEFINE_RAW_SPINLOCK(name)=int name;",
+    "DEFINE_RWLOCK(name)=int name;",
+    "DEFINE_SEQLOCK(name)=int name;",
+    "DEFINE_SEMAPHORE(name)=int name;",
+    "DECLARE_RWSEM(name)=int name;",
+    "DEFINE_STATIC_PERCPU_RWSEM(name)=int name;",
+    "DEFINE_PERCPU_RWSEM(name)=int name;",
+    "DEFINE_SRCU(name)=int name;",
+    "DEFINE_STATIC_SRCU(name)=int name;",
+    "DECLARE_COMPLETION(name)=int name;",
+    "DECLARE_WAIT_QUEUE_HEAD(name)=int name;",
+    "DECLARE_SWAIT_QUEUE_HEAD(name)=int name;",
+    "LIST_HEAD(name)=int name;",
+    "HLIST_HEAD(name)=int name;",
+    "LLIST_HEAD(name)=int name;",
+    "PLIST_HEAD(name)=int name;",
+    "DEFINE_HASHTABLE(name,bits)=int name;",
+    "DEFINE_READ_MOSTLY_HASHTABLE(name,bits)=int name;",
+    "DECLARE_BITMAP(name,bits)=int name;",
+    "DEFINE_IDA(name)=int name;",
+    "DEFINE_IDR(name)=int name;",
+    "DEFINE_XARRAY(name)=int name;",
+    "DEFINE_XARRAY_FLAGS(name,flags)=int name;",
+    "DEFINE_XARRAY_ALLOC(name)=int name;",
+    "DEFINE_XARRAY_ALLOC1(name)=int name;",
+    "DEFINE_RATELIMIT_STATE(name,interval,burst)=int name;",
+    "DECLARE_WORK(name,func)=int name;",
+    "DECLARE_DELAYED_WORK(name,func)=int name;",
+    "DECLARE_DEFERRABLE_WORK(name,func)=int name;",
+    "DEFINE_TIMER(name,func)=int name;",
+    "BLOCKING_NOTIFIER_HEAD(name)=int name;",
+    "ATOMIC_NOTIFIER_HEAD(name)=int name;",
+    "RAW_NOTIFIER_HEAD(name)=int name;",
+    "SRCU_NOTIFIER_HEAD(name)=int name;",
+    "ASYNC_DOMAIN(name)=int name;",
+    "ASYNC_DOMAIN_EXCLUSIVE(name)=int name;",
+    "DEFINE_COOKIE(name)=int name;",
+    "DEFINE_CTL_TABLE_POLL(name)=int name;",
+    "DEFINE_LED_TRIGGER(name)=int name;",
+    "DEFINE_RCU_TASKS(name,gp,call,n)=int name;",
+    # file operations of debugfs/seq_file helpers: the object is the fops (``foo_fops``)
+    "DEFINE_DEBUGFS_ATTRIBUTE(fops,get,set,fmt)=int fops;",
+    "DEFINE_SIMPLE_ATTRIBUTE(fops,get,set,fmt)=int fops;",
+    "DEFINE_SHOW_ATTRIBUTE(name)=int name##_fops;",
+    "DEFINE_SEQ_ATTRIBUTE(name)=int name##_fops;",
+    # drivers/acpi/acpica/acglobal.h: defined where utglobal.c includes it with DEFINE_ACPI_GLOBALS
+    "ACPI_GLOBAL(type,name)=int name;",
+    "ACPI_INIT_GLOBAL(type,name,value)=int name;",
+)
+_OPTIONS += tuple(option for definition in _DEFINING_MACROS for option in ("-D", definition))
+#: The linker scripts of a kernel tree that are indexed (other ``*.lds.S`` link the decompressor,
+#: the vDSO or the real-mode trampoline, whose ``_end`` is not the kernel's).
+_KERNEL_LINKER_SCRIPTS = ("kernel/vmlinux.lds.S", "include/asm-generic/vmlinux.lds.h")
 _KERNEL_EXCLUDES = ("Documentation", "tools", "scripts", "samples", "LICENSES", "usr", ".git", ".pc")
 _BUILD_TIMEOUT_S = 1800
 
@@ -132,12 +220,16 @@ def _source_files(root: Path, excluded: set[str]) -> Iterator[tuple[str, os.stat
             d for d in subdirs if os.path.join(relative_dir, d) not in excluded and not d.startswith(".")
         )
         for name in sorted(files):
-            if name.endswith((".c", ".h")):
-                relative = os.path.join(relative_dir, name)
-                try:
-                    yield relative, os.stat(os.path.join(directory, name))
-                except OSError:
+            if name.endswith((".lds.S", ".lds.h")):
+                if not os.path.join(relative_dir, name).endswith(_KERNEL_LINKER_SCRIPTS):
                     continue
+            elif not name.endswith((".c", ".h")):
+                continue
+            relative = os.path.join(relative_dir, name)
+            try:
+                yield relative, os.stat(os.path.join(directory, name))
+            except OSError:
+                continue
 
 
 def build_tags(root: Path, arch: str | None = None) -> Path:

@@ -2,9 +2,10 @@
 
 Functions go through drgn's line table: the function's entry address has the line of its opening
 brace, and the definition's name is found a few lines above it in the mapped file (the kernel style
-puts the name, and perhaps the parameters, on the lines before ``{``). Types, globals and
-enumerators go through the ctags index (:mod:`.ctags`), because drgn 0.3 exposes no declaration
-lines.
+puts the name, and perhaps the parameters, on the lines before ``{``). Types, globals (also those
+a kernel macro or the linker script defines) and enumerators go through the ctags index
+(:mod:`.ctags`), because drgn 0.3 exposes no declaration lines (no ``DW_AT_decl_file``/``decl_line``
+on objects or types).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import drgn
 
+from vmcore_dap.lsp.ctags import Tag
 from vmcore_dap.lsp.dump_session import DumpSession
 from vmcore_dap.lsp.identifiers import Identifier
 from vmcore_dap.lsp.paths import code_location
@@ -23,6 +25,7 @@ from vmcore_dap.lsp.paths import code_location
 __all__ = ["Definition", "find_definitions", "function_definition", "search_symbols", "SymbolHit"]
 
 _SIGNATURE_LOOKBACK = 40
+_MACRO_LOOKBACK = 8
 _TAG_KINDS = {"struct": {"struct"}, "union": {"union"}, "enum": {"enum"}}
 _MAX_DEFINITIONS = 20
 
@@ -92,11 +95,46 @@ def find_definitions(
         if found is not None:
             return [found]
     kinds = _TAG_KINDS.get(identifier.tag_keyword or "")
-    tags = session.find_tags(identifier.name, kinds, timeout=wait_for_index)
+    tags = _prefer_arch_linker_script(session.find_tags(identifier.name, kinds, timeout=wait_for_index))
     if identifier.tag_keyword is None:
         # A typedef or variable definition beats a same-named struct tag when no keyword was written.
         tags.sort(key=lambda tag: tag.kind in ("struct", "union", "enum"))
-    return [Definition(str(tag.path), tag.line - 1, 0, 0) for tag in tags[:_MAX_DEFINITIONS]]
+    definitions: list[Definition] = []
+    for tag in tags:
+        definition = _tag_definition(tag)
+        if definition not in definitions:
+            definitions.append(definition)
+    return definitions[:_MAX_DEFINITIONS]
+
+
+def _prefer_arch_linker_script(tags: list[Tag]) -> list[Tag]:
+    """Drop the generic linker-script header's definitions of a symbol the arch's script defines.
+
+    ``include/asm-generic/vmlinux.lds.h`` only offers macros (``BSS_SECTION`` defines
+    ``__bss_stop``) that an architecture's ``vmlinux.lds.S`` may or may not use; when that script
+    assigns the symbol itself, the header's assignment is not the one linked.
+    """
+    if not any(tag.kind == "symbol" and tag.path.name == "vmlinux.lds.S" for tag in tags):
+        return tags
+    return [tag for tag in tags if not (tag.kind == "symbol" and tag.path.name == "vmlinux.lds.h")]
+
+
+def _tag_definition(tag: Tag) -> Definition:
+    """The tag's line, with the name's column; found a few lines up if ctags gave a later line.
+
+    ctags reports a macro invocation spanning lines (``DEFINE_DEBUGFS_ATTRIBUTE(fops, …,\n …);``)
+    on its last line, so the name is looked for from there upwards. A generated name
+    (``DEFINE_SHOW_ATTRIBUTE(foo)`` defines ``foo_fops``) is not in the text: the tag's line stands.
+    """
+    path = str(tag.path)
+    lines = _read_lines(path)
+    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(tag.name)}(?![A-Za-z0-9_])")
+    last = min(tag.line, len(lines))
+    for number in range(last, max(last - _MACRO_LOOKBACK, 0), -1):
+        match = pattern.search(lines[number - 1])
+        if match:
+            return Definition(path, number - 1, match.start(), len(tag.name))
+    return Definition(path, tag.line - 1, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -155,9 +193,9 @@ def search_symbols(session: DumpSession, query: str, limit: int = 100) -> list[S
             if local is not None and location is not None:
                 definition = _name_line(local, re.sub(r"\..*$", "", symbol.name), location[1])
         else:
-            tags = session.find_tags(symbol.name, {"variable"})
+            tags = _prefer_arch_linker_script(session.find_tags(symbol.name, {"variable", "symbol"}))
             if tags:
-                definition = Definition(str(tags[0].path), tags[0].line - 1, 0, 0)
+                definition = _tag_definition(tags[0])
         if definition is None or (symbol.name, definition.line) in seen:
             continue
         seen.add((symbol.name, definition.line))

@@ -5,7 +5,9 @@ definition" of a struct, typedef, enum or global variable is answered from a tag
 kernel tree takes about a minute on two cores, so the file is kept in
 ``$VMCORE_DAP_CACHE/ctags/<hash>/tags``; the hash covers the ctags version, the options and the
 tree's file names, sizes and modification times, so an edited tree is re-indexed and an untouched one
-never is. Lookups bisect the sorted file through ``mmap``: nothing is loaded into memory.
+never is. Each use stamps the file; after a new index is built, indexes unused for
+:data:`IDLE_DAYS` days are removed (a kernel index is about 90 MB). Lookups bisect the sorted file
+through ``mmap``: nothing is loaded into memory.
 
 For a kernel tree only the architecture of the dump is indexed (``arch/x86`` for x86-64), and
 ``Documentation``, ``tools``, ``scripts`` and ``samples`` are left out; macros are not indexed (the
@@ -21,13 +23,17 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from vmcore_dap.errors import UserError
 
-__all__ = ["Tag", "TagsFile", "build_tags", "cache_root", "ctags_binary", "KINDS"]
+__all__ = ["IDLE_DAYS", "Tag", "TagsFile", "build_tags", "cache_root", "ctags_binary", "KINDS"]
+
+#: Indexes not used for this many days are removed after a new one is built.
+IDLE_DAYS = 7.0
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +255,7 @@ def build_tags(root: Path, arch: str | None = None) -> Path:
     target_dir = cache_root() / "ctags" / digest.hexdigest()[:16]
     tags = target_dir / "tags"
     if tags.is_file():
+        _mark_used(tags)
         return tags
     target_dir.mkdir(parents=True, exist_ok=True)
     log.info("indexing %d source files under %s with ctags into %s", len(files), root, tags)
@@ -276,7 +283,32 @@ def build_tags(root: Path, arch: str | None = None) -> Path:
         os.unlink(listing.name)
         if partial.exists():
             partial.unlink()
+    _prune_idle_indexes(keep=target_dir)
     return tags
+
+
+def _mark_used(tags: Path) -> None:
+    try:
+        os.utime(tags)
+    except OSError:  # a read-only cache still serves lookups
+        pass
+
+
+def _prune_idle_indexes(keep: Path) -> None:
+    """Remove the other indexes whose tags file was last used :data:`IDLE_DAYS` days ago or more
+    (a directory still being built has no tags file yet and a fresh mtime: it stays)."""
+    cutoff = time.time() - IDLE_DAYS * 86400
+    for directory in keep.parent.iterdir():
+        if directory == keep or not directory.is_dir():
+            continue
+        tags = directory / "tags"
+        try:
+            used = (tags if tags.exists() else directory).stat().st_mtime
+        except OSError:
+            continue
+        if used < cutoff:
+            log.info("removing the ctags index %s, unused for %g days or more", directory, IDLE_DAYS)
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 class TagsFile:

@@ -2,7 +2,7 @@
 /*
  * labbug - a deliberately buggy module for vmcore-dap's sample crash dumps.
  *
- * The guest's userspace drives it through three /proc files:
+ * The guest's userspace drives it through four /proc files:
  *
  *   /proc/labbug/trigger  write "walk <counter>": labbug_walk() dereferences a
  *                         NULL list head ("BUG: kernel NULL pointer dereference").

@@ -42,7 +42,7 @@ from vmcore_dap.target.dump import Dump
 from vmcore_dap.target.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
 from vmcore_dap.target.panic import PanicInfo
 from vmcore_dap.target.sources import SourceMap
-from vmcore_dap.target.stack_groups import SignatureKey, stack_signature
+from vmcore_dap.target.stack_groups import SignatureTable, stack_signature
 from vmcore_dap.target.tasks import TaskInfo
 
 __all__ = [
@@ -108,7 +108,7 @@ class DumpState:
     frames: HandleBlocks[int] = field(default_factory=lambda: HandleBlocks("frameId"))
     _stacks: dict[int, TaskStack] = field(default_factory=dict)
     #: stack signature key -> thread id of the task whose exact stack others with it reuse.
-    _by_signature: dict[SignatureKey, int] = field(default_factory=dict)
+    _by_signature: SignatureTable[int] = field(default_factory=SignatureTable)
     #: the tasks' own unwinding, for threads whose presented stack is shared.
     _exact: dict[int, TaskStack] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -190,19 +190,16 @@ def _present(state: DumpState, prog: drgn.Program, entry: ThreadEntry) -> TaskSt
         signature = stack_signature(prog, entry.task, entry.info.stack)
     if signature is not None:
         with state._lock:
-            representative_id = next(
-                (state._by_signature[k] for k in signature.keys() if k in state._by_signature), None
-            )
+            representative_id = state._by_signature.find(signature)
             representative = state._stacks.get(representative_id) if representative_id is not None else None
         if representative is not None:
             shared = share_stack(prog, representative, entry.task, entry.info)
             if shared is not None:
                 return shared
     stack = unwind_task(prog, entry.task)
-    reusable = signature.reusable_key(stack.trace) if signature is not None else None
-    if reusable is not None:
+    if signature is not None:
         with state._lock:
-            state._by_signature.setdefault(reusable, entry.thread_id)
+            state._by_signature.register(signature, stack.trace, entry.thread_id)
     return stack
 
 

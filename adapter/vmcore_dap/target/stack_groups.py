@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import drgn
 
@@ -47,6 +48,7 @@ __all__ = [
     "StackGroup",
     "StackGroups",
     "SignatureKey",
+    "SignatureTable",
     "StackSignature",
     "UNWIND_FAILED",
     "USER_MODE",
@@ -172,6 +174,7 @@ def _entry_ranges(prog: drgn.Program) -> list[tuple[int, int]]:
 MAX_CUT_CANDIDATES = 4
 
 SignatureKey = tuple[object, ...]
+V = TypeVar("V")
 
 
 class StackSignature:
@@ -237,6 +240,27 @@ class StackSignature:
             (i, w - sp if w <= cut else w - top) for i, w in enumerate(words[:index]) if base <= w < top
         )
         return ("cut", index, tuple(self._kernel[: position + 1]), relative), cut
+
+
+class SignatureTable(Generic[V]):
+    """Stacks already unwound, under their reusable signature keys (:meth:`StackSignature.reusable_key`).
+
+    A task any of whose candidate keys is in the table unwinds like the task registered there: the
+    one rule both the ``stackTrace`` stack sharing and the stack grouping follow.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[SignatureKey, V] = {}
+
+    def find(self, signature: StackSignature) -> V | None:
+        """What was registered for a task with the same stack, or ``None``."""
+        return next((self._by_key[k] for k in signature.keys() if k in self._by_key), None)
+
+    def register(self, signature: StackSignature, trace: drgn.StackTrace | None, value: V) -> None:
+        """Record ``value`` for ``trace``, the unwinding of a task with ``signature``, if reusable."""
+        key = signature.reusable_key(trace)
+        if key is not None:
+            self._by_key.setdefault(key, value)
 
 
 def stack_signature(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> StackSignature | None:
@@ -311,7 +335,7 @@ def group_stacks(
     module_cache: dict[int, str | None] = {}
     # Modules cover address ranges: look each function's module up once, by its first pc seen.
     function_module: dict[str, str | None] = {}
-    by_signature: dict[SignatureKey, tuple[str, ...]] = {}
+    by_signature: SignatureTable[tuple[str, ...]] = SignatureTable()
     frames_of: dict[tuple[str, ...], list[Frame]] = {}
     names: dict[int, str] = {}  # pc -> name of the physical frame there
     unwound = 0
@@ -321,7 +345,7 @@ def group_stacks(
         signature = None if exact or info.on_cpu else stack_signature(prog, info.task, info.stack)
         functions = None
         if signature is not None:
-            functions = next((by_signature[k] for k in signature.keys() if k in by_signature), None)
+            functions = by_signature.find(signature)
         if functions is None:
             frames, trace = _unwind(prog, info.task, names)
             unwound += 1
@@ -329,9 +353,8 @@ def group_stacks(
                 USER_MODE if trace is not None else UNWIND_FAILED,
             )
             frames_of.setdefault(functions, frames)
-            reusable = signature.reusable_key(trace) if signature is not None else None
-            if reusable is not None:
-                by_signature[reusable] = functions
+            if signature is not None:
+                by_signature.register(signature, trace, functions)
         frames = frames_of[functions]
         group = by_key.get(functions)
         if group is None:

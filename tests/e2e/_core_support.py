@@ -15,6 +15,9 @@ from typing import Any
 from tests.helpers.dap_client import DapClient
 from tests.helpers.stack_normalize import CRASH_MACHINERY, Frame, normalize_frames
 
+from vmcore_dap.target.dump import Dump, open_dump
+from vmcore_dap.target.launch_config import LaunchConfig
+
 INLINE_SUFFIX = " [inlined]"
 #: Label rows of an interrupt/exception boundary (``vmcore_dap.target.frames._boundary_name``).
 _BOUNDARY_LABEL = re.compile(r"^── (exception: |interrupt: |interrupt or exception ──|NMI ──|interrupted \()")
@@ -33,6 +36,19 @@ def config_for(sample: Any, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not None}
+
+
+def open_sample_dump(sample: Any) -> Dump:
+    """The adapter's own view of a sample, opened in this process (to check what DAP shows
+    against what the target layer reads, e.g. a task's own unwinding)."""
+    config = LaunchConfig.from_arguments(
+        {
+            "vmcore": str(sample.vmcore),
+            "vmlinux": str(sample.vmlinux),
+            "debugInfo": [str(p) for p in sample.debug_info],
+        }
+    )
+    return open_dump(config)
 
 
 @contextmanager

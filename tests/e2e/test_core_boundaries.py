@@ -12,11 +12,10 @@ from typing import Any
 
 import drgn
 import pytest
+from tests.e2e._core_support import open_sample_dump
 from tests.helpers.crash_parse import parse_bt
 
-from vmcore_dap.target.dump import open_dump
 from vmcore_dap.target.frames import present_trace
-from vmcore_dap.target.launch_config import LaunchConfig
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -27,14 +26,7 @@ def test_page_fault_boundary_is_a_label_with_the_saved_registers(
     bt = parse_bt(crash_oops["bt"])[0]
     entry = next(f for f in bt.frames if f.symbol == "asm_exc_page_fault")
     exception = bt.exceptions[0]
-    config = LaunchConfig.from_arguments(
-        {
-            "vmcore": str(sample_oops.vmcore),
-            "vmlinux": str(sample_oops.vmlinux),
-            "debugInfo": [str(p) for p in sample_oops.debug_info],
-        }
-    )
-    dump = open_dump(config)
+    dump = open_sample_dump(sample_oops)
     prog = dump.prog
     task = dump.crashed_task()
     assert task is not None

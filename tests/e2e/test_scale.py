@@ -17,6 +17,7 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 from tests.e2e._core_support import (
     normalized_dap_stack,
+    open_sample_dump,
     parse_thread_name,
     source_line,
     stack_of,
@@ -26,9 +27,7 @@ from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps, split_tas
 from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
 
 from vmcore_dap.handlers.stack import INLINE_SUFFIX
-from vmcore_dap.target.dump import open_dump
 from vmcore_dap.target.frames import share_stack, unwind_task
-from vmcore_dap.target.launch_config import LaunchConfig
 from vmcore_dap.target.stack_groups import stack_signature
 from vmcore_dap.target.tasks import list_tasks
 
@@ -112,14 +111,7 @@ def test_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any, tmp_path
     others from it. Each one's ``stackTrace`` must still equal drgn's unwinding of that very task
     (names, lines, pcs, the syscall label from its own registers), and ``scopes``/``variables`` on a
     shared frame must show that task's registers (its own stack pointer)."""
-    config = LaunchConfig.from_arguments(
-        {
-            "vmcore": str(sample_many.vmcore),
-            "vmlinux": str(sample_many.vmlinux),
-            "debugInfo": [str(p) for p in sample_many.debug_info],
-        }
-    )
-    prog = open_dump(config).prog
+    prog = open_sample_dump(sample_many).prog
     with stopped_session(sample_many, tmp_path) as (client, _):
         threads = _threads(client)
         by_signature: dict[tuple[object, ...], list[tuple[int, drgn.Object]]] = {}
@@ -174,14 +166,7 @@ def test_stale_entry_addresses_below_the_cut_do_not_defeat_sharing(sample_many: 
     later candidates must still find the stack of a task unwound before (that is what keeps
     ``stackTrace`` of every thread from unwinding hundreds of tasks), and what it is given must be
     exactly its own unwinding."""
-    config = LaunchConfig.from_arguments(
-        {
-            "vmcore": str(sample_many.vmcore),
-            "vmlinux": str(sample_many.vmlinux),
-            "debugInfo": [str(p) for p in sample_many.debug_info],
-        }
-    )
-    prog = open_dump(config).prog
+    prog = open_sample_dump(sample_many).prog
     infos = [i for i in list_tasks(prog) if not i.on_cpu]
     registered: dict[tuple[object, ...], Any] = {}
     rescued = []  # (task, representative stack): found by a candidate other than the first

@@ -4,7 +4,7 @@ The package is split in layers that only depend downwards:
 
 * :mod:`vmcore_dap.dap` — the wire protocol (framing, dispatch, the one exception boundary);
 * :mod:`vmcore_dap.handlers` — one thin module per area of DAP requests;
-* :mod:`vmcore_dap.target` — the dump itself, through drgn only, usable without any protocol;
+* :mod:`vmcore_dap.dump` — the dump itself, through drgn only, usable without any protocol;
 * :mod:`vmcore_dap.lsp` — the language server that reads the same dump.
 """
 

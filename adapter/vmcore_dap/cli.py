@@ -71,8 +71,8 @@ def _setup_logging(path: str | None) -> None:
 def _serve(reader: BinaryIO, writer: BinaryIO, log_path: str | None) -> None:
     from vmcore_dap.dap.channel import Channel
     from vmcore_dap.dap.transport import Transport
+    from vmcore_dap.dump.errors import translate_error
     from vmcore_dap.handlers import load_all
-    from vmcore_dap.target.errors import translate_error
 
     load_all()
     transport = Transport(reader, writer)

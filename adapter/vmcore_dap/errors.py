@@ -1,6 +1,6 @@
 """Error classes shared by every layer.
 
-They live outside :mod:`vmcore_dap.dap` so that :mod:`vmcore_dap.target` can raise them without knowing
+They live outside :mod:`vmcore_dap.dap` so that :mod:`vmcore_dap.dump` can raise them without knowing
 anything about the protocol; the DAP channel turns them into ``success: false`` responses.
 
 Messages follow one form: "<what failed>: <why> (<what to do>)", written for a person, never a Python

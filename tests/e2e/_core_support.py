@@ -15,11 +15,11 @@ from typing import Any
 from tests.helpers.dap_client import DapClient
 from tests.helpers.stack_normalize import CRASH_MACHINERY, Frame, normalize_frames
 
-from vmcore_dap.target.dump import Dump, open_dump
-from vmcore_dap.target.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.opener import Dump, open_dump
 
 INLINE_SUFFIX = " [inlined]"
-#: Label rows of an interrupt/exception boundary (``vmcore_dap.target.frames._boundary_name``).
+#: Label rows of an interrupt/exception boundary (``vmcore_dap.dump.stacks.frames._boundary_name``).
 _BOUNDARY_LABEL = re.compile(r"^── (exception: |interrupt: |interrupt or exception ──|NMI ──|interrupted \()")
 _THREAD_NAME = re.compile(r"^PID (?P<pid>\d+) (?P<comm>.*) \[(?P<state>.)\](?: CPU(?P<cpu>\d+))?$")
 

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e._core_support import open_sample_dump
 from tests.helpers.crash_parse import parse_bt
 
-from vmcore_dap.target.frames import present_trace
+from vmcore_dap.dump.stacks.frames import present_trace
 
 pytestmark = pytest.mark.timeout(900)
 

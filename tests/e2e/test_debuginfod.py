@@ -21,7 +21,7 @@ import pytest
 from tests.e2e._core_support import source_line
 from tests.helpers.dap_client import DapClient
 
-from vmcore_dap.target import debuginfod
+from vmcore_dap.dump.opening import debuginfod
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -20,7 +20,7 @@ from tests.conftest import get_crash_answers
 from tests.helpers.crash_parse import parse_bt
 from tests.helpers.dap_client import DapClient
 
-from vmcore_dap.target.source_layouts import tree_relative_candidates
+from vmcore_dap.dump.sources.layouts import tree_relative_candidates
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -30,14 +30,14 @@ from tests.e2e._core_support import config_for, stack_of, stopped_session
 from tests.helpers.crash_batch import run_crash
 from tests.helpers.dap_client import DapClient
 
-from vmcore_dap.target.page_filter import (
+from vmcore_dap.dump.memory.page_filter import (
     PageFilter,
     PageState,
     explain_unreadable,
     page_filter_for,
     zero_filled_reason,
 )
-from vmcore_dap.target.vmcore_file import describe_filtering, inspect_vmcore
+from vmcore_dap.dump.opening.vmcore_file import describe_filtering, inspect_vmcore
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -209,7 +209,7 @@ def test_truncated_copy_loses_pages_to_the_cut_not_to_the_filter(
 ) -> None:
     """A truncated copy: the stack's page, written near the start, stays present; a page whose data
     lay past the cut is reported as lost to truncation, not as excluded."""
-    from vmcore_dap.target.page_filter import PageFilter
+    from vmcore_dap.dump.memory.page_filter import PageFilter
 
     whole = PageFilter.open(Path(sample_oops.vmcore))
     stack_phys = int(follow_phys(prog["init_mm"].address_of_(), pages.stack))

@@ -26,10 +26,10 @@ from tests.e2e._core_support import (
 from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps, split_tasks
 from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
 
+from vmcore_dap.dump.kernel.tasks import list_tasks
+from vmcore_dap.dump.stacks.frames import share_stack, unwind_task
+from vmcore_dap.dump.stacks.groups import stack_signature
 from vmcore_dap.handlers.stack import INLINE_SUFFIX
-from vmcore_dap.target.frames import share_stack, unwind_task
-from vmcore_dap.target.stack_groups import stack_signature
-from vmcore_dap.target.tasks import list_tasks
 
 pytestmark = pytest.mark.timeout(900)
 

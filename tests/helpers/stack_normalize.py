@@ -1,6 +1,6 @@
 """The one rule by which every test compares a kernel stack with crash's ``bt``.
 
-The rules and drgn's side live in the adapter (``vmcore_dap.target.stack_normalize``: the Kernel
+The rules and drgn's side live in the adapter (``vmcore_dap.dump.stacks.normalize``: the Kernel
 view groups tasks by them); this module adds crash's side and the comparison, and re-exports the rest.
 
 crash and drgn walk the same stack but print it differently; this module states, once, which
@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from tests.helpers.crash_parse import BtException, TaskBt, parse_bt
-from vmcore_dap.target.stack_normalize import (
+from vmcore_dap.dump.stacks.normalize import (
     ASM_LABEL_ALIASES,
     CRASH_MACHINERY,
     Frame,

@@ -12,7 +12,7 @@ import struct
 import drgn
 import pytest
 
-from vmcore_dap.target.values import Variable, children, render, render_children, scalar_page
+from vmcore_dap.dump.values.render import Variable, children, render, render_children, scalar_page
 
 pytestmark = pytest.mark.timeout(30)
 

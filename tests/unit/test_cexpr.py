@@ -9,8 +9,8 @@ from __future__ import annotations
 import drgn
 import pytest
 
-from vmcore_dap.target import cexpr
-from vmcore_dap.target.cexpr import (
+from vmcore_dap.dump.values import cexpr
+from vmcore_dap.dump.values.cexpr import (
     Binary,
     Builtin,
     Cast,

@@ -13,12 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from vmcore_dap.dump.opening.debuginfo import (
+    check_vmlinux,
+    find_vmlinux,
+    module_file_index,
+    module_name_of_file,
+)
+from vmcore_dap.dump.opening.elf import file_build_id
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.vmcore_file import (
+    VmcoreFile,
+    describe_dump_level,
+    describe_filtering,
+    inspect_vmcore,
+)
+from vmcore_dap.dump.sources.source_map import SourceMap
 from vmcore_dap.errors import InvalidArguments, UserError
-from vmcore_dap.target.debuginfo import check_vmlinux, find_vmlinux, module_file_index, module_name_of_file
-from vmcore_dap.target.elf import file_build_id
-from vmcore_dap.target.launch_config import LaunchConfig
-from vmcore_dap.target.sources import SourceMap
-from vmcore_dap.target.vmcore_file import VmcoreFile, describe_dump_level, describe_filtering, inspect_vmcore
 
 LS = Path(shutil.which("ls") or "/bin/ls")
 

@@ -21,10 +21,10 @@ from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.channel import Channel
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dap.transport import Transport
+from vmcore_dap.dump.errors import translate_error
 from vmcore_dap.errors import NotAvailable, UserError
 from vmcore_dap.handlers import load_all
 from vmcore_dap.handlers.lifecycle import REFUSED_COMMANDS
-from vmcore_dap.target.errors import translate_error
 
 load_all()
 _release = threading.Event()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import drgn
 import pytest
 
-from vmcore_dap.target import disasm
-from vmcore_dap.target.memory import read_prefix
+from vmcore_dap.dump.disassembly import disasm
+from vmcore_dap.dump.memory.reading import read_prefix
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from vmcore_dap.target.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
 
 REPO = Path(__file__).resolve().parents[2]
 #: Read by the extension only (how to start the adapter, where it logs).

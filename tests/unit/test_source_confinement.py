@@ -2,7 +2,7 @@
 directories (issue 8).
 
 DWARF in a hostile dump's modules names whatever it likes. Through the adapter's own path mapping
-(:class:`vmcore_dap.target.sources.SourceMap`, which stack frames, ``source`` and the language server
+(:class:`vmcore_dap.dump.sources.source_map.SourceMap`, which stack frames, ``source`` and the language server
 all use), a name with ``../``, an absolute name, or a symbolic link must not reach a file outside the
 configured roots, and neither may a ``source`` request's ``path``. A real directory layout in ``tmp_path``: a
 source root, a map target, and a secret file beside them.
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vmcore_dap.dump.sources.source_map import SourceMap, module_source_dirs
 from vmcore_dap.errors import NotAvailable, UserError
 from vmcore_dap.handlers.source import read_source_file
-from vmcore_dap.target.sources import SourceMap, module_source_dirs
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vmcore_dap.target.source_layouts import resolve_in_roots, tree_relative_candidates
+from vmcore_dap.dump.sources.layouts import resolve_in_roots, tree_relative_candidates
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vmcore_dap.dump.sources.source_map import SourceMap
+from vmcore_dap.dump.stacks.frames import StackFrameInfo
 from vmcore_dap.handlers.source import SourceInfo
 from vmcore_dap.handlers.stack import ListingLookup, format_frame
-from vmcore_dap.target.frames import StackFrameInfo
-from vmcore_dap.target.sources import SourceMap
 
 
 def _frame(**fields: object) -> StackFrameInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import drgn
 import pytest
 
-from vmcore_dap.target.symbol_index import UNDECIDED, SymbolIndex
+from vmcore_dap.dump.memory.symbol_index import UNDECIDED, SymbolIndex
 
 pytestmark = pytest.mark.timeout(30)
 

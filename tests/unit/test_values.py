@@ -9,7 +9,7 @@ from __future__ import annotations
 import drgn
 import pytest
 
-from vmcore_dap.target.values import Variable, children, escape_bytes, fault_text, render
+from vmcore_dap.dump.values.render import Variable, children, escape_bytes, fault_text, render
 
 pytestmark = pytest.mark.timeout(30)
 

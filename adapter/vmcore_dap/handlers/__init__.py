@@ -1,6 +1,6 @@
 """DAP request handlers, one module per area; importing this package registers them all.
 
-Each handler parses its arguments, calls :mod:`vmcore_dap.target`, and shapes the response body.
+Each handler parses its arguments, calls :mod:`vmcore_dap.dump`, and shapes the response body.
 Camel-case keys exist only here, at the protocol boundary.
 """
 

@@ -1,12 +1,12 @@
 """The Debug Console: crash commands in the REPL, completions, and the oops shown at the stop.
 
 * :func:`repl_interceptor` is tried by ``evaluate`` (context ``repl``) before drgn Python: a line
-  naming a crash command runs it (:mod:`vmcore_dap.target.crash_commands`) in the context of the
+  naming a crash command runs it (:mod:`vmcore_dap.dump.console.commands`) in the context of the
   task of the request's ``frameId`` (without one, the task of the ``stopped`` event: the crashed
   task, or CPU 0's current task in a dump without a panic) and streams its output as
   ``output`` events, in chunks, cancellable between chunks. ``%py <expr>`` and any other line go to
   drgn Python (the variables handler).
-* ``completions``: command names, flags, symbols, member paths (:mod:`vmcore_dap.target.completions`).
+* ``completions``: command names, flags, symbols, member paths (:mod:`vmcore_dap.dump.console.completions`).
 * :func:`announce_panic_log`: the kernel log's last lines up to the panic, printed right after the
   ``stopped`` event so the console opens on the oops.
 
@@ -35,8 +35,8 @@ from vmcore_dap.handlers.variables import PY_PREFIX, REPL_INTERCEPTORS
 if TYPE_CHECKING:
     # drgn's crash command set and ours take ~0.15 s to import: they load on the first console
     # line, not on the way to the first picture of the crash.
-    from vmcore_dap.target.completions import SymbolIndex
-    from vmcore_dap.target.crash_commands import CrashConsole
+    from vmcore_dap.dump.console.commands import CrashConsole
+    from vmcore_dap.dump.console.completions import SymbolIndex
 
 __all__ = [
     "ConsoleState",
@@ -77,8 +77,8 @@ class ConsoleState:
 
     def console(self, prog: drgn.Program, partial_dump: bool = False) -> CrashConsole:
         if self._console is None or self._console.prog is not prog:
-            from vmcore_dap.target.crash_commands import CrashConsole
-            from vmcore_dap.target.crash_extra import PARTIAL_DUMP_KEY
+            from vmcore_dap.dump.console.commands import CrashConsole
+            from vmcore_dap.dump.console.extra_commands import PARTIAL_DUMP_KEY
 
             self._console = CrashConsole(prog)
             prog.config[PARTIAL_DUMP_KEY] = partial_dump
@@ -86,7 +86,7 @@ class ConsoleState:
 
     def symbols(self, prog: drgn.Program) -> SymbolIndex:
         if self._symbols is None:
-            from vmcore_dap.target.completions import SymbolIndex
+            from vmcore_dap.dump.console.completions import SymbolIndex
 
             self._symbols = SymbolIndex(prog)
         return self._symbols
@@ -140,7 +140,7 @@ def _current_task(session: Session, frame_id: int | None) -> drgn.Object | None:
     """The ``struct task_struct *`` of the frame the request names, else of the stopped thread.
 
     ``None`` (before the stop is announced) leaves the choice to
-    :func:`~vmcore_dap.target.crash_commands.default_context`, which makes the same one.
+    :func:`~vmcore_dap.dump.console.commands.default_context`, which makes the same one.
     """
     from vmcore_dap.handlers.context import dump_state, lookup_frame
 
@@ -204,7 +204,7 @@ def repl_interceptor(session: Session, expression: str, frame_id: int | None) ->
     """
     if split_py_prefix(expression) is not None:
         return None
-    from vmcore_dap.target.crash_commands import is_command_line
+    from vmcore_dap.dump.console.commands import is_command_line
 
     prog = _prog(session)
     if is_command_line(prog, expression):
@@ -224,7 +224,7 @@ def near_command(prog: drgn.Program, line: str) -> str | None:
     """
     from drgn.commands import CommandNotFoundError
 
-    from vmcore_dap.target.crash_commands import command_names, describe_command_error
+    from vmcore_dap.dump.console.commands import command_names, describe_command_error
 
     words = line.split()
     if not words or not words[0].isidentifier() or words[0] in dir(builtins):
@@ -251,7 +251,7 @@ def completions(session: Session, args: Args) -> dict[str, Any]:
         lines = text.split("\n")
         text = lines[min(line_no, len(lines)) - 1]
     column = max(0, min(column, len(text)))
-    from vmcore_dap.target.completions import complete
+    from vmcore_dap.dump.console.completions import complete
 
     prog = _prog(session)
     frame = _current_frame(session, args.opt_integer("frameId"))
@@ -308,7 +308,7 @@ def announce_panic_log(session: Session) -> None:
     # console: its command sets load on the first console line, not on the way to the first picture.
     from drgn.helpers.linux.printk import get_dmesg
 
-    from vmcore_dap.target.errors import translate_error
+    from vmcore_dap.dump.errors import translate_error
 
     try:
         lines = panic_log_lines(get_dmesg(_prog(session)).decode(errors="replace"))

@@ -15,11 +15,11 @@ Public API (stable; variables/evaluate, disassembly and the console build on it)
   ``index`` (row in the presented stack), ``trace_index`` (index in ``trace`` or ``None``),
   ``frame`` (drgn ``StackFrame``, ``None`` for label rows), ``pt_regs`` (a ``struct pt_regs`` for
   interrupt/exception/syscall labels, else ``None``), ``info`` (the row's
-  :class:`~vmcore_dap.target.frames.StackFrameInfo`).
+  :class:`~vmcore_dap.dump.stacks.frames.StackFrameInfo`).
 
-A sleeping task whose kernel stack has the same signature (:func:`~vmcore_dap.target.stack_groups.
+A sleeping task whose kernel stack has the same signature (:func:`~vmcore_dap.dump.stacks.groups.
 stack_signature`) as a task already unwound is presented from that task's rows, with its own bottom
-row (:func:`~vmcore_dap.target.frames.share_stack`); drgn unwinds it only when one of its frames is
+row (:func:`~vmcore_dap.dump.stacks.frames.share_stack`); drgn unwinds it only when one of its frames is
 looked up, so ``lookup_frame`` always answers with the task's own ``frame``/``trace``/``pt_regs``.
 Sending ``stackTrace`` for all 5,000 threads of a dump thus unwinds one task per distinct stack.
 
@@ -37,13 +37,13 @@ import drgn
 
 from vmcore_dap.dap.handles import HandleBlocks
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.kernel.panic import PanicInfo
+from vmcore_dap.dump.kernel.tasks import TaskInfo
+from vmcore_dap.dump.opening.opener import Dump
+from vmcore_dap.dump.sources.source_map import SourceMap
+from vmcore_dap.dump.stacks.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
+from vmcore_dap.dump.stacks.groups import SignatureTable, stack_signature
 from vmcore_dap.errors import StaleReference, UserError
-from vmcore_dap.target.dump import Dump
-from vmcore_dap.target.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
-from vmcore_dap.target.panic import PanicInfo
-from vmcore_dap.target.sources import SourceMap
-from vmcore_dap.target.stack_groups import SignatureTable, stack_signature
-from vmcore_dap.target.tasks import TaskInfo
 
 __all__ = [
     "DumpState",

@@ -15,8 +15,8 @@ import drgn
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.disassembly.disasm import Instruction, disassemble_at
 from vmcore_dap.errors import InvalidArguments
-from vmcore_dap.target.disasm import Instruction, disassemble_at
 
 __all__ = ["parse_memory_reference"]
 

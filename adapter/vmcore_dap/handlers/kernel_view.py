@@ -14,6 +14,11 @@ from typing import Any
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks, format_wait
+from vmcore_dap.dump.report.crash_report import crash_report
+from vmcore_dap.dump.report.summary import Summary, cpu_tasks, summarize
+from vmcore_dap.dump.stacks.frames import StackFrameInfo
+from vmcore_dap.dump.stacks.groups import StackGroups, group_stacks
 from vmcore_dap.errors import InvalidArguments, NotAvailable
 from vmcore_dap.handlers.context import (
     DumpState,
@@ -25,11 +30,6 @@ from vmcore_dap.handlers.context import (
 )
 from vmcore_dap.handlers.source import listing_for_address, source_for_address
 from vmcore_dap.handlers.stack import format_frame
-from vmcore_dap.target.crash_report import crash_report
-from vmcore_dap.target.frames import StackFrameInfo
-from vmcore_dap.target.locks import BlockedTask, blocked_tasks, format_wait
-from vmcore_dap.target.stack_groups import StackGroups, group_stacks
-from vmcore_dap.target.summary import Summary, cpu_tasks, summarize
 
 __all__: list[str] = []
 

@@ -20,15 +20,15 @@ from drgn.helpers.linux.sched import cpu_curr
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.errors import describe_fault
+from vmcore_dap.dump.kernel.modules import module_list_problem
+from vmcore_dap.dump.kernel.panic import panic_info
+from vmcore_dap.dump.kernel.tasks import list_tasks
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.opener import open_dump
+from vmcore_dap.dump.sources.source_map import SourceMap
 from vmcore_dap.errors import UserError
 from vmcore_dap.handlers.context import DumpState, current_dump, dump_state
-from vmcore_dap.target.dump import open_dump
-from vmcore_dap.target.errors import describe_fault
-from vmcore_dap.target.launch_config import LaunchConfig
-from vmcore_dap.target.modules import module_list_problem
-from vmcore_dap.target.panic import panic_info
-from vmcore_dap.target.sources import SourceMap
-from vmcore_dap.target.tasks import list_tasks
 
 __all__ = ["AFTER_STOP"]
 

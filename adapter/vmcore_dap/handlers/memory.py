@@ -13,9 +13,9 @@ from typing import Any
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.memory.reading import read_prefix
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError
 from vmcore_dap.handlers.disassembly import parse_memory_reference
-from vmcore_dap.target.memory import read_prefix
 
 __all__: list[str] = []
 

@@ -19,7 +19,7 @@ import drgn
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
-from vmcore_dap.target.modules import KernelModule, list_modules
+from vmcore_dap.dump.kernel.modules import KernelModule, list_modules
 
 __all__: list[str] = []
 

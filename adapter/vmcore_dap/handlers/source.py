@@ -2,14 +2,15 @@
 
 Other handlers (``stackTrace``, ``disassemble``) call :func:`source_for_address` to get a DAP
 ``Source`` for an instruction: the local file when it exists (the session's
-:class:`~vmcore_dap.target.sources.SourceMap`: ``sourceFileMap``, ``sourceRoot``, then the distribution
-layouts), else a ``sourceReference`` whose content is the function's annotated disassembly, so clicking
-a frame always shows something. ``stackTrace`` calls :func:`listing_for_address` directly for a frame
-whose own file is missing (an inlined callee's file may exist when the frame's does not).
+:class:`~vmcore_dap.dump.sources.source_map.SourceMap`: ``sourceFileMap``, ``sourceRoot``, then the
+distribution layouts), else a ``sourceReference`` whose content is the function's annotated
+disassembly, so clicking a frame always shows something. ``stackTrace`` calls
+:func:`listing_for_address` directly for a frame whose own file is missing (an inlined callee's file
+may exist when the frame's does not).
 
-Only files inside the configured roots are read, here as everywhere (``sourceRoot``, ``sourceFileMap``
-targets, ``debugInfo`` directories: see :mod:`vmcore_dap.target.sources`): a ``source`` request with a
-``path`` goes through the same :class:`~vmcore_dap.target.sources.SourceMap` as the frames, so a client
+Only files inside the configured roots are read, here as everywhere (``sourceRoot``,
+``sourceFileMap`` targets, ``debugInfo`` directories: see :mod:`vmcore_dap.dump.sources.source_map`):
+a ``source`` request with a ``path`` goes through the same ``SourceMap`` as the frames, so a client
 cannot read ``/etc/shadow`` or follow a symbolic link out of a source tree by naming it.
 """
 
@@ -25,10 +26,10 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.disassembly.disasm import function_range
+from vmcore_dap.dump.disassembly.listing import Listing, function_listing
+from vmcore_dap.dump.sources.source_map import OUTSIDE_ROOTS_HINT, SourceMap
 from vmcore_dap.errors import NotAvailable, UserError
-from vmcore_dap.target.disasm import function_range
-from vmcore_dap.target.source_listing import Listing, function_listing
-from vmcore_dap.target.sources import OUTSIDE_ROOTS_HINT, SourceMap
 
 __all__ = [
     "SourceInfo",
@@ -90,7 +91,7 @@ def _state(session: Session) -> _SourceState:
 def resolve_source_path(session: Session, dwarf_path: str) -> str | None:
     """Return the local file for a DWARF file name, or ``None`` when it is not on this machine.
 
-    The session's :class:`~vmcore_dap.target.sources.SourceMap` decides (``sourceFileMap``,
+    The session's :class:`~vmcore_dap.dump.sources.source_map.SourceMap` decides (``sourceFileMap``,
     ``sourceRoot``, the Debian/Ubuntu/RHEL build layouts under it) and caches the answer.
     """
     from vmcore_dap.handlers.context import dump_state

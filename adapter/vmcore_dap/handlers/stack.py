@@ -26,10 +26,10 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dap.transport import EncodedBody, encode_json
+from vmcore_dap.dump.sources.source_map import OUTSIDE_ROOTS_HINT, SourceMap
+from vmcore_dap.dump.stacks.frames import StackFrameInfo
 from vmcore_dap.handlers.context import DumpState, dump_state, frame_ids, task_stack
 from vmcore_dap.handlers.source import SourceInfo, listing_for_address
-from vmcore_dap.target.frames import StackFrameInfo
-from vmcore_dap.target.sources import OUTSIDE_ROOTS_HINT, SourceMap
 
 __all__ = ["INLINE_SUFFIX", "ListingLookup", "format_frame", "frame_listing"]
 

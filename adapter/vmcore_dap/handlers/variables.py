@@ -3,13 +3,13 @@
 Every expandable value gets a number from one session table ``HandleTable("variablesReference")``
 keyed by ``(parent handle, child key)``: expanding the same path twice gives the same number and the
 table does not grow while a user clicks around. The table stores descriptors (a scope of a frame,
-or a :class:`~vmcore_dap.target.values.Variable`); children are computed only when asked.
+or a :class:`~vmcore_dap.dump.values.render.Variable`); children are computed only when asked.
 Formatting (``format.hex``) is applied per request, so it never invalidates a handle. A value read
 from a page an ELF dump left out (makedumpfile -E keeps it only as zeros) is followed by the reason,
 since drgn reads it without a fault and ``0`` alone would look like the kernel's data.
 
 ``evaluate`` takes C for ``hover``, ``watch``, ``variables`` and ``clipboard``
-(:mod:`vmcore_dap.target.cexpr`) and drgn Python for ``repl`` (:mod:`vmcore_dap.target.repl`).
+(:mod:`vmcore_dap.dump.values.cexpr`) and drgn Python for ``repl`` (:mod:`vmcore_dap.dump.console.repl`).
 Before Python, a ``repl`` line is offered to each function of :data:`REPL_INTERCEPTORS` (the crash
 command console registers itself there); a line starting with ``%py`` always goes to Python.
 """
@@ -27,14 +27,14 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.console.repl import PythonRepl
+from vmcore_dap.dump.memory.page_filter import PAGE_SHIFT, zero_filled_reason
+from vmcore_dap.dump.values import cexpr, render, scopes
+from vmcore_dap.dump.values.render import Variable
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError, UserError
-from vmcore_dap.target import cexpr, scopes, values
-from vmcore_dap.target.page_filter import PAGE_SHIFT, zero_filled_reason
-from vmcore_dap.target.repl import PythonRepl
-from vmcore_dap.target.values import Variable
 
 if TYPE_CHECKING:
-    from vmcore_dap.target.scopes import FrameLike
+    from vmcore_dap.dump.values.scopes import FrameLike
 
 __all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX"]
 
@@ -113,7 +113,7 @@ def _with_type(session: Session, body: dict[str, Any], key: str, type_text: str)
 
 
 def _shape(
-    session: Session, parent: int, variable: Variable, rendered: values.Rendered
+    session: Session, parent: int, variable: Variable, rendered: render.Rendered
 ) -> tuple[int, dict[str, Any]]:
     """Common fields of a ``Variable`` and an ``evaluate`` body; returns the reference too."""
     state = session.component(VariablesState)
@@ -133,7 +133,7 @@ def _shape(
 def _zero_fill_note(value: str, obj: drgn.Object) -> str:
     """``value`` with the reason its zeros are not the kernel's data, when ``obj`` lies in a page an
     ELF dump left out (makedumpfile -E: read as zeros, without a fault; see
-    :func:`~vmcore_dap.target.page_filter.zero_filled_reason`)."""
+    :func:`~vmcore_dap.dump.memory.page_filter.zero_filled_reason`)."""
     address = obj.address_
     if address is None:
         return value
@@ -145,10 +145,10 @@ def _zero_fill_note(value: str, obj: drgn.Object) -> str:
 
 
 def _variable_body(
-    session: Session, parent: int, variable: Variable, hex_: bool, rendered: values.Rendered | None = None
+    session: Session, parent: int, variable: Variable, hex_: bool, rendered: render.Rendered | None = None
 ) -> dict[str, Any]:
     if rendered is None:
-        rendered = values.render(variable.obj, hex_=hex_ or variable.always_hex)
+        rendered = render.render(variable.obj, hex_=hex_ or variable.always_hex)
     reference, fields = _shape(session, parent, variable, rendered)
     value = _zero_fill_note(rendered.value, variable.obj)
     body: dict[str, Any] = {"name": variable.name, "value": value, "variablesReference": reference}
@@ -160,7 +160,7 @@ def _variable_body(
     return body
 
 
-def _zero_fill_notes(prog: drgn.Program, page: values.ScalarPage) -> list[str]:
+def _zero_fill_notes(prog: drgn.Program, page: render.ScalarPage) -> list[str]:
     """The page's value texts with :func:`_zero_fill_note` applied, asking once per memory page.
 
     The reason depends only on the page an address lies in, so one question per page gives every
@@ -185,7 +185,7 @@ def _zero_fill_notes(prog: drgn.Program, page: values.ScalarPage) -> list[str]:
 
 
 def _scalar_page_bodies(
-    session: Session, prog: drgn.Program, page: values.ScalarPage
+    session: Session, prog: drgn.Program, page: render.ScalarPage
 ) -> list[dict[str, Any]]:
     """The ``Variable`` bodies of an array page of scalars, field for field and in the same key order
     as :func:`_variable_body` makes them one at a time (none is expandable: ``variablesReference``
@@ -251,16 +251,16 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
         ref = _frame(session, entry.frame_id)
         children = scopes.scope_variables(_prog(session), ref, entry.scope)
         children = children[start : start + count] if count else children[start:]
-        shown: list[tuple[Variable, values.Rendered | None]] = [(child, None) for child in children]
+        shown: list[tuple[Variable, render.Rendered | None]] = [(child, None) for child in children]
     else:
-        page = values.scalar_page(
+        page = render.scalar_page(
             entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
         )
         if page is not None:
             session.check_cancelled()
             return {"variables": _scalar_page_bodies(session, entry.variable.obj.prog_, page)}
         shown = list(
-            values.render_children(
+            render.render_children(
                 entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
             )
         )
@@ -287,7 +287,7 @@ def evaluate_request(session: Session, args: Args) -> dict[str, Any]:
     try:
         obj = cexpr.evaluate(prog, text, scopes.frame_lookup(ref))
     except drgn.FaultError as exc:
-        raise UserError(f"{text}: {values.fault_text(prog, exc.address)[1:-1]}") from None
+        raise UserError(f"{text}: {render.fault_text(prog, exc.address)[1:-1]}") from None
     variable = Variable(text, obj, text)
     return _evaluate_body(session, frame_id, variable, hex_, context)
 
@@ -295,7 +295,7 @@ def evaluate_request(session: Session, args: Args) -> dict[str, Any]:
 def _evaluate_body(
     session: Session, frame_id: int | None, variable: Variable, hex_: bool, context: str
 ) -> dict[str, Any]:
-    rendered = values.render(variable.obj, hex_=hex_)
+    rendered = render.render(variable.obj, hex_=hex_)
     key = f"evaluate:{frame_id}:{variable.expr if variable.expr is not None else id(variable.obj)}"
     reference, fields = _shape(session, 0, Variable(key, variable.obj, variable.expr), rendered)
     result = _zero_fill_note(rendered.value, variable.obj)
@@ -307,7 +307,7 @@ def _evaluate_body(
     return body
 
 
-def _clipboard_text(obj: drgn.Object, rendered: values.Rendered) -> str:
+def _clipboard_text(obj: drgn.Object, rendered: render.Rendered) -> str:
     """The untruncated string for ``char`` arrays and ``char *``; the displayed value otherwise."""
     if not rendered.value.endswith('..."') and not rendered.value.endswith("..."):
         return rendered.value
@@ -319,7 +319,7 @@ def _clipboard_text(obj: drgn.Object, rendered: values.Rendered) -> str:
             data = obj.string_()[:_CLIPBOARD_STRING]
     except (drgn.FaultError, TypeError, ValueError):
         return rendered.value
-    return f'"{values.escape_bytes(data)}"'
+    return f'"{render.escape_bytes(data)}"'
 
 
 def _evaluate_repl(session: Session, expression: str, frame_id: int | None, hex_: bool) -> dict[str, Any]:
@@ -342,7 +342,7 @@ def _evaluate_repl(session: Session, expression: str, frame_id: int | None, hex_
         return {"result": result.text, "variablesReference": 0}
     if result.text:
         session.output(result.text if result.text.endswith("\n") else result.text + "\n")
-    rendered = values.render(result.obj, hex_=hex_)
+    rendered = render.render(result.obj, hex_=hex_)
     # Python state changes between inputs: each result gets its own handle.
     key = f"repl:{next(state.repl_results)}"
     reference, fields = _shape(session, 0, Variable(key, result.obj), rendered)

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import drgn
 
+from vmcore_dap.dump.kernel.panic import panic_info
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.opener import Dump, open_dump
+from vmcore_dap.dump.stacks.frames import unwind_task
 from vmcore_dap.errors import AdapterError
 from vmcore_dap.lsp.ctags import Tag, TagsFile, build_tags
 from vmcore_dap.lsp.paths import PathMapper, code_location
 from vmcore_dap.lsp.stacks import StackIndex, build_stack_index
-from vmcore_dap.target.dump import Dump, open_dump
-from vmcore_dap.target.frames import unwind_task
-from vmcore_dap.target.launch_config import LaunchConfig
-from vmcore_dap.target.panic import panic_info
 
 __all__ = ["DumpSession", "FaultSite"]
 

@@ -15,11 +15,11 @@ import urllib.parse
 
 import drgn
 
+from vmcore_dap.dump.console.extra_commands import format_struct_offsets
+from vmcore_dap.dump.values.render import Variable, children, render
 from vmcore_dap.lsp.dump_session import DumpSession
 from vmcore_dap.lsp.identifiers import Identifier
 from vmcore_dap.lsp.stacks import describe_counts
-from vmcore_dap.target.crash_extra import format_struct_offsets
-from vmcore_dap.target.values import Variable, children, render
 
 __all__ = ["hover_text", "WATCH_COMMAND", "MAX_MEMBERS"]
 

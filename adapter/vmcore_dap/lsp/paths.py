@@ -1,6 +1,6 @@
 """Map DWARF file names to files on this machine and back, as the adapter maps its stack frames.
 
-Forward mapping is the adapter's own :class:`~vmcore_dap.target.sources.SourceMap`
+Forward mapping is the adapter's own :class:`~vmcore_dap.dump.sources.source_map.SourceMap`
 (``sourceFileMap``/``sourceRoot``, then the distribution build layouts under ``sourceRoot``; only files
 inside those roots and the ``debugInfo`` directories), so the editor and the Call Stack always agree on
 which file a DWARF name means. The language server
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import drgn
 
-from vmcore_dap.target.launch_config import LaunchConfig
-from vmcore_dap.target.sources import SourceMap
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.dump.sources.source_map import SourceMap
 
 __all__ = ["PathMapper", "code_location"]
 

@@ -27,6 +27,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from vmcore_dap import __version__
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.errors import AdapterError
 from vmcore_dap.lsp.dump_session import DumpSession
 from vmcore_dap.lsp.features import SHOW_TASKS_COMMAND, code_lenses, diagnostics
@@ -34,7 +35,6 @@ from vmcore_dap.lsp.hover import hover_text
 from vmcore_dap.lsp.identifiers import identifier_at
 from vmcore_dap.lsp.navigation import Definition, find_definitions, search_symbols
 from vmcore_dap.lsp.settings import launch_config_from
-from vmcore_dap.target.launch_config import LaunchConfig
 
 __all__ = ["VmcoreLanguageServer", "server", "main", "LOG_ENV"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vmcore_dap.target.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
 
 __all__ = ["launch_config_from", "NESTING_KEYS"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import drgn
 
-from vmcore_dap.target.tasks import TaskInfo, list_tasks
+from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks
 
 __all__ = [
     "StackRow",

@@ -112,7 +112,7 @@ export function faultRow(summary: SummaryBody): RowText | undefined {
 
 /**
  * Whether a module's `symbolStatus` says its debug info is in use. The adapter's phrases
- * (target/modules.py) are "Symbols loaded", "Symbols not needed", and for the missing cases
+ * (dump/kernel/modules.py) are "Symbols loaded", "Symbols not needed", and for the missing cases
  * "Symbols not found (…)", "Symbols not loaded", "Symbols incomplete (…)".
  */
 export function symbolsOk(status: string | undefined): boolean {

@@ -1,0 +1,49 @@
+"""The namespace console lines run in: drgn's crash-compatible commands overlaid with ours.
+
+Kept apart from :mod:`~vmcore_dap.dump.console.commands` (which runs lines) and
+:mod:`~vmcore_dap.dump.console.extra_commands` (which registers our commands here), so that both
+depend on this module and neither on the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import drgn
+import drgn.commands._crash  # noqa: F401 - registers drgn's crash commands
+from drgn.commands import CommandNotFoundError, command
+from drgn.commands._crash.common import CRASH_COMMAND_NAMESPACE
+
+__all__ = ["VMCORE_CRASH_NAMESPACE", "vmcore_crash_command"]
+
+
+class _VmcoreCrashNamespace(type(CRASH_COMMAND_NAMESPACE)):  # type: ignore[misc]
+    """drgn's crash namespace (same resolution rules: ``!cmd``, ``*``, implicit ``struct``) plus ours.
+
+    Our commands shadow drgn's of the same name (e.g. ``struct`` gains ``-o``); a shadowed drgn
+    command stays reachable as :attr:`drgn_commands`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drgn_commands = CRASH_COMMAND_NAMESPACE._commands
+
+    def lookup(self, prog: drgn.Program, name: str) -> Any:
+        command_obj = self._commands.get(name) or self.drgn_commands.get(name)
+        if command_obj is None or not command_obj.enabled(prog):
+            raise CommandNotFoundError(name)
+        return command_obj
+
+    def enabled(self, prog: drgn.Program) -> Iterable[tuple[str, Any]]:
+        merged = {**self.drgn_commands, **self._commands}
+        return ((name, cmd) for name, cmd in merged.items() if cmd.enabled(prog))
+
+
+#: The namespace console lines run in: drgn's crash commands overlaid with ours.
+VMCORE_CRASH_NAMESPACE = _VmcoreCrashNamespace()
+
+
+def vmcore_crash_command(**kwargs: Any) -> Callable[[Any], Any]:
+    """Register a crash command of ours (same arguments as :func:`drgn.commands.command`)."""
+    return command(namespace=VMCORE_CRASH_NAMESPACE, **kwargs)

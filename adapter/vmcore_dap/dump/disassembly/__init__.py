@@ -1,0 +1,1 @@
+"""Disassembly of dump memory with capstone, and source-interleaved listings."""

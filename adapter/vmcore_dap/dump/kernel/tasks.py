@@ -1,0 +1,328 @@
+"""Every task of the dump, as ``ps`` (and crash's ``ps``) would list it.
+
+drgn's ``prog.threads()`` omits PID 0, but each CPU has its own idle task (``swapper/N``), and a crash
+engineer expects to see them, especially the ones that were running. So the list is: each online
+CPU's idle task (from ``idle_task``), then every task reachable through the PID hash, with its
+``ps`` state letter and, for tasks that were on a CPU when the dump was taken, that CPU.
+
+The PID table is a tree read from the dump; a damaged one can loop. The walk stops at the first task
+seen twice (each task has exactly one PID) or after ``pid_max`` entries, and says so. Names are
+escaped (:func:`~vmcore_dap.dump.values.render.escape_bytes`): a ``comm`` may hold control characters or
+bytes that are not UTF-8.
+
+Reading 5,000 tasks costs what decompressing their pages costs (about 13 µs a task in a compressed
+kdump); on top of that, drgn member access and ``string_()`` cost another 10–15 µs a task. So the
+fields a thread list shows are read as one block per task (:class:`_Layout`: from ``__state`` to
+``comm``) and decoded from bytes; a task whose block is unreadable, or a kernel whose
+``task_struct`` lacks one of those members, takes the member-by-member path (:func:`task_info`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import drgn
+from drgn.helpers.linux.cpumask import for_each_online_cpu
+from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu, task_state_to_char
+
+from vmcore_dap.dump.values.render import escape_bytes
+
+__all__ = ["TaskInfo", "list_tasks", "task_info", "running_tasks"]
+
+_PF_KTHREAD = 0x00200000  # include/linux/sched.h, unchanged since v2.6.
+#: TASK_NOLOAD (include/linux/sched.h, v4.14+): with TASK_UNINTERRUPTIBLE it is TASK_IDLE, shown "I".
+_TASK_NOLOAD = 0x400
+_LAYOUT_KEY = "vmcore_dap_task_layout"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a thread list shows about one task.
+
+    :param task: ``struct task_struct *``.
+    :param cpu: the CPU the task last ran on (``task_cpu``).
+    :param on_cpu: whether it was the current task of ``cpu`` when the dump was taken.
+    """
+
+    task: drgn.Object
+    address: int
+    pid: int
+    tgid: int
+    comm: str
+    state: str
+    cpu: int
+    on_cpu: bool
+    is_idle: bool
+    is_kernel_thread: bool
+    #: ``task->stack`` and ``task->mm`` when they were read with the rest (``None`` if not): a
+    #: task's stack and system-call row need them, once per task of a dump.
+    stack: int | None = None
+    mm: int | None = None
+
+    @property
+    def display_name(self) -> str:
+        """``PID 123 labbug-writer [R] CPU1`` (the CPU only for tasks that were running)."""
+        where = f" CPU{self.cpu}" if self.on_cpu else ""
+        return f"PID {self.pid} {self.comm} [{self.state}]{where}"
+
+
+def running_tasks(prog: drgn.Program) -> dict[int, int]:
+    """Map the address of each CPU's current task to that CPU."""
+    result: dict[int, int] = {}
+    for cpu in for_each_online_cpu(prog):
+        try:
+            result[cpu_curr(prog, cpu).value_()] = cpu
+        except drgn.FaultError:
+            continue
+    return result
+
+
+def task_info(task: drgn.Object, running: dict[int, int], is_idle: bool = False) -> TaskInfo:
+    """Describe one task.
+
+    :param task: ``struct task_struct *``.
+    :param running: :func:`running_tasks`.
+    """
+    address = task.value_()
+    try:
+        comm = escape_bytes(task.comm.string_())
+    except drgn.FaultError:
+        comm = "<unreadable>"
+    try:
+        state = task_state_to_char(task)
+    except drgn.FaultError:
+        state = "?"
+    try:
+        cpu = task_cpu(task)
+    except drgn.FaultError:
+        cpu = -1
+    try:
+        flags = task.flags.value_()
+    except drgn.FaultError:
+        flags = 0
+    on_cpu = address in running
+    if on_cpu:
+        cpu = running[address]
+    return TaskInfo(
+        task=task,
+        address=address,
+        pid=task.pid.value_(),
+        tgid=task.tgid.value_(),
+        comm=comm,
+        state=state,
+        cpu=cpu,
+        on_cpu=on_cpu,
+        is_idle=is_idle,
+        is_kernel_thread=bool(flags & _PF_KTHREAD) or is_idle,
+    )
+
+
+#: ``struct`` codes of unsigned integers by size.
+_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
+#: The integer fields of the block, in the order :attr:`_Layout.fields` unpacks them.
+_INT_FIELDS = ("state", "exit_state", "flags", "pid", "tgid", "cpu", "stack", "mm")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the listed fields of ``struct task_struct`` are, relative to one block read per task.
+
+    :param fields: unpacks :data:`_INT_FIELDS` (unsigned) from the block.
+    :param letters: ``task_state_array``'s letters up to the last reportable state.
+    :param report_mask: TASK_REPORT, derived from ``letters``.
+    """
+
+    start: int
+    size: int
+    fields: struct.Struct
+    order: tuple[int, ...]
+    comm_offset: int
+    comm_size: int
+    letters: str
+    report_mask: int
+
+
+def _state_letters(prog: drgn.Program) -> tuple[str, int]:
+    """``task_state_array`` (fs/proc/array.c) as letters, and TASK_REPORT derived from it.
+
+    The array is indexed by ``fls(state & TASK_REPORT)``; its last entries past TASK_REPORT (``I``,
+    and ``P`` before v4.14) are special cases, so the mask ends at the last of ``RSDTtXZP``.
+    """
+    array = prog["task_state_array"]
+    letters = "".join(chr(prog.read_u8(array[i].value_())) for i in range(len(array)))
+    last = max(i for i, c in enumerate(letters) if c in "RSDTtXZP")
+    return letters[: last + 1], (1 << last) - 1
+
+
+def _layout(prog: drgn.Program) -> _Layout | None:
+    """The block layout for this kernel, or ``None`` to read member by member (cached per program)."""
+    if _LAYOUT_KEY in prog.cache:
+        cached: _Layout | None = prog.cache[_LAYOUT_KEY]
+        return cached
+    layout: _Layout | None = None
+    try:
+        ttype = prog.type("struct task_struct")
+        # task_struct.state became __state in v5.14; the CPU moved between task and thread_info.
+        state = "__state" if ttype.has_member("__state") else "state"
+        cpu = next(
+            (m for m in ("cpu", "thread_info.cpu") if _has_member_path(ttype, m)),
+            None,
+        )
+        if cpu is not None:
+            names = {
+                "state": state,
+                "exit_state": "exit_state",
+                "flags": "flags",
+                "pid": "pid",
+                "tgid": "tgid",
+                "cpu": cpu,
+                "comm": "comm",
+                "stack": "stack",
+                "mm": "mm",
+            }
+            where = {
+                k: (drgn.offsetof(ttype, m), drgn.sizeof(_member_type(ttype, m))) for k, m in names.items()
+            }
+            start = min(o for o, _ in where.values())
+            end = max(o + n for o, n in where.values())
+            platform = prog.platform
+            little = platform is None or bool(platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
+            # One struct format over the integer fields in address order ("x" skips the gaps).
+            by_offset = sorted(_INT_FIELDS, key=lambda k: where[k][0])
+            code, at = "<" if little else ">", start
+            for name in by_offset:
+                offset, size = where[name]
+                if offset < at or size not in _UNSIGNED:
+                    raise ValueError(f"task_struct.{name} overlaps or has an odd size")
+                code += f"{offset - at}x{_UNSIGNED[size]}"
+                at = offset + size
+            letters, mask = _state_letters(prog)
+            layout = _Layout(
+                start=start,
+                size=end - start,
+                fields=struct.Struct(code),
+                order=tuple(by_offset.index(k) for k in _INT_FIELDS),
+                comm_offset=where["comm"][0] - start,
+                comm_size=where["comm"][1],
+                letters=letters,
+                report_mask=mask,
+            )
+    except (LookupError, ValueError, TypeError, drgn.FaultError):
+        layout = None
+    prog.cache[_LAYOUT_KEY] = layout
+    return layout
+
+
+def _has_member_path(ttype: drgn.Type, path: str) -> bool:
+    try:
+        _member_type(ttype, path)
+    except LookupError:
+        return False
+    return True
+
+
+def _member_type(ttype: drgn.Type, path: str) -> drgn.Type:
+    current = ttype
+    for name in path.split("."):
+        current = current.member(name).type
+    return current
+
+
+def _fast_task_info(
+    layout: _Layout, task: drgn.Object, address: int, running: dict[int, int], is_idle: bool
+) -> TaskInfo | None:
+    """:func:`task_info` from one block read; ``None`` when the block is unreadable."""
+    try:
+        data = task.prog_.read(address + layout.start, layout.size)
+    except drgn.FaultError:
+        return None
+    values = layout.fields.unpack_from(data)
+    state, exit_state, flags, pid, tgid, cpu, stack, mm = (values[i] for i in layout.order)
+    comm = data[layout.comm_offset : layout.comm_offset + layout.comm_size].split(b"\0", 1)[0]
+    reported = (state | exit_state) & layout.report_mask
+    letter = layout.letters[reported.bit_length()]
+    if letter == "D" and state & ~reported == _TASK_NOLOAD:
+        letter = "I"
+    on_cpu = address in running
+    return TaskInfo(
+        task=task,
+        address=address,
+        pid=pid,
+        tgid=tgid,
+        comm=escape_bytes(comm),
+        state=letter,
+        cpu=running[address] if on_cpu else cpu,
+        on_cpu=on_cpu,
+        is_idle=is_idle,
+        is_kernel_thread=bool(flags & _PF_KTHREAD) or is_idle,
+        stack=stack,
+        mm=mm,
+    )
+
+
+def _describe(
+    layout: _Layout | None, task: drgn.Object, address: int, running: dict[int, int], is_idle: bool = False
+) -> TaskInfo:
+    if layout is not None:
+        info = _fast_task_info(layout, task, address, running, is_idle)
+        if info is not None:
+            return info
+    return task_info(task, running, is_idle=is_idle)
+
+
+def _pid_limit(prog: drgn.Program) -> int:
+    """More PID-table entries than a sane kernel can hold: ``pid_max`` (default 4,194,304)."""
+    try:
+        return int(prog["pid_max"].value_()) + 1
+    except (LookupError, drgn.FaultError):
+        return 1 << 22
+
+
+def list_tasks(
+    prog: drgn.Program, first: drgn.Object | None = None, problems: list[str] | None = None
+) -> list[TaskInfo]:
+    """List every task: idle tasks by CPU, then the rest by PID; ``first`` (the crashed task) leads.
+
+    :param first: ``struct task_struct *`` to put at the head of the list, or ``None``.
+    :param problems: where to append what is wrong with the dump's PID table, if anything.
+    """
+    running = running_tasks(prog)
+    layout = _layout(prog)
+    tasks: list[TaskInfo] = []
+    seen: set[int] = set()
+    for cpu in for_each_online_cpu(prog):
+        idle = idle_task(prog, cpu)
+        if idle.value_() not in seen:
+            seen.add(idle.value_())
+            tasks.append(_describe(layout, idle, idle.value_(), running, is_idle=True))
+    others = []
+    listed: set[int] = set()
+    limit = _pid_limit(prog)
+    problem = None
+    try:
+        for count, task in enumerate(for_each_task(prog)):
+            address = task.value_()
+            if address in listed:
+                problem = f"task {address:#x} appears twice (a cycle): stopped after {count} entries"
+                break
+            if count >= limit:
+                problem = f"more than pid_max ({limit - 1}) entries: stopped"
+                break
+            listed.add(address)
+            if address not in seen:
+                seen.add(address)
+                others.append(_describe(layout, task, address, running))
+    except drgn.FaultError as exc:
+        if not others:
+            raise
+        problem = f"unreadable at {exc.address:#x} after {len(others)} tasks"
+    if problem is not None and problems is not None:
+        problems.append(f"the kernel's PID table is corrupt: {problem}; the thread list may be incomplete")
+    others.sort(key=lambda t: (t.pid, t.address))
+    tasks.extend(others)
+    if first is not None:
+        address = first.value_()
+        tasks.sort(key=lambda t: t.address != address)  # stable: only moves the crashed task
+    return tasks

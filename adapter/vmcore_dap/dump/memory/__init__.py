@@ -1,0 +1,1 @@
+"""Read dump memory: readable prefixes, why a page is missing, the symbol at an address."""

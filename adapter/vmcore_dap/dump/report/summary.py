@@ -1,0 +1,126 @@
+"""The first screen of a crash: ``sys``'s facts, the panic and oops, the taint, the log's tail, the CPUs.
+
+``sys`` facts come from the console's ``sys`` (drgn's command with crash's DUMPFILE, MEMORY and PANIC
+rules), so the Kernel view, the console and crash say the same thing. Per-CPU current tasks come
+from each online CPU's runqueue (``cpu_curr``), with the function each was in (the top frame of its
+normalised stack: for the crashed CPU the faulting function, not the panic path).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import drgn
+from drgn.helpers.linux.cpumask import for_each_online_cpu
+from drgn.helpers.linux.printk import get_printk_records
+from drgn.helpers.linux.sched import cpu_curr, task_state_to_char
+
+from vmcore_dap.dump.kernel.panic import PanicInfo
+from vmcore_dap.dump.stacks.groups import USER_MODE, task_frames
+
+__all__ = ["CpuTask", "Summary", "cpu_tasks", "log_tail", "summarize", "sys_facts"]
+
+_SYS_LINE = re.compile(r"^\s*(?P<key>[A-Z][A-Z ]*[A-Z]): (?P<value>.*)$")
+
+
+@dataclass(frozen=True)
+class CpuTask:
+    """The task that was current on one CPU when the dump was taken.
+
+    :param task: ``struct task_struct *``.
+    :param function: top function of its normalised stack, ``"<user mode>"`` for a task running in
+        user space, ``None`` if it cannot be unwound.
+    """
+
+    cpu: int
+    task: drgn.Object
+    pid: int
+    comm: str
+    state: str
+    is_idle: bool
+    function: str | None
+
+
+@dataclass
+class Summary:
+    """Everything the Kernel view's first rows and the crash report show.
+
+    :param facts: ``sys``'s ``(FIELD, value)`` pairs in its order.
+    """
+
+    facts: list[tuple[str, str]]
+    panic: PanicInfo
+    cpus: list[CpuTask]
+    log_tail: list[str] = field(default_factory=list)
+
+
+def sys_facts(prog: drgn.Program) -> list[tuple[str, str]]:
+    """Run ``sys`` and split it into ``(FIELD, value)`` pairs (continuation lines joined)."""
+    from vmcore_dap.dump.console.commands import CrashConsole  # the command set loads on first use
+
+    text = CrashConsole(prog).run_checked("sys")
+    facts: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        m = _SYS_LINE.match(line)
+        if m:
+            facts.append((m["key"].strip(), m["value"].strip()))
+        elif line.strip() and facts:
+            key, value = facts[-1]
+            facts[-1] = (key, f"{value} {line.strip()}")
+    return facts
+
+
+def _in_user_mode(prog: drgn.Program, task: drgn.Object) -> bool:
+    try:
+        return all(frame.pc < 1 << 63 for frame in prog.stack_trace(task))
+    except (drgn.FaultError, ValueError, LookupError):
+        return False
+
+
+def cpu_tasks(prog: drgn.Program) -> list[CpuTask]:
+    """The current task of each online CPU, with the function it was in."""
+    result = []
+    for cpu in for_each_online_cpu(prog):
+        try:
+            task = cpu_curr(prog, cpu)
+            pid = task.pid.value_()
+            comm = task.comm.string_().decode("utf-8", "replace")
+            state = task_state_to_char(task)
+        except drgn.FaultError:
+            continue
+        frames = task_frames(prog, task)
+        function = frames[0].function if frames else None
+        if not frames and _in_user_mode(prog, task):
+            function = USER_MODE
+        result.append(
+            CpuTask(
+                cpu=cpu,
+                task=task,
+                pid=pid,
+                comm=comm,
+                state=state,
+                is_idle=pid == 0,
+                function=function,
+            )
+        )
+    return result
+
+
+def log_tail(prog: drgn.Program, count: int = 40) -> list[str]:
+    """The last ``count`` lines of the kernel log, with ``[seconds.micros]`` timestamps like ``log``."""
+    try:
+        records = get_printk_records(prog)
+    except (drgn.FaultError, LookupError, ValueError):
+        return []
+    lines: list[str] = []
+    for record in records[-count:]:
+        stamp = f"[{record.timestamp // 1_000_000_000:5d}.{record.timestamp % 1_000_000_000 // 1000:06d}]"
+        for text in record.text.decode("utf-8", "replace").split("\n"):
+            lines.append(f"{stamp} {text}")
+    return lines[-count:]
+
+
+def summarize(prog: drgn.Program, panic: PanicInfo, tail: int = 40) -> Summary:
+    """Collect the summary (``sys`` runs drgn's commands: call on the drgn thread)."""
+    return Summary(facts=sys_facts(prog), panic=panic, cpus=cpu_tasks(prog), log_tail=log_tail(prog, tail))

@@ -1,0 +1,1 @@
+"""Map DWARF file names to files on this machine (sourceRoot, sourceFileMap, distribution layouts)."""

@@ -1,0 +1,707 @@
+"""A task's call stack as a person reads it: drgn's unwinding plus the boundaries drgn leaves implicit.
+
+drgn gives a list of frames. What a kernel engineer wants to see on top of that:
+
+* interrupt and exception boundaries as *label* frames, each carrying the saved ``struct pt_regs``
+  (found in memory by matching the interrupted frame's ``ip`` and ``sp``);
+* when the unwinding starts inside the panic/kexec path or an NMI handler (the dump was taken from
+  there), those frames marked *subtle* and the frame that actually faulted marked as the focus;
+* at the bottom, how the task got into the kernel: a label naming the system call with its
+  arguments, ``write(fd=3, buf=0x7ffd…, count=64)``, from the user ``pt_regs`` at the top of the
+  kernel stack; a task that was running in user mode shows its user RIP.
+
+Nothing here formats for a protocol; :class:`StackFrameInfo` is plain data.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+import drgn
+
+from vmcore_dap.dump.kernel.tasks import TaskInfo
+
+__all__ = [
+    "StackFrameInfo",
+    "TaskStack",
+    "unwind_task",
+    "present_trace",
+    "share_stack",
+    "DUMP_PATH_FUNCTIONS",
+    "syscall_name",
+]
+
+log = logging.getLogger(__name__)
+
+#: Functions that run only because the kernel is dying or being dumped: panic, oops, kexec, and the
+#: NMI that stops the other CPUs. Frames in them above the real fault are shown subtle.
+DUMP_PATH_FUNCTIONS = frozenset(
+    {
+        "crash_setup_regs",
+        "__crash_kexec",
+        "crash_kexec",
+        "machine_kexec",
+        "machine_crash_shutdown",
+        "native_machine_crash_shutdown",
+        "crash_save_cpu",
+        "panic",
+        "vpanic",
+        "nmi_panic",
+        "oops_end",
+        "__die",
+        "__die_body",
+        "die",
+        "die_addr",
+        "do_trap",
+        "do_error_trap",
+        "handle_bug",
+        "report_bug",
+        "page_fault_oops",
+        "kernelmode_fixup_or_oops",
+        "__bad_area_nosemaphore",
+        "bad_area_nosemaphore",
+        "no_context",
+        "do_user_addr_fault",
+        "handle_page_fault",
+        "make_task_dead",
+        "rewind_stack_and_make_dead",
+        "crash_nmi_callback",
+        "nmi_handle",
+        "default_do_nmi",
+        "nmi_cpu_backtrace",
+        "nmi_trigger_cpumask_backtrace",
+        "panic_smp_self_stop",
+        "smp_send_stop",
+        "native_stop_other_cpus",
+        "stop_this_cpu",
+    }
+)
+
+# asm entry stubs (arch/x86/include/asm/idtentry.h) name the boundary they implement.
+_ENTRY_NAMES = {
+    "page_fault": "page fault",
+    "invalid_op": "invalid opcode (BUG/WARN)",
+    "general_protection": "general protection fault",
+    "divide_error": "divide error",
+    "int3": "breakpoint",
+    "debug": "debug exception",
+    "double_fault": "double fault",
+    "nmi": "NMI",
+    "machine_check": "machine check",
+    "stack_segment": "stack segment fault",
+    "segment_not_present": "segment not present",
+    "alignment_check": "alignment check",
+    "coprocessor_error": "x87 FPU error",
+    "simd_coprocessor_error": "SIMD FPU error",
+    "control_protection": "control protection fault",
+}
+
+_PT_REGS_FROM_DRGN = {
+    "r15": "r15",
+    "r14": "r14",
+    "r13": "r13",
+    "r12": "r12",
+    "bp": "rbp",
+    "bx": "rbx",
+    "r11": "r11",
+    "r10": "r10",
+    "r9": "r9",
+    "r8": "r8",
+    "ax": "rax",
+    "cx": "rcx",
+    "dx": "rdx",
+    "si": "rsi",
+    "di": "rdi",
+    "ip": "rip",
+    "cs": "cs",
+    "flags": "rflags",
+    "sp": "rsp",
+    "ss": "ss",
+}
+
+_SYSCALL_ARG_REGS = ("di", "si", "dx", "r10", "r8", "r9")  # x86-64 syscall ABI
+_SYSCALL_ENTRIES = ("entry_SYSCALL_64", "entry_SYSCALL_64_after_hwframe", "do_syscall_64")
+_USER_TOP = 1 << 47  # x86-64: user addresses are below the canonical hole (4-level paging)
+
+
+@dataclass
+class StackFrameInfo:
+    """One row of a call stack.
+
+    :param kind: ``"code"`` for a function frame, ``"label"`` for a boundary (interrupt, exception,
+        system call, user mode, unwinding stopped).
+    :param trace_index: index in drgn's :class:`~drgn.StackTrace`, ``None`` for labels.
+    :param pt_regs: for labels of interrupts, exceptions and system calls: the saved registers as a
+        ``struct pt_regs`` (an lvalue when found in memory, else a value rebuilt from the unwound
+        registers).
+    :param source_file: the file as DWARF names it (map it with
+        :mod:`~vmcore_dap.dump.sources.source_map`), or ``None``.
+    :param symbol_offset: ``function+0xoff`` from the symbol table, for frames without source.
+    """
+
+    kind: str
+    name: str
+    pc: int | None = None
+    trace_index: int | None = None
+    frame: drgn.StackFrame | None = None
+    function: str | None = None
+    symbol_offset: str | None = None
+    is_inline: bool = False
+    interrupted: bool = False
+    source_file: str | None = None
+    line: int = 0
+    column: int = 0
+    module: str | None = None
+    subtle: bool = False
+    pt_regs: drgn.Object | None = None
+
+
+@dataclass
+class TaskStack:
+    """The presented stack of one task.
+
+    :param focus: index in :attr:`frames` of the frame a debugger should select (the faulting frame
+        when the unwinding started in the panic path).
+    :param error: why unwinding stopped early, if it did.
+    """
+
+    trace: drgn.StackTrace | None
+    frames: list[StackFrameInfo] = field(default_factory=list)
+    focus: int = 0
+    error: str | None = None
+    #: How the bottom of the stack was formed, so :func:`share_stack` can redo just that for another
+    #: task: ``("entry", fn)`` the last row is ``_entry_label(task, fn)``; ``("probe", fn)`` that
+    #: call gave nothing; ``None`` anything else (user-mode label, unwinding stopped): not shareable.
+    tail: tuple[str, str | None] | None = None
+    #: Whether the rows were copied from another task's stack with the same stack signature: then
+    #: :attr:`trace` is ``None`` and the rows' ``frame``/``pt_regs`` are ``None`` (unwind the task
+    #: itself for those).
+    shared: bool = False
+    #: The rows other tasks reuse (without drgn ``frame``/``pt_regs``, bottom row excluded), built
+    #: once by :func:`share_stack`: copying them per task was a quarter of its cost on 5,000 tasks.
+    shareable_rows: list[StackFrameInfo] | None = None
+
+
+def _kallsyms(prog: drgn.Program) -> drgn.SymbolIndex | None:
+    """The kernel's own symbol table, loaded once per program (about 0.2 s) and only when needed."""
+    if "vmcore_dap_kallsyms" not in prog.cache:
+        from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+        try:
+            prog.cache["vmcore_dap_kallsyms"] = load_vmlinux_kallsyms(prog)
+        except Exception:  # noqa: BLE001 - ELF symbols are the fallback
+            log.warning("cannot load the kernel's kallsyms", exc_info=True)
+            prog.cache["vmcore_dap_kallsyms"] = None
+    index: drgn.SymbolIndex | None = prog.cache["vmcore_dap_kallsyms"]
+    return index
+
+
+def _symbol_offset(
+    prog: drgn.Program, pc: int, nearest: bool = False, lookup_pc: int | None = None
+) -> tuple[str | None, str | None]:
+    """Return ``(symbol name, "name+0xoff")`` for ``pc``, or ``(None, None)``.
+
+    :param lookup_pc: the address to find the symbol by, when it differs from ``pc`` (a return
+        address can be just past the end of a ``noreturn`` caller).
+
+    :param nearest: name assembly code the way the kernel's own backtraces do (kallsyms: the
+        nearest preceding symbol, e.g. ``entry_SYSCALL_64_after_hwframe`` rather than the sized ELF
+        symbol ``entry_SYSCALL_64`` that contains it).
+
+    Answers are cached per program: ``prog.symbol()`` costs about 0.7 ms here, and the tasks of a
+    dump share most of their return addresses (``__schedule``, ``schedule``…), so without the cache
+    symbol lookups were 85% of unwinding every task of a 5,000-task dump.
+    """
+    cache: dict[tuple[int, bool, int | None], tuple[str | None, str | None]] = prog.cache.setdefault(
+        "vmcore_dap_symbol_offsets", {}
+    )
+    key = (pc, nearest, lookup_pc)
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = _lookup_symbol_offset(prog, pc, nearest, lookup_pc)
+    return hit
+
+
+def _lookup_symbol_offset(
+    prog: drgn.Program, pc: int, nearest: bool, lookup_pc: int | None
+) -> tuple[str | None, str | None]:
+    symbol: drgn.Symbol | None = None
+    if nearest:
+        index = _kallsyms(prog)
+        if index is not None:
+            found = index(prog, None, pc if lookup_pc is None else lookup_pc, True)
+            symbol = found[0] if found else None
+    if symbol is None:
+        try:
+            symbol = prog.symbol(pc if lookup_pc is None else lookup_pc)
+        except LookupError:
+            return None, None
+    return symbol.name, f"{symbol.name}+{pc - symbol.address:#x}"
+
+
+def _module_name(prog: drgn.Program, pc: int) -> str | None:
+    try:
+        return prog.module(pc).name
+    except LookupError:
+        return None
+
+
+def _code_frame(prog: drgn.Program, index: int, frame: drgn.StackFrame) -> StackFrameInfo:
+    pc = frame.pc
+    function = frame.function_name
+    lookup_pc = pc if frame.interrupted else pc - 1
+    symbol_name, symbol_offset = (
+        _symbol_offset(prog, pc, nearest=function is None, lookup_pc=lookup_pc)
+        if not frame.is_inline
+        else (None, None)
+    )
+    name = function or symbol_name or f"{pc:#x}"
+    info = StackFrameInfo(
+        kind="code",
+        name=name,
+        pc=pc,
+        trace_index=index,
+        frame=frame,
+        function=function or symbol_name,
+        symbol_offset=symbol_offset,
+        is_inline=frame.is_inline,
+        interrupted=frame.interrupted,
+        module=_module_name(prog, pc),
+    )
+    try:
+        location = frame.source()
+    except LookupError:
+        location = None
+    if location is not None and location.filename:
+        info.source_file = location.filename
+        info.line = location.line
+        info.column = location.column
+    elif not frame.is_inline:
+        info.name = symbol_offset or name
+        info.subtle = True
+    return info
+
+
+def _boundary_name(entry_function: str | None) -> str:
+    """Name the boundary implemented by an asm entry stub, e.g. ``asm_exc_page_fault``."""
+    if not entry_function:
+        return "interrupt or exception"
+    name = entry_function
+    if name.startswith("asm_exc_"):
+        kind = name[len("asm_exc_") :]
+        return f"exception: {_ENTRY_NAMES.get(kind, kind.replace('_', ' '))}"
+    if name.startswith("asm_sysvec_"):
+        return f"interrupt: {name[len('asm_sysvec_') :].replace('_', ' ')}"
+    if name in ("asm_common_interrupt", "common_interrupt", "asm_spurious_interrupt"):
+        return "interrupt: device IRQ"
+    if "nmi" in name:
+        return "NMI"
+    return f"interrupted ({name})"
+
+
+def _pt_regs_type(prog: drgn.Program) -> drgn.Type | None:
+    """``struct pt_regs``, looked up once per program (``prog.type`` costs ~0.1 ms, twice a task)."""
+    cache = prog.cache
+    if "vmcore_dap_pt_regs_type" not in cache:
+        try:
+            cache["vmcore_dap_pt_regs_type"] = prog.type("struct pt_regs")
+        except LookupError:
+            cache["vmcore_dap_pt_regs_type"] = None
+    ptype: drgn.Type | None = cache["vmcore_dap_pt_regs_type"]
+    return ptype
+
+
+def _thread_size(prog: drgn.Program) -> int:
+    """THREAD_SIZE: ``sizeof(union thread_union)`` (16 KiB on x86-64 when the type is missing)."""
+    size: int | None = prog.cache.get("vmcore_dap_thread_size")
+    if size is None:
+        try:
+            size = drgn.sizeof(prog.type("union thread_union"))
+        except LookupError:
+            size = 16384
+        prog.cache["vmcore_dap_thread_size"] = size
+    return size
+
+
+def _read_readable(prog: drgn.Program, start: int, length: int) -> bytes:
+    """Read up to ``length`` bytes from ``start``, page by page, stopping at the first unreadable page.
+
+    A stack ends at a page boundary with nothing mapped above it: the IRQ stack's ``pt_regs`` of an
+    exception taken in interrupt context lies within a few hundred bytes of its top, so a window
+    read in one piece would fault and lose the block (seen on the irq-oops sample).
+    """
+    data = b""
+    address, end = start, start + length
+    while address < end:
+        chunk_end = min(end, (address | 0xFFF) + 1)
+        try:
+            data += prog.read(address, chunk_end - address)
+        except drgn.FaultError:
+            break
+        address = chunk_end
+    return data
+
+
+def _find_pt_regs(prog: drgn.Program, near_sp: int, regs: dict[str, int]) -> drgn.Object | None:
+    """Find the ``struct pt_regs`` saved on the stack near ``near_sp`` whose ip and sp match ``regs``.
+
+    The entry stub passes its stack pointer as the ``pt_regs *`` argument, so the block is normally
+    right at ``near_sp``; a small window is scanned to survive a few pushed words.
+    """
+    ptype = _pt_regs_type(prog)
+    if ptype is None or "rip" not in regs or "rsp" not in regs:
+        return None
+    off_ip, off_sp = drgn.offsetof(ptype, "ip"), drgn.offsetof(ptype, "sp")
+    start = max(near_sp - 128, 0) & ~7
+    data = _read_readable(prog, start, 1024)
+    if not data:
+        start = near_sp & ~7
+        data = _read_readable(prog, start, 512)
+    want_ip = regs["rip"].to_bytes(8, "little")
+    want_sp = regs["rsp"].to_bytes(8, "little")
+    size = drgn.sizeof(ptype)
+    for base in range(0, len(data) - size + 1, 8):
+        if (
+            data[base + off_ip : base + off_ip + 8] == want_ip
+            and data[base + off_sp : base + off_sp + 8] == want_sp
+        ):
+            return drgn.Object(prog, ptype, address=start + base)
+    return None
+
+
+def _regs_value(prog: drgn.Program, regs: dict[str, int]) -> drgn.Object | None:
+    """Rebuild a ``struct pt_regs`` value from unwound registers (when none is found in memory)."""
+    ptype = _pt_regs_type(prog)
+    if ptype is None:
+        return None
+    value = {field: regs[reg] for field, reg in _PT_REGS_FROM_DRGN.items() if reg in regs}
+    members = {member.name for member in ptype.members or () if member.name}
+    try:
+        return drgn.Object(prog, ptype, value={k: v for k, v in value.items() if k in members})
+    except (TypeError, ValueError, LookupError):
+        return None
+
+
+def _function_of(frame: StackFrameInfo) -> str | None:
+    return frame.function
+
+
+def _mark_dump_path(stack: TaskStack) -> None:
+    """Make frames of the panic/kexec/NMI path subtle and focus the frame that faulted.
+
+    Applies only when the unwinding *starts* in that path. With an interrupt/exception boundary
+    below, everything above the boundary is the dying kernel's own work and the interrupted frame is
+    the fault; without one (``panic()`` called directly, as sysrq-c does), the leading run of
+    dump-path functions is subtle and the caller of ``panic`` is the focus.
+    """
+    frames = stack.frames
+    code = [f for f in frames if f.kind == "code"]
+    if not code or _function_of(code[0]) not in DUMP_PATH_FUNCTIONS:
+        return
+    boundary = next((i for i, f in enumerate(frames) if f.kind == "label" and f.pt_regs is not None), None)
+    if boundary is None:
+        boundary = next((i for i, f in enumerate(frames) if f.kind == "label" and i > 0), None)
+    if boundary is not None and boundary + 1 < len(frames):
+        for f in frames[:boundary]:
+            f.subtle = True
+        stack.focus = boundary + 1
+        return
+    end = 0
+    while (
+        end < len(frames) and frames[end].kind == "code" and _function_of(frames[end]) in DUMP_PATH_FUNCTIONS
+    ):
+        frames[end].subtle = True
+        end += 1
+    if end < len(frames):
+        stack.focus = end
+
+
+def syscall_name(prog: drgn.Program, nr: int) -> str | None:
+    """Return the name of system call ``nr`` from the kernel's ``sys_call_table`` (``write``)."""
+    cache: dict[int, str | None] = prog.cache.setdefault("vmcore_dap_syscall_names", {})
+    if nr in cache:
+        return cache[nr]
+    name: str | None = None
+    try:
+        table = prog["sys_call_table"]
+        length = len(table)
+        if 0 <= nr < length:
+            address = table[nr].value_()
+            symbol = prog.symbol(address).name
+            name = re.sub(r"^(__x64_sys_|__ia32_sys_|__se_sys_|__do_sys_|sys_)", "", symbol)
+            if name == "ni_syscall":
+                name = None
+    except (LookupError, drgn.FaultError, TypeError):
+        name = None
+    cache[nr] = name
+    return name
+
+
+def _syscall_parameters(prog: drgn.Program, name: str) -> list[tuple[str, drgn.Type]] | None:
+    """Return the declared parameters of a system call from its ``SYSCALL_DEFINE`` helpers' DWARF."""
+    cache: dict[str, list[tuple[str, drgn.Type]] | None] = prog.cache.setdefault(
+        "vmcore_dap_syscall_params", {}
+    )
+    if name in cache:
+        return cache[name]
+    params: list[tuple[str, drgn.Type]] | None = None
+    for candidate in (f"__do_sys_{name}", f"__se_sys_{name}", f"ksys_{name}"):
+        try:
+            function = prog.function(candidate)
+        except (LookupError, ValueError):
+            continue
+        ftype = function.type_
+        if ftype.kind == drgn.TypeKind.FUNCTION:
+            params = [(p.name or f"arg{i}", p.type) for i, p in enumerate(ftype.parameters)]
+            break
+    cache[name] = params
+    return params
+
+
+#: How to show a system call argument: ``None`` for hex, else ``(bits, signed)`` for a decimal.
+ArgumentFormat = tuple[int, bool] | None
+
+
+def _argument_format(ptype: drgn.Type | None) -> ArgumentFormat:
+    """Decide once per parameter type how its values are shown (pointers and others in hex)."""
+    if ptype is None:
+        return None
+    underlying = ptype
+    while underlying.kind == drgn.TypeKind.TYPEDEF:
+        underlying = underlying.type
+    if underlying.kind not in (drgn.TypeKind.INT, drgn.TypeKind.ENUM, drgn.TypeKind.BOOL):
+        return None
+    signed = bool(getattr(underlying, "is_signed", False))
+    if underlying.kind == drgn.TypeKind.ENUM and underlying.type is not None:
+        signed = bool(underlying.type.is_signed)
+    return 8 * drgn.sizeof(ptype), signed
+
+
+def _format_argument(form: ArgumentFormat, raw: int) -> str:
+    if form is None:
+        return f"{raw:#x}"
+    bits, signed = form
+    value = raw & ((1 << bits) - 1)
+    if signed and value >> (bits - 1):
+        value -= 1 << bits
+    return str(value)
+
+
+def _syscall_argument_formats(prog: drgn.Program, name: str) -> list[tuple[str, ArgumentFormat]] | None:
+    """:func:`_syscall_parameters` with each parameter's :data:`ArgumentFormat` (cached per program)."""
+    cache: dict[str, list[tuple[str, ArgumentFormat]] | None] = prog.cache.setdefault(
+        "vmcore_dap_syscall_formats", {}
+    )
+    if name not in cache:
+        params = _syscall_parameters(prog, name)
+        cache[name] = None if params is None else [(p, _argument_format(t)) for p, t in params[:6]]
+    return cache[name]
+
+
+def _task_pt_regs(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> drgn.Object | None:
+    """``task_pt_regs(task)``: the user registers saved at the top of the kernel stack (x86-64).
+
+    :param stack: ``task->stack`` when already known.
+    """
+    ptype = _pt_regs_type(prog)
+    if ptype is None:
+        return None
+    thread_size = _thread_size(prog)
+    # TOP_OF_KERNEL_STACK_PADDING is 0 on x86-64 (arch/x86/include/asm/thread_info.h).
+    if stack is None:
+        stack = task.stack.value_()
+    if not stack:
+        return None
+    return drgn.Object(prog, ptype, address=stack + thread_size - drgn.sizeof(ptype))
+
+
+#: The ``struct pt_regs`` members :func:`_entry_label` reads.
+_ENTRY_REGISTERS = ("cs", "ip", "orig_ax", *_SYSCALL_ARG_REGS)
+
+
+def _read_registers(prog: drgn.Program, regs: drgn.Object) -> dict[str, int] | None:
+    """The members :data:`_ENTRY_REGISTERS` of a ``struct pt_regs`` object, read in one go.
+
+    One read and a few slices instead of a drgn member access each: every task's bottom row
+    (system call and arguments) needs them, thousands of times for ``stackTrace`` of every thread.
+
+    :raises drgn.FaultError: when the registers are not in the dump.
+    """
+    cache = prog.cache
+    if "vmcore_dap_entry_register_offsets" not in cache:
+        try:
+            offsets = {name: drgn.offsetof(regs.type_, name) for name in _ENTRY_REGISTERS}
+        except LookupError:
+            offsets = None
+        cache["vmcore_dap_entry_register_offsets"] = offsets
+    layout: dict[str, int] | None = cache["vmcore_dap_entry_register_offsets"]
+    if layout is None:
+        return None
+    data = prog.read(regs.address_, drgn.sizeof(regs.type_))
+    return {name: int.from_bytes(data[offset : offset + 8], "little") for name, offset in layout.items()}
+
+
+def _user_task_stack(task: drgn.Object, known: TaskInfo | None) -> int | None:
+    """``task->stack`` of a task with user memory; ``None`` for kernel threads (and tasks without).
+
+    :param known: the task's thread-list entry, which usually read these fields already.
+    """
+    if known is not None and known.stack is not None and known.mm is not None:
+        return None if known.is_kernel_thread or not known.mm else known.stack
+    if task.flags.value_() & 0x00200000 or not task.mm.value_():  # PF_KTHREAD, or no user memory
+        return None
+    stack: int = task.stack.value_()
+    return stack
+
+
+def _entry_label(
+    prog: drgn.Program, task: drgn.Object, last_function: str | None, known: TaskInfo | None = None
+) -> StackFrameInfo | None:
+    """Describe how a user task entered the kernel: the system call and its arguments."""
+    try:
+        stack = _user_task_stack(task, known)
+        if stack is None:
+            return None
+        regs = _task_pt_regs(prog, task, stack)
+        if regs is None:
+            return None
+        saved = _read_registers(prog, regs)
+        if saved is None or (saved["cs"] & 3) != 3:
+            return None
+        user_ip = saved["ip"]
+        nr = saved["orig_ax"]
+        if nr >= 1 << 63:
+            nr -= 1 << 64
+    except drgn.FaultError:
+        return None
+    if nr < 0 or (last_function is not None and last_function not in _SYSCALL_ENTRIES and nr > 1024):
+        return StackFrameInfo(
+            kind="label",
+            name=f"── entered from user mode at {user_ip:#x} (interrupt or exception) ──",
+            pc=user_ip,
+            pt_regs=regs,
+        )
+    name = syscall_name(prog, nr) or f"syscall_{nr}"
+    params = _syscall_argument_formats(prog, name) if not name.startswith("syscall_") else None
+    values = [saved[reg] for reg in _SYSCALL_ARG_REGS]
+    if params is None:
+        args = ", ".join(f"{v:#x}" for v in values[:3]) + ", …"
+    else:
+        args = ", ".join(
+            f"{pname}={_format_argument(form, value)}"
+            for (pname, form), value in zip(params, values, strict=False)
+        )
+    return StackFrameInfo(
+        kind="label",
+        name=f"{name}({args})",
+        pc=user_ip,
+        pt_regs=regs,
+    )
+
+
+def _user_mode_label(pc: int) -> StackFrameInfo:
+    return StackFrameInfo(kind="label", name=f"── user mode at {pc:#x} ──", pc=pc)
+
+
+def unwind_task(prog: drgn.Program, task: drgn.Object) -> TaskStack:
+    """Build the presented stack of ``task`` (``struct task_struct *``)."""
+    try:
+        trace = prog.stack_trace(task)
+    except (drgn.FaultError, ValueError, LookupError) as exc:
+        stack = TaskStack(trace=None, error=str(exc))
+        stack.frames.append(StackFrameInfo(kind="label", name=f"── cannot unwind this task: {exc} ──"))
+        return stack
+    return present_trace(prog, trace, task)
+
+
+def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object) -> TaskStack:
+    """Build the presented stack from a drgn trace of ``task`` (from the task, or from saved registers)."""
+    stack = TaskStack(trace=trace)
+    frames = stack.frames
+    previous: drgn.StackFrame | None = None
+    previous_function: str | None = None
+    trace_frames: Iterable[drgn.StackFrame] = trace
+    count = 0
+    try:
+        for index, frame in enumerate(trace_frames):
+            count += 1
+            starts_physical = previous is None or not previous.is_inline
+            if frame.pc < _USER_TOP:
+                # drgn unwinds through the entry code into user space: say how the task got in.
+                entry = None
+                if previous_function in _SYSCALL_ENTRIES:
+                    entry = _entry_label(prog, task, previous_function)
+                if entry is not None:
+                    stack.tail = ("entry", previous_function)
+                frames.append(entry or _user_mode_label(frame.pc))
+                break
+            if index > 0 and frame.interrupted and starts_physical:
+                try:
+                    regs = frame.registers()
+                except (LookupError, ValueError):
+                    regs = {}
+                near = previous.sp if previous is not None else regs.get("rsp", 0)
+                pt_regs = _find_pt_regs(prog, near, regs)
+                if pt_regs is None:  # drgn Objects have no truth value
+                    pt_regs = _regs_value(prog, regs)
+                frames.append(
+                    StackFrameInfo(
+                        kind="label",
+                        name=f"── {_boundary_name(previous_function)} ──",
+                        pc=frame.pc,
+                        pt_regs=pt_regs,
+                    )
+                )
+            info = _code_frame(prog, index, frame)
+            frames.append(info)
+            previous = frame
+            if not frame.is_inline:
+                previous_function = info.function
+    except (drgn.FaultError, ValueError) as exc:
+        stack.error = str(exc)
+        frames.append(StackFrameInfo(kind="label", name=f"── unwinding stopped: {exc} ──"))
+    last_function = next((f.function for f in reversed(frames) if f.kind == "code"), None)
+    if not frames or frames[-1].kind != "label":
+        entry = _entry_label(prog, task, last_function)
+        stack.tail = ("probe" if entry is None else "entry", last_function)
+        if entry is not None:
+            frames.append(entry)
+    _mark_dump_path(stack)
+    log.debug("unwound task %#x: %d drgn frames, %d shown", task.value_(), count, len(frames))
+    return stack
+
+
+def share_stack(
+    prog: drgn.Program, representative: TaskStack, task: drgn.Object, known: TaskInfo | None = None
+) -> TaskStack | None:
+    """Present ``task``'s stack from the stack of a task with the same stack signature.
+
+    Equal signatures give equal unwound frames (:mod:`~vmcore_dap.dump.stacks.groups`), so every row is the
+    representative's except the bottom one, which reads the task's own user ``pt_regs`` (system
+    call, arguments, user RIP) and is rebuilt here. Rows carry no drgn ``frame``/``pt_regs``: those
+    belong to the task and come from unwinding it when a frame is inspected.
+
+    :return: ``None`` when the representative's stack cannot be reused (its bottom was not formed
+        from the user ``pt_regs`` alone, or it starts in the panic path); unwind the task then.
+    """
+    tail = representative.tail
+    if tail is None or representative.trace is None or representative.error is not None:
+        return None
+    code = next((f for f in representative.frames if f.kind == "code"), None)
+    if code is not None and code.function in DUMP_PATH_FUNCTIONS:
+        return None
+    how, last_function = tail
+    rows = representative.frames[:-1] if how == "entry" else representative.frames
+    entry = _entry_label(prog, task, last_function, known)
+    if how == "entry" and entry is None:
+        return None
+    if representative.shareable_rows is None:
+        # Read-only from here on: the rows are the same objects in every task that shares them.
+        representative.shareable_rows = [replace(f, frame=None, pt_regs=None) for f in rows]
+    frames = list(representative.shareable_rows)
+    if entry is not None:
+        frames.append(entry)
+    return TaskStack(trace=None, frames=frames, focus=representative.focus, tail=None, shared=True)

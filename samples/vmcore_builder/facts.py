@@ -55,7 +55,9 @@ CRASH_PANIC_PATTERNS = (
 
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\] ?")
 _KV = re.compile(r"(\w+)=(.*?)(?=\s+\w+=|\s*$)")
-_CONTEXT = re.compile(r"CPU: (\d+) PID: (\d+) Comm: (\S+)")
+#: dump_stack's ``CPU: N PID: P Comm: C`` line; lib/dump_stack.c added ``UID: U`` after the CPU
+#: between v6.6 and v6.12 (Debian's 6.12 and 7.x print it, 6.1 does not).
+_CONTEXT = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
 _FRAME = re.compile(r"(?P<func>[\w.]+)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)(?: \[(?P<module>\w+)\])?")
 
 

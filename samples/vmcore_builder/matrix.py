@@ -1,0 +1,124 @@
+"""The kernel matrix: which kernels the samples are built on, and which samples each kernel gets.
+
+One place says it all: the kernel lines (re-pinned by ``samples/pin-kernels``), what is
+different about each kernel's dump (``DumpPlan``), and the list of samples with the part of the
+test suite that uses them (``make test`` builds one sample of every kernel; ``make test-matrix``
+the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .common import SCENARIOS, BuildError
+from .repin import KernelLine
+
+__all__ = [
+    "DEFAULT_KERNEL",
+    "KERNEL_LINES",
+    "VARIANTS",
+    "DumpPlan",
+    "MatrixSample",
+    "dump_plan",
+    "matrix_samples",
+]
+
+#: Every kernel of the matrix, in the order the README's table lists them.
+KERNEL_LINES: dict[str, KernelLine] = {
+    line.id: line
+    for line in (
+        KernelLine("deb11-5.10-amd64", "bullseye", "amd64", "cloud-amd64", "5.10"),
+        KernelLine("deb12-6.1-amd64", "bookworm", "amd64", "cloud-amd64", "6.1"),
+        KernelLine("deb13-6.12-amd64", "trixie", "amd64", "cloud-amd64", "6.12"),
+        KernelLine("sid-7-amd64", "sid", "amd64", "cloud-amd64", "7"),
+        KernelLine("deb13-6.12-arm64", "trixie", "arm64", "cloud-arm64", "6.12"),
+    )
+}
+
+#: The kernel of ``ensure_sample(scenario)`` when none is named: today's samples.
+DEFAULT_KERNEL = "deb12-6.1-amd64"
+
+#: Variants of a sample: another dump file of the same guest run (``lossy-d31``), or another
+#: guest run whose dump QEMU takes (``qemu-dump``).
+VARIANTS = ("lossy-d31", "qemu-dump")
+
+
+@dataclass(frozen=True)
+class DumpPlan:
+    """How a kernel's guest saves its dump.
+
+    :param dump_level: makedumpfile's ``-d`` for ``vmcore`` and ``vmcore.elf``.
+    :param lossy_d31: also write ``vmcore-d31``, kdump-tools' default ``-c -d 31``, which this
+        kernel's makedumpfile gets wrong (slab pages dropped): the ``lossy-d31`` variant.
+    :param raw_elf: makedumpfile cannot read this kernel at all; the dump is ``/proc/vmcore``
+        copied as it is (an ELF file), as kdump-tools falls back to.
+    """
+
+    dump_level: int = 31
+    lossy_d31: bool = False
+    raw_elf: bool = False
+
+
+#: Kernel id -> how its dumps are made (the default: makedumpfile -d 31, as kdump-tools).
+_DUMP_PLANS: dict[str, DumpPlan] = {
+    # Linux 6.10 turned PG_slab into a page type (commit 46df8e73a4a3, "mm: free up PG_slab");
+    # makedumpfile 1.7.2 and 1.7.8 say "The kernel version is not supported" for 7.x and at -d 31
+    # drop the slab pages the task and PID tables live in. -d 23 (user pages kept) is complete.
+    "sid-7-amd64": DumpPlan(dump_level=23, lossy_d31=True),
+    # Debian's arm64 kernels use 4K pages with 52-bit VA (LPA2): makedumpfile 1.7.6/1.7.8 fail with
+    # "PAGE SIZE 0x1000 and VA Bits 52 not supported", and kdump-tools copies /proc/vmcore.
+    "deb13-6.12-arm64": DumpPlan(raw_elf=True),
+}
+
+
+def dump_plan(kernel_id: str) -> DumpPlan:
+    return _DUMP_PLANS.get(kernel_id, DumpPlan())
+
+
+@dataclass(frozen=True)
+class MatrixSample:
+    """One sample of the matrix.
+
+    :param in_make_test: ``make test`` needs it (else only ``make test-matrix``).
+    """
+
+    scenario: str
+    kernel: str
+    variant: str | None = None
+    in_make_test: bool = False
+
+    @property
+    def label(self) -> str:
+        """``oops-null@deb13-6.12-amd64`` or ``sysrq-c@sid-7-amd64+lossy-d31``."""
+        return f"{self.scenario}@{self.kernel}" + (f"+{self.variant}" if self.variant else "")
+
+
+def _samples() -> tuple[MatrixSample, ...]:
+    found = [MatrixSample(s, DEFAULT_KERNEL, in_make_test=True) for s in SCENARIOS]
+    for kernel in KERNEL_LINES:
+        if kernel == DEFAULT_KERNEL:
+            continue
+        # One sample of every kernel in make test (the small sysrq-c); oops-null in test-matrix.
+        found.append(MatrixSample("sysrq-c", kernel, in_make_test=True))
+        found.append(MatrixSample("oops-null", kernel))
+    found.append(MatrixSample("sysrq-c", "sid-7-amd64", "lossy-d31", in_make_test=True))
+    found.append(MatrixSample("sysrq-c", "deb13-6.12-arm64", "qemu-dump"))
+    found.append(MatrixSample("many-tasks", "deb13-6.12-amd64"))
+    return tuple(found)
+
+
+def matrix_samples(*, make_test_only: bool = False) -> tuple[MatrixSample, ...]:
+    """Every sample of the matrix (or only those ``make test`` needs), the default kernel's first."""
+    return tuple(s for s in _samples() if s.in_make_test or not make_test_only)
+
+
+def check_known(scenario: str, kernel: str, variant: str | None) -> None:
+    """Raise BuildError naming what is wrong with a (scenario, kernel, variant) request."""
+    if scenario not in SCENARIOS:
+        raise BuildError(f"Unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    if kernel not in KERNEL_LINES:
+        raise BuildError(f"Unknown kernel '{kernel}' (known: {', '.join(KERNEL_LINES)})")
+    if variant is not None and variant not in VARIANTS:
+        raise BuildError(f"Unknown sample variant '{variant}' (known: {', '.join(VARIANTS)})")
+    if variant == "lossy-d31" and not dump_plan(kernel).lossy_d31:
+        raise BuildError(f"Kernel {kernel} has no lossy-d31 variant (its makedumpfile -d 31 is complete)")

@@ -7,7 +7,8 @@ export VMCORE_DAP_CACHE ?= $(HOME)/.cache/vmcore-dap
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup setup-node samples crash oracle demo test test-python test-extension bench lint clean-venv
+.PHONY: all setup setup-node samples samples-matrix crash oracle demo test test-python test-extension \
+	test-matrix bench lint clean-venv
 
 all: test
 
@@ -17,9 +18,14 @@ setup:
 setup-node: setup
 	@scripts/setup-node.sh
 
+# The samples `make test` uses: the default kernel's five and one of every other kernel of the
+# matrix (samples/README.md); samples-matrix builds every sample of the matrix.
 samples: setup
-	@$(PY) samples/make-vmcore --all
+	@$(PY) samples/make-vmcore --make-test
 	@$(PY) samples/fetch-kernel-source --all-samples
+
+samples-matrix: samples
+	@$(PY) samples/make-vmcore --matrix
 
 crash: setup
 	@samples/build-crash >/dev/null
@@ -38,6 +44,10 @@ test-extension: setup-node samples
 	@cd vscode-extension && npm run --silent test:dap && npm run --silent test:e2e
 
 test: test-python test-extension
+
+# The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
+test-matrix: samples-matrix
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
 
 bench: oracle
 	@$(PY) bench/run.py

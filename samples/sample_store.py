@@ -16,6 +16,7 @@ failure reports make-vmcore's own message.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import deque
@@ -54,6 +55,7 @@ __all__ = [
     "load_sample",
     "matrix_samples",
     "sample_dir_for",
+    "samples_under_test",
 ]
 
 #: The sample launch.json templates, one per scenario (placeholders documented in README.md).
@@ -90,6 +92,17 @@ class Sample:
     module_source_dir: Path
     expected: dict[str, Any]
     manifest: dict[str, Any]
+
+
+#: Set to 1 by ``make test-matrix``: tests parametrised by :func:`samples_under_test` then take
+#: every sample of the matrix, not only those ``make test`` builds.
+MATRIX_ENV = "VMCORE_DAP_MATRIX"
+
+
+def samples_under_test() -> tuple[MatrixSample, ...]:
+    """The matrix samples this test run covers: ``make test``'s (one of every kernel, the default
+    kernel's five), or all of them when ``VMCORE_DAP_MATRIX=1`` (``make test-matrix``)."""
+    return matrix_samples(make_test_only=os.environ.get(MATRIX_ENV) != "1")
 
 
 def builder_hash(scenario: str = "oops-null", kernel: str | None = None, variant: str | None = None) -> str:
@@ -208,9 +221,9 @@ def _placeholders(sample: Sample, kernel_source: Path | None) -> dict[str, str]:
     version = sample.manifest.get("kernel_version", "")
     if kernel_source is None:
         # Where samples/kernel_source.py unpacks Debian's tree (it may not be fetched yet).
-        from kernel_source import PACKAGE
+        from kernel_source import source_package
 
-        kernel_source = cache_root() / "kernel-source" / version / PACKAGE
+        kernel_source = cache_root() / "kernel-source" / version / source_package(version)
     return {
         "@SAMPLE_DIR@": str(sample.dir),
         "@VMLINUX@": str(sample.vmlinux),

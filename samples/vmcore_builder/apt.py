@@ -14,6 +14,8 @@ import os
 import re
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ __all__ = [
     "PackageRecord",
     "PinnedFileGone",
     "download_pinned",
+    "is_served",
     "mirror_of",
     "private_apt",
 ]
@@ -166,6 +169,10 @@ class PrivateApt:
         self._indexes[arch] = index
         return index
 
+    def versions(self, name: str, arch: str) -> list[PackageRecord]:
+        """Every version of ``name`` for ``arch`` the suite's lists hold (the suite and its updates)."""
+        return list(self._index(arch).get(name, []))
+
     def show(self, name: str, arch: str) -> PackageRecord:
         """The newest version of ``name`` for ``arch`` (raises BuildError when unknown)."""
         records = self._index(arch).get(name)
@@ -210,6 +217,22 @@ class _VersionKey:
 def private_apt(suite: str) -> PrivateApt:
     """Return the private APT of ``suite`` under ``$CACHE/apt/<suite>``."""
     return PrivateApt(suite, cache_root() / "apt" / suite)
+
+
+def is_served(archive: str, filename: str) -> bool:
+    """Whether the archive serves ``filename`` now (an HTTP HEAD request; nothing is downloaded).
+
+    A suite's index can name files its mirror no longer keeps (superseded security updates):
+    a re-pin only picks files that are really there.
+    """
+    request = urllib.request.Request(f"{mirror_of(archive)}/{filename}", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False
+    except OSError as e:
+        raise BuildError(f"Cannot reach the Debian archive ({mirror_of(archive)}): {e}") from None
 
 
 def download_pinned(archive: str, filename: str, sha256: str, dest: Path, what: str) -> Path:

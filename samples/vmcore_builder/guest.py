@@ -77,7 +77,7 @@ def build_programs(kernel: KernelTree, scenario: str, out_dir: Path) -> dict[str
             [tools.cc, "-static", "-O2", "-g", "-Wall", *flags, "-o", dest,
              GUEST_DIR / "progs" / f"{name}.c"],
             what=f"compile the guest program {name} (needs gcc and libc6-dev)",
-            env=tools.env(),
+            env=tools.program_env(),
         )  # fmt: skip
         built[name] = dest
     return built

@@ -192,7 +192,7 @@ def ensure_kernel(pin: KernelPin) -> KernelTree:
     tree = KernelTree(pin, root)
     if (root / "kernel.json").exists():
         return tree
-    debs = _download(pin, root / "debs", pin.packages)
+    debs = _download(pin, root / "debs", pin.dump_packages)
     by_role = {role: [debs[p.file] for p in pin.package(role)] for role in ("image", "modules", "dbg")}
     headers = [debs[p.file] for p in pin.packages if p.role in ("headers", "headers-common", "kbuild")]
     check_disk_space(root, 3 * 2**30, f"the extracted kernel {pin.release}")
@@ -205,6 +205,6 @@ def ensure_kernel(pin: KernelPin) -> KernelTree:
         if not path.exists():
             raise BuildError(f"The kernel packages of {pin.release} have no {what} at {path}")
     meta = {"id": pin.id, "release": pin.release, "version": pin.version, "pin_hash": pin_hash(pin),
-            "packages": [p.file for p in (*pin.packages, *pin.tools)]}  # fmt: skip
+            "packages": [p.file for p in (*pin.dump_packages, *pin.tools)]}  # fmt: skip
     (root / "kernel.json").write_text(json.dumps(meta, indent=2) + "\n")
     return tree

@@ -63,7 +63,7 @@ class KernelPin:
     :param series: the kernel line a re-pin follows (``6.1`` picks the newest ``6.1.0-N``;
         ``7`` the newest ``7.x``).
     :param packages: the kernel's own packages (roles ``image``, ``modules``, ``dbg``,
-        ``headers``, ``headers-common``, ``kbuild``).
+        ``headers``, ``headers-common``, ``kbuild``, and ``source``: ``linux-source-X.Y``).
     :param tools: the packages that build its guest when the host's cannot (role ``compiler``,
         ``guest``): the suite's gcc and binutils with their libraries, arm64's userland.
     """
@@ -80,6 +80,11 @@ class KernelPin:
 
     def package(self, role: str) -> list[PinnedPackage]:
         return [p for p in self.packages if p.role == role]
+
+    @property
+    def dump_packages(self) -> tuple[PinnedPackage, ...]:
+        """The packages a sample is built from: all but the kernel's source tree (role ``source``)."""
+        return tuple(p for p in self.packages if p.role != "source")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -142,6 +147,7 @@ def save_pins(default: str, kernels: dict[str, KernelPin], path: Path = PIN_FILE
 def pin_hash(kernel: KernelPin, length: int = 12) -> str:
     """Hash what a kernel's samples are made of: every pinned file's SHA-256 (and its role)."""
     h = hashlib.sha256(f"{kernel.id}\0{kernel.release}\0{kernel.version}\0".encode())
-    for p in (*kernel.packages, *kernel.tools):
+    # The source tree is not part of a dump (kernel_source.py fetches it for launch configs).
+    for p in (*kernel.dump_packages, *kernel.tools):
         h.update(f"{p.role}\0{p.name}\0{p.sha256}\0".encode())
     return h.hexdigest()[:length]

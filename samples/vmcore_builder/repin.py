@@ -7,6 +7,9 @@ flavour, and records every package a sample build downloads, with its pool path 
 - the image (``-unsigned`` when there is one; sid's 7.x split ``linux-binary-unsigned`` +
   ``linux-modules``), the ``-dbg`` package, ``linux-headers-<release>`` and what it depends on
   among ``linux-headers-*`` / ``linux-kbuild-*`` (kbuild always for amd64: it runs on this host);
+Only files the archive really serves are pinned (a suite's index can name superseded files its
+mirror no longer keeps): the newest release whose every package is there wins.
+
 - ``tools``: the compiler the kernel's headers call, from the kernel's own suite, with every
   library it needs (a kernel of another suite than the host's), and for arm64 the cross
   compiler, the static C library and the guest's userland (busybox, kexec, makedumpfile).
@@ -17,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .apt import PackageRecord, PrivateApt, private_apt
+from .apt import PackageRecord, PrivateApt, is_served, private_apt
 from .common import BuildError, progress
 from .pins import KernelPin, PinnedPackage
 
@@ -123,6 +126,9 @@ def _kernel_packages(apt: PrivateApt, line: KernelLine, release: str) -> list[Pi
     found.append(_pinned("dbg", apt.show(f"linux-image-{release}-dbg", arch)))
     headers = apt.show(f"linux-headers-{release}", arch)
     found.append(_pinned("headers", headers))
+    # The patched source tree the -dbg package's DWARF names (sourceRoot of the launch configs).
+    source = f"linux-source-{'.'.join(release.split('.')[:2])}"
+    found += [_pinned("source", r) for r in apt.versions(source, "amd64") if r.version == found[0].version][:1]
     for dep, _ in _first_alternatives(headers.depends):
         if dep.startswith("linux-headers-"):
             found.append(_pinned("headers-common", apt.show(dep, arch)))
@@ -156,9 +162,16 @@ def pin_kernel(line: KernelLine) -> KernelPin:
             f"No linux-image-{line.series}.*-{line.flavour}-dbg in Debian {line.suite} "
             f"(the kernel line of {line.id} is gone from the archive: change its series in matrix.py)"
         )
-    release = max(releases, key=_release_key)
-    progress(f"{line.id}: newest is {release}")
-    packages = _kernel_packages(apt, line, release)
+    packages: list[PinnedPackage] = []
+    for release in sorted(releases, key=_release_key, reverse=True):
+        packages = _kernel_packages(apt, line, release)
+        gone = [p.name for p in packages if not is_served(p.archive, p.filename)]
+        if not gone:
+            break
+        progress(f"{line.id}: {release} is in the index but the archive does not serve {', '.join(gone)}")
+    else:
+        raise BuildError(f"The Debian archive serves no complete {line.series} {line.flavour} kernel for {line.id}")
+    progress(f"{line.id}: newest served is {release}")
     version = next(p.version for p in packages if p.role == "dbg")
     tools: list[PinnedPackage] = []
     if line.suite != HOST_SUITE or line.arch != "amd64":
@@ -169,6 +182,9 @@ def pin_kernel(line: KernelLine) -> KernelPin:
         tools += [p for p in _closure(apt, roots, "amd64", "compiler") if p.name not in kbuild]
     if line.arch != "amd64":
         tools += _closure(apt, GUEST_PACKAGES, line.arch, "guest")
+    gone = [f"{p.name} {p.version}" for p in tools if not is_served(p.archive, p.filename)]
+    if gone:
+        raise BuildError(f"The Debian archive does not serve {', '.join(gone)} (needed to build {line.id}'s guest)")
     return KernelPin(
         id=line.id,
         suite=line.suite,

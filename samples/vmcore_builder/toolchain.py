@@ -88,12 +88,19 @@ class Toolchain:
 
     path_prefix: tuple[Path, ...]
     make_vars: tuple[str, ...]
-    #: The compiler of the static guest programs (the host's gcc for every x86-64 kernel).
+    #: The compiler of the static guest programs: the host's gcc (with the host's binutils) for
+    #: every x86-64 kernel, as a static program runs on any of them; the cross gcc for arm64.
     cc: str
+    cross_programs: bool = False
 
     def env(self) -> dict[str, str]:
+        """The environment of the module's build: the suite's tools first on ``PATH``."""
         prefix = [str(p) for p in self.path_prefix]
         return dict(os.environ, PATH=":".join([*prefix, os.environ.get("PATH", "/usr/bin:/bin")]))
+
+    def program_env(self) -> dict[str, str]:
+        """The environment of the guest programs' build."""
+        return self.env() if self.cross_programs else dict(os.environ)
 
 
 def _compiler_root(kernel: KernelTree) -> Path:
@@ -154,6 +161,6 @@ def toolchain(kernel: KernelTree) -> Toolchain:
     no_btf = "CONFIG_DEBUG_INFO_BTF_MODULES="
     if kernel.pin.arch == "arm64":
         cross = "aarch64-linux-gnu-"
-        return Toolchain(bins, ("ARCH=arm64", f"CROSS_COMPILE={cross}", f"CC={cross}gcc-{gcc}", no_btf),
-                         f"{cross}gcc-{gcc}")  # fmt: skip
+        make_vars = ("ARCH=arm64", f"CROSS_COMPILE={cross}", f"CC={cross}gcc-{gcc}", no_btf)
+        return Toolchain(bins, make_vars, f"{cross}gcc-{gcc}", cross_programs=True)
     return Toolchain(bins, (f"CC=x86_64-linux-gnu-gcc-{gcc}", no_btf), "/usr/bin/gcc")

@@ -332,6 +332,30 @@ def test_panic_string_follows_crash_pattern_order() -> None:
         facts.panic_string(["all quiet"])
 
 
+ARM64_PANIC_TRACE = """\
+[   27.324648] Kernel panic - not syncing: sysrq triggered crash
+[   27.325572] CPU: 0 UID: 0 PID: 444 Comm: sh Kdump: loaded Not tainted 6.12.118+deb13-cloud-arm64 #1
+[   27.326232]  dump_backtrace+0xd8/0x130
+[   27.326727]  dump_stack_lvl+0x60/0x80
+[   27.326851]  vpanic+0x11c/0x338
+[   27.326926]  trace_suspend_resume+0x0/0x70
+[   27.327002]  sysrq_handle_crash+0x20/0x28
+[   27.327078]  __handle_sysrq+0xa4/0x1a8
+"""
+
+
+def test_panic_caller_on_arm64_skips_the_noreturn_call_artefact() -> None:
+    # 6.12 arm64: panic() tail-calls vpanic(); the return address past panic's end is the next symbol.
+    caller = facts.panic_caller(_texts(ARM64_PANIC_TRACE))
+    assert caller == facts.Frame("sysrq_handle_crash", 0x20, 0x28, None)
+
+
+def test_rip_frame_reads_arm64s_pc_line() -> None:
+    texts = ["Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008",
+             "pc : labbug_walk+0xb4/0x1d8 [labbug]", "lr : labbug_walk+0xa8/0x1d8 [labbug]"]  # fmt: skip
+    assert facts.rip_frame(texts) == facts.Frame("labbug_walk", 0xB4, 0x1D8, "labbug")
+
+
 def test_crash_context_with_and_without_uid() -> None:
     # 6.12 and later print the current task's UID on the CPU line.
     line = "CPU: 0 UID: 0 PID: 412 Comm: sh Kdump: loaded Not tainted 7.2.13+deb14-cloud-amd64 #1"

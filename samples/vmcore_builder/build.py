@@ -211,7 +211,7 @@ def _dump_settings(cfg: GuestConfig, plan: DumpPlan) -> str:
     """``/etc/lab/dump`` (see guest/init.sh)."""
     return (
         f"level={plan.dump_level} lossy={int(plan.lossy_d31)} raw={int(plan.raw_elf)} "
-        f"kdump={int(not cfg.host_dump)}\n"
+        f"kdump={int(cfg.arm_kdump)}\n"
     )
 
 

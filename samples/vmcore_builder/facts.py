@@ -133,7 +133,10 @@ _PC_LABELS = ("RIP: ", "pc : ")
 
 #: How an oops starts for a NULL dereference: x86-64's page-fault report and arm64's
 #: (arch/arm64/mm/fault.c, die_kernel_fault).
-NULL_DEREF_LINES = ("BUG: kernel NULL pointer dereference", "Unable to handle kernel NULL pointer dereference")
+NULL_DEREF_LINES = (
+    "BUG: kernel NULL pointer dereference",
+    "Unable to handle kernel NULL pointer dereference",
+)
 
 
 def rip_frame(texts: list[str], start: int = 0) -> Frame:

@@ -26,7 +26,6 @@ HOST_PACKAGES: dict[str, str] = {
     "kmod": "computes module load order (depmod)",
     "dpkg": "extracts the kernel packages (dpkg-deb)",
     "patchelf": "points another suite's compiler at its own C library",
-    "zstd": "decompresses zstd-compressed kernel modules",
 }
 
 #: Packages only a guest of another architecture needs.

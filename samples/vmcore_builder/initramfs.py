@@ -11,7 +11,6 @@ from __future__ import annotations
 import lzma
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,17 +176,14 @@ def _add_binary(archive: Archive, dest: str, binary: Path, userland: GuestUserla
 
 
 def _add_module(archive: Archive, dest: str, path: Path) -> None:
-    """Add a module uncompressed (Debian compresses them with xz since 6.x; busybox's insmod
-    hands the bytes to init_module as they are)."""
+    """Add a module uncompressed (Debian's 6.12 and 7.x ship ``.ko.xz``; busybox's insmod hands
+    the bytes to init_module as they are)."""
     if path.name.endswith(".ko.xz"):
         archive.add_file(dest, lzma.decompress(path.read_bytes()), 0o644)
-    elif path.name.endswith(".ko.zst"):
-        proc = subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=False)
-        if proc.returncode != 0:
-            raise BuildError(f"Cannot decompress {path}: {proc.stderr.decode(errors='replace').strip()}")
-        archive.add_file(dest, proc.stdout, 0o644)
-    else:
+    elif path.name.endswith(".ko"):
         archive.add_host_file(dest, path, 0o644)
+    else:
+        raise BuildError(f"{path.name}: a compressed module this builder cannot unpack (only .ko.xz)")
 
 
 def _ko_name(rel: str) -> str:

@@ -114,7 +114,8 @@ class KernelTree:
 
 
 def _download(pin: KernelPin, debs: Path, packages: tuple[PinnedPackage, ...]) -> dict[str, Path]:
-    """Fetch every pinned file not yet in ``debs``; return .deb file name (arm64 and amd64 libc6 are two) -> path."""
+    """Fetch every pinned file not yet in ``debs``; return .deb file name -> path (by file, not by
+    package: arm64's libc6 and amd64's are two)."""
     got: dict[str, Path] = {}
     missing = [p for p in packages if not (debs / p.file).exists()]
     if missing:

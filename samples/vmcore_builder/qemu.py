@@ -67,6 +67,8 @@ class GuestConfig:
     arch: str = "amd64"
     #: With ``host_dump``: what on the console says the guest is ready to be dumped.
     dump_marker: str = "LABDUMP status=host-dump"
+    #: Arm kdump (``kexec -p``); off for a guest QEMU dumps after its panic.
+    arm_kdump: bool = True
 
 
 def guest_config(scenario: str, arch: str = "amd64", variant: str | None = None) -> GuestConfig:
@@ -79,7 +81,7 @@ def guest_config(scenario: str, arch: str = "amd64", variant: str | None = None)
     set it (Hyper-V guests, pstore users), and the log holds the "Kernel panic" line people search."""
     if variant == "qemu-dump":
         # The panicked guest waits (panic=0) until QEMU has dumped it.
-        return GuestConfig(host_dump=True, arch=arch, extra_cmdline="panic=0",
+        return GuestConfig(host_dump=True, arch=arch, extra_cmdline="panic=0", arm_kdump=False,
                            dump_marker="---[ end Kernel panic - not syncing")  # fmt: skip
     if scenario == "irq-oops":
         return GuestConfig(extra_cmdline="crash_kexec_post_notifiers", arch=arch)

@@ -22,12 +22,10 @@ from collections.abc import Iterable
 
 from .apt import PackageRecord, PrivateApt, is_served, private_apt
 from .common import BuildError, progress
+from .matrix import HOST_SUITE, KernelLine
 from .pins import KernelPin, PinnedPackage
 
-__all__ = ["GUEST_PACKAGES", "HOST_SUITE", "KernelLine", "pin_kernel"]
-
-#: The host's Debian suite: its own gcc and userland serve its kernels (nothing to pin).
-HOST_SUITE = "bookworm"
+__all__ = ["GUEST_PACKAGES", "pin_kernel"]
 
 #: The guest userland of a kernel whose architecture is not the host's (arm64).
 GUEST_PACKAGES = ("busybox-static", "kexec-tools", "makedumpfile")
@@ -43,19 +41,6 @@ _SKIP = frozenset(
 )  # fmt: skip
 
 _DEP_NAME = re.compile(r"^\s*([a-z0-9][a-z0-9+.-]+)(?::(\w+))?")
-
-
-class KernelLine:
-    """What a kernel of the matrix is (its id, suite, architecture, flavour and series)."""
-
-    def __init__(self, kernel_id: str, suite: str, arch: str, flavour: str, series: str) -> None:
-        self.id, self.suite, self.arch, self.flavour, self.series = kernel_id, suite, arch, flavour, series
-
-    def release_pattern(self) -> re.Pattern[str]:
-        """``linux-image-<release>-dbg`` of this series and flavour: ``6.1.0-57``, ``6.12.118+deb13``,
-        ``7.2.13+deb14`` (not a backport's ``6.1.0-0.deb11.52``)."""
-        series = re.escape(self.series)
-        return re.compile(rf"linux-image-({series}\.[\d.]*(?:-\d+|\+deb\d+)-{re.escape(self.flavour)})-dbg")
 
 
 def _release_key(release: str) -> tuple[int, ...]:
@@ -105,9 +90,8 @@ def _closure(apt: PrivateApt, roots: Iterable[str], arch: str, role: str) -> lis
         if rec is None:
             continue  # virtual (e.g. libc-dev), provided by a package already in the closure
         seen[name] = _pinned(role, rec)
-        dep_arch = arch if rec.architecture != "all" else arch
         for dep, qualifier in _first_alternatives(rec.depends):
-            todo.append((dep, "amd64" if qualifier == "amd64" else dep_arch))
+            todo.append((dep, "amd64" if qualifier == "amd64" else arch))
     return sorted(seen.values(), key=lambda p: p.name)
 
 
@@ -128,7 +112,9 @@ def _kernel_packages(apt: PrivateApt, line: KernelLine, release: str) -> list[Pi
     found.append(_pinned("headers", headers))
     # The patched source tree the -dbg package's DWARF names (sourceRoot of the launch configs).
     source = f"linux-source-{'.'.join(release.split('.')[:2])}"
-    found += [_pinned("source", r) for r in apt.versions(source, "amd64") if r.version == found[0].version][:1]
+    found += [_pinned("source", r) for r in apt.versions(source, "amd64") if r.version == found[0].version][
+        :1
+    ]
     for dep, _ in _first_alternatives(headers.depends):
         if dep.startswith("linux-headers-"):
             found.append(_pinned("headers-common", apt.show(dep, arch)))
@@ -137,7 +123,7 @@ def _kernel_packages(apt: PrivateApt, line: KernelLine, release: str) -> list[Pi
     return found
 
 
-def _compiler_roots(apt: PrivateApt, line: KernelLine, headers_depends: str) -> list[str]:
+def _compiler_roots(line: KernelLine, headers_depends: str) -> list[str]:
     """The gcc the headers call (``gcc-14``, ``gcc-16-for-host``, via ``linux-compiler-gcc-10-x86``)."""
     gcc = None
     for dep, _ in _first_alternatives(headers_depends):
@@ -170,7 +156,9 @@ def pin_kernel(line: KernelLine) -> KernelPin:
             break
         progress(f"{line.id}: {release} is in the index but the archive does not serve {', '.join(gone)}")
     else:
-        raise BuildError(f"The Debian archive serves no complete {line.series} {line.flavour} kernel for {line.id}")
+        raise BuildError(
+            f"The Debian archive serves no complete {line.series} {line.flavour} kernel for {line.id}"
+        )
     progress(f"{line.id}: newest served is {release}")
     version = next(p.version for p in packages if p.role == "dbg")
     tools: list[PinnedPackage] = []
@@ -178,13 +166,15 @@ def pin_kernel(line: KernelLine) -> KernelPin:
         headers = apt.show(f"linux-headers-{release}", line.arch)
         kbuild = [p.name for p in packages if p.role == "kbuild"]
         # The kbuild tools (fixdep, modpost, objtool) are the suite's too: their libraries come along.
-        roots = [*_compiler_roots(apt, line, headers.depends), *kbuild]
+        roots = [*_compiler_roots(line, headers.depends), *kbuild]
         tools += [p for p in _closure(apt, roots, "amd64", "compiler") if p.name not in kbuild]
     if line.arch != "amd64":
         tools += _closure(apt, GUEST_PACKAGES, line.arch, "guest")
     gone = [f"{p.name} {p.version}" for p in tools if not is_served(p.archive, p.filename)]
     if gone:
-        raise BuildError(f"The Debian archive does not serve {', '.join(gone)} (needed to build {line.id}'s guest)")
+        raise BuildError(
+            f"The Debian archive does not serve {', '.join(gone)} (needed to build {line.id}'s guest)"
+        )
     return KernelPin(
         id=line.id,
         suite=line.suite,

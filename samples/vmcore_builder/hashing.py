@@ -1,6 +1,7 @@
 """A sample's content hash: the part of its cache key that says "rebuild me".
 
-Per sample, not global: the builder's code (``make-vmcore``, ``vmcore_builder/``), the guest
+Per sample, not global: the builder's code (``make-vmcore``, ``vmcore_builder/`` but for the
+pinning plumbing, ``repin.py`` and ``apt.py``), the guest
 files its scenario uses (``guest.guest_files``: /init, the module, only its own programs), the
 pin of its kernel (every package file's SHA-256, ``pins.pin_hash``) and the variant. So a
 re-pin of sid rebuilds sid's samples only, and editing labmany.c rebuilds many-tasks only.
@@ -17,6 +18,11 @@ __all__ = ["builder_hash", "builder_inputs"]
 
 _IGNORED_PARTS = {"__pycache__"}
 
+#: Builder modules that decide which package files are fetched, not what is built from them: the
+#: kernel's pin hash (every file's SHA-256) already stands for their effect. Re-pinning code and
+#: the APT plumbing can change (crash_builds.py shares them) without rebuilding every sample.
+_NOT_DUMP_INPUTS = {"vmcore_builder/repin.py", "vmcore_builder/apt.py"}
+
 
 def builder_inputs(scenario: str, samples_dir: Path = SAMPLES_DIR) -> list[Path]:
     """Return the files whose content is hashed for ``scenario``, sorted by path under ``samples_dir``."""
@@ -26,7 +32,10 @@ def builder_inputs(scenario: str, samples_dir: Path = SAMPLES_DIR) -> list[Path]
     files += [
         p
         for p in (samples_dir / "vmcore_builder").rglob("*")
-        if p.is_file() and not _IGNORED_PARTS.intersection(p.parts) and p.suffix != ".pyc"
+        if p.is_file()
+        and not _IGNORED_PARTS.intersection(p.parts)
+        and p.suffix != ".pyc"
+        and p.relative_to(samples_dir).as_posix() not in _NOT_DUMP_INPUTS
     ]
     files += guest_files(scenario, samples_dir / "guest")
     return sorted((f for f in files if f.is_file()), key=lambda p: p.relative_to(samples_dir).as_posix())

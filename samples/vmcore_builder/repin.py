@@ -25,7 +25,7 @@ from .common import BuildError, progress
 from .matrix import HOST_SUITE, KernelLine
 from .pins import KernelPin, PinnedPackage
 
-__all__ = ["GUEST_PACKAGES", "pin_kernel"]
+__all__ = ["GUEST_PACKAGES", "dependency_closure", "first_alternatives", "pin_kernel"]
 
 #: The guest userland of a kernel whose architecture is not the host's (arm64).
 GUEST_PACKAGES = ("busybox-static", "kexec-tools", "makedumpfile")
@@ -60,7 +60,7 @@ def _pinned(role: str, rec: PackageRecord) -> PinnedPackage:
     )
 
 
-def _first_alternatives(depends: str) -> list[tuple[str, str | None]]:
+def first_alternatives(depends: str) -> list[tuple[str, str | None]]:
     """``a (>= 1) | b, c:any`` -> [("a", None), ("c", "any")]: the first of each alternative."""
     names = []
     for clause in depends.split(","):
@@ -77,9 +77,10 @@ def _exists(apt: PrivateApt, name: str, arch: str) -> PackageRecord | None:
         return None
 
 
-def _closure(apt: PrivateApt, roots: Iterable[str], arch: str, role: str) -> list[PinnedPackage]:
-    """``roots`` and everything they depend on (first alternatives), for ``arch``; virtual
-    packages and :data:`_SKIP` are left out."""
+def dependency_closure(apt: PrivateApt, roots: Iterable[str], arch: str, role: str) -> list[PinnedPackage]:
+    """``roots`` and everything they depend on (first alternatives), for ``arch``, pinned with
+    ``role``; virtual packages and :data:`_SKIP` are left out. (crash_builds.py pins crash's
+    libraries with it too.)"""
     seen: dict[str, PinnedPackage] = {}
     todo = [(r, arch) for r in roots]
     while todo:
@@ -90,7 +91,7 @@ def _closure(apt: PrivateApt, roots: Iterable[str], arch: str, role: str) -> lis
         if rec is None:
             continue  # virtual (e.g. libc-dev), provided by a package already in the closure
         seen[name] = _pinned(role, rec)
-        for dep, qualifier in _first_alternatives(rec.depends):
+        for dep, qualifier in first_alternatives(rec.depends):
             todo.append((dep, "amd64" if qualifier == "amd64" else arch))
     return sorted(seen.values(), key=lambda p: p.name)
 
@@ -115,7 +116,7 @@ def _kernel_packages(apt: PrivateApt, line: KernelLine, release: str) -> list[Pi
     found += [_pinned("source", r) for r in apt.versions(source, "amd64") if r.version == found[0].version][
         :1
     ]
-    for dep, _ in _first_alternatives(headers.depends):
+    for dep, _ in first_alternatives(headers.depends):
         if dep.startswith("linux-headers-"):
             found.append(_pinned("headers-common", apt.show(dep, arch)))
         elif dep.startswith("linux-kbuild-"):
@@ -126,7 +127,7 @@ def _kernel_packages(apt: PrivateApt, line: KernelLine, release: str) -> list[Pi
 def _compiler_roots(line: KernelLine, headers_depends: str) -> list[str]:
     """The gcc the headers call (``gcc-14``, ``gcc-16-for-host``, via ``linux-compiler-gcc-10-x86``)."""
     gcc = None
-    for dep, _ in _first_alternatives(headers_depends):
+    for dep, _ in first_alternatives(headers_depends):
         m = re.fullmatch(r"(?:gcc-(\d+)(?:-for-host)?|linux-compiler-gcc-(\d+)-\w+)", dep)
         if m:
             gcc = m.group(1) or m.group(2)
@@ -167,9 +168,9 @@ def pin_kernel(line: KernelLine) -> KernelPin:
         kbuild = [p.name for p in packages if p.role == "kbuild"]
         # The kbuild tools (fixdep, modpost, objtool) are the suite's too: their libraries come along.
         roots = [*_compiler_roots(line, headers.depends), *kbuild]
-        tools += [p for p in _closure(apt, roots, "amd64", "compiler") if p.name not in kbuild]
+        tools += [p for p in dependency_closure(apt, roots, "amd64", "compiler") if p.name not in kbuild]
     if line.arch != "amd64":
-        tools += _closure(apt, GUEST_PACKAGES, line.arch, "guest")
+        tools += dependency_closure(apt, GUEST_PACKAGES, line.arch, "guest")
     gone = [f"{p.name} {p.version}" for p in tools if not is_served(p.archive, p.filename)]
     if gone:
         raise BuildError(

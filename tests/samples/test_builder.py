@@ -220,6 +220,8 @@ def test_hash_changes_with_the_pin_and_variant_not_with_caches(samples_copy: Pat
     (samples_copy / "vmcore_builder" / "__pycache__" / "x.pyc").write_bytes(b"junk")
     (samples_copy / "README.md").write_text("docs do not change dumps")
     (samples_copy / "kernels.json").write_text("{}")  # only the kernel's own pin counts
+    # Re-pinning code: its effect is the pin hash itself.
+    (samples_copy / "vmcore_builder" / "repin.py").write_text("# rewritten\n")
     assert _hash(samples_copy) == before
 
 

@@ -30,7 +30,7 @@ from vmcore_builder.matrix import (  # noqa: E402
     matrix_samples,
 )
 from vmcore_builder.pins import PIN_FILE, load_pins, pin_hash  # noqa: E402
-from vmcore_builder.repin import _first_alternatives  # noqa: E402
+from vmcore_builder.repin import first_alternatives  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -116,7 +116,7 @@ def test_repin_reads_first_alternatives_of_depends() -> None:
     depends = (
         "linux-base (>= 4.12~), gcc-14 | gcc-14-for-host, libc6:any (>= 2.38), linux-kbuild-6.12.118+deb13"
     )
-    assert _first_alternatives(depends) == [
+    assert first_alternatives(depends) == [
         ("linux-base", None),
         ("gcc-14", None),
         ("libc6", "any"),

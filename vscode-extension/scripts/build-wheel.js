@@ -2,9 +2,9 @@
 // outputs CI keeps). Run by `vscode:prepublish`, so `npm run package` (vsce) always ships the adapter of
 // the same commit as the compiled extension.
 //
-// The wheel is built with build isolation (pip fetches the setuptools pyproject.toml names), as
-// `python -m build` would. The Python used: $VMCORE_DAP_BUILD_PYTHON, else the clone's .venv, else
-// python3. The extension and the adapter share one version number (the extension compares the adapter's
+// The wheel is built by scripts/build_wheel.py (from a clean copy of the sources, so nothing an earlier
+// build left in setuptools' build/ ships; the Python tests build it the same way). The Python used:
+// $VMCORE_DAP_BUILD_PYTHON, else the clone's .venv, else python3. The extension and the adapter share one version number (the extension compares the adapter's
 // version with its own): a difference between package.json and vmcore_dap/__init__.py stops the build.
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -34,12 +34,12 @@ const python = process.env.VMCORE_DAP_BUILD_PYTHON || (fs.existsSync(venvPython)
 fs.rmSync(bundled, { recursive: true, force: true });
 fs.mkdirSync(bundled, { recursive: true });
 try {
-    execFileSync(python, ['-m', 'pip', 'wheel', '--no-deps', '--quiet', '--wheel-dir', bundled, repo], {
-        stdio: ['ignore', 'inherit', 'inherit'],
+    execFileSync(python, [path.join(repo, 'scripts', 'build_wheel.py'), bundled], {
+        stdio: ['ignore', 'ignore', 'inherit'],
         env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
     });
 } catch (e) {
-    fail(`'${python} -m pip wheel' failed (${e.message}); is PyPI reachable for setuptools?`);
+    fail(`scripts/build_wheel.py failed (${e.message}); is PyPI reachable for setuptools?`);
 }
 const wheelName = `vmcore_dap-${adapterVersion}-py3-none-any.whl`;
 const built = fs.readdirSync(bundled);

@@ -185,7 +185,7 @@ export class PrivateEnvironment {
         try {
             await step(`Creating a virtual environment with ${python.executable}`, python.executable, ['-m', 'venv', directory], 120_000);
         } catch (e) {
-            if (e instanceof SetupError && !e.cancelled) {
+            if (e instanceof SetupError && !e.cancelled && /ensurepip|venv/.test(e.message.split(' failed: ')[1] ?? '')) {
                 const minor = `${python.version[0]}.${python.version[1]}`;
                 throw new SetupError(`${e.message} (Debian/Ubuntu: sudo apt install python${minor}-venv; then start debugging again)`);
             }

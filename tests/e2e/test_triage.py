@@ -258,3 +258,35 @@ def test_dask_cluster_gives_the_same_reports(
     assert sorted(result.reports) == sorted(paths)
     for path in paths:
         assert _comparable(result.reports[path]) == _comparable(triaged.reports[path])
+
+
+def test_same_scenario_on_every_kernel(tmp_path: Path) -> None:
+    """The kernel matrix (samples-matrix: the same scenarios on 5.10, 6.1, 6.12, sid 7.x, arm64):
+    each scenario has one signature on every kernel, and the scenarios differ from each other."""
+    from samples import sample_store
+
+    if not hasattr(sample_store, "matrix_samples"):
+        pytest.skip(
+            "the kernel matrix is not in samples/sample_store.py yet (samples-matrix: matrix_samples(), "
+            "ensure_sample(scenario, kernel=...)); the cross-build proof here meanwhile: kdump, ELF and "
+            "flattened files of one crash, and sysrq-c vs many-tasks"
+        )
+    wanted = ("oops-null", "sysrq-c")
+    chosen = [m for m in sample_store.matrix_samples(make_test_only=True) if m.scenario in wanted]
+    built = [sample_store.ensure_sample(m.scenario, kernel=m.kernel, variant=m.variant) for m in chosen]
+    kernels = {s.kernel for s in built}
+    assert len(kernels) > 1, f"the matrix's make-test samples cover one kernel only: {kernels}"
+    result = run_triage(tmp_path / "out", [s.vmcore for s in built], debug_dirs(built))
+    by_scenario: dict[str, set[str]] = {}
+    for sample in built:
+        report = result.reports[str(sample.vmcore)]
+        assert report["error"] is None, f"{sample.scenario} on {sample.kernel}: {report['error']}"
+        by_scenario.setdefault(sample.scenario, set()).add(report["signature"]["id"])
+    for scenario, ids in by_scenario.items():
+        titles = {
+            s.kernel: result.reports[str(s.vmcore)]["signature"]["frames"]
+            for s in built
+            if s.scenario == scenario
+        }
+        assert len(ids) == 1, f"{scenario} has {len(ids)} signatures across kernels: {titles}"
+    assert len(set.union(*by_scenario.values())) == len(by_scenario)

@@ -35,6 +35,21 @@ OOPS_NULL_OTHER_BUILD = [
     "do_syscall_64",
     "entry_SYSCALL_64_after_hwframe",
 ]
+#: The same crash on arm64 (6.12): the exception entered at el1h_64_sync, the system call at el0t_64_sync.
+OOPS_NULL_ARM64 = [
+    "labbug_walk",
+    "labbug_trigger_write",
+    "proc_reg_write",
+    "vfs_write",
+    "ksys_write",
+    "__arm64_sys_write",
+    "invoke_syscall",
+    "el0_svc_common",
+    "do_el0_svc",
+    "el0_svc",
+    "el0t_64_sync_handler",
+    "el0t_64_sync",
+]
 IRQ_OOPS_61 = [
     "labbug_tick",
     "labbug_timer_fn",
@@ -75,6 +90,7 @@ SYSRQ = _panic("sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq trig
 def test_the_same_bug_on_another_build_has_the_same_signature() -> None:
     kind = classify_panic(NULL_DEREF)
     assert crash_signature(kind, OOPS_NULL_61) == crash_signature(kind, OOPS_NULL_OTHER_BUILD)
+    assert crash_signature(kind, OOPS_NULL_61) == crash_signature(kind, OOPS_NULL_ARM64)
 
 
 def test_signature_names_the_fault_and_its_callers() -> None:

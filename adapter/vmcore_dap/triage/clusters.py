@@ -145,24 +145,22 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 def summary_table(summary: dict[str, Any], width: int | None = None) -> str:
     """The clusters as a plain-text table for the terminal, biggest first (lines cut at ``width``)."""
-    header = ("DUMPS", "SIGNATURE", "FIRST", "LAST", "KERNELS", "WHAT")
+    header = ("DUMPS", "SIGNATURE", "WHAT", "FIRST", "LAST", "KERNELS")
     rows = [
         (
             str(c["count"]),
             c["signature"],
+            c["title"],
             _short_time(c["first_dump_time"])[:16],
             _short_time(c["last_dump_time"])[:16],
             ",".join(c["kernels"]),
-            c["title"],
         )
         for c in summary["clusters"]
-    ]
-    rows += [
-        ("1", "unreadable", "", "", "", f"{f['vmcore']}: {f['error']['message']}") for f in summary["failed"]
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     lines = []
     for row in [header, *rows]:
         cells = [row[i].rjust(widths[i]) if i == 0 else row[i].ljust(widths[i]) for i in range(len(widths))]
         lines.append(("  ".join([*cells, row[-1]]))[:width].rstrip())  # [:None] keeps it whole
+    lines += [f"unreadable: {f['vmcore']}: {f['error']['message']}"[:width] for f in summary["failed"]]
     return "\n".join(lines) + "\n"

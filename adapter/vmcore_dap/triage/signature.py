@@ -15,6 +15,7 @@ merged, offsets and addresses gone), and then:
    below it, so the frames below are taken;
 3. generic frames are dropped wherever they are (:data:`GENERIC_FRAMES`: system-call dispatch, VFS
    dispatch, interrupt, softirq and timer plumbing, kthread/workqueue/idle loops, the scheduler core);
+   and system-call wrappers of every architecture;
 4. the first :data:`SIGNATURE_DEPTH` remaining functions are kept.
 
 The signature's ``id`` is a hash of the class and those functions; its ``title`` reads like a
@@ -24,6 +25,7 @@ syzbot title ("NULL pointer dereference in labbug_walk").
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -138,6 +140,11 @@ GENERIC_FRAMES = frozenset(
 )
 
 
+#: System-call wrappers of every architecture (``__x64_sys_write``, ``__arm64_sys_write``,
+#: ``__se_sys_write``, ``__do_sys_write``): the system call's name, not the bug's.
+_SYSCALL_WRAPPER = re.compile(r"^__(?:x64|x32|ia32|arm64|riscv|s390x|s390|se|do)_sys_\w+$")
+
+
 def is_entry_frame(function: str) -> bool:
     """Whether an interrupt or exception entered at ``function`` (x86-64 ``asm_*``, arm64 ``el1h_*``)."""
     return function.startswith(("asm_exc_", "asm_sysvec_", "asm_common_", "asm_spurious_", "el1h_64_"))
@@ -182,7 +189,7 @@ def _signature_frames(kind: PanicClass, functions: Sequence[str]) -> list[str]:
             names = names[entry + 1 :]
         else:
             names = names[:entry]
-    kept = [name for name in names if name not in GENERIC_FRAMES and not name.startswith("__do_sys_")]
+    kept = [name for name in names if name not in GENERIC_FRAMES and not _SYSCALL_WRAPPER.match(name)]
     return kept[:SIGNATURE_DEPTH]
 
 

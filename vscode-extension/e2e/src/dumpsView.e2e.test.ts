@@ -15,7 +15,7 @@ import type { Locator, Page } from 'playwright-core';
 import { loadSample, SampleInfo } from '../../test/support/sample';
 import { parkMouse, Workbench } from './session';
 import { poll } from './timeouts';
-import { escapeRegExp, framesUnder, pickQuickItem, runCommand, threadNames } from './workbench';
+import { arrangeDebugViews, escapeRegExp, framesUnder, pickQuickItem, runCommand, threadNames } from './workbench';
 
 const TRIAGE_TIMEOUT_MS = 240_000;
 const STOP_TIMEOUT_MS = 120_000;
@@ -88,6 +88,14 @@ describe('real VS Code (code-server 4.100.3): the Dumps view triages a folder an
         assert.ok(rows.some((r) => r.startsWith('oops-null.vmcore') && r.includes(`PID ${oops.expected.crashed_pid} ${oops.expected.crashed_comm}`)), rows.join('\n'));
         assert.ok(rows.some((r) => r.startsWith('sysrq-c.vmcore') && r.includes(`PID ${sysrq.expected.crashed_pid} ${sysrq.expected.crashed_comm}`)), rows.join('\n'));
 
+        // For the screenshot: a wide side bar, the Dumps view given the Explorer's height.
+        await arrangeDebugViews(page, 700);
+        for (const title of [path.basename(wb.run.workspace), 'Outline', 'Timeline']) {
+            const pane = page.locator('.part.sidebar .pane-header', { has: page.locator('h3.title', { hasText: new RegExp(`^${escapeRegExp(title)}$`, 'i') }) });
+            if ((await pane.count()) > 0 && (await pane.first().getAttribute('aria-expanded')) === 'true') {
+                await pane.first().click();
+            }
+        }
         const cluster = dumpsPane(page).locator('.monaco-list-row', { hasText: titles[0] }).first();
         const hover = page.locator('.monaco-hover:not(.hidden)').first();
         const text = await poll(
@@ -103,7 +111,7 @@ describe('real VS Code (code-server 4.100.3): the Dumps view triages a folder an
         );
         assert.match(text, /Signature [0-9a-f]{16} \(null-deref: labbug_walk/);
         assert.match(text, new RegExp(`${escapeRegExp(oops.expected.function)} \\[labbug\\] \\(${escapeRegExp(oops.expected.file)}:${oops.expected.line}\\)`));
-        await wb.screenshot('dumps-view.png');
+        await wb.screenshot('dumps-view.png', { x: 0, y: 0, width: 1400, height: 560 });
     });
 
     it('a click on a dump opens it in the debugger, stopped on the crashed task', async function () {

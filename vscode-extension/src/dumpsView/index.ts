@@ -182,7 +182,7 @@ export function registerDumpsView(context: vscode.ExtensionContext, log: vscode.
         const summary = asSummary(JSON.parse(fs.readFileSync(outcome.summaryPath, 'utf8')), outcome.summaryPath);
         provider.show({ folder, output, summary });
         await vscode.commands.executeCommand('setContext', 'vmcoreDap.dumpsTriaged', true);
-        view.message = `${summary.dump_count} dumps in ${folder}: ${summary.clusters.length} signatures` + (summary.failed_count ? `, ${summary.failed_count} unreadable` : '');
+        view.message = `${path.basename(folder)}: ${summary.dump_count} dumps, ${summary.clusters.length} signatures` + (summary.failed_count ? `, ${summary.failed_count} unreadable` : '');
         if (summary.dump_count === 0) {
             void vscode.window.showInformationMessage(`No vmcore found in ${folder}`);
         }

@@ -15,6 +15,7 @@ Every command runs in a fresh process; times are wall-clock, medians over the ro
 
 from __future__ import annotations
 
+import logging
 import statistics
 import subprocess
 import sys
@@ -72,7 +73,11 @@ def measure_triage(crash: Path, runs: int, progress: Callable[[str], None]) -> d
             local.append(_triage(dumps, debug_dirs, out / "local"))
             progress(f"triage round {i + 1}/{runs}: local pool, {len(dumps)} dumps in {local[-1]:.1f} s")
             with LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.CRITICAL,
             ) as cluster:
                 dask.append(
                     _triage(dumps, debug_dirs, out / "dask", "--scheduler", cluster.scheduler_address)

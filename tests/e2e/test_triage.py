@@ -15,10 +15,13 @@ tasks around it), so it must share sysrq-c's signature — the tasks around a cr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,9 +186,13 @@ def test_summary_clusters(triaged: Triage, samples: dict[str, Any]) -> None:
         assert f"`{cluster['signature']}`" in (triaged.output / "summary.md").read_text()
 
 
-def test_markdown_is_the_adapters_crash_report(triaged: Triage, sample_oops: Any, tmp_path: Path) -> None:
-    report = triaged.reports[str(sample_oops.vmcore)]
-    with stopped_session(sample_oops, tmp_path) as (client, _stopped):
+@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c", "irq-oops"])
+def test_markdown_is_the_adapters_crash_report(
+    triaged: Triage, samples: dict[str, Any], scenario: str, tmp_path: Path
+) -> None:
+    sample = samples[scenario]
+    report = triaged.reports[str(sample.vmcore)]
+    with stopped_session(sample, tmp_path) as (client, _stopped):
         markdown = client.call("vmcore/crashReport", timeout=300)["markdown"]
     assert (triaged.output / report["markdown_file"]).read_text() == markdown
 
@@ -245,7 +252,13 @@ def test_dask_cluster_gives_the_same_reports(
     from dask.distributed import LocalCluster
 
     chosen = [samples["oops-null"], samples["sysrq-c"]]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+    ) as cluster:
         result = run_triage(
             tmp_path / "out",
             [s.dir for s in chosen],
@@ -290,3 +303,48 @@ def test_same_scenario_on_every_kernel(tmp_path: Path) -> None:
         }
         assert len(ids) == 1, f"{scenario} has {len(ids)} signatures across kernels: {titles}"
     assert len(set.union(*by_scenario.values())) == len(by_scenario)
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """The process pool's workers among the children of ``pid`` (multiprocessing's spawn_main)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    workers = []
+    for child in map(int, children):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            workers.append(child)
+    return workers
+
+
+def test_a_worker_killed_mid_run_costs_no_report(sample_oops: Any, sample_sysrq: Any, tmp_path: Path) -> None:
+    """A worker process that dies (drgn is C code; a damaged dump could crash it) breaks the pool:
+    the dumps that were in flight are read again, each alone, and the run still ends with every report."""
+    samples = [sample_oops, sample_sysrq]
+    paths = [p for s in samples for p in files_of(s)]
+    command = [sys.executable, "-m", "vmcore_dap", "triage", "--output", str(tmp_path / "out"), "--jobs", "2"]
+    for directory in debug_dirs(samples):
+        command += ["--debug-info-dir", str(directory)]
+    with subprocess.Popen(
+        [*command, "--progress", "json", *paths], stderr=subprocess.PIPE, text=True
+    ) as proc:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            workers = _spawned_workers(proc.pid)
+            time.sleep(0.05)
+        assert workers, "the pool's worker processes never appeared"
+        time.sleep(1.0)  # into the first dumps
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    reports = [
+        json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json") if p.name != "summary.json"
+    ]
+    assert sorted(r["vmcore"] for r in reports) == sorted(map(str, paths))
+    assert [r["error"] for r in reports] == [None] * len(paths)

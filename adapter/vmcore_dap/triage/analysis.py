@@ -95,6 +95,12 @@ def triage_dump(path: str, options: TriageOptions) -> dict[str, Any]:
         _analyse(result, dump, options, clock)
     except UserError as exc:
         result["error"] = {"kind": "unreadable", "message": str(exc)}
+    except drgn.FaultError as exc:
+        # The dump opened but lacks memory the first look needs (the task list, the log): a partial
+        # or damaged dump, said as the adapter says it; what was read before stays in the report.
+        quality = result.get("quality") or {}
+        why = "; ".join(quality.get("warnings") or []) or "a page it needs is not in the dump"
+        result["error"] = {"kind": "unreadable", "message": f"Cannot read vmcore '{vmcore}': {exc} ({why})"}
     except Exception as exc:  # noqa: BLE001 - one bad dump must not end the run; the report says why
         log.exception("triage of %s failed", vmcore)
         result["error"] = {
@@ -112,6 +118,7 @@ def _analyse(result: dict[str, Any], dump: Dump, options: TriageOptions, clock: 
     for name, seconds in dump.timings.items():
         clock.timings[f"drgn_{name}"] = round(seconds, 4)
     report.describe_dump(result, dump)
+    report.describe_quality(result, dump.file, dump.warnings)
     crashed = dump.crashed_task()
     tasks = list_tasks(prog, crashed, problems=dump.warnings)
     panic = panic_info(prog)
@@ -155,6 +162,7 @@ def _analyse(result: dict[str, Any], dump: Dump, options: TriageOptions, clock: 
         top_groups=TOP_GROUPS,
     )
     result["launch"] = report.launch_configuration(dump, options.debug_info_dirs)
+    # Again: the task list and the module list may have added warnings.
     report.describe_quality(result, dump.file, dump.warnings)
     clock.lap("report")
 

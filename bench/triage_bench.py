@@ -15,7 +15,6 @@ Every command runs in a fresh process; times are wall-clock, medians over the ro
 
 from __future__ import annotations
 
-import logging
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.dask_cluster import local_cluster
 
 from bench import measure
 
@@ -56,7 +57,6 @@ def _median(values: list[float]) -> float:
 
 def measure_triage(crash: Path, runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
     """Run the rounds; return medians (seconds) and the dumps' names."""
-    from dask.distributed import LocalCluster
     from samples.sample_store import ensure_sample
 
     samples = [ensure_sample(s) for s in SCENARIOS]
@@ -72,13 +72,7 @@ def measure_triage(crash: Path, runs: int, progress: Callable[[str], None]) -> d
         for i in range(runs):
             local.append(_triage(dumps, debug_dirs, out / "local"))
             progress(f"triage round {i + 1}/{runs}: local pool, {len(dumps)} dumps in {local[-1]:.1f} s")
-            with LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.CRITICAL,
-            ) as cluster:
+            with local_cluster() as cluster:
                 dask.append(
                     _triage(dumps, debug_dirs, out / "dask", "--scheduler", cluster.scheduler_address)
                 )

@@ -15,7 +15,6 @@ tasks around it), so it must share sysrq-c's signature — the tasks around a cr
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ import pytest
 from tests.conftest import get_sample
 from tests.e2e._core_support import stopped_session
 from tests.e2e.test_flattened import flattened  # noqa: F401 - the fixture: sysrq-c, makedumpfile -F
+from tests.helpers.dask_cluster import local_cluster
 
 from vmcore_dap.dump.opening.elf import file_build_id
 
@@ -249,16 +249,8 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
 def test_dask_cluster_gives_the_same_reports(
     triaged: Triage, samples: dict[str, Any], tmp_path: Path
 ) -> None:
-    from dask.distributed import LocalCluster
-
     chosen = [samples["oops-null"], samples["sysrq-c"]]
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.CRITICAL,
-    ) as cluster:
+    with local_cluster() as cluster:
         result = run_triage(
             tmp_path / "out",
             [s.dir for s in chosen],

@@ -16,25 +16,25 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import drgn
 
-from vmcore_dap.dump.kernel.locks import blocked_tasks
-from vmcore_dap.dump.kernel.modules import list_modules, module_list_problem
+from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks
+from vmcore_dap.dump.kernel.modules import KernelModule, list_modules, module_list_problem
 from vmcore_dap.dump.kernel.panic import kernel_log_lines, panic_info
-from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks
+from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks, running_tasks, task_info
 from vmcore_dap.dump.opening.debuginfo import default_debug_dirs
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import Dump, open_dump
 from vmcore_dap.dump.opening.vmcore_file import inspect_vmcore
 from vmcore_dap.dump.report.crash_report import crash_report
-from vmcore_dap.dump.report.summary import summarize
+from vmcore_dap.dump.report.summary import Summary, summarize
 from vmcore_dap.dump.stacks.frames import TaskStack, unwind_task
-from vmcore_dap.dump.stacks.groups import group_stacks
+from vmcore_dap.dump.stacks.groups import StackGroups, group_stacks
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_drgn_trace
 from vmcore_dap.errors import UserError
 from vmcore_dap.triage import report
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: How many of the biggest stack groups the report lists (the crash report's default too).
 TOP_GROUPS = 10
+
+T = TypeVar("T")
 
 _HUNG_TASK_LINE = re.compile(r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than")
 
@@ -127,9 +129,7 @@ def _analyse(result: dict[str, Any], dump: Dump, options: TriageOptions, clock: 
         dump.warnings.append(problem)
     clock.lap("tasks")
     kind = classify_panic(panic if (panic.panic or panic.oops) else None)
-    crashed_info = (
-        tasks[0] if crashed is not None and tasks and tasks[0].address == crashed.value_() else None
-    )
+    crashed_info = _crashed_info(prog, crashed, tasks)
     stack = unwind_task(prog, crashed_info.task) if crashed_info is not None else None
     normalised = _normalised(prog, stack)
     clock.lap("crashed_stack")
@@ -143,28 +143,64 @@ def _analyse(result: dict[str, Any], dump: Dump, options: TriageOptions, clock: 
         report.describe_crashed(result, crashed_info, stack, normalised)
     clock.lap("signature")
 
-    summary = summarize(prog, panic)
+    # What follows describes the dump around the crash. Each part is read on its own: a helper that
+    # does not know a kernel's layout yet (a struct member renamed in a new release) costs that
+    # part, noted under ``problems``, not the signature and the rest of the report.
+    sections = _Sections(result, clock)
+    summary = sections.run("summary", lambda: summarize(prog, panic), Summary([], panic, []))
     report.describe_system(result, summary.facts)
-    clock.lap("summary")
-    groups = group_stacks(prog, list(enumerate(tasks, start=1)))
+    groups = sections.run(
+        "stack_groups",
+        lambda: group_stacks(prog, list(enumerate(tasks, start=1))),
+        StackGroups([], len(tasks), 0.0),
+    )
     report.describe_groups(result, groups, TOP_GROUPS)
-    clock.lap("stack_groups")
-    blocked = blocked_tasks(prog, tasks)
+    blocked = sections.run("blocked", lambda: blocked_tasks(prog, tasks), list[BlockedTask]())
     report.describe_blocked(result, blocked)
-    clock.lap("blocked")
-    report.describe_modules(result, list_modules(prog), stack, dump)
-    clock.lap("modules")
-    result["markdown"] = crash_report(
+    modules = sections.run("modules", lambda: list_modules(prog), list[KernelModule]())
+    report.describe_modules(result, modules, stack, dump)
+    markdown = crash_report(
         summary,
         (crashed_info, stack) if crashed_info is not None and stack is not None else None,
         groups,
         blocked,
         top_groups=TOP_GROUPS,
     )
+    if result["problems"]:
+        notes = [f"- {p['section']}: {p['message']}" for p in result["problems"]]
+        markdown += "\n**Parts of this report could not be read:**\n\n" + "\n".join(notes) + "\n"
+    result["markdown"] = markdown
     result["launch"] = report.launch_configuration(dump, options.debug_info_dirs)
     # Again: the task list and the module list may have added warnings.
     report.describe_quality(result, dump.file, dump.warnings)
     clock.lap("report")
+
+
+def _crashed_info(prog: drgn.Program, crashed: drgn.Object | None, tasks: list[TaskInfo]) -> TaskInfo | None:
+    """The crashed task as the task list shows it (first), or read on its own when a damaged or
+    filtered PID table left it out of the list: the crash is still known from ``panic_cpu``."""
+    if crashed is None:
+        return None
+    if tasks and tasks[0].address == crashed.value_():
+        return tasks[0]
+    return task_info(crashed, running_tasks(prog))
+
+
+class _Sections:
+    """Run the report's optional parts; a part that fails leaves its fallback and a ``problems`` entry."""
+
+    def __init__(self, result: dict[str, Any], clock: _Clock) -> None:
+        self.result, self.clock = result, clock
+
+    def run(self, name: str, read: Callable[[], T], fallback: T) -> T:
+        try:
+            value = read()
+        except Exception as exc:  # noqa: BLE001 - any failure of one part; the report names it
+            log.warning("triage of %s: %s failed", self.result["vmcore"], name, exc_info=True)
+            self.result["problems"].append({"section": name, "message": f"{type(exc).__name__}: {exc}"})
+            value = fallback
+        self.clock.lap(name)
+        return value
 
 
 def _normalised(prog: drgn.Program, stack: TaskStack | None) -> list[Frame]:

@@ -50,6 +50,7 @@ def new_report(vmcore: Path) -> dict[str, Any]:
         "error": None,
         "signature": None,
         "crashed_task": None,
+        "problems": [],
         "file": None,
         "kernel": None,
         "dump_time": None,

@@ -48,9 +48,27 @@ def _worker_died(vmcore: str, why: str) -> dict[str, Any]:
     return report
 
 
+def _worker_logging() -> None:
+    """A spawned worker starts with Python's default logging, warnings with tracebacks to stderr, which
+    would tear the progress bar apart. The report's ``error`` and ``problems`` carry what matters;
+    the dump layer's own log goes to ``$VMCORE_DAP_LOG`` when it is set (as for the adapter)."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    path = os.environ.get("VMCORE_DAP_LOG")
+    if path:
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s: %(message)s"))
+        root.setLevel(logging.DEBUG)
+    else:
+        handler = logging.NullHandler()
+    root.addHandler(handler)
+
+
 def _pool(jobs: int) -> ProcessPoolExecutor:
     # spawn: a fresh interpreter per worker, whatever threads the caller (a test runner, an IDE) has.
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_logging
+    )
 
 
 def run_local(paths: Sequence[Path], options: TriageOptions, jobs: int, on_result: ResultCallback) -> None:

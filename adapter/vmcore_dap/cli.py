@@ -14,7 +14,7 @@ import socket
 import sys
 from typing import BinaryIO
 
-from vmcore_dap import __version__
+from vmcore_dap.versions import add_version_argument, running_versions
 
 __all__ = ["main"]
 
@@ -30,7 +30,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         description="Debug Adapter Protocol server for Linux kernel crash dumps (vmcores), on drgn.",
         epilog="'vmcore-dap triage --help': triage many dumps at once (reports, signatures, clusters).",
     )
-    parser.add_argument("--version", action="version", version=f"vmcore-dap {__version__}")
+    add_version_argument(parser, "vmcore-dap")
     parser.add_argument(
         "--port",
         type=int,
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return triage_main(args[1:])
     options = _parse(args)
     _setup_logging(options.log_file)
+    log.info("%s at %s", running_versions().line(), sys.executable)
     if options.debugpy is not None:
         import debugpy
 

@@ -15,6 +15,8 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 
 import { findAdapter } from '../adapterDescriptorFactory';
+import { AdapterCommand, AdapterNotFoundError } from '../adapterLocator';
+import { AdapterSetup } from '../adapterSetup';
 import { reportingErrors } from '../notifications';
 import {
     asSummary,
@@ -137,7 +139,25 @@ async function chooseFolder(): Promise<string | undefined> {
     return chosen?.[0]?.fsPath;
 }
 
-export function registerDumpsView(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+/** The adapter a debug session would get; with none installed, the extension's set-up is offered first. */
+async function triageAdapter(
+    context: vscode.ExtensionContext,
+    folder: vscode.WorkspaceFolder | undefined,
+    log: vscode.LogOutputChannel,
+    setup: AdapterSetup,
+): Promise<AdapterCommand> {
+    const find = () => findAdapter({}, folder, context.extensionUri.fsPath, log, setup);
+    try {
+        return await find();
+    } catch (e) {
+        if (e instanceof AdapterNotFoundError && e.nothingConfigured && (await setup.offerSetUp(e.message))) {
+            return find();
+        }
+        throw e;
+    }
+}
+
+export function registerDumpsView(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, setup: AdapterSetup): void {
     const provider = new DumpsTreeProvider();
     const view = vscode.window.createTreeView(DUMPS_VIEW_ID, { treeDataProvider: provider, showCollapseAll: true });
 
@@ -148,7 +168,7 @@ export function registerDumpsView(context: vscode.ExtensionContext, log: vscode.
         }
         const workspaceFolder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(folder));
         const settings = vscode.workspace.getConfiguration('vmcoreDap', workspaceFolder?.uri);
-        const adapter = await findAdapter({}, workspaceFolder, context.extensionUri.fsPath, log);
+        const adapter = await triageAdapter(context, workspaceFolder, log, setup);
         const output = outputFor(context, folder);
         fs.mkdirSync(output, { recursive: true });
         const request = {

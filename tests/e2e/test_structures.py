@@ -1,0 +1,239 @@
+"""Kernel data structures through the real adapter, against crash on the same dump.
+
+Lists expand into their entries (``init_task.tasks`` → every thread-group leader crash's ``ps -G``
+lists but the idle tasks; ``init_task.children`` → the tasks whose PPID is 0; ``modules`` → crash's
+``mod``), per-CPU variables into ``[cpuN]`` (``runqueues`` → crash's ``runq`` run queues and their
+current tasks), and pointers say what they point at (crash's ``kmem ADDR`` and ``sym``).
+Expectations come from crash, never from our own code; addresses to ask crash about come from the
+dump (read through drgn in this process).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e._core_support import config_for, open_sample_dump
+from tests.helpers.crash_batch import run_crash
+from tests.helpers.crash_parse import PsRow, parse_mod, parse_ps
+from tests.helpers.dap_client import DapClient
+
+pytestmark = pytest.mark.timeout(1800)
+
+#: Entries fetched per ``variables`` request, as VS Code pages them.
+PAGE = 100
+
+
+@dataclass
+class Oracle:
+    """What crash says about the sample, and the addresses it was asked about."""
+
+    ps: list[PsRow]
+    runq: str
+    mod: str
+    mm: int  # init's mm (a slab object)
+    mm_kmem: str
+    stack: int  # an address inside PID 1's kernel stack
+    stack_kmem: str
+    module_symbol: str | None  # crash's ``sym labbug_dev`` when the module is loaded
+    module_symbol_address: int | None
+
+
+@pytest.fixture(scope="module")
+def oracle(sample: Any) -> Oracle:
+    dump = open_sample_dump(sample)
+    prog = dump.prog
+    init = prog["init_task"].tasks.next
+    from drgn import container_of
+
+    task = container_of(init, "struct task_struct", "tasks")
+    assert task.pid.value_() == 1
+    mm = task.mm.value_()
+    stack = task.stack.value_() + 0x100
+    try:
+        module_symbol_address: int | None = prog.symbol("labbug_dev").address
+    except LookupError:
+        module_symbol_address = None
+    commands = ["ps -G", "runq", "mod", f"kmem {mm:x}", f"kmem {stack:x}"]
+    if module_symbol_address is not None:
+        commands.append("sym labbug_dev")
+    out = run_crash(sample, commands)
+    return Oracle(
+        parse_ps(out[0]),
+        out[1],
+        out[2],
+        mm,
+        out[3],
+        stack,
+        out[4],
+        out[5] if module_symbol_address is not None else None,
+        module_symbol_address,
+    )
+
+
+@dataclass
+class Session:
+    client: DapClient
+    frame_id: int
+
+    def watch(self, expression: str) -> dict[str, Any]:
+        return self.client.call(
+            "evaluate", {"expression": expression, "frameId": self.frame_id, "context": "watch"}
+        )
+
+    def page(self, reference: int, start: int, count: int) -> list[dict[str, Any]]:
+        args = {"variablesReference": reference, "filter": "indexed", "start": start, "count": count}
+        return self.client.call("variables", args)["variables"]
+
+    def named(self, reference: int) -> dict[str, dict[str, Any]]:
+        args = {"variablesReference": reference, "filter": "named"}
+        return {v["name"]: v for v in self.client.call("variables", args)["variables"]}
+
+    def entries(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every indexed child of an evaluate result, page by page as a client asks for them."""
+        total = body.get("indexedVariables", 0)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, total, PAGE):
+            rows += self.page(body["variablesReference"], start, min(PAGE, total - start))
+        assert [r["name"] for r in rows] == [f"[{i}]" for i in range(total)]
+        return rows
+
+
+@pytest.fixture(scope="module")
+def session(sample: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    log_dir: Path = tmp_path_factory.mktemp(f"structures-{sample.scenario}")
+    with DapClient(log_dir) as client:
+        stopped = client.launch_and_stop(config_for(sample))
+        frames = client.call("stackTrace", {"threadId": stopped["body"]["threadId"]})["stackFrames"]
+        frame = next(f for f in frames if f.get("presentationHint", "normal") == "normal")
+        yield Session(client, frame["id"])
+        assert client.schema_errors == [], client.schema_errors
+
+
+_TASK_NOTE = re.compile(r"^(0x[0-9a-f]+) → task_struct of PID (\d+) (.*)$")
+
+
+def _comm(row: PsRow) -> str:
+    return row.comm[1:-1] if row.comm.startswith("[") and row.comm.endswith("]") else row.comm
+
+
+def test_init_task_tasks_are_the_thread_group_leaders_of_ps(session: Session, oracle: Oracle) -> None:
+    body = session.watch("init_task.tasks")
+    leaders = {(r.task, r.pid, _comm(r)) for r in oracle.ps if r.pid != 0}  # idle tasks are not on it
+    assert body["result"] == f"{len(leaders)} entries (struct task_struct.tasks)"
+    assert body["indexedVariables"] == len(leaders)
+    seen = set()
+    for row in session.entries(body):
+        m = _TASK_NOTE.match(row["value"])
+        assert m, row
+        assert row["type"] == "struct task_struct *"
+        assert row["evaluateName"] == f"(struct task_struct *){m[1]}"
+        seen.add((int(m[1], 16), int(m[2]), m[3]))
+    assert seen == leaders
+    # The raw links are still there, and say where they point.
+    raw = session.named(body["variablesReference"])
+    assert set(raw) == {"next", "prev"}
+    first = min((r for r in oracle.ps if r.pid == 1), key=lambda r: r.task)
+    assert raw["next"]["value"].endswith(
+        f"→ task_struct of PID 1 {_comm(first)} +0x{_tasks_offset(session):x}"
+    )
+
+
+def _tasks_offset(session: Session) -> int:
+    return int(session.watch("&((struct task_struct *)0)->tasks")["result"].split()[0], 16)
+
+
+def test_init_task_children_are_the_tasks_whose_parent_is_0(session: Session, oracle: Oracle) -> None:
+    body = session.watch("init_task.children")
+    children = {r.task for r in oracle.ps if r.ppid == 0 and r.pid != 0}
+    assert body["result"] == f"{len(children)} entries (struct task_struct.sibling)"
+    assert {int(row["value"].split()[0], 16) for row in session.entries(body)} == children
+    # sibling is a node of its parent's children list: not expanded as a list of its own.
+    sibling = session.watch("init_task.sibling")
+    assert "indexedVariables" not in sibling
+    assert sibling["result"] == "{...}"
+
+
+def test_modules_are_the_modules_of_mod(session: Session, oracle: Oracle) -> None:
+    expected = {(row.module, row.name) for row in parse_mod(oracle.mod)}
+    body = session.watch("modules")
+    if not expected:
+        assert body["result"] == "empty"
+        return
+    assert body["result"].endswith("(struct module.list)")
+    shown = set()
+    for row in session.entries(body):
+        address = int(row["value"].split()[0], 16)
+        name = session.named(row["variablesReference"])["name"]["value"]
+        shown.add((address, name.strip('"')))
+        assert "(module " in row["value"], row  # a struct module lives in its own module's memory
+    assert shown == expected
+
+
+_RUNQ = re.compile(r"^CPU (\d+) RUNQUEUE: ([0-9a-f]+)\n\s+CURRENT: PID: (\d+)\s+TASK: ([0-9a-f]+)", re.M)
+
+
+def test_runqueues_per_cpu_are_crashs_run_queues(session: Session, oracle: Oracle) -> None:
+    expected = {int(cpu): (int(rq, 16), int(task, 16)) for cpu, rq, _pid, task in _RUNQ.findall(oracle.runq)}
+    assert expected, oracle.runq
+    body = session.watch("runqueues")
+    assert body["result"] == f"per-CPU ({len(expected)} CPUs)"
+    rows = session.page(body["variablesReference"], 0, body["indexedVariables"])
+    assert [r["name"] for r in rows] == [f"[cpu{cpu}]" for cpu in sorted(expected)]
+    for row, cpu in zip(rows, sorted(expected), strict=True):
+        assert row["evaluateName"] == f"per_cpu(runqueues, {cpu})"
+        assert int(row["memoryReference"], 16) == expected[cpu][0]
+        members = session.named(row["variablesReference"])
+        assert int(members["curr"]["value"].split()[0], 16) == expected[cpu][1]
+        assert "→ task_struct of PID" in members["curr"]["value"]
+
+
+def _kmem_cache_and_state(kmem: str, address: int) -> tuple[str, bool]:
+    """Cache name and whether crash shows ``address`` allocated (``[addr]``) in ``kmem ADDR``."""
+    name = re.search(r"^CACHE\s.*NAME\n[0-9a-f]+\s+\d+\s+\d+\s+\d+\s+\d+\s+\S+\s+(\S+)", kmem, re.M)
+    assert name, kmem
+    objects = kmem.split("FREE / [ALLOCATED]", 1)[1]
+    found = re.search(r"^\s+(\[?)([0-9a-f]+)\]?", objects, re.M)
+    assert found, kmem
+    start = int(found[2], 16)
+    assert start <= address
+    return name[1], found[1] == "["
+
+
+def test_pointer_notes_say_what_kmem_says(session: Session, oracle: Oracle) -> None:
+    cache, allocated = _kmem_cache_and_state(oracle.mm_kmem, oracle.mm)
+    assert allocated
+    mm = session.watch(f"(struct mm_struct *){oracle.mm:#x}")
+    assert mm["result"] == f"{oracle.mm:#x} → {cache} object (allocated)"
+    inside = session.watch(f"(void *){oracle.mm + 0x10:#x}")
+    assert inside["result"] == f"{oracle.mm + 0x10:#x} → {cache} object +0x10 (allocated)"
+    # crash's kmem names the task whose stack holds the address.
+    pid = re.search(r"^\s+PID: (\d+)", oracle.stack_kmem, re.M)
+    assert pid, oracle.stack_kmem
+    stack = session.watch(f"(void *){oracle.stack:#x}")
+    assert re.fullmatch(rf"{oracle.stack:#x} → stack of PID {pid[1]} \S+ \+0x100", stack["result"]), stack
+
+
+def test_a_module_global_names_its_module_and_section(session: Session, oracle: Oracle) -> None:
+    if oracle.module_symbol is None or oracle.module_symbol_address is None:  # sysrq-c loads no module
+        response = session.client.send_request(
+            "evaluate", {"expression": "&labbug_dev", "frameId": session.frame_id, "context": "watch"}
+        )
+        assert not session.client.wait_response(response, 60)["success"]
+        return
+    m = re.match(r"^([0-9a-f]+) \((\w)\) labbug_dev \[labbug\]", oracle.module_symbol.strip())
+    assert m, oracle.module_symbol
+    assert int(m[1], 16) == oracle.module_symbol_address
+    section = {"b": ".bss", "d": ".data", "B": ".bss", "D": ".data"}[m[2]]
+    body = session.watch("&labbug_dev")
+    assert body["result"] == f"{oracle.module_symbol_address:#x} → labbug_dev (module labbug, {section})"
+
+
+def test_user_and_unmapped_addresses(session: Session) -> None:
+    assert session.watch("(void *)0x7ffd12345678")["result"] == "0x7ffd12345678 → user address"
+    unmapped = session.watch("(void *)0xffffc7ffffff0000")["result"]
+    assert unmapped.startswith("0xffffc7ffffff0000 → not mapped"), unmapped

@@ -30,11 +30,11 @@ MAX_NODES = 1 << 20
 #: The head types this module walks, by name.
 ChainKind = str
 _KINDS: dict[str, ChainKind] = {
-    "struct list_head": "list",
-    "struct hlist_head": "hlist",
-    "struct hlist_nulls_head": "hlist_nulls",
-    "struct llist_head": "llist",
-    "struct plist_head": "plist",
+    "list_head": "list",
+    "hlist_head": "hlist",
+    "hlist_nulls_head": "hlist_nulls",
+    "llist_head": "llist",
+    "plist_head": "plist",
 }
 
 
@@ -61,12 +61,11 @@ class Chain:
 
 def chain_kind(type_: drgn.Type) -> ChainKind | None:
     """The kind of list a head of ``type_`` is, or ``None`` when it is no list head."""
-    plain = type_.unqualified() if type_.qualifiers else type_
-    while plain.kind == drgn.TypeKind.TYPEDEF:
-        plain = plain.type
+    # Called for every value shown: the tag is a plain attribute, type_name() formats a string.
+    plain = type_.unaliased()
     if plain.kind != drgn.TypeKind.STRUCT:
         return None
-    return _KINDS.get(plain.type_name())
+    return _KINDS.get(plain.tag or "")
 
 
 def list_poison(prog: drgn.Program) -> tuple[int, int]:

@@ -8,13 +8,17 @@ why an address cannot be read (not mapped, excluded from the dump). A freed slab
 warning: a pointer to one is the classic use-after-free.
 
 Notes are computed for a whole page of values at once (one drgn lookup cache shared by the page)
-and kept per address for the session: a dump never changes.
+and kept per address for the session: a dump never changes. drgn's ``slab_object_info`` reads every
+CPU's freelist and the slab's own freelist again for each address; a page of pointers into one
+cache would pay that a hundred times, so :func:`_slab_info` keeps drgn's per-cache helper and its
+freelists for the session (through drgn's internal helper; a drgn without it gets the public one).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import drgn
@@ -104,6 +108,9 @@ def _note(prog: drgn.Program, address: int, identify_cache: dict[object, object]
     except drgn.FaultError:
         why = explain_unreadable(prog, address)
         return PointerNote(f"→ {why}")
+    info = _slab_info(prog, address)
+    if info is not None:
+        return _slab_note(prog, address, info)
     for found in identify_address_all(prog, address, cache=identify_cache):
         if isinstance(found, IdentifiedTaskStruct):
             task = found.task
@@ -139,6 +146,90 @@ def _note(prog: drgn.Program, address: int, identify_cache: dict[object, object]
         if isinstance(found, IdentifiedSymbol):
             return _symbol_note(prog, address, found.symbol)
     return None
+
+
+def _slab_note(prog: drgn.Program, address: int, info: object) -> PointerNote:
+    """The note of an address inside a slab object (``info``: drgn's ``SlabObjectInfo``)."""
+    slab_cache = info.slab_cache  # type: ignore[attr-defined]
+    start: int = info.address  # type: ignore[attr-defined]
+    allocated = info.allocated  # type: ignore[attr-defined]
+    if not start:
+        return PointerNote("→ slab object (SLOB: cache unknown)")
+    if allocated:
+        task = _task_of(prog, info)
+        if task is not None:
+            text = f"→ task_struct of PID {task.pid.value_()} {_comm(task)}{_offset(address, start)}"
+            return PointerNote(text)
+    name = slab_cache.name.string_().decode(errors="replace")
+    where = _offset(address, start)
+    if allocated is False:
+        return PointerNote(f"→ ⚠ FREED {name} object{where}", warning=True)
+    state = "allocated" if allocated else "state unknown: the slab looks corrupted"
+    return PointerNote(f"→ {name} object{where} ({state})", warning=allocated is None)
+
+
+def _task_of(prog: drgn.Program, info: object) -> drgn.Object | None:
+    """The task whose ``task_struct`` is the slab object ``info`` (drgn's own test, which also
+    rules out other objects of a merged cache)."""
+    try:
+        from drgn.helpers.linux.common import _is_task_struct
+    except ImportError:
+        return None
+    return _is_task_struct(prog, info)  # type: ignore[arg-type]
+
+
+_HELPERS_KEY = "vmcore_dap.slab_helpers"
+
+
+def _slab_info(prog: drgn.Program, address: int) -> object | None:
+    """drgn's ``SlabObjectInfo`` of ``address``, or ``None`` outside the slab allocator; the
+    per-cache work (CPU freelists, each slab's freelist) done once per session."""
+    from drgn.helpers.linux.mm import in_direct_map
+    from drgn.helpers.linux.slab import slab_object_info
+
+    if not in_direct_map(prog, address):
+        return None
+    try:
+        from drgn.helpers.linux.slab import _find_containing_slab, _get_slab_cache_helper
+    except ImportError:  # another drgn: its public helper, without the cache
+        return slab_object_info(prog, address)
+    found = _find_containing_slab(prog, address)
+    if found is None:
+        return None
+    page, slab = found
+    try:
+        slab_cache = slab.slab_cache.read_()
+    except AttributeError:  # SLOB
+        return slab_object_info(prog, address)
+    helpers: dict[int, object] = prog.cache.setdefault(_HELPERS_KEY, {})
+    helper = helpers.get(slab_cache.value_())
+    if helper is None:
+        helper = helpers[slab_cache.value_()] = _memoized(_get_slab_cache_helper(slab_cache))
+    return helper.object_info(page, slab, address)  # type: ignore[attr-defined]
+
+
+def _memoized(helper: object) -> object:
+    """``helper`` with its per-CPU and per-slab freelist readings computed once each."""
+    for name in ("_per_cpu_info", "_sheaves_full_objects"):
+        method = getattr(helper, name, None)
+        if method is not None:
+            setattr(helper, name, functools.cache(method))
+    read_freelist = getattr(helper, "_slub_get_freelist", None)
+    if read_freelist is not None:
+        helper._slub_get_freelist = _freelist_memo(read_freelist)  # type: ignore[attr-defined]
+    return helper
+
+
+def _freelist_memo(read: Callable[[Callable[[], str], drgn.Object], set[int]]) -> Callable[..., set[int]]:
+    memo: dict[int, set[int]] = {}
+
+    def cached(name: Callable[[], str], freelist: drgn.Object) -> set[int]:
+        key = freelist.value_()
+        if key not in memo:
+            memo[key] = read(name, freelist)
+        return memo[key]
+
+    return cached
 
 
 def _percpu_offset(prog: drgn.Program, address: int) -> bool:

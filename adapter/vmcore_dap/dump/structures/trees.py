@@ -19,12 +19,12 @@ __all__ = ["TreeItems", "tree_kind", "walk_tree", "MAX_ITEMS"]
 MAX_ITEMS = 1 << 18
 
 _KINDS = {
-    "struct rb_root": "rbtree",
-    "struct rb_root_cached": "rbtree",
-    "struct xarray": "xarray",
-    "struct radix_tree_root": "xarray",  # a radix tree is an xarray since v4.20
-    "struct idr": "idr",
-    "struct maple_tree": "maple",
+    "rb_root": "rbtree",
+    "rb_root_cached": "rbtree",
+    "xarray": "xarray",
+    "radix_tree_root": "xarray",  # a radix tree is an xarray since v4.20
+    "idr": "idr",
+    "maple_tree": "maple",
 }
 
 
@@ -47,7 +47,7 @@ def tree_kind(type_: drgn.Type) -> str | None:
     plain = type_.unaliased()
     if plain.kind != drgn.TypeKind.STRUCT:
         return None
-    return _KINDS.get(plain.type_name())
+    return _KINDS.get(plain.tag or "")
 
 
 def _entries(root: drgn.Object, kind: str) -> Iterator[tuple[str, int]]:

@@ -237,3 +237,42 @@ def test_user_and_unmapped_addresses(session: Session) -> None:
     assert session.watch("(void *)0x7ffd12345678")["result"] == "0x7ffd12345678 → user address"
     unmapped = session.watch("(void *)0xffffc7ffffff0000")["result"]
     assert unmapped.startswith("0xffffc7ffffff0000 → not mapped"), unmapped
+
+
+def test_view_entries_as_another_type_and_back(session: Session) -> None:
+    """The extension's "View entries as…": the adapter offers the types that fit and shows the
+    entries as the one chosen, for every head that lives where this one does."""
+    body = session.watch("init_task.children")
+    reference = body["variablesReference"]
+    offered = session.client.call("vmcore/entryTypes", {"variablesReference": reference})
+    assert offered["key"] == "struct task_struct.children"
+    assert offered["current"]["label"] == "struct task_struct.sibling"
+    assert offered["current"]["source"] == "table"
+    assert {c["label"] for c in offered["candidates"]} >= {"struct task_struct.sibling"}
+    sibling = [int(r["value"].split()[0], 16) for r in session.entries(body)]
+    offsets = {
+        m: int(session.watch(f"&((struct task_struct *)0)->{m}")["result"].split()[0], 16)
+        for m in ("sibling", "ptrace_entry")
+    }
+    start = len(session.client.events)
+    args = {"variablesReference": reference, "type": "struct task_struct", "member": "ptrace_entry"}
+    assert session.client.call("vmcore/setEntryType", args)["label"] == "struct task_struct.ptrace_entry"
+    session.client.wait_event("invalidated", timeout=30, start=start)
+    again = session.watch("init_task.children")
+    assert again["result"].endswith("(struct task_struct.ptrace_entry)")
+    moved = [int(r["value"].split()[0], 16) for r in session.entries(again)]
+    assert moved == [a + offsets["sibling"] - offsets["ptrace_entry"] for a in sibling]
+    # By key, as the extension sends a remembered choice to a new session.
+    key_args = {"key": "struct task_struct.children", "type": "struct task_struct", "member": "sibling"}
+    session.client.call("vmcore/setEntryType", key_args)
+    assert session.watch("init_task.children")["result"].endswith("(struct task_struct.sibling)")
+    # Bad choices and non-lists are refused with a message, and the session goes on.
+    for bad in (
+        (
+            "vmcore/setEntryType",
+            {"variablesReference": reference, "type": "struct task_struct", "member": "nope"},
+        ),
+        ("vmcore/entryTypes", {"variablesReference": session.watch("init_task")["variablesReference"]}),
+    ):
+        response = session.client.wait_response(session.client.send_request(*bad), 60)
+        assert not response["success"] and response["message"], response

@@ -16,6 +16,7 @@ import {
 } from './configurationProvider';
 import { registerLanguageClient } from './languageClient';
 import { DEBUG_TYPE, ExtensionLaunchAttributes } from './launchConfig';
+import { registerEntryTypes } from './entryTypes';
 import { registerKernelView } from './kernelView';
 import { registerShowTasksCommand } from './tasksInFunction';
 
@@ -52,6 +53,7 @@ export function activate(context: vscode.ExtensionContext): void {
         vscode.commands.registerCommand('vmcore-dap.showOutput', () => log.show(true)),
     );
     registerKernelView(context, log);
+    registerEntryTypes(context, log);
     // Source annotations from the vmcore language server, one per debug session, same interpreter.
     // Its own channel: the client's traces would bury the adapter's lines in "vmcore".
     const lspLog = vscode.window.createOutputChannel('vmcore language server');

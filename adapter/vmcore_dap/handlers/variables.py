@@ -38,7 +38,7 @@ from vmcore_dap.errors import InvalidArguments, ReadOnlyError, UserError
 if TYPE_CHECKING:
     from vmcore_dap.dump.values.scopes import FrameLike
 
-__all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX"]
+__all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX", "value_variable"]
 
 #: ``interceptor(session, expression, frame_id)`` returns an ``evaluate`` body if it handled the
 #: line, or ``None`` to pass it on. Tried in order before drgn Python, for context ``repl`` only.
@@ -81,6 +81,17 @@ class VariablesState:
         if self._repl is None or self._repl.prog is not prog:
             self._repl = PythonRepl(prog)
         return self._repl
+
+
+def value_variable(state: VariablesState, reference: int) -> Variable:
+    """The value behind a ``variablesReference`` (not a scope).
+
+    :raises InvalidArguments: for a scope's reference.
+    """
+    entry = state.refs.get(reference)
+    if not isinstance(entry, _ValueEntry):
+        raise InvalidArguments(f"variablesReference {reference} is a scope, not a value")
+    return entry.variable
 
 
 # -- access to the adapter core's dump and frames ---------------------------------------------------

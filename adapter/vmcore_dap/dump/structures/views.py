@@ -38,6 +38,7 @@ from vmcore_dap.dump.values.render import Rendered, Variable
 __all__ = [
     "ListView",
     "TreeView",
+    "choice_key",
     "choose_entry_type",
     "entry_choices",
     "list_view",
@@ -61,24 +62,33 @@ _STRINGLIKE = (
 # -- the person's choices ------------------------------------------------------------------------
 
 
-def choose_entry_type(prog: drgn.Program, container: str, type_name: str, member: str) -> EntryType:
-    """Remember that the list at ``container`` (``struct labbug_dev.reqs``) holds ``type_name``
-    linked through ``member``, for this session.
+def choice_key(var: Variable) -> str | None:
+    """What a choice of entry type is remembered by: where the head lives (``struct
+    labbug_dev.reqs``: every such head), else its address (``0x…``: that head only)."""
+    if var.container is not None:
+        return var.container
+    address = var.obj.address_
+    return f"{address:#x}" if address is not None else None
+
+
+def choose_entry_type(prog: drgn.Program, key: str, type_name: str, member: str) -> EntryType:
+    """Remember, for this session, that the lists remembered by ``key`` (:func:`choice_key`) hold
+    ``type_name`` linked through ``member``.
 
     :raises LookupError: if the type or the member does not exist.
     """
     type_ = prog.type(type_name)
     drgn.offsetof(type_, member)
     choice = EntryType(type_.type_name(), member, "chosen")
-    prog.cache.setdefault(_CHOICES_KEY, {})[container] = choice
+    prog.cache.setdefault(_CHOICES_KEY, {})[key] = choice
     return choice
 
 
-def _chosen(prog: drgn.Program, container: str | None) -> EntryType | None:
-    if container is None:
+def _chosen(prog: drgn.Program, key: str | None) -> EntryType | None:
+    if key is None:
         return None
     choices: dict[str, EntryType] = prog.cache.get(_CHOICES_KEY, {})
-    return choices.get(container)
+    return choices.get(key)
 
 
 # -- lists ------------------------------------------------------------------------------------------
@@ -125,7 +135,7 @@ def list_view(var: Variable) -> ListView | None:
         return None
     key = ("vmcore_dap.list_view", obj.address_, container)
     cached = prog.cache.get(key)
-    chosen = _chosen(prog, container)
+    chosen = _chosen(prog, choice_key(var))
     if cached is not None and (chosen is None or cached.entry == chosen):
         return cached  # type: ignore[no-any-return]
     chain = walk_chain(obj)
@@ -189,7 +199,9 @@ def _list_children(
         spelled = pointer.type_name()
     for i in range(first, end):
         address = nodes[i] - offset
-        result.append(Variable(f"[{i}]", drgn.Object(prog, pointer, address), f"({spelled}){address:#x}"))
+        # The key names the type: after "View entries as…" the same row is another value.
+        obj = drgn.Object(prog, pointer, address)
+        result.append(Variable(f"[{i}]", obj, f"({spelled}){address:#x}", key=f"[{i}] {spelled}"))
     return result
 
 
@@ -241,7 +253,7 @@ def _tree_view(var: Variable) -> TreeView | None:
     if obj.absent_ or obj.address_ is None or tree_kind(obj.type_) is None:
         return None
     prog = obj.prog_
-    entry = _chosen(prog, var.container)
+    entry = _chosen(prog, choice_key(var))
     if entry is None and var.container is not None:
         link = link_for_member(prog, var.container)
         if link is not None:

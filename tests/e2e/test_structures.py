@@ -276,3 +276,38 @@ def test_view_entries_as_another_type_and_back(session: Session) -> None:
     ):
         response = session.client.wait_response(session.client.send_request(*bad), 60)
         assert not response["success"] and response["message"], response
+
+
+def test_the_table_of_links_holds_for_this_kernel(sample: Any) -> None:
+    """Every link the table applies to this dump names a head of a list or tree kind and an entry
+    member of the matching node kind, in the dump's own debug info; at least fifty apply."""
+    from drgn import offsetof
+
+    from vmcore_dap.dump.structures.chains import chain_kind
+    from vmcore_dap.dump.structures.known_links import KNOWN_LINKS, _index, head_type
+    from vmcore_dap.dump.structures.trees import tree_kind
+
+    prog = open_sample_dump(sample).prog
+    applied = _index(prog)
+    assert len(KNOWN_LINKS) >= 50 and len(applied) >= 50, len(applied)
+    node_types = {
+        "list": "list_head",
+        "plist": "plist_node",
+        "hlist": "hlist_node",
+        "hlist_nulls": "hlist_nulls_node",
+        "llist": "llist_node",
+        "rbtree": "rb_node",
+    }
+    for link in applied.values():
+        assert link.until is None or link.since < link.until, link
+        head = head_type(prog, link)
+        kind = chain_kind(head) or tree_kind(head)
+        assert kind is not None, f"{link.head} is a {head.type_name()}"
+        if link.member:
+            offsetof(prog.type(link.entry), link.member)
+            member = prog.type(link.entry).member(link.member.split(".")[0]).type
+            for part in link.member.split(".")[1:]:
+                member = member.member(part).type
+            assert member.unaliased().tag in (node_types[kind], "list_head"), (link, member)
+        else:
+            assert kind in ("xarray", "idr", "maple"), link  # maps store the entry pointer itself

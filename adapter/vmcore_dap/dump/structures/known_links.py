@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 import drgn
 
-__all__ = ["Link", "KNOWN_LINKS", "kernel_version", "link_for_member", "link_for_symbol", "is_node_member"]
+__all__ = [
+    "Link",
+    "KNOWN_LINKS",
+    "head_type",
+    "kernel_version",
+    "link_for_member",
+    "link_for_symbol",
+    "is_node_member",
+]
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,14 @@ KNOWN_LINKS: tuple[Link, ...] = (
         None,
         "500462a9de65 timer wheel (v4.8)",
     ),
-    Link("struct hrtimer_clock_base.active", "struct hrtimer", "node.node", (4, 4)),
+    Link(
+        "struct timerqueue_head.rb_root",
+        "struct timerqueue_node",
+        "node",
+        (4, 18),
+        None,
+        "511885d7061e made it an rb_root_cached (v4.18)",
+    ),
     Link("clocksource_list", "struct clocksource", "list"),
     # -- modules, memory
     Link("modules", "struct module", "list"),
@@ -236,8 +251,29 @@ def _in_versions(prog: drgn.Program, link: Link) -> bool:
     return version == (0, 0) or (link.since <= version and (link.until is None or version < link.until))
 
 
+def head_type(prog: drgn.Program, link: Link) -> drgn.Type:
+    """The type of the link's head in this dump (an array's element type for an array of heads).
+
+    :raises LookupError: if the head does not exist.
+    """
+    if link.head_type is None:
+        type_ = prog[link.head].type_
+    else:
+        type_ = prog.type(link.head_type).member(link.head_member).type
+    while type_.unaliased_kind() == drgn.TypeKind.ARRAY:
+        type_ = type_.unaliased().type
+    return type_
+
+
 def _members_exist(prog: drgn.Program, link: Link) -> bool:
+    """Whether the dump has the head, as a list or tree head, and the entry member."""
+    from vmcore_dap.dump.structures.chains import chain_kind
+    from vmcore_dap.dump.structures.trees import tree_kind
+
     try:
+        head = head_type(prog, link)
+        if chain_kind(head) is None and tree_kind(head) is None:
+            return False  # e.g. mnt_namespace.mounts is a count before v6.8
         entry = prog.type(link.entry)
         if link.member:
             drgn.offsetof(entry, link.member)

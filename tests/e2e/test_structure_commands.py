@@ -126,7 +126,7 @@ def test_list_entries_and_members_match_crash(console: Console, lines: dict[str,
     for name in ("list-h", "list-H"):
         line, crash = lines[name]
         expected = entries(crash)
-        assert expected, crash
+        assert expected or name == "list-H", crash  # sysrq-c loads no module: both list nothing
         assert entries(console.run(line)) == expected, line
 
 

@@ -151,16 +151,20 @@ def list_view(var: Variable) -> ListView | None:
 
 
 def entry_choices(var: Variable) -> list[EntryType]:
-    """The entry types that fit ``var``'s list (for "View entries as…"): the inferred candidates, and
-    the table's or the chosen one."""
+    """The entry types that fit ``var``'s list (for "View entries as…"): the one shown now (from the
+    table, inferred or chosen), then the others the first entry's slab object allows."""
     view = list_view(var)
     if view is None:
         return []
-    found = list(view.inference.candidates) if view.inference else []
-    if view.entry is not None and view.entry not in found:
-        found.insert(0, view.entry)
-    if not found and view.chain.nodes:
-        found = list(infer_entry_types(var.obj.prog_, view.chain).candidates)
+    found = [view.entry] if view.entry is not None else []
+    inference = view.inference
+    if inference is None and view.chain.nodes:
+        inference = infer_entry_types(var.obj.prog_, view.chain)
+    labels = {entry.label for entry in found}
+    for candidate in inference.candidates if inference is not None else ():
+        if candidate.label not in labels:
+            labels.add(candidate.label)
+            found.append(candidate)
     return found
 
 

@@ -78,7 +78,9 @@ def _regions(prog: drgn.Program) -> list[tuple[int, int]]:
 def is_percpu_variable(obj: drgn.Object) -> bool:
     """Whether ``obj`` is a per-CPU variable itself (not one CPU's copy of it)."""
     address = obj.address_
-    if address is None or obj.bit_field_size_:
+    # vmlinux's per-CPU section is linked at 0 on x86-64: the first page is left to NULL
+    # dereferences (``*(int *)0x8``), whose "address" would otherwise be a per-CPU offset.
+    if address is None or address < 0x1000 or obj.bit_field_size_:
         return False
     return any(start <= address < end for start, end in _regions(obj.prog_))
 

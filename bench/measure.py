@@ -171,10 +171,10 @@ def _longest_list(client: LockstepClient, sample: Any) -> str:
 
 
 def _measure_list_page(client: LockstepClient, sample: Any, run: AdapterRun) -> None:
-    """The first page of the longest list as a client shows it: ``evaluate`` (which counts the
-    entries) then ``variables`` of its first 100. Then the second page twice: the first time its
-    entries' pointer notes are computed, the second time they are cached; the difference per entry
-    bounds what a note costs."""
+    """The first page of the longest list as a client shows it: ``evaluate`` (which walks the first
+    window of nodes, 1,000 at most) then ``variables`` of its first 100 entries. Then the second
+    page twice: the first time its entries' pointer notes are computed, the second time they are
+    cached; the difference per entry bounds what a note costs."""
     expression = _longest_list(client, sample)
     t0 = time.perf_counter()
     head = client.call("evaluate", {"expression": expression, "context": "watch"})
@@ -186,7 +186,10 @@ def _measure_list_page(client: LockstepClient, sample: Any, run: AdapterRun) -> 
     }
     first = client.call("variables", page)
     run.list_first_page = time.perf_counter() - t0
-    run.list_entries = head.get("indexedVariables", 0)
+    # A long list shows a window of its first 1,000 nodes (indexedVariables); its length is the
+    # guest's thread count (the leader and its threads) where the sample says it.
+    threads = sample.expected.get("many_threads")
+    run.list_entries = threads + 1 if threads else head.get("indexedVariables", 0)
     if len(first["variables"]) != min(LIST_PAGE, run.list_entries):
         run.notes.append(f"{expression}: first page returned {len(first['variables'])} variables")
     second = {**page, "start": LIST_PAGE}

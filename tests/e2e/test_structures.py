@@ -311,3 +311,47 @@ def test_the_table_of_links_holds_for_this_kernel(sample: Any) -> None:
             assert member.unaliased().tag in (node_types[kind], "list_head"), (link, member)
         else:
             assert kind in ("xarray", "idr", "maple"), link  # maps store the entry pointer itself
+
+
+@pytest.fixture(scope="module")
+def many(sample_many: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    with DapClient(tmp_path_factory.mktemp("structures-many")) as client:
+        stopped = client.launch_and_stop(config_for(sample_many))
+        frames = client.call("stackTrace", {"threadId": stopped["body"]["threadId"]})["stackFrames"]
+        frame = next(f for f in frames if f.get("presentationHint", "normal") == "normal")
+        yield Session(client, frame["id"])
+        assert client.schema_errors == [], client.schema_errors
+
+
+def test_a_list_of_thousands_opens_a_window_at_a_time(many: Session, sample_many: Any) -> None:
+    """labmany's 5,000 threads (its signal_struct's thread_head): the first window reads 1,000
+    nodes, not 5,001; "[1000…]" rows walk on; all windows together are crash's ``ps -g``."""
+    from vmcore_dap.dump.structures.views import CHUNK
+
+    pid = sample_many.expected["many_pid"]
+    (ps_g, _log) = run_crash(sample_many, [f"ps -g {pid}"])
+    threads = {int(m[1]) for m in re.finditer(r"^\s+PID: (\d+)\s+TASK:", ps_g, re.M)}
+    threads.add(int(re.search(r"^PID: (\d+)\s+TASK:", ps_g, re.M)[1]))  # type: ignore[index]
+    assert len(threads) == sample_many.expected["many_threads"] + 1, ps_g[:500]
+    leader = many.client.call(
+        "evaluate", {"expression": f"%py find_task(prog, {pid}).signal.value_()", "context": "repl"}
+    )
+    body = many.watch(f"((struct signal_struct *){int(leader['result'], 0):#x})->thread_head")
+    assert body["result"] == f"{CHUNK}+ entries (struct task_struct.thread_node)"
+    assert body["indexedVariables"] == CHUNK
+    seen: list[int] = []
+    window = body
+    while True:
+        rows = many.page(window["variablesReference"], 0, window["indexedVariables"])
+        for row in rows:
+            m = _TASK_NOTE.match(row["value"])
+            assert m and row["name"] == f"[{len(seen)}]", row
+            seen.append(int(m[2]))
+        more = [v for name, v in many.named(window["variablesReference"]).items() if name.endswith("…]")]
+        if not more:
+            break
+        assert more[0]["name"] == f"[{len(seen)}…]"
+        window = more[0]
+        assert window["value"].startswith(f"entries [{len(seen)}]…[")
+    assert len(seen) == len(set(seen)) == len(threads)
+    assert set(seen) == threads

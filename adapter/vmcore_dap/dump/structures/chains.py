@@ -9,6 +9,11 @@ those numbers. The walk stops at the first problem and says what is wrong and wh
 ``LIST_POISON`` value, a ``prev`` that does not point back, a node seen twice (a cycle that does
 not return to the head), an unreadable or NULL link, or more than :data:`MAX_NODES` nodes.
 
+A walk goes only as far as it is asked (``upto``): the first page of a list of thousands must not
+read every node (each node of a long list sits in another page of the dump, which must be read and
+decompressed). It resumes from where it stopped when more is wanted; ``complete`` says whether the
+end was reached.
+
 The kinds: ``list_head`` (circular, through ``next``/``prev``), ``hlist_head`` (``first``, then
 ``next`` until NULL, each ``pprev`` pointing at the previous link), ``hlist_nulls_head`` (ends at an
 odd "nulls" value), ``llist_head`` (``first``, then ``next`` until NULL) and ``plist_head`` (its
@@ -47,6 +52,8 @@ class Chain:
     :param nodes: address of each node (the ``list_head``/``hlist_node``… inside each entry).
     :param problem: what is wrong, or ``None`` when the list closed as it should.
     :param problem_at: address of the node where the problem was found.
+    :param complete: whether the walk reached the end (or a problem); ``False`` while only the
+        first ``len(nodes)`` nodes have been asked for.
     """
 
     kind: ChainKind
@@ -54,9 +61,13 @@ class Chain:
     nodes: list[int] = field(default_factory=list)
     problem: str | None = None
     problem_at: int | None = None
+    complete: bool = False
+    # Where a walk that stopped at ``upto`` goes on from: (previous node, next node, nodes seen).
+    _resume: tuple[int, int, set[int]] | None = field(default=None, repr=False)
 
     def fail(self, problem: str, at: int | None) -> None:
         self.problem, self.problem_at = problem, at
+        self.complete = True
 
 
 def chain_kind(type_: drgn.Type) -> ChainKind | None:
@@ -85,8 +96,9 @@ def _words(prog: drgn.Program) -> tuple[int, str]:
     return (8 if wide else 4), ("<" if little else ">") + ("QQ" if wide else "II")
 
 
-def walk_chain(head: drgn.Object, limit: int = MAX_NODES) -> Chain:
-    """Walk the list whose head is ``head`` (an object in memory of a :func:`chain_kind` type).
+def walk_chain(head: drgn.Object, limit: int = MAX_NODES, upto: int | None = None) -> Chain:
+    """Walk the list whose head is ``head`` (an object in memory of a :func:`chain_kind` type), to
+    its end or until ``upto`` nodes are known (then ``complete`` is ``False``).
 
     :raises ValueError: if ``head`` is not a list head in memory.
     """
@@ -99,15 +111,16 @@ def walk_chain(head: drgn.Object, limit: int = MAX_NODES) -> Chain:
         address += drgn.offsetof(prog.type("struct plist_head"), "node_list")
         kind = "list"
     key = ("vmcore_dap.chain", kind, address, limit)
-    cached = prog.cache.get(key)
-    if cached is None:
-        cached = Chain(kind, address)
-        _walk(prog, cached, limit)
-        prog.cache[key] = cached
-    return cached  # type: ignore[no-any-return]
+    chain = prog.cache.get(key)
+    if chain is None:
+        chain = prog.cache[key] = Chain(kind, address)
+    target = limit if upto is None else min(upto, limit)
+    if not chain.complete and len(chain.nodes) < target:
+        _walk(prog, chain, limit, target)
+    return chain  # type: ignore[no-any-return]
 
 
-def _walk(prog: drgn.Program, chain: Chain, limit: int) -> None:
+def _walk(prog: drgn.Program, chain: Chain, limit: int, target: int) -> None:
     """Follow the first word of each node from the head's first word, until the end of its kind:
     back at the head (``list``), NULL (``hlist``, ``llist``) or an odd "nulls" value
     (``hlist_nulls``). The second word of each node must point back at the node before it (the
@@ -119,16 +132,23 @@ def _walk(prog: drgn.Program, chain: Chain, limit: int) -> None:
     poison = list_poison(prog)
     kind = chain.kind
     back_name = {"list": "prev", "llist": ""}.get(kind, "pprev")
-    seen: set[int] = set()
     nodes = chain.nodes
-    prev = chain.head
-    try:
-        next_ = prog.read_word(prev)
-    except drgn.FaultError as exc:
-        chain.fail(f"the head cannot be read (at {exc.address:#x})", prev)
-        return
+    if chain._resume is not None:
+        prev, next_, seen = chain._resume
+    else:
+        seen = set()
+        prev = chain.head
+        try:
+            next_ = prog.read_word(prev)
+        except drgn.FaultError as exc:
+            chain.fail(f"the head cannot be read (at {exc.address:#x})", prev)
+            return
     while True:
         if next_ == chain.head if kind == "list" else (next_ == 0 or (kind == "hlist_nulls" and next_ & 1)):
+            chain.complete = True
+            return
+        if len(nodes) >= target and target < limit:
+            chain._resume = (prev, next_, seen)
             return
         where = f"after entry [{len(nodes) - 1}]" if nodes else "at the head"
         if next_ in poison:

@@ -94,6 +94,12 @@ def _chosen(prog: drgn.Program, key: str | None) -> EntryType | None:
 # -- lists ------------------------------------------------------------------------------------------
 
 
+#: Nodes a list shows per window: the first page of a list of thousands reads this many nodes,
+#: not all of them; a "[1000…]" row walks on.
+CHUNK = 1000
+_MORE_KEY = "⋯more:"
+
+
 @dataclass(frozen=True)
 class ListView:
     """A list head as its entries: the walk, the entry type (``None``: raw nodes) and how it was
@@ -105,22 +111,39 @@ class ListView:
 
     @property
     def count(self) -> int:
+        """Nodes known so far (all of them once ``chain.complete``)."""
         return len(self.chain.nodes)
 
-    def summary(self) -> str:
-        n = self.count
+    def span(self, first: int) -> tuple[int, int, bool]:
+        """``(first, end, more)`` of the window of nodes that starts at ``first``."""
+        end = min(self.count, first + CHUNK)
+        return first, end, self.count > end or not self.chain.complete
+
+    def summary(self, first: int = 0) -> str:
+        _, end, more = self.span(first)
+        if first:
+            return f"entries [{first}]…[{end - 1}]" + (", and more" if more else "")
+        n = end
+        plus = "+" if more else ""
         if self.entry is not None:
-            what = f"{n} {'entry' if n == 1 else 'entries'} ({self.entry.label})"
+            what = f"{n}{plus} {'entry' if n == 1 and not more else 'entries'} ({self.entry.label})"
         else:
-            what = f"{n} {'node' if n == 1 else 'nodes'}"
+            what = f"{n}{plus} {'node' if n == 1 and not more else 'nodes'}"
             choices = self.inference.candidates if self.inference else ()
             if len(choices) > 1:
                 what += f" (View entries as…: {len(choices)} types fit)"
             elif n:
                 what += " (entry type unknown)"
-        if self.chain.problem is not None:
+        if self.chain.problem is not None and not more:
             return f"{what}, then {WARNING_PREFIX} {self.chain.problem}"
         return "empty" if n == 0 else what
+
+
+def _first(var: Variable) -> int:
+    """Where the window of ``var`` starts: 0 for a list head, N for its "[N…]" row."""
+    if var.key is not None and var.key.startswith(_MORE_KEY):
+        return int(var.key[len(_MORE_KEY) :])
+    return 0
 
 
 def list_view(var: Variable) -> ListView | None:
@@ -136,9 +159,9 @@ def list_view(var: Variable) -> ListView | None:
     key = ("vmcore_dap.list_view", obj.address_, container)
     cached = prog.cache.get(key)
     chosen = _chosen(prog, choice_key(var))
+    chain = walk_chain(obj, upto=_first(var) + CHUNK + 1)  # one more: is there anything after?
     if cached is not None and (chosen is None or cached.entry == chosen):
         return cached  # type: ignore[no-any-return]
-    chain = walk_chain(obj)
     entry = chosen or entry_type_for(prog, obj, container)
     inference = None
     if entry is None and chain.nodes:
@@ -172,25 +195,30 @@ def _list_children(
     var: Variable, view: ListView, start: int, count: int | None, filter_: str | None
 ) -> list[Variable]:
     prog = var.obj.prog_
+    first, end, more = view.span(_first(var))
     result: list[Variable] = []
     if filter_ != "indexed":
-        raw = [
-            Variable(m.name, var.obj.member_(m.name), _member_expr(var, m.name))
-            for m in var.obj.type_.unaliased().members or ()
-            if m.name
-        ]
-        result += raw
-        if view.chain.problem is not None:
+        if not first:
+            result += [
+                Variable(m.name, var.obj.member_(m.name), _member_expr(var, m.name))
+                for m in var.obj.type_.unaliased().members or ()
+                if m.name
+            ]
+        if view.chain.problem is not None and not more:
             at = view.chain.problem_at
             where = (
                 drgn.Object(prog, "struct list_head *", at) if at is not None else drgn.Object(prog, "int", 0)
             )
             result.append(_warning_row(where, view.chain.problem))
+        if more:
+            result.append(
+                Variable(f"[{end}…]", var.obj, None, key=f"{_MORE_KEY}{end}", container=var.container)
+            )
     if filter_ == "named":
         return result
     nodes = view.chain.nodes
-    first = max(0, min(start, len(nodes)))
-    end = len(nodes) if count is None or count <= 0 else min(len(nodes), first + count)
+    low = first + max(0, min(start, end - first))
+    high = end if count is None or count <= 0 else min(end, low + count)
     if view.entry is not None:
         type_ = prog.type(view.entry.type_name)
         offset = drgn.offsetof(type_, view.entry.member)
@@ -201,7 +229,7 @@ def _list_children(
         offset = 0
         pointer = prog.pointer_type(node_type)
         spelled = pointer.type_name()
-    for i in range(first, end):
+    for i in range(low, high):
         address = nodes[i] - offset
         # The key names the type: after "View entries as…" the same row is another value.
         obj = drgn.Object(prog, pointer, address)
@@ -343,13 +371,14 @@ def present(var: Variable, rendered: Rendered) -> Rendered:
             )
         view = list_view(var)
         if view is not None:
-            named = len([m for m in obj.type_.unaliased().members or () if m.name])
-            named += view.chain.problem is not None
+            first, end, more = view.span(_first(var))
+            named = 0 if first else len([m for m in obj.type_.unaliased().members or () if m.name])
+            named += (view.chain.problem is not None and not more) + more
             return Rendered(
-                view.summary(),
+                view.summary(first),
                 rendered.type,
                 named=named,
-                indexed=view.count,
+                indexed=end - first,
                 memory_reference=rendered.memory_reference,
             )
         tree = _tree_view(var)

@@ -355,3 +355,15 @@ def test_a_list_of_thousands_opens_a_window_at_a_time(many: Session, sample_many
         assert window["value"].startswith(f"entries [{len(seen)}]…[")
     assert len(seen) == len(set(seen)) == len(threads)
     assert set(seen) == threads
+
+
+def test_hover_of_a_per_cpu_scalar_shows_every_cpu_as_crash_p_a(session: Session, sample: Any) -> None:
+    crash = run_crash(sample, ["p cpu_number:a"])[0]
+    values = re.findall(r"^per_cpu\(cpu_number, (\d+)\) = \$\d+ = (.+)$", crash, re.M)
+    assert len(values) >= 2, crash
+    expected = "per-CPU {" + ", ".join(f"cpu{cpu}: {value.strip()}" for cpu, value in values) + "}"
+    args = {"expression": "cpu_number", "frameId": session.frame_id, "context": "hover"}
+    body = session.client.call("evaluate", args)
+    assert body["result"] == expected
+    rows = session.page(body["variablesReference"], 0, body["indexedVariables"])
+    assert [(r["name"], r["value"]) for r in rows] == [(f"[cpu{c}]", v.strip()) for c, v in values]

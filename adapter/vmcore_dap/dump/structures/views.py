@@ -33,7 +33,7 @@ from vmcore_dap.dump.structures.percpu import (
 )
 from vmcore_dap.dump.structures.pointer_notes import PointerNote, pointer_notes
 from vmcore_dap.dump.structures.trees import TreeItems, tree_kind, walk_tree
-from vmcore_dap.dump.values.render import Rendered, Variable
+from vmcore_dap.dump.values.render import Rendered, Variable, render
 
 __all__ = [
     "ListView",
@@ -336,6 +336,28 @@ def _is_percpu(var: Variable) -> bool:
     return is_percpu_variable(var.obj) or is_percpu_pointer(var.obj, var.container)
 
 
+#: Per-CPU scalars of at most this many CPUs show every value inline (a hover shows them all, as
+#: crash's ``p var:a``).
+_INLINE_CPUS = 8
+_SCALARS = (
+    drgn.TypeKind.INT,
+    drgn.TypeKind.BOOL,
+    drgn.TypeKind.ENUM,
+    drgn.TypeKind.POINTER,
+    drgn.TypeKind.FLOAT,
+)
+
+
+def _percpu_summary(var: Variable) -> str:
+    """``per-CPU {cpu0: 0, cpu1: 1}`` for a scalar on a few CPUs, else ``per-CPU (64 CPUs)``."""
+    cpus = percpu_cpus(var.obj.prog_)
+    pointer = var.obj.type_.unaliased_kind() == drgn.TypeKind.POINTER and not is_percpu_variable(var.obj)
+    if len(cpus) <= _INLINE_CPUS and not pointer and var.obj.type_.unaliased_kind() in _SCALARS:
+        values = ", ".join(f"cpu{cpu}: {render(value).value}" for cpu, value in per_cpu_values(var.obj))
+        return f"per-CPU {{{values}}}"
+    return f"per-CPU ({len(cpus)} CPUs)"
+
+
 def _percpu_children(var: Variable, start: int, count: int | None, filter_: str | None) -> list[Variable]:
     if filter_ == "named":
         return []
@@ -365,9 +387,11 @@ def present(var: Variable, rendered: Rendered) -> Rendered:
         return rendered
     try:
         if _is_percpu(var):
-            n = len(percpu_cpus(obj.prog_))
             return Rendered(
-                f"per-CPU ({n} CPUs)", rendered.type, indexed=n, memory_reference=rendered.memory_reference
+                _percpu_summary(var),
+                rendered.type,
+                indexed=len(percpu_cpus(obj.prog_)),
+                memory_reference=rendered.memory_reference,
             )
         view = list_view(var)
         if view is not None:

@@ -326,7 +326,7 @@ def many(sample_many: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def test_a_list_of_thousands_opens_a_window_at_a_time(many: Session, sample_many: Any) -> None:
     """labmany's 5,000 threads (its signal_struct's thread_head): the first window reads 1,000
     nodes, not 5,001; "[1000…]" rows walk on; all windows together are crash's ``ps -g``."""
-    from vmcore_dap.dump.structures.views import CHUNK
+    from vmcore_dap.dump.structures.collections_view import CHUNK
 
     pid = sample_many.expected["many_pid"]
     (ps_g, _log) = run_crash(sample_many, [f"ps -g {pid}"])

@@ -277,7 +277,13 @@ def test_same_scenario_on_every_kernel(tmp_path: Path) -> None:
             "flattened files of one crash, and sysrq-c vs many-tasks"
         )
     wanted = ("oops-null", "sysrq-c")
-    chosen = [m for m in sample_store.matrix_samples(make_test_only=True) if m.scenario in wanted]
+    # One dump per kernel: not the lossy-d31 variant, sid's makedumpfile -d 31 file that lost the
+    # task list (its diagnosis is issue 14 item 4), nor arm64's QEMU dump of the same scenario.
+    chosen = [
+        m
+        for m in sample_store.matrix_samples(make_test_only=True)
+        if m.scenario in wanted and m.variant is None
+    ]
     built = [sample_store.ensure_sample(m.scenario, kernel=m.kernel, variant=m.variant) for m in chosen]
     kernels = {s.kernel for s in built}
     assert len(kernels) > 1, f"the matrix's make-test samples cover one kernel only: {kernels}"

@@ -51,7 +51,7 @@ def test_bad_inputs_then_the_real_dump(sample_oops: Any, tmp_path: Path) -> None
 
         missing = tmp_path / "nowhere" / "vmcore"
         m = _launch_error(client, config_for(sample, vmcore=str(missing)))
-        assert m.startswith(f"Cannot open vmcore '{missing}': no such file (check the 'vmcore' path")
+        assert m.startswith(f"Cannot open vmcore '{missing}': no such file (check 'vmcore' in launch.json;")
 
         m = _launch_error(client, config_for(sample, vmcore=str(tmp_path)))
         assert m.startswith(f"Cannot open vmcore '{tmp_path}': it is a directory (")
@@ -101,7 +101,7 @@ def test_bad_inputs_then_the_real_dump(sample_oops: Any, tmp_path: Path) -> None
         m = _launch_error(client, config_for(sample, debugInfo=[str(tmp_path / "no-such.ko")]))
         assert "no such file or directory (check 'debugInfo')" in m
         m = _launch_error(client, config_for(sample, debugInfo=["/etc/passwd"]))
-        assert "'debugInfo' takes kernel module files" in m
+        assert "is not a kernel module" in m and "'debugInfo' in launch.json takes .ko" in m
 
         # Still serving: the real dump opens in the same process, with settings clients add ignored.
         good = config_for(

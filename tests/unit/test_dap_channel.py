@@ -294,4 +294,4 @@ def test_launch_argument_errors_name_the_setting(harness: Harness) -> None:
     r = harness.response(harness.send("launch", {"vmcore": 3}))
     assert r["message"] == "launch: 'vmcore' must be a string (got a number)"
     r = harness.response(harness.send("launch", {"vmcore": "/x", "stopOnPanic": "yes"}))
-    assert r["message"] == "launch: 'stopOnPanic' must be true or false (got a string)"
+    assert r["message"] == "launch: 'stopOnPanic' in launch.json must be true or false (got a string)"

@@ -246,8 +246,11 @@ class _Capture:
                 pass
 
 
-#: sys.stdout is process-global: one command line at a time.
-_RUN_LOCK = threading.Lock()
+#: sys.stdout is process-global: one command line at a time per thread. Re-entrant, because a line may
+#: run inside another on the same thread: a streaming command hands each chunk to its caller, which may
+#: answer other requests meanwhile (the adapter's Kernel view runs ``sys`` for its summary), and each
+#: run restores the output and current context it found.
+_RUN_LOCK = threading.RLock()
 
 
 def describe_command_error(exc: BaseException, prog: drgn.Program | None = None) -> str:
@@ -322,6 +325,7 @@ class CrashConsole:
         if task is None:
             task = self._default()
         with _RUN_LOCK:
+            outer_context = self.prog.config.get("crash_context")
             if task is not None:
                 self.prog.config["crash_context"] = task
             else:
@@ -335,6 +339,8 @@ class CrashConsole:
                 errors.append(exc)
             finally:
                 sys.stdout, sys.stderr = saved
+                if outer_context is not None:
+                    self.prog.config["crash_context"] = outer_context
                 try:
                     capture.stdout.flush()
                 except (OSError, ValueError):

@@ -48,7 +48,7 @@ describe('Kernel view rows on the oops-null sample (real adapter)', function () 
         }
     });
 
-    it('tags module frames with their module, not vmlinux ones nor <user mode>', () => {
+    it('tags module frames with their module, not the kernel itself nor <user mode>', () => {
         const { stackGroups } = real.answers();
         const frames = stackGroups.groups.flatMap((g) => g.frames);
         const tags = new Set(frames.map(frameModuleTag));

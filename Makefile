@@ -42,9 +42,10 @@ test: test-python test-extension
 bench: oracle
 	@$(PY) bench/run.py
 
-lint: setup
+lint: setup-node
 	@$(PY) -m ruff check adapter tests samples bench
 	@$(PY) -m mypy
+	@cd vscode-extension && npm run --silent lint
 
 clean-venv:
 	rm -rf .venv

@@ -3,7 +3,6 @@
 // function and its count; a click zooms in and asks the extension for the frame's tasks and source.
 // @ts-check
 (function () {
-    // eslint-disable-next-line no-undef
     const vscode = acquireVsCodeApi();
     /** @type {any} */
     const d3 = /** @type {any} */ (window).d3;

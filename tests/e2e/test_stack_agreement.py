@@ -35,7 +35,7 @@ SCENARIOS = ("oops-null", "sysrq-c", "irq-oops", "many-tasks", "no-panic")
 INLINE_SUFFIX = " [inlined]"
 USER_MODE, UNWIND_FAILED = "<user mode>", "<cannot unwind>"
 
-pytestmark = [pytest.mark.timeout(1800), pytest.mark.asyncio(loop_scope="module")]
+pytestmark = pytest.mark.timeout(1800)
 
 
 def _launch_config(sample: Any) -> dict[str, Any]:
@@ -181,6 +181,7 @@ def _title(states: list[str]) -> str:
     return f"{total} task{'s' if total != 1 else ''} here ({parts})"
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_code_lenses_count_the_tasks_with_the_function_in_that_file(
     lsp: LanguageClient, tmp_path_factory: Any
 ) -> None:

@@ -82,6 +82,9 @@ class VmcoreLanguageServer(LanguageServer):
             self._fail(_located(exc).message)
             return
         log.info("opened %s in %.2fs", config.vmcore, self.session.open_seconds)
+        # The task list, read now as the adapter's launch reads it: the first lens or hover then pays
+        # only for the stacks.
+        safely(lambda: self.session.stacks if self.session is not None else None)
         self.session.start_indexing()
 
     def _fail(self, message: str) -> None:

@@ -134,7 +134,7 @@ describe('Kernel view rows on the oops-null sample (real adapter)', function () 
         assert.match(row.description ?? '', /^taint [A-Z]*O[A-Z]* · Symbols loaded$/, 'an out-of-tree module taints O');
         assert.strictEqual(row.icon, 'pass');
         assert.ok(row.tooltip?.endsWith('labbug.ko'), `tooltip ${row.tooltip}`);
-        // The adapter's phrases for missing debug info (adapter/vmcore_dap/target/modules.py) must warn.
+        // The adapter's phrases for missing debug info (adapter/vmcore_dap/dump/kernel/modules.py) must warn.
         for (const missing of ['Symbols not found (names from kallsyms only)', 'Symbols not loaded', 'Symbols incomplete (supplementary file not found)']) {
             assert.strictEqual(moduleRow({ ...labbug, symbolStatus: missing }).icon, 'warning', missing);
         }

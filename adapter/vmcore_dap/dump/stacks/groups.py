@@ -73,8 +73,11 @@ def group_by_stack(stacks: Iterable[tuple[int, TaskInfo, tuple[Frame, ...]]]) ->
     given for it say.
     """
     by_functions: dict[tuple[str, ...], StackGroup] = {}
+    names: dict[int, tuple[str, ...]] = {}  # id(frames) -> their functions: tasks share frame tuples
     for key, info, frames in stacks:
-        functions = tuple(f.function for f in frames)
+        functions = names.get(id(frames))
+        if functions is None:
+            functions = names[id(frames)] = tuple(f.function for f in frames)
         group = by_functions.get(functions)
         if group is None:
             group = by_functions[functions] = StackGroup(frames)

@@ -124,6 +124,7 @@ class StackService:
         self._representatives: SignatureTable[int] = SignatureTable()
         self._bases: dict[int, _Basis] = {}  # id(presented stack) → what its tasks share
         self._index: FunctionIndex | None = None
+        self._members_of: dict[int, tuple[_Basis, list[int]]] | None = None
         self._groups: StackGroups | None = None
         self._names: dict[str, str] = {}
         #: How many tasks drgn unwound so far (the rest shared a stack signature).
@@ -214,22 +215,22 @@ class StackService:
         unwound_before = self.unwound
         total = len(self.tasks)
         stacks = []
-        for done, (key, info) in enumerate(self.tasks.items()):
-            if check is not None and done % CHECK_EVERY == 0:
-                check(done, total)
-            if exact:
-                own = self._unwind(info)
-                normalized = _normalized(own)
-            else:
-                normalized = self.normalized(key)
-            stacks.append((key, info, normalized))
-        if check is not None:
-            check(total, total)
+        if exact:
+            for done, (key, info) in enumerate(self.tasks.items()):
+                if check is not None and done % CHECK_EVERY == 0:
+                    check(done, total)
+                stacks.append((key, info, _normalized(self._unwind(info))))
+            if check is not None:
+                check(total, total)
+        else:
+            for basis, keys in self._members(check).values():
+                stacks += [(key, self.tasks[key], basis.normalized) for key in keys]
+            stacks.sort(key=lambda item: item[0])
         result = StackGroups(
             group_by_stack(stacks),
             task_count=total,
             seconds=time.monotonic() - start,
-            unwound=self.unwound - unwound_before if exact else len(self._bases),
+            unwound=self.unwound - unwound_before if exact else self.unwound,
         )
         if not exact:
             self._groups = result
@@ -244,17 +245,20 @@ class StackService:
             return self._index
         start = time.monotonic()
         index = FunctionIndex()
-        total = len(self.tasks)
-        for done, key in enumerate(self.tasks):
-            if check is not None and done % CHECK_EVERY == 0:
-                check(done, total)
-            basis = self._basis(key)
+        for basis, keys in self._members(check).values():
             for function in basis.functions:
-                index.by_function.setdefault(function, []).append(key)
+                index.by_function.setdefault(function, []).extend(keys)
             for file, function in basis.places:
-                index.by_file.setdefault(file, {}).setdefault(function, []).append(key)
+                index.by_file.setdefault(file, {}).setdefault(function, []).extend(keys)
+        for keys in index.by_function.values():
+            keys.sort()
+        for functions in index.by_file.values():
+            for keys in functions.values():
+                keys.sort()
         index.seconds = time.monotonic() - start
-        log.info("function index of %d tasks in %.2fs (%d unwound)", total, index.seconds, self.unwound)
+        log.info(
+            "function index of %d tasks in %.2fs (%d unwound)", len(self.tasks), index.seconds, self.unwound
+        )
         self._index = index
         return index
 
@@ -281,6 +285,22 @@ class StackService:
         return name
 
     # -- internals ------------------------------------------------------------------------------------
+
+    def _members(self, check: CheckCallback | None) -> dict[int, tuple[_Basis, list[int]]]:
+        """Every task under the basis its stack shares, in task order: ``id(basis stack)`` →
+        (basis, keys). Built once; what grouping and the function index read per task."""
+        if self._members_of is None:
+            members: dict[int, tuple[_Basis, list[int]]] = {}
+            total = len(self.tasks)
+            for done, key in enumerate(self.tasks):
+                if check is not None and done % CHECK_EVERY == 0:
+                    check(done, total)
+                basis = self._basis(key)
+                members.setdefault(id(basis), (basis, []))[1].append(key)
+            if check is not None:
+                check(total, total)
+            self._members_of = members
+        return self._members_of
 
     def _unwind(self, info: TaskInfo) -> TaskStack:
         self.unwound += 1

@@ -7,12 +7,11 @@ on the way, so the benchmark times the server and the pipe, not a client's threa
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from bench.lockstep import read_framed, start, stop, write_framed
 
 __all__ = ["LspLockstepClient"]
 
@@ -23,39 +22,16 @@ class LspLockstepClient:
     """``python -m vmcore_dap.lsp`` over stdio, driven one request at a time."""
 
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO / "adapter")}
-        env.pop("VMCORE_DAP_LSP_LOG", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vmcore_dap.lsp"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        self.proc = start(["-m", "vmcore_dap.lsp"], "VMCORE_DAP_LSP_LOG")
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in, self._out = self.proc.stdin, self.proc.stdout
         self._id = 0
 
     def _write(self, message: dict[str, Any]) -> None:
-        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
-        self._in.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self._in.flush()
+        write_framed(self._in, {"jsonrpc": "2.0", **message})
 
     def _read(self) -> dict[str, Any]:
-        length = None
-        while True:
-            line = self._out.readline()
-            if not line:
-                raise EOFError("the language server closed its output")
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if length is None:
-            raise ValueError("a message without Content-Length")
-        message: dict[str, Any] = json.loads(self._out.read(length))
-        return message
+        return read_framed(self._out, "the language server")
 
     def notify(self, method: str, params: Any) -> None:
         """Send a notification."""
@@ -100,13 +76,4 @@ class LspLockstepClient:
                 self.notify("exit", None)
         except (OSError, EOFError, ValueError, RuntimeError):
             pass
-        for stream in (self._in, self._out):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)

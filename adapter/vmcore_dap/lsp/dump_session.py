@@ -141,7 +141,8 @@ class DumpSession:
         return list(dict.fromkeys(root.resolve() for root in roots))
 
     def start_indexing(self) -> None:
-        """Build (or load) the ctags indexes in a background thread; :meth:`find_tags` waits for it."""
+        """Build (or load) the ctags indexes in a background thread, once (the server starts it after
+        the first code lens; :meth:`find_tags` starts it too, and waits for it)."""
         if self._tags_thread is not None:
             return
         roots = self.index_roots()

@@ -83,9 +83,10 @@ class VmcoreLanguageServer(LanguageServer):
             return
         log.info("opened %s in %.2fs", config.vmcore, self.session.open_seconds)
         # The task list, read now as the adapter's launch reads it: the first lens or hover then pays
-        # only for the stacks.
+        # only for the stacks. The ctags index starts after the first code lens (or with the first
+        # lookup that needs it): its hashing of the source tree would otherwise compete for the one
+        # interpreter with the first lens, which reads every task's stack.
         safely(lambda: self.session.stacks if self.session is not None else None)
-        self.session.start_indexing()
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -240,6 +241,7 @@ def _code_lens(ls: VmcoreLanguageServer, params: types.CodeLensParams) -> list[t
         return None
     document = ls.workspace.get_text_document(params.text_document.uri)
     lenses = safely(lambda: code_lenses(session, document.path, document.lines)) or []
+    session.start_indexing()
     return [
         types.CodeLens(
             range=_range(lens.line, 0, 0),

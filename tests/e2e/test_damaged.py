@@ -23,7 +23,7 @@ from typing import Any
 import drgn
 import pytest
 from drgn.helpers.linux.pid import find_task
-from tests.e2e._core_support import config_for, parse_thread_name, stack_of
+from tests.e2e._session import config_for, parse_thread_name, stack_of
 from tests.helpers.dap_client import REPO, DapClient
 
 pytestmark = pytest.mark.timeout(300)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import get_crash_answers, get_sample
-from tests.e2e._core_support import stopped_session
+from tests.e2e._session import stopped_session
 from tests.helpers import crash_compare as cc
 from tests.helpers.dap_client import DapClient
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import REPO_ROOT
-from tests.e2e._core_support import config_for
+from tests.e2e._session import config_for
 
 pytestmark = pytest.mark.timeout(600)
 

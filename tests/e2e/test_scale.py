@@ -15,7 +15,7 @@ from typing import Any
 import drgn
 import pytest
 from drgn.helpers.linux.pid import find_task
-from tests.e2e._core_support import (
+from tests.e2e._session import (
     normalized_dap_stack,
     open_sample_dump,
     parse_thread_name,

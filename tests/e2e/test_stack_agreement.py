@@ -27,7 +27,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 from tests.conftest import REPO_ROOT, get_sample
-from tests.e2e._core_support import normalized_dap_stack, parse_thread_name, stack_of
+from tests.e2e._session import normalized_dap_stack, parse_thread_name, stack_of
 from tests.helpers.dap_client import DapClient
 from tests.helpers.stack_normalize import base_function_name
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import drgn
 import pytest
-from tests.e2e._core_support import open_sample_dump
+from tests.e2e._session import open_sample_dump
 from tests.helpers.crash_parse import parse_bt
 
 from vmcore_dap.dump.kernel.panic import crashed_task

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import drgn
 
+from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
 from vmcore_dap.dump.kernel.panic import crashed_task, panic_info
 from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
@@ -31,20 +32,6 @@ from vmcore_dap.lsp.paths import PathMapper, code_location
 __all__ = ["DumpSession", "FaultSite"]
 
 log = logging.getLogger(__name__)
-
-# drgn's architecture → the kernel's arch/ directory.
-_ARCH_DIRS = {
-    "X86_64": "x86",
-    "I386": "x86",
-    "AARCH64": "arm64",
-    "ARM": "arm",
-    "PPC64": "powerpc",
-    "S390X": "s390",
-    "S390": "s390",
-    "RISCV64": "riscv",
-    "RISCV32": "riscv",
-}
-
 
 @dataclass(frozen=True)
 class FaultSite:
@@ -146,7 +133,10 @@ class DumpSession:
         if self._tags_thread is not None:
             return
         roots = self.index_roots()
-        arch = _ARCH_DIRS.get(self.prog.platform.arch.name) if self.prog.platform else None
+        try:
+            arch: str | None = arch_of(self.prog).source_dir
+        except UnsupportedArchitecture:
+            arch = None  # index every architecture's directory
 
         def work() -> None:
             try:

@@ -33,6 +33,8 @@ class Arch(ABC):
     name: str
     #: drgn's :class:`drgn.Architecture` for it.
     drgn_arch: drgn.Architecture
+    #: Its directory under the kernel tree's ``arch/`` (``x86`` for x86-64 and i386).
+    source_dir: str
     #: The lowest kernel virtual address: anything below is user space or not canonical. A stack
     #: frame at a lower address is where drgn went on into the user program.
     kernel_space_start: int

@@ -43,6 +43,7 @@ class X86_64(Arch):
 
     name = "x86_64"
     drgn_arch = drgn.Architecture.X86_64
+    source_dir = "x86"
     # With 4-level paging the kernel half starts at 0xffff800000000000; with 5-level paging (v4.14,
     # CONFIG_X86_5LEVEL, used when the CPU has LA57) at 0xff00000000000000. Nothing canonical lies
     # between the two with 4-level paging, so the lower bound is right for both.

@@ -68,17 +68,15 @@ class SettingError(UserError):
     def located(self, place: str) -> SettingError:
         """The same error, its setting placed: "(check 'vmlinux')" → "(check 'vmlinux' in launch.json)".
 
-        The place follows the last mention of the setting (the hint at the end of the message); a
-        message that does not mention it gets "(the 'vmlinux' setting in launch.json)" appended.
+        The place follows the last mention of the setting (the hint at the end of the message). A
+        message that does not mention it (a truncated file: the fix is not in the settings) is kept.
         """
         quoted = f"'{self.setting}'"
         at = self.message.rfind(quoted)
         if at < 0:
-            text = f"{self.message} (the {quoted} setting in {place})"
-        else:
-            end = at + len(quoted)
-            text = f"{self.message[:end]} in {place}{self.message[end:]}"
-        return SettingError(text, self.setting)
+            return self
+        end = at + len(quoted)
+        return SettingError(f"{self.message[:end]} in {place}{self.message[end:]}", self.setting)
 
 
 class StaleReference(UserError):

@@ -69,8 +69,8 @@ def test_bad_inputs_then_the_real_dump(sample_oops: Any, tmp_path: Path) -> None
 
         m = _launch_error(client, config_for(sample, vmcore="/etc/passwd"))
         assert m == (
-            "Cannot open vmcore '/etc/passwd': not a kdump or ELF core file (check the path; vmcores are "
-            "usually under /var/crash, and a 'vmcore-dmesg.txt' next to it is only the log)"
+            "Cannot open vmcore '/etc/passwd': not a kdump or ELF core file (check 'vmcore' in launch.json; "
+            "vmcores are usually under /var/crash, and a 'vmcore-dmesg.txt' next to it is only the log)"
         )
 
         m = _launch_error(client, config_for(sample, vmcore=str(sample.vmlinux)))

@@ -106,7 +106,9 @@ def test_summary_facts_equal_crash_sys(session: tuple[DapClient, Any], scenario:
         )
     assert ours["PANIC"].strip('"').split('"')[0] == theirs["PANIC"].strip('"').split('"')[0]
     # A filtered dump is marked as crash marks it, without a console line run first in this session.
-    assert ("[PARTIAL DUMP]" in ours["DUMPFILE"]) == ("[PARTIAL DUMP]" in theirs["DUMPFILE"]), ours["DUMPFILE"]
+    assert ("[PARTIAL DUMP]" in ours["DUMPFILE"]) == ("[PARTIAL DUMP]" in theirs["DUMPFILE"]), ours[
+        "DUMPFILE"
+    ]
     assert abs(cc.memory_bytes(ours["MEMORY"]) - cc.memory_bytes(theirs["MEMORY"])) < 1 << 20
     assert body["panic"] == sample.expected["panic"]
     if scenario == "oops-null":

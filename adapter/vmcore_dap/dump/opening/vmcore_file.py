@@ -234,7 +234,7 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
             "check 'vmcore'; vmcores are usually under /var/crash",
         ) from None
     except OSError as exc:
-        raise _cannot_open(path, exc.strerror or str(exc), "check the path and its permissions") from None
+        raise _cannot_open(path, exc.strerror or str(exc), "check 'vmcore' and the file's permissions") from None
     if path.is_dir():
         raise _cannot_open(path, "it is a directory", "point 'vmcore' at the dump file inside it")
     try:
@@ -259,7 +259,7 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
     raise _cannot_open(
         path,
         "not a kdump or ELF core file",
-        "check the path; vmcores are usually under /var/crash, and a 'vmcore-dmesg.txt' next to it "
+        "check 'vmcore'; vmcores are usually under /var/crash, and a 'vmcore-dmesg.txt' next to it "
         "is only the log",
     )
 

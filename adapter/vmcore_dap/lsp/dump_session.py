@@ -33,6 +33,7 @@ __all__ = ["DumpSession", "FaultSite"]
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class FaultSite:
     """Where the kernel died and what it said.

@@ -271,7 +271,7 @@ def describe_command_error(exc: BaseException, prog: drgn.Program | None = None)
     if isinstance(exc, drgn.FaultError):
         return describe_fault(exc, prog)
     if isinstance(exc, drgn.MissingDebugInfoError):
-        return f"missing debug info: {exc} (add it to 'debugInfo' in launch.json)"
+        return f"missing debug info: {exc} (add it to the launch setting 'debugInfo')"
     if isinstance(exc, AdapterError):
         return exc.message
     if isinstance(exc, SyntaxError):

@@ -234,7 +234,9 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
             "check 'vmcore'; vmcores are usually under /var/crash",
         ) from None
     except OSError as exc:
-        raise _cannot_open(path, exc.strerror or str(exc), "check 'vmcore' and the file's permissions") from None
+        raise _cannot_open(
+            path, exc.strerror or str(exc), "check 'vmcore' and the file's permissions"
+        ) from None
     if path.is_dir():
         raise _cannot_open(path, "it is a directory", "point 'vmcore' at the dump file inside it")
     try:

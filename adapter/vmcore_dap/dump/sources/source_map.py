@@ -35,7 +35,7 @@ __all__ = ["SourceMap", "ResolvedSource", "OUTSIDE_ROOTS_HINT", "module_source_d
 
 #: What to do about a file outside every root, for messages ("… (<hint>)").
 OUTSIDE_ROOTS_HINT = (
-    "add its directory to 'sourceRoot' or 'sourceFileMap' in launch.json, or list the module's "
+    "add its directory to the launch setting 'sourceRoot' or 'sourceFileMap', or list the module's "
     ".ko file in 'debugInfo'"
 )
 

@@ -99,7 +99,7 @@ def test_bad_inputs_then_the_real_dump(sample_oops: Any, tmp_path: Path) -> None
             assert f"(build ID {dump_id})" in m
 
         m = _launch_error(client, config_for(sample, debugInfo=[str(tmp_path / "no-such.ko")]))
-        assert "no such file or directory (check 'debugInfo')" in m
+        assert "no such file or directory (check 'debugInfo' in launch.json)" in m
         m = _launch_error(client, config_for(sample, debugInfo=["/etc/passwd"]))
         assert "is not a kernel module" in m and "'debugInfo' in launch.json takes .ko" in m
 

@@ -6,12 +6,16 @@
  *   the configuration (`vmcore-dap --check-launch`: the adapter's own checks and words). Anything wrong
  *   is explained in a notification with the action that fixes it ("Open launch.json", "Open Settings"),
  *   and the session does not start.
+ * - No adapter configured or found: offers to set up the one the extension carries (adapterSetup.ts)
+ *   and, once it is ready, starts the session (the adapter then checks the configuration at launch);
+ *   a private environment older or newer than the shipped adapter is offered an update first.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
 
 import { findAdapter } from './adapterDescriptorFactory';
 import { AdapterNotFoundError } from './adapterLocator';
+import { AdapterSetup } from './adapterSetup';
 import { DEBUG_TYPE, VmcoreLaunchConfig } from './launchConfig';
 import { Problem, checkWithAdapter, prepareLaunchConfig } from './launchValidation';
 import { notify } from './notifications';
@@ -83,6 +87,7 @@ export class VmcoreConfigurationProvider implements vscode.DebugConfigurationPro
     constructor(
         private readonly extensionDir: string,
         private readonly log: vscode.LogOutputChannel,
+        private readonly setup: AdapterSetup,
     ) {}
 
     async resolveDebugConfiguration(
@@ -112,8 +117,12 @@ export class VmcoreConfigurationProvider implements vscode.DebugConfigurationPro
         }
         let adapter;
         try {
-            adapter = await findAdapter(config, folder, this.extensionDir, this.log);
+            adapter = await findAdapter(config, folder, this.extensionDir, this.log, this.setup);
+            await this.setup.offerUpdate(adapter);
         } catch (e) {
+            if (e instanceof AdapterNotFoundError && e.nothingConfigured && this.setup.wheel !== undefined) {
+                return (await this.setup.offerSetUp(e.message)) ? config : undefined;
+            }
             if (e instanceof AdapterNotFoundError) {
                 const actions = e.installCommand !== undefined
                     ? (['Open Settings', 'Copy Install Command', 'Show Log'] as const)

@@ -24,6 +24,7 @@ __all__ = [
     "ProcessRun",
     "adapter_all_stacks",
     "adapter_first_picture",
+    "adapter_kernel_view_groups",
     "crash_run",
     "drgn_first_stack",
     "lsp_first_code_lens",
@@ -64,7 +65,7 @@ class AdapterRun:
     disassemble_warm: float | None = None
     all_stacks: float | None = None
     stacks_after_startup: float | None = None
-    #: ``vmcore/stackGroups`` right after the first picture: the Kernel view's grouping, cold.
+    #: ``vmcore/stackGroups`` right after the stop: the Kernel view's grouping (adapter_kernel_view_groups).
     stack_groups: float | None = None
     peak_rss_kib: int = 0
     notes: list[str] = field(default_factory=list)
@@ -162,10 +163,25 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
             }
             run.disassemble_cold, _ = _timed(client.call, "disassemble", request)
             run.disassemble_warm, _ = _timed(client.call, "disassemble", request)
+        run.peak_rss_kib = _peak_rss_kib(client.proc.pid)
+    finally:
+        client.close()
+    return run
+
+
+def adapter_kernel_view_groups(sample: Any) -> AdapterRun:
+    """The Kernel view's first render of the groups: start → stopped → ``stackTrace`` of the crashed
+    thread (what VS Code asks at the stop) → ``vmcore/stackGroups``, timed, in a session of its own
+    (nothing else has warmed the program's caches, as for the language server's first code lens)."""
+    run = AdapterRun()
+    client = _client()
+    try:
+        stopped = _to_stop(client, sample)
+        run.thread_count = len(client.call("threads", {})["threads"])
+        client.call("stackTrace", {"threadId": stopped["threadId"]})
         run.stack_groups, groups = _timed(client.call, "vmcore/stackGroups", {})
         if groups["taskCount"] != run.thread_count:
             run.notes.append(f"stackGroups grouped {groups['taskCount']} of {run.thread_count} tasks")
-        run.peak_rss_kib = _peak_rss_kib(client.proc.pid)
     finally:
         client.close()
     return run
@@ -198,7 +214,7 @@ def lsp_first_code_lens(sample: Any) -> LspRun:
     """The language server: start → ``initialize`` (it opens the dump and lists the tasks, as the
     adapter's ``launch`` does) → ``didOpen`` of :data:`LENS_FILE` (answered by its diagnostics: the
     fault and the blocked tasks), then the first ``codeLens`` of it, timed — the request that reads
-    every task's stack, as the Kernel view's grouping does."""
+    every task's stack, as :func:`adapter_kernel_view_groups` times the Kernel view's grouping."""
     config = launch_config(sample)
     path = Path(config["sourceRoot"]) / LENS_FILE
     text = path.read_text(errors="replace")

@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 # The version the wheel and the .vsix carry (package.json's = adapter/vmcore_dap/__init__.py's).
 VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
-.PHONY: all setup setup-node package samples crash oracle demo test test-python test-extension bench lint clean-venv
+.PHONY: all setup setup-node package samples samples-matrix crash oracle demo test test-python \
+	test-extension test-matrix bench lint clean-venv
 
 all: test
 
@@ -24,9 +25,14 @@ setup-node: setup
 package: setup-node
 	@cd vscode-extension && npm run --silent package
 
+# The samples `make test` uses: the default kernel's five and one of every other kernel of the
+# matrix (samples/README.md); samples-matrix builds every sample of the matrix.
 samples: setup
-	@$(PY) samples/make-vmcore --all
+	@$(PY) samples/make-vmcore --make-test
 	@$(PY) samples/fetch-kernel-source --all-samples
+
+samples-matrix: samples
+	@$(PY) samples/make-vmcore --matrix
 
 crash: setup
 	@samples/build-crash >/dev/null
@@ -47,6 +53,10 @@ test-extension: package samples
 		VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e
 
 test: test-python test-extension
+
+# The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
+test-matrix: samples-matrix
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
 
 bench: oracle
 	@$(PY) bench/run.py

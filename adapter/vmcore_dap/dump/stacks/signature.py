@@ -148,6 +148,8 @@ def stack_signature(prog: drgn.Program, task: drgn.Object, stack: int | None = N
     :param stack: ``task->stack`` when already known (:attr:`TaskInfo.stack`).
     :return: ``None`` when the stack cannot be read (then the task is unwound on its own).
     """
+    if not arch_of(prog).stack_signatures:
+        return None
     try:
         base = task.stack.value_() if stack is None else stack
         sp = task.thread.sp.value_()

@@ -110,7 +110,7 @@ def summary(session: Session, args: Args) -> dict[str, Any]:
 
 @registry.request("vmcore/cpus")
 def cpus(session: Session, args: Args) -> dict[str, Any]:
-    """The task that was current on each online CPU, and the function it was in."""
+    """The task that was current on each CPU (online or stopped by the crash), and the function it was in."""
     state = dump_state(session)
     rows = []
     for cpu in cpu_tasks(current_dump(session).prog, stacks(session)):

@@ -1,9 +1,11 @@
 """Every task of the dump, as ``ps`` (and crash's ``ps``) would list it.
 
 drgn's ``prog.threads()`` omits PID 0, but each CPU has its own idle task (``swapper/N``), and a crash
-engineer expects to see them, especially the ones that were running. So the list is: each online
-CPU's idle task (from ``idle_task``), then every task reachable through the PID hash, with its
-``ps`` state letter and, for tasks that were on a CPU when the dump was taken, that CPU.
+engineer expects to see them, especially the ones that were running. So the list is: each CPU's
+idle task (``idle_task`` of every CPU that was up, :func:`~vmcore_dap.dump.kernel.cpus.dumped_cpus`,
+not only the online ones: arm64's crash IPI takes the stopped CPUs offline), then every task
+reachable through the PID hash, with its ``ps`` state letter and, for tasks that were on a CPU when
+the dump was taken, that CPU.
 
 The PID table is a tree read from the dump; a damaged one can loop. The walk stops at the first task
 seen twice (each task has exactly one PID) or after ``pid_max`` entries, and says so. Names are
@@ -23,11 +25,11 @@ import struct
 from dataclasses import dataclass
 
 import drgn
-from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu, task_state_to_char
 
 from vmcore_dap.dump.arch import arch_of
+from vmcore_dap.dump.kernel.cpus import dumped_cpus
 from vmcore_dap.dump.values.render import escape_bytes
 
 __all__ = [
@@ -97,9 +99,10 @@ def thread_size(prog: drgn.Program) -> int:
 
 
 def running_tasks(prog: drgn.Program) -> dict[int, int]:
-    """Map the address of each CPU's current task to that CPU."""
+    """Map the address of each CPU's current task to that CPU (stopped CPUs included, as crash's
+    ``ps`` marks their tasks ``>``)."""
     result: dict[int, int] = {}
-    for cpu in for_each_online_cpu(prog):
+    for cpu in dumped_cpus(prog):
         try:
             result[cpu_curr(prog, cpu).value_()] = cpu
         except drgn.FaultError:
@@ -320,7 +323,7 @@ def list_tasks(
     layout = _layout(prog)
     tasks: list[TaskInfo] = []
     seen: set[int] = set()
-    for cpu in for_each_online_cpu(prog):
+    for cpu in dumped_cpus(prog):
         idle = idle_task(prog, cpu)
         if idle.value_() not in seen:
             seen.add(idle.value_())

@@ -2,7 +2,8 @@
 
 ``sys`` facts come from the console's ``sys`` (drgn's command with crash's DUMPFILE, MEMORY and PANIC
 rules), so the Kernel view, the console and crash say the same thing. Per-CPU current tasks come
-from each online CPU's runqueue (``cpu_curr``), with the function each was in (the top frame of its
+from each CPU's runqueue (``cpu_curr``; stopped CPUs too:
+:func:`~vmcore_dap.dump.kernel.cpus.dumped_cpus`), with the function each was in (the top frame of its
 normalised stack from the stack service: for the crashed CPU the faulting function, not the panic
 path).
 """
@@ -13,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 
 import drgn
-from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import cpu_curr, task_state_to_char
 
+from vmcore_dap.dump.kernel.cpus import dumped_cpus
 from vmcore_dap.dump.kernel.panic import PanicInfo
 from vmcore_dap.dump.stacks.frames import unwind_task
 from vmcore_dap.dump.stacks.groups import UNWIND_FAILED, USER_MODE
@@ -89,9 +90,9 @@ def _top_function(prog: drgn.Program, stacks: StackService, task: drgn.Object) -
 
 
 def cpu_tasks(prog: drgn.Program, stacks: StackService) -> list[CpuTask]:
-    """The current task of each online CPU, with the function it was in."""
+    """The current task of each CPU (online or stopped by the crash), with the function it was in."""
     result = []
-    for cpu in for_each_online_cpu(prog):
+    for cpu in dumped_cpus(prog):
         try:
             task = cpu_curr(prog, cpu)
             pid = task.pid.value_()

@@ -1,0 +1,116 @@
+"""The adapter on arm64 dumps (Debian 13's 6.12 cloud-arm64, kdump raw ELF and QEMU dump-guest-memory).
+
+What each test compares with, since crash for arm64 (an arm64 crash under qemu-aarch64, ≈4 min CPU per
+start) is not run here:
+
+* the guest's own facts, written before the crash (``sample.expected``, ``manifest["guest"]``: how many
+  CPUs QEMU gave it, which task spun on which CPU, which system call each ``lt-*`` thread made);
+* plain drgn on the same dump (a task's user registers by the kernel's own ``task_pt_regs()``);
+* the arm64 system-call ABI from the host's kernel headers (``asm-generic/unistd.h``, which arm64
+  uses; linux-libc-dev).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import drgn
+import pytest
+from tests.e2e._session import open_sample_dump, parse_thread_name, stack_of, stopped_session
+
+pytestmark = pytest.mark.timeout(1200)
+
+ARM64_KERNEL = "deb13-6.12-arm64"
+#: What the guest's libc (busybox, static) calls for a libc function arm64 has no system call of.
+LIBC_SYSCALL = {"pause": "ppoll", "poll": "ppoll", "nanosleep": "clock_nanosleep"}
+
+
+@pytest.fixture(scope="module")
+def arm64_oops() -> Any:
+    """oops-null on arm64: a NULL dereference in labbug from write(), kdump's raw /proc/vmcore ELF."""
+    from samples.sample_store import ensure_sample
+
+    return ensure_sample("oops-null", kernel=ARM64_KERNEL)
+
+
+@pytest.fixture(scope="module")
+def arm64_dump(arm64_oops: Any) -> Iterator[drgn.Program]:
+    """Plain drgn's view of the same dump (the adapter's opener, no adapter logic on top)."""
+    yield open_sample_dump(arm64_oops).prog
+
+
+def _generic_syscall_names() -> dict[int, str]:
+    """arm64's system call numbers: the generic table (include/uapi/asm-generic/unistd.h)."""
+    text = Path("/usr/include/asm-generic/unistd.h").read_text()
+    names: dict[int, str] = {}
+    for name, number in re.findall(r"#define __NR(?:3264)?_(\w+) (\d+)", text):
+        names.setdefault(int(number), name)
+    return names
+
+
+def _task_pt_regs(prog: drgn.Program, pid: int) -> drgn.Object:
+    """arm64's ``task_pt_regs(p)``: ``(struct pt_regs *)(task_stack_page(p) + THREAD_SIZE) - 1``
+    (arch/arm64/include/asm/processor.h), read with plain drgn; THREAD_SIZE is the init task's stack,
+    which the linker script lays out as ``__start_init_stack`` … ``__end_init_stack``
+    (include/asm-generic/vmlinux.lds.h, ``INIT_TASK_DATA(THREAD_SIZE)``)."""
+    task = prog.thread(pid).object
+    thread_size = prog.symbol("__end_init_stack").address - prog.symbol("__start_init_stack").address
+    top = task.stack.value_() + thread_size
+    return drgn.Object(prog, "struct pt_regs *", top - drgn.sizeof(prog.type("struct pt_regs")))[0]
+
+
+def test_threads_list_the_idle_task_of_every_cpu_including_the_stopped_one(
+    arm64_oops: Any, arm64_dump: drgn.Program, tmp_path: Path
+) -> None:
+    """arm64's crash IPI takes the stopped CPUs offline: their idle tasks and current tasks are still
+    threads (crash: "CPUS: 2 [OFFLINE: 1]", and both swappers in ``ps``)."""
+    from drgn.helpers.linux.cpumask import for_each_online_cpu
+
+    cpus = arm64_oops.manifest["guest"]["cpus"]
+    expected = arm64_oops.expected
+    online = list(for_each_online_cpu(arm64_dump))
+    # The situation the test is about: the CPU that spun was stopped and is offline in the dump.
+    assert expected["spin_cpu"] not in online and len(online) < cpus, online
+    with stopped_session(arm64_oops, tmp_path) as (client, stopped):
+        threads = [parse_thread_name(t["name"]) for t in client.call("threads")["threads"]]
+        kernel_cpus = client.call("vmcore/cpus")
+    idle = [t for t in threads if t["pid"] == 0]
+    assert sorted(t["comm"] for t in idle) == [f"swapper/{n}" for n in range(cpus)]
+    assert len(threads) >= expected["min_tasks"]
+    running = {t["pid"]: t["cpu"] for t in threads if t["cpu"] is not None}
+    assert running[expected["spin_pid"]] == expected["spin_cpu"]
+    assert running[expected["crashed_pid"]] == expected["crashed_cpu"]
+    assert threads[0]["pid"] == expected["crashed_pid"]
+    # The Kernel view's CPU table: every CPU, with the task that was on it.
+    rows = {row["cpu"]: row for row in kernel_cpus["cpus"]}
+    assert sorted(rows) == list(range(cpus))
+    assert rows[expected["spin_cpu"]]["pid"] == expected["spin_pid"]
+    crashed = rows[expected["crashed_cpu"]]
+    assert crashed["pid"] == expected["crashed_pid"] and crashed["crashed"]
+
+
+def test_system_call_row_names_x8_and_its_arguments(
+    arm64_oops: Any, arm64_dump: drgn.Program, tmp_path: Path
+) -> None:
+    """The bottom row of each ``lt-*`` thread: the system call in x8 (``syscallno``), named by arm64's
+    table, with its arguments (the first from ``orig_x0``) and the user PC."""
+    numbers = _generic_syscall_names()
+    with stopped_session(arm64_oops, tmp_path) as (client, _):
+        by_pid = {parse_thread_name(t["name"])["pid"]: t["id"] for t in client.call("threads")["threads"]}
+        for thread in arm64_oops.expected["threads"]:
+            user = _task_pt_regs(arm64_dump, thread["tid"])
+            x8 = user.regs[8].value_()
+            assert user.syscallno.value_() == x8
+            syscall = numbers[x8]
+            assert syscall == LIBC_SYSCALL.get(thread["syscall"], thread["syscall"]), (thread, syscall)
+            frames = stack_of(client, by_pid[thread["tid"]])
+            label = frames[-1]
+            assert label["presentationHint"] == "label"
+            assert label["name"].startswith(f"{syscall}("), (thread, label["name"])
+            assert int(label["instructionPointerReference"], 16) == user.pc.value_()  # the user PC
+            first = re.match(r"^\w+\(\w+=(0x[0-9a-f]+|-?\d+)", label["name"])
+            assert first, label["name"]
+            assert int(first[1], 0) & 0xFFFFFFFF == user.orig_x0.value_() & 0xFFFFFFFF

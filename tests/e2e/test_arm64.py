@@ -114,3 +114,48 @@ def test_system_call_row_names_x8_and_its_arguments(
             first = re.match(r"^\w+\(\w+=(0x[0-9a-f]+|-?\d+)", label["name"])
             assert first, label["name"]
             assert int(first[1], 0) & 0xFFFFFFFF == user.orig_x0.value_() & 0xFFFFFFFF
+
+
+@pytest.fixture(scope="module")
+def arm64_qemu_dump() -> Any:
+    """sysrq-c on arm64 dumped by QEMU's dump-guest-memory: registers are QEMU's, per CPU."""
+    from samples.sample_store import ensure_sample
+
+    return ensure_sample("sysrq-c", kernel=ARM64_KERNEL, variant="qemu-dump")
+
+
+def test_values_of_frames_unwound_without_registers_are_unknown_not_optimized_out(
+    arm64_qemu_dump: Any, tmp_path: Path
+) -> None:
+    """Above the exception vector QEMU stopped in, drgn unwinds by frame records alone (plain drgn:
+    those frames have ``fp``/``lr`` and no ``sp``): their arguments are unknown, and the adapter
+    must not call them "optimized out"; frames drgn unwound with CFI keep drgn's own verdicts."""
+    prog = open_sample_dump(arm64_qemu_dump).prog
+    crashed = arm64_qemu_dump.expected["crashed_pid"]
+    trace = prog.stack_trace(prog.thread(crashed).object)
+    lost = {f.name for f in trace if f.name and "sp" not in f.registers()}
+    kept = {f.name for f in trace if f.name and "sp" in f.registers()}
+    assert lost - kept, "this dump no longer has frames unwound without registers"
+    seen: dict[str, list[str]] = {}
+    with stopped_session(arm64_qemu_dump, tmp_path) as (client, stopped):
+        assert (
+            parse_thread_name(
+                next(
+                    t["name"]
+                    for t in client.call("threads")["threads"]
+                    if t["id"] == stopped["body"]["threadId"]
+                )
+            )["pid"]
+            == crashed
+        )
+        for frame in stack_of(client, stopped["body"]["threadId"]):
+            if frame.get("presentationHint") == "label" or frame["name"] not in lost - kept:
+                continue
+            for scope in client.call("scopes", {"frameId": frame["id"]})["scopes"]:
+                if scope["name"] == "Arguments":
+                    variables = client.call("variables", {"variablesReference": scope["variablesReference"]})
+                    seen[frame["name"]] = [v["value"] for v in variables["variables"]]
+    values = [value for frame_values in seen.values() for value in frame_values]
+    assert values, seen
+    assert "<optimized out>" not in values, seen
+    assert "<unknown>" in values, seen

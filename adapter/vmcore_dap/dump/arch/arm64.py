@@ -68,6 +68,13 @@ class Arm64(Arch):
         """The saved PSTATE's mode is EL0t (``user_mode()``, arch/arm64/include/asm/ptrace.h)."""
         return saved["pstate"] & _PSR_MODE_MASK == _PSR_MODE_EL0T
 
+    def registers_lost(self, registers: Mapping[str, int]) -> bool:
+        """A frame without ``sp`` was unwound by its frame record alone (drgn's fallback where there
+        is no CFI: the exception vectors, ``el1h_64_irq``, and every caller above them in a QEMU
+        dump-guest-memory of a panicked guest, measured on 6.12): it knows only ``fp``/``lr``, so
+        neither registers nor ``sp``-relative stack slots can be located."""
+        return "sp" not in registers
+
     def syscall_number(self, saved: Mapping[str, int]) -> int | None:
         """``syscallno`` (32-bit): the system call, or ``NO_SYSCALL`` (-1) for an exception."""
         nr = saved["syscallno"] & 0xFFFFFFFF

@@ -81,6 +81,12 @@ class Arch(ABC):
         """``TOP_OF_KERNEL_STACK_PADDING``: bytes left free above a task's user ``pt_regs``."""
         return 0
 
+    def registers_lost(self, registers: Mapping[str, int]) -> bool:
+        """Whether an unwound frame's registers (drgn's ``StackFrame.registers()``) are too few to
+        locate its variables: drgn then reports every register-held value "optimized out" when it
+        is only unknown. False unless an architecture's unwinder is known to lose them."""
+        return False
+
     @abstractmethod
     def from_user_mode(self, saved: Mapping[str, int]) -> bool:
         """Whether registers saved at kernel entry (:attr:`mode_registers` of a ``pt_regs``) were

@@ -9,6 +9,10 @@ function's parameters and variables. Its parameters are found the same way when 
 has an out-of-line copy or a declaration drgn can find; when it has none (an always-inlined
 ``static inline`` helper), the frame gets no Arguments scope and all its names are under Locals.
 
+A frame drgn unwound without knowing its registers (:meth:`~vmcore_dap.dump.arch.base.Arch.registers_lost`:
+on arm64 the frames above an exception vector that has no CFI) has values drgn calls "optimized out"
+although the debug info locates them; they are shown as unknown instead (:func:`frame_value`).
+
 A frame that is only a label for an exception boundary (drgn has no ``StackFrame`` there, only the
 saved ``struct pt_regs``) shows the saved registers as members of that ``pt_regs``.
 """
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 
 import drgn
 
+from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.stacks.service import FrameRef
 from vmcore_dap.dump.values.render import Variable
 
@@ -34,6 +39,7 @@ __all__ = [
     "scope_variables",
     "parameter_names",
     "frame_lookup",
+    "frame_value",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,9 +102,22 @@ def _local_names(frame: drgn.StackFrame) -> list[str]:
     return names
 
 
+def frame_value(frame: drgn.StackFrame, name: str) -> drgn.Object:
+    """``frame[name]``, absent as *unknown* (``AbsenceReason.OTHER``) rather than "optimized out"
+    when the frame's registers were lost in unwinding.
+
+    :raises LookupError: no such name in the frame's scope.
+    """
+    obj = frame[name]
+    if obj.absent_ and obj.absence_reason_ == drgn.AbsenceReason.OPTIMIZED_OUT:
+        if arch_of(obj.prog_).registers_lost(frame.registers()):
+            return drgn.Object(obj.prog_, obj.type_, absence_reason=drgn.AbsenceReason.OTHER)
+    return obj
+
+
 def _frame_object(frame: drgn.StackFrame, name: str, prog: drgn.Program) -> drgn.Object:
     try:
-        return frame[name]
+        return frame_value(frame, name)
     except LookupError:
         return drgn.Object(prog, "int", absence_reason=drgn.AbsenceReason.OPTIMIZED_OUT)
 
@@ -209,7 +228,7 @@ def frame_lookup(ref: FrameRef | None) -> Callable[[str], drgn.Object | None]:
         nonlocal local_names
         if frame is not None:
             try:
-                obj = frame[name]
+                obj = frame_value(frame, name)
             except LookupError:
                 obj = None
             if obj is not None:

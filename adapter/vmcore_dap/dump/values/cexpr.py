@@ -609,7 +609,12 @@ class _Evaluator:
         except CExprError:
             raise
         except drgn.ObjectAbsentError:
-            raise CExprError("the value is optimized out", node.column) from None
+            # drgn's error does not say which object, nor why it is absent: say both causes.
+            raise CExprError(
+                "the value is not available in this frame (optimized out, or in a register the "
+                "unwinding could not recover)",
+                node.column,
+            ) from None
         except drgn.FaultError:
             raise
         except (TypeError, ValueError, ZeroDivisionError, drgn.OutOfBoundsError) as exc:

@@ -29,6 +29,7 @@ from vmcore_dap.dump.memory.reading import PAGE_SIZE
 __all__ = [
     "Variable",
     "Rendered",
+    "absent_text",
     "render",
     "children",
     "render_children",
@@ -227,11 +228,26 @@ def _probe(obj: drgn.Object) -> str | None:
 # -- rendering ------------------------------------------------------------------------------------
 
 
+#: What an absent value is said to be, by drgn's reason: "optimized out" only when the debug info
+#: says so; a value whose location could not be computed (registers the unwinder lost:
+#: ``scopes.frame_value``; a DWARF operation drgn does not implement) is unknown, not optimized out.
+_ABSENT_TEXT = {
+    drgn.AbsenceReason.OPTIMIZED_OUT: "<optimized out>",
+    drgn.AbsenceReason.NOT_IMPLEMENTED: "<unknown: drgn cannot evaluate its DWARF location>",
+    drgn.AbsenceReason.OTHER: "<unknown>",
+}
+
+
+def absent_text(obj: drgn.Object) -> str:
+    """How to show an absent object (``<optimized out>``, ``<unknown: …>``)."""
+    return _ABSENT_TEXT.get(obj.absence_reason_, "<optimized out>")
+
+
 def render(obj: drgn.Object, *, hex_: bool = False) -> Rendered:
     """Compute the one-line display of ``obj``; never raises for unreadable or absent values."""
     type_text = _type_text(obj)
     if obj.absent_:
-        return Rendered("<optimized out>", type_text)
+        return Rendered(absent_text(obj), type_text)
     try:
         return _render(obj, type_text, hex_)
     except drgn.FaultError as exc:

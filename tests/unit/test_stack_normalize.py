@@ -74,3 +74,18 @@ def test_mismatch_message_shows_both_stacks() -> None:
     text = str(err.value)
     assert "function lists differ" in text
     assert "h" in text and "g" in text
+
+
+def test_stack_roots_end_a_stack_on_arm64_only() -> None:
+    """Rule 2: arm64's crash stops above ``ret_from_fork`` (and head.S's ``__primary_switched``),
+    x86-64's crash prints ``ret_from_fork``: each architecture's roots, not their union."""
+    from vmcore_dap.dump.arch.arm64 import ARCH as ARM64
+    from vmcore_dap.dump.arch.x86_64 import ARCH as X86_64
+    from vmcore_dap.dump.stacks.frames import StackFrameInfo
+    from vmcore_dap.dump.stacks.normalize import normalize_rows
+
+    names = ["__switch_to", "__schedule", "schedule", "kthreadd", "ret_from_fork"]
+    rows = [StackFrameInfo(kind="code", name=n, pc=0x1000 + i, function=n) for i, n in enumerate(names)]
+    assert [f.function for f in normalize_rows(rows, ARM64.stack_roots)] == names[:-1]
+    assert [f.function for f in normalize_rows(rows, X86_64.stack_roots)] == names
+    assert "ret_from_fork" not in X86_64.stack_roots

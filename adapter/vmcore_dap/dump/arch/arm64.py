@@ -61,6 +61,10 @@ class Arm64(Arch):
     randomized_syscall_entries = ("invoke_syscall",)
     syscall_wrapper_prefixes = ("__arm64_sys_",)
     label_aliases: Mapping[str, str] = {}
+    # The final frame records of a stack (arch/arm64/kernel/head.S: each CPU's, below start_kernel and
+    # secondary_start_kernel; entry.S: ret_from_fork, below every kernel thread's function); crash
+    # 9.0.2's bt stops above them (measured on the 6.12 samples: idle tasks and kernel threads).
+    stack_roots = frozenset({"__primary_switched", "__secondary_switched", "ret_from_fork"})
     crash_machinery: frozenset[str] = frozenset()
     dump_path_functions: frozenset[str] = frozenset()
 

@@ -73,6 +73,11 @@ class Arch(ABC):
     #: The architecture's functions that run only because the kernel is dying or being dumped.
     dump_path_functions: frozenset[str]
 
+    #: Functions at the root of a kernel stack that drgn unwinds into and crash does not print (the
+    #: normalisation ends a stack before them). Per architecture, not merged: x86-64's crash does
+    #: print ``ret_from_fork``, arm64's does not.
+    stack_roots: frozenset[str] = frozenset()
+
     def is_kernel_address(self, address: int) -> bool:
         """Whether ``address`` lies in the kernel's half of the address space."""
         return address >= self.kernel_space_start

@@ -12,7 +12,9 @@ seen on the sample dumps (6.1 kernels, crash 8.0.6, drgn 0.3):
    (:data:`CRASH_MACHINERY`) are cut from the top.
 2. **Where it ends.** drgn continues into the user-space registers of a task in a system call (a
    frame with a user address, and sometimes more found through the user stack); crash prints those
-   as a register block. The stack ends before the first frame outside the kernel's address space.
+   as a register block. The stack ends before the first frame outside the kernel's address space,
+   and before the architecture's stack roots (``Arch.stack_roots``: arm64's ``ret_from_fork`` and
+   ``__primary_switched``, which drgn unwinds into and crash does not print).
 3. **Names.** GCC's clones and split parts (``f.cold``, ``f.isra.0``, ``f.constprop.0``, ``f.part.0``)
    are the source function ``f``. Assembly labels inside a function name the function
    (:data:`ASM_LABEL_ALIASES`). All ``__{x64,ia32,se,do}_sys_X`` are ``__do_sys_X``.
@@ -32,7 +34,12 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import drgn
 
-from vmcore_dap.dump.arch import arch_of, known_crash_machinery, known_label_aliases, syscall_wrapper_pattern
+from vmcore_dap.dump.arch import (
+    arch_of,
+    known_crash_machinery,
+    known_label_aliases,
+    syscall_wrapper_pattern,
+)
 from vmcore_dap.dump.stacks.frames import StackFrameInfo
 
 __all__ = [
@@ -115,6 +122,14 @@ def normalize_frames(
     return out
 
 
+def _cut_roots(frames: list[Frame], roots: frozenset[str]) -> list[Frame]:
+    """Drop the architecture's stack roots from the bottom of a stack (rule 2)."""
+    end = len(frames)
+    while end > 0 and frames[end - 1].function in roots:
+        end -= 1
+    return frames[:end]
+
+
 def cut_machinery(frames: list[Frame]) -> list[Frame]:
     """Drop the kdump machinery's frames from the top of a stack (rule 1, no exception)."""
     i = 0
@@ -152,12 +167,14 @@ def _exception_start(frames: Sequence[_F], name: Callable[[_F], str]) -> int | N
     return None
 
 
-def normalize_rows(rows: Sequence[StackFrameInfo]) -> list[Frame]:
+def normalize_rows(rows: Sequence[StackFrameInfo], roots: frozenset[str] = frozenset()) -> list[Frame]:
     """Normalise a presented stack (the Call Stack's rows, :func:`~.frames.present_trace`) by the rules
     of this module, without source lines (rule 5's ``None``).
 
     The rows already end where the kernel stack ends (rule 2) and name code without DWARF as kallsyms
     does, which rule 3 maps to the names of :func:`normalize_drgn_trace`; labels are dropped.
+
+    :param roots: the dump's ``Arch.stack_roots`` (rule 2), cut from the bottom.
     """
     code = [row for row in rows if row.kind == "code" and row.pc is not None]
     start = _exception_start(code, _row_name)
@@ -166,6 +183,7 @@ def normalize_rows(rows: Sequence[StackFrameInfo]) -> list[Frame]:
         for row in code[start or 0 :]
         if not row.is_inline
     ]
+    out = _cut_roots(out, roots)
     return cut_machinery(out) if start is None else out
 
 
@@ -244,7 +262,7 @@ def normalize_drgn_trace(
         else:
             name = _drgn_name(f)
         tuples.append((name, file, line, f.is_inline, f.pc))
-    out = normalize_frames(tuples)
+    out = _cut_roots(normalize_frames(tuples), arch.stack_roots)
     if start_at_exception and start is None:
         out = cut_machinery(out)
     return out

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import drgn
 
+from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.dump.stacks.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
 from vmcore_dap.dump.stacks.groups import UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
@@ -226,7 +227,7 @@ class StackService:
             for done, (key, info) in enumerate(self.tasks.items()):
                 if check is not None and done % CHECK_EVERY == 0:
                     check(done, total)
-                stacks.append((key, info, _normalized(self._unwind(info))))
+                stacks.append((key, info, _normalized(self._unwind(info), arch_of(self.prog).stack_roots)))
             if check is not None:
                 check(total, total)
         else:
@@ -360,12 +361,13 @@ class StackService:
                     if row.source_file
                 )
             )
-            basis = self._bases[id(stack)] = _Basis(_normalized(stack), functions, places)
+            normalized = _normalized(stack, arch_of(self.prog).stack_roots)
+            basis = self._bases[id(stack)] = _Basis(normalized, functions, places)
         return basis
 
 
-def _normalized(stack: TaskStack) -> tuple[Frame, ...]:
-    frames = tuple(normalize_rows(stack.frames))
+def _normalized(stack: TaskStack, roots: frozenset[str]) -> tuple[Frame, ...]:
+    frames = tuple(normalize_rows(stack.frames, roots))
     if frames:
         return frames
     return (Frame(USER_MODE if stack.trace is not None else UNWIND_FAILED),)

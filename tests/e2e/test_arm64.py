@@ -159,3 +159,49 @@ def test_values_of_frames_unwound_without_registers_are_unknown_not_optimized_ou
     assert values, seen
     assert "<optimized out>" not in values, seen
     assert "<unknown>" in values, seen
+
+
+def test_interrupt_boundary_on_the_stopped_cpu_is_labelled_with_its_saved_registers(
+    arm64_qemu_dump: Any, tmp_path: Path
+) -> None:
+    """The stop IPI interrupted the other CPU's idle loop through ``el1h_64_irq``: the stack shows an
+    "interrupt: IRQ" row between the vector and the interrupted function, whose Registers are the
+    ``pt_regs`` kernel_entry saved, read where they lie (plain drgn's interrupted frame: pc and sp)."""
+    prog = open_sample_dump(arm64_qemu_dump).prog
+    from drgn.helpers.linux.cpumask import for_each_present_cpu
+    from drgn.helpers.linux.sched import cpu_curr
+
+    stopped_idle = [
+        (cpu, task) for cpu in for_each_present_cpu(prog) if (task := cpu_curr(prog, cpu)).pid.value_() == 0
+    ]
+    assert stopped_idle, "the other CPU was not idle when it was stopped (a race of this build)"
+    cpu, task = stopped_idle[0]
+    trace = prog.stack_trace(task)
+    vector = next(i for i, f in enumerate(trace) if f.name == "el1h_64_irq")
+    interrupted = trace[vector + 1]
+    assert interrupted.interrupted
+    with stopped_session(arm64_qemu_dump, tmp_path) as (client, _):
+        threads = client.call("threads")["threads"]
+        idle_id = next(t["id"] for t in threads if t["name"] == f"PID 0 swapper/{cpu} [R] CPU{cpu}")
+        frames = stack_of(client, idle_id)
+        names = [f["name"] for f in frames]
+        at = names.index("── interrupt: IRQ ──")
+        assert names[at - 1] == "el1h_64_irq" and names[at + 1] == interrupted.name, names
+        label = frames[at]
+        assert label["presentationHint"] == "label"
+        assert int(label["instructionPointerReference"], 16) == interrupted.pc
+        scopes = {
+            s["name"]: s["variablesReference"]
+            for s in client.call("scopes", {"frameId": label["id"]})["scopes"]
+        }
+        registers = {
+            v["name"]: v
+            for v in client.call("variables", {"variablesReference": scopes["Registers"]})["variables"]
+        }
+        assert {f"x{i}" for i in range(31)} <= registers.keys(), sorted(registers)  # arm64's names
+        assert int(registers["x29"]["value"], 16) == interrupted.registers()["x29"]
+        assert int(registers["pc"]["value"], 16) == interrupted.pc
+        assert int(registers["sp"]["value"], 16) == interrupted.registers()["sp"]
+        assert int(registers["pstate"]["value"], 16) == interrupted.registers()["pstate"]
+        name = registers["pc"]["evaluateName"]
+        assert re.fullmatch(r"\(\(struct pt_regs \*\)0x[0-9a-f]+\)->pc", name), name  # read in memory

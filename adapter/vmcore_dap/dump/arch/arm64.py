@@ -31,6 +31,15 @@ _PSR_MODE_MASK = 0x0000000F
 _PSR_MODE_EL0T = 0x00000000
 
 
+#: What each kind of exception vector is (arch/arm64/kernel/entry.S ``kernel_ventry``).
+_VECTOR_KINDS = {
+    "sync": "exception: synchronous",
+    "irq": "interrupt: IRQ",
+    "fiq": "interrupt: FIQ",
+    "error": "exception: SError",
+}
+
+
 class Arm64(Arch):
     """AArch64 (``CONFIG_ARM64``)."""
 
@@ -46,7 +55,9 @@ class Arm64(Arch):
     default_thread_size = 16384
     # arch/arm64/Kconfig: ILLEGAL_POINTER_VALUE default 0xdead000000000000.
     poison_pointer_delta = 0xDEAD_0000_0000_0000
-    pt_regs_registers: Mapping[str, str] = {"sp": "sp", "pstate": "pstate"}
+    # drgn names no "pc" register on AArch64: frames.present_trace fills it from the frame's pc.
+    pt_regs_registers: Mapping[str, str] = {"sp": "sp", "pc": "pc", "pstate": "pstate"}
+    pt_regs_register_arrays: Mapping[str, str] = {"regs": "x"}
     pt_regs_ip = "pc"
     pt_regs_sp = "sp"
     mode_registers = ("pstate", "syscallno")
@@ -87,13 +98,13 @@ class Arm64(Arch):
         return None if nr < 0 else nr
 
     def boundary_name(self, entry_function: str | None) -> str:
-        """Name the boundary from the exception vector's handler (``el1h_64_sync`` …, v5.13 names)."""
+        """Name the boundary from the exception vector drgn unwound through (``el1h_64_irq`` →
+        "interrupt: IRQ"; v5.13 names)."""
         if not entry_function:
             return "interrupt or exception"
-        kinds = {"sync": "exception", "irq": "interrupt", "fiq": "FIQ", "error": "SError"}
-        if entry_function.startswith("el1h_64_"):
-            kind = entry_function[len("el1h_64_") :].removesuffix("_handler")
-            return kinds.get(kind, f"interrupted ({entry_function})")
+        kind = entry_function.removesuffix("_handler").rsplit("_", 1)[-1]
+        if entry_function.startswith(("el1h_64_", "el1_", "el1t_64_")) and kind in _VECTOR_KINDS:
+            return _VECTOR_KINDS[kind]
         return f"interrupted ({entry_function})"
 
     def capstone(self, syntax: Syntax) -> capstone.Cs:

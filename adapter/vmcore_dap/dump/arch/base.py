@@ -73,6 +73,9 @@ class Arch(ABC):
     #: The architecture's functions that run only because the kernel is dying or being dumped.
     dump_path_functions: frozenset[str]
 
+    #: ``struct pt_regs`` array members whose elements are registers named prefix + index (arm64's
+    #: ``regs[31]``: ``x0``…``x30``).
+    pt_regs_register_arrays: Mapping[str, str] = {}
     #: Functions at the root of a kernel stack that drgn unwinds into and crash does not print (the
     #: normalisation ends a stack before them). Per architecture, not merged: x86-64's crash does
     #: print ``ret_from_fork``, arm64's does not.

@@ -247,17 +247,19 @@ def _find_pt_regs(prog: drgn.Program, near_sp: int, regs: dict[str, int]) -> drg
     if ptype is None or ip not in regs or sp not in regs:
         return None
     off_ip, off_sp = drgn.offsetof(ptype, arch.pt_regs_ip), drgn.offsetof(ptype, arch.pt_regs_sp)
+    size = drgn.sizeof(ptype)
     # A stack ends at a page boundary with nothing mapped above it: the IRQ stack's pt_regs of an
     # exception taken in interrupt context lies within a few hundred bytes of its top, so the window
-    # is read as far as it goes (seen on the irq-oops sample).
-    start = max(near_sp - 128, 0) & ~7
-    data = read_prefix(prog, start, 1024, explain=False).data
+    # is read as far as it goes (seen on the irq-oops sample). It starts a pt_regs below ``near_sp``:
+    # when that is the interrupted sp (arm64's vectors have no CFI, so the vector frame has no sp of
+    # its own), kernel_entry saved the block just below it.
+    start = max(near_sp - size - 128, 0) & ~7
+    data = read_prefix(prog, start, 1024 + size, explain=False).data
     if not data:
         start = near_sp & ~7
         data = read_prefix(prog, start, 512, explain=False).data
     want_ip = regs[ip].to_bytes(8, "little")
     want_sp = regs[sp].to_bytes(8, "little")
-    size = drgn.sizeof(ptype)
     for base in range(0, len(data) - size + 1, 8):
         if (
             data[base + off_ip : base + off_ip + 8] == want_ip
@@ -512,6 +514,15 @@ def _entry_label(
     )
 
 
+def _stack_pointer(frame: drgn.StackFrame) -> int | None:
+    """``frame.sp``, or ``None`` for a frame drgn unwound by its frame record alone (arm64 above an
+    exception vector without CFI: it knows only ``fp`` and ``lr``)."""
+    try:
+        return frame.sp
+    except LookupError:
+        return None
+
+
 def _user_mode_label(pc: int) -> StackFrameInfo:
     return StackFrameInfo(kind="label", name=f"── user mode at {pc:#x} ──", pc=pc)
 
@@ -551,11 +562,15 @@ def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object)
                 break
             if index > 0 and frame.interrupted and starts_physical:
                 try:
-                    regs = frame.registers()
+                    regs = dict(frame.registers())
                 except (LookupError, ValueError):
                     regs = {}
+                # drgn's AArch64 registers have no pc; the interrupted frame's pc is the saved one.
+                regs.setdefault(arch.pt_regs_registers[arch.pt_regs_ip], frame.pc)
                 sp = arch.pt_regs_registers[arch.pt_regs_sp]
-                near = previous.sp if previous is not None else regs.get(sp, 0)
+                near = _stack_pointer(previous) if previous is not None else None
+                if near is None:
+                    near = regs.get(sp, 0)
                 pt_regs = _find_pt_regs(prog, near, regs)
                 if pt_regs is None:  # drgn Objects have no truth value
                     pt_regs = _regs_value(prog, regs)

@@ -173,13 +173,41 @@ def _registers(prog: drgn.Program, ref: FrameRef) -> list[Variable]:
         regs = regs[0]
     address = regs.address_
     prefix = f"((struct pt_regs *){address:#x})->" if address is not None else None
+    element_prefixes = arch_of(prog).pt_regs_register_arrays
     result: list[Variable] = []
-    for member in regs.type_.unaliased().members or ():
-        if member.name is None:
+    for name in _register_members(regs.type_):
+        expr = f"{prefix}{name}" if prefix else None
+        value = regs.member_(name)
+        if name in element_prefixes:  # arm64's regs[31] are x0..x30
+            for i in range(len(value)):
+                element_expr = f"{expr}[{i}]" if expr else None
+                result.append(
+                    Variable(f"{element_prefixes[name]}{i}", value[i], element_expr, always_hex=True)
+                )
             continue
-        expr = f"{prefix}{member.name}" if prefix else None
-        result.append(Variable(member.name, regs.member_(member.name), expr, always_hex=True))
+        result.append(Variable(name, value, expr, always_hex=True))
     return result
+
+
+def _register_members(ptype: drgn.Type) -> list[str]:
+    """The member names of a ``struct pt_regs``, anonymous structs and unions flattened (arm64 keeps
+    ``regs[31]``, ``sp``, ``pc``, ``pstate`` in one); in an anonymous union, a named struct is another
+    view of the same registers (arm64's ``user_regs``) and is left out."""
+    names: list[str] = []
+    for member in ptype.unaliased().members or ():
+        mtype = member.type.unaliased()
+        if member.name is None:
+            if mtype.kind == drgn.TypeKind.UNION:
+                names += [
+                    n
+                    for n in _register_members(mtype)
+                    if mtype.member(n).type.unaliased_kind() != drgn.TypeKind.STRUCT
+                ]
+            elif mtype.kind == drgn.TypeKind.STRUCT:
+                names += _register_members(mtype)
+            continue
+        names.append(member.name)
+    return names
 
 
 def _kernel_variables(prog: drgn.Program, task: drgn.Object) -> list[Variable]:

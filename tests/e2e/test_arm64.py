@@ -205,3 +205,39 @@ def test_interrupt_boundary_on_the_stopped_cpu_is_labelled_with_its_saved_regist
         assert int(registers["pstate"]["value"], 16) == interrupted.registers()["pstate"]
         name = registers["pc"]["evaluateName"]
         assert re.fullmatch(r"\(\(struct pt_regs \*\)0x[0-9a-f]+\)->pc", name), name  # read in memory
+
+
+def test_disassembly_is_aarch64_with_branch_targets_named(
+    arm64_oops: Any, arm64_dump: drgn.Program, tmp_path: Path
+) -> None:
+    """The faulting instruction is an AArch64 load at offset 8 from a register (the oops says the NULL
+    dereference was at virtual address 8: the guest's fact); branch targets are named as plain drgn's
+    symbol table names them."""
+    oops_address = int(arm64_oops.expected["oops_line"].rsplit(" ", 1)[1], 16)
+    with stopped_session(arm64_oops, tmp_path) as (client, stopped):
+        top = stack_of(client, stopped["body"]["threadId"])[0]
+        pc = int(top["instructionPointerReference"], 16)
+        body = client.call(
+            "disassemble",
+            {
+                "memoryReference": top["instructionPointerReference"],
+                "instructionOffset": -16,
+                "instructionCount": 48,
+                "resolveSymbols": True,
+            },
+        )
+    instructions = {int(i["address"], 16): i for i in body["instructions"]}
+    assert all(address % 4 == 0 for address in instructions)  # fixed-width A64, not x86
+    faulting = instructions[pc]["instruction"]
+    assert re.fullmatch(rf"ldr\w* \w+, \[x\d+, #{oops_address:#x}\]", faulting) or re.fullmatch(
+        rf"ldr\w* \w+, \[x\d+, #{oops_address}\]", faulting
+    ), faulting
+    branches = [
+        m
+        for i in instructions.values()
+        if (m := re.fullmatch(r"b\w* #(0x[0-9a-f]+) <([\w.]+)(\+0x[0-9a-f]+)?>", i["instruction"]))
+    ]
+    assert branches, [i["instruction"] for i in instructions.values()]
+    for m in branches:
+        symbol = arm64_dump.symbol(int(m[1], 16))
+        assert symbol.name == m[2] and (int(m[3] or "0x0", 16) == int(m[1], 16) - symbol.address), m[0]

@@ -73,6 +73,9 @@ class Arch(ABC):
     #: The architecture's functions that run only because the kernel is dying or being dumped.
     dump_path_functions: frozenset[str]
 
+    #: Bytes an undecodable instruction is skipped by: 1 for variable-length encodings, the fixed
+    #: instruction size elsewhere.
+    instruction_unit: int = 1
     #: ``struct pt_regs`` array members whose elements are registers named prefix + index (arm64's
     #: ``regs[31]``: ``x0``…``x30``).
     pt_regs_register_arrays: Mapping[str, str] = {}

@@ -280,9 +280,10 @@ def _cold_part(prog: drgn.Program, name: str) -> drgn.Symbol | None:
 
 
 def _filler(address: int, data: bytes, reason: str, unreadable: bool) -> Instruction:
+    """One undecodable unit (``data``: the architecture's instruction unit) or one unreadable byte."""
     return Instruction(
         address=address,
-        size=1,
+        size=max(len(data), 1),
         bytes=data,
         mnemonic="??" if unreadable else "(bad)",
         op_str="",
@@ -359,7 +360,9 @@ def _instruction(prog: drgn.Program, md: capstone.Cs, insn: Any) -> Instruction:
 def _decode_bytes(
     prog: drgn.Program, md: capstone.Cs, address: int, data: bytes, stop: int | None, *, quick: bool = False
 ) -> list[Instruction]:
-    """Decode ``data`` (at ``address``) into instructions; undecodable bytes become 1-byte fillers.
+    """Decode ``data`` (at ``address``) into instructions; undecodable bytes become fillers of the
+    architecture's instruction unit (1 byte on x86-64, 4 on arm64: decoding goes on at the next
+    aligned instruction, not inside one).
 
     An instruction that would run past ``stop`` is not emitted: its bytes become fillers, so decoding a
     region never produces an instruction that overlaps the next known boundary.
@@ -370,6 +373,7 @@ def _decode_bytes(
     """
     out: list[Instruction] = []
     offset = 0
+    unit = arch_of(prog).instruction_unit
     while offset < len(data):
         progressed = False
         if quick:
@@ -391,8 +395,11 @@ def _decode_bytes(
         if offset >= len(data):
             break
         if not progressed:
-            out.append(_filler(address + offset, data[offset : offset + 1], "not a valid instruction", False))
-            offset += 1
+            step = min(unit, len(data) - offset)
+            out.append(
+                _filler(address + offset, data[offset : offset + step], "not a valid instruction", False)
+            )
+            offset += step
     return out
 
 

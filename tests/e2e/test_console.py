@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,23 @@ def test_ps_rows_match_crash(console: Console, answers: dict[str, str]) -> None:
     differing = [(ours[t], theirs[t]) for t in theirs if ours[t] != theirs[t]]
     assert not differing, "ps rows differ (ours, crash):\n" + "\n".join(map(str, differing[:10]))
     assert any(r.active for r in ours.values()), "no '>' marker for the tasks on a CPU"
+
+
+_PS_M_STATE = re.compile(r"^\[[^\]]*\] \[(?P<st>[^\]]+)\]\s+PID:\s+\d+\s+TASK:\s+(?P<task>[0-9a-f]+)\s")
+
+
+def test_ps_m_and_ps_S_states_match_crash(console: Console, answers: dict[str, str]) -> None:
+    """Every form of ``ps`` that shows states names them by the table of docs/console.md."""
+
+    def by_task(text: str) -> dict[int, str]:
+        rows = [m for m in map(_PS_M_STATE.match, text.splitlines()) if m]
+        return {int(m["task"], 16): cc.state_letter(m["st"]) for m in rows}
+
+    ours, theirs = by_task(console.ok("ps -m")), by_task(answers["ps-m"])
+    assert ours and ours == theirs
+    summary = dict(line.split(": ") for line in console.ok("ps -S").strip().splitlines())
+    crash_counts = Counter(r.state for r in cc.ps_entries(answers["ps"]))
+    assert {state.strip(): int(n) for state, n in summary.items()} == dict(crash_counts)
 
 
 def test_log_and_log_T_match_crash(console: Console, answers: dict[str, str]) -> None:

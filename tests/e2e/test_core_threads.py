@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from tests.e2e._core_support import parse_thread_name, stopped_session
-from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps
+from tests.helpers.crash_parse import crash_state_letter, parse_ps
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -24,7 +24,7 @@ def test_threads_equal_crash_ps(sample: Any, crash_answers: dict[str, str], tmp_
     assert Counter(t["pid"] for t in ours) == Counter(row.pid for row in ps)
     assert sum(1 for t in ours if t["pid"] == 0) == sum(1 for row in ps if row.pid == 0) >= 2  # idle tasks
     # States as ps letters, per PID (idle tasks share PID 0 and are all running).
-    crash_states = Counter((row.pid, CRASH_STATE_TO_LETTER[row.state], row.name) for row in ps)
+    crash_states = Counter((row.pid, crash_state_letter(row.state), row.name) for row in ps)
     assert Counter((t["pid"], t["state"], t["comm"]) for t in ours) == crash_states
     # The tasks that were on a CPU carry it, as crash's ">" marks them.
     assert {(t["pid"], t["cpu"]) for t in ours if t["cpu"] is not None} == {

@@ -7,6 +7,8 @@ depend on this module and neither on the other.
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,7 +17,7 @@ import drgn.commands._crash  # noqa: F401 - registers drgn's crash commands
 from drgn.commands import CommandNotFoundError, command
 from drgn.commands._crash.common import CRASH_COMMAND_NAMESPACE
 
-__all__ = ["VMCORE_CRASH_NAMESPACE", "vmcore_crash_command"]
+__all__ = ["VMCORE_CRASH_NAMESPACE", "drgn_command_output", "vmcore_crash_command"]
 
 
 class _VmcoreCrashNamespace(type(CRASH_COMMAND_NAMESPACE)):  # type: ignore[misc]
@@ -47,3 +49,14 @@ VMCORE_CRASH_NAMESPACE = _VmcoreCrashNamespace()
 def vmcore_crash_command(**kwargs: Any) -> Callable[[Any], Any]:
     """Register a crash command of ours (same arguments as :func:`drgn.commands.command`)."""
     return command(namespace=VMCORE_CRASH_NAMESPACE, **kwargs)
+
+
+def drgn_command_output(command_obj: Any, prog: drgn.Program, name: str, args: Any, **kwargs: Any) -> str:
+    """Run one of drgn's commands and return what it printed, for a command of ours to rework."""
+    buffer = io.StringIO()
+    saved, sys.stdout = sys.stdout, buffer
+    try:
+        command_obj.run(prog, name, args, **kwargs)
+    finally:
+        sys.stdout = saved
+    return buffer.getvalue()

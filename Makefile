@@ -7,7 +7,8 @@ export VMCORE_DAP_CACHE ?= $(HOME)/.cache/vmcore-dap
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup setup-node samples crash oracle demo test test-python test-extension bench lint clean-venv
+.PHONY: all setup setup-node samples crash oracle demo test test-python test-extension test-extension-dap \
+	test-extension-e2e test-fresh bench lint clean-venv
 
 all: test
 
@@ -34,10 +35,20 @@ demo: setup
 test-python: oracle
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-extension: setup-node samples
-	@cd vscode-extension && npm run --silent test:dap && npm run --silent test:e2e
+test-extension-dap: setup-node samples
+	@cd vscode-extension && npm run --silent test:dap
+
+test-extension-e2e: setup-node samples
+	@cd vscode-extension && npm run --silent test:e2e
+
+test-extension: test-extension-dap test-extension-e2e
 
 test: test-python test-extension
+
+# `make test` on samples built from scratch (new races), timed by phase: scripts/test-fresh.sh.
+# FRESH=all starts from an empty cache (kernels downloaded, crash built) as a fresh machine does.
+test-fresh:
+	@scripts/test-fresh.sh
 
 bench: oracle
 	@$(PY) bench/run.py

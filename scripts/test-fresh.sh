@@ -8,7 +8,9 @@
 #   FRESH=samples (default)  a new $VMCORE_DAP_CACHE whose every top-level entry but samples/ (and tmp/)
 #                            is a symbolic link into the shared cache: kernel packages, the kernel source
 #                            tree, crash binaries, code-server and ctags indexes are reused; the samples
-#                            and crash's answers about them (kept inside each sample) are new.
+#                            and crash's answers about them (kept inside each sample) are new. (Only crash
+#                            is made sure of in the shared cache first: its `make samples` would walk
+#                            every sample there, other clones' included.)
 #   FRESH=all                an empty $VMCORE_DAP_CACHE: kernels are downloaded and crash is built too,
 #                            as on a fresh machine (the .venv and node_modules of the clone are kept).
 #
@@ -39,10 +41,12 @@ mkdir -p "$fresh" || { say "cannot create $fresh (set VMCORE_DAP_FRESH_RUNS to a
 : >"$log"
 
 if [ "$mode" = samples ]; then
-    # The shared cache must hold what is reused: make sure of it there (cheap when it does).
-    say "shared cache $shared: kernels and crash (reused)"
-    if ! VMCORE_DAP_CACHE="$shared" make --no-print-directory samples crash >>"$log" 2>&1; then
-        say "preparing the shared cache failed: see $log"
+    # crash is built in the shared cache if it is missing there (cheap when it is not); kernel packages
+    # and the rest are reused when a make samples/test has already put them there, and otherwise
+    # fetched into the fresh cache (and removed with it).
+    say "shared cache $shared: crash (reused)"
+    if ! VMCORE_DAP_CACHE="$shared" make --no-print-directory crash >>"$log" 2>&1; then
+        say "building crash in the shared cache failed: see $log"
         exit 1
     fi
     for entry in "$shared"/*; do  # not the dot files: locks stay with their own cache

@@ -4,34 +4,28 @@ The samples can only show the states their tasks happened to be in (R, S, D, I, 
 task caught waking); the thread list, the console's ``ps`` and the Kernel view are compared with
 crash's ``ps`` on every task elsewhere (test_core_threads, test_console, test_kernel_view). Here:
 
-* the state bits read from the dump's ``task_state_array`` (as crash reads them) equal the kernel
-  source's own ``#define``\\ s, so every state the samples cannot show is still named from the right bit;
+* every task of every sample is named as the table, evaluated on its raw state with the kernel
+  source's ``#define``\\ s (``tests/helpers/task_states.py``), says;
+* the state bits read from the dump's ``task_state_array`` (as crash reads them) equal those
+  ``#define``\\ s, so every state the samples cannot show is still named from the right bit;
 * each row of the table in docs/console.md, built from those bits, gets its letter, in crash 8.0.6's
   order of precedence (a later row wins; ``DE`` only when nothing else matched).
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from collections import Counter
 from typing import Any
 
 import pytest
-from samples.kernel_source import debian_version_of_vmlinux, ensure_kernel_source
+from tests.conftest import get_sample
 from tests.e2e._core_support import open_sample_dump
+from tests.helpers.task_states import documented_letter, kernel_state_defines, raw_state
 
 from vmcore_dap.dump.kernel.task_state import CRASH_STATE_LETTERS, StateBits, state_bits, state_letter
+from vmcore_dap.dump.kernel.tasks import list_tasks
 
 pytestmark = pytest.mark.timeout(900)
-
-_DEFINE = re.compile(r"^#define\s+(?P<name>_*(?:TASK|EXIT)_[A-Z_]+)\s+(?P<value>0x[0-9a-fA-F]+)\b", re.M)
-
-
-def _kernel_defines(sample: Any) -> dict[str, int]:
-    """``#define TASK_…/EXIT_… 0x…`` of the sample's own include/linux/sched.h."""
-    tree = ensure_kernel_source(debian_version_of_vmlinux(Path(sample.vmlinux)))
-    text = (tree / "include" / "linux" / "sched.h").read_text()
-    return {m["name"]: int(m["value"], 16) for m in _DEFINE.finditer(text)}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +33,24 @@ def bits(sample: Any) -> StateBits:
     return state_bits(open_sample_dump(sample).prog)
 
 
+@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c", "irq-oops", "many-tasks", "no-panic"])
+def test_every_task_is_named_as_the_table_says(scenario: str) -> None:
+    """The thread list's letter of every task equals the table evaluated on the task's raw state
+    with the kernel source's own defines (the oracle test_no_panic relies on, crash cannot open it)."""
+    sample = get_sample(scenario)
+    defines = kernel_state_defines(sample)
+    infos = list_tasks(open_sample_dump(sample).prog)
+    wrong = [
+        (info.pid, info.comm, info.state, documented_letter(defines, *raw_state(info.task)))
+        for info in infos
+        if info.state != documented_letter(defines, *raw_state(info.task))
+    ]
+    assert not wrong, wrong[:10]
+    print(scenario, dict(Counter(info.state for info in infos)))
+
+
 def test_state_bits_equal_the_kernel_sources_defines(sample: Any, bits: StateBits) -> None:
-    defines = _kernel_defines(sample)
+    defines = kernel_state_defines(sample)
     expected = {
         "interruptible": "TASK_INTERRUPTIBLE",
         "uninterruptible": "TASK_UNINTERRUPTIBLE",

@@ -92,18 +92,24 @@ summary() {
             total=$((total + seconds[i]))
         done
         printf '%-22s %8d\n' total "$total"
-        # What the builder says each vmcore took (manifest build_seconds); the rest of the samples
-        # phase is kernel packages and the kernel source tree.
-        local built
-        built=$(find "$fresh/samples" -name manifest.json -newer "$log" 2>/dev/null | sort |
-            xargs -r python3 -c 'import json, sys
+        # What the builder says each vmcore took (manifest build_seconds; the rest of the samples phase
+        # is kernel packages and the kernel source tree), and how each sample's races came out: who
+        # crash's ps shows on each CPU, and how many tasks in each state.
+        find "$fresh/samples" -name manifest.json 2>/dev/null | sort | xargs -r python3 -c '
+import collections, json, pathlib, sys
 total = 0
-for path in sys.argv[1:]:
-    m = json.load(open(path))
+for path in map(pathlib.Path, sys.argv[1:]):
+    m = json.loads(path.read_text())
     total += m.get("build_seconds", 0)
-    print(f"  vmcore {m.get(\"scenario\")} on {m.get(\"kernel_release\")}: {m.get(\"build_seconds\")} s")
-print(f"  vmcores built: {total} s")')
-        [ -n "$built" ] && printf '%s\n' "$built"
+    line = "  vmcore %s on %s: %s s" % (m.get("scenario"), m.get("kernel_release"), m.get("build_seconds"))
+    ps = path.parent / "crash" / "ps.txt"
+    if ps.exists():
+        rows = [r.split() for r in ps.read_text().splitlines()[1:] if r.strip()]
+        on_cpu = ", ".join(f"CPU{r[3]} {r[9]} {r[5]}" for r in rows if r[0] == ">")
+        states = collections.Counter(r[5] if r[0] == ">" else r[4] for r in rows)
+        line += f"; on CPUs: {on_cpu}; states: {dict(states)}"
+    print(line)
+print(f"  vmcores built: {total} s")'
         printf '%s\n' "$(grep -E '^[=]+ .*(passed|failed|error).* in [0-9.]+s' "$log" | sed 's/^/  pytest: /')"
         grep -E '^ *[0-9]+ (passing|failing|pending)' "$log" | sed 's/^ */  mocha: /'
     } | tee "$times"

@@ -38,18 +38,7 @@ class Console:
 
     def run(self, line: str, frame_id: int | None = -1, timeout: float = 120) -> tuple[str, dict[str, Any]]:
         """Evaluate ``line`` in the console; return (printed text, response)."""
-        start = len(self.client.events)
-        args: dict[str, Any] = {"expression": line, "context": "repl"}
-        fid = self.frame_id if frame_id == -1 else frame_id
-        if fid is not None:
-            args["frameId"] = fid
-        response = self.client.request("evaluate", args, timeout=timeout)
-        text = "".join(
-            e["body"]["output"]
-            for e in self.client.events[start:]
-            if e["event"] == "output" and e["body"].get("category", "console") in ("console", "stdout")
-        )
-        return text, response
+        return self.client.repl(line, self.frame_id if frame_id == -1 else frame_id, timeout)
 
     def ok(self, line: str, **kw: Any) -> str:
         text, response = self.run(line, **kw)

@@ -52,17 +52,7 @@ class Session:
 
     def console(self, line: str, *, frame: bool = True) -> tuple[str, dict[str, Any]]:
         """Run a console line (as VS Code does, in the selected frame); return (text, response)."""
-        start = len(self.client.events)
-        args: dict[str, Any] = {"expression": line, "context": "repl"}
-        if frame:
-            args["frameId"] = self.frame_id
-        response = self.client.request("evaluate", args, timeout=REQUEST_TIMEOUT)
-        text = "".join(
-            e["body"]["output"]
-            for e in self.client.events[start:]
-            if e["event"] == "output" and e["body"].get("category", "console") in ("console", "stdout")
-        )
-        return text, response
+        return self.client.repl(line, self.frame_id if frame else None, REQUEST_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

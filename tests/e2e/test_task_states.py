@@ -15,11 +15,18 @@ crash's ``ps`` on every task elsewhere (test_core_threads, test_console, test_ke
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
+from drgn import sizeof
+from drgn.helpers.linux.pid import for_each_task
 from tests.conftest import get_sample
-from tests.e2e._core_support import open_sample_dump
+from tests.e2e._core_support import open_sample_dump, parse_thread_name, stopped_session
+from tests.helpers import crash_compare as cc
+from tests.helpers.crash_batch import run_crash
+from tests.helpers.crash_parse import crash_state_letter, parse_ps
+from tests.helpers.elf_patch import copy_elf, open_elf, patch_phys, phys_of
 from tests.helpers.task_states import documented_letter, kernel_state_defines, raw_state
 
 from vmcore_dap.dump.kernel.task_state import CRASH_STATE_LETTERS, StateBits, state_bits, state_letter
@@ -118,3 +125,73 @@ def test_crash_precedence_and_the_states_crash_cannot_name(bits: StateBits) -> N
     if bits.frozen:
         assert state_letter(bits, bits.frozen, 0) == "D"
     assert state_letter(bits, bits.dead << 1, 0) == "?"  # TASK_WAKEKILL alone
+
+
+# -- every state of the table, planted in a copy of a real dump, against crash ---------------------
+
+
+def _planted(defines: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(crash's code, ``__state``, ``exit_state``) for one task per row of the table, as the kernel
+    sets them (``TASK_KILLABLE``, ``TASK_STOPPED`` carry ``TASK_WAKEKILL``; a zombie has
+    ``TASK_DEAD``), one precedence case, and crash's ``??`` for ``TASK_RTLOCK_WAIT``."""
+    d = defines
+    return [
+        ("RU", 0, 0),
+        ("UN", d["TASK_UNINTERRUPTIBLE"] | d["TASK_WAKEKILL"], 0),
+        ("ID", d["TASK_UNINTERRUPTIBLE"] | d["TASK_NOLOAD"], 0),
+        ("ZO", d["TASK_DEAD"], d["EXIT_ZOMBIE"]),
+        ("ST", d["TASK_WAKEKILL"] | d["__TASK_STOPPED"], 0),
+        ("TR", d["__TASK_TRACED"], 0),
+        ("TR", d["TASK_INTERRUPTIBLE"] | d["__TASK_TRACED"], 0),
+        ("DE", d["TASK_DEAD"], d["EXIT_DEAD"]),
+        ("PA", d["TASK_PARKED"], 0),
+        ("WA", d["TASK_WAKING"], 0),
+        ("NE", d["TASK_NEW"], 0),
+        ("??", d["TASK_RTLOCK_WAIT"], 0),
+    ]
+
+
+@pytest.mark.timeout(1800)
+def test_planted_states_equal_crash_in_every_view(tmp_path: Path) -> None:
+    """The states no scenario can catch on purpose (a task waking, being forked, a zombie …) written
+    into sleeping tasks of a copy of oops-null's ELF vmcore: crash's ``ps`` on that file names each
+    as the table's crash column says, and the thread names, the console's ``ps`` and ``ps -S`` show
+    the table's letter; crash's ``??`` (a state it cannot name) is documented as our ``D``."""
+    sample = get_sample("oops-null")
+    defines = kernel_state_defines(sample)
+    prog = open_elf(sample)
+    sleepers = sorted(
+        (t for t in for_each_task(prog) if t.comm.string_() == b"sleep"), key=lambda t: t.pid.value_()
+    )
+    rows = _planted(defines)
+    assert len(sleepers) >= len(rows)
+    vmcore = copy_elf(sample, tmp_path)
+    planted: dict[int, str] = {}  # task address → crash's code
+    for (code, state, exit_state), task in zip(rows, sleepers, strict=False):
+        for member, value in ((task.member_("__state"), state), (task.exit_state, exit_state)):
+            assert member.address_ is not None
+            patch_phys(vmcore, phys_of(prog, member.address_), value.to_bytes(sizeof(member.type_), "little"))
+        planted[task.value_()] = code
+
+    crash_ps, _log = run_crash(sample, ["ps"], vmcore=vmcore)
+    crash_rows = {row.task: row for row in parse_ps(crash_ps)}
+    assert {task: crash_rows[task].state for task in planted} == planted
+    expected = {
+        task: "D" if row.state == "??" else crash_state_letter(row.state) for task, row in crash_rows.items()
+    }
+
+    with stopped_session(sample, tmp_path / "dap", vmcore=str(vmcore)) as (client, stopped):
+        threads = client.call("threads")["threads"]
+        # A request the worker answers after the stop's panic log, so that log is not read as ps's.
+        client.call("stackTrace", {"threadId": stopped["body"]["threadId"]})
+        (ps_text, ps_response), (summary_text, summary_response) = client.repl("ps"), client.repl("ps -S")
+    assert ps_response["success"] and summary_response["success"], (ps_response, summary_response)
+    ours_ps = {r.task: r.state for r in cc.ps_entries(ps_text)}
+    summary = dict(line.split(": ") for line in summary_text.strip().splitlines())
+    assert ours_ps == expected
+    assert {s.strip(): int(n) for s, n in summary.items()} == dict(Counter(expected.values()))
+    # Thread names by PID (the planted tasks are sleepers, never PID 0).
+    letters = {parse_thread_name(t["name"])["pid"]: parse_thread_name(t["name"])["state"] for t in threads}
+    assert {task: letters[crash_rows[task].pid] for task in planted} == {
+        task: expected[task] for task in planted
+    }

@@ -34,6 +34,7 @@ samples | all) ;;
 esac
 runs=${VMCORE_DAP_FRESH_RUNS:-$shared/fresh-runs}
 stamp="$(date -u +%Y%m%dT%H%M%SZ)-$$"
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo '+changes')"
 fresh="$runs/$stamp"
 log="$runs/$stamp.log"
 times="$runs/$stamp.times"
@@ -83,8 +84,8 @@ phase() {
 
 summary() {
     {
-        printf '# make test-fresh %s (FRESH=%s) on %s, commit %s\n' "$stamp" "$mode" "$(hostname)" \
-            "$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+        printf '# make test-fresh %s (FRESH=%s) on %s, commit %s at the start\n' "$stamp" "$mode" "$(hostname)" \
+            "$commit"
         printf '%-22s %8s  %s\n' phase seconds result
         local i total=0
         for i in "${!names[@]}"; do

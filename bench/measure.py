@@ -58,6 +58,9 @@ class AdapterRun:
     disassemble_warm: float | None = None
     all_stacks: float | None = None
     stacks_after_startup: float | None = None
+    list_first_page: float | None = None
+    list_entries: int = 0
+    note_per_pointer: float | None = None
     peak_rss_kib: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -134,6 +137,7 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
         )
         if len(page["variables"]) != ARRAY_PAGE:
             run.notes.append(f"array page returned {len(page['variables'])} variables")
+        _measure_list_page(client, sample, run)
         ip = top.get("instructionPointerReference")
         if ip:
             request = {
@@ -148,6 +152,50 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
     finally:
         client.close()
     return run
+
+
+#: Entries in the first page of a list a client asks for (VS Code pages by 100).
+LIST_PAGE = 100
+
+
+def _longest_list(client: LockstepClient, sample: Any) -> str:
+    """A watch expression for the longest list of the sample: the 5,000 threads of ``labmany``
+    (``signal->thread_head``) on many-tasks, every thread-group leader elsewhere."""
+    pid = sample.expected.get("many_pid")
+    if pid is None:
+        return "init_task.tasks"
+    body = client.call(
+        "evaluate", {"expression": f"%py find_task(prog, {pid}).signal.value_()", "context": "repl"}
+    )
+    return f"((struct signal_struct *){int(body['result'], 0):#x})->thread_head"
+
+
+def _measure_list_page(client: LockstepClient, sample: Any, run: AdapterRun) -> None:
+    """The first page of the longest list as a client shows it: ``evaluate`` (which walks the first
+    window of nodes, 1,000 at most) then ``variables`` of its first 100 entries. Then the second
+    page twice: the first time its entries' pointer notes are computed, the second time they are
+    cached; the difference per entry bounds what a note costs."""
+    expression = _longest_list(client, sample)
+    t0 = time.perf_counter()
+    head = client.call("evaluate", {"expression": expression, "context": "watch"})
+    page = {
+        "variablesReference": head["variablesReference"],
+        "filter": "indexed",
+        "start": 0,
+        "count": LIST_PAGE,
+    }
+    first = client.call("variables", page)
+    run.list_first_page = time.perf_counter() - t0
+    # A long list shows a window of its first 1,000 nodes (indexedVariables); its length is the
+    # guest's thread count (the leader and its threads) where the sample says it.
+    threads = sample.expected.get("many_threads")
+    run.list_entries = threads + 1 if threads else head.get("indexedVariables", 0)
+    if len(first["variables"]) != min(LIST_PAGE, run.list_entries):
+        run.notes.append(f"{expression}: first page returned {len(first['variables'])} variables")
+    second = {**page, "start": LIST_PAGE}
+    cold, _ = _timed(client.call, "variables", second)
+    warm, _ = _timed(client.call, "variables", second)
+    run.note_per_pointer = max(cold - warm, 0.0) / LIST_PAGE
 
 
 def adapter_all_stacks(sample: Any) -> AdapterRun:

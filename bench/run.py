@@ -3,11 +3,12 @@
     .venv/bin/python bench/run.py [--runs 5] [--samples sysrq-c,many-tasks] [--output bench/RESULTS.md]
 
 Each round runs, one after the other on the same sample: the adapter's first picture (and, in the
-same session, expanding a ``task_struct``, a 4,096-element array page, disassembling 200
-instructions cold and warm), the adapter listing every thread's stack, ``crash`` to the end of its
-first ``bt``, ``crash`` with ``foreach bt``, and the plain drgn script. Rounds alternate, so a busy
-machine slows every contender alike; the medians of all rounds are compared as ratios and checked
-against the targets of issue 8. The table goes to stdout and, with the machine's description, to
+same session, expanding a ``task_struct``, a 4,096-element array page, the first page of the
+longest list and what its pointer notes cost, disassembling 200 instructions cold and warm), the
+adapter listing every thread's stack, ``crash`` to the end of its first ``bt``, ``crash`` with
+``foreach bt``, and the plain drgn script. Rounds alternate, so a busy machine slows every
+contender alike; the medians of all rounds are compared as ratios and checked against the targets
+of issues 8 and 17. The table goes to stdout and, with the machine's description, to
 ``bench/RESULTS.md``. Exit status 1 when a target is missed.
 """
 
@@ -80,6 +81,9 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         "array_page": _median([r.array_page for r in first]),
         "disassemble_cold": _median([r.disassemble_cold for r in first]),
         "disassemble_warm": _median([r.disassemble_warm for r in first]),
+        "list_first_page": _median([r.list_first_page for r in first]),
+        "list_entries": max(r.list_entries for r in first),
+        "note_per_pointer": _median([r.note_per_pointer for r in first]),
         "all_stacks": _median([r.all_stacks for r in every]),
         "stacks_after_startup": _median([r.stacks_after_startup for r in every]),
         "adapter_rss_kib": max(r.peak_rss_kib for r in first + every),
@@ -121,6 +125,13 @@ def _rows(result: dict[str, Any]) -> list[Row]:
         Row("expand a 4,096-element array page", _ms(r["array_page"]), "ms", 50.0),
         Row("disassemble 200 instructions, cold", _ms(r["disassemble_cold"]), "ms", 150.0),
         Row("disassemble 200 instructions, warm", _ms(r["disassemble_warm"]), "ms", 50.0),
+        Row(
+            f"first page (100 entries) of a {r['list_entries']:,}-entry list",
+            _ms(r["list_first_page"]),
+            "ms",
+            50.0,
+        ),
+        Row("a pointer's note, per pointer of a list page", _ms(r["note_per_pointer"]), "ms", 0.2),
         Row("peak RSS: adapter", r["adapter_rss_kib"] / 1024, "MiB"),
         Row("peak RSS: crash", r["crash_rss_kib"] / 1024, "MiB"),
         Row("peak RSS: plain drgn script", r["drgn_rss_kib"] / 1024, "MiB"),

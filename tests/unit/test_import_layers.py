@@ -26,6 +26,7 @@ DUMP_LAYERS = (
     "memory",
     "values",
     "kernel",
+    "structures",
     "stacks",
     "disassembly",
     "sources",

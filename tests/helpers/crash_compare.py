@@ -150,16 +150,6 @@ def _canonical(frames: list[Frame]) -> list[Frame]:
     ]
 
 
-def dates_within(a: str | None, b: str | None, seconds: int) -> bool:
-    """Whether two ``log -T`` dates (``Thu Nov 26 14:34:16 UTC 2026``) are at most ``seconds`` apart."""
-    from datetime import datetime
-
-    if a is None or b is None:
-        return a == b
-    fmt = "%a %b %d %H:%M:%S %Z %Y"
-    return abs((datetime.strptime(a, fmt) - datetime.strptime(b, fmt)).total_seconds()) <= seconds
-
-
 def stack_of(text: str, *, start_at_exception: bool = True) -> list[Frame]:
     """The normalised stack of the one task of a ``bt``/``bt -l`` output (crash's or ours)."""
     return _canonical(normalize_crash_bt(text, start_at_exception=start_at_exception))

@@ -19,12 +19,10 @@ from drgn.commands import CommandError
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import idle_task
 
-from vmcore_dap.dump.console.namespace import VMCORE_CRASH_NAMESPACE, drgn_command_output
+from vmcore_dap.dump.console.namespace import ReworkedDrgnCommand
 from vmcore_dap.dump.kernel.task_state import task_state_letter
 
 __all__ = ["fix_ps_states"]
-
-_drgn_ps = VMCORE_CRASH_NAMESPACE.drgn_commands["ps"]
 
 #: A row of the table: marker, PID, PPID, CPU, TASK (or KSTACKP with -s), ST, ...
 _ROW = re.compile(
@@ -77,24 +75,11 @@ def fix_ps_states(prog: drgn.Program, text: str) -> str:
     return "".join(out)
 
 
-class _PsCommand:
-    """drgn's ``ps`` command object (its parser, help and flags) whose output names states our way."""
+class _PsCommand(ReworkedDrgnCommand):
+    """drgn's ``ps`` whose output names states our way."""
 
-    def __init__(self, drgn_ps: Any) -> None:
-        self._drgn = drgn_ps
-        self._parser = getattr(drgn_ps, "_parser", None)  # flag completions read it
-        self.parse = drgn_ps.parse
-        self.enabled = drgn_ps.enabled
-
-    def description(self) -> str:
-        return str(self._drgn.description())
-
-    def format_usage(self) -> str:
-        return str(self._drgn.format_usage())
-
-    def format_help(self, *, indent: str = "") -> str:
-        note = "States as in the thread list: W (crash's WA, waking), N (NE, new); see docs/console.md."
-        return str(self._drgn.format_help(indent=indent)) + f"\n\n{indent}{note}"
+    name = "ps"
+    note = "States as in the thread list: W (crash's WA, waking), N (NE, new); see docs/console.md."
 
     def run(self, prog: drgn.Program, name: str, words: Sequence[str], **kwargs: Any) -> None:
         if any(w in ("--drgn", "-h", "--help") for w in words):
@@ -102,13 +87,13 @@ class _PsCommand:
             return
         summary = [w for w in words if _SUMMARY_FLAG.fullmatch(w)]
         if not summary:
-            print(fix_ps_states(prog, drgn_command_output(self._drgn, prog, name, words, **kwargs)), end="")
+            print(fix_ps_states(prog, self.drgn_output(prog, name, words, **kwargs)), end="")
             return
         # -S: the tasks the same selection lists, counted by our letters in drgn's order (first seen
         # first).
         rest = [w.replace("S", "") if w in summary else w for w in words]
         rest = [w for w in rest if w != "-"] + ["-H"]  # -H: no header row
-        table = fix_ps_states(prog, drgn_command_output(self._drgn, prog, name, rest, **kwargs))
+        table = fix_ps_states(prog, self.drgn_output(prog, name, rest, **kwargs))
         counts: Counter[str] = Counter()
         for line in table.splitlines():
             m = _ROW.match(line)
@@ -119,4 +104,4 @@ class _PsCommand:
             print(f"  {state}: {number}")
 
 
-VMCORE_CRASH_NAMESPACE.register("ps", _PsCommand(_drgn_ps))
+_PsCommand.register()

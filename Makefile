@@ -9,8 +9,8 @@ PYTEST_ARGS ?=
 # The version the wheel and the .vsix carry (package.json's = adapter/vmcore_dap/__init__.py's).
 VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
-.PHONY: all setup setup-node package samples crash oracle demo test test-python test-extension \
-	test-extension-dap test-extension-e2e test-fresh bench lint clean-venv
+.PHONY: all setup setup-node package samples samples-matrix crash oracle demo test test-python \
+	test-extension test-extension-dap test-extension-e2e test-fresh test-matrix bench lint clean-venv
 
 all: test
 
@@ -25,9 +25,14 @@ setup-node: setup
 package: setup-node
 	@cd vscode-extension && npm run --silent package
 
+# The samples `make test` uses: the default kernel's five and one of every other kernel of the
+# matrix (samples/README.md); samples-matrix builds every sample of the matrix.
 samples: setup
-	@$(PY) samples/make-vmcore --all
+	@$(PY) samples/make-vmcore --make-test
 	@$(PY) samples/fetch-kernel-source --all-samples
+
+samples-matrix: samples
+	@$(PY) samples/make-vmcore --matrix
 
 crash: setup
 	@samples/build-crash >/dev/null
@@ -57,6 +62,10 @@ test: test-python test-extension
 # FRESH=all starts from an empty cache (kernels downloaded, crash built) as a fresh machine does.
 test-fresh:
 	@scripts/test-fresh.sh
+
+# The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
+test-matrix: samples-matrix
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
 
 bench: oracle
 	@$(PY) bench/run.py

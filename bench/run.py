@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="rounds per sample (medians; at least 5)")
     parser.add_argument("--samples", default=",".join(DEFAULT_SAMPLES), help="comma-separated scenarios")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument("--no-triage", action="store_true", help="skip bench/triage_bench.py")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -179,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         elapsed=time.monotonic() - started,
         drgn_script=measure.DRGN_SCRIPT,
     )
+    if not args.no_triage:
+        from bench.triage_bench import measure_triage, render_triage
+
+        text += "\n" + render_triage(measure_triage(crash, args.runs, _progress))
     print(text)
     args.output.write_text(text + _kept_analysis(args.output))
     _progress(f"written to {args.output}")

@@ -29,7 +29,7 @@ if str(_HERE) not in sys.path:
 
 from vmcore_builder.build import sample_dir_for, samples_root  # noqa: E402
 from vmcore_builder.common import SCENARIOS  # noqa: E402
-from vmcore_builder.kernel import pick_kernel  # noqa: E402
+from vmcore_builder.matrix import matrix_samples  # noqa: E402
 
 __all__ = ["IDLE_DAYS", "CachedSample", "cached_samples", "mark_used", "prune"]
 
@@ -69,22 +69,27 @@ def mark_used(sample_dir: Path) -> None:
 def _scenario_of(name: str) -> str | None:
     # Longest first: no scenario name is a prefix of another today, but nothing guarantees it.
     for scenario in sorted(SCENARIOS, key=len, reverse=True):
-        if name.startswith(scenario + "-"):
+        if name.startswith((scenario + "-", scenario + "+")):
             return scenario
     return None
+
+
+def current_samples() -> dict[str, Path]:
+    """Label (``sysrq-c@sid-7-amd64``) -> today's directory, for every sample of the matrix."""
+    return {s.label: sample_dir_for(s.scenario, s.kernel, s.variant) for s in matrix_samples()}
 
 
 def cached_samples(current: dict[str, Path] | None = None) -> list[CachedSample]:
     """Every sample directory in the cache (finished, failed and abandoned builds alike).
 
-    :param current: scenario -> today's directory; computed from the builder when not given.
+    :param current: label -> today's directory, for every sample of the matrix; computed from the
+        builder and the pins when not given.
     """
     root = samples_root()
     if not root.is_dir():
         return []
     if current is None:
-        choice = pick_kernel()  # reads the apt lists: once, not per scenario
-        current = {scenario: sample_dir_for(scenario, choice) for scenario in SCENARIOS}
+        current = current_samples()
     now = time.time()
     found = []
     for path in sorted(root.iterdir()):
@@ -97,7 +102,7 @@ def cached_samples(current: dict[str, Path] | None = None) -> list[CachedSample]
             CachedSample(
                 path=path,
                 scenario=scenario,
-                current=path == current.get(scenario),
+                current=path in current.values(),
                 idle_days=(now - used) / 86400,
             )
         )

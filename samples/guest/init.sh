@@ -5,9 +5,17 @@
 #    (no-panic: prints "LABDUMP status=host-dump" and waits for the host to dump it);
 #  - the kdump capture kernel (it has /proc/vmcore): saves the dump with
 #    makedumpfile onto the ext4 disk /dev/vda and powers off.
-# The host writes the scenario to /etc/lab/scenario and the capture kernel's
-# command line to /boot/capture.cmdline.
+# The host writes the scenario to /etc/lab/scenario, the capture kernel's
+# command line to /boot/capture.cmdline and how to dump to /etc/lab/dump:
+#   level=N   makedumpfile -d N for vmcore and vmcore.elf (kdump-tools' default is 31)
+#   lossy=1   also vmcore-d31 (-c -d 31), for kernels whose makedumpfile drops pages at -d 31
+#   raw=1     makedumpfile cannot read this kernel: copy /proc/vmcore, as kdump-tools does
+#   kdump=0   do not arm kdump: the host dumps the panicked guest (QEMU dump-guest-memory)
 export PATH=/bin:/sbin
+# Another architecture's busybox: the host could not list its applets, so link them here.
+[ -e /bin/mount ] || /bin/busybox --install -s /bin
+level=31 lossy=0 raw=0 kdump=1
+. /etc/lab/dump
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -40,12 +48,26 @@ capture() {
 	done
 	mkdir -p /out
 	mount -t ext4 /dev/vda /out || finish failed "cannot mount /dev/vda"
-	makedumpfile --message-level 30 -c -d 31 /proc/vmcore /out/vmcore \
-		|| finish failed "makedumpfile -c"
-	makedumpfile --message-level 30 -E -d 31 /proc/vmcore /out/vmcore.elf \
-		|| finish failed "makedumpfile -E"
-	makedumpfile --message-level 30 --dump-dmesg /proc/vmcore /out/dmesg.txt \
-		|| finish failed "makedumpfile --dump-dmesg"
+	if [ "$raw" = 1 ]; then
+		# kdump-tools: when makedumpfile fails, keep /proc/vmcore as it is (an ELF file).
+		if makedumpfile --message-level 30 -c -d 31 /proc/vmcore /out/vmcore 2> /out/makedumpfile.err; then
+			finish failed "makedumpfile worked on a kernel the builder says it cannot read"
+		fi
+		cat /out/makedumpfile.err
+		rm -f /out/vmcore
+		cp /proc/vmcore /out/vmcore || finish failed "cp /proc/vmcore"
+	else
+		makedumpfile --message-level 30 -c -d "$level" /proc/vmcore /out/vmcore \
+			|| finish failed "makedumpfile -c"
+		makedumpfile --message-level 30 -E -d "$level" /proc/vmcore /out/vmcore.elf \
+			|| finish failed "makedumpfile -E"
+		makedumpfile --message-level 30 --dump-dmesg /proc/vmcore /out/dmesg.txt \
+			|| finish failed "makedumpfile --dump-dmesg"
+	fi
+	if [ "$lossy" = 1 ]; then
+		makedumpfile --message-level 30 -c -d 31 /proc/vmcore /out/vmcore-d31 \
+			|| finish failed "makedumpfile -c -d 31"
+	fi
 	echo ok > /out/status
 	umount /out || finish failed "umount"
 	finish ok
@@ -209,10 +231,17 @@ labscenario=$(cat /etc/lab/scenario)
 say "crashing kernel: scenario '$labscenario'"
 echo 1 > /proc/sys/kernel/panic_on_oops
 echo 1 > /proc/sys/kernel/sysrq
-kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append="$(cat /boot/capture.cmdline)" \
-	|| finish failed "kexec -p"
-[ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || finish failed "kdump not armed"
-fact "kdump armed"
+if [ "$kdump" = 1 ]; then
+	kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append="$(cat /boot/capture.cmdline)" \
+		|| finish failed "kexec -p"
+	[ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || finish failed "kdump not armed"
+	fact "kdump armed"
+else
+	# Dumped by QEMU after the panic: qemu_fw_cfg gives -device vmcoreinfo the VMCOREINFO.
+	load_modules host-dump
+	[ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ] || finish failed "no etc/vmcoreinfo in fw_cfg"
+	fact "host dump after panic"
+fi
 
 case "$labscenario" in
 oops-null) oops_null ;;

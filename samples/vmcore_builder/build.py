@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .common import SCENARIOS, BuildError, cache_root, progress, run
+from .common import BuildError, cache_root, progress, run
+from .dumpplan import DumpPlan, dump_plan
 from .expected import (
     LineResolver,
     expected_irq_oops,
@@ -33,10 +34,22 @@ from .facts import Frame, dmesg_texts
 from .guest import GUEST_DIR, build_module, build_programs
 from .hashing import builder_hash
 from .hostdeps import check_disk_space, ensure_host_packages
-from .initramfs import build_images
-from .kernel import KernelChoice, KernelTree, ensure_kernel, pick_kernel
+from .initramfs import GuestUserland, build_images
+from .kernel import KernelTree, ensure_kernel, kernel_pin
 from .manifest import MANIFEST_NAME, write_manifest
-from .qemu import HOST_DUMPS, GuestConfig, capture_cmdline, crash_cmdline, guest_config, run_guest
+from .matrix import check_known
+from .pins import KernelPin, pin_hash
+from .qemu import (
+    HOST_DUMPS,
+    GuestConfig,
+    capture_cmdline,
+    console_kernel_lines,
+    crash_cmdline,
+    first_boot,
+    guest_config,
+    run_guest,
+)
+from .toolchain import guest_root
 
 __all__ = ["build_sample", "sample_dir_for", "samples_root"]
 
@@ -50,12 +63,24 @@ def samples_root() -> Path:
     return cache_root() / "samples"
 
 
-def sample_dir_for(scenario: str, choice: KernelChoice | None = None) -> Path:
-    """Return where ``scenario``'s sample lives: ``<scenario>-<kernel_release>-<hash>``."""
-    if scenario not in SCENARIOS:
-        raise BuildError(f"Unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
-    choice = choice or pick_kernel()
-    return samples_root() / f"{scenario}-{choice.release}-{builder_hash(choice.version)}"
+def _build_variant(variant: str | None) -> str | None:
+    """The variant that has a build (and a directory) of its own: ``lossy-d31`` is a file of the
+    kdump sample's own directory."""
+    return variant if variant == "qemu-dump" else None
+
+
+def sample_dir_for(
+    scenario: str, kernel: str | KernelPin | None = None, variant: str | None = None
+) -> Path:
+    """Return where a sample lives: ``<scenario>[+<variant>]-<kernel release>-<hash>``.
+
+    :param kernel: a kernel id of the matrix, or its pin; default: the default kernel (6.1).
+    """
+    pin = kernel if isinstance(kernel, KernelPin) else kernel_pin(kernel)
+    check_known(scenario, pin.id, variant)
+    own = _build_variant(variant)
+    name = scenario + (f"+{own}" if own else "")
+    return samples_root() / f"{name}-{pin.release}-{builder_hash(scenario, pin_hash(pin), own)}"
 
 
 @contextmanager
@@ -71,8 +96,17 @@ def _build_lock() -> Iterator[None]:
         yield
 
 
-def _addr2line(elf: Path, address: int, section: str | None = None) -> tuple[str, int]:
-    argv: list[str | Path] = ["addr2line", "-e", elf]
+def _binutil(kernel: KernelTree, name: str) -> str:
+    """The binutils program for ``kernel``'s architecture (the host's only know x86-64 well)."""
+    if kernel.pin.arch == "arm64":
+        return str(kernel.tools_dir / "compiler" / "usr" / "bin" / f"aarch64-linux-gnu-{name}")
+    return name
+
+
+def _addr2line(
+    elf: Path, address: int, section: str | None = None, tool: str = "addr2line"
+) -> tuple[str, int]:
+    argv: list[str | Path] = [tool, "-e", elf]
     if section:
         argv += ["-j", section]
     out = run([*argv, hex(address)], what=f"map {hex(address)} to a line in {elf.name}").strip()
@@ -83,9 +117,9 @@ def _addr2line(elf: Path, address: int, section: str | None = None) -> tuple[str
     return Path(file).name, int(line)
 
 
-def _module_resolver(ko: Path) -> LineResolver:
+def _module_resolver(ko: Path, kernel: KernelTree) -> LineResolver:
     """Resolve an exact RIP ``func+off`` inside the relocatable module (section-relative)."""
-    table = run(["objdump", "-t", ko], what=f"read the symbols of {ko.name}")
+    table = run([_binutil(kernel, "objdump"), "-t", ko], what=f"read the symbols of {ko.name}")
     symbols = {}
     for line in table.splitlines():
         m = re.match(r"^([0-9a-f]+) .{7} (\S+)\s+[0-9a-f]+ (\S+)$", line)
@@ -96,7 +130,7 @@ def _module_resolver(ko: Path) -> LineResolver:
         if frame.function not in symbols:
             raise BuildError(f"{frame.function} is not a symbol of {ko}")
         section, value = symbols[frame.function]
-        return _addr2line(ko, value + frame.offset, section)
+        return _addr2line(ko, value + frame.offset, section, _binutil(kernel, "addr2line"))
 
     return resolve
 
@@ -105,11 +139,12 @@ def _vmlinux_resolver(kernel: KernelTree) -> LineResolver:
     """Resolve a call-trace return address ``func+off`` in vmlinux (the call is at off-1)."""
 
     def resolve(frame: Frame) -> tuple[str, int]:
-        table = run(["nm", kernel.vmlinux], what="read the symbols of vmlinux")
+        table = run([_binutil(kernel, "nm"), kernel.vmlinux], what="read the symbols of vmlinux")
         m = re.search(rf"^([0-9a-f]+) [tT] {re.escape(frame.function)}$", table, re.M)
         if not m:
             raise BuildError(f"{frame.function} is not a symbol of {kernel.vmlinux}")
-        return _addr2line(kernel.vmlinux, int(m.group(1), 16) + frame.offset - 1)
+        address = int(m.group(1), 16) + frame.offset - 1
+        return _addr2line(kernel.vmlinux, address, tool=_binutil(kernel, "addr2line"))
 
     return resolve
 
@@ -124,10 +159,10 @@ def _derive_expected(scenario: str, dmesg: Path, ko: Path, kernel: KernelTree) -
     texts = dmesg_texts(dmesg.read_text(errors="replace"))
     if scenario == "oops-null":
         source = (GUEST_DIR / "labbug" / "labbug.c").read_text()
-        return expected_oops_null(texts, source, _module_resolver(ko))
+        return expected_oops_null(texts, source, _module_resolver(ko, kernel))
     if scenario == "irq-oops":
         source = (GUEST_DIR / "labbug" / "labbug.c").read_text()
-        return expected_irq_oops(texts, source, _module_resolver(ko))
+        return expected_irq_oops(texts, source, _module_resolver(ko, kernel))
     if scenario == "many-tasks":
         return expected_many_tasks(texts, _vmlinux_resolver(kernel))
     if scenario == "no-panic":
@@ -135,7 +170,7 @@ def _derive_expected(scenario: str, dmesg: Path, ko: Path, kernel: KernelTree) -
     return expected_sysrq_c(texts, _vmlinux_resolver(kernel))
 
 
-def _dump_commands(cfg: GuestConfig) -> list[str]:
+def _dump_commands(cfg: GuestConfig, plan: DumpPlan) -> list[str]:
     if cfg.host_dump:
         return [
             *(
@@ -144,23 +179,68 @@ def _dump_commands(cfg: GuestConfig) -> list[str]:
             ),
             "dmesg.txt: the kernel's lines of the serial console",
         ]
-    return [
-        "makedumpfile -c -d 31 /proc/vmcore vmcore",
-        "makedumpfile -E -d 31 /proc/vmcore vmcore.elf",
+    if plan.raw_elf:
+        return [
+            "makedumpfile -c -d 31 /proc/vmcore vmcore (fails: makedumpfile cannot read this kernel)",
+            "cp /proc/vmcore vmcore (kdump-tools' fallback: the raw ELF)",
+            "dmesg.txt: the crashed kernel's lines of the serial console",
+        ]
+    level = plan.dump_level
+    commands = [
+        f"makedumpfile -c -d {level} /proc/vmcore vmcore",
+        f"makedumpfile -E -d {level} /proc/vmcore vmcore.elf",
         "makedumpfile --dump-dmesg /proc/vmcore dmesg.txt",
     ]
+    if plan.lossy_d31:
+        commands.append("makedumpfile -c -d 31 /proc/vmcore vmcore-d31 (lossy: slab pages dropped)")
+    return commands
+
+
+def _dump_files(cfg: GuestConfig, plan: DumpPlan) -> dict[str, Any]:
+    """The manifest's dump keys: ``vmcore``, ``vmcore_elf``, ``dump_format``, ``variants``."""
+    if cfg.host_dump:
+        # A host dump is one ELF file (see qemu.py): both keys name it.
+        return {"vmcore": "vmcore.elf", "vmcore_elf": "vmcore.elf", "dump_format": "qemu-elf", "variants": {}}
+    if plan.raw_elf:
+        return {"vmcore": "vmcore", "vmcore_elf": "vmcore", "dump_format": "raw-elf", "variants": {}}
+    variants = {"lossy-d31": "vmcore-d31"} if plan.lossy_d31 else {}
+    return {"vmcore": "vmcore", "vmcore_elf": "vmcore.elf", "dump_format": "kdump-compressed",
+            "dump_level": plan.dump_level, "variants": variants}  # fmt: skip
+
+
+def _dump_settings(cfg: GuestConfig, plan: DumpPlan) -> str:
+    """``/etc/lab/dump`` (see guest/init.sh)."""
+    return (
+        f"level={plan.dump_level} lossy={int(plan.lossy_d31)} raw={int(plan.raw_elf)} "
+        f"kdump={int(cfg.arm_kdump)}\n"
+    )
+
+
+def _guest_files(cfg: GuestConfig, plan: DumpPlan) -> tuple[str, ...]:
+    """The files the capture kernel leaves on the dump disk."""
+    if plan.raw_elf:
+        return ("vmcore",)
+    return ("vmcore", "vmcore.elf", "dmesg.txt", *(("vmcore-d31",) if plan.lossy_d31 else ()))
+
+
+def _userland(kernel: KernelTree) -> GuestUserland:
+    if kernel.pin.arch == "amd64":
+        return GuestUserland()
+    root = guest_root(kernel)
+    return GuestUserland(root, ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr/lib"))
 
 
 def _build_into(
-    tmp: Path, final: Path, scenario: str, kernel: KernelTree, cfg: GuestConfig
+    tmp: Path, final: Path, scenario: str, variant: str | None, kernel: KernelTree, cfg: GuestConfig
 ) -> dict[str, Any]:
     started = time.monotonic()
+    plan = dump_plan(kernel.pin.id)
     ko = build_module(kernel, tmp / "labbug", final / "labbug")
     work_root = cache_root() / "tmp"
     work_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_root, prefix=f"{scenario}-") as work_s:
         work = Path(work_s)
-        programs = build_programs(work / "progs")
+        programs = build_programs(kernel, scenario, work / "progs")
         progress("packing the initramfs images")
         _, main_img = build_images(
             out_dir=work,
@@ -168,9 +248,12 @@ def _build_into(
             init_script=GUEST_DIR / "init.sh",
             vmlinuz=kernel.vmlinuz,
             modules_dir=kernel.modules_dir,
-            capture_cmdline=capture_cmdline(),
+            kernel_config=kernel.headers_dir / ".config",
+            capture_cmdline=capture_cmdline(cfg.arch),
             labbug_ko=ko,
             programs=programs,
+            userland=_userland(kernel),
+            dump_settings=_dump_settings(cfg, plan),
         )
         run_guest(
             work_dir=work,
@@ -179,19 +262,26 @@ def _build_into(
             cfg=cfg,
             console_log=tmp / "console.log",
             out_dir=tmp,
+            dump_files=_guest_files(cfg, plan),
         )
+    if plan.raw_elf and not cfg.host_dump:
+        # makedumpfile cannot read the dump, so the log is the crashed kernel's console lines.
+        console = (tmp / "console.log").read_text(errors="replace")
+        (tmp / "dmesg.txt").write_text(console_kernel_lines(first_boot(console)))
     _prune_module_dir(tmp / "labbug")
     progress("deriving the expected facts from the dump's dmesg")
     expected = _derive_expected(scenario, tmp / "dmesg.txt", ko, kernel)
     return {
-        "format": 1,
+        "format": 2,
         "scenario": scenario,
-        "kernel_release": kernel.choice.release,
-        "kernel_version": kernel.choice.version,
+        "variant": variant,
+        "kernel": kernel.pin.id,
+        "arch": kernel.pin.arch,
+        "kernel_release": kernel.pin.release,
+        "kernel_version": kernel.pin.version,
+        "kernel_pin": pin_hash(kernel.pin),
         "builder_hash": final.name.rsplit("-", 1)[1],
-        # A host dump is one ELF file (see qemu.py): both keys name it.
-        "vmcore": "vmcore.elf" if cfg.host_dump else "vmcore",
-        "vmcore_elf": "vmcore.elf",
+        **_dump_files(cfg, plan),
         "dmesg": "dmesg.txt",
         "console_log": "console.log",
         "vmlinux": str(kernel.vmlinux),
@@ -202,10 +292,11 @@ def _build_into(
             "accel": "tcg",
             "memory_mib": cfg.memory_mib,
             "cpus": cfg.cpus,
+            "machine": cfg.arch,
             "cmdline": crash_cmdline(cfg),
-            "capture_cmdline": capture_cmdline(),
+            "capture_cmdline": capture_cmdline(cfg.arch),
             "host_dump": cfg.host_dump,
-            "dump_commands": _dump_commands(cfg),
+            "dump_commands": _dump_commands(cfg, plan),
         },
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.monotonic() - started),
@@ -213,33 +304,44 @@ def _build_into(
     }
 
 
-def build_sample(scenario: str, *, force: bool = False, cfg: GuestConfig | None = None) -> Path:
-    """Return ``scenario``'s complete sample directory, building it if needed."""
-    if scenario not in SCENARIOS:
-        raise BuildError(f"Unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
-    cfg = cfg or guest_config(scenario)
-    ensure_host_packages()
-    choice = pick_kernel()
-    final = sample_dir_for(scenario, choice)
+def build_sample(
+    scenario: str,
+    kernel_id: str | None = None,
+    variant: str | None = None,
+    *,
+    force: bool = False,
+    cfg: GuestConfig | None = None,
+) -> Path:
+    """Return a complete sample directory, building it if needed.
+
+    :param kernel_id: a kernel of the matrix (``matrix.KERNEL_LINES``); default: 6.1.
+    :param variant: ``qemu-dump`` (its own build) or ``lossy-d31`` (a file of the kdump sample).
+    """
+    pin = kernel_pin(kernel_id)
+    final = sample_dir_for(scenario, pin, variant)
+    variant = _build_variant(variant)
+    cfg = cfg or guest_config(scenario, pin.arch, variant)
+    ensure_host_packages(arch=pin.arch)
+    label = f"{scenario}{'+' + variant if variant else ''}@{pin.id}"
     with _build_lock():
         if (final / MANIFEST_NAME).exists() and not force:
-            progress(f"{scenario}: up to date at {final}")
+            progress(f"{label}: up to date at {final}")
             return final
-        progress(f"{scenario}: building {final.name} (kernel {choice.release} {choice.version})")
-        kernel = ensure_kernel(choice)
+        progress(f"{label}: building {final.name} (kernel {pin.release} {pin.version})")
+        kernel = ensure_kernel(pin)
         check_disk_space(samples_root(), 3 * 2**30, "a sample (≈300 MB; no-panic's QEMU dumps ≈1.3 GB)")
         for stale in final.parent.glob(f".{final.name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed build (we hold the lock)
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         tmp.mkdir(parents=True)
         try:
-            manifest = _build_into(tmp, final, scenario, kernel, cfg)
+            manifest = _build_into(tmp, final, scenario, variant, kernel, cfg)
         except BuildError as e:
             failed = final.with_name(final.name + ".failed")
             shutil.rmtree(failed, ignore_errors=True)
             tmp.rename(failed)
             message = str(e).replace(str(tmp), str(failed))  # the log moved with the dir
-            raise BuildError(f"{scenario}: {message}\n(partial build kept in {failed})") from None
+            raise BuildError(f"{label}: {message}\n(partial build kept in {failed})") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -248,5 +350,5 @@ def build_sample(scenario: str, *, force: bool = False, cfg: GuestConfig | None 
             shutil.rmtree(final)
         tmp.rename(final)
         shutil.rmtree(final.with_name(final.name + ".failed"), ignore_errors=True)
-        progress(f"{scenario}: done in {manifest['build_seconds']} s: {final}")
+        progress(f"{label}: done in {manifest['build_seconds']} s: {final}")
         return final

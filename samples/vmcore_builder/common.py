@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 __all__ = [
     "BuildError",
@@ -46,6 +47,7 @@ def run(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float | None = None,
+    stdin: int | IO[bytes] | None = None,
 ) -> str:
     """Run a command and return its stdout; raise BuildError naming ``what`` on failure.
 
@@ -61,6 +63,7 @@ def run(
             capture_output=True,
             text=True,
             timeout=timeout,
+            stdin=stdin,
             check=False,
         )
     except FileNotFoundError as e:

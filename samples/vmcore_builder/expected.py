@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .common import BuildError
 from .facts import (
+    NULL_DEREF_LINES,
     Frame,
     LabFact,
     crash_context,
@@ -51,11 +52,12 @@ def _one(facts: list[LabFact], kind: str) -> LabFact:
     return hits[0]
 
 
-def _index(texts: list[str], needle: str) -> int:
+def _index(texts: list[str], needle: str | tuple[str, ...]) -> int:
+    needles = (needle,) if isinstance(needle, str) else needle
     for i, line in enumerate(texts):
-        if needle in line:
+        if any(n in line for n in needles):
             return i
-    raise BuildError(f"The dump's dmesg has no line containing '{needle}'")
+    raise BuildError(f"The dump's dmesg has no line containing '{' or '.join(needles)}'")
 
 
 def _agree(what: str, guest: object, kernel: object) -> None:
@@ -89,7 +91,7 @@ def _common(texts: list[str], crash_kind: str, start: int) -> tuple[dict[str, ob
 
 def expected_oops_null(texts: list[str], module_source: str, resolve: LineResolver) -> dict[str, object]:
     """Facts of the NULL dereference in labbug_walk(), reached from labcrash's write()."""
-    oops = _index(texts, "BUG: kernel NULL pointer dereference")
+    oops = _index(texts, NULL_DEREF_LINES)
     exp, _ = _common(texts, "crash", oops)
     exp["oops_line"] = texts[oops].strip()
 
@@ -263,7 +265,7 @@ def _call_trace_irq(texts: list[str], start: int) -> tuple[list[str], str]:
 def expected_irq_oops(texts: list[str], module_source: str, resolve: LineResolver) -> dict[str, object]:
     """Facts of the NULL dereference in labbug_tick(), run by an hrtimer in hard interrupt context
     while labirq spun in labbug_irq_wait() on the same CPU (the interrupted task is the crashed one)."""
-    oops = _index(texts, "BUG: kernel NULL pointer dereference")
+    oops = _index(texts, NULL_DEREF_LINES)
     panic_at = _index(texts, "Kernel panic - not syncing: Fatal exception in interrupt")
     if panic_at < oops:
         raise BuildError("The dump's dmesg has 'Fatal exception in interrupt' before the oops")

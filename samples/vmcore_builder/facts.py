@@ -18,6 +18,7 @@ from .common import BuildError
 
 __all__ = [
     "CRASH_PANIC_PATTERNS",
+    "NULL_DEREF_LINES",
     "Frame",
     "LabFact",
     "crash_context",
@@ -55,7 +56,9 @@ CRASH_PANIC_PATTERNS = (
 
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\] ?")
 _KV = re.compile(r"(\w+)=(.*?)(?=\s+\w+=|\s*$)")
-_CONTEXT = re.compile(r"CPU: (\d+) PID: (\d+) Comm: (\S+)")
+#: dump_stack's ``CPU: N PID: P Comm: C`` line; lib/dump_stack.c added ``UID: U`` after the CPU
+#: between v6.6 and v6.12 (Debian's 6.12 and 7.x print it, 6.1 does not).
+_CONTEXT = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
 _FRAME = re.compile(r"(?P<func>[\w.]+)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)(?: \[(?P<module>\w+)\])?")
 
 
@@ -124,20 +127,42 @@ def _frame(m: re.Match[str]) -> Frame:
     return Frame(m.group("func"), int(m.group("off"), 16), int(m.group("size"), 16), m.group("module"))
 
 
+#: How an oops names the faulting instruction: x86-64's ``RIP: 0010:func+0x…`` and arm64's
+#: ``pc : func+0x…`` (arch/arm64/kernel/process.c, __show_regs).
+_PC_LABELS = ("RIP: ", "pc : ")
+
+#: How an oops starts for a NULL dereference: x86-64's page-fault report and arm64's
+#: (arch/arm64/mm/fault.c, die_kernel_fault).
+NULL_DEREF_LINES = (
+    "BUG: kernel NULL pointer dereference",
+    "Unable to handle kernel NULL pointer dereference",
+)
+
+
 def rip_frame(texts: list[str], start: int = 0) -> Frame:
-    """Return the ``RIP: 0010:func+0x../0x.. [mod]`` of the first oops at or after ``start``."""
+    """Return the ``RIP: 0010:func+0x../0x.. [mod]`` (arm64: ``pc : func+…``) of the first oops
+    at or after ``start``."""
     for line in texts[start:]:
-        if "RIP: " in line:
-            m = _FRAME.search(line.split("RIP: ", 1)[1])
+        label = next((lab for lab in _PC_LABELS if lab in line), None)
+        if label:
+            m = _FRAME.search(line.split(label, 1)[1])
             if m:
                 return _frame(m)
-    raise BuildError("The dump's dmesg has no symbolic 'RIP:' line for the oops")
+    raise BuildError("The dump's dmesg has no symbolic 'RIP:' (or arm64 'pc :') line for the oops")
+
+
+#: The function a call trace names for the panic: ``panic``, or the ``vpanic`` it calls since the
+#: kernel split them (6.12's arm64 trace shows ``vpanic`` and, panic() having tail-called it, no
+#: ``panic`` frame at all).
+_PANIC_FRAMES = ("panic", "vpanic")
 
 
 def panic_caller(texts: list[str], start: int = 0) -> Frame:
     """Return the reliable call-trace frame right below ``panic`` (e.g. sysrq_handle_crash).
 
-    Unreliable entries (``? func+...``) and the ``<TASK>`` markers are skipped.
+    Unreliable entries (``? func+...``) and the ``<TASK>`` markers are skipped, and so is a
+    return address at offset 0 of a function: the call was the last instruction of the function
+    before it (``panic`` calling the noreturn ``vpanic``, shown as ``trace_suspend_resume+0x0``).
     """
     seen_panic = False
     for line in texts[start:]:
@@ -147,9 +172,10 @@ def panic_caller(texts: list[str], start: int = 0) -> Frame:
         m = _FRAME.match(stripped)
         if not m:
             continue
-        if seen_panic:
+        if m.group("func") in _PANIC_FRAMES:
+            seen_panic = True
+        elif seen_panic and int(m.group("off"), 16) != 0:
             return _frame(m)
-        seen_panic = m.group("func") == "panic"
     raise BuildError("The dump's dmesg has no call trace through panic()")
 
 

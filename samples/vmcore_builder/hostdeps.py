@@ -25,6 +25,12 @@ HOST_PACKAGES: dict[str, str] = {
     "make": "runs kbuild for the module",
     "kmod": "computes module load order (depmod)",
     "dpkg": "extracts the kernel packages (dpkg-deb)",
+    "patchelf": "points another suite's compiler at its own C library",
+}
+
+#: Packages only a guest of another architecture needs.
+ARCH_PACKAGES: dict[str, dict[str, str]] = {
+    "arm64": {"qemu-system-arm": "boots arm64 guests (qemu-system-aarch64, TCG)"},
 }
 
 
@@ -48,12 +54,16 @@ def missing_packages(packages: list[str] | None = None) -> list[str]:
     return missing
 
 
-def ensure_host_packages() -> None:
-    """Install missing host packages with apt-get (idempotent); explain when that is impossible."""
-    missing = missing_packages()
+def ensure_host_packages(arch: str = "amd64") -> None:
+    """Install missing host packages with apt-get (idempotent); explain when that is impossible.
+
+    :param arch: the guest's architecture (arm64 also needs qemu-system-arm).
+    """
+    wanted = {**HOST_PACKAGES, **ARCH_PACKAGES.get(arch, {})}
+    missing = missing_packages(list(wanted))
     if not missing:
         return
-    reasons = "; ".join(f"{p}: {HOST_PACKAGES[p]}" for p in missing)
+    reasons = "; ".join(f"{p}: {wanted[p]}" for p in missing)
     if os.geteuid() != 0:
         raise BuildError(
             f"Missing host packages ({reasons}): not root, cannot install them "

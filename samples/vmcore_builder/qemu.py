@@ -63,9 +63,15 @@ class GuestConfig:
     host_dump: bool = False
     #: Extra parameters of the crashing kernel's command line.
     extra_cmdline: str = ""
+    #: The guest's architecture (Debian's name): amd64 (``-machine pc``) or arm64 (``-M virt``).
+    arch: str = "amd64"
+    #: With ``host_dump``: what on the console says the guest is ready to be dumped.
+    dump_marker: str = "LABDUMP status=host-dump"
+    #: Arm kdump (``kexec -p``); off for a guest QEMU dumps after its panic.
+    arm_kdump: bool = True
 
 
-def guest_config(scenario: str) -> GuestConfig:
+def guest_config(scenario: str, arch: str = "amd64", variant: str | None = None) -> GuestConfig:
     """The machine a scenario needs: many-tasks' 5,000 threads want 2 GiB (~30 KiB each plus the
     kdump reservation); no-panic is dumped by QEMU rather than by a crash.
 
@@ -73,24 +79,39 @@ def guest_config(scenario: str) -> GuestConfig:
     itself for an oops in interrupt context (``kexec_should_crash``), before ``panic("Fatal
     exception in interrupt")``; with it the dump is taken from ``panic()``, as on the machines that
     set it (Hyper-V guests, pstore users), and the log holds the "Kernel panic" line people search."""
+    if variant == "qemu-dump":
+        # The panicked guest waits (panic=0) until QEMU has dumped it.
+        return GuestConfig(host_dump=True, arch=arch, extra_cmdline="panic=0", arm_kdump=False,
+                           dump_marker="---[ end Kernel panic - not syncing")  # fmt: skip
     if scenario == "irq-oops":
-        return GuestConfig(extra_cmdline="crash_kexec_post_notifiers")
+        return GuestConfig(extra_cmdline="crash_kexec_post_notifiers", arch=arch)
     if scenario == "many-tasks":
-        return GuestConfig(memory_mib=2048)
+        return GuestConfig(memory_mib=2048, arch=arch)
     if scenario == "no-panic":
-        return GuestConfig(host_dump=True)
-    return GuestConfig()
+        return GuestConfig(host_dump=True, arch=arch)
+    return GuestConfig(arch=arch)
+
+
+#: The serial console of each architecture's QEMU machine (pc: 16550; virt: PL011).
+_CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
+
+#: QEMU program, machine and CPU for each guest architecture. arm64 runs under TCG on this
+#: x86-64 host; cortex-a57 (no pointer authentication to emulate) boots Debian's kernel fastest.
+_MACHINE = {
+    "amd64": ("qemu-system-x86_64", ["-machine", "pc", "-cpu", "max,la57=off"], "qemu-system-x86"),
+    "arm64": ("qemu-system-aarch64", ["-machine", "virt", "-cpu", "cortex-a57"], "qemu-system-arm"),
+}
 
 
 def crash_cmdline(cfg: GuestConfig) -> str:
     """Kernel command line of the crashing kernel (KASLR stays on)."""
-    base = f"console=ttyS0 crashkernel={cfg.crashkernel} panic=5 printk.devkmsg=on"
+    base = f"console={_CONSOLE[cfg.arch]} crashkernel={cfg.crashkernel} panic=5 printk.devkmsg=on"
     return f"{base} {cfg.extra_cmdline}" if cfg.extra_cmdline else base
 
 
-def capture_cmdline() -> str:
+def capture_cmdline(arch: str = "amd64") -> str:
     """Kernel command line of the kdump capture kernel, as kdump-tools would pass."""
-    return "console=ttyS0 reset_devices irqpoll nr_cpus=1 panic=5 printk.devkmsg=on"
+    return f"console={_CONSOLE[arch]} reset_devices irqpoll nr_cpus=1 panic=5 printk.devkmsg=on"
 
 
 def _make_disk(path: Path) -> None:
@@ -106,16 +127,33 @@ def _debugfs_read(disk: Path, name: str, dest: Path) -> bool:
 
 def _qemu_argv(qemu: str, vmlinuz: Path, initrd: Path, cfg: GuestConfig, console_log: Path) -> list[str]:
     return [
-        qemu, "-nodefaults", "-machine", "pc", "-accel", "tcg",
-        "-cpu", "max,la57=off", "-smp", str(cfg.cpus), "-m", str(cfg.memory_mib),
+        qemu, "-nodefaults", *_MACHINE[cfg.arch][1], "-accel", "tcg",
+        "-smp", str(cfg.cpus), "-m", str(cfg.memory_mib),
         "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", crash_cmdline(cfg),
         "-display", "none", "-serial", f"file:{console_log}", "-no-reboot",
     ]  # fmt: skip
 
 
-def _qemu_failed(proc: subprocess.Popen[bytes], work_dir: Path) -> BuildError:
+def _disk_argv(disk: Path, arch: str) -> list[str]:
+    """The dump disk: ``if=virtio`` on pc; on arm64's virt that would be virtio-mmio (a module in
+    Debian's cloud-arm64 kernel), so a virtio-blk-pci device (virtio_pci is built in)."""
+    if arch == "arm64":
+        return ["-drive", f"file={disk},format=raw,if=none,id=dump", "-device", "virtio-blk-pci,drive=dump"]
+    return ["-drive", f"file={disk},format=raw,if=virtio"]
+
+
+def qemu_program(arch: str) -> str:
+    """The QEMU of ``arch``'s guests, or a BuildError naming the Debian package."""
+    name, _, package = _MACHINE[arch]
+    qemu = shutil.which(name)
+    if qemu is None:
+        raise BuildError(f"{name} is not installed (apt-get install {package})")
+    return qemu
+
+
+def _qemu_failed(proc: subprocess.Popen[bytes], work_dir: Path, qemu: str) -> BuildError:
     stderr = (work_dir / "qemu.stderr").read_text().strip()
-    return BuildError(f"qemu-system-x86_64 exited with {proc.returncode}: {stderr[-500:]}")
+    return BuildError(f"{Path(qemu).name} exited with {proc.returncode}: {stderr[-500:]}")
 
 
 def run_guest(
@@ -126,24 +164,20 @@ def run_guest(
     cfg: GuestConfig,
     console_log: Path,
     out_dir: Path,
+    dump_files: tuple[str, ...] = tuple(DUMP_FILES),
 ) -> None:
-    """Boot, crash, capture; copy DUMP_FILES into ``out_dir`` (host dumps: write them there).
+    """Boot, crash, capture; copy ``dump_files`` into ``out_dir`` (host dumps: write them there).
 
     Raises BuildError pointing at ``console_log`` when the guest times out or
     writes no dump.
     """
-    qemu = shutil.which("qemu-system-x86_64")
-    if qemu is None:
-        raise BuildError("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+    qemu = qemu_program(cfg.arch)
     if cfg.host_dump:
         _run_and_dump_from_host(qemu, work_dir, vmlinuz, initrd, cfg, console_log, out_dir)
         return
     disk = work_dir / "disk.img"
     _make_disk(disk)
-    argv = [
-        *_qemu_argv(qemu, vmlinuz, initrd, cfg, console_log),
-        "-drive", f"file={disk},format=raw,if=virtio",
-    ]  # fmt: skip
+    argv = [*_qemu_argv(qemu, vmlinuz, initrd, cfg, console_log), *_disk_argv(disk, cfg.arch)]
     (work_dir / "qemu.cmdline").write_text(" ".join(argv) + "\n")
     progress(f"booting the guest under TCG (crash + kdump, ~1 min; log {console_log})")
     start = time.monotonic()
@@ -160,7 +194,7 @@ def run_guest(
             ) from None
     progress(f"guest finished in {time.monotonic() - start:.0f} s")
     if proc.returncode != 0:
-        raise _qemu_failed(proc, work_dir)
+        raise _qemu_failed(proc, work_dir, qemu)
     console = console_log.read_text(errors="replace") if console_log.exists() else ""
     status = work_dir / "status"
     if "LABDUMP status=ok" not in console or not _debugfs_read(disk, "status", status):
@@ -169,10 +203,10 @@ def run_guest(
             "no LABDUMP line: the capture kernel never ran (kdump not armed, or it crashed)",
         )
         raise BuildError(f"The guest wrote no dump ({reason.strip()}); see {console_log}")
-    for name, dest in DUMP_FILES.items():
-        if not _debugfs_read(disk, name, out_dir / dest):
+    for name in dump_files:
+        if not _debugfs_read(disk, name, out_dir / name):
             raise BuildError(f"The dump disk has no /{name}; see {console_log}")
-        (out_dir / dest).chmod(0o644)  # makedumpfile writes 0600; the files are for everyone
+        (out_dir / name).chmod(0o644)  # makedumpfile writes 0600; the files are for everyone
     disk.unlink()
 
 
@@ -181,7 +215,7 @@ def _wait_for_marker(proc: subprocess.Popen[bytes], console_log: Path, cfg: Gues
     deadline = time.monotonic() + cfg.timeout_s
     while True:
         console = console_log.read_text(errors="replace") if console_log.exists() else ""
-        if HOST_DUMP_MARKER in console:
+        if cfg.dump_marker in console:
             return
         failed = next((line for line in console.splitlines() if "LABDUMP status=failed" in line), None)
         if failed or proc.poll() is not None or time.monotonic() > deadline:
@@ -190,7 +224,7 @@ def _wait_for_marker(proc: subprocess.Popen[bytes], console_log: Path, cfg: Gues
                 if failed
                 else f"QEMU exited with {proc.returncode}"
                 if proc.returncode is not None
-                else f"no '{HOST_DUMP_MARKER}' within {cfg.timeout_s:.0f} s"
+                else f"no '{cfg.dump_marker}' within {cfg.timeout_s:.0f} s"
             )
             raise BuildError(f"The guest never got ready to be dumped ({why}); see {console_log}")
         time.sleep(0.5)
@@ -246,8 +280,16 @@ def _run_and_dump_from_host(
         shutil.rmtree(sock_dir, ignore_errors=True)
     progress(f"guest dumped in {time.monotonic() - start:.0f} s")
     console = console_log.read_text(errors="replace") if console_log.exists() else ""
-    (out_dir / "dmesg.txt").write_text(console_kernel_lines(console))
+    (out_dir / "dmesg.txt").write_text(console_kernel_lines(first_boot(console)))
     (out_dir / "dmesg.txt").chmod(0o644)
+
+
+def first_boot(console: str) -> str:
+    """The serial console up to the kdump capture kernel's boot (its second ``Linux version``)."""
+    starts = [m.start() for m in re.finditer(r"\] Linux version ", console)]
+    if len(starts) < 2:
+        return console
+    return console[: console.rfind("\n", 0, starts[1]) + 1]
 
 
 def console_kernel_lines(console: str) -> str:

@@ -32,9 +32,9 @@ from vmcore_builder.expected import (  # noqa: E402
 )
 from vmcore_builder.hashing import builder_hash, builder_inputs  # noqa: E402
 from vmcore_builder.hostdeps import missing_packages  # noqa: E402
-from vmcore_builder.initramfs import module_load_order  # noqa: E402
+from vmcore_builder.initramfs import builtin_from_config, builtin_modules, module_load_order  # noqa: E402
 from vmcore_builder.manifest import load_manifest, write_manifest  # noqa: E402
-from vmcore_builder.qemu import console_kernel_lines, crash_cmdline, guest_config  # noqa: E402
+from vmcore_builder.qemu import console_kernel_lines, crash_cmdline, first_boot, guest_config  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -177,30 +177,60 @@ def samples_copy(tmp_path: Path) -> Path:
     return dest
 
 
-def test_hash_is_stable_and_covers_builder_and_guest(samples_copy: Path) -> None:
-    names = {p.relative_to(samples_copy).as_posix() for p in builder_inputs(samples_copy)}
-    assert {"make-vmcore", "guest/init.sh", "guest/labbug/labbug.c"} <= names
-    assert "vmcore_builder/build.py" in names
-    first = builder_hash("6.1.192-2", samples_copy)
-    assert first == builder_hash("6.1.192-2", samples_copy)
+PIN = "0123456789ab"
+
+
+def _hash(samples_copy: Path, scenario: str = "oops-null", pin: str = PIN, variant: str | None = None) -> str:
+    return builder_hash(scenario, pin, variant, samples_dir=samples_copy)
+
+
+def test_hash_is_stable_and_covers_builder_and_the_scenarios_guest_files(samples_copy: Path) -> None:
+    names = {p.relative_to(samples_copy).as_posix() for p in builder_inputs("oops-null", samples_copy)}
+    assert {"make-vmcore", "guest/init.sh", "guest/labbug/labbug.c", "guest/progs/labthreads.c"} <= names
+    assert "vmcore_builder/build.py" in names and "guest/progs/labmany.c" not in names
+    first = _hash(samples_copy)
+    assert first == _hash(samples_copy)
     assert len(first) == 12
 
 
-@pytest.mark.parametrize("edit", ["guest/labbug/labbug.c", "vmcore_builder/qemu.py", "make-vmcore"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "guest/labbug/labbug.c",
+        "vmcore_builder/qemu.py",
+        "vmcore_builder/dumpplan.py",
+        "make-vmcore",
+        "guest/init.sh",
+    ],
+)
 def test_hash_changes_with_any_input(samples_copy: Path, edit: str) -> None:
-    before = builder_hash("6.1.192-2", samples_copy)
+    before = _hash(samples_copy)
     with (samples_copy / edit).open("a") as f:
         f.write("\n")
-    assert builder_hash("6.1.192-2", samples_copy) != before
+    assert _hash(samples_copy) != before
 
 
-def test_hash_changes_with_kernel_version_not_with_caches(samples_copy: Path) -> None:
-    before = builder_hash("6.1.192-2", samples_copy)
-    assert builder_hash("6.1.193-1", samples_copy) != before
+def test_hash_is_per_scenario_a_program_rebuilds_only_its_scenarios(samples_copy: Path) -> None:
+    before = {s: _hash(samples_copy, s) for s in ("oops-null", "sysrq-c", "many-tasks")}
+    with (samples_copy / "guest" / "progs" / "labmany.c").open("a") as f:
+        f.write("\n")
+    after = {s: _hash(samples_copy, s) for s in before}
+    assert after["many-tasks"] != before["many-tasks"]
+    assert after["oops-null"] == before["oops-null"] and after["sysrq-c"] == before["sysrq-c"]
+
+
+def test_hash_changes_with_the_pin_and_variant_not_with_caches(samples_copy: Path) -> None:
+    before = _hash(samples_copy)
+    assert _hash(samples_copy, pin="ba9876543210") != before
+    assert _hash(samples_copy, variant="qemu-dump") != before
     (samples_copy / "vmcore_builder" / "__pycache__").mkdir()
     (samples_copy / "vmcore_builder" / "__pycache__" / "x.pyc").write_bytes(b"junk")
     (samples_copy / "README.md").write_text("docs do not change dumps")
-    assert builder_hash("6.1.192-2", samples_copy) == before
+    (samples_copy / "kernels.json").write_text("{}")  # only the kernel's own pin counts
+    # Re-pinning code: its effect is the pin hash itself; the matrix's lists make no dump.
+    (samples_copy / "vmcore_builder" / "repin.py").write_text("# rewritten\n")
+    (samples_copy / "vmcore_builder" / "matrix.py").write_text("# another matrix\n")
+    assert _hash(samples_copy) == before
 
 
 # --- cpio ------------------------------------------------------------------
@@ -275,6 +305,20 @@ def test_module_load_order_names_a_missing_module() -> None:
         module_load_order(MODULES_DEP, ("virtio_scsi",))
 
 
+def test_module_load_order_skips_built_in_modules_and_reads_compressed_names() -> None:
+    # arm64's cloud kernel has virtio_pci and virtio_blk built in; 6.12's modules are .ko.xz.
+    builtin = builtin_modules("kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/block/virtio_blk.ko\n")
+    assert builtin == {"virtio_pci", "virtio_blk"}
+    dep = "kernel/drivers/firmware/qemu_fw_cfg.ko.xz:\n"  # modules.dep of that kernel: no virtio
+    assert module_load_order(dep, ("virtio_pci", "virtio_blk"), builtin) == []
+    assert module_load_order(dep, ("qemu_fw_cfg",), builtin) == ["kernel/drivers/firmware/qemu_fw_cfg.ko.xz"]
+    with pytest.raises(BuildError, match="virtio_scsi is not in modules.dep"):
+        module_load_order(dep, ("virtio_scsi",), builtin)
+    # sid's 7.x packages have no modules.builtin: the .config says it.
+    config = "CONFIG_VIRTIO_PCI=y\nCONFIG_VIRTIO_BLK=m\n# CONFIG_FW_CFG_SYSFS is not set\n"
+    assert builtin_from_config(config) == {"virtio_pci"}
+
+
 # --- facts -------------------------------------------------------------------
 
 
@@ -296,6 +340,37 @@ def test_panic_string_follows_crash_pattern_order() -> None:
     assert facts.panic_string(_texts(SYSRQ_DMESG)) == ("Kernel panic - not syncing: sysrq triggered crash")
     with pytest.raises(BuildError, match="no panic message"):
         facts.panic_string(["all quiet"])
+
+
+ARM64_PANIC_TRACE = """\
+[   27.324648] Kernel panic - not syncing: sysrq triggered crash
+[   27.325572] CPU: 0 UID: 0 PID: 444 Comm: sh Kdump: loaded Not tainted 6.12.118+deb13-cloud-arm64 #1
+[   27.326232]  dump_backtrace+0xd8/0x130
+[   27.326727]  dump_stack_lvl+0x60/0x80
+[   27.326851]  vpanic+0x11c/0x338
+[   27.326926]  trace_suspend_resume+0x0/0x70
+[   27.327002]  sysrq_handle_crash+0x20/0x28
+[   27.327078]  __handle_sysrq+0xa4/0x1a8
+"""
+
+
+def test_panic_caller_on_arm64_skips_the_noreturn_call_artefact() -> None:
+    # 6.12 arm64: panic() tail-calls vpanic(); the return address past panic's end is the next symbol.
+    caller = facts.panic_caller(_texts(ARM64_PANIC_TRACE))
+    assert caller == facts.Frame("sysrq_handle_crash", 0x20, 0x28, None)
+
+
+def test_rip_frame_reads_arm64s_pc_line() -> None:
+    texts = ["Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008",
+             "pc : labbug_walk+0xb4/0x1d8 [labbug]", "lr : labbug_walk+0xa8/0x1d8 [labbug]"]  # fmt: skip
+    assert facts.rip_frame(texts) == facts.Frame("labbug_walk", 0xB4, 0x1D8, "labbug")
+
+
+def test_crash_context_with_and_without_uid() -> None:
+    # 6.12 and later print the current task's UID on the CPU line.
+    line = "CPU: 0 UID: 0 PID: 412 Comm: sh Kdump: loaded Not tainted 7.2.13+deb14-cloud-amd64 #1"
+    assert facts.crash_context(["x", line]) == (0, 412, "sh", 1)
+    assert facts.crash_context(_texts(SYSRQ_DMESG))[:3] == (0, 412, "sh")
 
 
 def test_frames_from_rip_and_call_trace() -> None:
@@ -460,6 +535,23 @@ def test_guest_config_per_scenario() -> None:
     irq = guest_config("irq-oops")
     assert crash_cmdline(irq).endswith(" crash_kexec_post_notifiers") and not irq.host_dump
     assert "post_notifiers" not in crash_cmdline(guest_config("oops-null"))
+    arm = guest_config("sysrq-c", "arm64")
+    assert arm.arch == "arm64" and crash_cmdline(arm).startswith("console=ttyAMA0 ")
+    qemu_dump = guest_config("sysrq-c", "arm64", "qemu-dump")
+    # A panicked guest that waits for QEMU to dump it: no reboot, dumped after the panic ends.
+    assert qemu_dump.host_dump and crash_cmdline(qemu_dump).endswith(" panic=0")
+    assert qemu_dump.dump_marker.startswith("---[ end Kernel panic")
+
+
+def test_first_boot_stops_at_the_capture_kernels_boot() -> None:
+    console = (
+        "[    0.000000] Linux version 6.12.118+deb13-cloud-arm64\n[    9.1] sysrq: Trigger a crash\n"
+        "[    9.2] Starting crashdump kernel...\n[    0.000000] Linux version 6.12.118+deb13-cloud-arm64\n"
+        "[    1.0] capture kernel line\n"
+    )
+    kept = first_boot(console)
+    assert kept.endswith("Starting crashdump kernel...\n") and "capture kernel line" not in kept
+    assert first_boot("no second boot\n") == "no second boot\n"
 
 
 # --- manifest, commands, CLI ---------------------------------------------------
@@ -526,7 +618,7 @@ ADAPTER_KEYS = {
 def test_launch_configuration_fills_every_placeholder(tmp_path: Path, scenario: str) -> None:
     from sample_store import launch_configuration, load_sample
 
-    sample_dir = tmp_path / f"{scenario}-6.1.0-56-cloud-amd64-0123456789ab"
+    sample_dir = tmp_path / f"{scenario}-6.1.0-57-cloud-amd64-0123456789ab"
     sample_dir.mkdir()
     manifest = {
         "scenario": scenario,

@@ -14,9 +14,6 @@ if str(SAMPLES) not in sys.path:
     sys.path.insert(0, str(SAMPLES))
 
 import sample_cache  # noqa: E402
-from vmcore_builder.build import sample_dir_for  # noqa: E402
-from vmcore_builder.common import SCENARIOS  # noqa: E402
-from vmcore_builder.kernel import pick_kernel  # noqa: E402
 
 
 def _make(path: Path, size: int, idle_days: float | None) -> Path:
@@ -33,9 +30,9 @@ def test_prune_keeps_todays_samples_and_recently_used_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VMCORE_DAP_CACHE", str(tmp_path))
-    choice = pick_kernel()
-    current = {scenario: sample_dir_for(scenario, choice) for scenario in SCENARIOS}
-    today = _make(current["oops-null"], 1000, idle_days=30)  # old stamp, but today's builder
+    current = sample_cache.current_samples()
+    today = _make(current["oops-null@deb12-6.1-amd64"], 1000, idle_days=30)  # old stamp, but today's builder
+    arm = _make(current["sysrq-c@deb13-6.12-arm64+qemu-dump"], 10, idle_days=30)  # a matrix sample
     release = today.name.removeprefix("oops-null-").rsplit("-", 1)[0]
     old = _make(today.with_name(f"oops-null-{release}-000000000000"), 3000, idle_days=30)
     recent = _make(today.with_name(f"sysrq-c-{release}-111111111111"), 2000, idle_days=1)
@@ -45,8 +42,9 @@ def test_prune_keeps_todays_samples_and_recently_used_ones(
     unrelated.mkdir()
 
     listed = {s.path: s for s in sample_cache.cached_samples(current)}
-    assert set(listed) == {today, old, recent, failed}
-    assert listed[today].current and not listed[old].current
+    assert set(listed) == {today, old, recent, failed, arm}
+    assert listed[today].current and listed[arm].current and not listed[old].current
+    assert listed[arm].scenario == "sysrq-c"
     assert listed[old].idle_days == pytest.approx(30, abs=0.1) and listed[old].size == 3000
 
     assert sample_cache.prune(7, dry_run=True, current=current) == [(failed, 10), (old, 3000)]
@@ -54,4 +52,4 @@ def test_prune_keeps_todays_samples_and_recently_used_ones(
     assert sample_cache.prune(7, current=current) == [(failed, 10), (old, 3000)]
     assert not old.exists() and not failed.exists() and recent.exists() and today.exists()
     assert sample_cache.prune(None, current=current) == [(recent, 2000)]
-    assert today.exists() and unrelated.exists()
+    assert today.exists() and arm.exists() and unrelated.exists()

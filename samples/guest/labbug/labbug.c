@@ -33,6 +33,17 @@
 #include <linux/hrtimer.h>
 #include <linux/ktime.h>
 #include <linux/preempt.h>
+#include <linux/version.h>
+
+/*
+ * One source for every kernel of the sample matrix (Debian 11's 5.10 … sid's 7.x): each
+ * difference is a compatibility branch naming the kernel version that made it.
+ */
+
+/* in_hardirq() arrived in v5.11 (in_irq() renamed, preempt.h); 5.10 has in_irq() only. */
+#ifndef in_hardirq
+#define in_hardirq() in_irq()
+#endif
 
 #define LABBUG_NSAMPLES 4
 #define LABBUG_MSGLEN 32
@@ -233,8 +244,13 @@ static int __init labbug_init(void)
 		return -ENOMEM;
 	labbug_dev->name = "labbug0";
 	labbug_dev->magic = 0x1abb06;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+	/* v6.13 added hrtimer_setup() (commit 9779489a31d7); v6.15 removed hrtimer_init(). */
+	hrtimer_setup(&labbug_timer, labbug_timer_fn, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+#else
 	hrtimer_init(&labbug_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
 	labbug_timer.function = labbug_timer_fn;
+#endif
 
 	labbug_dir = proc_mkdir("labbug", NULL);
 	if (!labbug_dir ||

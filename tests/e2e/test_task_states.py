@@ -22,7 +22,7 @@ import pytest
 from drgn import sizeof
 from drgn.helpers.linux.pid import for_each_task
 from tests.conftest import get_sample
-from tests.e2e._core_support import open_sample_dump, parse_thread_name, stopped_session
+from tests.e2e._session import open_sample_dump, parse_thread_name, stopped_session
 from tests.helpers import crash_compare as cc
 from tests.helpers.crash_batch import run_crash
 from tests.helpers.crash_parse import crash_state_letter, parse_ps

@@ -241,3 +241,25 @@ def test_disassembly_is_aarch64_with_branch_targets_named(
     for m in branches:
         symbol = arm64_dump.symbol(int(m[1], 16))
         assert symbol.name == m[2] and (int(m[3] or "0x0", 16) == int(m[1], 16) - symbol.address), m[0]
+
+
+def test_console_ps_lists_the_stopped_cpus_idle_task(arm64_oops: Any, tmp_path: Path) -> None:
+    """The console's ``ps`` (drgn's, which walks online CPUs) lists every CPU's idle task, as the
+    thread list does; the stopped CPU's current task keeps its ``>`` (the guest's facts)."""
+    cpus = arm64_oops.manifest["guest"]["cpus"]
+    expected = arm64_oops.expected
+    with stopped_session(arm64_oops, tmp_path) as (client, _):
+        threads = [parse_thread_name(t["name"]) for t in client.call("threads")["threads"]]
+        start = len(client.events)
+        client.call("evaluate", {"expression": "ps", "context": "repl"})
+        text = "".join(e["body"]["output"] for e in client.events[start:] if e["event"] == "output")
+    row = re.compile(
+        r"^(?P<marker>>?)\s*(?P<pid>\d+)\s+\d+\s+(?P<cpu>\d+)\s+[0-9a-f]+\s+\S+\s.*\s(?P<comm>\S+)$"
+    )
+    rows = [m for line in text.splitlines() if (m := row.match(line))]
+    idle = sorted((int(m["cpu"]), m["comm"]) for m in rows if m["pid"] == "0")
+    assert idle == [(cpu, f"[swapper/{cpu}]") for cpu in range(cpus)], idle
+    assert len(rows) == len(threads)
+    active = {(int(m["pid"]), int(m["cpu"])) for m in rows if m["marker"]}
+    assert (expected["spin_pid"], expected["spin_cpu"]) in active, active
+    assert (expected["crashed_pid"], expected["crashed_cpu"]) in active, active

@@ -20,7 +20,9 @@ from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import idle_task
 
 from vmcore_dap.dump.console.namespace import ReworkedDrgnCommand
+from vmcore_dap.dump.kernel.cpus import dumped_cpus
 from vmcore_dap.dump.kernel.task_state import task_state_letter
+from vmcore_dap.dump.kernel.tasks import running_tasks
 
 __all__ = ["fix_ps_states"]
 
@@ -75,6 +77,46 @@ def fix_ps_states(prog: drgn.Program, text: str) -> str:
     return "".join(out)
 
 
+def add_stopped_idle_tasks(prog: drgn.Program, text: str) -> str:
+    """Add the idle tasks of CPUs that are not online to a plain ``ps`` table.
+
+    drgn's ``ps`` lists the idle tasks of online CPUs only (``for_each_task(idle=True)``); arm64's
+    crash IPI takes the stopped CPUs offline (:mod:`~vmcore_dap.dump.kernel.cpus`), and crash's ``ps``
+    lists their idle tasks too. Each missing one is the first idle row with its own ``>`` marker,
+    CPU, task, state and name.
+    """
+    lines = text.splitlines(keepends=True)
+    idle_rows = [
+        (i, m) for i, line in enumerate(lines) if (m := _ROW.match(line.rstrip("\n"))) and m["pid"] == "0"
+    ]
+    if not idle_rows:
+        return text
+    listed = {int(m["cpu"]) for _, m in idle_rows}
+    first = idle_rows[0][1]
+    head = first["head"]
+    pointer_at = head.rindex(first["pointer"])
+    cpu_at = head.rindex(first["cpu"], 0, pointer_at)
+    running = running_tasks(prog)
+    added = []
+    for cpu in dumped_cpus(prog):
+        if cpu in listed:
+            continue
+        task = idle_task(prog, cpu)
+        marker = ">" if task.value_() in running else " "
+        new_head = (
+            marker
+            + head[1:cpu_at]
+            + str(cpu).rjust(len(first["cpu"]))
+            + head[cpu_at + len(first["cpu"]) : pointer_at]
+            + f"{task.value_():x}".rjust(len(first["pointer"]))
+            + head[pointer_at + len(first["pointer"]) :]
+        )
+        tail = first["tail"].replace(f"[swapper/{first['cpu']}]", f"[swapper/{cpu}]")
+        added.append(new_head + _letter(task, first["st"]).ljust(len(first["st"])) + tail + "\n")
+    last = idle_rows[-1][0]
+    return "".join(lines[: last + 1] + added + lines[last + 1 :])
+
+
 class _PsCommand(ReworkedDrgnCommand):
     """drgn's ``ps`` whose output names states our way."""
 
@@ -87,7 +129,10 @@ class _PsCommand(ReworkedDrgnCommand):
             return
         summary = [w for w in words if _SUMMARY_FLAG.fullmatch(w)]
         if not summary:
-            print(fix_ps_states(prog, self.drgn_output(prog, name, words, **kwargs)), end="")
+            table = fix_ps_states(prog, self.drgn_output(prog, name, words, **kwargs))
+            if not words:  # every task: the stopped CPUs' idle tasks too
+                table = add_stopped_idle_tasks(prog, table)
+            print(table, end="")
             return
         # -S: the tasks the same selection lists, counted by our letters in drgn's order (first seen
         # first).

@@ -19,7 +19,14 @@ from typing import Any
 
 import drgn
 import pytest
-from tests.e2e._session import open_sample_dump, parse_thread_name, stack_of, stopped_session
+from tests.e2e._session import (
+    focus_index,
+    open_sample_dump,
+    parse_thread_name,
+    source_line,
+    stack_of,
+    stopped_session,
+)
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -263,3 +270,19 @@ def test_console_ps_lists_the_stopped_cpus_idle_task(arm64_oops: Any, tmp_path: 
     active = {(int(m["pid"]), int(m["cpu"])) for m in rows if m["marker"]}
     assert (expected["spin_pid"], expected["spin_cpu"]) in active, active
     assert (expected["crashed_pid"], expected["crashed_cpu"]) in active, active
+
+
+def test_qemu_dump_focuses_the_caller_of_panic_not_the_vector_it_was_caught_in(
+    arm64_qemu_dump: Any, tmp_path: Path
+) -> None:
+    """QEMU caught the panicking CPU in panic()'s delay loop taking an interrupt (``vectors``,
+    ``__const_udelay``): those frames are the dying kernel's, de-emphasised, and the selected frame is
+    where SysRq-c called panic (the guest's facts: function and line)."""
+    expected = arm64_qemu_dump.expected
+    with stopped_session(arm64_qemu_dump, tmp_path) as (client, stopped):
+        frames = stack_of(client, stopped["body"]["threadId"])
+    focus = frames[focus_index(frames)]
+    assert focus["name"] == expected["function"], [f["name"] for f in frames]
+    assert source_line(focus) == expected["line"]
+    for frame in frames[: focus_index(frames)]:
+        assert frame.get("presentationHint") in ("subtle", "label"), frame

@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.lockstep import LockstepClient
+from bench.lsp_lockstep import LspLockstepClient
 
 __all__ = [
     "AdapterRun",
+    "LspRun",
     "ProcessRun",
     "adapter_all_stacks",
     "adapter_first_picture",
+    "adapter_kernel_view_groups",
     "crash_run",
     "drgn_first_stack",
+    "lsp_first_code_lens",
     "DRGN_SCRIPT",
 ]
 
@@ -42,6 +46,9 @@ ARRAY_PAGE = 4096
 #: A whole ``struct task_struct`` (every member, about 250) to expand.
 TASK_EXPRESSION = "init_task"
 DISASSEMBLE_COUNT = 200
+#: The kernel source file whose code lenses the language server is timed on (``schedule`` and
+#: ``__schedule`` are on almost every task's stack).
+LENS_FILE = "kernel/sched/core.c"
 
 
 @dataclass
@@ -58,11 +65,23 @@ class AdapterRun:
     disassemble_warm: float | None = None
     all_stacks: float | None = None
     stacks_after_startup: float | None = None
+    #: ``vmcore/stackGroups`` right after the stop: the Kernel view's grouping (adapter_kernel_view_groups).
+    stack_groups: float | None = None
     list_first_page: float | None = None
     list_entries: int = 0
     note_per_pointer: float | None = None
     peak_rss_kib: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LspRun:
+    """Timings of one language server session, in seconds."""
+
+    opened: float
+    first_code_lens: float
+    lenses: int
+    peak_rss_kib: int
 
 
 @dataclass
@@ -154,6 +173,24 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
     return run
 
 
+def adapter_kernel_view_groups(sample: Any) -> AdapterRun:
+    """The Kernel view's first render of the groups: start → stopped → ``stackTrace`` of the crashed
+    thread (what VS Code asks at the stop) → ``vmcore/stackGroups``, timed, in a session of its own
+    (nothing else has warmed the program's caches, as for the language server's first code lens)."""
+    run = AdapterRun()
+    client = _client()
+    try:
+        stopped = _to_stop(client, sample)
+        run.thread_count = len(client.call("threads", {})["threads"])
+        client.call("stackTrace", {"threadId": stopped["threadId"]})
+        run.stack_groups, groups = _timed(client.call, "vmcore/stackGroups", {})
+        if groups["taskCount"] != run.thread_count:
+            run.notes.append(f"stackGroups grouped {groups['taskCount']} of {run.thread_count} tasks")
+    finally:
+        client.close()
+    return run
+
+
 #: Entries in the first page of a list a client asks for (VS Code pages by 100).
 LIST_PAGE = 100
 
@@ -219,6 +256,29 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
     finally:
         client.close()
     return run
+
+
+def lsp_first_code_lens(sample: Any) -> LspRun:
+    """The language server: start → ``initialize`` (it opens the dump and lists the tasks, as the
+    adapter's ``launch`` does) → ``didOpen`` of :data:`LENS_FILE` (answered by its diagnostics: the
+    fault and the blocked tasks), then the first ``codeLens`` of it, timed — the request that reads
+    every task's stack, as :func:`adapter_kernel_view_groups` times the Kernel view's grouping."""
+    config = launch_config(sample)
+    path = Path(config["sourceRoot"]) / LENS_FILE
+    text = path.read_text(errors="replace")
+    t0 = time.perf_counter()
+    client = LspLockstepClient()
+    try:
+        client.initialize(config)
+        opened = time.perf_counter() - t0
+        document = {"uri": path.as_uri(), "languageId": "c", "version": 1, "text": text}
+        client.notify("textDocument/didOpen", {"textDocument": document})
+        client.wait_notification("textDocument/publishDiagnostics", path.as_uri())
+        first, answer = _timed(client.call, "textDocument/codeLens", {"textDocument": {"uri": path.as_uri()}})
+        lenses = answer or []
+        return LspRun(opened, first, len(lenses), _peak_rss_kib(client.proc.pid))
+    finally:
+        client.close()
 
 
 def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = None) -> ProcessRun:

@@ -6,9 +6,12 @@ Each round runs, one after the other on the same sample: the adapter's first pic
 same session, expanding a ``task_struct``, a 4,096-element array page, the first page of the
 longest list and what its pointer notes cost, disassembling 200 instructions cold and warm), the
 adapter listing every thread's stack, ``crash`` to the end of its first ``bt``, ``crash`` with
-``foreach bt``, and the plain drgn script. Rounds alternate, so a busy machine slows every
-contender alike; the medians of all rounds are compared as ratios and checked against the targets
-of issues 8 and 17. The table goes to stdout and, with the machine's description, to
+``foreach bt``, the plain drgn script, the Kernel view's grouping of every stack right after the
+stop, and the language server's first code lens on ``kernel/sched/core.c`` (which reads every task's
+stack from the same stack service as the grouping, so it must cost no more). Rounds alternate, so a
+busy machine slows every contender alike; the medians of all rounds are compared as ratios and
+checked against the targets of issues 8, 16 (the code lens) and 17. The table goes to stdout and,
+with the machine's description, to
 ``bench/RESULTS.md``. Exit status 1 when a target is missed.
 """
 
@@ -51,6 +54,8 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         "crash_bt": [],
         "crash_foreach": [],
         "drgn": [],
+        "groups": [],
+        "lsp": [],
     }
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("first", lambda: measure.adapter_first_picture(sample)),
@@ -58,6 +63,8 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         ("crash_bt", lambda: measure.crash_run(crash, sample, ["bt"])),
         ("crash_foreach", lambda: measure.crash_run(crash, sample, ["foreach bt"])),
         ("drgn", lambda: measure.drgn_first_stack(sample)),
+        ("groups", lambda: measure.adapter_kernel_view_groups(sample)),
+        ("lsp", lambda: measure.lsp_first_code_lens(sample)),
     ]
     for i in range(runs):
         for name, step in steps:
@@ -69,7 +76,9 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
     crash_bt = _median([r.seconds for r in rounds["crash_bt"]])
     crash_foreach = _median([r.seconds for r in rounds["crash_foreach"]])
     assert crash_bt is not None and crash_foreach is not None
-    notes = sorted({n for r in first for n in r.notes})
+    notes = sorted({n for r in first + rounds["groups"] for n in r.notes})
+    if min(r.lenses for r in rounds["lsp"]) == 0:
+        notes.append(f"the language server put no code lens on {measure.LENS_FILE}")
     return {
         "scenario": scenario,
         "tasks": tasks,
@@ -85,6 +94,9 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         "list_entries": max(r.list_entries for r in first),
         "note_per_pointer": _median([r.note_per_pointer for r in first]),
         "all_stacks": _median([r.all_stacks for r in every]),
+        "stack_groups": _median([r.stack_groups for r in rounds["groups"]]),
+        "first_code_lens": _median([r.first_code_lens for r in rounds["lsp"]]),
+        "lenses": min(r.lenses for r in rounds["lsp"]),
         "stacks_after_startup": _median([r.stacks_after_startup for r in every]),
         "adapter_rss_kib": max(r.peak_rss_kib for r in first + every),
         "crash_bt": crash_bt,
@@ -120,6 +132,22 @@ def _rows(result: dict[str, Any]) -> list[Row]:
             "per task after start-up: adapter / crash",
             per_task_adapter / per_task_crash if per_task_crash else None,
             "×",
+        ),
+        Row(
+            "Kernel view: group every task's stack (vmcore/stackGroups after the stop)",
+            r["stack_groups"],
+            "s",
+        ),
+        Row(
+            f"language server: first code lens on {measure.LENS_FILE}",
+            r["first_code_lens"],
+            "s",
+        ),
+        Row(
+            "first code lens / Kernel view grouping",
+            r["first_code_lens"] / r["stack_groups"] if r["stack_groups"] else None,
+            "×",
+            1.0,
         ),
         Row("expand a whole task_struct (init_task)", _ms(r["task_struct"]), "ms", 50.0),
         Row("expand a 4,096-element array page", _ms(r["array_page"]), "ms", 50.0),

@@ -17,7 +17,7 @@ from typing import Any
 
 import drgn
 import pytest
-from tests.e2e._core_support import config_for, open_sample_dump
+from tests.e2e._session import config_for, open_sample_dump
 from tests.helpers.crash_batch import run_crash
 from tests.helpers.dap_client import DapClient
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import config_for, open_sample_dump
+from tests.e2e._session import config_for, open_sample_dump
 from tests.helpers.crash_batch import run_crash
 from tests.helpers.crash_parse import PsRow, parse_mod, parse_ps
 from tests.helpers.dap_client import DapClient

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import get_sample
-from tests.e2e._core_support import stopped_session
+from tests.e2e._session import stopped_session
 from tests.e2e.test_flattened import flattened  # noqa: F401 - the fixture: sysrq-c, makedumpfile -F
 from tests.helpers.dask_cluster import local_cluster
 

@@ -17,6 +17,7 @@ from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.structures import views
 from vmcore_dap.errors import InvalidArguments, UserError
+from vmcore_dap.handlers.dump_state import current_dump
 from vmcore_dap.handlers.variables import VariablesState, value_variable
 
 __all__: list[str] = []
@@ -67,8 +68,6 @@ def set_entry_type(session: Session, args: Args) -> dict[str, Any]:
         key = views.choice_key(_list_variable(session, args))
     if key is None:
         raise InvalidArguments("vmcore/setEntryType: this list has no place to remember a choice by")
-    from vmcore_dap.handlers.context import current_dump
-
     prog = current_dump(session).prog
     try:
         choice = views.choose_entry_type(prog, key, type_name, member)

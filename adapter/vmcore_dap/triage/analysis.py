@@ -25,7 +25,7 @@ import drgn
 
 from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks
 from vmcore_dap.dump.kernel.modules import KernelModule, list_modules, module_list_problem
-from vmcore_dap.dump.kernel.panic import kernel_log_lines, panic_info
+from vmcore_dap.dump.kernel.panic import crashed_task, kernel_log_lines, panic_info
 from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks, running_tasks, task_info
 from vmcore_dap.dump.opening.debuginfo import default_debug_dirs
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
@@ -34,8 +34,9 @@ from vmcore_dap.dump.opening.vmcore_file import inspect_vmcore
 from vmcore_dap.dump.report.crash_report import crash_report
 from vmcore_dap.dump.report.summary import Summary, summarize
 from vmcore_dap.dump.stacks.frames import TaskStack, unwind_task
-from vmcore_dap.dump.stacks.groups import StackGroups, group_stacks
+from vmcore_dap.dump.stacks.groups import StackGroups
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_drgn_trace
+from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.errors import UserError
 from vmcore_dap.triage import report
 from vmcore_dap.triage.panic_class import HUNG_TASK, classify_panic
@@ -121,7 +122,7 @@ def _analyse(result: dict[str, Any], dump: Dump, options: TriageOptions, clock: 
         clock.timings[f"drgn_{name}"] = round(seconds, 4)
     report.describe_dump(result, dump)
     report.describe_quality(result, dump.file, dump.warnings)
-    crashed = dump.crashed_task()
+    crashed = crashed_task(prog)
     tasks = list_tasks(prog, crashed, problems=dump.warnings)
     panic = panic_info(prog)
     problem = module_list_problem(prog)
@@ -147,11 +148,12 @@ def _analyse(result: dict[str, Any], dump: Dump, options: TriageOptions, clock: 
     # does not know a kernel's layout yet (a struct member renamed in a new release) costs that
     # part, noted under ``problems``, not the signature and the rest of the report.
     sections = _Sections(result, clock)
-    summary = sections.run("summary", lambda: summarize(prog, panic), Summary([], panic, []))
+    stacks = StackService(prog, tasks, crashed.value_() if crashed is not None else None)
+    summary = sections.run("summary", lambda: summarize(prog, panic, stacks), Summary([], panic, []))
     report.describe_system(result, summary.facts)
     groups = sections.run(
         "stack_groups",
-        lambda: group_stacks(prog, list(enumerate(tasks, start=1))),
+        stacks.groups,
         StackGroups([], len(tasks), 0.0),
     )
     report.describe_groups(result, groups, TOP_GROUPS)

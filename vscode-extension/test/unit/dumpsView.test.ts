@@ -30,7 +30,7 @@ const SCENARIOS = ['oops-null', 'sysrq-c'];
 describe('Dumps view on a real triage of oops-null and sysrq-c', function () {
     let samples: SampleInfo[] = [];
     let output = '';
-    let events: TriageEvent[] = [];
+    const events: TriageEvent[] = [];
     let summary: TriageSummary;
     let failed = false;
 

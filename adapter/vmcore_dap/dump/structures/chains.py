@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import drgn
 
+from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
+
 __all__ = ["Chain", "ChainKind", "MAX_NODES", "chain_kind", "walk_chain", "list_poison"]
 
 #: More nodes than a list shown to a person holds; the walk stops there and says so.
@@ -82,10 +84,14 @@ def chain_kind(type_: drgn.Type) -> ChainKind | None:
 def list_poison(prog: drgn.Program) -> tuple[int, int]:
     """``LIST_POISON1`` and ``LIST_POISON2`` of this kernel (include/linux/poison.h).
 
-    ``POISON_POINTER_DELTA`` is ``CONFIG_ILLEGAL_POINTER_VALUE``: 0xdead000000000000 on x86-64 and
-    arm64 (the only 64-bit architectures this adapter reads), 0 on 32-bit kernels.
+    ``POISON_POINTER_DELTA`` is ``CONFIG_ILLEGAL_POINTER_VALUE``, an architecture's fact
+    (:attr:`~vmcore_dap.dump.arch.base.Arch.poison_pointer_delta`); 0 for an architecture without a
+    module there (the default of 32-bit kernels).
     """
-    delta = 0xDEAD000000000000 if prog.platform and prog.platform.flags & drgn.PlatformFlags.IS_64_BIT else 0
+    try:
+        delta = arch_of(prog).poison_pointer_delta
+    except UnsupportedArchitecture:
+        delta = 0
     return delta + 0x100, delta + 0x122
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import drgn
 
+from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 
 __all__ = ["PointerNote", "pointer_note", "pointer_notes"]
@@ -69,12 +70,12 @@ def pointer_notes(prog: drgn.Program, addresses: Iterable[int]) -> dict[int, Poi
 
 
 def _user_half(prog: drgn.Program, address: int) -> bool:
-    """Whether ``address`` lies in the lower (user-space) half of a 64-bit address space: x86-64
-    and arm64 kernels both put user space there; 32-bit kernels are not told apart."""
-    platform = prog.platform
-    if platform is None or not platform.flags & drgn.PlatformFlags.IS_64_BIT:
+    """Whether ``address`` lies outside the kernel's half of the address space (user space, or not
+    canonical); an architecture without a module in :mod:`vmcore_dap.dump.arch` is not told apart."""
+    try:
+        return not arch_of(prog).is_kernel_address(address)
+    except UnsupportedArchitecture:
         return False
-    return not address >> 63
 
 
 def _comm(task: drgn.Object) -> str:

@@ -65,7 +65,7 @@ test-fresh:
 
 # The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
 test-matrix: samples-matrix
-	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
 
 bench: oracle
 	@$(PY) bench/run.py

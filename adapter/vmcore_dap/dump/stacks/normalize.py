@@ -10,8 +10,9 @@ seen on the sample dumps (6.1 kernels, crash 8.0.6, drgn 0.3):
    ``[exception RIP: f+off]``, listing the panic/kexec/NMI path above it. Without an exception
    (``panic()`` called directly, as SysRq-c does), the kdump machinery's own frames
    (:data:`CRASH_MACHINERY`) are cut from the top.
-2. **Where it ends.** drgn continues into the user-space registers of a task in a system call (one
-   frame with a user address); crash prints those as a register block. User frames are dropped.
+2. **Where it ends.** drgn continues into the user-space registers of a task in a system call (a
+   frame with a user address, and on a QEMU dump more found through the user stack); crash prints
+   those as a register block. The stack ends before the first user frame.
 3. **Names.** GCC's clones and split parts (``f.cold``, ``f.isra.0``, ``f.constprop.0``, ``f.part.0``)
    are the source function ``f``. Assembly labels inside a function name the function
    (:data:`ASM_LABEL_ALIASES`). All ``__{x64,ia32,se,do}_sys_X`` are ``__do_sys_X``.
@@ -24,6 +25,7 @@ seen on the sample dumps (6.1 kernels, crash 8.0.6, drgn 0.3):
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -66,6 +68,9 @@ ASM_LABEL_ALIASES = {
     "entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
     "entry_SYSCALL_64_safe_stack": "entry_SYSCALL_64",
     "secondary_startup_64_no_verify": "secondary_startup_64",
+    # head_64.S: a label inside secondary_startup_64 that every CPU's idle stack ends in (6.12, 7.2;
+    # not 6.1, where it is secondary_startup_64_no_verify).
+    "common_startup_64": "secondary_startup_64",
 }
 # SYSCALL_DEFINE0's __x64_sys_X is an ELF alias of __do_sys_X: crash names one, drgn the other.
 _SYSCALL_ALIAS = re.compile(r"^__(?:x64|ia32|se|do)_sys_(\w+)$")
@@ -187,7 +192,9 @@ def normalize_drgn_trace(
     else:
         where = locations
     user_top = _user_top(prog)
-    frames = [f for f in trace if f.pc >= user_top]
+    # The kernel's stack ends at the first user-mode frame: what drgn unwinds past it comes from the
+    # user stack (on a QEMU dump, which keeps user memory, it can be any value, kernel-looking too).
+    frames = list(itertools.takewhile(lambda f: f.pc >= user_top, trace))
     start = None
     if start_at_exception:
         for i, frame in enumerate(frames):

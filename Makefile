@@ -7,8 +7,8 @@ export VMCORE_DAP_CACHE ?= $(HOME)/.cache/vmcore-dap
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup setup-node samples samples-matrix crash oracle demo test test-python test-extension \
-	test-matrix bench lint clean-venv
+.PHONY: all setup setup-node samples samples-matrix crash oracle oracle-matrix demo test test-python \
+	test-extension test-matrix bench lint clean-venv
 
 all: test
 
@@ -27,11 +27,16 @@ samples: setup
 samples-matrix: samples
 	@$(PY) samples/make-vmcore --matrix
 
+# Debian's crash packages the oracle runs (samples/crash-builds.json), extracted into the cache.
 crash: setup
-	@samples/build-crash >/dev/null
+	@$(PY) samples/crash_builds.py >/dev/null
 
+# crash's answers about each sample (samples/crash_choice.py says which crash reads which dump).
 oracle: samples crash
 	@$(PY) samples/crash_oracle.py --all
+
+oracle-matrix: samples-matrix crash
+	@VMCORE_DAP_MATRIX=1 $(PY) samples/crash_oracle.py --all
 
 demo: setup
 	@$(PY) samples/make-vmcore oops-null
@@ -46,8 +51,9 @@ test-extension: setup-node samples
 test: test-python test-extension
 
 # The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
-test-matrix: samples-matrix
-	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
+test-matrix: oracle-matrix
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/samples/test_oracle.py \
+		$(PYTEST_ARGS)
 
 bench: oracle
 	@$(PY) bench/run.py

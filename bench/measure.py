@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.lockstep import LockstepClient
+from bench.lsp_lockstep import LspLockstepClient
 
 __all__ = [
     "AdapterRun",
+    "LspRun",
     "ProcessRun",
     "adapter_all_stacks",
     "adapter_first_picture",
+    "adapter_kernel_view_groups",
     "crash_run",
     "drgn_first_stack",
+    "lsp_first_code_lens",
     "DRGN_SCRIPT",
 ]
 
@@ -43,6 +47,9 @@ ARRAY_PAGE = 4096
 #: A whole ``struct task_struct`` (every member, about 250) to expand.
 TASK_EXPRESSION = "init_task"
 DISASSEMBLE_COUNT = 200
+#: The kernel source file whose code lenses the language server is timed on (``schedule`` and
+#: ``__schedule`` are on almost every task's stack).
+LENS_FILE = "kernel/sched/core.c"
 
 
 @dataclass
@@ -59,8 +66,23 @@ class AdapterRun:
     disassemble_warm: float | None = None
     all_stacks: float | None = None
     stacks_after_startup: float | None = None
+    #: ``vmcore/stackGroups`` right after the stop: the Kernel view's grouping (adapter_kernel_view_groups).
+    stack_groups: float | None = None
+    list_first_page: float | None = None
+    list_entries: int = 0
+    note_per_pointer: float | None = None
     peak_rss_kib: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LspRun:
+    """Timings of one language server session, in seconds."""
+
+    opened: float
+    first_code_lens: float
+    lenses: int
+    peak_rss_kib: int
 
 
 @dataclass
@@ -135,6 +157,7 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
         )
         if len(page["variables"]) != ARRAY_PAGE:
             run.notes.append(f"array page returned {len(page['variables'])} variables")
+        _measure_list_page(client, sample, run)
         ip = top.get("instructionPointerReference")
         if ip:
             request = {
@@ -149,6 +172,68 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
     finally:
         client.close()
     return run
+
+
+def adapter_kernel_view_groups(sample: Any) -> AdapterRun:
+    """The Kernel view's first render of the groups: start → stopped → ``stackTrace`` of the crashed
+    thread (what VS Code asks at the stop) → ``vmcore/stackGroups``, timed, in a session of its own
+    (nothing else has warmed the program's caches, as for the language server's first code lens)."""
+    run = AdapterRun()
+    client = _client()
+    try:
+        stopped = _to_stop(client, sample)
+        run.thread_count = len(client.call("threads", {})["threads"])
+        client.call("stackTrace", {"threadId": stopped["threadId"]})
+        run.stack_groups, groups = _timed(client.call, "vmcore/stackGroups", {})
+        if groups["taskCount"] != run.thread_count:
+            run.notes.append(f"stackGroups grouped {groups['taskCount']} of {run.thread_count} tasks")
+    finally:
+        client.close()
+    return run
+
+
+#: Entries in the first page of a list a client asks for (VS Code pages by 100).
+LIST_PAGE = 100
+
+
+def _longest_list(client: LockstepClient, sample: Any) -> str:
+    """A watch expression for the longest list of the sample: the 5,000 threads of ``labmany``
+    (``signal->thread_head``) on many-tasks, every thread-group leader elsewhere."""
+    pid = sample.expected.get("many_pid")
+    if pid is None:
+        return "init_task.tasks"
+    body = client.call(
+        "evaluate", {"expression": f"%py find_task(prog, {pid}).signal.value_()", "context": "repl"}
+    )
+    return f"((struct signal_struct *){int(body['result'], 0):#x})->thread_head"
+
+
+def _measure_list_page(client: LockstepClient, sample: Any, run: AdapterRun) -> None:
+    """The first page of the longest list as a client shows it: ``evaluate`` (which walks the first
+    window of nodes, 1,000 at most) then ``variables`` of its first 100 entries. Then the second
+    page twice: the first time its entries' pointer notes are computed, the second time they are
+    cached; the difference per entry bounds what a note costs."""
+    expression = _longest_list(client, sample)
+    t0 = time.perf_counter()
+    head = client.call("evaluate", {"expression": expression, "context": "watch"})
+    page = {
+        "variablesReference": head["variablesReference"],
+        "filter": "indexed",
+        "start": 0,
+        "count": LIST_PAGE,
+    }
+    first = client.call("variables", page)
+    run.list_first_page = time.perf_counter() - t0
+    # A long list shows a window of its first 1,000 nodes (indexedVariables); its length is the
+    # guest's thread count (the leader and its threads) where the sample says it.
+    threads = sample.expected.get("many_threads")
+    run.list_entries = threads + 1 if threads else head.get("indexedVariables", 0)
+    if len(first["variables"]) != min(LIST_PAGE, run.list_entries):
+        run.notes.append(f"{expression}: first page returned {len(first['variables'])} variables")
+    second = {**page, "start": LIST_PAGE}
+    cold, _ = _timed(client.call, "variables", second)
+    warm, _ = _timed(client.call, "variables", second)
+    run.note_per_pointer = max(cold - warm, 0.0) / LIST_PAGE
 
 
 def adapter_all_stacks(sample: Any) -> AdapterRun:
@@ -172,6 +257,29 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
     finally:
         client.close()
     return run
+
+
+def lsp_first_code_lens(sample: Any) -> LspRun:
+    """The language server: start → ``initialize`` (it opens the dump and lists the tasks, as the
+    adapter's ``launch`` does) → ``didOpen`` of :data:`LENS_FILE` (answered by its diagnostics: the
+    fault and the blocked tasks), then the first ``codeLens`` of it, timed — the request that reads
+    every task's stack, as :func:`adapter_kernel_view_groups` times the Kernel view's grouping."""
+    config = launch_config(sample)
+    path = Path(config["sourceRoot"]) / LENS_FILE
+    text = path.read_text(errors="replace")
+    t0 = time.perf_counter()
+    client = LspLockstepClient()
+    try:
+        client.initialize(config)
+        opened = time.perf_counter() - t0
+        document = {"uri": path.as_uri(), "languageId": "c", "version": 1, "text": text}
+        client.notify("textDocument/didOpen", {"textDocument": document})
+        client.wait_notification("textDocument/publishDiagnostics", path.as_uri())
+        first, answer = _timed(client.call, "textDocument/codeLens", {"textDocument": {"uri": path.as_uri()}})
+        lenses = answer or []
+        return LspRun(opened, first, len(lenses), _peak_rss_kib(client.proc.pid))
+    finally:
+        client.close()
 
 
 def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = None) -> ProcessRun:

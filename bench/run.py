@@ -3,11 +3,15 @@
     .venv/bin/python bench/run.py [--runs 5] [--samples sysrq-c,many-tasks] [--output bench/RESULTS.md]
 
 Each round runs, one after the other on the same sample: the adapter's first picture (and, in the
-same session, expanding a ``task_struct``, a 4,096-element array page, disassembling 200
-instructions cold and warm), the adapter listing every thread's stack, ``crash`` to the end of its
-first ``bt``, ``crash`` with ``foreach bt``, and the plain drgn script. Rounds alternate, so a busy
-machine slows every contender alike; the medians of all rounds are compared as ratios and checked
-against the targets of issue 8. The table goes to stdout and, with the machine's description, to
+same session, expanding a ``task_struct``, a 4,096-element array page, the first page of the
+longest list and what its pointer notes cost, disassembling 200 instructions cold and warm), the
+adapter listing every thread's stack, ``crash`` to the end of its first ``bt``, ``crash`` with
+``foreach bt``, the plain drgn script, the Kernel view's grouping of every stack right after the
+stop, and the language server's first code lens on ``kernel/sched/core.c`` (which reads every task's
+stack from the same stack service as the grouping, so it must cost no more). Rounds alternate, so a
+busy machine slows every contender alike; the medians of all rounds are compared as ratios and
+checked against the targets of issues 8, 16 (the code lens) and 17. The table goes to stdout and,
+with the machine's description, to
 ``bench/RESULTS.md``. Exit status 1 when a target is missed.
 """
 
@@ -52,6 +56,8 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
         "crash_bt": [],
         "crash_foreach": [],
         "drgn": [],
+        "groups": [],
+        "lsp": [],
     }
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("first", lambda: measure.adapter_first_picture(sample)),
@@ -59,6 +65,8 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
         ("crash_bt", lambda: measure.crash_run(crash.argv, sample, ["bt"])),
         ("crash_foreach", lambda: measure.crash_run(crash.argv, sample, ["foreach bt"])),
         ("drgn", lambda: measure.drgn_first_stack(sample)),
+        ("groups", lambda: measure.adapter_kernel_view_groups(sample)),
+        ("lsp", lambda: measure.lsp_first_code_lens(sample)),
     ]
     for i in range(runs):
         for name, step in steps:
@@ -70,7 +78,9 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
     crash_bt = _median([r.seconds for r in rounds["crash_bt"]])
     crash_foreach = _median([r.seconds for r in rounds["crash_foreach"]])
     assert crash_bt is not None and crash_foreach is not None
-    notes = sorted({n for r in first for n in r.notes})
+    notes = sorted({n for r in first + rounds["groups"] for n in r.notes})
+    if min(r.lenses for r in rounds["lsp"]) == 0:
+        notes.append(f"the language server put no code lens on {measure.LENS_FILE}")
     return {
         "scenario": scenario,
         "crash": crash.describe,
@@ -83,7 +93,13 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
         "array_page": _median([r.array_page for r in first]),
         "disassemble_cold": _median([r.disassemble_cold for r in first]),
         "disassemble_warm": _median([r.disassemble_warm for r in first]),
+        "list_first_page": _median([r.list_first_page for r in first]),
+        "list_entries": max(r.list_entries for r in first),
+        "note_per_pointer": _median([r.note_per_pointer for r in first]),
         "all_stacks": _median([r.all_stacks for r in every]),
+        "stack_groups": _median([r.stack_groups for r in rounds["groups"]]),
+        "first_code_lens": _median([r.first_code_lens for r in rounds["lsp"]]),
+        "lenses": min(r.lenses for r in rounds["lsp"]),
         "stacks_after_startup": _median([r.stacks_after_startup for r in every]),
         "adapter_rss_kib": max(r.peak_rss_kib for r in first + every),
         "crash_bt": crash_bt,
@@ -120,10 +136,33 @@ def _rows(result: dict[str, Any]) -> list[Row]:
             per_task_adapter / per_task_crash if per_task_crash else None,
             "×",
         ),
+        Row(
+            "Kernel view: group every task's stack (vmcore/stackGroups after the stop)",
+            r["stack_groups"],
+            "s",
+        ),
+        Row(
+            f"language server: first code lens on {measure.LENS_FILE}",
+            r["first_code_lens"],
+            "s",
+        ),
+        Row(
+            "first code lens / Kernel view grouping",
+            r["first_code_lens"] / r["stack_groups"] if r["stack_groups"] else None,
+            "×",
+            1.0,
+        ),
         Row("expand a whole task_struct (init_task)", _ms(r["task_struct"]), "ms", 50.0),
         Row("expand a 4,096-element array page", _ms(r["array_page"]), "ms", 50.0),
         Row("disassemble 200 instructions, cold", _ms(r["disassemble_cold"]), "ms", 150.0),
         Row("disassemble 200 instructions, warm", _ms(r["disassemble_warm"]), "ms", 50.0),
+        Row(
+            f"first page (100 entries) of a {r['list_entries']:,}-entry list",
+            _ms(r["list_first_page"]),
+            "ms",
+            50.0,
+        ),
+        Row("a pointer's note, per pointer of a list page", _ms(r["note_per_pointer"]), "ms", 0.2),
         Row("peak RSS: adapter", r["adapter_rss_kib"] / 1024, "MiB"),
         Row("peak RSS: crash", r["crash_rss_kib"] / 1024, "MiB"),
         Row("peak RSS: plain drgn script", r["drgn_rss_kib"] / 1024, "MiB"),
@@ -150,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="rounds per sample (medians; at least 5)")
     parser.add_argument("--samples", default=",".join(DEFAULT_SAMPLES), help="comma-separated scenarios")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument("--no-triage", action="store_true", help="skip bench/triage_bench.py")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -168,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         elapsed=time.monotonic() - started,
         drgn_script=measure.DRGN_SCRIPT,
     )
+    if not args.no_triage:
+        from bench.triage_bench import measure_triage, render_triage
+
+        text += "\n" + render_triage(measure_triage(args.runs, _progress))
     print(text)
     args.output.write_text(text + _kept_analysis(args.output))
     _progress(f"written to {args.output}")

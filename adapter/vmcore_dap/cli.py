@@ -1,4 +1,5 @@
-"""The ``vmcore-dap`` command: serve DAP on stdio (the default) or on a loopback port.
+"""The ``vmcore-dap`` command: serve DAP on stdio (the default) or on a loopback port; or, as
+``vmcore-dap triage …``, triage many dumps at once (:mod:`vmcore_dap.triage.command`).
 
 stdout carries DAP only: the binary stdout is taken for the transport first, then ``sys.stdout`` is
 pointed at stderr so that a stray ``print`` anywhere cannot corrupt the message stream.
@@ -13,7 +14,7 @@ import socket
 import sys
 from typing import BinaryIO
 
-from vmcore_dap import __version__
+from vmcore_dap.versions import add_version_argument, running_versions
 
 __all__ = ["main"]
 
@@ -27,8 +28,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="vmcore-dap",
         description="Debug Adapter Protocol server for Linux kernel crash dumps (vmcores), on drgn.",
+        epilog="'vmcore-dap triage --help': triage many dumps at once (reports, signatures, clusters).",
     )
-    parser.add_argument("--version", action="version", version=f"vmcore-dap {__version__}")
+    add_version_argument(parser, "vmcore-dap")
     parser.add_argument(
         "--port",
         type=int,
@@ -40,6 +42,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         default=os.environ.get(LOG_ENV) or None,
         help=f"write a log with the full DAP message trace to PATH (default: ${LOG_ENV})",
+    )
+    parser.add_argument(
+        "--check-launch",
+        action="store_true",
+        help="read a launch configuration (JSON) on stdin, print its problems as JSON and exit "
+        "(what a client checks before starting a session; the dump is not opened)",
     )
     parser.add_argument(
         "--debugpy",
@@ -90,10 +98,48 @@ def _serve_port(port: int, log_path: str | None) -> None:
                 _serve(reader, writer, log_path)
 
 
+def _check_launch() -> int:
+    """``--check-launch``: ``{"problems": [{"setting", "message", "severity"}]}``, the messages worded
+    for launch.json (the only client that asks is the VS Code extension)."""
+    import json
+
+    from vmcore_dap.dump.opening.preflight import check_launch
+    from vmcore_dap.errors import SettingError
+
+    try:
+        raw = json.load(sys.stdin)
+    except ValueError as exc:
+        print(f"vmcore-dap --check-launch: stdin is not a JSON object: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(raw, dict):
+        print("vmcore-dap --check-launch: stdin is not a JSON object", file=sys.stderr)
+        return 2
+    problems = [
+        {
+            "setting": p.setting,
+            "message": SettingError(p.message, p.setting).located("launch.json").message,
+            "severity": p.severity,
+        }
+        for p in check_launch(raw)
+    ]
+    json.dump({"problems": problems}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the adapter; returns the process exit status."""
-    options = _parse(argv)
+    """Run the adapter (or the ``triage`` subcommand); returns the process exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["triage"]:
+        from vmcore_dap.triage.command import main as triage_main
+
+        _setup_logging(os.environ.get(LOG_ENV) or None)
+        return triage_main(args[1:])
+    options = _parse(args)
+    if options.check_launch:
+        return _check_launch()
     _setup_logging(options.log_file)
+    log.info("%s at %s", running_versions().line(), sys.executable)
     if options.debugpy is not None:
         import debugpy
 

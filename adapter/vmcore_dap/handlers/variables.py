@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import drgn
 
@@ -28,15 +28,17 @@ from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.console.repl import PythonRepl
-from vmcore_dap.dump.memory.page_filter import PAGE_SHIFT, zero_filled_reason
-from vmcore_dap.dump.values import cexpr, render, scopes
+from vmcore_dap.dump.stacks import scopes
+from vmcore_dap.dump.stacks.service import FrameRef
+from vmcore_dap.dump.structures import views
+from vmcore_dap.dump.structures.entry_types import container_of_expression
+from vmcore_dap.dump.values import cexpr, render
 from vmcore_dap.dump.values.render import Variable
+from vmcore_dap.dump.values.zero_fill import with_zero_fill_note, with_zero_fill_notes
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError, UserError
+from vmcore_dap.handlers.dump_state import current_dump, lookup_frame
 
-if TYPE_CHECKING:
-    from vmcore_dap.dump.values.scopes import FrameLike
-
-__all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX"]
+__all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX", "value_variable"]
 
 #: ``interceptor(session, expression, frame_id)`` returns an ``evaluate`` body if it handled the
 #: line, or ``None`` to pass it on. Tried in order before drgn Python, for context ``repl`` only.
@@ -75,25 +77,29 @@ class VariablesState:
         self.repl_results = itertools.count(1)
 
     def repl(self, prog: drgn.Program) -> PythonRepl:
-        """The session's Python namespace (created on first use, reset if the program changed)."""
-        if self._repl is None or self._repl.prog is not prog:
+        """The session's Python namespace (created on first use)."""
+        if self._repl is None:
             self._repl = PythonRepl(prog)
         return self._repl
 
 
-# -- access to the adapter core's dump and frames ---------------------------------------------------
+def value_variable(state: VariablesState, reference: int) -> Variable:
+    """The value behind a ``variablesReference`` (not a scope).
+
+    :raises InvalidArguments: for a scope's reference.
+    """
+    entry = state.refs.get(reference)
+    if not isinstance(entry, _ValueEntry):
+        raise InvalidArguments(f"variablesReference {reference} is a scope, not a value")
+    return entry.variable
 
 
 def _prog(session: Session) -> drgn.Program:
-    from vmcore_dap.handlers.context import current_dump
-
     return current_dump(session).prog
 
 
-def _frame(session: Session, frame_id: int) -> FrameLike:
-    from vmcore_dap.handlers.context import lookup_frame
-
-    return lookup_frame(session, frame_id)  # type: ignore[no-any-return]
+def _frame(session: Session, frame_id: int) -> FrameRef:
+    return lookup_frame(session, frame_id)
 
 
 # -- shaping ----------------------------------------------------------------------------------------
@@ -130,27 +136,14 @@ def _shape(
     return reference, fields
 
 
-def _zero_fill_note(value: str, obj: drgn.Object) -> str:
-    """``value`` with the reason its zeros are not the kernel's data, when ``obj`` lies in a page an
-    ELF dump left out (makedumpfile -E: read as zeros, without a fault; see
-    :func:`~vmcore_dap.dump.memory.page_filter.zero_filled_reason`)."""
-    address = obj.address_
-    if address is None:
-        return value
-    try:
-        reason = zero_filled_reason(obj.prog_, address)
-    except Exception:  # noqa: BLE001 - the value itself is still right to show
-        return value
-    return f"{value} <{reason}>" if reason else value
-
-
 def _variable_body(
     session: Session, parent: int, variable: Variable, hex_: bool, rendered: render.Rendered | None = None
 ) -> dict[str, Any]:
     if rendered is None:
         rendered = render.render(variable.obj, hex_=hex_ or variable.always_hex)
+    rendered = views.present(variable, rendered)
     reference, fields = _shape(session, parent, variable, rendered)
-    value = _zero_fill_note(rendered.value, variable.obj)
+    value = with_zero_fill_note(rendered.value, variable.obj)
     body: dict[str, Any] = {"name": variable.name, "value": value, "variablesReference": reference}
     _with_type(session, body, "type", rendered.type)
     if variable.expr is not None:
@@ -158,30 +151,6 @@ def _variable_body(
     body.update(fields)
     body["presentationHint"] = {"attributes": ["readOnly"]}
     return body
-
-
-def _zero_fill_notes(prog: drgn.Program, page: render.ScalarPage) -> list[str]:
-    """The page's value texts with :func:`_zero_fill_note` applied, asking once per memory page.
-
-    The reason depends only on the page an address lies in, so one question per page gives every
-    element of it the note it would get on its own.
-    """
-    texts = page.values
-    noted: list[str] | None = None
-    i = 0
-    while i < len(texts):
-        address = page.address + i * page.size
-        next_page = (address >> PAGE_SHIFT) + 1 << PAGE_SHIFT
-        j = min(len(texts), i - (address - next_page) // page.size)  # first element on the next page
-        try:
-            reason = zero_filled_reason(prog, address)
-        except Exception:  # noqa: BLE001 - the values themselves are still right to show
-            reason = None
-        if reason:
-            noted = noted if noted is not None else list(texts)
-            noted[i:j] = [f"{text} <{reason}>" for text in texts[i:j]]
-        i = j
-    return noted if noted is not None else texts
 
 
 def _scalar_page_bodies(
@@ -192,7 +161,7 @@ def _scalar_page_bodies(
     0), built column by column."""
     columns: dict[str, Iterable[Any]] = {
         "name": page.names(),
-        "value": _zero_fill_notes(prog, page),
+        "value": with_zero_fill_notes(prog, page.address, page.size, page.values),
         "variablesReference": itertools.repeat(0),
     }
     if session.client.get("supportsVariableType"):
@@ -253,17 +222,24 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
         children = children[start : start + count] if count else children[start:]
         shown: list[tuple[Variable, render.Rendered | None]] = [(child, None) for child in children]
     else:
-        page = render.scalar_page(
-            entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
-        )
+        structured = views.children(entry.variable, start=start, count=count or None, filter_=filter_)
+        page = None
+        if structured is None:
+            page = render.scalar_page(
+                entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+            )
         if page is not None:
             session.check_cancelled()
             return {"variables": _scalar_page_bodies(session, entry.variable.obj.prog_, page)}
-        shown = list(
-            render.render_children(
-                entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+        if structured is not None:
+            shown = [(child, None) for child in structured]
+        else:
+            shown = list(
+                render.render_children(
+                    entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+                )
             )
-        )
+    views.note_pointers(child.obj for child, _ in shown)  # one batch for the page's pointer notes
     result = []
     for index, (child, rendered) in enumerate(shown):
         if index % 256 == 0:
@@ -284,42 +260,30 @@ def evaluate_request(session: Session, args: Args) -> dict[str, Any]:
     prog = _prog(session)
     ref = _frame(session, frame_id) if frame_id is not None else None
     text = expression.strip()
+    lookup = scopes.frame_lookup(ref)
     try:
-        obj = cexpr.evaluate(prog, text, scopes.frame_lookup(ref))
+        obj = cexpr.evaluate(prog, text, lookup)
     except drgn.FaultError as exc:
         raise UserError(f"{text}: {render.fault_text(prog, exc.address)[1:-1]}") from None
-    variable = Variable(text, obj, text)
+    container = container_of_expression(prog, text, lambda left: cexpr.evaluate(prog, left, lookup))
+    variable = Variable(text, obj, text, container=container)
     return _evaluate_body(session, frame_id, variable, hex_, context)
 
 
 def _evaluate_body(
     session: Session, frame_id: int | None, variable: Variable, hex_: bool, context: str
 ) -> dict[str, Any]:
-    rendered = render.render(variable.obj, hex_=hex_)
+    rendered = views.present(variable, render.render(variable.obj, hex_=hex_))
     key = f"evaluate:{frame_id}:{variable.expr if variable.expr is not None else id(variable.obj)}"
-    reference, fields = _shape(session, 0, Variable(key, variable.obj, variable.expr), rendered)
-    result = _zero_fill_note(rendered.value, variable.obj)
+    keyed = Variable(key, variable.obj, variable.expr, container=variable.container)
+    reference, fields = _shape(session, 0, keyed, rendered)
+    result = with_zero_fill_note(rendered.value, variable.obj)
     if context == "clipboard":
-        result = _clipboard_text(variable.obj, rendered)
+        result = render.full_string(variable.obj, rendered, _CLIPBOARD_STRING)
     body: dict[str, Any] = {"result": result, "variablesReference": reference}
     _with_type(session, body, "type", rendered.type)
     body.update(fields)
     return body
-
-
-def _clipboard_text(obj: drgn.Object, rendered: render.Rendered) -> str:
-    """The untruncated string for ``char`` arrays and ``char *``; the displayed value otherwise."""
-    if not rendered.value.endswith('..."') and not rendered.value.endswith("..."):
-        return rendered.value
-    try:
-        kind = obj.type_.unaliased_kind()
-        if kind == drgn.TypeKind.POINTER:
-            data = obj.prog_.read_c_string(obj.value_(), max_size=_CLIPBOARD_STRING)
-        else:
-            data = obj.string_()[:_CLIPBOARD_STRING]
-    except (drgn.FaultError, TypeError, ValueError):
-        return rendered.value
-    return f'"{render.escape_bytes(data)}"'
 
 
 def _evaluate_repl(session: Session, expression: str, frame_id: int | None, hex_: bool) -> dict[str, Any]:
@@ -342,7 +306,7 @@ def _evaluate_repl(session: Session, expression: str, frame_id: int | None, hex_
         return {"result": result.text, "variablesReference": 0}
     if result.text:
         session.output(result.text if result.text.endswith("\n") else result.text + "\n")
-    rendered = render.render(result.obj, hex_=hex_)
+    rendered = views.present(Variable("", result.obj), render.render(result.obj, hex_=hex_))
     # Python state changes between inputs: each result gets its own handle.
     key = f"repl:{next(state.repl_results)}"
     reference, fields = _shape(session, 0, Variable(key, result.obj), rendered)

@@ -15,6 +15,7 @@ with nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -28,13 +29,14 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from vmcore_dap import __version__
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
-from vmcore_dap.errors import AdapterError
+from vmcore_dap.errors import AdapterError, SettingError
 from vmcore_dap.lsp.dump_session import DumpSession
 from vmcore_dap.lsp.features import SHOW_TASKS_COMMAND, code_lenses, diagnostics
 from vmcore_dap.lsp.hover import hover_text
 from vmcore_dap.lsp.identifiers import identifier_at
 from vmcore_dap.lsp.navigation import Definition, find_definitions, search_symbols
 from vmcore_dap.lsp.settings import launch_config_from
+from vmcore_dap.versions import add_version_argument, running_versions
 
 __all__ = ["VmcoreLanguageServer", "server", "main", "LOG_ENV"]
 
@@ -46,6 +48,12 @@ LOG_ENV = "VMCORE_DAP_LSP_LOG"
 _INDEX_WAIT_S = 2.0
 
 T = TypeVar("T")
+
+
+def _located(exc: AdapterError) -> AdapterError:
+    """The error as the user reads it: a setting's problem says where the setting is (the extension
+    hands the server the debug session's launch.json configuration)."""
+    return exc.located("launch.json") if isinstance(exc, SettingError) else exc
 
 
 class VmcoreLanguageServer(LanguageServer):
@@ -63,7 +71,7 @@ class VmcoreLanguageServer(LanguageServer):
         try:
             config = launch_config_from(options)
         except AdapterError as exc:
-            self._fail(exc.message)
+            self._fail(_located(exc).message)
             return
         if config is None or config == self.config:
             return
@@ -73,10 +81,14 @@ class VmcoreLanguageServer(LanguageServer):
         try:
             self.session = DumpSession(config)
         except AdapterError as exc:
-            self._fail(exc.message)
+            self._fail(_located(exc).message)
             return
         log.info("opened %s in %.2fs", config.vmcore, self.session.open_seconds)
-        self.session.start_indexing()
+        # The task list, read now as the adapter's launch reads it: the first lens or hover then pays
+        # only for the stacks. The ctags index starts after the first code lens (or with the first
+        # lookup that needs it): its hashing of the source tree would otherwise compete for the one
+        # interpreter with the first lens, which reads every task's stack.
+        safely(lambda: self.session.stacks if self.session is not None else None)
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -141,6 +153,14 @@ def safely(work: Callable[[], T]) -> T | None:
     except Exception:  # noqa: BLE001 - the one boundary of every feature
         log.exception("language server request failed")
     return None
+
+
+def _after_response(work: Callable[[], None]) -> None:
+    """Run ``work`` on the event loop once the current request is answered (now, outside a loop)."""
+    try:
+        asyncio.get_running_loop().call_soon(lambda: safely(work))
+    except RuntimeError:
+        safely(work)
 
 
 def _range(line: int, start: int, end: int) -> types.Range:
@@ -231,6 +251,7 @@ def _code_lens(ls: VmcoreLanguageServer, params: types.CodeLensParams) -> list[t
         return None
     document = ls.workspace.get_text_document(params.text_document.uri)
     lenses = safely(lambda: code_lenses(session, document.path, document.lines)) or []
+    _after_response(session.start_indexing)
     return [
         types.CodeLens(
             range=_range(lens.line, 0, 0),
@@ -265,7 +286,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="vmcore-dap-lsp",
         description="Language server that annotates kernel C sources with the state of a vmcore (stdio).",
     )
-    parser.add_argument("--version", action="version", version=f"vmcore-dap-lsp {__version__}")
+    add_version_argument(parser, "vmcore-dap-lsp")
     parser.add_argument(
         "--log-file",
         metavar="PATH",
@@ -286,5 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     root = logging.getLogger("vmcore_dap")
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    root.info("%s at %s", running_versions().line("vmcore-dap-lsp"), sys.executable)
     server.start_io()
     return 0

@@ -24,18 +24,19 @@ from dataclasses import dataclass
 import drgn
 
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
+from vmcore_dap.dump.memory.reading import PAGE_SIZE
 
 __all__ = [
     "Variable",
     "Rendered",
     "render",
     "children",
-    "child_count",
     "render_children",
     "scalar_page",
     "ScalarPage",
     "fault_text",
     "escape_bytes",
+    "full_string",
     "MAX_STRING",
 ]
 
@@ -65,6 +66,8 @@ class Variable:
         (``dev->``, ``task->se.``); computed from ``expr`` when ``None``.
     :param key: what makes this child unique among its siblings (defaults to ``name``).
     :param always_hex: show integers in hex whatever the client asks (registers).
+    :param container: ``struct task_struct.tasks`` when this is a member (or an element of an array
+        member) of a struct: what a ``list_head`` links depends on where it lives.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Variable:
     member_prefix: str | None = None
     key: str | None = None
     always_hex: bool = False
+    container: str | None = None
 
     @property
     def stable_key(self) -> str:
@@ -176,7 +180,7 @@ def _read_c_string(prog: drgn.Program, address: int, limit: int) -> tuple[bytes,
     :raises drgn.FaultError: if the first byte cannot be read (a later page failing just ends it).
     """
     data = b""
-    page = 4096
+    page = PAGE_SIZE
     while len(data) < limit:
         chunk = min(limit - len(data), page - (address + len(data)) % page)
         try:
@@ -353,12 +357,6 @@ def _prefix(var: Variable, arrow: bool) -> str | None:
     return _wrap(var.expr) + ("->" if arrow else ".")
 
 
-def child_count(obj: drgn.Object) -> tuple[int, int]:
-    """``(named, indexed)`` children of ``obj``, as :func:`render` reports them."""
-    rendered = render(obj)
-    return rendered.named, rendered.indexed
-
-
 def children(
     var: Variable, *, start: int = 0, count: int | None = None, filter_: str | None = None
 ) -> list[Variable]:
@@ -407,7 +405,7 @@ def _members(obj: drgn.Object, type_: drgn.Type, prefix: str | None) -> list[Var
             continue
         child = obj.member_(member.name)
         expr = f"{prefix}{member.name}" if prefix is not None else None
-        result.append(Variable(member.name, child, expr))
+        result.append(Variable(member.name, child, expr, container=f"{type_.type_name()}.{member.name}"))
     return result
 
 
@@ -441,7 +439,7 @@ def _elements(var: Variable, type_: drgn.Type, start: int, count: int | None) ->
     end = length if count is None or count <= 0 else min(length, start + count)
     base = _wrap(var.expr) if var.expr is not None else None
     return [
-        Variable(f"[{i}]", var.obj[i], f"{base}[{i}]" if base is not None else None)
+        Variable(f"[{i}]", var.obj[i], f"{base}[{i}]" if base is not None else None, container=var.container)
         for i in range(start, end)
     ]
 
@@ -607,3 +605,22 @@ def _scalar_page(
     if kind == drgn.TypeKind.INT and _is_char(plain):
         texts = [f"{t} '{escape_bytes(bytes([v & 0xFF]))}'" for t, v in zip(texts, numbers, strict=True)]
     return ScalarPage(first, texts, type_text, base, size, expr_base)
+
+
+def full_string(obj: drgn.Object, rendered: Rendered, limit: int) -> str:
+    """The value of a ``char`` array or ``char *`` with its string read up to ``limit`` bytes instead of
+    :data:`MAX_STRING` (for copying it out); ``rendered.value`` when that was not cut or ``obj`` is
+    not a string.
+
+    :param rendered: :func:`render` of ``obj``.
+    """
+    if not rendered.value.endswith("..."):
+        return rendered.value
+    try:
+        if obj.type_.unaliased_kind() == drgn.TypeKind.POINTER:
+            data = obj.prog_.read_c_string(obj.value_(), max_size=limit)
+        else:
+            data = obj.string_()[:limit]
+    except (drgn.FaultError, TypeError, ValueError):
+        return rendered.value
+    return f'"{escape_bytes(data)}"'

@@ -1,0 +1,189 @@
+"""``stackTrace`` against crash's ``bt``: the crashed task, D-state tasks, syscall and user labels,
+paging, sources through sourceFileMap/sourceRoot, and a module without debug info."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e._session import (
+    focus_index,
+    normalized_dap_stack,
+    parse_thread_name,
+    source_line,
+    stack_of,
+    stopped_session,
+)
+from tests.helpers.crash_parse import parse_bt, split_tasks
+from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
+
+pytestmark = pytest.mark.timeout(900)
+
+_HEX = re.compile(r"^0x[0-9a-f]+$")
+
+
+def _threads_by_pid(client: Any) -> dict[int, list[int]]:
+    result: dict[int, list[int]] = {}
+    for t in client.call("threads")["threads"]:
+        result.setdefault(parse_thread_name(t["name"])["pid"], []).append(t["id"])
+    return result
+
+
+def test_crashed_task_matches_crash_bt(sample: Any, crash_answers: dict[str, str], tmp_path: Path) -> None:
+    with stopped_session(sample, tmp_path) as (client, stopped):
+        frames = stack_of(client, stopped["body"]["threadId"])
+    # DAP shows call sites for callers, crash return-address lines: lines of the first frame only,
+    # every frame's pc (the return address) exactly.
+    # Without an exception block (sysrq-c) frame #0 after the cut is a caller too: pcs only.
+    has_exception = bool(parse_bt(crash_answers["bt-l"])[0].exceptions)
+    ours = normalized_dap_stack(frames)
+    crash = normalize_crash_bt(crash_answers["bt-l"])
+    assert_stacks_match(ours, crash, check_lines="first" if has_exception else "none")
+
+
+def test_faulting_frame_source_and_line(sample: Any, tmp_path: Path) -> None:
+    expected = sample.expected
+    with stopped_session(sample, tmp_path) as (client, stopped):
+        frames = stack_of(client, stopped["body"]["threadId"])
+    focus = frames[focus_index(frames)]
+    assert focus["name"] == expected["function"]
+    assert Path(focus["source"]["path"]).name == expected["file"] == focus["source"]["name"]
+    assert source_line(focus) == expected["line"] and focus["column"] >= 1
+    assert _HEX.match(focus["instructionPointerReference"])
+    # Frames above the focus are the panic path: subtle, their sources deemphasized.
+    for frame in frames[: focus_index(frames)]:
+        assert frame.get("presentationHint") in ("subtle", "label")
+        if "source" in frame:
+            assert frame["source"]["presentationHint"] == "deemphasize"
+    # How the task got in: the write() system call, arguments from the user registers.
+    assert re.match(r"^write\(fd=\d+, buf=0x[0-9a-f]+, count=\d+\)$", frames[-1]["name"])
+    assert frames[-1]["presentationHint"] == "label"
+
+
+def test_d_state_task_stack_matches_crash(
+    sample_oops: Any, crash_oops: dict[str, str], tmp_path: Path
+) -> None:
+    chunks = {int(c.split()[1]): c for c in split_tasks(crash_oops["foreach-bt"])}
+    with stopped_session(sample_oops, tmp_path) as (client, _):
+        by_pid = _threads_by_pid(client)
+        for pid in sample_oops.expected["d_state_pids"]:
+            frames = stack_of(client, by_pid[pid][0])
+            names = [f["name"] for f in frames]
+            assert "__mutex_lock" in names and "labbug_wait_write" in names, names
+            assert names[-1].startswith("write(fd=")
+            ours = normalized_dap_stack(frames)
+            assert_stacks_match(ours, normalize_crash_bt(chunks[pid]), check_lines="first")
+
+
+def _syscall_names() -> dict[int, str]:
+    """x86-64 system call numbers from the system's kernel headers (linux-libc-dev): the ABI."""
+    text = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h").read_text()
+    return {int(n): name for name, n in re.findall(r"#define __NR_(\w+) (\d+)", text)}
+
+
+def test_syscall_labels_name_each_threads_system_call(
+    sample_oops: Any, crash_oops: dict[str, str], tmp_path: Path
+) -> None:
+    names = _syscall_names()
+    chunks = {int(c.split()[1]): c for c in split_tasks(crash_oops["foreach-bt"])}
+    with stopped_session(sample_oops, tmp_path) as (client, _):
+        by_pid = _threads_by_pid(client)
+        for thread in sample_oops.expected["threads"]:
+            # crash prints the user registers; ORIG_RAX is the system call number.
+            orig_rax = re.findall(r"ORIG_RAX: ([0-9a-f]+)", chunks[thread["tid"]])[-1]
+            syscall = names[int(orig_rax, 16)]
+            assert syscall.endswith(thread["syscall"])  # libc's nanosleep() is clock_nanosleep
+            frames = stack_of(client, by_pid[thread["tid"]][0])
+            label = frames[-1]
+            assert label["presentationHint"] == "label"
+            assert label["name"].startswith(f"{syscall}("), (thread, label["name"])
+            assert _HEX.match(label["instructionPointerReference"])
+            assert int(label["instructionPointerReference"], 16) < 1 << 47  # the user RIP
+
+
+def test_task_running_in_user_mode_shows_its_user_rip(sample_oops: Any, tmp_path: Path) -> None:
+    expected = sample_oops.expected
+    with stopped_session(sample_oops, tmp_path) as (client, _):
+        threads = {parse_thread_name(t["name"])["pid"]: t for t in client.call("threads")["threads"]}
+        spin = threads[expected["spin_pid"]]
+        assert parse_thread_name(spin["name"])["cpu"] == expected["spin_cpu"]
+        frames = stack_of(client, spin["id"])
+    assert len(frames) == 1 and frames[0]["presentationHint"] == "label"
+    assert frames[0]["name"].startswith("── user mode at 0x")
+    assert int(frames[0]["instructionPointerReference"], 16) < 1 << 47
+
+
+def test_idle_tasks_have_stacks(sample: Any, tmp_path: Path) -> None:
+    with stopped_session(sample, tmp_path) as (client, _):
+        idle = _threads_by_pid(client)[0]
+        for thread_id in idle:
+            names = [f["name"] for f in stack_of(client, thread_id)]
+            assert "do_idle" in names and names[-1].startswith(("secondary_startup_64", "start_kernel"))
+
+
+def test_paging_and_stable_frame_ids(sample: Any, tmp_path: Path) -> None:
+    with stopped_session(sample, tmp_path) as (client, stopped):
+        thread_id = stopped["body"]["threadId"]
+        whole = client.call("stackTrace", {"threadId": thread_id})
+        total = whole["totalFrames"]
+        assert total == len(whole["stackFrames"]) > 4
+        pages = []
+        for start in range(0, total, 3):
+            body = client.call("stackTrace", {"threadId": thread_id, "startFrame": start, "levels": 3})
+            assert body["totalFrames"] == total
+            pages += body["stackFrames"]
+        assert pages == whole["stackFrames"]  # same ids, same content
+        beyond = client.call("stackTrace", {"threadId": thread_id, "startFrame": total + 5, "levels": 3})
+        assert beyond["stackFrames"] == [] and beyond["totalFrames"] == total
+        for bad, message in [
+            ({"threadId": 99999}, "unknown threadId 99999"),
+            ({"threadId": "1"}, "'threadId' must be an integer"),
+            ({"threadId": thread_id, "levels": -1}, "'levels' must be at least 0"),
+        ]:
+            response = client.request("stackTrace", bad)
+            assert not response["success"] and message in response["message"]
+
+
+def test_source_file_map_and_source_root(sample_oops: Any, tmp_path: Path) -> None:
+    with stopped_session(sample_oops, tmp_path / "a") as (client, stopped):
+        frames = stack_of(client, stopped["body"]["threadId"])
+    module_frame = next(f for f in frames if f.get("moduleId") == "labbug")
+    dwarf_dir = str(Path(module_frame["source"]["path"]).parent)
+    vfs = next(f for f in frames if f["name"] == "vfs_write")
+    assert vfs["source"]["path"] == "fs/read_write.c"  # as DWARF names it, still a path and line
+    assert vfs["source"]["sourceReference"] > 0 and source_line(vfs) > 0  # opens as a listing
+    assert vfs["source"]["origin"].startswith(f"fs/read_write.c:{source_line(vfs)} is not on this machine")
+    tree = tmp_path / "linux"
+    (tree / "fs").mkdir(parents=True)
+    shutil.copy(Path(__file__), tree / "fs/read_write.c")
+    with stopped_session(
+        sample_oops,
+        tmp_path / "b",
+        sourceFileMap={dwarf_dir: str(sample_oops.module_source_dir)},
+        sourceRoot=str(tree),
+    ) as (client, stopped):
+        frames = stack_of(client, stopped["body"]["threadId"])
+    module_frame = next(f for f in frames if f.get("moduleId") == "labbug")
+    assert module_frame["source"]["path"] == str(sample_oops.module_source_dir / "labbug.c")
+    assert "origin" not in module_frame["source"]  # found on disk
+    vfs = next(f for f in frames if f["name"] == "vfs_write")
+    assert vfs["source"]["path"] == str(tree / "fs/read_write.c") and "origin" not in vfs["source"]
+    assert "sourceReference" not in vfs["source"]  # the file itself opens
+    proc = next(f for f in frames if f["name"] == "proc_reg_write")
+    assert proc["source"]["path"] == str(tree / "fs/proc/inode.c") and "origin" in proc["source"]
+
+
+def test_module_without_debug_info_still_shows_symbols(sample_oops: Any, tmp_path: Path) -> None:
+    expected = sample_oops.expected
+    with stopped_session(sample_oops, tmp_path, debugInfo=[]) as (client, stopped):
+        frames = stack_of(client, stopped["body"]["threadId"])
+        warnings = [e["body"]["output"] for e in client.events if e["event"] == "output"]
+    first = frames[0]
+    assert first["name"] == f"{expected['function']}+{expected['rip_offset']:#x}"
+    assert first["presentationHint"] == "subtle" and first["moduleId"] == "labbug" and "source" not in first
+    names = [f["name"] for f in frames]
+    assert any(n.startswith("labbug_trigger_write+0x") for n in names) and "vfs_write" in names
+    assert any("no debug info for 1 kernel module(s): labbug" in w for w in warnings)

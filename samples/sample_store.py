@@ -226,6 +226,8 @@ def _placeholders(sample: Sample, kernel_source: Path | None) -> dict[str, str]:
         kernel_source = cache_root() / "kernel-source" / version / source_package(version)
     return {
         "@SAMPLE_DIR@": str(sample.dir),
+        # The sample's dump, or its variant's file (lossy-d31: vmcore-d31) for load_sample(dir, variant).
+        "@VMCORE@": str(sample.vmcore),
         "@VMLINUX@": str(sample.vmlinux),
         "@DEBUG_INFO_DIR@": str(sample.debug_info_dir),
         # Debian builds in /build/reproducible-path/linux-<upstream version>.

@@ -114,7 +114,7 @@ def _announce_stop(session: Session, state: DumpState) -> None:
     assert dump is not None
     session.output(f"vmcore-dap: opened {dump.config.vmcore}: {dump.filter_description}\n")
     for warning in dump.warnings:
-        important = "truncated" in warning or "corrupt" in warning
+        important = any(word in warning for word in ("truncated", "corrupt", "cannot be read"))
         session.output(f"vmcore-dap: warning: {warning}\n", category="important" if important else "console")
     thread_id, reason = _stop_target(state)
     state.stopped_thread_id = thread_id

@@ -20,6 +20,7 @@ fields a thread list shows are read as one block per task (:class:`_Layout`: fro
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import drgn
@@ -28,6 +29,8 @@ from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu, task_state_to_char
 
 from vmcore_dap.dump.arch import arch_of
+from vmcore_dap.dump.kernel.lists import ListWalk, bounded_list_entries
+from vmcore_dap.dump.memory.page_filter import explain_unreadable
 from vmcore_dap.dump.values.render import escape_bytes
 
 __all__ = [
@@ -308,6 +311,37 @@ def _pid_limit(prog: drgn.Program) -> int:
         return 1 << 22
 
 
+def _tasks_on_lists(prog: drgn.Program) -> Iterator[drgn.Object]:
+    """Every task the kernel's own lists reach, for when the PID table cannot be read: processes on
+    ``init_task.tasks`` and each one's threads on ``signal->thread_head`` (``thread_node``, Linux
+    v3.14 and later), each list walked from both ends so an unreadable node hides only what lies
+    between its neighbours. A task may come more than once."""
+    leaders = prog["init_task"].tasks.address_of_()
+    for link in ("next", "prev"):
+        for leader in bounded_list_entries(leaders, "struct task_struct", "tasks", ListWalk(), link=link):
+            yield leader
+            try:
+                threads = leader.signal.thread_head.address_of_()
+            except drgn.FaultError:
+                continue
+            for thread_link in ("next", "prev"):
+                yield from bounded_list_entries(
+                    threads, "struct task_struct", "thread_node", ListWalk(), link=thread_link
+                )
+
+
+def _unreadable_pid_table(prog: drgn.Program, address: int, before: int, found: int, lost: int) -> str:
+    """Say that (and why) the PID table could not be read, and what the task lists recovered:
+    not "corrupt", since the usual cause is a dump that left its pages out."""
+    why = explain_unreadable(prog, address)
+    lost_text = f"; {lost} more tasks on those lists are unreadable themselves" if lost else ""
+    return (
+        f"the kernel's PID table cannot be read at {address:#x}: {why}. Listed {before} tasks from the "
+        f"PID table and {found} more from the kernel's task lists (init_task.tasks, each process's "
+        f"threads){lost_text}; tasks reachable only through the PID table are missing"
+    )
+
+
 def list_tasks(
     prog: drgn.Program, first: drgn.Object | None = None, problems: list[str] | None = None
 ) -> list[TaskInfo]:
@@ -343,9 +377,19 @@ def list_tasks(
                 seen.add(address)
                 others.append(_describe(layout, task, address, running))
     except drgn.FaultError as exc:
-        if not others:
-            raise
-        problem = f"unreadable at {exc.address:#x} after {len(others)} tasks"
+        before = len(others)
+        lost = 0
+        for task in _tasks_on_lists(prog):
+            address = task.value_()
+            if address in seen:
+                continue
+            seen.add(address)
+            try:
+                others.append(_describe(layout, task, address, running))
+            except drgn.FaultError:
+                lost += 1
+        if problems is not None:
+            problems.append(_unreadable_pid_table(prog, exc.address, before, len(others) - before, lost))
     if problem is not None and problems is not None:
         problems.append(f"the kernel's PID table is corrupt: {problem}; the thread list may be incomplete")
     others.sort(key=lambda t: (t.pid, t.address))

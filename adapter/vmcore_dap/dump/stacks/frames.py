@@ -130,6 +130,12 @@ def _kallsyms(prog: drgn.Program) -> drgn.SymbolIndex | None:
 
         try:
             prog.cache["vmcore_dap_kallsyms"] = load_vmlinux_kallsyms(prog)
+        except drgn.MissingDebugInfoError as exc:
+            # Expected before Linux 6.0 (commit f09bddbd8661, "vmcoreinfo: add kallsyms_num_syms
+            # symbol", and its series put kallsyms in VMCOREINFO): Debian 11's 5.10 has none. The
+            # vmlinux's ELF symbols name the same code, so one quiet line, not a traceback.
+            log.info("kallsyms not in VMCOREINFO (%s); naming code from the vmlinux's symbols", exc)
+            prog.cache["vmcore_dap_kallsyms"] = None
         except Exception:  # noqa: BLE001 - ELF symbols are the fallback
             log.warning("cannot load the kernel's kallsyms", exc_info=True)
             prog.cache["vmcore_dap_kallsyms"] = None

@@ -1,0 +1,170 @@
+"""The kernel differences issue 14 found on the x86-64 kernels of the matrix, each on its real sample.
+
+- Linux >= 6.4 splits a module's memory (``struct module.mem[]``): the Modules view, the language
+  server and triage must not stop at drgn's "module has multiple address ranges" (Debian 13's 6.12,
+  sid's 7.2).
+- 7.x's ``struct taint_flag`` has no ``module`` member (sid's 7.2).
+- 5.10 has no kallsyms in VMCOREINFO: one quiet log line, no traceback (Debian 11's 5.10).
+- ``CONFIG_X86_FRED`` (sid's 7.2): the user registers sit 16 bytes lower; the write() row stays.
+- makedumpfile -d 31 on 7.2 drops slab pages: diagnosed, and every task still listed.
+
+crash's answers for these kernels are not trusted for modules (crash 9.0 reads 7.2 only with
+``--no_modules``), so the oracles here are the guest's own log (dmesg.txt, written by the crashed
+kernel: "Modules linked in: labbug(OE)"), plain drgn on the same dump, and, for the lossy dump, the
+complete dump of the same guest run (same directory).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import drgn
+import pytest
+from drgn.helpers.linux.list import list_for_each_entry
+from drgn.helpers.linux.pid import for_each_task
+from samples.sample_store import Sample, ensure_sample, load_sample
+from tests.e2e._session import open_sample_dump, parse_thread_name, stack_of, stopped_session
+
+from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.lsp.dump_session import DumpSession
+
+pytestmark = pytest.mark.timeout(900)
+
+#: x86-64 kernels of the matrix whose modules have split memory (Linux >= 6.4).
+SPLIT_MODULE_KERNELS = ("deb13-6.12-amd64", "sid-7-amd64")
+
+_samples: dict[tuple[str, str, str | None], Sample] = {}
+
+
+def _sample(scenario: str, kernel: str, variant: str | None = None) -> Sample:
+    key = (scenario, kernel, variant)
+    if key not in _samples:
+        _samples[key] = ensure_sample(scenario, kernel=kernel, variant=variant)
+    return _samples[key]
+
+
+@pytest.fixture(scope="module", params=SPLIT_MODULE_KERNELS)
+def split_oops(request: pytest.FixtureRequest) -> Sample:
+    """The oops-null sample (labbug loaded) of a kernel with split module memory."""
+    return _sample("oops-null", request.param)
+
+
+def _modules_linked_in(sample: Sample) -> dict[str, str]:
+    text = Path(sample.dmesg).read_text(errors="replace")
+    lines = re.findall(r"Modules linked in: (.*)", text)
+    assert lines, "the guest's log has no 'Modules linked in' line"
+    return dict(re.findall(r"(\S+?)\((\w+)\)", lines[-1]))
+
+
+def _stderr(client: Any) -> str:
+    return b"".join(client._stderr).decode(errors="replace")
+
+
+def test_modules_view_on_split_module_memory(split_oops: Sample, tmp_path: Path) -> None:
+    linked = _modules_linked_in(split_oops)
+    with stopped_session(split_oops, tmp_path) as (client, _):
+        body = client.call("modules", {})
+        ours = {m["name"]: m for m in body["modules"]}
+        assert "module has multiple address ranges" not in _stderr(client)
+    # The kernel's own log says which modules were loaded and their taints (7.2: no taint_flag.module).
+    assert set(ours) == set(linked) | {"kernel"}, (ours.keys(), linked)
+    for name, letters in linked.items():
+        assert sorted(ours[name]["taints"]) == sorted(letters), ours[name]
+    # Base, size and struct module address from plain drgn: mem[MOD_TEXT] (v6.4's struct module).
+    prog = open_sample_dump(split_oops).prog
+    for mod in list_for_each_entry("struct module", prog["modules"].address_of_(), "list"):
+        name = mod.name.string_().decode()
+        text = mod.mem[prog.constant("MOD_TEXT")]
+        module = ours[name]
+        assert int(module["structModule"], 16) == mod.value_()
+        assert int(module["base"], 16) == text.base.value_()
+        assert module["size"] == text.size.value_()
+        low, high = (int(x, 16) for x in module["addressRange"].split("-"))
+        assert (low, high) == (text.base.value_(), text.base.value_() + text.size.value_())
+
+
+def test_language_server_indexes_module_sources_on_split_module_memory(split_oops: Sample) -> None:
+    config = LaunchConfig.from_arguments(
+        {
+            "vmcore": str(split_oops.vmcore),
+            "vmlinux": str(split_oops.vmlinux),
+            "debugInfo": [str(p) for p in split_oops.debug_info],
+        }
+    )
+    roots = DumpSession(config).index_roots()
+    # labbug's DWARF names its source file, which is in the sample (the module was built there).
+    assert Path(split_oops.dir, split_oops.manifest["module_source_dir"]).resolve() in roots, roots
+
+
+def test_write_row_at_the_bottom_with_fred(tmp_path: Path) -> None:
+    """sid's 7.2 has CONFIG_X86_FRED: the crashed task's user registers (16 bytes lower) still give
+    the write() system call the guest made, with the fd the guest's shell wrote to."""
+    sample = _sample("oops-null", "sid-7-amd64")
+    prog = open_sample_dump(sample).prog
+    assert prog.symbol("asm_fred_entrypoint_user"), "the sid kernel is no longer built with FRED"
+    with stopped_session(sample, tmp_path) as (client, stopped):
+        frames = stack_of(client, stopped["body"]["threadId"])
+    assert re.match(r"^write\(fd=\d+, buf=0x[0-9a-f]+, count=\d+\)$", frames[-1]["name"]), frames[-1]
+    assert frames[-1]["presentationHint"] == "label"
+
+
+def test_5_10_without_kallsyms_logs_one_quiet_line(tmp_path: Path) -> None:
+    sample = _sample("sysrq-c", "deb11-5.10-amd64")
+    with stopped_session(sample, tmp_path) as (client, stopped):
+        for thread in client.call("threads")["threads"]:
+            stack_of(client, thread["id"])
+        stderr = _stderr(client)
+    log = (tmp_path / "adapter.log").read_text(errors="replace")
+    assert "Traceback" not in stderr and "kallsyms" not in stderr, stderr
+    assert "Traceback" not in log
+    assert log.count("kallsyms not in VMCOREINFO") == 1, log[-4000:]
+
+
+def _pid_table_readable(prog: drgn.Program) -> bool:
+    try:
+        for _ in for_each_task(prog):
+            pass
+    except drgn.FaultError:
+        return False
+    return True
+
+
+def _thread_names(client: Any) -> set[tuple[int, str]]:
+    infos = [parse_thread_name(t["name"]) for t in client.call("threads")["threads"]]
+    assert not [info for info in infos if info["state"] == "?"], "a task's state could not be read"
+    return {(info["pid"], info["comm"]) for info in infos}
+
+
+def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
+    good = _sample("sysrq-c", "sid-7-amd64")
+    lossy = load_sample(good.dir, "lossy-d31")
+    assert lossy.vmcore != good.vmcore and lossy.vmcore.parent == good.dir
+    with stopped_session(good, tmp_path / "good") as (client, _):
+        complete = _thread_names(client)
+    with stopped_session(lossy, tmp_path / "lossy") as (client, _):
+        listed = _thread_names(client)
+        output = "".join(e["body"]["output"] for e in client.events if e["event"] == "output")
+    # Whether this run's -d 31 file lost the PID table is a race of the build: ask plain drgn.
+    pid_table_lost = not _pid_table_readable(open_sample_dump(lossy).prog)
+    assert "corrupt" not in output, output
+    if pid_table_lost:
+        warning = next(line for line in output.splitlines() if "PID table cannot be read" in line)
+        assert "slab page" in warning and "-d 23" in warning and "raw ELF" in warning, warning
+        assert "The kernel version is not supported" in warning, warning
+        found = re.search(r"Listed (\d+) tasks from the PID table and (\d+) more", warning)
+        assert found, warning
+    # Names come from the task structs, not "[?]", and no task of the complete dump is invented.
+    assert listed <= complete, listed - complete
+    missing = complete - listed
+    assert not missing or pid_table_lost, missing
+    # Every task the kernel's lists reach in the lossy dump is listed (plain drgn, same lists).
+    prog = open_sample_dump(lossy).prog
+    reached = set()
+    try:
+        for task in list_for_each_entry("struct task_struct", prog["init_task"].tasks.address_of_(), "tasks"):
+            reached.add((task.pid.value_(), task.comm.string_().decode(errors="replace")))
+    except drgn.FaultError:
+        pass  # the adapter walks on from the other end; this check covers the readable part
+    assert reached and reached <= listed, reached - listed

@@ -146,6 +146,13 @@ def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
     with stopped_session(lossy, tmp_path / "lossy") as (client, _):
         listed = _thread_names(client)
         output = "".join(e["body"]["output"] for e in client.events if e["event"] == "output")
+        start = len(client.events)
+        sys_response = client.request("evaluate", {"expression": "sys", "context": "repl"})
+        sys_text = "".join(e["body"]["output"] for e in client.events[start:] if e["event"] == "output")
+        sys_text += sys_response.get("body", {}).get("result", "")
+    # The console's sys keeps its TASKS line: every task the adapter lists (idle ones included).
+    assert sys_response["success"], sys_response
+    assert re.search(rf"^\s+TASKS: {len(listed)}$", sys_text, re.M), sys_text
     # Whether this run's -d 31 file lost the PID table is a race of the build: ask plain drgn.
     pid_table_lost = not _pid_table_readable(open_sample_dump(lossy).prog)
     assert "corrupt" not in output, output
@@ -155,6 +162,7 @@ def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
         assert "The kernel version is not supported" in warning, warning
         found = re.search(r"Listed (\d+) tasks from the PID table and (\d+) more", warning)
         assert found, warning
+        assert "PID table cannot be read" in sys_text, sys_text  # sys's one line about it
     # Names come from the task structs, not "[?]", and no task of the complete dump is invented.
     assert listed <= complete, listed - complete
     missing = complete - listed

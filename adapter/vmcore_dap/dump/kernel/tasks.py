@@ -39,7 +39,9 @@ __all__ = [
     "is_kernel_thread",
     "list_tasks",
     "running_tasks",
+    "unreadable_pid_table",
     "task_info",
+    "tasks_on_lists",
     "thread_size",
 ]
 
@@ -311,7 +313,7 @@ def _pid_limit(prog: drgn.Program) -> int:
         return 1 << 22
 
 
-def _tasks_on_lists(prog: drgn.Program) -> Iterator[drgn.Object]:
+def tasks_on_lists(prog: drgn.Program) -> Iterator[drgn.Object]:
     """Every task the kernel's own lists reach, for when the PID table cannot be read: processes on
     ``init_task.tasks`` and each one's threads on ``signal->thread_head`` (``thread_node``, Linux
     v3.14 and later), each list walked from both ends so an unreadable node hides only what lies
@@ -330,7 +332,7 @@ def _tasks_on_lists(prog: drgn.Program) -> Iterator[drgn.Object]:
                 )
 
 
-def _unreadable_pid_table(prog: drgn.Program, address: int, before: int, found: int, lost: int) -> str:
+def unreadable_pid_table(prog: drgn.Program, address: int, before: int, found: int, lost: int) -> str:
     """Say that (and why) the PID table could not be read, and what the task lists recovered:
     not "corrupt", since the usual cause is a dump that left its pages out."""
     why = explain_unreadable(prog, address)
@@ -379,7 +381,7 @@ def list_tasks(
     except drgn.FaultError as exc:
         before = len(others)
         lost = 0
-        for task in _tasks_on_lists(prog):
+        for task in tasks_on_lists(prog):
             address = task.value_()
             if address in seen:
                 continue
@@ -389,7 +391,7 @@ def list_tasks(
             except drgn.FaultError:
                 lost += 1
         if problems is not None:
-            problems.append(_unreadable_pid_table(prog, exc.address, before, len(others) - before, lost))
+            problems.append(unreadable_pid_table(prog, exc.address, before, len(others) - before, lost))
     if problem is not None and problems is not None:
         problems.append(f"the kernel's PID table is corrupt: {problem}; the thread list may be incomplete")
     others.sort(key=lambda t: (t.pid, t.address))

@@ -137,6 +137,14 @@ def _thread_names(client: Any) -> set[tuple[int, str]]:
     return {(info["pid"], info["comm"]) for info in infos}
 
 
+def _console(client: Any, line: str) -> str:
+    """A console line's whole text (its output events); the line must succeed."""
+    start = len(client.events)
+    response = client.request("evaluate", {"expression": line, "context": "repl"}, timeout=300)
+    assert response["success"], response
+    return "".join(e["body"]["output"] for e in client.events[start:] if e["event"] == "output")
+
+
 def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
     good = _sample("sysrq-c", "sid-7-amd64")
     lossy = load_sample(good.dir, "lossy-d31")
@@ -146,13 +154,17 @@ def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
     with stopped_session(lossy, tmp_path / "lossy") as (client, _):
         listed = _thread_names(client)
         output = "".join(e["body"]["output"] for e in client.events if e["event"] == "output")
-        start = len(client.events)
-        sys_response = client.request("evaluate", {"expression": "sys", "context": "repl"})
-        sys_text = "".join(e["body"]["output"] for e in client.events[start:] if e["event"] == "output")
-        sys_text += sys_response.get("body", {}).get("result", "")
-    # The console's sys keeps its TASKS line: every task the adapter lists (idle ones included).
-    assert sys_response["success"], sys_response
+        sys_text = _console(client, "sys")
+        ps_text = _console(client, "ps")
+    # The console's sys keeps its TASKS line and ps its rows: every task the adapter lists.
     assert re.search(rf"^\s+TASKS: {len(listed)}$", sys_text, re.M), sys_text
+    ps_rows = {
+        (int(m[1]), m[2])
+        for m in re.finditer(
+            r"^>?\s*(\d+)\s+\d+\s+\d+\s+[0-9a-f]+\s+\S+\s+[\d.]+\s+\d+\s+\d+\s+\[?(.*?)\]?$", ps_text, re.M
+        )
+    }
+    assert ps_rows == listed, (ps_rows ^ listed, ps_text[-3000:])
     # Whether this run's -d 31 file lost the PID table is a race of the build: ask plain drgn.
     pid_table_lost = not _pid_table_readable(open_sample_dump(lossy).prog)
     assert "corrupt" not in output, output
@@ -163,6 +175,7 @@ def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
         found = re.search(r"Listed (\d+) tasks from the PID table and (\d+) more", warning)
         assert found, warning
         assert "PID table cannot be read" in sys_text, sys_text  # sys's one line about it
+        assert "PID table cannot be read" in ps_text, ps_text[-3000:]
     # Names come from the task structs, not "[?]", and no task of the complete dump is invented.
     assert listed <= complete, listed - complete
     missing = complete - listed

@@ -24,8 +24,15 @@ import drgn
 import pytest
 from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.pid import for_each_task
-from samples.sample_store import Sample, ensure_sample, load_sample
-from tests.e2e._session import open_sample_dump, parse_thread_name, stack_of, stopped_session
+from samples.sample_store import MatrixSample, Sample, ensure_sample, load_sample, samples_under_test
+from tests.e2e._session import (
+    focus_index,
+    open_sample_dump,
+    parse_thread_name,
+    source_line,
+    stack_of,
+    stopped_session,
+)
 
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.lsp.dump_session import DumpSession
@@ -189,3 +196,59 @@ def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
     except drgn.FaultError:
         pass  # the adapter walks on from the other end; this check covers the readable part
     assert reached and reached <= listed, reached - listed
+
+
+#: The x86-64 samples of this run (``make test``: sysrq-c on every kernel; ``make test-matrix``: all).
+X86_SAMPLES = [
+    spec
+    for spec in samples_under_test()
+    if spec.kernel.endswith("-amd64") and spec.scenario == "sysrq-c" and spec.variant is None
+]
+
+
+@pytest.mark.parametrize("spec", X86_SAMPLES, ids=lambda spec: spec.label)
+def test_sysrq_c_on_every_x86_kernel(spec: MatrixSample, tmp_path: Path) -> None:
+    """The first screen, Threads, the crashed stack down to its write() row, its registers, Modules,
+    the console and disassembly, on each x86-64 kernel: against the guest's own facts (what the
+    guest's /init ran: ``echo c > /proc/sysrq-trigger`` from sh, PID in its LABFACT line) and plain
+    drgn's task count (crash's answers per kernel come with crash-oracles)."""
+    sample = _sample(spec.scenario, spec.kernel, spec.variant)
+    expected = sample.expected
+    prog = open_sample_dump(sample).prog
+    drgn_tasks = sum(1 for _ in for_each_task(prog, idle=True))
+    with stopped_session(sample, tmp_path) as (client, stopped):
+        threads = client.call("threads")["threads"]
+        crashed = next(t for t in threads if t["id"] == stopped["body"]["threadId"])
+        frames = stack_of(client, crashed["id"])
+        focus = frames[focus_index(frames)]
+        scopes = {
+            s["name"]: s["variablesReference"]
+            for s in client.call("scopes", {"frameId": focus["id"]})["scopes"]
+        }
+        registers = client.call("variables", {"variablesReference": scopes["Registers"]})["variables"]
+        modules = client.call("modules", {})["modules"]
+        listing = client.call(
+            "disassemble",
+            {"memoryReference": focus["instructionPointerReference"], "instructionCount": 8},
+        )["instructions"]
+        bt = _console(client, "bt")
+        sys_text = _console(client, "sys")
+        stderr = _stderr(client)
+    assert len(threads) == drgn_tasks
+    info = parse_thread_name(crashed["name"])
+    assert (info["pid"], info["comm"]) == (expected["crashed_pid"], expected["crashed_comm"])
+    assert focus["name"] == expected["function"]
+    assert Path(focus["source"]["path"]).name == expected["file"]
+    assert source_line(focus) == expected["line"]
+    # sh's `echo c > /proc/sysrq-trigger`: fd 1, two bytes ("c\n"), from the user registers
+    # (16 bytes lower with FRED, sid's 7.x).
+    assert re.match(r"^write\(fd=1, buf=0x[0-9a-f]+, count=2\)$", frames[-1]["name"]), frames[-1]
+    assert {"rip", "rsp"} <= {r["name"] for r in registers} and all(
+        r["value"].startswith("0x") for r in registers
+    )
+    assert modules[0]["name"] == "kernel" and modules[0]["version"].startswith(sample.kernel_release)
+    assert listing and listing[0]["address"] == focus["instructionPointerReference"]
+    assert expected["function"] in bt
+    assert re.search(rf"^\s+TASKS: {drgn_tasks}$", sys_text, re.M), sys_text
+    assert re.search(rf"^\s+RELEASE: {re.escape(sample.kernel_release)}$", sys_text, re.M), sys_text
+    assert "Traceback" not in stderr, stderr

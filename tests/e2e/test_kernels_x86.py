@@ -6,7 +6,10 @@
 - 7.x's ``struct taint_flag`` has no ``module`` member (sid's 7.2).
 - 5.10 has no kallsyms in VMCOREINFO: one quiet log line, no traceback (Debian 11's 5.10).
 - ``CONFIG_X86_FRED`` (sid's 7.2): the user registers sit 16 bytes lower; the write() row stays.
-- makedumpfile -d 31 on 7.2 drops slab pages: diagnosed, and every task still listed.
+- makedumpfile -d 31 on 7.2 drops slab pages: diagnosed, every task still listed, the console's
+  ``sys`` and ``ps`` still answer.
+- and the sysrq-c sample of every x86-64 kernel of the run, end to end (first screen, Threads, the
+  crashed stack to its write() row, Registers, Modules, disassembly, the console).
 
 crash's answers for these kernels are not trusted for modules (crash 9.0 reads 7.2 only with
 ``--no_modules``), so the oracles here are the guest's own log (dmesg.txt, written by the crashed
@@ -24,7 +27,14 @@ import drgn
 import pytest
 from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.pid import for_each_task
-from samples.sample_store import MatrixSample, Sample, ensure_sample, load_sample, samples_under_test
+from samples.sample_store import (
+    MatrixSample,
+    Sample,
+    ensure_sample,
+    launch_configuration,
+    load_sample,
+    samples_under_test,
+)
 from tests.e2e._session import (
     focus_index,
     open_sample_dump,
@@ -156,6 +166,8 @@ def test_lossy_d31_dump_diagnosed_and_every_task_listed(tmp_path: Path) -> None:
     good = _sample("sysrq-c", "sid-7-amd64")
     lossy = load_sample(good.dir, "lossy-d31")
     assert lossy.vmcore != good.vmcore and lossy.vmcore.parent == good.dir
+    # The sample's launch.json opens the variant's file, not the complete dump beside it.
+    assert launch_configuration(lossy)["configurations"][0]["vmcore"] == str(lossy.vmcore)
     with stopped_session(good, tmp_path / "good") as (client, _):
         complete = _thread_names(client)
     with stopped_session(lossy, tmp_path / "lossy") as (client, _):

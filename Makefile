@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # The version the wheel and the .vsix carry (package.json's = adapter/vmcore_dap/__init__.py's).
 VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
-.PHONY: all setup setup-node package samples samples-matrix crash oracle demo test test-python \
+.PHONY: all setup setup-node package samples samples-matrix crash oracle oracle-matrix demo test test-python \
 	test-extension test-matrix bench lint clean-venv
 
 all: test
@@ -34,11 +34,16 @@ samples: setup
 samples-matrix: samples
 	@$(PY) samples/make-vmcore --matrix
 
+# Debian's crash packages the oracle runs (samples/crash-builds.json), extracted into the cache.
 crash: setup
-	@samples/build-crash >/dev/null
+	@$(PY) samples/crash_builds.py >/dev/null
 
+# crash's answers about each sample (samples/crash_choice.py says which crash reads which dump).
 oracle: samples crash
 	@$(PY) samples/crash_oracle.py --all
+
+oracle-matrix: samples-matrix crash
+	@VMCORE_DAP_MATRIX=1 $(PY) samples/crash_oracle.py --all
 
 demo: setup
 	@$(PY) samples/make-vmcore oops-null
@@ -55,8 +60,9 @@ test-extension: package samples
 test: test-python test-extension
 
 # The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
-test-matrix: samples-matrix
-	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
+test-matrix: oracle-matrix
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/samples/test_oracle.py \
+		$(PYTEST_ARGS)
 
 bench: oracle
 	@$(PY) bench/run.py

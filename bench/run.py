@@ -44,10 +44,12 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
+def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
+    from samples.crash_oracle import crash_command
     from samples.sample_store import ensure_sample
 
     sample = ensure_sample(scenario)
+    crash = crash_command(sample)
     rounds: dict[str, list[Any]] = {
         "first": [],
         "all": [],
@@ -60,8 +62,8 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("first", lambda: measure.adapter_first_picture(sample)),
         ("all", lambda: measure.adapter_all_stacks(sample)),
-        ("crash_bt", lambda: measure.crash_run(crash, sample, ["bt"])),
-        ("crash_foreach", lambda: measure.crash_run(crash, sample, ["foreach bt"])),
+        ("crash_bt", lambda: measure.crash_run(crash.argv, sample, ["bt"])),
+        ("crash_foreach", lambda: measure.crash_run(crash.argv, sample, ["foreach bt"])),
         ("drgn", lambda: measure.drgn_first_stack(sample)),
         ("groups", lambda: measure.adapter_kernel_view_groups(sample)),
         ("lsp", lambda: measure.lsp_first_code_lens(sample)),
@@ -81,6 +83,7 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         notes.append(f"the language server put no code lens on {measure.LENS_FILE}")
     return {
         "scenario": scenario,
+        "crash": crash.describe,
         "tasks": tasks,
         "runs": runs,
         "first_picture": _median([r.first_picture for r in first]),
@@ -190,20 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    from samples.crash_oracle import crash_binary, crash_version
-
-    crash = crash_binary()
     started = time.monotonic()
     load_at_start = load_average()
     results = []
     for scenario in [s for s in args.samples.split(",") if s]:
         _progress(f"{scenario}: {args.runs} rounds")
-        results.append(_bench_sample(scenario, args.runs, crash))
+        results.append(_bench_sample(scenario, args.runs))
     tables = {r["scenario"]: (r, _rows(r)) for r in results}
     text = render(
         tables,
         machine=machine_description(load_at_start),
-        crash_version=crash_version(crash),
+        crash_version="; ".join(sorted({r["crash"] for r in results})),
         runs=args.runs,
         elapsed=time.monotonic() - started,
         drgn_script=measure.DRGN_SCRIPT,
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_triage:
         from bench.triage_bench import measure_triage, render_triage
 
-        text += "\n" + render_triage(measure_triage(crash, args.runs, _progress))
+        text += "\n" + render_triage(measure_triage(args.runs, _progress))
     print(text)
     args.output.write_text(text + _kept_analysis(args.output))
     _progress(f"written to {args.output}")

@@ -20,13 +20,15 @@ complete dump of the same guest run (same directory).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import drgn
 import pytest
 from drgn.helpers.linux.list import list_for_each_entry
-from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.pid import find_task, for_each_task
+from drgn.helpers.linux.sched import idle_task
 from samples.sample_store import (
     MatrixSample,
     Sample,
@@ -35,16 +37,21 @@ from samples.sample_store import (
     load_sample,
     samples_under_test,
 )
+from tests.conftest import get_crash_answers
 from tests.e2e._session import (
     focus_index,
+    normalized_dap_stack,
     open_sample_dump,
     parse_thread_name,
     source_line,
     stack_of,
     stopped_session,
 )
+from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps, split_tasks
+from tests.helpers.stack_normalize import normalize_crash_bt
 
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.dump.stacks.normalize import normalize_drgn_trace
 from vmcore_dap.lsp.dump_session import DumpSession
 
 pytestmark = pytest.mark.timeout(900)
@@ -264,3 +271,54 @@ def test_sysrq_c_on_every_x86_kernel(spec: MatrixSample, tmp_path: Path) -> None
     assert re.search(rf"^\s+TASKS: {drgn_tasks}$", sys_text, re.M), sys_text
     assert re.search(rf"^\s+RELEASE: {re.escape(sample.kernel_release)}$", sys_text, re.M), sys_text
     assert "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("spec", X86_SAMPLES, ids=lambda spec: spec.label)
+def test_threads_and_every_stack_equal_crash_on_every_x86_kernel(spec: MatrixSample, tmp_path: Path) -> None:
+    """Threads = crash's ``ps`` and every task's stack = crash's ``foreach bt`` (the normalisation
+    rule), with the crash the oracle table picks for the kernel (samples/crash_choice.py). Where the
+    table distrusts crash's callers (9.0.2 on 7.x mixes stale return addresses into stacks), the
+    callers are plain drgn's own unwinding of the same task instead, and the test says so."""
+    sample = _sample(spec.scenario, spec.kernel, spec.variant)
+    answers = get_crash_answers(spec.scenario, spec.kernel, spec.variant)
+    ps = parse_ps(answers["ps"])
+    with stopped_session(sample, tmp_path) as (client, _):
+        threads = client.call("threads")["threads"]
+        stacks = {t["id"]: stack_of(client, t["id"]) for t in threads}
+    ours = {t["id"]: parse_thread_name(t["name"]) for t in threads}
+    assert Counter((t["pid"], t["state"], t["comm"]) for t in ours.values()) == Counter(
+        (row.pid, CRASH_STATE_TO_LETTER[row.state], row.name) for row in ps
+    )
+    crash_by_task = {_crash_key(chunk): chunk for chunk in split_tasks(answers["foreach-bt"])}
+    callers_trusted = answers.trusts("foreach-bt", "callers")
+    prog = None if callers_trusted else open_sample_dump(sample).prog
+    problems: dict[str, list[str]] = {}
+    for thread_id, frames in stacks.items():
+        key = (ours[thread_id]["pid"], ours[thread_id]["comm"])
+        if callers_trusted:
+            functions = [f.function for f in normalize_crash_bt(crash_by_task[key])]
+        else:  # 7.x: crash 9.0.2's callers are distrusted, plain drgn's unwinding is the oracle
+            assert prog is not None
+            functions = [f.function for f in normalize_drgn_trace(prog.stack_trace(_task_of(prog, *key)))]
+        mine = [f.function for f in normalized_dap_stack(frames)]
+        if not answers.trusts("foreach-bt", "panic-frame") and "panic" not in functions and "panic" in mine:
+            mine.remove("panic")  # crash 8.0.6 drops panic()'s frame when panic() calls vpanic() (6.12)
+        if mine != functions:
+            problems[f"PID {key[0]} {key[1]}"] = [*mine, "≠", *functions]
+    assert not problems, f"{len(problems)} of {len(stacks)} stacks differ: {list(problems.items())[:3]}"
+
+
+def _crash_key(chunk: str) -> tuple[int, str]:
+    """(PID, COMMAND) of one task of crash's ``foreach bt``."""
+    header = re.match(r'PID:\s*(\d+)\s+TASK:.*COMMAND:\s*"(.*)"', chunk)
+    assert header, chunk[:200]
+    return int(header[1]), header[2]
+
+
+def _task_of(prog: drgn.Program, pid: int, comm: str) -> drgn.Object:
+    """The task of a thread row: an idle task by its CPU (``swapper/N``), any other by PID."""
+    if pid == 0:
+        return idle_task(prog, int(comm.split("/")[1]))
+    task = find_task(prog, pid)
+    assert task, f"PID {pid} not found by plain drgn"
+    return task

@@ -71,7 +71,7 @@ test-fresh:
 # The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
 test-matrix: oracle-matrix
 	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/samples/test_oracle.py \
-		$(PYTEST_ARGS)
+		tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
 
 bench: oracle
 	@$(PY) bench/run.py

@@ -4,8 +4,9 @@ Every test that checks what the adapter says about a dump compares it with what 
 the same dump.  crash is slow to start (it reads all of vmlinux's DWARF), so it runs once per sample
 in batch mode, and each command's output is kept next to the sample's manifest::
 
-    <sample dir>/crash/<name>.txt     one file per command (names in ``COMMANDS``); a variant of the
-                                      sample has its own ``crash+<variant>/``
+    <sample dir>/crash/<name>.txt     one file per command (names in ``COMMANDS``, and a scenario's
+                                      own in ``SCENARIO_COMMANDS``); a variant of the sample has its
+                                      own ``crash+<variant>/``
     <sample dir>/crash/done.json      written last: which crash (build, version, flags, why that one),
                                       the exact command line of each file, the answers crash could
                                       not give or got wrong (and why), the crashed task's PC/SP
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -61,6 +63,7 @@ __all__ = [
     "CrashOracleError",
     "MissingCrashAnswer",
     "PANIC_PATH",
+    "SCENARIO_COMMANDS",
     "answers_dir",
     "crash_command",
     "ensure_crash_answers",
@@ -88,6 +91,33 @@ COMMANDS: dict[str, str] = {
 # Second session: commands whose argument comes from the first session's answers (see
 # ``_followup_commands``): dis-l, dis-rl, dis-func, rd, struct-o.
 _FOLLOWUPS = ("dis-l", "dis-rl", "dis-func", "rd", "struct-o")
+
+
+def _list_uaf_commands(expected: dict[str, Any]) -> dict[str, str]:
+    """labuaf's structures, at the addresses its guest printed: the request list (crash walks it
+    forward, past the half-unlinked request, never checking ``prev``), the rbtree (as crash walks it,
+    and in order: ``-l``) and the xarray of the requests, the long list of replies, the freed,
+    half-unlinked and a live request's slab objects, the per-CPU counter and the device."""
+    device = expected["device"]
+    members = "labuaf_req.id,cpu,data,value,tag"
+    return {
+        "list-reqs": f"list -o labuaf_req.node -s {members} -H {device['reqs']:x}",
+        "list-replies": f"list -o labuaf_reply.link -H {device['replies']:x}",
+        "tree-by-id": f"tree -t rbtree -o labuaf_req.rb -s labuaf_req.id,cpu {device['by_id']:x}",
+        "tree-by-id-l": f"tree -t rbtree -l -o labuaf_req.rb -s labuaf_req.id,cpu {device['by_id']:x}",
+        "tree-xa": f"tree -t xarray -s labuaf_req.id,cpu {device['xa']:x}",
+        "kmem-s-freed": f"kmem -s {expected['freed_linked']['address']:x}",
+        "kmem-s-half": f"kmem -s {expected['half_unlinked']['address']:x}",
+        "kmem-s-live": f"kmem -s {expected['requests'][0]['address']:x}",
+        "p-hits": "p labuaf_hits:a",
+        "sym-dev": "sym labuaf_dev",
+    }
+
+
+#: A scenario's own commands, from its manifest's ``expected`` facts; run in the first batch.
+SCENARIO_COMMANDS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    "list-uaf": _list_uaf_commands,
+}
 
 # The main struct of the sample module, for ``struct -o``; a manifest key "module_struct" (top
 # level or in "expected") overrides it.
@@ -462,6 +492,9 @@ def _write_answers(
     argv = [*program.argv, *choice.flags]
     missing = dict(choice.row.missing)
     first = {name: cmd for name, cmd in COMMANDS.items() if name not in missing}
+    make_scenario_commands = SCENARIO_COMMANDS.get(sample.scenario)
+    if make_scenario_commands is not None:
+        first |= make_scenario_commands(sample.expected or {})
     session = _CrashSession(argv, sample, choice, tmp)
     try:
         session.run(first)

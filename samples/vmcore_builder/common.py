@@ -22,7 +22,7 @@ __all__ = [
 SAMPLES_DIR = Path(__file__).resolve().parent.parent
 
 #: Every scenario ``make-vmcore`` knows, in build order.
-SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", "no-panic", "irq-oops")
+SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", "no-panic", "irq-oops", "list-uaf")
 
 
 class BuildError(Exception):

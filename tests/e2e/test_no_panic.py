@@ -2,9 +2,9 @@
 stops with ``reason: "pause"`` on CPU 0's current task and everything else still works.
 
 crash 8.0.6 cannot open this dump (9.0.2 can: ``samples/crash_choice.py``); these tests' oracles are
-drgn on the same file (``cpu_curr``, the PID table), the table of task states evaluated with the
-kernel source's defines (``tests/helpers/task_states.py``) and the facts the guest recorded before
-the dump (``LABFACT`` lines: the spinning task and its CPU, the D-state waiters).
+drgn on the same file (``cpu_curr``, the PID table), the table of task states evaluated with the kernel
+source's defines (``tests/helpers/task_states.py``) and the facts the guest recorded before the dump
+(``LABFACT`` lines: the spinning task and its CPU, the D-state waiters).
 
 QEMU stops the guest at an arbitrary instant: which task each CPU was running (the spinner is
 usually on its CPU, but a kworker may have had it), a task caught waking or in D for a moment, are

@@ -6,9 +6,11 @@ SHELL := /bin/bash
 export VMCORE_DAP_CACHE ?= $(HOME)/.cache/vmcore-dap
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# The version the wheel and the .vsix carry (package.json's = adapter/vmcore_dap/__init__.py's).
+VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
-.PHONY: all setup setup-node samples samples-matrix crash oracle demo test test-python test-extension \
-	test-matrix bench lint clean-venv
+.PHONY: all setup setup-node package samples samples-matrix crash oracle demo test test-python \
+	test-extension test-matrix bench lint clean-venv
 
 all: test
 
@@ -17,6 +19,11 @@ setup:
 
 setup-node: setup
 	@scripts/setup-node.sh
+
+# The build outputs: dist/vmcore_dap-<version>-py3-none-any.whl and dist/vmcore-dap-<version>.vsix
+# (which carries the wheel). vsce runs the extension's vscode:prepublish: compile, then build the wheel.
+package: setup-node
+	@cd vscode-extension && npm run --silent package
 
 # The samples `make test` uses: the default kernel's five and one of every other kernel of the
 # matrix (samples/README.md); samples-matrix builds every sample of the matrix.
@@ -40,8 +47,10 @@ demo: setup
 test-python: oracle
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-extension: setup-node samples
-	@cd vscode-extension && npm run --silent test:dap && npm run --silent test:e2e
+# The real-VS-Code tests run on the packaged .vsix, installed as users install it.
+test-extension: package samples
+	@cd vscode-extension && npm run --silent test:dap && \
+		VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e
 
 test: test-python test-extension
 

@@ -13,7 +13,7 @@ import socket
 import sys
 from typing import BinaryIO
 
-from vmcore_dap import __version__
+from vmcore_dap.versions import add_version_argument, running_versions
 
 __all__ = ["main"]
 
@@ -28,7 +28,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="vmcore-dap",
         description="Debug Adapter Protocol server for Linux kernel crash dumps (vmcores), on drgn.",
     )
-    parser.add_argument("--version", action="version", version=f"vmcore-dap {__version__}")
+    add_version_argument(parser, "vmcore-dap")
     parser.add_argument(
         "--port",
         type=int,
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the adapter; returns the process exit status."""
     options = _parse(argv)
     _setup_logging(options.log_file)
+    log.info("%s at %s", running_versions().line(), sys.executable)
     if options.debugpy is not None:
         import debugpy
 

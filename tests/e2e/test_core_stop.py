@@ -1,8 +1,11 @@
-"""Launch → stopped on every sample: reason, thread, panic text, progress, the filter level, speed."""
+"""Launch → stopped on every sample: reason, thread, panic text, progress, the filter level.
+
+How fast the first picture comes is measured by ``make bench`` (bench/RESULTS.md), as ratios against
+crash and plain drgn in one run, not asserted here: a wall-clock limit fails on a loaded machine.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +24,14 @@ def test_stops_on_the_crashed_task_with_the_panic(
     with DapClient(tmp_path) as client:
         caps = client.initialize()
         assert caps["supportsConfigurationDoneRequest"] and caps["supportsExceptionInfoRequest"]
-        t0 = time.monotonic()
         launch = client.send_request("launch", config_for(sample))
         response = client.wait_response(launch, 300)
         assert response["success"], response
         client.wait_event("initialized")
-        t_launched = time.monotonic()
         client.call("configurationDone")
         stopped = client.wait_event("stopped")["body"]
         threads = client.call("threads")["threads"]
         frames = stack_of(client, stopped["threadId"])
-        first_picture = time.monotonic() - t0
-        after_launch = time.monotonic() - t_launched
-        print(f"first picture {first_picture:.2f}s (of which after launch {after_launch:.3f}s)")
-        assert after_launch < 2.0, "configurationDone → stopped → threads → stackTrace must be fast"
 
         assert stopped["reason"] == "exception" and stopped["allThreadsStopped"] is True
         assert stopped["description"] == expected["panic"]

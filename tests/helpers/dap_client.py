@@ -57,9 +57,20 @@ class DapClient:
     :param log_dir: where the adapter's log (full message trace) is written; ``None``: no log at all
         (not even one named by ``VMCORE_DAP_LOG``).
     :param validate: validate every adapter message against the DAP schema.
+    :param command: the adapter to run instead of this clone's (``[venv/bin/vmcore-dap]`` of an installed
+        wheel); it then gets no ``PYTHONPATH`` at all, so it runs only what it was installed with.
+    :param cwd: the adapter's working directory (default: this process's).
     """
 
-    def __init__(self, log_dir: Path | None, *, validate: bool = True, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        log_dir: Path | None,
+        *,
+        validate: bool = True,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.log_path = log_dir / "adapter.log" if log_dir is not None else None
         self.validate = validate
         self._seq = itertools.count(1)
@@ -71,18 +82,22 @@ class DapClient:
         self.response_order: list[int] = []
         self._lock = threading.Condition()
         full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = str(REPO / "adapter")
+        if command is None:
+            full_env["PYTHONPATH"] = str(REPO / "adapter")
+        else:
+            full_env.pop("PYTHONPATH", None)
         if self.log_path is None:
             full_env.pop("VMCORE_DAP_LOG", None)
         if env:
             full_env.update(env)
         log_args = ["--log-file", str(self.log_path)] if self.log_path is not None else []
         self.proc = subprocess.Popen(
-            [*ADAPTER_CMD, *log_args],
+            [*(command or ADAPTER_CMD), *log_args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,
+            cwd=cwd,
         )
         self._stderr: list[bytes] = []
         threading.Thread(target=self._read_loop, daemon=True).start()

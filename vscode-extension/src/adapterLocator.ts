@@ -6,11 +6,13 @@
  *      an executable (`vmcore-dap`) is run as it is; a directory holding `vmcore_dap/` is put on
  *      PYTHONPATH and an interpreter is still needed (steps 2–5).
  *   2. `python` from the launch configuration, then the `vmcoreDap.python` setting.
- *   3. The bundled venv: when the extension runs from a vmcore-dap clone, `<clone>/.venv/bin/python`
+ *   3. The clone's venv: when the extension runs from a vmcore-dap clone, `<clone>/.venv/bin/python`
  *      (with `<clone>/adapter` on PYTHONPATH, so no `pip install -e` is needed).
- *   4. The interpreter selected in the Python extension, when that extension is installed.
- *   5. `python3` on PATH.
- * Steps 3–5 are tried in turn until one imports `vmcore_dap`. The check runs the real interpreter
+ *   4. The private environment the extension set up from the wheel it carries (privateEnvironment.ts).
+ *   5. The interpreter selected in the Python extension, when that extension is installed.
+ *   6. `python3` on PATH.
+ * Steps 3–6 are tried in turn until one imports `vmcore_dap`; when none does, the error says nothing
+ * was configured (`nothingConfigured`), which is when the extension offers to set up step 4. The check runs the real interpreter
  * (`python -c "import vmcore_dap"`), because a wrong interpreter otherwise shows up only as an empty
  * Call Stack. No `vscode` import: the Python extension's answer is passed in as a function.
  */
@@ -37,11 +39,18 @@ export interface LocatorInputs {
     extensionDir: string;
     /** The Python extension's selected interpreter, or undefined when it has none / is absent. */
     pythonExtensionInterpreter: () => Promise<string | undefined>;
+    /** The adapter wheel the extension carries: what the install hints tell pip to install. */
+    bundledWheel?: string;
+    /** The private environment's interpreter, or undefined when none is set up. */
+    privateEnvironmentPython?: () => string | undefined;
     /** Called with one line per candidate tried. */
     log: (line: string) => void;
     /** Seconds allowed for one `import vmcore_dap` check. */
     importTimeoutSeconds?: number;
 }
+
+/** The `origin` of the private environment the extension sets up. */
+export const PRIVATE_ENVIRONMENT_ORIGIN = "the extension's private environment";
 
 /** The adapter could not be found; `message` says what was tried and how to install it. */
 export class AdapterNotFoundError extends Error {
@@ -51,6 +60,8 @@ export class AdapterNotFoundError extends Error {
         readonly setting: 'vmcoreDap.python' | 'vmcoreDap.adapterPath',
         /** A shell command that installs the adapter for the interpreter that was found, if any. */
         readonly installCommand?: string,
+        /** True when no adapter or interpreter was configured and none was found: a set-up can help. */
+        readonly nothingConfigured = false,
     ) {
         super(message);
         this.name = 'AdapterNotFoundError';
@@ -135,8 +146,8 @@ export function cloneRoot(extensionDir: string): string | undefined {
     return fs.existsSync(path.join(root, 'adapter', 'vmcore_dap')) ? root : undefined;
 }
 
-function installHint(python: string, root: string | undefined): string {
-    const source = root ?? '<path of the vmcore-dap source>';
+function installHint(python: string, root: string | undefined, wheel: string | undefined): string {
+    const source = root ?? wheel ?? '<path of the vmcore-dap source>';
     return `${python} -m pip install ${source}`;
 }
 
@@ -197,13 +208,13 @@ export async function locateAdapter(inputs: LocatorInputs): Promise<AdapterComma
         }
         throw new AdapterNotFoundError(
             `The Python interpreter '${python}' (${origin}) cannot import vmcore_dap: ${check.detail} ` +
-                `(install the adapter there with '${installHint(python, root)}', or change ${origin})`,
+                `(install the adapter there with '${installHint(python, root, inputs.bundledWheel)}', or change ${origin})`,
             'vmcoreDap.python',
-            installHint(python, root),
+            installHint(python, root, inputs.bundledWheel),
         );
     }
 
-    // 3–5. Implicit interpreters, first that imports vmcore_dap wins.
+    // 3–6. Implicit interpreters, first that imports vmcore_dap wins.
     const implicit: { python: () => Promise<string | undefined>; origin: string; pythonPath?: string }[] = [];
     if (root !== undefined) {
         implicit.push({
@@ -215,6 +226,10 @@ export async function locateAdapter(inputs: LocatorInputs): Promise<AdapterComma
             pythonPath: extraPythonPath ?? path.join(root, 'adapter'),
         });
     }
+    implicit.push({
+        python: async () => inputs.privateEnvironmentPython?.(),
+        origin: PRIVATE_ENVIRONMENT_ORIGIN,
+    });
     implicit.push({ python: inputs.pythonExtensionInterpreter, origin: "the Python extension's selected interpreter" });
     implicit.push({ python: async () => 'python3', origin: 'python3 on PATH' });
 
@@ -237,12 +252,13 @@ export async function locateAdapter(inputs: LocatorInputs): Promise<AdapterComma
             firstWorkingPython = python;
         }
     }
-    const hint = installHint(firstWorkingPython ?? 'python3', root);
+    const hint = installHint(firstWorkingPython ?? 'python3', root, inputs.bundledWheel);
     throw new AdapterNotFoundError(
         `Cannot find the vmcore-dap adapter: no Python interpreter can import vmcore_dap ` +
             `(tried ${tried.join('; ')}). Install it with '${hint}', or set vmcoreDap.python to an ` +
             'interpreter that has it',
         'vmcoreDap.python',
         hint,
+        extraPythonPath === undefined,
     );
 }

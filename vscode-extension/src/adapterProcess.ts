@@ -4,7 +4,8 @@
  * VS Code can spawn an adapter itself (`DebugAdapterExecutable`), but then its stderr and its exit are
  * invisible: a crashed adapter shows only an empty Call Stack. Spawning it here lets the extension copy
  * stderr to the "vmcore" Output channel and, when the adapter dies during a session, tell the user
- * why in a notification. Framing is DAP's: `Content-Length: N\r\n\r\n` + N bytes of UTF-8 JSON.
+ * why in a notification. The `initialize` response, which carries the adapter's versions, is handed
+ * to `onInitialized` on its way to VS Code (for the version check). Framing is DAP's: `Content-Length: N\r\n\r\n` + N bytes of UTF-8 JSON.
  */
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import * as vscode from 'vscode';
@@ -29,6 +30,7 @@ export class AdapterProcess implements vscode.DebugAdapter {
         extraEnv: Record<string, string>,
         cwd: string | undefined,
         private readonly log: vscode.LogOutputChannel,
+        private readonly onInitialized?: (body: unknown) => void,
     ) {
         this.child = spawn(command.command, command.args, {
             cwd,
@@ -74,6 +76,14 @@ export class AdapterProcess implements vscode.DebugAdapter {
         } catch {
             this.fail(`the adapter sent a message that is not JSON: ${body.slice(0, 200)}`);
             return;
+        }
+        const response = message as { type?: string; command?: string; success?: boolean; body?: unknown };
+        if (this.onInitialized !== undefined && response.type === 'response' && response.command === 'initialize' && response.success) {
+            try {
+                this.onInitialized(response.body);
+            } catch (e) {
+                this.log.error(`checking the adapter's initialize response: ${String(e)}`);
+            }
         }
         this.messageEmitter.fire(message);
     }

@@ -6,12 +6,16 @@
  *   can be started. Anything wrong is explained in a notification with the action that fixes it
  *   ("Open launch.json", "Open Settings"), and the session does not start, because VS Code would
  *   otherwise show an adapter that died at launch as an empty Call Stack.
+ * - No adapter configured or found: offers to set up the one the extension carries (adapterSetup.ts)
+ *   and, once it is ready, starts the session; a private environment older or newer than the shipped
+ *   adapter is offered an update first.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
 
 import { findAdapter } from './adapterDescriptorFactory';
 import { AdapterNotFoundError } from './adapterLocator';
+import { AdapterSetup } from './adapterSetup';
 import { DEBUG_TYPE, VmcoreLaunchConfig } from './launchConfig';
 import { validateLaunchConfig } from './launchValidation';
 import { notify } from './notifications';
@@ -83,6 +87,7 @@ export class VmcoreConfigurationProvider implements vscode.DebugConfigurationPro
     constructor(
         private readonly extensionDir: string,
         private readonly log: vscode.LogOutputChannel,
+        private readonly setup: AdapterSetup,
     ) {}
 
     async resolveDebugConfiguration(
@@ -120,8 +125,11 @@ export class VmcoreConfigurationProvider implements vscode.DebugConfigurationPro
             return undefined;
         }
         try {
-            await findAdapter(config, folder, this.extensionDir, this.log);
+            await this.setup.offerUpdate(await findAdapter(config, folder, this.extensionDir, this.log, this.setup));
         } catch (e) {
+            if (e instanceof AdapterNotFoundError && e.nothingConfigured && this.setup.wheel !== undefined) {
+                return (await this.setup.offerSetUp(e.message)) ? config : undefined;
+            }
             if (e instanceof AdapterNotFoundError) {
                 const actions = e.installCommand !== undefined
                     ? (['Open Settings', 'Copy Install Command', 'Show Log'] as const)

@@ -7,6 +7,7 @@
 import * as vscode from 'vscode';
 
 import { findAdapter, VmcoreAdapterDescriptorFactory } from './adapterDescriptorFactory';
+import { AdapterSetup, SET_UP_COMMAND } from './adapterSetup';
 import {
     configurationFor,
     PICK_VMCORE_COMMAND,
@@ -17,18 +18,20 @@ import {
 import { registerLanguageClient } from './languageClient';
 import { DEBUG_TYPE, ExtensionLaunchAttributes } from './launchConfig';
 import { registerKernelView } from './kernelView';
+import { pythonExtensionInterpreter } from './pythonExtension';
 import { registerShowTasksCommand } from './tasksInFunction';
 
 export function activate(context: vscode.ExtensionContext): void {
     const log = vscode.window.createOutputChannel('vmcore', { log: true });
     const extensionDir = context.extensionUri.fsPath;
     log.info(`vmcore-dap extension ${String(context.extension.packageJSON.version)} activated from ${extensionDir}`);
+    const setup = new AdapterSetup(context, log, () => pythonExtensionInterpreter(vscode.workspace.workspaceFolders?.[0], log));
 
     context.subscriptions.push(
         log,
         vscode.debug.registerDebugConfigurationProvider(
             DEBUG_TYPE,
-            new VmcoreConfigurationProvider(extensionDir, log),
+            new VmcoreConfigurationProvider(extensionDir, log, setup),
         ),
         vscode.debug.registerDebugConfigurationProvider(
             DEBUG_TYPE,
@@ -37,7 +40,7 @@ export function activate(context: vscode.ExtensionContext): void {
         ),
         vscode.debug.registerDebugAdapterDescriptorFactory(
             DEBUG_TYPE,
-            new VmcoreAdapterDescriptorFactory(extensionDir, log),
+            new VmcoreAdapterDescriptorFactory(extensionDir, log, setup),
         ),
         vscode.commands.registerCommand(PICK_VMCORE_COMMAND, () => pickVmcore()),
         vscode.commands.registerCommand('vmcore-dap.openVmcore', async (uri?: vscode.Uri) => {
@@ -50,6 +53,7 @@ export function activate(context: vscode.ExtensionContext): void {
             await vscode.debug.startDebugging(folder, configurationFor(vmcore, folder));
         }),
         vscode.commands.registerCommand('vmcore-dap.showOutput', () => log.show(true)),
+        vscode.commands.registerCommand(SET_UP_COMMAND, () => setup.setUp()),
     );
     registerKernelView(context, log);
     // Source annotations from the vmcore language server, one per debug session, same interpreter.
@@ -58,7 +62,7 @@ export function activate(context: vscode.ExtensionContext): void {
     context.subscriptions.push(lspLog);
     registerLanguageClient(
         context,
-        (session) => findAdapter(session.configuration as ExtensionLaunchAttributes, session.workspaceFolder, extensionDir, log),
+        (session) => findAdapter(session.configuration as ExtensionLaunchAttributes, session.workspaceFolder, extensionDir, log, setup),
         lspLog,
     );
     registerShowTasksCommand(context, log);

@@ -7,15 +7,17 @@ from typing import Any
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
+from vmcore_dap.versions import INITIALIZE_KEY, running_versions
 
 __all__: list[str] = []
 
 
 @registry.request("initialize", inline=True)
 def initialize(session: Session, args: Args) -> dict[str, Any]:
-    """Record the client's capabilities and answer with ours, computed from the registry."""
+    """Record the client's capabilities and answer with ours, computed from the registry, plus the
+    versions of the adapter and drgn (the extension warns when they are not the ones it ships)."""
     session.client = dict(args.raw)
-    return registry.capabilities()
+    return {**registry.capabilities(), INITIALIZE_KEY: running_versions().as_body()}
 
 
 @registry.request("cancel", capabilities=("supportsCancelRequest",), inline=True)

@@ -35,6 +35,7 @@ from vmcore_dap.lsp.hover import hover_text
 from vmcore_dap.lsp.identifiers import identifier_at
 from vmcore_dap.lsp.navigation import Definition, find_definitions, search_symbols
 from vmcore_dap.lsp.settings import launch_config_from
+from vmcore_dap.versions import add_version_argument, running_versions
 
 __all__ = ["VmcoreLanguageServer", "server", "main", "LOG_ENV"]
 
@@ -265,7 +266,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="vmcore-dap-lsp",
         description="Language server that annotates kernel C sources with the state of a vmcore (stdio).",
     )
-    parser.add_argument("--version", action="version", version=f"vmcore-dap-lsp {__version__}")
+    add_version_argument(parser, "vmcore-dap-lsp")
     parser.add_argument(
         "--log-file",
         metavar="PATH",
@@ -286,5 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     root = logging.getLogger("vmcore_dap")
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    root.info("%s at %s", running_versions().line("vmcore-dap-lsp"), sys.executable)
     server.start_io()
     return 0

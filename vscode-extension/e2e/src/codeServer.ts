@@ -4,6 +4,7 @@
  *
  * Offline and quiet by construction: no auth, loopback only, no telemetry, no update check, no
  * workspace-trust modal, an explicit (empty) --config so ~/.config/code-server is never written.
+ * Without this clone's Python: the extension must find (or set up) its adapter as on a user's machine.
  * Stopping signals only this process group.
  */
 import { ChildProcess, execFileSync, spawn } from 'child_process';
@@ -12,6 +13,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as path from 'path';
 
+import { repoRoot } from '../../test/support/repo';
 import { withTimeout } from './timeouts';
 
 /** Install code-server into the cache if needed (idempotent) and return its directory. */
@@ -27,6 +29,23 @@ export function ensureCodeServer(e2eDir: string): string {
         throw new Error(`install-code-server.sh printed '${dir}', which has no ${bin}`);
     }
     return dir;
+}
+
+/**
+ * The environment code-server and its extension host run in: this process's, without the clone's
+ * Python (no VIRTUAL_ENV, PYTHONPATH or PYTHONHOME, no PATH entry inside the clone).
+ */
+export function cleanEnvironment(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, VSCODE_PROXY_URI: '' };
+    delete env.VIRTUAL_ENV;
+    delete env.PYTHONPATH;
+    delete env.PYTHONHOME;
+    const clone = repoRoot() + path.sep;
+    env.PATH = (env.PATH ?? '')
+        .split(path.delimiter)
+        .filter((dir) => dir !== '' && !path.resolve(dir).startsWith(clone))
+        .join(path.delimiter);
+    return env;
 }
 
 /** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */
@@ -78,7 +97,7 @@ export class CodeServer {
                 '--extensions-dir', options.extensionsDir,
                 options.workspace,
             ],
-            { detached: true, stdio: ['ignore', log, log], env: { ...process.env, VSCODE_PROXY_URI: '' } },
+            { detached: true, stdio: ['ignore', log, log], env: cleanEnvironment() },
         );
         fs.closeSync(log);
         // If the test process dies (mocha timeout, Ctrl-C), take code-server's group with it.

@@ -21,6 +21,7 @@ import { extensionDir, repoRoot, venvPython } from '../../test/support/repo';
 import { launchArguments, loadSample, SampleInfo } from '../../test/support/sample';
 import { launchBrowser } from './browser';
 import { CodeServer, ensureCodeServer, freePort } from './codeServer';
+import { installedExtension, requireAdapterSetUp } from './installedExtension';
 import { createRunDir, RunDir } from './runDir';
 import { poll, withTimeout } from './timeouts';
 import { arrangeDebugViews, callStackRows, escapeRegExp, expandRow, pickQuickItem, runCommand, waitForWorkbench } from './workbench';
@@ -274,7 +275,9 @@ describe('real VS Code: Kernel view and Stacks picture', function () {
         oops = await loadSample('oops-null');
         crashCounts = await crashGroupCounts('many-tasks');
         const installDir = ensureCodeServer(E2E_DIR);
-        run = createRunDir(E2E_DIR, extensionDir(), launchArguments(many, { name: 'vmcore: many-tasks' }), [
+        const extension = installedExtension(E2E_DIR, installDir);
+        requireAdapterSetUp(extension);
+        run = createRunDir(E2E_DIR, extension, launchArguments(many, { name: 'vmcore: many-tasks' }), [
             launchArguments(oops, { name: 'vmcore: oops-null' }),
         ]);
         console.log(`    run directory: ${run.root}`);

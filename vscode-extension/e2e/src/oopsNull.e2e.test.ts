@@ -5,8 +5,9 @@
  * its frames, the faulting line highlighted in the editor, the exception widget with the panic, and
  * the faulting frame's locals in the Variables view. Screenshots go to e2e/screenshots/ (git-ignored).
  *
- * The extension is loaded unpackaged (a symlink in a fresh extensions directory) and finds the adapter
- * itself (the clone's .venv): no adapter path is given in launch.json, so the lookup is tested too.
+ * The extension is the one installed from the .vsix, with no adapter path in launch.json or settings
+ * and none of this clone's Python in its environment: it must use the private environment the run's
+ * first session set up (firstSession.e2e.test.ts), so the lookup of a remembered set-up is tested too.
  * On failure, the run directory (adapter DAP trace, code-server log, VS Code logs) is kept and a
  * failure screenshot is taken.
  */
@@ -17,9 +18,10 @@ import * as path from 'path';
 import type { BrowserContext, Page } from 'playwright-core';
 
 import { extensionDir } from '../../test/support/repo';
-import { launchArguments, loadSample, SampleInfo, valueMatches } from '../../test/support/sample';
+import { crashedThreadPrefix, launchArguments, loadSample, SampleInfo, valueMatches } from '../../test/support/sample';
 import { launchBrowser } from './browser';
 import { CodeServer, ensureCodeServer, freePort } from './codeServer';
+import { installedExtension, requireAdapterSetUp } from './installedExtension';
 import { createRunDir, RunDir } from './runDir';
 import { poll, withTimeout } from './timeouts';
 import {
@@ -59,14 +61,16 @@ describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
     before(async function () {
         this.timeout(60 * 60_000); // building a missing sample boots a VM
         sample = await loadSample('oops-null');
-        crashedPrefix = `PID ${sample.expected.crashed_pid} ${sample.expected.crashed_comm}`;
+        crashedPrefix = crashedThreadPrefix(sample);
     });
 
     before(async function () {
         this.timeout(25 * 60_000); // a first install of code-server takes minutes
         const installDir = ensureCodeServer(E2E_DIR);
+        const extension = installedExtension(E2E_DIR, installDir);
+        requireAdapterSetUp(extension);
         // No python/adapterPath: the extension must find the clone's .venv by itself.
-        run = createRunDir(E2E_DIR, extensionDir(), launchArguments(sample, { name: 'vmcore: oops-null' }), [
+        run = createRunDir(E2E_DIR, extension, launchArguments(sample, { name: 'vmcore: oops-null' }), [
             { type: 'vmcore', request: 'launch', name: MISSING_CONFIG, vmcore: '${workspaceFolder}/no-such-vmcore' },
         ]);
         // A dump in the workspace, for the Explorer's "Open vmcore in debugger".
@@ -200,11 +204,13 @@ describe('real VS Code (code-server 4.100.3): oops-null sample', function () {
     });
     it('logs the adapter it chose in the "vmcore" Output channel', async () => {
         await runCommand(page, 'vmcore: Show adapter log');
+        // The Output view wraps long lines: compare without the line breaks.
         const text = await poll(async () => {
-            const t = await outputViewText(page);
+            const t = (await outputViewText(page)).replace(/\n/g, '');
             return t.includes('adapter from') ? t : undefined;
         }, 15_000, 'the adapter choice in Output › vmcore');
-        assert.ok(text.includes(".venv/bin/python"), `the clone's venv is chosen: ${text}`);
+        assert.match(text, /adapter from the extension's private environment/, `the private environment is chosen: ${text}`);
+        assert.ok(!text.includes('.venv/bin/python'), `the clone's venv is not used: ${text}`);
         assert.match(text, /adapter started: pid \d+/);
         const errors = (await notificationTexts(page)).filter((t) => /server|crash|fail/i.test(t));
         assert.deepStrictEqual(errors, [], 'no notification of a failing adapter or language server');

@@ -4,15 +4,19 @@
  *   workspace/.vscode/launch.json   the configuration under test
  *   workspace/.vscode/settings.json offline, no trust modal, no distractions
  *   user-data/User/settings.json    the same settings for the user profile
- *   extensions/<publisher>.<name>-<version> -> vscode-extension   (the extension, unpackaged)
+ *   user-data/User/globalStorage/<publisher>.<name> -> the run's shared extension storage
  *   browser-profile/                Chromium's profile
  *   code-server.log                 code-server's output
  *   adapter-dap.log                 the adapter's log and DAP trace (launch.json "logFile")
  *
- * The directory is deleted after a passing run and kept after a failing one.
+ * The extension is the one installed from the .vsix (installedExtension.ts): its extensions directory
+ * and its global storage (where the private adapter environment lives) are shared by every window of
+ * the test run. The directory is deleted after a passing run and kept after a failing one.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+
+import { InstalledExtension } from './installedExtension';
 
 /** Settings that keep VS Code offline and its window free of prompts that hide the debug views. */
 export const OFFLINE_SETTINGS: Record<string, unknown> = {
@@ -40,6 +44,7 @@ export interface RunDir {
     root: string;
     workspace: string;
     userDataDir: string;
+    /** The shared extensions directory of the installed .vsix. */
     extensionsDir: string;
     browserProfile: string;
     codeServerLog: string;
@@ -53,7 +58,7 @@ export interface RunDir {
  */
 export function createRunDir(
     e2eDir: string,
-    extensionDir: string,
+    extension: InstalledExtension,
     launchConfig: Record<string, unknown> | null,
     otherConfigs: Record<string, unknown>[] = [],
     extraSettings: Record<string, unknown> = {},
@@ -64,12 +69,13 @@ export function createRunDir(
         root,
         workspace: path.join(root, 'workspace'),
         userDataDir: path.join(root, 'user-data'),
-        extensionsDir: path.join(root, 'extensions'),
+        extensionsDir: extension.extensionsDir,
         browserProfile: path.join(root, 'browser-profile'),
         codeServerLog: path.join(root, 'code-server.log'),
         adapterLog: path.join(root, 'adapter-dap.log'),
     };
-    for (const dir of [path.join(run.workspace, '.vscode'), path.join(run.userDataDir, 'User'), run.extensionsDir, run.browserProfile]) {
+    const globalStorage = path.join(run.userDataDir, 'User', 'globalStorage');
+    for (const dir of [path.join(run.workspace, '.vscode'), globalStorage, run.browserProfile]) {
         fs.mkdirSync(dir, { recursive: true });
     }
     const settings = JSON.stringify(OFFLINE_SETTINGS, null, 2);
@@ -79,12 +85,25 @@ export function createRunDir(
         const launch = { version: '0.2.0', configurations: [{ ...launchConfig, logFile: run.adapterLog }, ...otherConfigs] };
         fs.writeFileSync(path.join(run.workspace, '.vscode', 'launch.json'), JSON.stringify(launch, null, 2));
     }
-
-    const manifest = JSON.parse(fs.readFileSync(path.join(extensionDir, 'package.json'), 'utf8')) as {
-        publisher: string;
-        name: string;
-        version: string;
-    };
-    fs.symlinkSync(extensionDir, path.join(run.extensionsDir, `${manifest.publisher}.${manifest.name}-${manifest.version}`));
+    fs.symlinkSync(extension.storageDir, path.join(globalStorage, extension.id));
     return run;
+}
+
+/**
+ * What the extension wrote to its "vmcore" Output channel in this run, from the file VS Code keeps of
+ * it (`user-data/logs/<time>/exthost<N>/<publisher>.<name>/vmcore.log`). The Output view shows only
+ * the lines that fit on screen, and long paths wrap; the file has them all.
+ */
+export function vmcoreChannelLog(run: RunDir, extensionId: string): string {
+    const logs = path.join(run.userDataDir, 'logs');
+    const texts: string[] = [];
+    for (const session of fs.existsSync(logs) ? fs.readdirSync(logs).sort() : []) {
+        for (const host of fs.readdirSync(path.join(logs, session)).filter((n) => n.startsWith('exthost')).sort()) {
+            const file = path.join(logs, session, host, extensionId, 'vmcore.log');
+            if (fs.existsSync(file)) {
+                texts.push(fs.readFileSync(file, 'utf8'));
+            }
+        }
+    }
+    return texts.join('');
 }

@@ -12,6 +12,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { extensionDir } from '../../test/support/repo';
 import { launchBrowser } from './browser';
 import { CodeServer, ensureCodeServer, freePort } from './codeServer';
+import { installedExtension, InstalledExtension, requireAdapterSetUp } from './installedExtension';
 import { createRunDir, RunDir } from './runDir';
 import { withTimeout } from './timeouts';
 import { waitForWorkbench } from './workbench';
@@ -38,12 +39,18 @@ export interface WorkbenchOptions {
     settings?: Record<string, unknown>;
     /** Symlinks to create in the workspace: name -> target. */
     links?: Record<string, string>;
+    /**
+     * The run's first window, whose first session sets up the adapter. Every other window requires
+     * the set-up done (requireAdapterSetUp), so a failed set-up fails them at once, not by timeouts.
+     */
+    firstSession?: boolean;
 }
 
 export class Workbench {
     private failed = false;
 
     private constructor(
+        readonly extension: InstalledExtension,
         readonly run: RunDir,
         private readonly server: CodeServer,
         private readonly browser: BrowserContext,
@@ -53,7 +60,11 @@ export class Workbench {
     /** Start code-server on a fresh workspace and load the workbench in Chromium (about 10 s). */
     static async open(options: WorkbenchOptions): Promise<Workbench> {
         const installDir = ensureCodeServer(E2E_DIR);
-        const run = createRunDir(E2E_DIR, extensionDir(), options.launchConfig, options.otherConfigs ?? [], options.settings ?? {});
+        const extension = installedExtension(E2E_DIR, installDir);
+        if (!options.firstSession) {
+            requireAdapterSetUp(extension);
+        }
+        const run = createRunDir(E2E_DIR, extension, options.launchConfig, options.otherConfigs ?? [], options.settings ?? {});
         for (const [name, target] of Object.entries(options.links ?? {})) {
             fs.symlinkSync(target, path.join(run.workspace, name));
         }
@@ -74,7 +85,7 @@ export class Workbench {
             await withTimeout(page.goto(`${server.url}?folder=${encodeURIComponent(run.workspace)}`), 60_000, 'open the workbench');
             await waitForWorkbench(page);
             fs.mkdirSync(SCREENSHOTS, { recursive: true });
-            return new Workbench(run, server, browser, page);
+            return new Workbench(extension, run, server, browser, page);
         } catch (e) {
             await browser?.close().catch(() => undefined);
             await server.stop();

@@ -20,7 +20,7 @@ import * as path from 'path';
 
 import type { Page } from 'playwright-core';
 
-import { loadSample, SampleInfo } from '../../test/support/sample';
+import { crashedThreadPrefix, loadSample, SampleInfo } from '../../test/support/sample';
 import { topFrameOfStoppedThread } from './dapTrace';
 import { instructionRows, openDisassemblyView, revealInstruction } from './disassemblyView';
 import { breadcrumbs, codeLensesAbove, editorLineText, goToLine, problems, showHover, squigglesOn } from './editor';
@@ -99,7 +99,7 @@ describe('real VS Code (code-server 4.100.3): kernel sources, Disassembly view a
         this.timeout(60 * 60_000); // a missing sample boots a VM; a missing kernel tree is a 140 MB download
         sample = await loadSample('oops-null');
         launch = await sampleLaunch('oops-null');
-        crashedPrefix = `PID ${sample.expected.crashed_pid} ${sample.expected.crashed_comm}`;
+        crashedPrefix = crashedThreadPrefix(sample);
         moduleSource = path.join(sample.moduleSourceDir, sample.expected.file);
         assert.ok(fs.existsSync(moduleSource), `the sample has its module source ${moduleSource}`);
     });

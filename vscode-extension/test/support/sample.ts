@@ -102,6 +102,11 @@ export function loadSample(scenario: string): Promise<SampleInfo> {
     return runSampleLoader<SampleInfo>(LOADER, MARKER, scenario, `ensure_sample('${scenario}')`);
 }
 
+/** How the Call Stack names the task that crashed: `PID <pid> <comm>` (then its state and CPU). */
+export function crashedThreadPrefix(sample: SampleInfo): string {
+    return `PID ${sample.expected.crashed_pid} ${sample.expected.crashed_comm}`;
+}
+
 /** The `vmcore` launch configuration that opens `sample` with all its debug info. */
 export function launchArguments(sample: SampleInfo, extra: Record<string, unknown> = {}): Record<string, unknown> {
     const args: Record<string, unknown> = {

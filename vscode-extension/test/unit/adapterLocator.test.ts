@@ -1,13 +1,13 @@
 /**
- * Adapter lookup with real interpreters: the clone's .venv (which has vmcore_dap), the system python3
- * (which has not), and paths that do not exist.
+ * Adapter lookup with real interpreters: the clone's .venv (which has vmcore_dap, and stands in for a
+ * private environment too), the system python3 (which has not), and paths that do not exist.
  */
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { AdapterNotFoundError, locateAdapter, LocatorInputs } from '../../src/adapterLocator';
+import { AdapterNotFoundError, locateAdapter, LocatorInputs, PRIVATE_ENVIRONMENT_ORIGIN } from '../../src/adapterLocator';
 import { adapterScript, extensionDir, repoRoot, venvPython } from '../support/repo';
 
 describe('locateAdapter', function () {
@@ -51,8 +51,33 @@ describe('locateAdapter', function () {
             assert.ok(e instanceof AdapterNotFoundError);
             assert.match(e.message, /'\/nonexistent\/python3' \(vmcoreDap\.python setting\) cannot import vmcore_dap: no such interpreter/);
             assert.strictEqual(e.setting, 'vmcoreDap.python');
+            assert.strictEqual(e.nothingConfigured, false, 'a broken setting is reported, not replaced by a set-up');
             return true;
         });
+    });
+
+    it('uses the private environment outside a clone, before the Python extension and python3', async () => {
+        const found = await locateAdapter(inputs({
+            extensionDir: outside,
+            privateEnvironmentPython: () => venvPython(),
+            pythonExtensionInterpreter: async () => '/usr/bin/python3',
+        }));
+        assert.strictEqual(found.origin, PRIVATE_ENVIRONMENT_ORIGIN);
+        assert.strictEqual(found.command, venvPython());
+        assert.deepStrictEqual(found.env, {}, 'no PYTHONPATH: the environment has the package installed');
+    });
+
+    it('prefers the clone it runs from to the private environment', async () => {
+        const found = await locateAdapter(inputs({ privateEnvironmentPython: () => '/nonexistent/private/python' }));
+        assert.match(found.origin, /venv/);
+    });
+
+    it('tells pip to install the bundled wheel when the extension carries one', async () => {
+        const wheel = '/x/bundled/vmcore_dap-0.1.0-py3-none-any.whl';
+        await assert.rejects(
+            locateAdapter(inputs({ extensionDir: outside, bundledWheel: wheel, pythonExtensionInterpreter: async () => '/usr/bin/python3' })),
+            (e: unknown) => e instanceof AdapterNotFoundError && e.installCommand === `/usr/bin/python3 -m pip install ${wheel}` && e.nothingConfigured,
+        );
     });
 
     it('says how to install the adapter when no interpreter has it', async function () {
@@ -64,6 +89,7 @@ describe('locateAdapter', function () {
                 assert.match(e.message, /No module named 'vmcore_dap'/);
                 assert.strictEqual(e.installCommand, `${python3} -m pip install <path of the vmcore-dap source>`);
                 assert.ok(e.message.includes(e.installCommand));
+                assert.strictEqual(e.nothingConfigured, true, 'nothing configured: the extension may offer its set-up');
                 return true;
             },
         );

@@ -1,16 +1,19 @@
 /**
  * package.json against the adapter contract and the packaging rules: the launch attributes are exactly
  * the contract's, each documented with a default; engines.vscode admits 1.100.3 (the real-VS-Code test)
- * and @types/vscode is not newer than engines.vscode (vsce refuses to package otherwise).
+ * and @types/vscode is not newer than engines.vscode (vsce refuses to package otherwise); the package
+ * carries the adapter's wheel of the same version, built before every packaging.
  */
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { LAUNCH_ATTRIBUTES } from '../../src/launchConfig';
-import { extensionDir } from '../support/repo';
+import { extensionDir, repoRoot } from '../support/repo';
 
 interface Manifest {
+    version: string;
+    scripts: Record<string, string>;
     engines: { vscode: string };
     devDependencies: Record<string, string>;
     contributes: {
@@ -22,6 +25,7 @@ interface Manifest {
             configurationSnippets: { label: string; body: Record<string, unknown> }[];
         }[];
         menus: { 'explorer/context': { command: string; when: string }[] };
+        commands: { command: string; title: string }[];
     };
 }
 
@@ -93,5 +97,15 @@ describe('package.json', () => {
         for (const no of ['vmlinux', 'dmesg.txt', 'mydump', 'core.vmcore.txt']) {
             assert.ok(!re.test(no), `${no} does not match`);
         }
+    });
+
+    it('has the version of the adapter it carries, and builds that wheel before every packaging', () => {
+        const init = fs.readFileSync(path.join(repoRoot(), 'adapter', 'vmcore_dap', '__init__.py'), 'utf8');
+        assert.strictEqual(/^__version__ = "([^"]+)"/m.exec(init)?.[1], manifest.version, 'one version for the extension and the adapter');
+        assert.match(manifest.scripts['vscode:prepublish'], /npm run compile && node scripts\/build-wheel\.js/);
+        assert.match(manifest.scripts.package, /^vsce package /, 'vsce runs vscode:prepublish itself');
+        const ignore = fs.readFileSync(path.join(extensionDir(), '.vscodeignore'), 'utf8').split('\n');
+        assert.ok(ignore.includes('!bundled/vmcore_dap-*.whl'), '.vscodeignore lets the wheel in');
+        assert.ok(manifest.contributes.commands.some((c) => c.command === 'vmcore-dap.setUpAdapter'), 'the set-up has a command');
     });
 });

@@ -61,9 +61,10 @@ test-matrix: samples-matrix
 bench: oracle
 	@$(PY) bench/run.py
 
-lint: setup
+lint: setup-node
 	@$(PY) -m ruff check adapter tests samples bench
 	@$(PY) -m mypy
+	@cd vscode-extension && npm run --silent lint
 
 clean-venv:
 	rm -rf .venv

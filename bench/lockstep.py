@@ -19,9 +19,64 @@ from typing import Any
 
 from tests.helpers.dap_client import INITIALIZE_ARGUMENTS
 
-__all__ = ["LockstepClient"]
+__all__ = ["LockstepClient", "read_framed", "start", "stop", "write_framed"]
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def read_framed(stream: Any, who: str = "the adapter") -> dict[str, Any]:
+    """Read one ``Content-Length``-framed JSON message (DAP and LSP frame alike)."""
+    length = None
+    while True:
+        line = stream.readline()
+        if not line:
+            raise EOFError(f"{who} closed its output")
+        if line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length is None:
+        raise ValueError("a message without Content-Length")
+    message: dict[str, Any] = json.loads(stream.read(length))
+    return message
+
+
+def write_framed(stream: Any, message: dict[str, Any]) -> None:
+    """Write one ``Content-Length``-framed JSON message."""
+    body = json.dumps(message).encode()
+    stream.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    stream.flush()
+
+
+def start(args: list[str], log_env: str) -> subprocess.Popen[bytes]:
+    """Start ``python <args>`` (a server of this clone) on pipes, without the log ``log_env`` names."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "adapter")}
+    env.pop(log_env, None)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Close a server's pipes and make sure the process is gone."""
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class LockstepClient:
@@ -32,14 +87,8 @@ class LockstepClient:
     """
 
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO / "adapter")}
-        env.pop("VMCORE_DAP_LOG", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, *os.environ.get("VMCORE_DAP_BENCH_ADAPTER", "-m vmcore_dap").split()],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
+        self.proc = start(
+            os.environ.get("VMCORE_DAP_BENCH_ADAPTER", "-m vmcore_dap").split(), "VMCORE_DAP_LOG"
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in, self._out = self.proc.stdin, self.proc.stdout
@@ -48,29 +97,14 @@ class LockstepClient:
         self.events: list[dict[str, Any]] = []
 
     def _read(self) -> dict[str, Any]:
-        length = None
-        while True:
-            line = self._out.readline()
-            if not line:
-                raise EOFError("the adapter closed its output")
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if length is None:
-            raise ValueError("a message without Content-Length")
-        message: dict[str, Any] = json.loads(self._out.read(length))
-        return message
+        return read_framed(self._out)
 
     def send(self, command: str, arguments: dict[str, Any] | None = None) -> int:
         """Write one request; return its ``seq``."""
         self._seq += 1
-        body = json.dumps(
-            {"seq": self._seq, "type": "request", "command": command, "arguments": arguments or {}}
-        ).encode()
-        self._in.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self._in.flush()
+        write_framed(
+            self._in, {"seq": self._seq, "type": "request", "command": command, "arguments": arguments or {}}
+        )
         return self._seq
 
     def response(self, seq: int) -> dict[str, Any]:
@@ -116,13 +150,4 @@ class LockstepClient:
                 self.response(self.send("disconnect"))
         except (OSError, EOFError, ValueError):
             pass
-        for stream in (self._in, self._out):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)

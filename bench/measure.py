@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.lockstep import LockstepClient
+from bench.lsp_lockstep import LspLockstepClient
 
 __all__ = [
     "AdapterRun",
+    "LspRun",
     "ProcessRun",
     "adapter_all_stacks",
     "adapter_first_picture",
     "crash_run",
     "drgn_first_stack",
+    "lsp_first_code_lens",
     "DRGN_SCRIPT",
 ]
 
@@ -42,6 +45,9 @@ ARRAY_PAGE = 4096
 #: A whole ``struct task_struct`` (every member, about 250) to expand.
 TASK_EXPRESSION = "init_task"
 DISASSEMBLE_COUNT = 200
+#: The kernel source file whose code lenses the language server is timed on (``schedule`` and
+#: ``__schedule`` are on almost every task's stack).
+LENS_FILE = "kernel/sched/core.c"
 
 
 @dataclass
@@ -58,8 +64,20 @@ class AdapterRun:
     disassemble_warm: float | None = None
     all_stacks: float | None = None
     stacks_after_startup: float | None = None
+    #: ``vmcore/stackGroups`` right after the first picture: the Kernel view's grouping, cold.
+    stack_groups: float | None = None
     peak_rss_kib: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LspRun:
+    """Timings of one language server session, in seconds."""
+
+    opened: float
+    first_code_lens: float
+    lenses: int
+    peak_rss_kib: int
 
 
 @dataclass
@@ -144,6 +162,9 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
             }
             run.disassemble_cold, _ = _timed(client.call, "disassemble", request)
             run.disassemble_warm, _ = _timed(client.call, "disassemble", request)
+        run.stack_groups, groups = _timed(client.call, "vmcore/stackGroups", {})
+        if groups["taskCount"] != run.thread_count:
+            run.notes.append(f"stackGroups grouped {groups['taskCount']} of {run.thread_count} tasks")
         run.peak_rss_kib = _peak_rss_kib(client.proc.pid)
     finally:
         client.close()
@@ -171,6 +192,29 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
     finally:
         client.close()
     return run
+
+
+def lsp_first_code_lens(sample: Any) -> LspRun:
+    """The language server: start → ``initialize`` (it opens the dump and lists the tasks, as the
+    adapter's ``launch`` does) → ``didOpen`` of :data:`LENS_FILE` (answered by its diagnostics: the
+    fault and the blocked tasks), then the first ``codeLens`` of it, timed — the request that reads
+    every task's stack, as the Kernel view's grouping does."""
+    config = launch_config(sample)
+    path = Path(config["sourceRoot"]) / LENS_FILE
+    text = path.read_text(errors="replace")
+    t0 = time.perf_counter()
+    client = LspLockstepClient()
+    try:
+        client.initialize(config)
+        opened = time.perf_counter() - t0
+        document = {"uri": path.as_uri(), "languageId": "c", "version": 1, "text": text}
+        client.notify("textDocument/didOpen", {"textDocument": document})
+        client.wait_notification("textDocument/publishDiagnostics", path.as_uri())
+        first, answer = _timed(client.call, "textDocument/codeLens", {"textDocument": {"uri": path.as_uri()}})
+        lenses = answer or []
+        return LspRun(opened, first, len(lenses), _peak_rss_kib(client.proc.pid))
+    finally:
+        client.close()
 
 
 def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = None) -> ProcessRun:

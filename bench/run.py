@@ -4,8 +4,10 @@
 
 Each round runs, one after the other on the same sample: the adapter's first picture (and, in the
 same session, expanding a ``task_struct``, a 4,096-element array page, disassembling 200
-instructions cold and warm), the adapter listing every thread's stack, ``crash`` to the end of its
-first ``bt``, ``crash`` with ``foreach bt``, and the plain drgn script. Rounds alternate, so a busy
+instructions cold and warm, and the Kernel view's grouping of every stack), the adapter listing every
+thread's stack, ``crash`` to the end of its first ``bt``, ``crash`` with ``foreach bt``, the plain drgn
+script, and the language server's first code lens on ``kernel/sched/core.c`` (which reads every task's
+stack from the same stack service as the grouping, so it must cost no more). Rounds alternate, so a busy
 machine slows every contender alike; the medians of all rounds are compared as ratios and checked
 against the targets of issue 8. The table goes to stdout and, with the machine's description, to
 ``bench/RESULTS.md``. Exit status 1 when a target is missed.
@@ -50,6 +52,7 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         "crash_bt": [],
         "crash_foreach": [],
         "drgn": [],
+        "lsp": [],
     }
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("first", lambda: measure.adapter_first_picture(sample)),
@@ -57,6 +60,7 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         ("crash_bt", lambda: measure.crash_run(crash, sample, ["bt"])),
         ("crash_foreach", lambda: measure.crash_run(crash, sample, ["foreach bt"])),
         ("drgn", lambda: measure.drgn_first_stack(sample)),
+        ("lsp", lambda: measure.lsp_first_code_lens(sample)),
     ]
     for i in range(runs):
         for name, step in steps:
@@ -69,6 +73,8 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
     crash_foreach = _median([r.seconds for r in rounds["crash_foreach"]])
     assert crash_bt is not None and crash_foreach is not None
     notes = sorted({n for r in first for n in r.notes})
+    if min(r.lenses for r in rounds["lsp"]) == 0:
+        notes.append(f"the language server put no code lens on {measure.LENS_FILE}")
     return {
         "scenario": scenario,
         "tasks": tasks,
@@ -81,6 +87,9 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         "disassemble_cold": _median([r.disassemble_cold for r in first]),
         "disassemble_warm": _median([r.disassemble_warm for r in first]),
         "all_stacks": _median([r.all_stacks for r in every]),
+        "stack_groups": _median([r.stack_groups for r in first]),
+        "first_code_lens": _median([r.first_code_lens for r in rounds["lsp"]]),
+        "lenses": min(r.lenses for r in rounds["lsp"]),
         "stacks_after_startup": _median([r.stacks_after_startup for r in every]),
         "adapter_rss_kib": max(r.peak_rss_kib for r in first + every),
         "crash_bt": crash_bt,
@@ -116,6 +125,18 @@ def _rows(result: dict[str, Any]) -> list[Row]:
             "per task after start-up: adapter / crash",
             per_task_adapter / per_task_crash if per_task_crash else None,
             "×",
+        ),
+        Row("Kernel view: group every task's stack (vmcore/stackGroups, cold)", r["stack_groups"], "s"),
+        Row(
+            f"language server: first code lens on {measure.LENS_FILE}",
+            r["first_code_lens"],
+            "s",
+        ),
+        Row(
+            "first code lens / Kernel view grouping",
+            r["first_code_lens"] / r["stack_groups"] if r["stack_groups"] else None,
+            "×",
+            1.0,
         ),
         Row("expand a whole task_struct (init_task)", _ms(r["task_struct"]), "ms", 50.0),
         Row("expand a 4,096-element array page", _ms(r["array_page"]), "ms", 50.0),

@@ -42,6 +42,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"write a log with the full DAP message trace to PATH (default: ${LOG_ENV})",
     )
     parser.add_argument(
+        "--check-launch",
+        action="store_true",
+        help="read a launch configuration (JSON) on stdin, print its problems as JSON and exit "
+        "(what a client checks before starting a session; the dump is not opened)",
+    )
+    parser.add_argument(
         "--debugpy",
         type=int,
         metavar="PORT",
@@ -90,9 +96,40 @@ def _serve_port(port: int, log_path: str | None) -> None:
                 _serve(reader, writer, log_path)
 
 
+def _check_launch() -> int:
+    """``--check-launch``: ``{"problems": [{"setting", "message", "severity"}]}``, the messages worded
+    for launch.json (the only client that asks is the VS Code extension)."""
+    import json
+
+    from vmcore_dap.dump.opening.preflight import check_launch
+    from vmcore_dap.errors import SettingError
+
+    try:
+        raw = json.load(sys.stdin)
+    except ValueError as exc:
+        print(f"vmcore-dap --check-launch: stdin is not a JSON object: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(raw, dict):
+        print("vmcore-dap --check-launch: stdin is not a JSON object", file=sys.stderr)
+        return 2
+    problems = [
+        {
+            "setting": p.setting,
+            "message": SettingError(p.message, p.setting).located("launch.json").message,
+            "severity": p.severity,
+        }
+        for p in check_launch(raw)
+    ]
+    json.dump({"problems": problems}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the adapter; returns the process exit status."""
     options = _parse(argv)
+    if options.check_launch:
+        return _check_launch()
     _setup_logging(options.log_file)
     log.info("%s at %s", running_versions().line(), sys.executable)
     if options.debugpy is not None:

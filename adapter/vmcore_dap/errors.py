@@ -15,6 +15,7 @@ __all__ = [
     "NotAvailable",
     "ReadOnlyError",
     "InvalidArguments",
+    "SettingError",
     "Cancelled",
     "StaleReference",
 ]
@@ -47,6 +48,35 @@ class InvalidArguments(UserError):
     """A request whose arguments are missing or of the wrong type."""
 
     error_id = 1002
+
+
+class SettingError(UserError):
+    """A launch setting that cannot be used: the file it names is missing, of the wrong kind, or
+    does not match the dump.
+
+    The message names the setting as the launch configuration spells it (``'vmlinux'``), never where
+    it is written: the dump layer is used from shells and batch reports as well. The protocol
+    boundary that received the setting says where it lives (:meth:`located`).
+
+    :param setting: the setting at fault (``vmcore``, ``vmlinux``, ``debugInfo`` …).
+    """
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def located(self, place: str) -> SettingError:
+        """The same error, its setting placed: "(check 'vmlinux')" → "(check 'vmlinux' in launch.json)".
+
+        The place follows the last mention of the setting (the hint at the end of the message). A
+        message that does not mention it (a truncated file: the fix is not in the settings) is kept.
+        """
+        quoted = f"'{self.setting}'"
+        at = self.message.rfind(quoted)
+        if at < 0:
+            return self
+        end = at + len(quoted)
+        return SettingError(f"{self.message[:end]} in {place}{self.message[end:]}", self.setting)
 
 
 class StaleReference(UserError):

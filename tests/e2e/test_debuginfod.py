@@ -18,7 +18,7 @@ from typing import Any
 
 import drgn
 import pytest
-from tests.e2e._core_support import source_line
+from tests.e2e._session import source_line
 from tests.helpers.dap_client import DapClient
 
 from vmcore_dap.dump.opening import debuginfod

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import config_for, stack_of, stopped_session
+from tests.e2e._session import config_for, stack_of, stopped_session
 from tests.helpers.dap_client import DapClient
 
 pytestmark = pytest.mark.timeout(900)

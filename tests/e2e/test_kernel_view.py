@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import get_crash_answers, get_sample
-from tests.e2e._core_support import stopped_session
+from tests.e2e._session import stopped_session
 from tests.helpers import crash_compare as cc
 from tests.helpers.dap_client import DapClient
 
@@ -105,6 +105,10 @@ def test_summary_facts_equal_crash_sys(session: tuple[DapClient, Any], scenario:
             f"sys {key}: ours {ours.get(key)!r}, crash {theirs.get(key)!r}"
         )
     assert ours["PANIC"].strip('"').split('"')[0] == theirs["PANIC"].strip('"').split('"')[0]
+    # A filtered dump is marked as crash marks it, without a console line run first in this session.
+    assert ("[PARTIAL DUMP]" in ours["DUMPFILE"]) == ("[PARTIAL DUMP]" in theirs["DUMPFILE"]), ours[
+        "DUMPFILE"
+    ]
     assert abs(cc.memory_bytes(ours["MEMORY"]) - cc.memory_bytes(theirs["MEMORY"])) < 1 << 20
     assert body["panic"] == sample.expected["panic"]
     if scenario == "oops-null":

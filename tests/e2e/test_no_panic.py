@@ -18,7 +18,7 @@ import pytest
 from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.pid import find_task, for_each_task
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_state_to_char
-from tests.e2e._core_support import config_for, focus_index, parse_thread_name, stack_of
+from tests.e2e._session import config_for, focus_index, parse_thread_name, stack_of
 from tests.helpers import crash_compare as cc
 from tests.helpers.crash_parse import parse_bt
 from tests.helpers.dap_client import DapClient

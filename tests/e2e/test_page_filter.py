@@ -26,7 +26,7 @@ import pytest
 from drgn.helpers.linux.mm import follow_phys, page_to_phys, phys_to_virt
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.xarray import xa_for_each
-from tests.e2e._core_support import config_for, stack_of, stopped_session
+from tests.e2e._session import config_for, stack_of, stopped_session
 from tests.helpers.crash_batch import run_crash
 from tests.helpers.dap_client import DapClient
 

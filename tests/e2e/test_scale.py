@@ -15,7 +15,7 @@ from typing import Any
 import drgn
 import pytest
 from drgn.helpers.linux.pid import find_task
-from tests.e2e._core_support import (
+from tests.e2e._session import (
     normalized_dap_stack,
     open_sample_dump,
     parse_thread_name,
@@ -28,7 +28,7 @@ from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_b
 
 from vmcore_dap.dump.kernel.tasks import list_tasks
 from vmcore_dap.dump.stacks.frames import share_stack, unwind_task
-from vmcore_dap.dump.stacks.groups import stack_signature
+from vmcore_dap.dump.stacks.signature import stack_signature
 from vmcore_dap.handlers.stack import INLINE_SUFFIX
 
 pytestmark = pytest.mark.timeout(900)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import source_line, stack_of, stopped_session
+from tests.e2e._session import source_line, stack_of, stopped_session
 
 pytestmark = pytest.mark.timeout(300)
 

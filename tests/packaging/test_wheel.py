@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
-from tests.e2e._core_support import config_for, parse_thread_name, stack_of
+from tests.e2e._session import config_for, parse_thread_name, stack_of
 from tests.helpers.dap_client import DapClient
 
 from vmcore_dap import __version__

@@ -28,7 +28,7 @@ from vmcore_dap.dump.opening.vmcore_file import (
     inspect_vmcore,
 )
 from vmcore_dap.dump.sources.source_map import SourceMap
-from vmcore_dap.errors import InvalidArguments, UserError
+from vmcore_dap.errors import SettingError, UserError
 
 LS = Path(shutil.which("ls") or "/bin/ls")
 
@@ -61,7 +61,8 @@ def test_launch_config_parses_everything_and_ignores_client_keys(tmp_path: Path)
     )
     assert config.vmcore == Path("~/dump/vmcore").expanduser()
     assert config.vmlinux == tmp_path / "vmlinux"
-    assert config.debug_info == (tmp_path,) and config.debug_info_directories == ()
+    # An empty list is the schema's default: the standard directories, as when the setting is absent.
+    assert config.debug_info == (tmp_path,) and config.debug_info_directories is None
     assert config.source_file_map == {"/build/linux": str(tmp_path)} and config.stop_on_panic is False
     defaults = LaunchConfig.from_arguments({"vmcore": "/v"})
     assert defaults.debug_info_directories is None and defaults.stop_on_panic is True
@@ -79,7 +80,7 @@ def test_launch_config_parses_everything_and_ignores_client_keys(tmp_path: Path)
     ],
 )
 def test_launch_config_errors(raw: dict, message: str) -> None:  # type: ignore[type-arg]
-    with pytest.raises(InvalidArguments) as info:
+    with pytest.raises(SettingError) as info:
         LaunchConfig.from_arguments(raw)
     assert message in info.value.message
 
@@ -212,7 +213,7 @@ def test_module_file_index(tmp_path: Path) -> None:
     assert sorted(index) == ["labbug", "snd_hda"]
     assert [p.name for p in index["labbug"]] == ["labbug.ko.debug", "labbug.ko"]
     assert module_name_of_file(Path("x/ext4.ko.xz")) == "ext4"
-    with pytest.raises(UserError, match="takes kernel module files"):
+    with pytest.raises(SettingError, match="it is not a kernel module"):
         module_file_index([tmp_path / "kernel/drivers/README"])
     with pytest.raises(UserError, match="no such file or directory"):
         module_file_index([tmp_path / "missing"])
@@ -284,5 +285,5 @@ def test_launch_config_debuginfod(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEBUGINFOD_URLS", "http://127.0.0.1:1")
     assert LaunchConfig.from_arguments({"vmcore": "/v", "debuginfod": None}).use_debuginfod
     assert not LaunchConfig.from_arguments({"vmcore": "/v", "debuginfod": False}).use_debuginfod
-    with pytest.raises(InvalidArguments, match="'debuginfod' must be true, false or null"):
+    with pytest.raises(SettingError, match="'debuginfod' must be true, false or null"):
         LaunchConfig.from_arguments({"vmcore": "/v", "debuginfod": "yes"})

@@ -290,8 +290,8 @@ def test_requests_that_need_a_dump_say_launch_first(harness: Harness) -> None:
 
 def test_launch_argument_errors_name_the_setting(harness: Harness) -> None:
     r = harness.response(harness.send("launch", {"type": "vmcore"}))
-    assert r["message"].startswith("launch: missing required setting 'vmcore'")
+    assert r["message"].startswith("launch: missing required setting 'vmcore' in launch.json (set it to")
     r = harness.response(harness.send("launch", {"vmcore": 3}))
-    assert r["message"] == "launch: 'vmcore' must be a string (got a number)"
+    assert r["message"] == "launch: 'vmcore' in launch.json must be a string (got a number)"
     r = harness.response(harness.send("launch", {"vmcore": "/x", "stopOnPanic": "yes"}))
-    assert r["message"] == "launch: 'stopOnPanic' must be true or false (got a string)"
+    assert r["message"] == "launch: 'stopOnPanic' in launch.json must be true or false (got a string)"

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from vmcore_dap.dump.sources.source_map import SourceMap, module_source_dirs
 from vmcore_dap.errors import NotAvailable, UserError
-from vmcore_dap.handlers.source import read_source_file
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -167,11 +166,11 @@ def test_source_request_paths_are_confined(tmp_path: Path) -> None:
     root, mapped, secret = _layout(tmp_path)
     (root / "fs" / "leak.c").symlink_to(secret)
     sources = _source_map(root, mapped)
-    assert read_source_file(sources, "fs/read_write.c") == "/* inside the root */\n"
-    assert read_source_file(sources, str(mapped / "labbug.c")) == "/* inside the map target */\n"
+    assert sources.read("fs/read_write.c") == "/* inside the root */\n"
+    assert sources.read(str(mapped / "labbug.c")) == "/* inside the map target */\n"
     for path in (str(secret), f"{root}/../secret/id_rsa", str(root / "fs" / "leak.c")):
         with pytest.raises(UserError, match="outside the configured source roots") as info:
-            read_source_file(sources, path)
+            sources.read(path)
         assert "sourceRoot" in str(info.value) and "secret" not in str(info.value).replace(path, "")
     with pytest.raises(NotAvailable, match="is not on this machine"):
-        read_source_file(sources, "mm/nowhere.c")
+        sources.read("mm/nowhere.c")

@@ -2,13 +2,13 @@
  * Fills in and checks `vmcore` launch configurations before a session starts.
  *
  * - F5 with no launch.json: offers a file dialog to pick the vmcore (cancel = no session).
- * - After variable substitution: makes paths absolute, checks them on disk, and checks the adapter
- *   can be started. Anything wrong is explained in a notification with the action that fixes it
- *   ("Open launch.json", "Open Settings"), and the session does not start, because VS Code would
- *   otherwise show an adapter that died at launch as an empty Call Stack.
+ * - After variable substitution: makes paths absolute, finds the adapter, and asks it what is wrong with
+ *   the configuration (`vmcore-dap --check-launch`: the adapter's own checks and words). Anything wrong
+ *   is explained in a notification with the action that fixes it ("Open launch.json", "Open Settings"),
+ *   and the session does not start.
  * - No adapter configured or found: offers to set up the one the extension carries (adapterSetup.ts)
- *   and, once it is ready, starts the session; a private environment older or newer than the shipped
- *   adapter is offered an update first.
+ *   and, once it is ready, starts the session (the adapter then checks the configuration at launch);
+ *   a private environment older or newer than the shipped adapter is offered an update first.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -17,7 +17,7 @@ import { findAdapter } from './adapterDescriptorFactory';
 import { AdapterNotFoundError } from './adapterLocator';
 import { AdapterSetup } from './adapterSetup';
 import { DEBUG_TYPE, VmcoreLaunchConfig } from './launchConfig';
-import { validateLaunchConfig } from './launchValidation';
+import { Problem, checkWithAdapter, prepareLaunchConfig } from './launchValidation';
 import { notify } from './notifications';
 
 export const PICK_VMCORE_COMMAND = 'vmcore-dap.pickVmcore';
@@ -110,22 +110,15 @@ export class VmcoreConfigurationProvider implements vscode.DebugConfigurationPro
         folder: vscode.WorkspaceFolder | undefined,
         debugConfig: vscode.DebugConfiguration,
     ): Promise<vscode.DebugConfiguration | undefined> {
-        const { config, problems } = validateLaunchConfig(debugConfig as VmcoreLaunchConfig, folder?.uri.fsPath);
+        const { config, problems } = prepareLaunchConfig(debugConfig as VmcoreLaunchConfig, folder?.uri.fsPath);
         this.log.info(`launch '${config.name}': vmcore ${config.vmcore ?? '(none)'}`);
-        const errors = problems.filter((p) => p.severity === 'error');
-        for (const warning of problems.filter((p) => p.severity === 'warning')) {
-            void notify('warning', warning.message, ['Open launch.json'], this.log, { folder });
-        }
-        if (errors.length > 0) {
-            for (const extra of errors.slice(1)) {
-                this.log.error(extra.message);
-            }
-            const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem(s): see Output › vmcore)` : '';
-            void notify('error', errors[0].message + more, ['Open launch.json', 'Show Log'], this.log, { folder });
+        if (!this.report(problems, folder)) {
             return undefined;
         }
+        let adapter;
         try {
-            await this.setup.offerUpdate(await findAdapter(config, folder, this.extensionDir, this.log, this.setup));
+            adapter = await findAdapter(config, folder, this.extensionDir, this.log, this.setup);
+            await this.setup.offerUpdate(adapter);
         } catch (e) {
             if (e instanceof AdapterNotFoundError && e.nothingConfigured && this.setup.wheel !== undefined) {
                 return (await this.setup.offerSetUp(e.message)) ? config : undefined;
@@ -143,7 +136,31 @@ export class VmcoreConfigurationProvider implements vscode.DebugConfigurationPro
             }
             throw e;
         }
-        return config;
+        let checked: Problem[] = [];
+        try {
+            checked = await checkWithAdapter(adapter, config);
+        } catch (e) {
+            // An adapter that cannot check still explains a bad configuration when it is launched.
+            this.log.warn(`${e instanceof Error ? e.message : String(e)}; the adapter checks the configuration at launch instead`);
+        }
+        return this.report(checked, folder) ? config : undefined;
+    }
+
+    /** Show the problems (warnings, then the first error); whether the session may start. */
+    private report(problems: Problem[], folder: vscode.WorkspaceFolder | undefined): boolean {
+        const errors = problems.filter((p) => p.severity === 'error');
+        for (const warning of problems.filter((p) => p.severity === 'warning')) {
+            void notify('warning', warning.message, ['Open launch.json'], this.log, { folder });
+        }
+        if (errors.length === 0) {
+            return true;
+        }
+        for (const extra of errors.slice(1)) {
+            this.log.error(extra.message);
+        }
+        const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem(s): see Output › vmcore)` : '';
+        void notify('error', errors[0].message + more, ['Open launch.json', 'Show Log'], this.log, { folder });
+        return false;
     }
 }
 

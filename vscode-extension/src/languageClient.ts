@@ -21,6 +21,11 @@ export const SHOW_TASKS_COMMAND = 'vmcore-dap.showTasksInFunction';
 /** Environment variable the server reads for its log file. */
 export const LSP_LOG_ENV = 'VMCORE_DAP_LSP_LOG';
 
+/** The language server's log beside the adapter's `logFile`: `vmcore-dap.log` → `vmcore-dap-lsp.log`. */
+export function lspLogPath(adapterLog: string): string {
+    return adapterLog.endsWith('.log') ? `${adapterLog.slice(0, -'.log'.length)}-lsp.log` : `${adapterLog}-lsp.log`;
+}
+
 /** How to start the language server, derived from how the adapter is started. */
 export function serverCommandFor(adapter: AdapterCommand): { command: string; args: string[] } {
     if (adapter.args[0] === '-m') {
@@ -95,6 +100,11 @@ export function registerLanguageClient(
                 const adapter = await findAdapter(session);
                 const server = serverCommandFor(adapter);
                 const env: Record<string, string> = { ...(process.env as Record<string, string>), ...adapter.env };
+                const logFile: unknown = session.configuration.logFile;
+                if (typeof logFile === 'string' && logFile) {
+                    env[LSP_LOG_ENV] = lspLogPath(logFile);
+                    log.appendLine(`language server log: ${env[LSP_LOG_ENV]}`);
+                }
                 const serverOptions: ServerOptions = {
                     command: server.command,
                     args: server.args,

@@ -14,7 +14,7 @@ export interface AdapterLaunchAttributes {
     vmlinux?: string;
     /** Extra module debug info files or directories (.ko / .ko.debug). */
     debugInfo?: string[];
-    /** Directories searched by build ID. The adapter's default is ["/usr/lib/debug"]. */
+    /** Directories searched by build ID; empty or absent: the adapter's standard directories. */
     debugInfoDirectories?: string[];
     /** Build-time path prefix -> local directory. */
     sourceFileMap?: Record<string, string>;
@@ -59,5 +59,3 @@ export const LAUNCH_ATTRIBUTES: readonly string[] = [
     'adapterPath',
     'logFile',
 ];
-
-export const DEFAULT_DEBUG_INFO_DIRECTORIES: readonly string[] = ['/usr/lib/debug'];

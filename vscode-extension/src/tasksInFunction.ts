@@ -1,48 +1,38 @@
 /**
  * `vmcore-dap.showTasksInFunction`: the command behind the language server's code lens
- * "N tasks here". It asks the active vmcore session (over DAP, as the Call Stack does) for every
- * task's stack, lists the tasks with the function on their stack in a quick pick, and opens the
- * chosen task's frame of that function in the editor.
+ * "N tasks here". One `vmcore/tasksInFunction` request asks the active vmcore session which tasks
+ * have the function on their stack (the adapter's stack service answers it, the same one the code
+ * lens counted from, so `f.isra.0` and `f.cold` frames are `f` in both); a quick pick lists them, and
+ * the chosen task is selected in the Call Stack with its frame of that function opened.
  */
 import * as vscode from 'vscode';
 
+import { ThreadRef, DapSource, openSource, selectThread } from './kernelView/protocol';
 import { SHOW_TASKS_COMMAND } from './languageClient';
 import { DEBUG_TYPE } from './launchConfig';
 
-interface Thread {
-    id: number;
-    name: string;
+/** One task of a `vmcore/tasksInFunction` answer (docs/custom-requests.md). */
+export interface TaskInFunction extends ThreadRef {
+    /** The Call Stack's frame of the task's first row in the function. */
+    frame: { id: number; name: string; line: number; source?: DapSource };
 }
 
-interface Frame {
-    name: string;
-    line: number;
-    source?: { path?: string };
+export interface TasksInFunctionBody {
+    function: string;
+    tasks: TaskInFunction[];
 }
 
 interface TaskItem extends vscode.QuickPickItem {
-    frame: Frame;
+    task: TaskInFunction;
 }
 
-/** Strip the adapter's decorations ("foo [inlined]") to compare with the lens's function name. */
-function baseName(frameName: string): string {
-    return frameName.replace(/\s*\[inlined\]$/, '').replace(/\(.*$/, '').trim();
-}
-
-async function tasksIn(session: vscode.DebugSession, fn: string, token: vscode.CancellationToken): Promise<TaskItem[]> {
-    const threads = ((await session.customRequest('threads')) as { threads: Thread[] }).threads;
-    const items: TaskItem[] = [];
-    for (const thread of threads) {
-        if (token.isCancellationRequested) {
-            break;
-        }
-        const body = (await session.customRequest('stackTrace', { threadId: thread.id })) as { stackFrames: Frame[] };
-        const frame = body.stackFrames.find((f) => baseName(f.name) === fn);
-        if (frame !== undefined) {
-            items.push({ label: thread.name, description: `${frame.name} line ${frame.line}`, frame });
-        }
-    }
-    return items;
+/** The quick pick's rows: the task as the Threads view names it, and where in the function it is. */
+export function taskItems(body: TasksInFunctionBody): TaskItem[] {
+    return body.tasks.map((task) => ({
+        label: task.name,
+        description: `${task.frame.name}${task.frame.source?.name ? ` ${task.frame.source.name}:${task.frame.line}` : ''}`,
+        task,
+    }));
 }
 
 export function registerShowTasksCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
@@ -53,20 +43,21 @@ export function registerShowTasksCommand(context: vscode.ExtensionContext, log: 
                 void vscode.window.showInformationMessage('vmcore: start a vmcore debug session to list the tasks in a function');
                 return;
             }
-            const items = await vscode.window.withProgress(
-                { location: vscode.ProgressLocation.Notification, title: `vmcore: tasks in ${fn}`, cancellable: true },
-                (_progress, token) => tasksIn(session, fn, token),
-            );
-            log.info(`tasks with ${fn} on their stack: ${items.length}`);
-            const picked = await vscode.window.showQuickPick(items, {
-                title: `${items.length} task(s) with ${fn} on their stack`,
-                placeHolder: 'Open the frame of a task',
+            const body = (await vscode.window.withProgress(
+                { location: vscode.ProgressLocation.Notification, title: `vmcore: tasks in ${fn}` },
+                () => Promise.resolve(session.customRequest('vmcore/tasksInFunction', { function: fn })),
+            )) as TasksInFunctionBody;
+            log.info(`tasks with ${body.function} on their stack: ${body.tasks.length}`);
+            const picked = await vscode.window.showQuickPick(taskItems(body), {
+                title: `${body.tasks.length} task(s) with ${body.function} on their stack`,
+                placeHolder: 'Select a task and open its frame of the function',
+                matchOnDescription: true,
             });
-            const path = picked?.frame.source?.path;
-            if (picked !== undefined && path !== undefined && picked.frame.line > 0) {
-                const position = new vscode.Position(picked.frame.line - 1, 0);
-                await vscode.window.showTextDocument(vscode.Uri.file(path), { selection: new vscode.Range(position, position) });
+            if (picked === undefined) {
+                return;
             }
+            await selectThread(session, picked.task.threadId);
+            await openSource(session, picked.task.frame.source, picked.task.frame.line);
         }),
     );
 }

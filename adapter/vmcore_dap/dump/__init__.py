@@ -1,4 +1,4 @@
-"""The crash dump seen through drgn: tasks, frames, values, memory, disassembly, sources.
+"""The crash dump seen through drgn: tasks, stacks, values, memory, disassembly, sources, per architecture.
 
 Nothing in this package knows about DAP; it can be used from a Python shell or a batch report.
 """

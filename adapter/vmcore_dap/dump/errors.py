@@ -36,8 +36,8 @@ def translate_error(exc: BaseException) -> AdapterError | None:
         return NotAvailable("<optimized out>")
     if isinstance(exc, drgn.MissingDebugInfoError):
         return UserError(
-            f"missing debug info: {exc} (add the file to 'debugInfo' or its directory to "
-            "'debugInfoDirectories' in launch.json)"
+            f"missing debug info: {exc} (add the file to the launch setting 'debugInfo', or its "
+            "directory to 'debugInfoDirectories')"
         )
     if isinstance(exc, drgn.OutOfBoundsError):
         return UserError(f"out of bounds: {exc}")

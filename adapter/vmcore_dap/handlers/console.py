@@ -7,8 +7,9 @@
   ``output`` events, in chunks, cancellable between chunks. ``%py <expr>`` and any other line go to
   drgn Python (the variables handler).
 * ``completions``: command names, flags, symbols, member paths (:mod:`vmcore_dap.dump.console.completions`).
-* :func:`announce_panic_log`: the kernel log's last lines up to the panic, printed right after the
-  ``stopped`` event so the console opens on the oops.
+* :func:`announce_panic_log`: the kernel log's last report up to the panic
+  (:func:`~vmcore_dap.dump.kernel.panic.panic_log_lines`), printed right after the ``stopped`` event
+  so the console opens on the oops.
 
 Lines of output that name a source location (``bt -l``, ``dis -l``, drgn's ``bt``) are sent as their
 own ``output`` event with ``source``/``line``, which VS Code renders as a link.
@@ -16,8 +17,6 @@ own ``output`` event with ``source``/``line``, which VS Code renders as a link.
 
 from __future__ import annotations
 
-import builtins
-import difflib
 import logging
 import os
 import re
@@ -28,7 +27,10 @@ import drgn
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
+from vmcore_dap.dump.errors import translate_error
+from vmcore_dap.dump.kernel.panic import panic_log_lines
 from vmcore_dap.errors import UserError
+from vmcore_dap.handlers.dump_state import current_dump, dump_state, lookup_frame, thread_task
 from vmcore_dap.handlers.launch import AFTER_STOP
 from vmcore_dap.handlers.variables import PY_PREFIX, REPL_INTERCEPTORS
 
@@ -38,14 +40,7 @@ if TYPE_CHECKING:
     from vmcore_dap.dump.console.commands import CrashConsole
     from vmcore_dap.dump.console.completions import SymbolIndex
 
-__all__ = [
-    "ConsoleState",
-    "announce_panic_log",
-    "panic_log_lines",
-    "repl_interceptor",
-    "run_console_command",
-    "split_py_prefix",
-]
+__all__ = ["ConsoleState", "announce_panic_log", "repl_interceptor", "run_console_command", "split_py_prefix"]
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +56,6 @@ _SOURCE_LINE = re.compile(
     r"|\bat (?P<file3>[\w./+-]+\.(?:c|h|S|s|rs|cc|cpp)):(?P<line3>\d+)\b"
 )
 
-# The first line of an oops/panic report in the kernel log.
-_OOPS_START = re.compile(
-    r"BUG: |Oops: |general protection fault|Kernel panic - not syncing|sysrq: Trigger a crash"
-    r"|------------\[ cut here \]------------|Unable to handle kernel|kernel BUG at"
-)
-
 
 class ConsoleState:
     """Per-session console state: the crash command runner and the symbol index of the program."""
@@ -75,13 +64,11 @@ class ConsoleState:
         self._console: CrashConsole | None = None
         self._symbols: SymbolIndex | None = None
 
-    def console(self, prog: drgn.Program, partial_dump: bool = False) -> CrashConsole:
-        if self._console is None or self._console.prog is not prog:
+    def console(self, prog: drgn.Program) -> CrashConsole:
+        if self._console is None:
             from vmcore_dap.dump.console.commands import CrashConsole
-            from vmcore_dap.dump.console.extra_commands import PARTIAL_DUMP_KEY
 
             self._console = CrashConsole(prog)
-            prog.config[PARTIAL_DUMP_KEY] = partial_dump
         return self._console
 
     def symbols(self, prog: drgn.Program) -> SymbolIndex:
@@ -142,20 +129,15 @@ def _current_task(session: Session, frame_id: int | None) -> drgn.Object | None:
     ``None`` (before the stop is announced) leaves the choice to
     :func:`~vmcore_dap.dump.console.commands.default_context`, which makes the same one.
     """
-    from vmcore_dap.handlers.context import dump_state, lookup_frame
-
     if frame_id is not None:
         return lookup_frame(session, frame_id).task
-    state = dump_state(session)
-    entry = state.threads.get(state.stopped_thread_id) if state.stopped_thread_id is not None else None
-    return entry.info.task if entry is not None else None
+    stopped = dump_state(session).stopped_thread_id
+    return thread_task(session, stopped).task if stopped is not None else None
 
 
 def _current_frame(session: Session, frame_id: int | None) -> drgn.StackFrame | None:
     if frame_id is None:
         return None
-    from vmcore_dap.handlers.context import lookup_frame
-
     try:
         return lookup_frame(session, frame_id).frame
     except Exception:  # noqa: BLE001 - a stale frame only costs the locals in completions
@@ -163,18 +145,12 @@ def _current_frame(session: Session, frame_id: int | None) -> drgn.StackFrame | 
 
 
 def _prog(session: Session) -> drgn.Program:
-    from vmcore_dap.handlers.context import current_dump
-
     return current_dump(session).prog
 
 
 def _console(session: Session) -> CrashConsole:
-    """The session's crash console, told whether makedumpfile filtered the dump (for ``sys``)."""
-    from vmcore_dap.handlers.context import current_dump
-
-    dump = current_dump(session)
-    level = getattr(dump.file, "dump_level", None)
-    return session.component(ConsoleState).console(dump.prog, partial_dump=bool(level))
+    """The session's crash console."""
+    return session.component(ConsoleState).console(_prog(session))
 
 
 def run_console_command(session: Session, line: str, frame_id: int | None) -> dict[str, Any]:
@@ -204,40 +180,15 @@ def repl_interceptor(session: Session, expression: str, frame_id: int | None) ->
     """
     if split_py_prefix(expression) is not None:
         return None
-    from vmcore_dap.dump.console.commands import is_command_line
+    from vmcore_dap.dump.console.commands import is_command_line, misspelt_command
 
     prog = _prog(session)
     if is_command_line(prog, expression):
         return run_console_command(session, expression.strip(), frame_id)
-    typo = near_command(prog, expression)
+    typo = misspelt_command(prog, expression)
     if typo is not None:
         raise UserError(typo)
     return None
-
-
-def near_command(prog: drgn.Program, line: str) -> str | None:
-    """The "command not found" message for a line whose first word is a misspelt crash command.
-
-    Only for a first word that nothing else could mean: not a Python builtin, not a kernel symbol or
-    type, and close to a command name (``sturct``, ``foreah``). Anything else goes to Python, whose
-    own error then explains it.
-    """
-    from drgn.commands import CommandNotFoundError
-
-    from vmcore_dap.dump.console.commands import command_names, describe_command_error
-
-    words = line.split()
-    if not words or not words[0].isidentifier() or words[0] in dir(builtins):
-        return None
-    word = words[0]
-    if not difflib.get_close_matches(word, command_names(prog), n=1, cutoff=0.75):
-        return None
-    try:
-        prog[word]
-        return None
-    except (KeyError, LookupError):
-        pass
-    return describe_command_error(CommandNotFoundError(word), prog)
 
 
 @registry.request("completions", capabilities=("supportsCompletionsRequest",))
@@ -274,31 +225,6 @@ registry.declare_capability("completionTriggerCharacters", [".", ">", "-"])
 REPL_INTERCEPTORS.append(repl_interceptor)
 
 
-def panic_log_lines(log_text: str, max_lines: int = PANIC_LOG_MAX_LINES) -> list[str]:
-    """The last oops/panic report of a kernel log (as crash's ``log`` prints it), to the log's end.
-
-    The report starts at the last ``BUG:``/``Oops:``/``sysrq: Trigger a crash``… line that is not the
-    ``Kernel panic`` line itself, moved back over report lines printed just before it (``BUG:``
-    precedes ``Oops:``). At most ``max_lines`` lines from there; the log of a kdump ends at the panic.
-    """
-    lines = log_text.splitlines()
-
-    def starts_report(i: int) -> bool:
-        return bool(_OOPS_START.search(lines[i])) and "Kernel panic" not in lines[i]
-
-    start = next((i for i in range(len(lines) - 1, -1, -1) if starts_report(i)), None)
-    if start is None:
-        return lines[-max_lines:]
-    moved = True
-    while moved:
-        moved = False
-        for j in range(start - 1, max(-1, start - 6), -1):
-            if starts_report(j):
-                start, moved = j, True
-                break
-    return lines[start : start + max_lines]
-
-
 def announce_panic_log(session: Session) -> None:
     """Print the kernel log's last report (up to the panic) in the console; call it after ``stopped``.
 
@@ -308,10 +234,8 @@ def announce_panic_log(session: Session) -> None:
     # console: its command sets load on the first console line, not on the way to the first picture.
     from drgn.helpers.linux.printk import get_dmesg
 
-    from vmcore_dap.dump.errors import translate_error
-
     try:
-        lines = panic_log_lines(get_dmesg(_prog(session)).decode(errors="replace"))
+        lines = panic_log_lines(get_dmesg(_prog(session)).decode(errors="replace"), PANIC_LOG_MAX_LINES)
         if lines:
             session.output("Kernel log up to the panic (type `log` for all of it, `help` for commands):\n")
             emit_output(session, "\n".join(lines) + "\n", "stderr")

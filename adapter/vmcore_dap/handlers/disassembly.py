@@ -17,6 +17,8 @@ from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.disassembly.disasm import Instruction, disassemble_at
 from vmcore_dap.errors import InvalidArguments
+from vmcore_dap.handlers.dump_state import current_dump
+from vmcore_dap.handlers.source import resolve_source_path, source_reference_for
 
 __all__ = ["parse_memory_reference"]
 
@@ -44,16 +46,12 @@ def parse_memory_reference(prog: drgn.Program | None, command: str, text: str) -
 
 
 def _prog(session: Session) -> drgn.Program:
-    from vmcore_dap.handlers.context import current_dump
-
-    return current_dump(session).prog  # type: ignore[no-any-return]
+    return current_dump(session).prog
 
 
 def _entry(
     session: Session, insn: Instruction, previous: Instruction | None, resolve: bool
 ) -> dict[str, Any]:
-    from vmcore_dap.handlers.source import resolve_source_path, source_reference_for
-
     entry: dict[str, Any] = {
         "address": f"{insn.address:#018x}",
         "instructionBytes": insn.bytes.hex(" "),

@@ -13,39 +13,22 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import NotAvailable
-from vmcore_dap.handlers.context import dump_state, thread_entry
+from vmcore_dap.handlers.dump_state import dump_state, thread_task
 
 __all__: list[str] = []
-
-
-def _exception_id(oops: str | None, panic: str | None) -> str:
-    text = oops or panic or ""
-    for prefix, name in (
-        ("BUG: kernel NULL pointer dereference", "NULL pointer dereference"),
-        ("BUG: unable to handle", "page fault"),
-        ("kernel BUG at", "BUG()"),
-        ("general protection fault", "general protection fault"),
-        ("Oops", "Oops"),
-        ("BUG:", "BUG"),
-        ("Kernel panic", "panic"),
-        ("sysrq: Trigger a crash", "SysRq crash"),
-        ("SysRq : Trigger a crash", "SysRq crash"),
-    ):
-        if text.startswith(prefix):
-            return name
-    return "panic"
 
 
 @registry.request("exceptionInfo", capabilities=("supportsExceptionInfoRequest",))
 def exception_info(session: Session, args: Args) -> dict[str, Any]:
     """Describe the panic for the crashed thread."""
-    entry = thread_entry(session, args.integer("threadId"))
+    thread_id = args.integer("threadId")
+    thread_task(session, thread_id)
     state = dump_state(session)
     panic = state.panic
     if panic is None or state.crashed_thread_id is None or (panic.panic is None and panic.oops is None):
         raise NotAvailable("exceptionInfo: the dump records no panic")
-    if entry.thread_id != state.crashed_thread_id:
-        raise NotAvailable(f"exceptionInfo: thread {entry.thread_id} is not the task that panicked")
+    if thread_id != state.crashed_thread_id:
+        raise NotAvailable(f"exceptionInfo: thread {thread_id} is not the task that panicked")
     details: dict[str, Any] = {
         "message": panic.oops or panic.panic,
         "typeName": f"kernel panic ({panic.taint_description})",
@@ -54,7 +37,7 @@ def exception_info(session: Session, args: Args) -> dict[str, Any]:
     if panic.report:
         details["stackTrace"] = "\n".join(panic.report)
     return {
-        "exceptionId": _exception_id(panic.oops, panic.panic),
+        "exceptionId": panic.kind,
         "description": panic.panic or panic.oops,
         "breakMode": "always",
         "details": details,

@@ -8,28 +8,29 @@ kept for the session (a dump never changes); grouping all stacks reports progres
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks, format_wait
+from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.dump.report.crash_report import crash_report
 from vmcore_dap.dump.report.summary import Summary, cpu_tasks, summarize
-from vmcore_dap.dump.stacks.frames import StackFrameInfo
-from vmcore_dap.dump.stacks.groups import StackGroups, group_stacks
+from vmcore_dap.dump.stacks.groups import StackGroups
+from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.errors import InvalidArguments, NotAvailable
-from vmcore_dap.handlers.context import (
-    DumpState,
+from vmcore_dap.handlers.dump_state import (
     current_dump,
     dump_state,
     frame_id,
+    stacks,
     task_stack,
-    thread_entry,
+    thread_task,
 )
-from vmcore_dap.handlers.source import listing_for_address, source_for_address
-from vmcore_dap.handlers.stack import format_frame
+from vmcore_dap.handlers.source import source_for_address
+from vmcore_dap.handlers.stack import format_frame, frame_listing
 
 __all__: list[str] = []
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class _KernelViewState:
     summary: Summary | None = None
-    groups: dict[bool, StackGroups] = field(default_factory=dict)
     blocked: list[BlockedTask] | None = None
 
 
@@ -47,12 +47,15 @@ def _state(session: Session) -> _KernelViewState:
     return session.component(_KernelViewState)
 
 
-def _thread_ref(state: DumpState, address: int) -> dict[str, Any] | None:
-    """``{threadId, pid, comm, state}`` of the task at ``address``, or ``None`` if not a listed task."""
-    thread_id = state.thread_for_address(address)
+def _thread_ref(service: StackService, address: int) -> dict[str, Any] | None:
+    """``{threadId, pid, comm, state, name}`` of the task at ``address``, or ``None`` if not listed."""
+    thread_id = service.key_of(address)
     if thread_id is None:
         return None
-    info = state.threads[thread_id].info
+    return _thread_body(thread_id, service.task(thread_id))
+
+
+def _thread_body(thread_id: int, info: TaskInfo) -> dict[str, Any]:
     return {
         "threadId": thread_id,
         "pid": info.pid,
@@ -68,7 +71,7 @@ def _summary(session: Session) -> Summary:
         dump = current_dump(session)
         panic = dump_state(session).panic
         assert panic is not None
-        kv.summary = summarize(dump.prog, panic)
+        kv.summary = summarize(dump.prog, panic, stacks(session))
     return kv.summary
 
 
@@ -80,15 +83,7 @@ def _faulting_frame(session: Session) -> dict[str, Any] | None:
     stack = task_stack(session, thread_id)
     index = stack.focus
     info = stack.frames[index]
-
-    def listing(row: StackFrameInfo) -> Any:
-        if row.pc is None:
-            return None
-        return listing_for_address(
-            session, row.pc, is_return_address=not row.interrupted, missing_file=row.source_file
-        )
-
-    frame = format_frame(frame_id(session, thread_id, index), info, state.sources, listing)
+    frame = format_frame(frame_id(session, thread_id, index), info, state.sources, frame_listing(session))
     frame["threadId"] = thread_id
     frame["index"] = index
     return frame
@@ -118,7 +113,7 @@ def cpus(session: Session, args: Args) -> dict[str, Any]:
     """The task that was current on each online CPU, and the function it was in."""
     state = dump_state(session)
     rows = []
-    for cpu in cpu_tasks(current_dump(session).prog):
+    for cpu in cpu_tasks(current_dump(session).prog, stacks(session)):
         rows.append(
             {
                 "cpu": cpu.cpu,
@@ -137,19 +132,13 @@ def cpus(session: Session, args: Args) -> dict[str, Any]:
 
 
 def _groups(session: Session, exact: bool) -> StackGroups:
-    kv = _state(session)
-    cached = kv.groups.get(exact)
-    if cached is not None:
-        return cached
-    state = dump_state(session)
-    prog = current_dump(session).prog
-    entries = [(tid, entry.info) for tid, entry in state.threads.items()]
-    with session.progress("Grouping kernel stacks", f"{len(entries)} tasks") as progress:
+    service = stacks(session)
+    with session.progress("Grouping kernel stacks", f"{len(service.tasks)} tasks") as progress:
 
         def check(done: int, total: int) -> None:
             progress.update(f"{done} of {total} tasks", 100.0 * done / max(total, 1))
 
-        result = group_stacks(prog, entries, check, exact=exact)
+        result = service.groups(check, exact=exact)
     log.info(
         "grouped %d tasks into %d stacks in %.2f s (%d unwound)",
         result.task_count,
@@ -157,7 +146,6 @@ def _groups(session: Session, exact: bool) -> StackGroups:
         result.seconds,
         result.unwound,
     )
-    kv.groups[exact] = result
     return result
 
 
@@ -201,8 +189,7 @@ def stack_groups(session: Session, args: Args) -> dict[str, Any]:
 def _blocked(session: Session) -> list[BlockedTask]:
     kv = _state(session)
     if kv.blocked is None:
-        state = dump_state(session)
-        kv.blocked = blocked_tasks(current_dump(session).prog, [e.info for e in state.threads.values()])
+        kv.blocked = blocked_tasks(current_dump(session).prog, list(stacks(session).tasks.values()))
     return kv.blocked
 
 
@@ -230,12 +217,48 @@ def blocked(session: Session, args: Args) -> dict[str, Any]:
                 "symbol": b.lock.symbol,
                 "description": b.lock.description,
                 "function": b.lock.function,
-                "owner": _thread_ref(state, owner_address) if owner_address is not None else None,
+                "owner": _thread_ref(stacks(session), owner_address) if owner_address is not None else None,
                 "ownerTask": f"{owner_address:#x}" if owner_address is not None else None,
                 "ownerIsReaderHint": b.lock.owner_is_reader_hint,
             }
         rows.append(row)
     return {"tasks": rows}
+
+
+@registry.request("vmcore/tasksInFunction")
+def tasks_in_function(session: Session, args: Args) -> dict[str, Any]:
+    """The tasks with a function on their stack, each with the frame of its first row in it.
+
+    Arguments: ``function`` (any of its names: ``f``, ``f.isra.0`` and ``f.cold`` are one function,
+    as the language server's code lenses count them). The frames are the Call Stack's own
+    (``stackTrace`` gives the same ids), so a client can open or select them directly.
+    """
+    function = args.string("function").strip()
+    if not function:
+        raise InvalidArguments("vmcore/tasksInFunction: 'function' must name a function, e.g. \"schedule\"")
+    service = stacks(session)
+    state = dump_state(session)
+    with session.progress("Finding the tasks", function) as progress:
+
+        def check(done: int, total: int) -> None:
+            progress.update(f"{done} of {total} tasks", 100.0 * done / max(total, 1))
+
+        keys = service.function_index(check).tasks_in(function)
+    wanted = service.base_name(function)
+    listing = frame_listing(session)
+    tasks = []
+    for number, thread_id in enumerate(keys):
+        if number % 256 == 0:
+            session.check_cancelled()
+        stack = service.stack(thread_id)
+        index = next(
+            i
+            for i, row in enumerate(stack.frames)
+            if row.kind == "code" and service.base_name(row.function or row.name) == wanted
+        )
+        frame = format_frame(frame_id(session, thread_id, index), stack.frames[index], state.sources, listing)
+        tasks.append({**_thread_body(thread_id, service.task(thread_id)), "frame": frame})
+    return {"function": wanted, "tasks": tasks}
 
 
 @registry.request("vmcore/selectThread")
@@ -247,7 +270,7 @@ def select_thread(session: Session, args: Args) -> dict[str, Any]:
     it. The crashed thread keeps its ``exception`` reason so its exception widget stays.
     """
     thread_id = args.integer("threadId")
-    entry = thread_entry(session, thread_id)
+    name = thread_task(session, thread_id).display_name
     state = dump_state(session)
     body: dict[str, Any] = {
         "threadId": thread_id,
@@ -265,9 +288,9 @@ def select_thread(session: Session, args: Args) -> dict[str, Any]:
         body["text"] = panic.oops or panic.panic or "kernel panic"
     else:
         body["reason"] = "pause"
-        body["description"] = f"Selected in the Kernel view: {entry.name}"
+        body["description"] = f"Selected in the Kernel view: {name}"
     session.after_response(lambda: session.send_event("stopped", body))
-    return {"threadId": thread_id, "name": entry.name}
+    return {"threadId": thread_id, "name": name}
 
 
 @registry.request("vmcore/frameSource")
@@ -297,7 +320,10 @@ def crash_report_request(session: Session, args: Args) -> dict[str, Any]:
     top = args.integer("groups", 10, minimum=0)
     crashed = None
     if state.crashed_thread_id is not None:
-        crashed = (state.threads[state.crashed_thread_id].info, task_stack(session, state.crashed_thread_id))
+        crashed = (
+            thread_task(session, state.crashed_thread_id),
+            task_stack(session, state.crashed_thread_id),
+        )
     markdown = crash_report(
         _summary(session),
         crashed,

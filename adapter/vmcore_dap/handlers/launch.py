@@ -15,20 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 import drgn
-from drgn.helpers.linux.sched import cpu_curr
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.errors import describe_fault
 from vmcore_dap.dump.kernel.modules import module_list_problem
-from vmcore_dap.dump.kernel.panic import panic_info
+from vmcore_dap.dump.kernel.panic import crashed_task, focus_task, panic_info
 from vmcore_dap.dump.kernel.tasks import list_tasks
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import open_dump
 from vmcore_dap.dump.sources.source_map import SourceMap
-from vmcore_dap.errors import UserError
-from vmcore_dap.handlers.context import DumpState, current_dump, dump_state
+from vmcore_dap.errors import SettingError, UserError
+from vmcore_dap.handlers.dump_state import DumpState, current_dump, dump_state
 
 __all__ = ["AFTER_STOP"]
 
@@ -43,6 +42,14 @@ AFTER_STOP: list[Callable[[Session], None]] = []
 @registry.request("launch")
 def launch(session: Session, args: Args) -> dict[str, Any] | None:
     """Open the vmcore named in the launch configuration."""
+    try:
+        _launch(session, args)
+    except SettingError as exc:  # the dump layer names the setting; the client wrote it in launch.json
+        raise exc.located("launch.json") from None
+    return None
+
+
+def _launch(session: Session, args: Args) -> None:
     config = LaunchConfig.from_arguments(args.raw)
     state = dump_state(session)
     if state.dump is not None:
@@ -55,7 +62,7 @@ def launch(session: Session, args: Args) -> dict[str, Any] | None:
         t0 = time.monotonic()
         progress.update("Reading tasks and the kernel log", 100)
         try:
-            crashed = dump.crashed_task()
+            crashed = crashed_task(dump.prog)
             tasks = list_tasks(dump.prog, crashed, problems=dump.warnings)
         except drgn.FaultError as exc:
             if not dump.file.truncated:
@@ -69,11 +76,10 @@ def launch(session: Session, args: Args) -> dict[str, Any] | None:
         module_problem = module_list_problem(dump.prog)
         if module_problem is not None:
             dump.warnings.append(module_problem)
+        dump.warnings += [problem.located("launch.json").message for problem in config.directory_problems()]
         dump.timings["tasks"] = time.monotonic() - t0
     state.sources = SourceMap.from_config(config)
-    state.panic = info
-    state.install_threads(tasks, crashed)
-    state.dump = dump
+    state.open(dump, tasks, crashed, info)
     log.info(
         "launch: %d threads, crashed thread %s, timings %s", len(tasks), state.crashed_thread_id, dump.timings
     )
@@ -95,13 +101,11 @@ def _stop_target(state: DumpState) -> tuple[int, str]:
     assert dump is not None
     if state.crashed_thread_id is not None and dump.config.stop_on_panic:
         return state.crashed_thread_id, "exception"
-    thread_id: int | None = None
-    try:
-        thread_id = state.thread_for_address(cpu_curr(dump.prog, 0).value_())
-    except Exception:  # noqa: BLE001 - any readable task will do when CPU 0's is not
-        log.warning("cannot read CPU 0's current task", exc_info=True)
-    if thread_id is None:
-        thread_id = state.crashed_thread_id or min(state.threads)
+    focus = focus_task(dump.prog, prefer_crashed=False)
+    thread_id = state.thread_for_address(focus.value_()) if focus is not None else None
+    if thread_id is None:  # any listed task will do when CPU 0's cannot be read
+        log.warning("CPU 0's current task is not readable or not listed")
+        thread_id = state.crashed_thread_id or 1
     return thread_id, "pause"
 
 

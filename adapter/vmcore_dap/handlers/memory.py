@@ -16,6 +16,7 @@ from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.memory.reading import read_prefix
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError
 from vmcore_dap.handlers.disassembly import parse_memory_reference
+from vmcore_dap.handlers.dump_state import current_dump
 
 __all__: list[str] = []
 
@@ -28,8 +29,6 @@ _MAX_READ = 16 << 20
 @registry.request("readMemory", capabilities=("supportsReadMemoryRequest",))
 def read_memory(session: Session, args: Args) -> dict[str, Any]:
     """Read ``count`` bytes at ``memoryReference`` + ``offset``: readable prefix + unreadable count."""
-    from vmcore_dap.handlers.context import current_dump
-
     prog = current_dump(session).prog
     address = parse_memory_reference(prog, "readMemory", args.string("memoryReference"))
     address += args.integer("offset", 0)

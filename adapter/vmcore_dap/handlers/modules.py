@@ -4,9 +4,10 @@ Module rows carry DAP's recommended attributes (``path``, ``version``, ``symbolS
 ``symbolFilePath``, ``addressRange``) plus our own ``taints`` (``OE`` as in the kernel log),
 ``srcversion``, ``base``/``size`` (as crash's ``mod`` shows them) and ``buildId``.
 
-``loadedSources`` lists the source files of the code the dump is about: every function on every
-task's stack and every function of the loaded modules. (The kernel's full list of compilation units is
-thousands of files no one browses; the ones on stacks are the ones that matter.)
+``loadedSources`` lists the source files of the code the dump is about: every row of every task's
+stack (from the stack service, one unwinding per distinct stack) and every function of the loaded
+modules. (The kernel's full list of compilation units is thousands of files no one browses; the ones on
+stacks are the ones that matter.)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.kernel.modules import KernelModule, list_modules
+from vmcore_dap.handlers.dump_state import current_dump, dump_state, stacks
 
 __all__: list[str] = []
 
@@ -28,19 +30,15 @@ log = logging.getLogger(__name__)
 
 class _ModulesState:
     def __init__(self) -> None:
-        self.prog: drgn.Program | None = None
-        self.modules: list[KernelModule] = []
+        self.modules: list[KernelModule] | None = None
         self.sources: list[dict[str, Any]] | None = None
 
 
-def _state(session: Session) -> tuple[_ModulesState, drgn.Program]:
-    from vmcore_dap.handlers.context import current_dump
-
-    prog = current_dump(session).prog
+def _modules(session: Session) -> list[KernelModule]:
     state = session.component(_ModulesState)
-    if state.prog is not prog:
-        state.prog, state.modules, state.sources = prog, list_modules(prog), None
-    return state, prog
+    if state.modules is None:
+        state.modules = list_modules(current_dump(session).prog)
+    return state.modules
 
 
 def _module_body(module: KernelModule) -> dict[str, Any]:
@@ -73,28 +71,11 @@ def _module_body(module: KernelModule) -> dict[str, Any]:
 @registry.request("modules", capabilities=("supportsModulesRequest",))
 def modules(session: Session, args: Args) -> dict[str, Any]:
     """Return a page of the module list (``startModule``, ``moduleCount``; 0 means all)."""
-    state, _prog = _state(session)
+    modules = _modules(session)
     start = args.integer("startModule", 0, minimum=0)
     count = args.integer("moduleCount", 0, minimum=0)
-    rows = state.modules[start : start + count if count else None]
-    return {"modules": [_module_body(m) for m in rows], "totalModules": len(state.modules)}
-
-
-def _stack_pcs(prog: drgn.Program) -> list[int]:
-    from drgn.helpers.linux.pid import for_each_task
-
-    pcs: list[int] = []
-    for task in for_each_task(prog):
-        try:
-            trace = prog.stack_trace(task)
-        except (ValueError, LookupError, drgn.FaultError):
-            continue
-        for frame in trace:
-            try:
-                pcs.append(int(frame.pc))
-            except LookupError:
-                continue
-    return pcs
+    rows = modules[start : start + count if count else None]
+    return {"modules": [_module_body(m) for m in rows], "totalModules": len(modules)}
 
 
 def _module_function_starts(prog: drgn.Program, module: KernelModule) -> list[int]:
@@ -111,33 +92,40 @@ def _module_function_starts(prog: drgn.Program, module: KernelModule) -> list[in
 
 @registry.request("loadedSources", capabilities=("supportsLoadedSourcesRequest",))
 def loaded_sources(session: Session, args: Args) -> dict[str, Any]:
-    """Return the source files of every function on a stack and in every loaded module."""
-    from vmcore_dap.handlers.source import resolve_source_path
-
-    state, prog = _state(session)
+    """Return the source files of every row of every stack and of every function in a loaded module."""
+    state = session.component(_ModulesState)
     if state.sources is not None:
         return {"sources": state.sources}
-    seen: dict[str, dict[str, Any]] = {}
+    prog = current_dump(session).prog
+    files: dict[str, None] = {}
     with session.progress("Collecting source files") as progress:
-        addresses = _stack_pcs(prog)
-        module_rows = [m for m in state.modules if not m.is_kernel and m.has_debug_info]
-        for module in module_rows:
-            addresses.extend(_module_function_starts(prog, module))
+
+        def check(done: int, total: int) -> None:
+            progress.update(f"stacks: {done}/{total} tasks", 50 * done / max(total, 1))
+
+        stacks(session).function_index(check)
+        for stack in stacks(session).distinct_stacks():
+            files.update((row.source_file, None) for row in stack.frames if row.source_file)
+        addresses = [
+            address
+            for module in _modules(session)
+            if not module.is_kernel and module.has_debug_info
+            for address in _module_function_starts(prog, module)
+        ]
         total = max(len(addresses), 1)
         for i, address in enumerate(addresses):
             if i % 256 == 0:
-                progress.update(f"{i}/{total} addresses", 100 * i / total)
+                progress.update(f"modules: {i}/{total} functions", 50 + 50 * i / total)
             try:
-                locations = prog.source_location(address)
+                files.update((loc.filename, None) for loc in prog.source_location(address) if loc.filename)
             except LookupError:
                 continue
-            for loc in locations:
-                if not loc.filename or loc.filename in seen:
-                    continue
-                local = resolve_source_path(session, loc.filename)
-                if local is None:
-                    continue
-                seen[loc.filename] = {"name": local.rsplit("/", 1)[-1], "path": local}
-    state.sources = sorted(seen.values(), key=lambda s: s["path"])
-    log.info("loadedSources: %d files from %d addresses", len(state.sources), len(addresses))
+    sources = dump_state(session).sources
+    found: dict[str, dict[str, Any]] = {}
+    for file in files:
+        resolved = sources.resolve(file)
+        if resolved.exists:
+            found[resolved.path] = {"name": resolved.name, "path": resolved.path}
+    state.sources = sorted(found.values(), key=lambda s: s["path"])
+    log.info("loadedSources: %d files of %d named by stacks and modules", len(state.sources), len(files))
     return {"sources": state.sources}

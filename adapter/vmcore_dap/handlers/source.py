@@ -1,10 +1,9 @@
 """``source``: the contents of a ``sourceReference``, and source objects for code addresses.
 
 Other handlers (``stackTrace``, ``disassemble``) call :func:`source_for_address` to get a DAP
-``Source`` for an instruction: the local file when it exists (the session's
-:class:`~vmcore_dap.dump.sources.source_map.SourceMap`: ``sourceFileMap``, ``sourceRoot``, then the
-distribution layouts), else a ``sourceReference`` whose content is the function's annotated
-disassembly, so clicking a frame always shows something. ``stackTrace`` calls
+``Source`` for an instruction: the local file when it exists
+(:func:`~vmcore_dap.dump.sources.code_location.locate`), else a ``sourceReference`` whose content is
+the function's annotated disassembly, so clicking a frame always shows something. ``stackTrace`` calls
 :func:`listing_for_address` directly for a frame whose own file is missing (an inlined callee's file
 may exist when the frame's does not).
 
@@ -20,21 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import drgn
-
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.disassembly.disasm import function_range
 from vmcore_dap.dump.disassembly.listing import Listing, function_listing
-from vmcore_dap.dump.sources.source_map import OUTSIDE_ROOTS_HINT, SourceMap
-from vmcore_dap.errors import NotAvailable, UserError
+from vmcore_dap.dump.sources.code_location import listing_origin, locate
+from vmcore_dap.errors import NotAvailable
+from vmcore_dap.handlers.dump_state import current_dump, dump_state
 
 __all__ = [
     "SourceInfo",
     "listing_for_address",
-    "read_source_file",
     "resolve_source_path",
     "source_for_address",
     "source_reference_for",
@@ -54,7 +51,6 @@ class _SourceState:
 
     def __init__(self) -> None:
         self.refs: HandleTable[_ListingRef] = HandleTable("sourceReference")
-        self.prog: drgn.Program | None = None
 
 
 @dataclass(frozen=True)
@@ -73,38 +69,19 @@ class SourceInfo:
     dwarf_path: str | None
 
 
-def _dump(session: Session) -> Any:
-    from vmcore_dap.handlers.context import current_dump
-
-    return current_dump(session)
-
-
-def _state(session: Session) -> _SourceState:
-    state = session.component(_SourceState)
-    prog = _dump(session).prog
-    if state.prog is not prog:  # a new dump: old references mean nothing
-        state.refs.reset()
-        state.prog = prog
-    return state
-
-
 def resolve_source_path(session: Session, dwarf_path: str) -> str | None:
     """Return the local file for a DWARF file name, or ``None`` when it is not on this machine.
 
     The session's :class:`~vmcore_dap.dump.sources.source_map.SourceMap` decides (``sourceFileMap``,
     ``sourceRoot``, the Debian/Ubuntu/RHEL build layouts under it) and caches the answer.
     """
-    from vmcore_dap.handlers.context import dump_state
-
-    _dump(session)
+    current_dump(session)
     resolved = dump_state(session).sources.resolve(dwarf_path)
     return resolved.path if resolved.exists else None
 
 
 def _outside_roots(session: Session, dwarf_path: str | None) -> bool:
     """Whether ``dwarf_path`` names a file that exists but lies outside every configured root."""
-    from vmcore_dap.handlers.context import dump_state
-
     return bool(dwarf_path) and dump_state(session).sources.resolve(dwarf_path or "").outside_roots
 
 
@@ -119,8 +96,8 @@ def source_reference_for(
     :param missing_file: the source file that was not found, named in the listing's header.
     :raises LookupError: when no function contains the address or bears the name.
     """
-    state = _state(session)
-    prog = _dump(session).prog
+    state = session.component(_SourceState)
+    prog = current_dump(session).prog
     address = (
         int(prog.symbol(address_or_function).address)
         if isinstance(address_or_function, str)
@@ -136,10 +113,10 @@ def source_reference_for(
 
 
 def _listing(session: Session, reference: int) -> Listing:
-    entry = _state(session).refs.get(reference)
+    entry = session.component(_SourceState).refs.get(reference)
     if entry.listing is None:
         entry.listing = function_listing(
-            _dump(session).prog, entry.start, entry.missing_file, outside_roots=entry.outside_roots
+            current_dump(session).prog, entry.start, entry.missing_file, outside_roots=entry.outside_roots
         )
     return entry.listing
 
@@ -153,20 +130,16 @@ def source_for_address(
         instruction's line (``address - 1``), as debuggers do.
     :returns: ``None`` when no function contains the address (no debug info, no symbol).
     """
-    prog = _dump(session).prog
-    lookup = address - 1 if is_return_address else address
-    dwarf_path: str | None = None
-    line = column = 0
-    try:
-        loc = prog.source_location(lookup)[0]
-        dwarf_path, line, column = loc.filename, loc.line, loc.column
-    except (LookupError, IndexError):
-        pass
-    if dwarf_path:
-        local = resolve_source_path(session, dwarf_path)
-        if local is not None:
-            return SourceInfo({"name": Path(local).name, "path": local}, line, column, dwarf_path)
-    return listing_for_address(session, address, is_return_address=is_return_address, missing_file=dwarf_path)
+    where = locate(
+        current_dump(session).prog, dump_state(session).sources, address, is_return_address=is_return_address
+    )
+    if where.local is not None:
+        return SourceInfo(
+            {"name": Path(where.local).name, "path": where.local}, where.line, where.column, where.dwarf_path
+        )
+    return listing_for_address(
+        session, address, is_return_address=is_return_address, missing_file=where.dwarf_path
+    )
 
 
 def listing_for_address(
@@ -189,12 +162,7 @@ def listing_for_address(
     except LookupError:
         return None
     listing = _listing(session, reference)
-    if not missing_file:
-        origin = "disassembly: no line information"
-    elif _outside_roots(session, missing_file):
-        origin = f"disassembly: {missing_file} is outside the configured source roots ({OUTSIDE_ROOTS_HINT})"
-    else:
-        origin = "disassembly: source file not found"
+    origin = listing_origin(missing_file, _outside_roots(session, missing_file))
     source = {
         "name": f"{listing.function} (disassembly)",
         "sourceReference": reference,
@@ -202,24 +170,6 @@ def listing_for_address(
         "origin": origin,
     }
     return SourceInfo(source, listing.line_of(lookup), 0, missing_file)
-
-
-def read_source_file(sources: SourceMap, path: str) -> str:
-    """Return the text of the file a client names by ``path`` (a DWARF name or a local path).
-
-    :raises UserError: when the file lies outside every configured root (the message says which
-        launch setting would allow it).
-    :raises NotAvailable: when the file is not on this machine.
-    """
-    resolved = sources.resolve(path)
-    if resolved.exists:
-        return Path(resolved.path).read_text(errors="replace")
-    if resolved.outside_roots:
-        raise UserError(
-            f"source: file '{path}' is outside the configured source roots, so it is not read "
-            f"({OUTSIDE_ROOTS_HINT})"
-        )
-    raise NotAvailable(f"source: file '{path}' is not on this machine (set 'sourceRoot' or 'sourceFileMap')")
 
 
 @registry.request("source")
@@ -233,8 +183,6 @@ def source(session: Session, args: Args) -> dict[str, Any]:
         return {"content": _listing(session, reference).text, "mimeType": "text/x-asm"}
     path = source_arg.get("path")
     if isinstance(path, str) and path:
-        from vmcore_dap.handlers.context import dump_state
-
-        _dump(session)
-        return {"content": read_source_file(dump_state(session).sources, path)}
+        current_dump(session)
+        return {"content": dump_state(session).sources.read(path, "source")}
     raise NotAvailable("source: neither 'sourceReference' nor a 'path' was given")

@@ -28,7 +28,7 @@ from vmcore_dap.dap.session import Session
 from vmcore_dap.dap.transport import EncodedBody, encode_json
 from vmcore_dap.dump.sources.source_map import OUTSIDE_ROOTS_HINT, SourceMap
 from vmcore_dap.dump.stacks.frames import StackFrameInfo
-from vmcore_dap.handlers.context import DumpState, dump_state, frame_ids, task_stack
+from vmcore_dap.handlers.dump_state import DumpState, dump_state, frame_ids, task_stack
 from vmcore_dap.handlers.source import SourceInfo, listing_for_address
 
 __all__ = ["INLINE_SUFFIX", "ListingLookup", "format_frame", "frame_listing"]
@@ -110,7 +110,7 @@ def format_frame(
 def stack_trace(session: Session, args: Args) -> EncodedBody:
     """Return ``levels`` frames of a thread's stack from ``startFrame`` (all when ``levels`` is 0).
 
-    Rows of shared stacks (:func:`~vmcore_dap.handlers.context.task_stack`) are the same objects in
+    Rows of shared stacks (:func:`~vmcore_dap.handlers.dump_state.task_stack`) are the same objects in
     thousands of tasks: each is shaped and encoded once, and a response is those texts with their ids.
     """
     thread_id = args.integer("threadId")

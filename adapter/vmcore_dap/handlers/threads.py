@@ -11,7 +11,7 @@ from typing import Any
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
-from vmcore_dap.handlers.context import dump_state
+from vmcore_dap.handlers.dump_state import dump_state
 
 __all__: list[str] = []
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import drgn
 
@@ -28,13 +28,13 @@ from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.console.repl import PythonRepl
-from vmcore_dap.dump.memory.page_filter import PAGE_SHIFT, zero_filled_reason
-from vmcore_dap.dump.values import cexpr, render, scopes
+from vmcore_dap.dump.stacks import scopes
+from vmcore_dap.dump.stacks.service import FrameRef
+from vmcore_dap.dump.values import cexpr, render
 from vmcore_dap.dump.values.render import Variable
+from vmcore_dap.dump.values.zero_fill import with_zero_fill_note, with_zero_fill_notes
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError, UserError
-
-if TYPE_CHECKING:
-    from vmcore_dap.dump.values.scopes import FrameLike
+from vmcore_dap.handlers.dump_state import current_dump, lookup_frame
 
 __all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX"]
 
@@ -75,25 +75,18 @@ class VariablesState:
         self.repl_results = itertools.count(1)
 
     def repl(self, prog: drgn.Program) -> PythonRepl:
-        """The session's Python namespace (created on first use, reset if the program changed)."""
-        if self._repl is None or self._repl.prog is not prog:
+        """The session's Python namespace (created on first use)."""
+        if self._repl is None:
             self._repl = PythonRepl(prog)
         return self._repl
 
 
-# -- access to the adapter core's dump and frames ---------------------------------------------------
-
-
 def _prog(session: Session) -> drgn.Program:
-    from vmcore_dap.handlers.context import current_dump
-
     return current_dump(session).prog
 
 
-def _frame(session: Session, frame_id: int) -> FrameLike:
-    from vmcore_dap.handlers.context import lookup_frame
-
-    return lookup_frame(session, frame_id)  # type: ignore[no-any-return]
+def _frame(session: Session, frame_id: int) -> FrameRef:
+    return lookup_frame(session, frame_id)
 
 
 # -- shaping ----------------------------------------------------------------------------------------
@@ -130,27 +123,13 @@ def _shape(
     return reference, fields
 
 
-def _zero_fill_note(value: str, obj: drgn.Object) -> str:
-    """``value`` with the reason its zeros are not the kernel's data, when ``obj`` lies in a page an
-    ELF dump left out (makedumpfile -E: read as zeros, without a fault; see
-    :func:`~vmcore_dap.dump.memory.page_filter.zero_filled_reason`)."""
-    address = obj.address_
-    if address is None:
-        return value
-    try:
-        reason = zero_filled_reason(obj.prog_, address)
-    except Exception:  # noqa: BLE001 - the value itself is still right to show
-        return value
-    return f"{value} <{reason}>" if reason else value
-
-
 def _variable_body(
     session: Session, parent: int, variable: Variable, hex_: bool, rendered: render.Rendered | None = None
 ) -> dict[str, Any]:
     if rendered is None:
         rendered = render.render(variable.obj, hex_=hex_ or variable.always_hex)
     reference, fields = _shape(session, parent, variable, rendered)
-    value = _zero_fill_note(rendered.value, variable.obj)
+    value = with_zero_fill_note(rendered.value, variable.obj)
     body: dict[str, Any] = {"name": variable.name, "value": value, "variablesReference": reference}
     _with_type(session, body, "type", rendered.type)
     if variable.expr is not None:
@@ -158,30 +137,6 @@ def _variable_body(
     body.update(fields)
     body["presentationHint"] = {"attributes": ["readOnly"]}
     return body
-
-
-def _zero_fill_notes(prog: drgn.Program, page: render.ScalarPage) -> list[str]:
-    """The page's value texts with :func:`_zero_fill_note` applied, asking once per memory page.
-
-    The reason depends only on the page an address lies in, so one question per page gives every
-    element of it the note it would get on its own.
-    """
-    texts = page.values
-    noted: list[str] | None = None
-    i = 0
-    while i < len(texts):
-        address = page.address + i * page.size
-        next_page = (address >> PAGE_SHIFT) + 1 << PAGE_SHIFT
-        j = min(len(texts), i - (address - next_page) // page.size)  # first element on the next page
-        try:
-            reason = zero_filled_reason(prog, address)
-        except Exception:  # noqa: BLE001 - the values themselves are still right to show
-            reason = None
-        if reason:
-            noted = noted if noted is not None else list(texts)
-            noted[i:j] = [f"{text} <{reason}>" for text in texts[i:j]]
-        i = j
-    return noted if noted is not None else texts
 
 
 def _scalar_page_bodies(
@@ -192,7 +147,7 @@ def _scalar_page_bodies(
     0), built column by column."""
     columns: dict[str, Iterable[Any]] = {
         "name": page.names(),
-        "value": _zero_fill_notes(prog, page),
+        "value": with_zero_fill_notes(prog, page.address, page.size, page.values),
         "variablesReference": itertools.repeat(0),
     }
     if session.client.get("supportsVariableType"):
@@ -298,28 +253,13 @@ def _evaluate_body(
     rendered = render.render(variable.obj, hex_=hex_)
     key = f"evaluate:{frame_id}:{variable.expr if variable.expr is not None else id(variable.obj)}"
     reference, fields = _shape(session, 0, Variable(key, variable.obj, variable.expr), rendered)
-    result = _zero_fill_note(rendered.value, variable.obj)
+    result = with_zero_fill_note(rendered.value, variable.obj)
     if context == "clipboard":
-        result = _clipboard_text(variable.obj, rendered)
+        result = render.full_string(variable.obj, rendered, _CLIPBOARD_STRING)
     body: dict[str, Any] = {"result": result, "variablesReference": reference}
     _with_type(session, body, "type", rendered.type)
     body.update(fields)
     return body
-
-
-def _clipboard_text(obj: drgn.Object, rendered: render.Rendered) -> str:
-    """The untruncated string for ``char`` arrays and ``char *``; the displayed value otherwise."""
-    if not rendered.value.endswith('..."') and not rendered.value.endswith("..."):
-        return rendered.value
-    try:
-        kind = obj.type_.unaliased_kind()
-        if kind == drgn.TypeKind.POINTER:
-            data = obj.prog_.read_c_string(obj.value_(), max_size=_CLIPBOARD_STRING)
-        else:
-            data = obj.string_()[:_CLIPBOARD_STRING]
-    except (drgn.FaultError, TypeError, ValueError):
-        return rendered.value
-    return f'"{render.escape_bytes(data)}"'
 
 
 def _evaluate_repl(session: Session, expression: str, frame_id: int | None, hex_: bool) -> dict[str, Any]:

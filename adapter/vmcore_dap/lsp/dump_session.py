@@ -2,9 +2,10 @@
 
 A :class:`DumpSession` owns the drgn ``Program`` (used from the server's event-loop thread only),
 the path mapping, and three things computed the first time a request needs them and then kept,
-because a vmcore never changes: the stacks of all tasks (:mod:`.stacks`), the faulting location
-with the panic message, and the ctags indexes of the source trees (built by a background thread,
-which runs only the ``ctags`` program and never touches drgn).
+because a vmcore never changes: the stacks of all tasks (the dump layer's
+:class:`~vmcore_dap.dump.stacks.service.StackService`, the same the adapter's Call Stack and Kernel
+view use), the faulting location with the panic message, and the ctags indexes of the source trees
+(built by a background thread, which runs only the ``ctags`` program and never touches drgn).
 """
 
 from __future__ import annotations
@@ -18,31 +19,19 @@ from pathlib import Path
 
 import drgn
 
-from vmcore_dap.dump.kernel.panic import panic_info
+from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
+from vmcore_dap.dump.kernel.panic import crashed_task, panic_info
+from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import Dump, open_dump
-from vmcore_dap.dump.stacks.frames import unwind_task
+from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.errors import AdapterError
 from vmcore_dap.lsp.ctags import Tag, TagsFile, build_tags
 from vmcore_dap.lsp.paths import PathMapper, code_location
-from vmcore_dap.lsp.stacks import StackIndex, build_stack_index
 
 __all__ = ["DumpSession", "FaultSite"]
 
 log = logging.getLogger(__name__)
-
-# drgn's architecture → the kernel's arch/ directory.
-_ARCH_DIRS = {
-    "X86_64": "x86",
-    "I386": "x86",
-    "AARCH64": "arm64",
-    "ARM": "arm",
-    "PPC64": "powerpc",
-    "S390X": "s390",
-    "S390": "s390",
-    "RISCV64": "riscv",
-    "RISCV32": "riscv",
-}
 
 
 @dataclass(frozen=True)
@@ -70,7 +59,7 @@ class DumpSession:
         self.dump = dump if dump is not None else open_dump(config)
         self.open_seconds = time.monotonic() - start
         self.paths = PathMapper(config)
-        self._stacks: StackIndex | None = None
+        self._stacks: StackService | None = None
         self._fault: FaultSite | None | bool = False
         self._tags: list[TagsFile] = []
         self._tags_error: str | None = None
@@ -85,20 +74,28 @@ class DumpSession:
     # -- stacks and the fault ---------------------------------------------------------------------
 
     @property
-    def stacks(self) -> StackIndex:
-        """Every task's stack, unwound on first use."""
+    def stacks(self) -> StackService:
+        """Every task's stack (the tasks listed on first use, each stack unwound when first asked)."""
         if self._stacks is None:
-            self._stacks = build_stack_index(self.prog)
+            crashed = crashed_task(self.prog)
+            tasks = list_tasks(self.prog, crashed)
+            self._stacks = StackService(self.prog, tasks, crashed.value_() if crashed is not None else None)
         return self._stacks
+
+    def tasks_in(self, function: str) -> list[TaskInfo]:
+        """The tasks with ``function`` on their stack (any of its names), in task order."""
+        stacks = self.stacks
+        return [stacks.task(key) for key in stacks.tasks_in(function)]
 
     def fault(self) -> FaultSite | None:
         """The faulting line of the crashed task (the adapter's focus frame) with the panic message."""
         if self._fault is not False:
             return self._fault if isinstance(self._fault, FaultSite) else None
         site: FaultSite | None = None
-        task = self.dump.crashed_task()
-        if task is not None:
-            stack = unwind_task(self.prog, task)
+        key = self.stacks.crashed_key
+        if key is not None:
+            task = self.stacks.task(key).task
+            stack = self.stacks.stack(key)
             frames = stack.frames
             candidates = frames[stack.focus :] if 0 <= stack.focus < len(frames) else frames
             frame = next((f for f in candidates if f.kind == "code" and f.source_file), None)
@@ -132,11 +129,15 @@ class DumpSession:
         return list(dict.fromkeys(root.resolve() for root in roots))
 
     def start_indexing(self) -> None:
-        """Build (or load) the ctags indexes in a background thread; :meth:`find_tags` waits for it."""
+        """Build (or load) the ctags indexes in a background thread, once (the server starts it after
+        the first code lens; :meth:`find_tags` starts it too, and waits for it)."""
         if self._tags_thread is not None:
             return
         roots = self.index_roots()
-        arch = _ARCH_DIRS.get(self.prog.platform.arch.name) if self.prog.platform else None
+        try:
+            arch: str | None = arch_of(self.prog).source_dir
+        except UnsupportedArchitecture:
+            arch = None  # index every architecture's directory
 
         def work() -> None:
             try:

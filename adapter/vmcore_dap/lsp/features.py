@@ -1,10 +1,10 @@
 """Code lenses and diagnostics of one document, as plain data (no protocol types).
 
-Both are answered per file from the stack index: which functions of this file are on some task's
-stack (a lens on each definition line), the faulting line (an error), and the lines where
-uninterruptible tasks wait (information). A frame belongs to the document when its DWARF file name
-maps to the document's path, so two static functions of the same name in different files never
-mix.
+Both are answered per file from the stack service's function index (one unwinding per distinct
+stack, the rows the adapter's Call Stack shows): which functions of this file are on some task's stack
+(a lens on each definition line), the faulting line (an error), and the lines where uninterruptible
+tasks wait (information). A frame belongs to the document when its DWARF file name maps to the
+document's path, so two static functions of the same name in different files never mix.
 """
 
 from __future__ import annotations
@@ -13,11 +13,19 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.lsp.dump_session import DumpSession
 from vmcore_dap.lsp.identifiers import function_definitions
-from vmcore_dap.lsp.stacks import TaskStackRows, describe_counts
 
-__all__ = ["Lens", "Note", "code_lenses", "diagnostics", "SHOW_TASKS_COMMAND", "lens_title"]
+__all__ = [
+    "Lens",
+    "Note",
+    "SHOW_TASKS_COMMAND",
+    "code_lenses",
+    "describe_counts",
+    "diagnostics",
+    "lens_title",
+]
 
 #: Client command run by a lens; its argument is the function name.
 SHOW_TASKS_COMMAND = "vmcore-dap.showTasksInFunction"
@@ -42,19 +50,28 @@ class Note:
     message: str
 
 
+def describe_counts(counts: Counter[str]) -> str:
+    """``"D: 3, S: 1"``, states in the order ``ps`` users scan for trouble (D first)."""
+    order = "DRSTtXZPI"
+    keys = sorted(counts, key=lambda s: (order.index(s) if s in order else len(order), s))
+    return ", ".join(f"{state}: {counts[state]}" for state in keys)
+
+
 def lens_title(counts: Counter[str]) -> str:
     """``"3 tasks here (D: 3)"``."""
     total = sum(counts.values())
     return f"{total} task{'s' if total != 1 else ''} here ({describe_counts(counts)})"
 
 
-def _tasks_by_function_in(session: DumpSession, path: str) -> dict[str, list[TaskStackRows]]:
-    found: dict[str, dict[int, TaskStackRows]] = {}
-    for task in session.stacks.tasks:
-        for row in task.rows:
-            if row.file is not None and session.paths.same_file(row.file, path):
-                found.setdefault(row.function, {})[task.address] = task
-    return {function: list(tasks.values()) for function, tasks in found.items()}
+def _tasks_by_function_in(session: DumpSession, path: str) -> dict[str, list[TaskInfo]]:
+    """Function → the tasks with a row of it in the document (each task once, in task order)."""
+    stacks = session.stacks
+    found: dict[str, set[int]] = {}
+    for file, functions in stacks.function_index().by_file.items():
+        if session.paths.same_file(file, path):
+            for function, keys in functions.items():
+                found.setdefault(function, set()).update(keys)
+    return {function: [stacks.task(key) for key in sorted(keys)] for function, keys in found.items()}
 
 
 def code_lenses(session: DumpSession, path: str, lines: Sequence[str]) -> list[Lens]:
@@ -71,7 +88,7 @@ def code_lenses(session: DumpSession, path: str, lines: Sequence[str]) -> list[L
     return lenses
 
 
-def _who(tasks: list[TaskStackRows]) -> str:
+def _who(tasks: list[TaskInfo]) -> str:
     names = ", ".join(f"{task.pid} {task.comm}" for task in tasks[:6])
     return names + (" …" if len(tasks) > 6 else "")
 
@@ -82,7 +99,7 @@ def diagnostics(session: DumpSession, path: str) -> list[Note]:
     fault = session.fault()
     if fault is not None and fault.line and session.paths.same_file(fault.file, path):
         notes.append(Note(fault.line - 1, "error", fault.message))
-    for (file, line), tasks in sorted(session.stacks.d_state_waits().items(), key=lambda item: item[0][1]):
+    for (file, line), tasks in sorted(_d_state_waits(session).items(), key=lambda item: item[0][1]):
         if session.paths.same_file(file, path):
             count = len(tasks)
             notes.append(
@@ -93,3 +110,18 @@ def diagnostics(session: DumpSession, path: str) -> list[Note]:
                 )
             )
     return notes
+
+
+def _d_state_waits(session: DumpSession) -> dict[tuple[str, int], list[TaskInfo]]:
+    """Each (DWARF file, line) on the stack of an uninterruptible task → those tasks."""
+    stacks = session.stacks
+    waits: dict[tuple[str, int], list[TaskInfo]] = {}
+    for key, info in stacks.tasks.items():
+        if info.state != "D":
+            continue
+        places = {
+            (row.source_file, row.line) for row in stacks.code_rows(key) if row.source_file and row.line
+        }
+        for place in places:
+            waits.setdefault(place, []).append(info)  # type: ignore[arg-type]
+    return waits

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections import Counter
 
 import drgn
 
 from vmcore_dap.dump.console.extra_commands import format_struct_offsets
 from vmcore_dap.dump.values.render import Variable, children, render
 from vmcore_dap.lsp.dump_session import DumpSession
+from vmcore_dap.lsp.features import describe_counts
 from vmcore_dap.lsp.identifiers import Identifier
-from vmcore_dap.lsp.stacks import describe_counts
 
 __all__ = ["hover_text", "WATCH_COMMAND", "MAX_MEMBERS"]
 
@@ -140,10 +141,10 @@ def _function_hover(session: DumpSession, name: str, address: int | None) -> str
     parts = [f"**{name}**()"]
     if address is not None:
         parts[0] += f" at `{address:#x}` (module {_module_of(prog, address)})"
-    counts = session.stacks.state_counts(name)
-    total = sum(counts.values())
+    tasks = session.tasks_in(name)
+    counts = Counter(task.state for task in tasks)
+    total = len(tasks)
     if total:
-        tasks = session.stacks.tasks_in(name)
         pids = ", ".join(f"{t.pid} {t.comm}" for t in tasks[:8]) + (" …" if len(tasks) > 8 else "")
         parts.append(
             f"On the stack of **{total}** task{'s' if total != 1 else ''} ({describe_counts(counts)}): {pids}"
@@ -202,7 +203,7 @@ def hover_text(session: DumpSession, identifier: Identifier, document_path: str 
             value = obj.value_() if obj.type_.unaliased_kind() == drgn.TypeKind.ENUM else render(obj).value
             return f"**{identifier.name}** = `{value}` ({obj.type_.type_name()})"
         return _variable_hover(session, identifier.name, obj)
-    if identifier.name in session.stacks.by_function:  # assembly, or a function without DWARF
+    if session.tasks_in(identifier.name):  # assembly, or a function without DWARF
         try:
             address: int | None = prog.symbol(identifier.name).address
         except LookupError:

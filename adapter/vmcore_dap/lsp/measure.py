@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     report["anon_after_open_mib"] = _rss_mib("RssAnon")
     start = time.monotonic()
     stacks = session.stacks
+    stacks.function_index()
     report["unwind_all_s"] = time.monotonic() - start
     report["tasks"] = len(stacks.tasks)
+    report["unwound"] = stacks.unwound
     report["rss_after_stacks_mib"] = _rss_mib()
     report["anon_after_stacks_mib"] = _rss_mib("RssAnon")
     start = time.monotonic()

@@ -28,7 +28,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from vmcore_dap import __version__
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
-from vmcore_dap.errors import AdapterError
+from vmcore_dap.errors import AdapterError, SettingError
 from vmcore_dap.lsp.dump_session import DumpSession
 from vmcore_dap.lsp.features import SHOW_TASKS_COMMAND, code_lenses, diagnostics
 from vmcore_dap.lsp.hover import hover_text
@@ -49,6 +49,12 @@ _INDEX_WAIT_S = 2.0
 T = TypeVar("T")
 
 
+def _located(exc: AdapterError) -> AdapterError:
+    """The error as the user reads it: a setting's problem says where the setting is (the extension
+    hands the server the debug session's launch.json configuration)."""
+    return exc.located("launch.json") if isinstance(exc, SettingError) else exc
+
+
 class VmcoreLanguageServer(LanguageServer):
     """A pygls server holding at most one :class:`DumpSession`."""
 
@@ -64,7 +70,7 @@ class VmcoreLanguageServer(LanguageServer):
         try:
             config = launch_config_from(options)
         except AdapterError as exc:
-            self._fail(exc.message)
+            self._fail(_located(exc).message)
             return
         if config is None or config == self.config:
             return
@@ -74,10 +80,14 @@ class VmcoreLanguageServer(LanguageServer):
         try:
             self.session = DumpSession(config)
         except AdapterError as exc:
-            self._fail(exc.message)
+            self._fail(_located(exc).message)
             return
         log.info("opened %s in %.2fs", config.vmcore, self.session.open_seconds)
-        self.session.start_indexing()
+        # The task list, read now as the adapter's launch reads it: the first lens or hover then pays
+        # only for the stacks. The ctags index starts after the first code lens (or with the first
+        # lookup that needs it): its hashing of the source tree would otherwise compete for the one
+        # interpreter with the first lens, which reads every task's stack.
+        safely(lambda: self.session.stacks if self.session is not None else None)
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -232,6 +242,7 @@ def _code_lens(ls: VmcoreLanguageServer, params: types.CodeLensParams) -> list[t
         return None
     document = ls.workspace.get_text_document(params.text_document.uri)
     lenses = safely(lambda: code_lenses(session, document.path, document.lines)) or []
+    session.start_indexing()
     return [
         types.CodeLens(
             range=_range(lens.line, 0, 0),

@@ -236,6 +236,27 @@ describe('real VS Code (code-server 4.100.3): kernel sources, Disassembly view a
         await wb.screenshot('lsp-code-lens.png', CLIP_EDITOR);
     });
 
+    it('lists the tasks of that code lens when it is clicked: exactly the D-state waiters', async function () {
+        this.timeout(60_000);
+        const waiters = sample.expected.d_state_pids ?? [];
+        const line = lineOf(moduleSource, /^static ssize_t labbug_wait_write\(/);
+        await goToLine(page, line);
+        const want = `${waiters.length} task${waiters.length === 1 ? '' : 's'} here (D: ${waiters.length})`;
+        await page.locator('.codelens-decoration a', { hasText: want }).first().click();
+        // One vmcore/tasksInFunction request answers it (the adapter's stack service, which the lens counted from).
+        const rows = await poll(async () => {
+            const texts = await page.locator('.quick-input-widget .quick-input-list .monaco-list-row').allInnerTexts();
+            return texts.length >= waiters.length ? texts : undefined;
+        }, 30_000, 'the quick pick of the tasks in labbug_wait_write');
+        assert.strictEqual(rows.length, waiters.length, rows.join(' | '));
+        for (const pid of waiters) {
+            assert.ok(rows.some((r) => r.includes(`PID ${pid} `) && r.includes('labbug_wait_write')), `PID ${pid} in ${rows.join(' | ')}`);
+        }
+        const title = await page.locator('.quick-input-widget .quick-input-title').innerText();
+        assert.ok(title.startsWith(`${waiters.length} task(s) with labbug_wait_write on their stack`), title);
+        await page.keyboard.press('Escape');
+    });
+
     it('marks the faulting line with an Error (squiggle and Problems) and the D-state wait with an Information', async function () {
         this.timeout(60_000);
         const line = sample.expected.line;

@@ -3,7 +3,6 @@
 // function and its count; a click zooms in and asks the extension for the frame's tasks and source.
 // @ts-check
 (function () {
-    // eslint-disable-next-line no-undef
     const vscode = acquireVsCodeApi();
     /** @type {any} */
     const d3 = /** @type {any} */ (window).d3;
@@ -21,7 +20,7 @@
     const STATE_COLOURS = { R: '#e5534b', D: '#d4a72c', S: '#539bf5', I: '#8b949e', T: '#986ee2', Z: '#6e7681', X: '#6e7681' };
     const MODULE_PALETTE = ['#f69d50', '#57ab5a', '#dcbdfb', '#f47067', '#96d0ff', '#c69026', '#e275ad', '#6cb6ff'];
     /** @type {Map<string, string>} */
-    const moduleColours = new Map([['vmlinux', '#f0b27a']]);
+    const moduleColours = new Map([['kernel', '#f0b27a']]);
 
     /** @param {any} node */
     function dominantState(node) {
@@ -50,7 +49,7 @@
     function label(d) {
         const data = d.data;
         const states = Object.entries(data.states || {}).map(([s, n]) => `${s}:${n}`).join(' ');
-        const module = data.module && data.module !== 'vmlinux' ? ` [${data.module}]` : '';
+        const module = data.module && data.module !== 'kernel' ? ` [${data.module}]` : '';
         return `${data.name}${module} — ${d.value} task${d.value === 1 ? '' : 's'} (${states})`;
     }
 

@@ -54,9 +54,9 @@ export function groupTooltip(group: StackGroup): string {
     return `${group.count} tasks (${groupStates(group)}) share this stack:\n${group.frames.map((f) => f.function).join('\n')}`;
 }
 
-/** `[labbug]` after a frame of a module; nothing for vmlinux or an unknown module. */
+/** `[labbug]` after a frame of a module; nothing for the kernel itself or an unknown module. */
 export function frameModuleTag(frame: GroupFrame): string | undefined {
-    return frame.module !== null && frame.module !== 'vmlinux' ? `[${frame.module}]` : undefined;
+    return frame.module !== null && frame.module !== 'kernel' ? `[${frame.module}]` : undefined;
 }
 
 /**

@@ -48,7 +48,7 @@ describe('Kernel view rows on the oops-null sample (real adapter)', function () 
         }
     });
 
-    it('tags module frames with their module, not vmlinux ones nor <user mode>', () => {
+    it('tags module frames with their module, not the kernel itself nor <user mode>', () => {
         const { stackGroups } = real.answers();
         const frames = stackGroups.groups.flatMap((g) => g.frames);
         const tags = new Set(frames.map(frameModuleTag));
@@ -134,7 +134,7 @@ describe('Kernel view rows on the oops-null sample (real adapter)', function () 
         assert.match(row.description ?? '', /^taint [A-Z]*O[A-Z]* · Symbols loaded$/, 'an out-of-tree module taints O');
         assert.strictEqual(row.icon, 'pass');
         assert.ok(row.tooltip?.endsWith('labbug.ko'), `tooltip ${row.tooltip}`);
-        // The adapter's phrases for missing debug info (adapter/vmcore_dap/target/modules.py) must warn.
+        // The adapter's phrases for missing debug info (adapter/vmcore_dap/dump/kernel/modules.py) must warn.
         for (const missing of ['Symbols not found (names from kallsyms only)', 'Symbols not loaded', 'Symbols incomplete (supplementary file not found)']) {
             assert.strictEqual(moduleRow({ ...labbug, symbolStatus: missing }).icon, 'warning', missing);
         }

@@ -1,13 +1,19 @@
-/** Launch configuration checks on real files in a temporary directory. */
+/**
+ * What the extension does to a launch configuration before the adapter runs (paths, its own settings),
+ * and the adapter's answer to `--check-launch` (the real adapter of this clone, on real files in a
+ * temporary directory): one authority for what a configuration may say.
+ */
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { AdapterCommand } from '../../src/adapterLocator';
 import { VmcoreLaunchConfig } from '../../src/launchConfig';
-import { validateLaunchConfig } from '../../src/launchValidation';
+import { checkWithAdapter, prepareLaunchConfig } from '../../src/launchValidation';
+import { repoRoot, venvPython } from '../support/repo';
 
-describe('validateLaunchConfig', () => {
+describe('launch configuration', () => {
     let dir: string;
     const base = (extra: Partial<VmcoreLaunchConfig>): VmcoreLaunchConfig => ({
         type: 'vmcore',
@@ -16,64 +22,83 @@ describe('validateLaunchConfig', () => {
         vmcore: 'vmcore',
         ...extra,
     });
+    const adapter = (): AdapterCommand => ({
+        command: venvPython(),
+        args: ['-m', 'vmcore_dap'],
+        env: { PYTHONPATH: path.join(repoRoot(), 'adapter') },
+        origin: 'this clone',
+    });
 
     before(() => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmcore-dap-validation-'));
-        fs.writeFileSync(path.join(dir, 'vmcore'), Buffer.concat([Buffer.from('KDUMP   '), Buffer.alloc(64)]));
-        fs.writeFileSync(path.join(dir, 'elfcore'), Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(64)]));
         fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a dump\n');
         fs.writeFileSync(path.join(dir, 'empty'), '');
         fs.mkdirSync(path.join(dir, 'src'));
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    it('accepts a kdump-compressed vmcore and makes relative paths absolute', () => {
-        const { config, problems } = validateLaunchConfig(
-            base({ vmlinux: 'elfcore', sourceRoot: 'src', debugInfo: ['src'], logFile: 'x.log' }),
+    it('makes relative paths absolute from the workspace folder, in every path attribute', () => {
+        const { config, problems } = prepareLaunchConfig(
+            base({
+                vmlinux: 'vmlinux',
+                sourceRoot: 'src',
+                debugInfo: ['src'],
+                debugInfoDirectories: ['dbg'],
+                sourceFileMap: { '/build': 'src' },
+                logFile: 'x.log',
+            }),
             dir,
         );
         assert.deepStrictEqual(problems, []);
         assert.strictEqual(config.vmcore, path.join(dir, 'vmcore'));
-        assert.strictEqual(config.vmlinux, path.join(dir, 'elfcore'));
+        assert.strictEqual(config.vmlinux, path.join(dir, 'vmlinux'));
         assert.strictEqual(config.sourceRoot, path.join(dir, 'src'));
         assert.deepStrictEqual(config.debugInfo, [path.join(dir, 'src')]);
+        assert.deepStrictEqual(config.debugInfoDirectories, [path.join(dir, 'dbg')]);
+        assert.deepStrictEqual(config.sourceFileMap, { '/build': path.join(dir, 'src') });
         assert.strictEqual(config.logFile, path.join(dir, 'x.log'));
     });
 
-    it('rejects a missing vmcore attribute and a missing file, naming the path', () => {
-        const none = validateLaunchConfig(base({ vmcore: '' }), dir).problems;
-        assert.strictEqual(none[0]?.severity, 'error');
-        assert.match(none[0].message, /No vmcore given/);
-        const missing = validateLaunchConfig(base({ vmcore: 'nope' }), dir).problems;
-        assert.strictEqual(missing[0]?.severity, 'error');
-        assert.ok(missing[0].message.includes(path.join(dir, 'nope')));
-        assert.match(missing[0].message, /no such file/);
-    });
-
-    it('rejects an empty vmcore and a directory, warns about an unknown format', () => {
-        assert.match(validateLaunchConfig(base({ vmcore: 'empty' }), dir).problems[0].message, /empty/);
-        assert.match(validateLaunchConfig(base({ vmcore: 'src' }), dir).problems[0].message, /directory/);
-        const unknown = validateLaunchConfig(base({ vmcore: 'notes.txt' }), dir).problems;
-        assert.strictEqual(unknown[0]?.severity, 'warning');
-        assert.match(unknown[0].message, /does not look like a kernel crash dump/);
-    });
-
-    it('rejects a vmlinux that is not ELF, a sourceRoot that is not a directory, missing debugInfo', () => {
-        const problems = validateLaunchConfig(
-            base({ vmlinux: 'notes.txt', sourceRoot: 'vmcore', debugInfo: ['gone.ko'] }),
-            dir,
-        ).problems;
-        const byAttr = new Map(problems.map((p) => [p.attribute, p]));
-        assert.match(byAttr.get('vmlinux')?.message ?? '', /not an ELF file/);
-        assert.match(byAttr.get('sourceRoot')?.message ?? '', /not a directory/);
-        assert.match(byAttr.get('debugInfo')?.message ?? '', /gone\.ko/);
-        assert.ok(problems.every((p) => p.severity === 'error'));
-    });
-
     it('drops empty optional strings instead of passing "" to the adapter', () => {
-        const { config } = validateLaunchConfig(base({ vmlinux: '', sourceRoot: '', python: '', logFile: '' }), dir);
+        const { config } = prepareLaunchConfig(base({ vmlinux: '', sourceRoot: '', python: '', logFile: '' }), dir);
         for (const key of ['vmlinux', 'sourceRoot', 'python', 'logFile']) {
             assert.ok(!(key in config), `${key} removed`);
         }
+    });
+
+    it('refuses a logFile in a directory that does not exist (the adapter could not start)', () => {
+        const { problems } = prepareLaunchConfig(base({ logFile: 'nowhere/x.log' }), dir);
+        assert.strictEqual(problems.length, 1);
+        assert.strictEqual(problems[0].attribute, 'logFile');
+        assert.match(problems[0].message, /directory '.*nowhere' does not exist/);
+    });
+
+    it('leaves values of the wrong type for the adapter to explain', async () => {
+        const { config } = prepareLaunchConfig(base({ stopOnPanic: 'yes' as unknown as boolean }), dir);
+        const problems = await checkWithAdapter(adapter(), config);
+        assert.deepStrictEqual(problems.map((p) => [p.attribute, p.severity]), [['stopOnPanic', 'error']]);
+        assert.match(problems[0].message, /'stopOnPanic' in launch\.json must be true or false/);
+    });
+
+    it("reports the adapter's own checks, naming the path and the setting in launch.json", async () => {
+        const { config } = prepareLaunchConfig(
+            base({ vmcore: 'nope', vmlinux: 'notes.txt', debugInfo: ['gone.ko'], sourceRoot: 'empty' }),
+            dir,
+        );
+        const problems = await checkWithAdapter(adapter(), config);
+        const byAttribute = new Map(problems.map((p) => [p.attribute, p]));
+        assert.deepStrictEqual([...byAttribute.keys()].sort(), ['debugInfo', 'sourceRoot', 'vmcore', 'vmlinux']);
+        assert.match(byAttribute.get('vmcore')?.message ?? '', /^Cannot open vmcore '.*\/nope': no such file \(check 'vmcore' in launch\.json/);
+        assert.match(byAttribute.get('vmlinux')?.message ?? '', /notes\.txt': it is not an ELF file/);
+        assert.match(byAttribute.get('debugInfo')?.message ?? '', /gone\.ko': no such file or directory/);
+        assert.strictEqual(byAttribute.get('sourceRoot')?.severity, 'warning');
+        assert.ok(problems.filter((p) => p.attribute !== 'sourceRoot').every((p) => p.severity === 'error'));
+    });
+
+    it('refuses a directory given as the vmcore, saying what to point it at', async () => {
+        const { config } = prepareLaunchConfig(base({ vmcore: 'src' }), dir);
+        const problems = await checkWithAdapter(adapter(), config);
+        assert.strictEqual(problems.length, 1);
+        assert.match(problems[0].message, /it is a directory \(point 'vmcore' in launch\.json at the dump file/);
     });
 });

@@ -6,14 +6,17 @@ offer:
 
 * the crash *current context* is the task the user selected in the Call Stack, per command line;
   with none selected, the task the session stopped on (:attr:`CrashConsole.default_task`), else
-  :func:`default_context`: the panicking task, or CPU 0's current task in a dump taken without a
-  panic (drgn's own default, ``crashed_thread()``, fails there with "panic_cpu is not set");
+  :func:`default_context`: :func:`~vmcore_dap.dump.kernel.panic.focus_task`, the panicking task or
+  CPU 0's current task in a dump taken without a panic (drgn's own default, ``crashed_thread()``,
+  fails there with "panic_cpu is not set");
 * output is captured through a real file descriptor (drgn's pipes and redirections hand
   ``sys.stdout`` to a shell pipeline, which needs ``fileno()``), and can be streamed in chunks of
   lines while the command runs, with a hook that may abort it (cancellation);
 * our own commands (:mod:`vmcore_dap.dump.console.extra_commands`: ``dis``, ``struct -o`` …) live in a
   namespace of our own layered over drgn's, so drgn's global table is never modified;
-* errors become one line a person can act on; an unknown command suggests the nearest name.
+* errors become one line a person can act on; an unknown command suggests the nearest name, and a
+  line whose first word is a misspelt command is told so (:func:`misspelt_command`) instead of
+  reaching Python.
 
 Nothing here knows about DAP: ``CrashConsole(prog).run("ps | grep cat", task)`` works from a shell.
 """
@@ -21,6 +24,7 @@ Nothing here knows about DAP: ``CrashConsole(prog).run("ps | grep cat", task)`` 
 from __future__ import annotations
 
 import argparse
+import builtins
 import difflib
 import fcntl
 import io
@@ -44,6 +48,7 @@ from drgn.commands import (
 
 from vmcore_dap.dump.console.namespace import VMCORE_CRASH_NAMESPACE, vmcore_crash_command
 from vmcore_dap.dump.errors import describe_fault
+from vmcore_dap.dump.kernel.panic import focus_task
 from vmcore_dap.errors import AdapterError, Cancelled, UserError
 
 __all__ = [
@@ -55,28 +60,18 @@ __all__ = [
     "default_context",
     "describe_command_error",
     "is_command_line",
+    "misspelt_command",
     "vmcore_crash_command",
 ]
 
 
 def default_context(prog: drgn.Program) -> drgn.Object | None:
-    """Return the task crash commands run in when none is named: the task that panicked, else CPU 0's
-    current task (a dump taken without a panic, e.g. by QEMU's ``dump-guest-memory``).
+    """Return the task crash commands run in when none is named: the task a debugger shows first
+    (:func:`~vmcore_dap.dump.kernel.panic.focus_task`).
 
-    ``None`` when neither can be read; drgn then falls back to its own rule.
+    ``None`` when none can be read; drgn then falls back to its own rule.
     """
-    from drgn.helpers.linux.sched import cpu_curr
-
-    try:
-        task = prog.crashed_thread().object
-        if task.value_():
-            return task
-    except (LookupError, ValueError, drgn.FaultError):
-        pass
-    try:
-        return cpu_curr(prog, 0)
-    except (LookupError, ValueError, drgn.FaultError):
-        return None
+    return focus_task(prog)
 
 
 #: Lines of output collected before a chunk is handed to the ``on_output`` callback.
@@ -129,6 +124,27 @@ def is_command_line(prog: drgn.Program, line: str) -> bool:
     except CommandNotFoundError:
         return False
     return True
+
+
+def misspelt_command(prog: drgn.Program, line: str) -> str | None:
+    """The "command not found" message for a line whose first word is a misspelt crash command.
+
+    Only for a first word that nothing else could mean: not a Python builtin, not a kernel symbol or
+    type, and close to a command name (``sturct``, ``foreah``). Anything else goes to Python, whose
+    own error then explains it.
+    """
+    words = line.split()
+    if not words or not words[0].isidentifier() or words[0] in dir(builtins):
+        return None
+    word = words[0]
+    if not difflib.get_close_matches(word, command_names(prog), n=1, cutoff=0.75):
+        return None
+    try:
+        prog[word]
+        return None
+    except (KeyError, LookupError):
+        pass
+    return describe_command_error(CommandNotFoundError(word), prog)
 
 
 def _first_word(line: str) -> str:
@@ -230,8 +246,11 @@ class _Capture:
                 pass
 
 
-#: sys.stdout is process-global: one command line at a time.
-_RUN_LOCK = threading.Lock()
+#: sys.stdout is process-global: one command line at a time per thread. Re-entrant, because a line may
+#: run inside another on the same thread: a streaming command hands each chunk to its caller, which may
+#: answer other requests meanwhile (the adapter's Kernel view runs ``sys`` for its summary), and each
+#: run restores the output and current context it found.
+_RUN_LOCK = threading.RLock()
 
 
 def describe_command_error(exc: BaseException, prog: drgn.Program | None = None) -> str:
@@ -252,7 +271,7 @@ def describe_command_error(exc: BaseException, prog: drgn.Program | None = None)
     if isinstance(exc, drgn.FaultError):
         return describe_fault(exc, prog)
     if isinstance(exc, drgn.MissingDebugInfoError):
-        return f"missing debug info: {exc} (add it to 'debugInfo' in launch.json)"
+        return f"missing debug info: {exc} (add it to the launch setting 'debugInfo')"
     if isinstance(exc, AdapterError):
         return exc.message
     if isinstance(exc, SyntaxError):
@@ -306,6 +325,7 @@ class CrashConsole:
         if task is None:
             task = self._default()
         with _RUN_LOCK:
+            outer_context = self.prog.config.get("crash_context")
             if task is not None:
                 self.prog.config["crash_context"] = task
             else:
@@ -319,6 +339,8 @@ class CrashConsole:
                 errors.append(exc)
             finally:
                 sys.stdout, sys.stderr = saved
+                if outer_context is not None:
+                    self.prog.config["crash_context"] = outer_context
                 try:
                     capture.stdout.flush()
                 except (OSError, ValueError):

@@ -28,6 +28,8 @@ from vmcore_dap.dump.disassembly.disasm import (
     disassemble_function,
     function_range,
 )
+from vmcore_dap.dump.kernel.panic import kernel_log_lines, panic_string
+from vmcore_dap.dump.memory.page_filter import is_partial_dump
 
 __all__ = ["format_struct_offsets"]
 
@@ -313,15 +315,9 @@ def _crash_cmd_dis(prog: Program, name: str, args: argparse.Namespace, **kwargs:
 
 # -- sys ----------------------------------------------------------------------------------------
 
-#: Set ``prog.config[PARTIAL_DUMP_KEY] = True`` for a dump filtered by makedumpfile (dump level > 0):
-#: ``sys`` then marks DUMPFILE ``[PARTIAL DUMP]`` as crash does. The program alone cannot tell.
-PARTIAL_DUMP_KEY = "vmcore_dap.partial_dump"
-
 
 def crash_panic_message(prog: Program) -> str | None:
     """The PANIC line crash's ``sys`` prints (the rule lives in :mod:`vmcore_dap.dump.kernel.panic`)."""
-    from vmcore_dap.dump.kernel.panic import kernel_log_lines, panic_string
-
     return panic_string(kernel_log_lines(prog))
 
 
@@ -370,7 +366,7 @@ def _fix_sys_line(prog: Program, line: str) -> str:
     key, sep, value = line.partition(": ")
     name = key.strip()
     try:
-        if name == "DUMPFILE" and prog.config.get(PARTIAL_DUMP_KEY) and "[PARTIAL DUMP]" not in value:
+        if name == "DUMPFILE" and is_partial_dump(prog) and "[PARTIAL DUMP]" not in value:
             return f"{line}  [PARTIAL DUMP]"
         if name == "MEMORY":
             return f"{key}{sep}{_crash_memory_size(prog)}"

@@ -20,7 +20,7 @@ from typing import Any
 
 import drgn
 
-from vmcore_dap.dump.values.scopes import FrameLike
+from vmcore_dap.dump.stacks.service import FrameRef
 from vmcore_dap.errors import UserError
 
 __all__ = ["PythonRepl", "ReplResult"]
@@ -92,7 +92,7 @@ class PythonRepl:
         self.globals.update({"drgn": drgn, "prog": prog})
         self._assigned: set[str] = set()
 
-    def run(self, source: str, ref: FrameLike | None = None) -> ReplResult:
+    def run(self, source: str, ref: FrameRef | None = None) -> ReplResult:
         """Run one input: an expression's value is returned, a statement's output is.
 
         :raises UserError: for a syntax error or an exception, with Python's own one-line summary.

@@ -27,10 +27,11 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import drgn
 
+from vmcore_dap.dump.arch import Syntax, arch_of
 from vmcore_dap.dump.memory.reading import PAGE_SIZE, read_prefix, unreadable_reason
 from vmcore_dap.dump.memory.symbol_index import find_symbol
 
@@ -47,7 +48,6 @@ __all__ = [
     "symbolize",
 ]
 
-Syntax = Literal["att", "intel"]
 
 #: Longest x86 instruction; also the longest undecodable run we look back over without a symbol.
 _MAX_INSN = 15
@@ -116,7 +116,7 @@ def _capstone(prog: drgn.Program, syntax: Syntax) -> capstone.Cs:
     key = ("cs", syntax)
     md = cache.get(key)
     if md is None:
-        md = _make_capstone(prog.platform, syntax)
+        md = _make_capstone(prog, syntax)
         cache[key] = md
     return md
 
@@ -128,43 +128,16 @@ def _quick_capstone(prog: drgn.Program) -> capstone.Cs:
     cache = _program_cache(prog)
     md = cache.get("cs-quick")
     if md is None:
-        md = _make_capstone(prog.platform, "intel")
+        md = _make_capstone(prog, "intel")
         md.detail = False
         cache["cs-quick"] = md
     return md
 
 
-def _make_capstone(platform: drgn.Platform | None, syntax: Syntax) -> capstone.Cs:
-    import capstone  # on first use, not at import: it adds ~20 ms to every adapter start
-
-    if platform is None:
+def _make_capstone(prog: drgn.Program, syntax: Syntax) -> capstone.Cs:
+    if prog.platform is None:
         raise ValueError("cannot disassemble: the program has no platform (no dump or kernel is open)")
-    arch = platform.arch
-    little = bool(platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
-    endian = capstone.CS_MODE_LITTLE_ENDIAN if little else capstone.CS_MODE_BIG_ENDIAN
-    if arch == drgn.Architecture.X86_64:
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-        if syntax == "att":
-            md.syntax = capstone.CS_OPT_SYNTAX_ATT
-    elif arch == drgn.Architecture.I386:
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
-        if syntax == "att":
-            md.syntax = capstone.CS_OPT_SYNTAX_ATT
-    elif arch == drgn.Architecture.AARCH64:
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM | endian)
-    elif arch == drgn.Architecture.ARM:
-        md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_ARM | endian)
-    elif arch == drgn.Architecture.PPC64:
-        md = capstone.Cs(capstone.CS_ARCH_PPC, capstone.CS_MODE_64 | endian)
-    elif arch == drgn.Architecture.S390X:
-        md = capstone.Cs(capstone.CS_ARCH_SYSZ, capstone.CS_MODE_BIG_ENDIAN)
-    elif arch == drgn.Architecture.RISCV64:
-        md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
-    else:
-        raise ValueError(f"cannot disassemble: no capstone support for architecture {arch.name}")
-    md.detail = True
-    md.skipdata = False
-    return md
+    return arch_of(prog).capstone(syntax)
 
 
 def _is_x86(md: capstone.Cs) -> bool:

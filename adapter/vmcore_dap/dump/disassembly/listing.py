@@ -68,10 +68,10 @@ def function_listing(
     out = [f"; {name}: disassembly with source lines from the debug info"]
     if missing_file and outside_roots:
         out.append(f"; source file outside the configured source roots, not read: {missing_file}")
-        out.append("; (add its directory to 'sourceRoot' or 'sourceFileMap' in launch.json to open it)")
+        out.append("; (add its directory to the launch setting 'sourceRoot' or 'sourceFileMap' to open it)")
     elif missing_file:
         out.append(f"; source file not found on this machine: {missing_file}")
-        out.append("; (set 'sourceRoot' or 'sourceFileMap' in launch.json to open the real file)")
+        out.append("; (set the launch setting 'sourceRoot' or 'sourceFileMap' to open the real file)")
     out.append("")
     lines: dict[int, int] = {}
     last_location: str | None = None

@@ -1,9 +1,15 @@
-"""Why the kernel died, in the words of its own log: panic string, oops line, taint, the oops's lines.
+"""Why the kernel died, in the words of its own log, and which task to look at first.
 
 The panic string is chosen the way crash's ``sys`` chooses its PANIC line (``get_panicmsg()``: the
 first log line containing the earliest of a fixed list of patterns), so the adapter and crash name a
 dump's panic identically. The oops line is the first line of the report (``BUG: …``,
 ``kernel BUG at file:line``, ``Oops: …``); the report's lines run from there to the end of the log.
+:func:`panic_log_lines` finds the last report in the kernel log's text (as the console prints it at
+the stop), and :attr:`PanicInfo.kind` names the kind of crash for an exception widget.
+
+The task a debugger shows first (:func:`focus_task`) is the one that panicked, or CPU 0's current
+task in a dump taken without a panic: the stop, the console's current context and the language
+server's fault all follow that one rule.
 """
 
 from __future__ import annotations
@@ -14,8 +20,18 @@ from dataclasses import dataclass, field
 import drgn
 from drgn.helpers.linux.panic import tainted
 from drgn.helpers.linux.printk import get_printk_records
+from drgn.helpers.linux.sched import cpu_curr
 
-__all__ = ["PanicInfo", "panic_info", "panic_string", "describe_taint", "kernel_log_lines"]
+__all__ = [
+    "PanicInfo",
+    "crashed_task",
+    "describe_taint",
+    "focus_task",
+    "kernel_log_lines",
+    "panic_info",
+    "panic_log_lines",
+    "panic_string",
+]
 
 #: crash's ``get_panicmsg()`` patterns, in its order of preference. The sample builder keeps its own
 #: copy (samples/vmcore_builder/facts.py) on purpose: the samples' expected facts are derived without
@@ -40,12 +56,16 @@ _PANIC_PATTERNS = (
     "Oops: ",
 )
 
-#: Lines that open an oops report (arch/x86/mm/fault.c, lib/bug.c, arch/x86/kernel/dumpstack.c).
-_REPORT_START = re.compile(
-    r"^(BUG: |kernel BUG at |Kernel BUG at |Oops: |general protection fault|stack segment: |"
+#: How the lines that open an oops report begin (arch/x86/mm/fault.c, lib/bug.c,
+#: arch/x86/kernel/dumpstack.c, drivers/tty/sysrq.c, kernel/panic.c).
+_REPORT_OPENERS = (
+    r"BUG: |kernel BUG at |Kernel BUG at |Oops: |general protection fault|stack segment: |"
     r"divide error: |double fault: |Unable to handle kernel |sysrq: Trigger a crash|SysRq : Trigger a crash|"
-    r"Kernel panic - not syncing)"
+    r"Kernel panic - not syncing"
 )
+_REPORT_START = re.compile(rf"^({_REPORT_OPENERS})")
+#: The same anywhere in a printed log line (after its timestamp), and a WARN/BUG's "cut here" line.
+_PRINTED_REPORT_START = re.compile(rf"{_REPORT_OPENERS}|------------\[ cut here \]------------")
 _OOPS_LINE = re.compile(
     r"^(BUG: |kernel BUG at |Kernel BUG at |Oops: |general protection fault|Unable to handle|"
     r"sysrq: Trigger a crash|SysRq : Trigger a crash)"
@@ -92,9 +112,30 @@ class PanicInfo:
     report: list[str] = field(default_factory=list)
 
     @property
+    def kind(self) -> str:
+        """What kind of crash this was, in a few words ("NULL pointer dereference", "SysRq crash",
+        "panic"), from the oops line (else the panic string)."""
+        text = self.oops or self.panic or ""
+        return next((name for prefix, name in _KINDS if text.startswith(prefix)), "panic")
+
+    @property
     def taint_description(self) -> str:
         """``"Tainted: G OE (O: out-of-tree module loaded, E: unsigned module loaded)"``."""
         return describe_taint(self.taint)
+
+
+#: How an oops line (or panic string) begins → the kind of crash, first match wins.
+_KINDS = (
+    ("BUG: kernel NULL pointer dereference", "NULL pointer dereference"),
+    ("BUG: unable to handle", "page fault"),
+    ("kernel BUG at", "BUG()"),
+    ("general protection fault", "general protection fault"),
+    ("Oops", "Oops"),
+    ("BUG:", "BUG"),
+    ("Kernel panic", "panic"),
+    ("sysrq: Trigger a crash", "SysRq crash"),
+    ("SysRq : Trigger a crash", "SysRq crash"),
+)
 
 
 def describe_taint(flags: str) -> str:
@@ -142,3 +183,52 @@ def panic_info(prog: drgn.Program) -> PanicInfo:
     except (LookupError, drgn.FaultError):
         taint = ""
     return PanicInfo(panic=panic, oops=oops, taint=taint, report=report)
+
+
+def panic_log_lines(log_text: str, max_lines: int) -> list[str]:
+    """The last oops/panic report of a printed kernel log (as crash's ``log`` prints it), to its end.
+
+    The report starts at the last line opening a report (``BUG:``, ``Oops:``, ``sysrq: Trigger a
+    crash``, a WARN's "cut here"…) that is not the ``Kernel panic`` line itself, moved back over report
+    lines printed just before it (``BUG:`` precedes ``Oops:``). At most ``max_lines`` lines from there;
+    the log of a kdump ends at the panic. Without a report: the log's last ``max_lines`` lines.
+    """
+    lines = log_text.splitlines()
+
+    def starts_report(i: int) -> bool:
+        return bool(_PRINTED_REPORT_START.search(lines[i])) and "Kernel panic" not in lines[i]
+
+    start = next((i for i in range(len(lines) - 1, -1, -1) if starts_report(i)), None)
+    if start is None:
+        return lines[-max_lines:]
+    moved = True
+    while moved:
+        moved = False
+        for j in range(start - 1, max(-1, start - 6), -1):
+            if starts_report(j):
+                start, moved = j, True
+                break
+    return lines[start : start + max_lines]
+
+
+def crashed_task(prog: drgn.Program) -> drgn.Object | None:
+    """The ``struct task_struct *`` that panicked, or ``None`` for a dump taken without a panic."""
+    try:
+        task = prog.crashed_thread().object
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
+    return task if task.value_() else None
+
+
+def focus_task(prog: drgn.Program, *, prefer_crashed: bool = True) -> drgn.Object | None:
+    """The task a debugger shows first: the one that panicked (unless ``prefer_crashed`` is false, as
+    with the launch setting ``stopOnPanic: false``), else CPU 0's current task (a dump taken without a
+    panic, e.g. by QEMU's ``dump-guest-memory``). ``None`` when neither can be read.
+    """
+    task = crashed_task(prog) if prefer_crashed else None
+    if task is not None:
+        return task
+    try:
+        return cpu_curr(prog, 0)
+    except (LookupError, ValueError, drgn.FaultError):
+        return None

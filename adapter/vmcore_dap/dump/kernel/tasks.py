@@ -27,11 +27,21 @@ from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu, task_state_to_char
 
+from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.values.render import escape_bytes
 
-__all__ = ["TaskInfo", "list_tasks", "task_info", "running_tasks"]
+__all__ = [
+    "PF_KTHREAD",
+    "TaskInfo",
+    "is_kernel_thread",
+    "list_tasks",
+    "running_tasks",
+    "task_info",
+    "thread_size",
+]
 
-_PF_KTHREAD = 0x00200000  # include/linux/sched.h, unchanged since v2.6.
+#: ``task_struct.flags`` of a kernel thread (include/linux/sched.h, unchanged since v2.6).
+PF_KTHREAD = 0x00200000
 #: TASK_NOLOAD (include/linux/sched.h, v4.14+): with TASK_UNINTERRUPTIBLE it is TASK_IDLE, shown "I".
 _TASK_NOLOAD = 0x400
 _LAYOUT_KEY = "vmcore_dap_task_layout"
@@ -66,6 +76,24 @@ class TaskInfo:
         """``PID 123 labbug-writer [R] CPU1`` (the CPU only for tasks that were running)."""
         where = f" CPU{self.cpu}" if self.on_cpu else ""
         return f"PID {self.pid} {self.comm} [{self.state}]{where}"
+
+
+def is_kernel_thread(task: drgn.Object) -> bool:
+    """Whether ``task`` (``struct task_struct *``) is a kernel thread (:data:`PF_KTHREAD`)."""
+    return bool(task.flags.value_() & PF_KTHREAD)
+
+
+def thread_size(prog: drgn.Program) -> int:
+    """``THREAD_SIZE``, a kernel stack's size: ``sizeof(union thread_union)``, else the
+    architecture's default (cached per program)."""
+    size: int | None = prog.cache.get("vmcore_dap_thread_size")
+    if size is None:
+        try:
+            size = drgn.sizeof(prog.type("union thread_union"))
+        except LookupError:
+            size = arch_of(prog).default_thread_size
+        prog.cache["vmcore_dap_thread_size"] = size
+    return size
 
 
 def running_tasks(prog: drgn.Program) -> dict[int, int]:
@@ -115,7 +143,7 @@ def task_info(task: drgn.Object, running: dict[int, int], is_idle: bool = False)
         cpu=cpu,
         on_cpu=on_cpu,
         is_idle=is_idle,
-        is_kernel_thread=bool(flags & _PF_KTHREAD) or is_idle,
+        is_kernel_thread=bool(flags & PF_KTHREAD) or is_idle,
     )
 
 
@@ -256,7 +284,7 @@ def _fast_task_info(
         cpu=running[address] if on_cpu else cpu,
         on_cpu=on_cpu,
         is_idle=is_idle,
-        is_kernel_thread=bool(flags & _PF_KTHREAD) or is_idle,
+        is_kernel_thread=bool(flags & PF_KTHREAD) or is_idle,
         stack=stack,
         mm=mm,
     )

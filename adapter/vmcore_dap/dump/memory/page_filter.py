@@ -28,18 +28,19 @@ from pathlib import Path
 
 import drgn
 
+from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.opening.vmcore_file import VmcoreFile, excluded_page_kinds, inspect_vmcore
 
 __all__ = [
     "PageFilter",
     "PageState",
     "explain_unreadable",
+    "is_partial_dump",
     "page_filter_for",
     "page_kind",
     "zero_filled_reason",
 ]
 
-PAGE_SHIFT = 12
 _PAGE_DESC_SIZE = 24  # struct page_desc: offset, size, flags, page_flags
 _PAGE_MAPPING_ANON = 1
 # Kernel page_type encoding before v6.10: "PageType(page, PG_buddy)" is true when these bits of
@@ -75,14 +76,15 @@ class PageFilter:
 
     def state(self, phys: int) -> PageState:
         """Return what the file holds for the page containing physical address ``phys``."""
-        pfn = phys >> PAGE_SHIFT
+        size = self.file.page_size
+        pfn = phys // size
         if self.file.bitmaps is not None:
             return self._kdump_state(pfn)
         if self.file.format == "elf":
-            page = pfn << PAGE_SHIFT
+            page = pfn * size
             for paddr, offset, filesz in self.file.loads:
                 if paddr <= page < paddr + filesz:
-                    end = offset + (page - paddr) + (1 << PAGE_SHIFT)
+                    end = offset + (page - paddr) + size
                     return PageState.BEYOND_EOF if end > self.file.size else PageState.PRESENT
             if self.file.is_zero_filled(page):
                 return PageState.ZERO_FILLED
@@ -132,6 +134,13 @@ def page_filter_for(prog: drgn.Program) -> PageFilter | None:
             result = False
     prog.cache[_CACHE_KEY] = result
     return result if isinstance(result, PageFilter) else None
+
+
+def is_partial_dump(prog: drgn.Program) -> bool:
+    """Whether makedumpfile left pages out of the dump by its ``-d`` level (as crash's ``sys`` marks
+    ``[PARTIAL DUMP]``): known from the file's own header, so from any program opened on it."""
+    pf = page_filter_for(prog)
+    return pf is not None and bool(pf.file.dump_level)
 
 
 def _page(prog: drgn.Program, pfn: int) -> drgn.Object:
@@ -195,9 +204,7 @@ def _translate(prog: drgn.Program, address: int, mm: drgn.Object | None) -> int 
 
 
 def _user_half(prog: drgn.Program, address: int) -> bool:
-    platform = prog.platform
-    bits = 32 if platform is not None and drgn.PlatformFlags.IS_64_BIT not in platform.flags else 64
-    return not address >> (bits - 1) & 1
+    return not arch_of(prog).is_kernel_address(address)
 
 
 def zero_filled_reason(prog: drgn.Program, address: int, *, mm: drgn.Object | None = None) -> str | None:
@@ -214,7 +221,7 @@ def zero_filled_reason(prog: drgn.Program, address: int, *, mm: drgn.Object | No
         return None
     # Values are shown many to a page (members, array elements): walk the page tables once a page.
     memo: dict[tuple[int, int], str | None] = prog.cache.setdefault(_ZERO_FILL_KEY, {})
-    key = (address >> PAGE_SHIFT, mm.value_() if mm is not None else 0)
+    key = (address // pf.file.page_size, mm.value_() if mm is not None else 0)
     if key not in memo:
         phys = _translate(prog, address, mm)
         zero = phys is not None and pf.state(phys) is PageState.ZERO_FILLED
@@ -246,7 +253,7 @@ def explain_unreadable(prog: drgn.Program, address: int, *, mm: drgn.Object | No
 
 
 def _explain_physical(prog: drgn.Program, pf: PageFilter, phys: int) -> str:
-    page = phys & ~((1 << PAGE_SHIFT) - 1)
+    page = phys - phys % pf.file.page_size
     state = pf.state(phys)
     if state is PageState.BEYOND_EOF:
         return f"the vmcore is truncated: physical page {page:#x} lies past the end of the file"
@@ -257,7 +264,7 @@ def _explain_physical(prog: drgn.Program, pf: PageFilter, phys: int) -> str:
         )
     if state is PageState.PRESENT:
         return f"physical page {page:#x} is in the dump but could not be read"
-    kind = page_kind(prog, phys >> PAGE_SHIFT)
+    kind = page_kind(prog, phys // pf.file.page_size)
     if state is PageState.ZERO_FILLED:
         what = f"a {kind}" if kind else "presumably a page of zeros (makedumpfile -d 1 drops those)"
         return (

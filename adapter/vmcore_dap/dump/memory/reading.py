@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import drgn
 
+from vmcore_dap.dump.arch import MIN_PAGE_SIZE
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 
 __all__ = ["MemoryRead", "PAGE_SIZE", "read_prefix", "unreadable_reason"]
 
-#: Probe granularity. A dump's holes are whole pages; 4 KiB is the smallest page of every
-#: architecture drgn supports, so probing at this size never skips readable bytes.
-PAGE_SIZE = 4096
+#: Probe granularity. A dump's holes are whole pages; probing at the smallest page of any architecture
+#: never skips readable bytes.
+PAGE_SIZE = MIN_PAGE_SIZE
 
 _ADDRESS_LIMIT = 1 << 64
 

@@ -21,7 +21,7 @@ from operator import attrgetter
 
 import drgn
 
-__all__ = ["SymbolIndex", "UNDECIDED", "find_symbol", "has_symbol_index", "symbol_index"]
+__all__ = ["SymbolIndex", "UNDECIDED", "find_symbol", "symbol_index"]
 
 _CACHE_KEY = "vmcore_dap_symbol_index"
 #: drgn ignores these kinds in address searches.
@@ -105,11 +105,6 @@ def symbol_index(prog: drgn.Program) -> SymbolIndex:
     if index is None:
         index = prog.cache[_CACHE_KEY] = SymbolIndex(prog.symbols())
     return index
-
-
-def has_symbol_index(prog: drgn.Program) -> bool:
-    """Whether :func:`symbol_index` was already built (building costs ~30 ms)."""
-    return _CACHE_KEY in prog.cache
 
 
 def find_symbol(prog: drgn.Program, address: int) -> drgn.Symbol:

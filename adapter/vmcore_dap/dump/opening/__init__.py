@@ -1,1 +1,2 @@
-"""Open a dump: the file's format and integrity, vmlinux and module debug info, launch configuration."""
+"""Open a dump: the file's format and integrity, vmlinux and module debug info, the launch settings
+and the checks a client runs before a session (:mod:`.preflight`)."""

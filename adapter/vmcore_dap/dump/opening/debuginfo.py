@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmcore_dap.dump.opening.elf import file_build_id
-from vmcore_dap.errors import UserError
+from vmcore_dap.dump.opening.elf import file_build_id, read_elf_header
+from vmcore_dap.errors import SettingError
 
 __all__ = [
     "default_debug_dirs",
@@ -43,7 +43,7 @@ def package_hint(release: str | None) -> str:
     rel = release or "<release>"
     return (
         f"install linux-image-{rel}-dbg (Debian/Ubuntu; Ubuntu calls it linux-image-unsigned-{rel}-dbgsym) "
-        f"or kernel-debuginfo-{rel} (Fedora/RHEL), or set 'vmlinux' in launch.json"
+        f"or kernel-debuginfo-{rel} (Fedora/RHEL), or set 'vmlinux'"
     )
 
 
@@ -74,31 +74,43 @@ def check_vmlinux(path: Path, build_id: str | None) -> None:
     """Refuse a ``vmlinux`` that is unreadable, not ELF, or built from other sources than the dump.
 
     :param build_id: the dump's build ID, or ``None`` when the kernel did not record one.
-    :raises UserError: naming both build IDs when they differ.
+    :raises SettingError: naming both build IDs when they differ.
     """
     if not path.exists():
-        raise UserError(f"Cannot use vmlinux '{path}': no such file (check 'vmlinux' in launch.json)")
+        raise SettingError(f"Cannot use vmlinux '{path}': no such file (check 'vmlinux')", "vmlinux")
     if path.is_dir():
-        raise UserError(
-            f"Cannot use vmlinux '{path}': it is a directory (put it in 'debugInfoDirectories' instead)"
+        raise SettingError(
+            f"Cannot use vmlinux '{path}': it is a directory (set 'vmlinux' to the file, or put the "
+            "directory in 'debugInfoDirectories' to search it by build ID)",
+            "vmlinux",
         )
     try:
-        actual = file_build_id(path)
+        with open(path, "rb") as f:
+            is_elf = read_elf_header(f) is not None
+        actual = file_build_id(path) if is_elf else None
     except OSError as exc:
-        raise UserError(
-            f"Cannot use vmlinux '{path}': {exc.strerror or exc} (check the file's permissions)"
+        raise SettingError(
+            f"Cannot use vmlinux '{path}': {exc.strerror or exc} (check the file's permissions)", "vmlinux"
         ) from None
+    if not is_elf:
+        raise SettingError(
+            f"Cannot use vmlinux '{path}': it is not an ELF file (set 'vmlinux' to the uncompressed vmlinux "
+            "with debug info, not a vmlinuz or bzImage)",
+            "vmlinux",
+        )
     if build_id is None:
         return
     if actual is None:
-        raise UserError(
+        raise SettingError(
             f"Cannot use vmlinux '{path}': it has no GNU build ID, so it cannot be checked against the "
-            f"dump (build ID {build_id}) (use the vmlinux with debug info of the crashed kernel)"
+            f"dump (build ID {build_id}) (use the vmlinux with debug info of the crashed kernel)",
+            "vmlinux",
         )
     if actual != build_id:
-        raise UserError(
+        raise SettingError(
             f"Cannot use vmlinux '{path}': its build ID {actual} does not match the dump's kernel "
-            f"(build ID {build_id}) (use the vmlinux of the kernel that crashed, from its debug package)"
+            f"(build ID {build_id}) (use the vmlinux of the kernel that crashed, from its debug package)",
+            "vmlinux",
         )
 
 
@@ -129,16 +141,17 @@ def find_vmlinux(
     return None, search
 
 
-def describe_not_found(search: VmlinuxSearch, release: str | None, build_id: str | None) -> UserError:
+def describe_not_found(search: VmlinuxSearch, release: str | None, build_id: str | None) -> SettingError:
     """Build the "no debuginfo" error: what was wanted, where it looked, what to install."""
     wanted = f"kernel {release or '(unknown release)'}" + (f", build ID {build_id}" if build_id else "")
     rejected = ""
     if search.rejected:
         parts = [f"{path} (build ID {bid or 'unreadable'})" for path, bid in search.rejected[:3]]
         rejected = "; rejected because the build ID differs: " + ", ".join(parts)
-    return UserError(
+    return SettingError(
         f"No debug info found for the dump's {wanted}: no matching vmlinux in "
-        f"{', '.join(search.looked) or '(no directories)'}{rejected} ({package_hint(release)})"
+        f"{', '.join(search.looked) or '(no directories)'}{rejected} ({package_hint(release)})",
+        "vmlinux",
     )
 
 
@@ -155,7 +168,7 @@ def module_file_index(paths: Iterable[Path]) -> dict[str, list[Path]]:
     """Index module debug files by module name, walking directories recursively.
 
     :param paths: files (``.ko``, ``.ko.debug``) and directories from ``debugInfo``.
-    :raises UserError: for a path that does not exist.
+    :raises SettingError: for a path that does not exist or a file that is not a module's.
     """
     index: dict[str, list[Path]] = {}
 
@@ -171,14 +184,16 @@ def module_file_index(paths: Iterable[Path]) -> dict[str, list[Path]]:
                     add(Path(root) / name)
         elif path.is_file():
             if module_name_of_file(path) is None:
-                raise UserError(
-                    f"Cannot use debug info file '{path}': 'debugInfo' takes kernel module files "
-                    "(.ko, .ko.debug) or directories of them (the vmlinux goes in 'vmlinux')"
+                raise SettingError(
+                    f"Cannot use debug info file '{path}': it is not a kernel module (the vmlinux goes "
+                    "in 'vmlinux'; 'debugInfo' takes .ko and .ko.debug files or directories of them)",
+                    "debugInfo",
                 )
             add(path)
         else:
-            raise UserError(
-                f"Cannot use debug info path '{path}': no such file or directory (check 'debugInfo')"
+            raise SettingError(
+                f"Cannot use debug info path '{path}': no such file or directory (check 'debugInfo')",
+                "debugInfo",
             )
     # Prefer separate debug files (.ko.debug) over stripped-or-not modules.
     for module_files in index.values():

@@ -1,7 +1,7 @@
-"""Fetch missing debug info and source files from debuginfod servers, by build ID.
+"""Fetch missing debug info from debuginfod servers, by build ID.
 
-drgn 0.3 keeps its own debuginfod finder off for the Linux kernel and cannot fetch sources, so the
-adapter asks debuginfod itself: through ``libdebuginfod.so.1`` (elfutils) with ctypes, which reports
+drgn 0.3 keeps its own debuginfod finder off for the Linux kernel, so the adapter asks debuginfod
+itself: through ``libdebuginfod.so.1`` (elfutils) with ctypes, which reports
 download progress and can be cancelled from the progress callback, or through the ``debuginfod-find``
 command when the library is missing. Files land in debuginfod's own client cache
 (``$DEBUGINFOD_CACHE_PATH``, default ``~/.cache/debuginfod_client``) and are handed to drgn with
@@ -17,10 +17,10 @@ Where the adapter calls it:
   :func:`find_debuginfo_by_build_id` with the build ID from the vmcore's VMCOREINFO; the file is then
   checked and loaded like a local vmlinux (``main_module.try_file(path)``);
 - launch, after local module search: :func:`load_missing_debuginfo` for every module that still wants
-  a debug file;
+  a debug file.
 
-:func:`find_source_by_build_id` is not called by the adapter yet: a frame whose file is not on disk
-shows the annotated disassembly instead (``handlers/source.py``).
+Sources are not fetched: a frame whose file is not on disk shows the function's annotated disassembly
+(:mod:`vmcore_dap.dump.disassembly.listing`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ __all__ = [
     "DebuginfodProgress",
     "debuginfod_enabled",
     "find_debuginfo_by_build_id",
-    "find_source_by_build_id",
     "load_missing_debuginfo",
     "server_urls",
 ]
@@ -81,18 +80,9 @@ class _Library:
         lib.debuginfod_begin.restype = ctypes.c_void_p
         lib.debuginfod_end.argtypes = [ctypes.c_void_p]
         lib.debuginfod_set_progressfn.argtypes = [ctypes.c_void_p, _PROGRESS_FN]
-        for name in ("debuginfod_find_debuginfo", "debuginfod_find_executable"):
-            fn = getattr(lib, name)
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
-            fn.restype = ctypes.c_int
-        lib.debuginfod_find_source.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_int,
-            ctypes.c_char_p,
-            ctypes.POINTER(ctypes.c_char_p),
-        ]
-        lib.debuginfod_find_source.restype = ctypes.c_int
+        find = lib.debuginfod_find_debuginfo
+        find.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
+        find.restype = ctypes.c_int
         libc.free.argtypes = [ctypes.c_void_p]
 
     @classmethod
@@ -109,9 +99,9 @@ class _Library:
 
 
 def _find_with_library(
-    lib: _Library, kind: str, build_id: str, source_path: str | None, progress: DebuginfodProgress | None
+    lib: _Library, kind: str, build_id: str, progress: DebuginfodProgress | None
 ) -> Path | None:
-    what = f"{kind} {build_id}" + (f" {source_path}" if source_path else "")
+    what = f"{kind} {build_id}"
     error: list[BaseException] = []
 
     def on_progress(_client: int, done: int, total: int) -> int:
@@ -134,12 +124,7 @@ def _find_with_library(
         lib.lib.debuginfod_set_progressfn(client, callback)
         bid = build_id.encode()
         out = ctypes.c_char_p()
-        if kind == "source":
-            fd = lib.lib.debuginfod_find_source(
-                client, bid, 0, (source_path or "").encode(), ctypes.byref(out)
-            )
-        else:
-            fd = getattr(lib.lib, f"debuginfod_find_{kind}")(client, bid, 0, ctypes.byref(out))
+        fd = getattr(lib.lib, f"debuginfod_find_{kind}")(client, bid, 0, ctypes.byref(out))
         raw = out.value if fd >= 0 else None
         pointer = ctypes.cast(out, ctypes.c_void_p).value
     finally:
@@ -155,12 +140,12 @@ def _find_with_library(
     return Path(raw.decode()) if raw else None
 
 
-def _find_with_command(kind: str, build_id: str, source_path: str | None) -> Path | None:
+def _find_with_command(kind: str, build_id: str) -> Path | None:
     command = shutil.which("debuginfod-find")
     if command is None:
         log.warning("debuginfod requested but neither libdebuginfod.so.1 nor debuginfod-find is installed")
         return None
-    argv = [command, kind, build_id] + ([source_path] if source_path else [])
+    argv = [command, kind, build_id]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
     if proc.returncode != 0:
         log.info("debuginfod-find %s %s: %s", kind, build_id, proc.stderr.strip()[-300:])
@@ -169,9 +154,7 @@ def _find_with_command(kind: str, build_id: str, source_path: str | None) -> Pat
     return Path(path) if path else None
 
 
-def _find(
-    kind: str, build_id: str, source_path: str | None, progress: DebuginfodProgress | None
-) -> Path | None:
+def _find(kind: str, build_id: str, progress: DebuginfodProgress | None) -> Path | None:
     if not build_id:
         return None
     # libdebuginfod and debuginfod-find read the servers from the environment. Set the default only
@@ -183,10 +166,10 @@ def _find(
     try:
         lib = _Library.get()
         if lib is not None:
-            return _find_with_library(lib, kind, build_id, source_path, progress)
+            return _find_with_library(lib, kind, build_id, progress)
         if progress is not None:
             progress(f"Asking debuginfod for {kind} of build ID {build_id[:12]}…", None)
-        return _find_with_command(kind, build_id, source_path)
+        return _find_with_command(kind, build_id)
     finally:
         if unset and original is None:
             os.environ.pop("DEBUGINFOD_URLS", None)
@@ -200,18 +183,7 @@ def find_debuginfo_by_build_id(build_id: str, progress: DebuginfodProgress | Non
     :param progress: called during the download; raise from it to cancel.
     :returns: ``None`` when no server has it (or debuginfod is not installed); the reason is logged.
     """
-    return _find("debuginfo", build_id, None, progress)
-
-
-def find_source_by_build_id(
-    build_id: str, source_path: str, progress: DebuginfodProgress | None = None
-) -> Path | None:
-    """Return a local copy of ``source_path`` (as the DWARF of ``build_id`` names it), fetched if needed.
-
-    debuginfod servers index sources by the absolute path the DWARF records, so a relative name must be
-    joined with its compilation directory first by the caller.
-    """
-    return _find("source", build_id, source_path, progress)
+    return _find("debuginfo", build_id, progress)
 
 
 def load_missing_debuginfo(

@@ -63,15 +63,6 @@ class Dump:
         dump what its segments show: "ELF dump written by makedumpfile with filtering: N pages …")."""
         return describe_filtering(self.file)
 
-    def crashed_task(self) -> drgn.Object | None:
-        """Return the ``struct task_struct *`` that panicked, or ``None`` for a dump without a panic."""
-        try:
-            thread = self.prog.crashed_thread()
-        except (LookupError, ValueError):
-            return None
-        task = thread.object
-        return None if not task.value_() else task
-
 
 def _no_progress(message: str, percentage: float) -> None:
     pass

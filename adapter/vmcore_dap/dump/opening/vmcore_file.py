@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from vmcore_dap.dump.arch import MIN_PAGE_SIZE
 from vmcore_dap.dump.opening import elf
-from vmcore_dap.errors import UserError
+from vmcore_dap.errors import SettingError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,6 @@ _HEADER = struct.Struct("<8si390s6xqqIiiIIIIIIi")  # struct disk_dump_header, x8
 _SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")  # struct kdump_sub_header, x86-64
 _PAGE_DESC = struct.Struct("<qIIQ")  # struct page_desc: offset, size, flags, page_flags
 
-# makedumpfile -d bits (makedumpfile.h DL_EXCLUDE_*), in the order makedumpfile documents them.
-_DUMP_LEVEL_BITS = (
-    (1, "zero"),
-    (2, "cache"),
-    (4, "private cache"),
-    (8, "user"),
-    (16, "free"),
-)
-
-_PAGE_SHIFT = 12
-_PAGE = 1 << _PAGE_SHIFT
 _INF = float("inf")
 
 _COPY_HINT = "copy the vmcore again, e.g. with 'cp --sparse=always', and compare its size with the original"
@@ -116,6 +106,8 @@ class VmcoreFile:
     bitmaps: KdumpBitmaps | None = None
     #: ELF only: ``(p_paddr, p_offset, p_filesz)`` of every PT_LOAD with data, in file order.
     loads: list[tuple[int, int, int]] = field(default_factory=list)
+    #: kdump-compressed only: the header's block size, which is the dumped kernel's page size.
+    block_size: int | None = None
     #: ELF only: sorted, merged physical ranges ``[start, end)`` that lie in some segment's
     #: ``p_filesz < p_memsz`` tail and in no segment's data: pages left out when the file was
     #: written (makedumpfile -E), which read as zeros.
@@ -133,11 +125,19 @@ class VmcoreFile:
         return value.strip().lower() if value else None
 
     @property
+    def page_size(self) -> int:
+        """The dumped kernel's page size: the kdump header's block size, else VMCOREINFO's
+        ``PAGESIZE``, else the smallest page of any architecture."""
+        if self.block_size:
+            return self.block_size
+        recorded = self.vmcoreinfo.get("PAGESIZE", "")
+        return int(recorded) if recorded.isdigit() and int(recorded) > 0 else MIN_PAGE_SIZE
+
+    @property
     def zero_filled_pages(self) -> int:
-        """How many pages (4 KiB) lie in :attr:`zero_filled` (a partial page counts as one)."""
-        return sum(
-            ((end + _PAGE - 1) >> _PAGE_SHIFT) - (start >> _PAGE_SHIFT) for start, end in self.zero_filled
-        )
+        """How many pages lie in :attr:`zero_filled` (a partial page counts as one)."""
+        page = self.page_size
+        return sum((end + page - 1) // page - start // page for start, end in self.zero_filled)
 
     def is_zero_filled(self, phys: int) -> bool:
         """Whether physical address ``phys`` lies in :attr:`zero_filled`."""
@@ -184,7 +184,7 @@ def describe_filtering(file: VmcoreFile) -> str:
             f"complete ELF dump: every page of its {segments} memory segment{'s' if segments != 1 else ''} "
             "is in the file (no filtering)"
         )
-    mib = pages * _PAGE / 2**20
+    mib = pages * file.page_size / 2**20
     return (
         f"ELF dump written by makedumpfile with filtering: {pages:,} pages ({mib:,.0f} MiB) excluded; "
         "excluded pages read as zeros (an ELF dump does not record the -d level)"
@@ -216,14 +216,14 @@ def _parse_vmcoreinfo(data: bytes) -> dict[str, str]:
     return info
 
 
-def _cannot_open(path: Path, why: str, hint: str) -> UserError:
-    return UserError(f"Cannot open vmcore '{path}': {why} ({hint})")
+def _cannot_open(path: Path, why: str, hint: str) -> SettingError:
+    return SettingError(f"Cannot open vmcore '{path}': {why} ({hint})", "vmcore")
 
 
 def inspect_vmcore(path: Path) -> VmcoreFile:
     """Identify and check the vmcore at ``path``.
 
-    :raises UserError: for a missing, unreadable, foreign or truncated-beyond-use file, saying which.
+    :raises SettingError: for a missing, unreadable, foreign or truncated-beyond-use file, saying which.
     """
     try:
         st = path.stat()
@@ -231,10 +231,12 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
         raise _cannot_open(
             path,
             "no such file",
-            "check the 'vmcore' path in launch.json; vmcores are usually under /var/crash",
+            "check 'vmcore'; vmcores are usually under /var/crash",
         ) from None
     except OSError as exc:
-        raise _cannot_open(path, exc.strerror or str(exc), "check the path and its permissions") from None
+        raise _cannot_open(
+            path, exc.strerror or str(exc), "check 'vmcore' and the file's permissions"
+        ) from None
     if path.is_dir():
         raise _cannot_open(path, "it is a directory", "point 'vmcore' at the dump file inside it")
     try:
@@ -259,7 +261,7 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
     raise _cannot_open(
         path,
         "not a kdump or ELF core file",
-        "check the path; vmcores are usually under /var/crash, and a 'vmcore-dmesg.txt' next to it "
+        "check 'vmcore'; vmcores are usually under /var/crash, and a 'vmcore-dmesg.txt' next to it "
         "is only the log",
     )
 
@@ -331,6 +333,7 @@ def _inspect_kdump(path: Path, f: BinaryIO, size: int, *, headers_only: bool = F
     ) = _HEADER.unpack(raw)
     if block_size <= 0 or block_size & (block_size - 1) or sub_hdr_size < 0:
         raise _cannot_open(path, f"its kdump header is damaged (block size {block_size})", _COPY_HINT)
+    result.block_size = block_size
     f.seek(block_size)
     sub = f.read(_SUB_HEADER.size)
     if len(sub) < _SUB_HEADER.size:
@@ -503,7 +506,7 @@ def _inspect_elf(path: Path, f: BinaryIO, header: elf.ElfHeader, size: int) -> V
         cut = [ph for ph in loads if ph.offset + ph.filesz > size]
         first = min(cut, key=lambda ph: ph.offset)
         lost_from = first.paddr + max(0, size - first.offset)
-        result.missing_pages = result.missing_bytes // 4096
+        result.missing_pages = result.missing_bytes // result.page_size
         result.warnings.append(
             f"the vmcore is truncated: it is {size} bytes but its ELF segments end at {end}; "
             f"{len(cut)} of {len(loads)} memory segments are cut short, physical memory from "

@@ -3,7 +3,8 @@
 ``sys`` facts come from the console's ``sys`` (drgn's command with crash's DUMPFILE, MEMORY and PANIC
 rules), so the Kernel view, the console and crash say the same thing. Per-CPU current tasks come
 from each online CPU's runqueue (``cpu_curr``), with the function each was in (the top frame of its
-normalised stack: for the crashed CPU the faulting function, not the panic path).
+normalised stack from the stack service: for the crashed CPU the faulting function, not the panic
+path).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import cpu_curr, task_state_to_char
 
 from vmcore_dap.dump.kernel.panic import PanicInfo
-from vmcore_dap.dump.stacks.groups import USER_MODE, task_frames
+from vmcore_dap.dump.stacks.frames import unwind_task
+from vmcore_dap.dump.stacks.groups import UNWIND_FAILED, USER_MODE
+from vmcore_dap.dump.stacks.normalize import normalize_rows
+from vmcore_dap.dump.stacks.service import StackService
 
 __all__ = ["CpuTask", "Summary", "cpu_tasks", "log_tail", "summarize", "sys_facts"]
 
@@ -71,14 +75,20 @@ def sys_facts(prog: drgn.Program) -> list[tuple[str, str]]:
     return facts
 
 
-def _in_user_mode(prog: drgn.Program, task: drgn.Object) -> bool:
-    try:
-        return all(frame.pc < 1 << 63 for frame in prog.stack_trace(task))
-    except (drgn.FaultError, ValueError, LookupError):
-        return False
+def _top_function(prog: drgn.Program, stacks: StackService, task: drgn.Object) -> str | None:
+    """The first function of the task's normalised stack: :data:`~vmcore_dap.dump.stacks.groups.USER_MODE`
+    for a task running in user space, ``None`` when it cannot be unwound."""
+    key = stacks.key_of(task.value_())
+    if key is not None:
+        top = stacks.normalized(key)[0].function
+    else:  # a CPU's task missing from the task list (a damaged PID table): unwind it here
+        stack = unwind_task(prog, task)
+        frames = normalize_rows(stack.frames)
+        top = frames[0].function if frames else USER_MODE if stack.trace is not None else UNWIND_FAILED
+    return None if top == UNWIND_FAILED else top
 
 
-def cpu_tasks(prog: drgn.Program) -> list[CpuTask]:
+def cpu_tasks(prog: drgn.Program, stacks: StackService) -> list[CpuTask]:
     """The current task of each online CPU, with the function it was in."""
     result = []
     for cpu in for_each_online_cpu(prog):
@@ -89,10 +99,7 @@ def cpu_tasks(prog: drgn.Program) -> list[CpuTask]:
             state = task_state_to_char(task)
         except drgn.FaultError:
             continue
-        frames = task_frames(prog, task)
-        function = frames[0].function if frames else None
-        if not frames and _in_user_mode(prog, task):
-            function = USER_MODE
+        function = _top_function(prog, stacks, task)
         result.append(
             CpuTask(
                 cpu=cpu,
@@ -121,6 +128,8 @@ def log_tail(prog: drgn.Program, count: int = 40) -> list[str]:
     return lines[-count:]
 
 
-def summarize(prog: drgn.Program, panic: PanicInfo, tail: int = 40) -> Summary:
+def summarize(prog: drgn.Program, panic: PanicInfo, stacks: StackService, tail: int = 40) -> Summary:
     """Collect the summary (``sys`` runs drgn's commands: call on the drgn thread)."""
-    return Summary(facts=sys_facts(prog), panic=panic, cpus=cpu_tasks(prog), log_tail=log_tail(prog, tail))
+    return Summary(
+        facts=sys_facts(prog), panic=panic, cpus=cpu_tasks(prog, stacks), log_tail=log_tail(prog, tail)
+    )

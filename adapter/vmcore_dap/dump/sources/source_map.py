@@ -29,12 +29,13 @@ from pathlib import Path
 
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.sources.layouts import resolve_in_roots
+from vmcore_dap.errors import NotAvailable, UserError
 
 __all__ = ["SourceMap", "ResolvedSource", "OUTSIDE_ROOTS_HINT", "module_source_dirs"]
 
 #: What to do about a file outside every root, for messages ("… (<hint>)").
 OUTSIDE_ROOTS_HINT = (
-    "add its directory to 'sourceRoot' or 'sourceFileMap' in launch.json, or list the module's "
+    "add its directory to the launch setting 'sourceRoot' or 'sourceFileMap', or list the module's "
     ".ko file in 'debugInfo'"
 )
 
@@ -133,6 +134,27 @@ class SourceMap:
         result = self._resolve(dwarf_path)
         self._cache[dwarf_path] = result
         return result
+
+    def read(self, path: str, what: str = "source") -> str:
+        """Return the text of the file a client names by ``path`` (a DWARF name or a local path),
+        read only from inside the configured roots.
+
+        :param what: what is reading, to start error messages with.
+        :raises UserError: when the file lies outside every configured root (the message says which
+            setting would allow it).
+        :raises NotAvailable: when the file is not on this machine.
+        """
+        resolved = self.resolve(path)
+        if resolved.exists:
+            return Path(resolved.path).read_text(errors="replace")
+        if resolved.outside_roots:
+            raise UserError(
+                f"{what}: file '{path}' is outside the configured source roots, so it is not read "
+                f"({OUTSIDE_ROOTS_HINT})"
+            )
+        raise NotAvailable(
+            f"{what}: file '{path}' is not on this machine (set 'sourceRoot' or 'sourceFileMap')"
+        )
 
     def _resolve(self, dwarf_path: str) -> ResolvedSource:
         refused: list[str] = []

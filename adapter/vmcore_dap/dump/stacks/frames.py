@@ -16,13 +16,14 @@ Nothing here formats for a protocol; :class:`StackFrameInfo` is plain data.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import drgn
 
-from vmcore_dap.dump.kernel.tasks import TaskInfo
+from vmcore_dap.dump.arch import arch_of, known_dump_path_functions, syscall_wrapper_pattern
+from vmcore_dap.dump.kernel.tasks import TaskInfo, is_kernel_thread, thread_size
+from vmcore_dap.dump.memory.reading import read_prefix
 
 __all__ = [
     "StackFrameInfo",
@@ -37,94 +38,30 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Functions that run only because the kernel is dying or being dumped: panic, oops, kexec, and the
-#: NMI that stops the other CPUs. Frames in them above the real fault are shown subtle.
-DUMP_PATH_FUNCTIONS = frozenset(
-    {
-        "crash_setup_regs",
-        "__crash_kexec",
-        "crash_kexec",
-        "machine_kexec",
-        "machine_crash_shutdown",
-        "native_machine_crash_shutdown",
-        "crash_save_cpu",
-        "panic",
-        "vpanic",
-        "nmi_panic",
-        "oops_end",
-        "__die",
-        "__die_body",
-        "die",
-        "die_addr",
-        "do_trap",
-        "do_error_trap",
-        "handle_bug",
-        "report_bug",
-        "page_fault_oops",
-        "kernelmode_fixup_or_oops",
-        "__bad_area_nosemaphore",
-        "bad_area_nosemaphore",
-        "no_context",
-        "do_user_addr_fault",
-        "handle_page_fault",
-        "make_task_dead",
-        "rewind_stack_and_make_dead",
-        "crash_nmi_callback",
-        "nmi_handle",
-        "default_do_nmi",
-        "nmi_cpu_backtrace",
-        "nmi_trigger_cpumask_backtrace",
-        "panic_smp_self_stop",
-        "smp_send_stop",
-        "native_stop_other_cpus",
-        "stop_this_cpu",
-    }
+#: NMI that stops the other CPUs (the architectures' own are in :mod:`vmcore_dap.dump.arch`). Frames in
+#: them above the real fault are shown subtle.
+DUMP_PATH_FUNCTIONS = (
+    frozenset(
+        {
+            "crash_setup_regs",
+            "__crash_kexec",
+            "crash_kexec",
+            "machine_kexec",
+            "machine_crash_shutdown",
+            "crash_save_cpu",
+            "panic",
+            "vpanic",
+            "nmi_panic",
+            "report_bug",
+            "make_task_dead",
+            "nmi_cpu_backtrace",
+            "nmi_trigger_cpumask_backtrace",
+            "panic_smp_self_stop",
+            "smp_send_stop",
+        }
+    )
+    | known_dump_path_functions()
 )
-
-# asm entry stubs (arch/x86/include/asm/idtentry.h) name the boundary they implement.
-_ENTRY_NAMES = {
-    "page_fault": "page fault",
-    "invalid_op": "invalid opcode (BUG/WARN)",
-    "general_protection": "general protection fault",
-    "divide_error": "divide error",
-    "int3": "breakpoint",
-    "debug": "debug exception",
-    "double_fault": "double fault",
-    "nmi": "NMI",
-    "machine_check": "machine check",
-    "stack_segment": "stack segment fault",
-    "segment_not_present": "segment not present",
-    "alignment_check": "alignment check",
-    "coprocessor_error": "x87 FPU error",
-    "simd_coprocessor_error": "SIMD FPU error",
-    "control_protection": "control protection fault",
-}
-
-_PT_REGS_FROM_DRGN = {
-    "r15": "r15",
-    "r14": "r14",
-    "r13": "r13",
-    "r12": "r12",
-    "bp": "rbp",
-    "bx": "rbx",
-    "r11": "r11",
-    "r10": "r10",
-    "r9": "r9",
-    "r8": "r8",
-    "ax": "rax",
-    "cx": "rcx",
-    "dx": "rdx",
-    "si": "rsi",
-    "di": "rdi",
-    "ip": "rip",
-    "cs": "cs",
-    "flags": "rflags",
-    "sp": "rsp",
-    "ss": "ss",
-}
-
-_SYSCALL_ARG_REGS = ("di", "si", "dx", "r10", "r8", "r9")  # x86-64 syscall ABI
-_SYSCALL_ENTRIES = ("entry_SYSCALL_64", "entry_SYSCALL_64_after_hwframe", "do_syscall_64")
-_USER_TOP = 1 << 47  # x86-64: user addresses are below the canonical hole (4-level paging)
 
 
 @dataclass
@@ -285,23 +222,6 @@ def _code_frame(prog: drgn.Program, index: int, frame: drgn.StackFrame) -> Stack
     return info
 
 
-def _boundary_name(entry_function: str | None) -> str:
-    """Name the boundary implemented by an asm entry stub, e.g. ``asm_exc_page_fault``."""
-    if not entry_function:
-        return "interrupt or exception"
-    name = entry_function
-    if name.startswith("asm_exc_"):
-        kind = name[len("asm_exc_") :]
-        return f"exception: {_ENTRY_NAMES.get(kind, kind.replace('_', ' '))}"
-    if name.startswith("asm_sysvec_"):
-        return f"interrupt: {name[len('asm_sysvec_') :].replace('_', ' ')}"
-    if name in ("asm_common_interrupt", "common_interrupt", "asm_spurious_interrupt"):
-        return "interrupt: device IRQ"
-    if "nmi" in name:
-        return "NMI"
-    return f"interrupted ({name})"
-
-
 def _pt_regs_type(prog: drgn.Program) -> drgn.Type | None:
     """``struct pt_regs``, looked up once per program (``prog.type`` costs ~0.1 ms, twice a task)."""
     cache = prog.cache
@@ -314,37 +234,6 @@ def _pt_regs_type(prog: drgn.Program) -> drgn.Type | None:
     return ptype
 
 
-def _thread_size(prog: drgn.Program) -> int:
-    """THREAD_SIZE: ``sizeof(union thread_union)`` (16 KiB on x86-64 when the type is missing)."""
-    size: int | None = prog.cache.get("vmcore_dap_thread_size")
-    if size is None:
-        try:
-            size = drgn.sizeof(prog.type("union thread_union"))
-        except LookupError:
-            size = 16384
-        prog.cache["vmcore_dap_thread_size"] = size
-    return size
-
-
-def _read_readable(prog: drgn.Program, start: int, length: int) -> bytes:
-    """Read up to ``length`` bytes from ``start``, page by page, stopping at the first unreadable page.
-
-    A stack ends at a page boundary with nothing mapped above it: the IRQ stack's ``pt_regs`` of an
-    exception taken in interrupt context lies within a few hundred bytes of its top, so a window
-    read in one piece would fault and lose the block (seen on the irq-oops sample).
-    """
-    data = b""
-    address, end = start, start + length
-    while address < end:
-        chunk_end = min(end, (address | 0xFFF) + 1)
-        try:
-            data += prog.read(address, chunk_end - address)
-        except drgn.FaultError:
-            break
-        address = chunk_end
-    return data
-
-
 def _find_pt_regs(prog: drgn.Program, near_sp: int, regs: dict[str, int]) -> drgn.Object | None:
     """Find the ``struct pt_regs`` saved on the stack near ``near_sp`` whose ip and sp match ``regs``.
 
@@ -352,16 +241,21 @@ def _find_pt_regs(prog: drgn.Program, near_sp: int, regs: dict[str, int]) -> drg
     right at ``near_sp``; a small window is scanned to survive a few pushed words.
     """
     ptype = _pt_regs_type(prog)
-    if ptype is None or "rip" not in regs or "rsp" not in regs:
+    arch = arch_of(prog)
+    ip, sp = arch.pt_regs_registers[arch.pt_regs_ip], arch.pt_regs_registers[arch.pt_regs_sp]
+    if ptype is None or ip not in regs or sp not in regs:
         return None
-    off_ip, off_sp = drgn.offsetof(ptype, "ip"), drgn.offsetof(ptype, "sp")
+    off_ip, off_sp = drgn.offsetof(ptype, arch.pt_regs_ip), drgn.offsetof(ptype, arch.pt_regs_sp)
+    # A stack ends at a page boundary with nothing mapped above it: the IRQ stack's pt_regs of an
+    # exception taken in interrupt context lies within a few hundred bytes of its top, so the window
+    # is read as far as it goes (seen on the irq-oops sample).
     start = max(near_sp - 128, 0) & ~7
-    data = _read_readable(prog, start, 1024)
+    data = read_prefix(prog, start, 1024, explain=False).data
     if not data:
         start = near_sp & ~7
-        data = _read_readable(prog, start, 512)
-    want_ip = regs["rip"].to_bytes(8, "little")
-    want_sp = regs["rsp"].to_bytes(8, "little")
+        data = read_prefix(prog, start, 512, explain=False).data
+    want_ip = regs[ip].to_bytes(8, "little")
+    want_sp = regs[sp].to_bytes(8, "little")
     size = drgn.sizeof(ptype)
     for base in range(0, len(data) - size + 1, 8):
         if (
@@ -377,16 +271,13 @@ def _regs_value(prog: drgn.Program, regs: dict[str, int]) -> drgn.Object | None:
     ptype = _pt_regs_type(prog)
     if ptype is None:
         return None
-    value = {field: regs[reg] for field, reg in _PT_REGS_FROM_DRGN.items() if reg in regs}
+    registers = arch_of(prog).pt_regs_registers
+    value = {field: regs[reg] for field, reg in registers.items() if reg in regs}
     members = {member.name for member in ptype.members or () if member.name}
     try:
         return drgn.Object(prog, ptype, value={k: v for k, v in value.items() if k in members})
     except (TypeError, ValueError, LookupError):
         return None
-
-
-def _function_of(frame: StackFrameInfo) -> str | None:
-    return frame.function
 
 
 def _mark_dump_path(stack: TaskStack) -> None:
@@ -399,7 +290,7 @@ def _mark_dump_path(stack: TaskStack) -> None:
     """
     frames = stack.frames
     code = [f for f in frames if f.kind == "code"]
-    if not code or _function_of(code[0]) not in DUMP_PATH_FUNCTIONS:
+    if not code or code[0].function not in DUMP_PATH_FUNCTIONS:
         return
     boundary = next((i for i, f in enumerate(frames) if f.kind == "label" and f.pt_regs is not None), None)
     if boundary is None:
@@ -410,9 +301,7 @@ def _mark_dump_path(stack: TaskStack) -> None:
         stack.focus = boundary + 1
         return
     end = 0
-    while (
-        end < len(frames) and frames[end].kind == "code" and _function_of(frames[end]) in DUMP_PATH_FUNCTIONS
-    ):
+    while end < len(frames) and frames[end].kind == "code" and frames[end].function in DUMP_PATH_FUNCTIONS:
         frames[end].subtle = True
         end += 1
     if end < len(frames):
@@ -431,7 +320,8 @@ def syscall_name(prog: drgn.Program, nr: int) -> str | None:
         if 0 <= nr < length:
             address = table[nr].value_()
             symbol = prog.symbol(address).name
-            name = re.sub(r"^(__x64_sys_|__ia32_sys_|__se_sys_|__do_sys_|sys_)", "", symbol)
+            wrapper = syscall_wrapper_pattern().match(symbol)
+            name = wrapper.group(1) if wrapper else symbol.removeprefix("sys_")
             if name == "ni_syscall":
                 name = None
     except (LookupError, drgn.FaultError, TypeError):
@@ -502,28 +392,30 @@ def _syscall_argument_formats(prog: drgn.Program, name: str) -> list[tuple[str, 
 
 
 def _task_pt_regs(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> drgn.Object | None:
-    """``task_pt_regs(task)``: the user registers saved at the top of the kernel stack (x86-64).
+    """``task_pt_regs(task)``: the user registers saved at the top of the kernel stack.
 
     :param stack: ``task->stack`` when already known.
     """
     ptype = _pt_regs_type(prog)
     if ptype is None:
         return None
-    thread_size = _thread_size(prog)
-    # TOP_OF_KERNEL_STACK_PADDING is 0 on x86-64 (arch/x86/include/asm/thread_info.h).
     if stack is None:
         stack = task.stack.value_()
     if not stack:
         return None
-    return drgn.Object(prog, ptype, address=stack + thread_size - drgn.sizeof(ptype))
+    top = stack + thread_size(prog) - arch_of(prog).stack_top_padding(prog)
+    return drgn.Object(prog, ptype, address=top - drgn.sizeof(ptype))
 
 
-#: The ``struct pt_regs`` members :func:`_entry_label` reads.
-_ENTRY_REGISTERS = ("cs", "ip", "orig_ax", *_SYSCALL_ARG_REGS)
+def _entry_registers(prog: drgn.Program) -> tuple[str, ...]:
+    """The ``struct pt_regs`` members :func:`_entry_label` reads: how the task entered, from where,
+    and the system call's arguments."""
+    arch = arch_of(prog)
+    return (*arch.mode_registers, arch.pt_regs_ip, *arch.syscall_argument_registers)
 
 
 def _read_registers(prog: drgn.Program, regs: drgn.Object) -> dict[str, int] | None:
-    """The members :data:`_ENTRY_REGISTERS` of a ``struct pt_regs`` object, read in one go.
+    """The members :func:`_entry_registers` of a ``struct pt_regs`` object, read in one go.
 
     One read and a few slices instead of a drgn member access each: every task's bottom row
     (system call and arguments) needs them, thousands of times for ``stackTrace`` of every thread.
@@ -533,7 +425,7 @@ def _read_registers(prog: drgn.Program, regs: drgn.Object) -> dict[str, int] | N
     cache = prog.cache
     if "vmcore_dap_entry_register_offsets" not in cache:
         try:
-            offsets = {name: drgn.offsetof(regs.type_, name) for name in _ENTRY_REGISTERS}
+            offsets = {name: drgn.offsetof(regs.type_, name) for name in _entry_registers(prog)}
         except LookupError:
             offsets = None
         cache["vmcore_dap_entry_register_offsets"] = offsets
@@ -551,7 +443,7 @@ def _user_task_stack(task: drgn.Object, known: TaskInfo | None) -> int | None:
     """
     if known is not None and known.stack is not None and known.mm is not None:
         return None if known.is_kernel_thread or not known.mm else known.stack
-    if task.flags.value_() & 0x00200000 or not task.mm.value_():  # PF_KTHREAD, or no user memory
+    if is_kernel_thread(task) or not task.mm.value_():
         return None
     stack: int = task.stack.value_()
     return stack
@@ -561,6 +453,7 @@ def _entry_label(
     prog: drgn.Program, task: drgn.Object, last_function: str | None, known: TaskInfo | None = None
 ) -> StackFrameInfo | None:
     """Describe how a user task entered the kernel: the system call and its arguments."""
+    arch = arch_of(prog)
     try:
         stack = _user_task_stack(task, known)
         if stack is None:
@@ -569,15 +462,15 @@ def _entry_label(
         if regs is None:
             return None
         saved = _read_registers(prog, regs)
-        if saved is None or (saved["cs"] & 3) != 3:
+        if saved is None or not arch.from_user_mode(saved):
             return None
-        user_ip = saved["ip"]
-        nr = saved["orig_ax"]
-        if nr >= 1 << 63:
-            nr -= 1 << 64
+        user_ip = saved[arch.pt_regs_ip]
+        nr = arch.syscall_number(saved)
     except drgn.FaultError:
         return None
-    if nr < 0 or (last_function is not None and last_function not in _SYSCALL_ENTRIES and nr > 1024):
+    # A number past any system call table, seen from a task that did not come in through the
+    # system-call entry: the slot holds something else.
+    if nr is None or (last_function is not None and last_function not in arch.syscall_entries and nr > 1024):
         return StackFrameInfo(
             kind="label",
             name=f"── entered from user mode at {user_ip:#x} (interrupt or exception) ──",
@@ -586,7 +479,7 @@ def _entry_label(
         )
     name = syscall_name(prog, nr) or f"syscall_{nr}"
     params = _syscall_argument_formats(prog, name) if not name.startswith("syscall_") else None
-    values = [saved[reg] for reg in _SYSCALL_ARG_REGS]
+    values = [saved[reg] for reg in arch.syscall_argument_registers]
     if params is None:
         args = ", ".join(f"{v:#x}" for v in values[:3]) + ", …"
     else:
@@ -620,6 +513,7 @@ def unwind_task(prog: drgn.Program, task: drgn.Object) -> TaskStack:
 def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object) -> TaskStack:
     """Build the presented stack from a drgn trace of ``task`` (from the task, or from saved registers)."""
     stack = TaskStack(trace=trace)
+    arch = arch_of(prog)
     frames = stack.frames
     previous: drgn.StackFrame | None = None
     previous_function: str | None = None
@@ -629,10 +523,10 @@ def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object)
         for index, frame in enumerate(trace_frames):
             count += 1
             starts_physical = previous is None or not previous.is_inline
-            if frame.pc < _USER_TOP:
+            if not arch.is_kernel_address(frame.pc):
                 # drgn unwinds through the entry code into user space: say how the task got in.
                 entry = None
-                if previous_function in _SYSCALL_ENTRIES:
+                if previous_function in arch.syscall_entries:
                     entry = _entry_label(prog, task, previous_function)
                 if entry is not None:
                     stack.tail = ("entry", previous_function)
@@ -643,14 +537,15 @@ def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object)
                     regs = frame.registers()
                 except (LookupError, ValueError):
                     regs = {}
-                near = previous.sp if previous is not None else regs.get("rsp", 0)
+                sp = arch.pt_regs_registers[arch.pt_regs_sp]
+                near = previous.sp if previous is not None else regs.get(sp, 0)
                 pt_regs = _find_pt_regs(prog, near, regs)
                 if pt_regs is None:  # drgn Objects have no truth value
                     pt_regs = _regs_value(prog, regs)
                 frames.append(
                     StackFrameInfo(
                         kind="label",
-                        name=f"── {_boundary_name(previous_function)} ──",
+                        name=f"── {arch.boundary_name(previous_function)} ──",
                         pc=frame.pc,
                         pt_regs=pt_regs,
                     )
@@ -679,7 +574,7 @@ def share_stack(
 ) -> TaskStack | None:
     """Present ``task``'s stack from the stack of a task with the same stack signature.
 
-    Equal signatures give equal unwound frames (:mod:`~vmcore_dap.dump.stacks.groups`), so every row is the
+    Equal signatures give equal unwound frames (:mod:`~vmcore_dap.dump.stacks.signature`), so every row is the
     representative's except the bottom one, which reads the task's own user ``pt_regs`` (system
     call, arguments, user RIP) and is rebuilt here. Rows carry no drgn ``frame``/``pt_regs``: those
     belong to the task and come from unwinding it when a frame is inspected.

@@ -10,8 +10,9 @@ seen on the sample dumps (6.1 kernels, crash 8.0.6, drgn 0.3):
    ``[exception RIP: f+off]``, listing the panic/kexec/NMI path above it. Without an exception
    (``panic()`` called directly, as SysRq-c does), the kdump machinery's own frames
    (:data:`CRASH_MACHINERY`) are cut from the top.
-2. **Where it ends.** drgn continues into the user-space registers of a task in a system call (one
-   frame with a user address); crash prints those as a register block. User frames are dropped.
+2. **Where it ends.** drgn continues into the user-space registers of a task in a system call (a
+   frame with a user address, and sometimes more found through the user stack); crash prints those
+   as a register block. The stack ends before the first frame outside the kernel's address space.
 3. **Names.** GCC's clones and split parts (``f.cold``, ``f.isra.0``, ``f.constprop.0``, ``f.part.0``)
    are the source function ``f``. Assembly labels inside a function name the function
    (:data:`ASM_LABEL_ALIASES`). All ``__{x64,ia32,se,do}_sys_X`` are ``__do_sys_X``.
@@ -25,11 +26,14 @@ seen on the sample dumps (6.1 kernels, crash 8.0.6, drgn 0.3):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import drgn
+
+from vmcore_dap.dump.arch import arch_of, known_crash_machinery, known_label_aliases, syscall_wrapper_pattern
+from vmcore_dap.dump.stacks.frames import StackFrameInfo
 
 __all__ = [
     "ASM_LABEL_ALIASES",
@@ -40,35 +44,20 @@ __all__ = [
     "cut_machinery",
     "normalize_drgn_trace",
     "normalize_frames",
+    "normalize_rows",
 ]
 
 _SUFFIX = re.compile(r"(?:\.(?:cold|isra|constprop|part|lto_priv|llvm)(?:\.\d+)?)+$")
 
-#: Frames of the kdump machinery itself, cut from the top of a stack without an exception.
-CRASH_MACHINERY = frozenset(
-    {
-        "machine_kexec",
-        "__crash_kexec",
-        "crash_kexec",
-        "crash_setup_regs",
-        "crash_nmi_callback",
-        "nmi_handle",
-        "default_do_nmi",
-        "exc_nmi",
-        "asm_exc_nmi",
-        "end_repeat_nmi",
-        "repeat_nmi",
-    }
+#: Frames of the kdump machinery itself, cut from the top of a stack without an exception (with each
+#: architecture's NMI path, :func:`~vmcore_dap.dump.arch.known_crash_machinery`).
+CRASH_MACHINERY = (
+    frozenset({"machine_kexec", "__crash_kexec", "crash_kexec", "crash_setup_regs"}) | known_crash_machinery()
 )
 
-#: Labels inside assembly functions that crash (kallsyms) names instead of the function.
-ASM_LABEL_ALIASES = {
-    "entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
-    "entry_SYSCALL_64_safe_stack": "entry_SYSCALL_64",
-    "secondary_startup_64_no_verify": "secondary_startup_64",
-}
-# SYSCALL_DEFINE0's __x64_sys_X is an ELF alias of __do_sys_X: crash names one, drgn the other.
-_SYSCALL_ALIAS = re.compile(r"^__(?:x64|ia32|se|do)_sys_(\w+)$")
+#: Labels inside assembly functions that crash (kallsyms) names instead of the function (every
+#: architecture's, :func:`~vmcore_dap.dump.arch.known_label_aliases`).
+ASM_LABEL_ALIASES = known_label_aliases()
 
 #: ``(function, file, line, is_inline, pc)``.
 FrameTuple = tuple[str, str | None, int | None, bool, int | None]
@@ -76,12 +65,17 @@ FrameTuple = tuple[str, str | None, int | None, bool, int | None]
 
 @dataclass(frozen=True)
 class Frame:
-    """A normalised physical stack frame: a source function and, when known, where in it."""
+    """A normalised physical stack frame: a source function and, when known, where in it.
+
+    :param pc: the faulting instruction for the first frame, else the return address.
+    :param module: ``kernel`` or the module's name, when known (the Kernel view's groups show it).
+    """
 
     function: str
     file: str | None = None
     line: int | None = None
-    pc: int | None = None  # the faulting instruction for the first frame, else the return address
+    pc: int | None = None
+    module: str | None = None
 
     def __str__(self) -> str:
         where = f" {self.file.rsplit('/', 1)[-1]}:{self.line}" if self.file else ""
@@ -92,7 +86,8 @@ class Frame:
 def base_function_name(name: str) -> str:
     """Strip GCC clone/split suffixes and assembly labels: ``f.constprop.0.cold`` -> ``f``."""
     name = _SUFFIX.sub("", name)
-    name = _SYSCALL_ALIAS.sub(r"__do_sys_\1", name)
+    # SYSCALL_DEFINE0's __x64_sys_X is an ELF alias of __do_sys_X: crash names one, drgn the other.
+    name = syscall_wrapper_pattern().sub(r"__do_sys_\1", name)
     return ASM_LABEL_ALIASES.get(name, name)
 
 
@@ -128,10 +123,54 @@ def cut_machinery(frames: list[Frame]) -> list[Frame]:
     return frames[i:]
 
 
-def _user_top(prog: drgn.Program) -> int:
-    platform = prog.platform
-    bits = 64 if platform is not None and platform.flags & drgn.PlatformFlags.IS_64_BIT else 32
-    return 1 << (bits - 1)
+class _Unwound(Protocol):
+    """What rule 1 reads of a frame (drgn's ``StackFrame`` and the presented rows both have it)."""
+
+    @property
+    def interrupted(self) -> bool: ...
+
+    @property
+    def is_inline(self) -> bool: ...
+
+    @property
+    def pc(self) -> int | None: ...
+
+
+_F = TypeVar("_F", bound=_Unwound)
+
+
+def _exception_start(frames: Sequence[_F], name: Callable[[_F], str]) -> int | None:
+    """Rule 1: where a stack that went through an exception starts (the first frame unwound from
+    exception registers, with the inline frames at its pc), or ``None`` when it did not."""
+    for i, frame in enumerate(frames):
+        if frame.interrupted and not frame.is_inline and name(frame) not in CRASH_MACHINERY:
+            start = i
+            # Inline frames of the same physical frame come just before it.
+            while start > 0 and frames[start - 1].is_inline and frames[start - 1].pc == frame.pc:
+                start -= 1
+            return start
+    return None
+
+
+def normalize_rows(rows: Sequence[StackFrameInfo]) -> list[Frame]:
+    """Normalise a presented stack (the Call Stack's rows, :func:`~.frames.present_trace`) by the rules
+    of this module, without source lines (rule 5's ``None``).
+
+    The rows already end where the kernel stack ends (rule 2) and name code without DWARF as kallsyms
+    does, which rule 3 maps to the names of :func:`normalize_drgn_trace`; labels are dropped.
+    """
+    code = [row for row in rows if row.kind == "code" and row.pc is not None]
+    start = _exception_start(code, _row_name)
+    out = [
+        Frame(base_function_name(_row_name(row)), pc=row.pc, module=row.module)
+        for row in code[start or 0 :]
+        if not row.is_inline
+    ]
+    return cut_machinery(out) if start is None else out
+
+
+def _row_name(row: StackFrameInfo) -> str:
+    return row.function or f"{row.pc:#x}"
 
 
 def _drgn_name(frame: drgn.StackFrame) -> str:
@@ -186,17 +225,13 @@ def normalize_drgn_trace(
         where = "return" if crash_lines else "call"
     else:
         where = locations
-    user_top = _user_top(prog)
-    frames = [f for f in trace if f.pc >= user_top]
-    start = None
-    if start_at_exception:
-        for i, frame in enumerate(frames):
-            if frame.interrupted and not frame.is_inline and _drgn_name(frame) not in CRASH_MACHINERY:
-                start = i
-                # Inline frames of the same physical frame come just before it.
-                while start > 0 and frames[start - 1].is_inline and frames[start - 1].pc == frame.pc:
-                    start -= 1
-                break
+    arch = arch_of(prog)
+    frames = []
+    for f in trace:
+        if not arch.is_kernel_address(f.pc):
+            break  # drgn goes on into the user program; what it finds there is not the kernel's stack
+        frames.append(f)
+    start = _exception_start(frames, _drgn_name) if start_at_exception else None
     tuples: list[FrameTuple] = []
     for f in frames[start or 0 :]:
         if where != "call" and f.is_inline:

@@ -1,1 +1,1 @@
-"""Show drgn objects as a C debugger does, evaluate C expressions, and the scopes of a frame."""
+"""Show drgn objects as a C debugger does, evaluate C expressions, note values read from left-out pages."""

@@ -24,18 +24,19 @@ from dataclasses import dataclass
 import drgn
 
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
+from vmcore_dap.dump.memory.reading import PAGE_SIZE
 
 __all__ = [
     "Variable",
     "Rendered",
     "render",
     "children",
-    "child_count",
     "render_children",
     "scalar_page",
     "ScalarPage",
     "fault_text",
     "escape_bytes",
+    "full_string",
     "MAX_STRING",
 ]
 
@@ -176,7 +177,7 @@ def _read_c_string(prog: drgn.Program, address: int, limit: int) -> tuple[bytes,
     :raises drgn.FaultError: if the first byte cannot be read (a later page failing just ends it).
     """
     data = b""
-    page = 4096
+    page = PAGE_SIZE
     while len(data) < limit:
         chunk = min(limit - len(data), page - (address + len(data)) % page)
         try:
@@ -351,12 +352,6 @@ def _prefix(var: Variable, arrow: bool) -> str | None:
     if var.expr is None:
         return None
     return _wrap(var.expr) + ("->" if arrow else ".")
-
-
-def child_count(obj: drgn.Object) -> tuple[int, int]:
-    """``(named, indexed)`` children of ``obj``, as :func:`render` reports them."""
-    rendered = render(obj)
-    return rendered.named, rendered.indexed
 
 
 def children(
@@ -607,3 +602,22 @@ def _scalar_page(
     if kind == drgn.TypeKind.INT and _is_char(plain):
         texts = [f"{t} '{escape_bytes(bytes([v & 0xFF]))}'" for t, v in zip(texts, numbers, strict=True)]
     return ScalarPage(first, texts, type_text, base, size, expr_base)
+
+
+def full_string(obj: drgn.Object, rendered: Rendered, limit: int) -> str:
+    """The value of a ``char`` array or ``char *`` with its string read up to ``limit`` bytes instead of
+    :data:`MAX_STRING` (for copying it out); ``rendered.value`` when that was not cut or ``obj`` is
+    not a string.
+
+    :param rendered: :func:`render` of ``obj``.
+    """
+    if not rendered.value.endswith("..."):
+        return rendered.value
+    try:
+        if obj.type_.unaliased_kind() == drgn.TypeKind.POINTER:
+            data = obj.prog_.read_c_string(obj.value_(), max_size=limit)
+        else:
+            data = obj.string_()[:limit]
+    except (drgn.FaultError, TypeError, ValueError):
+        return rendered.value
+    return f'"{escape_bytes(data)}"'

@@ -18,14 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import drgn
 
+from vmcore_dap.dump.stacks.service import FrameRef
 from vmcore_dap.dump.values.render import Variable
 
 __all__ = [
-    "FrameLike",
     "Scope",
     "ARGUMENTS",
     "LOCALS",
@@ -43,19 +42,6 @@ ARGUMENTS = "Arguments"
 LOCALS = "Locals"
 REGISTERS = "Registers"
 KERNEL = "Kernel"
-
-
-class FrameLike(Protocol):
-    """What scopes need of a stack frame (the adapter core's ``FrameRef`` has these)."""
-
-    @property
-    def task(self) -> drgn.Object: ...
-
-    @property
-    def frame(self) -> drgn.StackFrame | None: ...
-
-    @property
-    def pt_regs(self) -> drgn.Object | None: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +103,7 @@ def _frame_object(frame: drgn.StackFrame, name: str, prog: drgn.Program) -> drgn
         return drgn.Object(prog, "int", absence_reason=drgn.AbsenceReason.OPTIMIZED_OUT)
 
 
-def frame_scopes(prog: drgn.Program, ref: FrameLike) -> list[Scope]:
+def frame_scopes(prog: drgn.Program, ref: FrameRef) -> list[Scope]:
     """The scopes of a frame, in the order a client shows them."""
     scopes: list[Scope] = []
     if ref.frame is not None:
@@ -130,7 +116,7 @@ def frame_scopes(prog: drgn.Program, ref: FrameLike) -> list[Scope]:
     return scopes
 
 
-def scope_variables(prog: drgn.Program, ref: FrameLike, scope: str) -> list[Variable]:
+def scope_variables(prog: drgn.Program, ref: FrameRef, scope: str) -> list[Variable]:
     """Compute the variables of one scope of ``ref`` (only when the client expands it)."""
     if scope == KERNEL:
         return _kernel_variables(prog, ref.task)
@@ -154,7 +140,7 @@ def scope_variables(prog: drgn.Program, ref: FrameLike, scope: str) -> list[Vari
     raise ValueError(f"unknown scope {scope!r}")
 
 
-def _registers(prog: drgn.Program, ref: FrameLike) -> list[Variable]:
+def _registers(prog: drgn.Program, ref: FrameRef) -> list[Variable]:
     if ref.frame is not None:
         registers = ref.frame.registers()
         return [
@@ -213,7 +199,7 @@ _GLOBALS: list[tuple[str, Callable[[drgn.Program], tuple[drgn.Object, str]]]] = 
 ]
 
 
-def frame_lookup(ref: FrameLike | None) -> Callable[[str], drgn.Object | None]:
+def frame_lookup(ref: FrameRef | None) -> Callable[[str], drgn.Object | None]:
     """Name resolution for C expressions in ``ref``: the frame's scope, then ``current``."""
     frame = ref.frame if ref is not None else None
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.e2e._core_support import config_for, stack_of
+from tests.e2e._session import config_for, stack_of
 from tests.helpers.dap_client import DapClient
 
 pytestmark = pytest.mark.timeout(900)

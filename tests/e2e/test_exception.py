@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import stopped_session
+from tests.e2e._session import stopped_session
 from tests.helpers.crash_parse import parse_log, parse_sys
 
 pytestmark = pytest.mark.timeout(900)

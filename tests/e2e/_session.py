@@ -1,4 +1,4 @@
-"""Shared pieces of the adapter-core e2e tests (``test_core_*.py``): launch a sample, read stacks.
+"""Shared pieces of the end-to-end tests: launch a sample, read and normalise stacks, open it in-process.
 
 Not a test module (leading underscore). Everything goes through the real adapter over stdio with
 :class:`~tests.helpers.dap_client.DapClient`, which validates every message against the DAP schema.

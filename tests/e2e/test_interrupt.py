@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import (
+from tests.e2e._session import (
     focus_index,
     normalized_dap_stack,
     parse_thread_name,

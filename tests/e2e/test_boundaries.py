@@ -12,9 +12,10 @@ from typing import Any
 
 import drgn
 import pytest
-from tests.e2e._core_support import open_sample_dump
+from tests.e2e._session import open_sample_dump
 from tests.helpers.crash_parse import parse_bt
 
+from vmcore_dap.dump.kernel.panic import crashed_task
 from vmcore_dap.dump.stacks.frames import present_trace
 
 pytestmark = pytest.mark.timeout(900)
@@ -28,7 +29,7 @@ def test_page_fault_boundary_is_a_label_with_the_saved_registers(
     exception = bt.exceptions[0]
     dump = open_sample_dump(sample_oops)
     prog = dump.prog
-    task = dump.crashed_task()
+    task = crashed_task(prog)
     assert task is not None
     # The state right after exc_page_fault returned into the entry stub: ip = crash's return
     # address, sp = just above the slot crash prints in brackets.

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import parse_thread_name, stopped_session
+from tests.e2e._session import parse_thread_name, stopped_session
 from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps
 
 pytestmark = pytest.mark.timeout(900)

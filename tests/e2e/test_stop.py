@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import config_for, parse_thread_name, stack_of, stopped_session
+from tests.e2e._session import config_for, parse_thread_name, stack_of, stopped_session
 from tests.helpers.crash_parse import parse_ps, parse_sys
 from tests.helpers.dap_client import DapClient
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._core_support import config_for, focus_index, stack_of
+from tests.e2e._session import config_for, focus_index, stack_of
 from tests.helpers.dap_client import DapClient
 
 pytestmark = pytest.mark.timeout(900)
@@ -51,7 +51,7 @@ def test_bad_inputs_then_the_real_dump(sample_oops: Any, tmp_path: Path) -> None
 
         missing = tmp_path / "nowhere" / "vmcore"
         m = _launch_error(client, config_for(sample, vmcore=str(missing)))
-        assert m.startswith(f"Cannot open vmcore '{missing}': no such file (check the 'vmcore' path")
+        assert m.startswith(f"Cannot open vmcore '{missing}': no such file (check 'vmcore' in launch.json;")
 
         m = _launch_error(client, config_for(sample, vmcore=str(tmp_path)))
         assert m.startswith(f"Cannot open vmcore '{tmp_path}': it is a directory (")
@@ -69,8 +69,8 @@ def test_bad_inputs_then_the_real_dump(sample_oops: Any, tmp_path: Path) -> None
 
         m = _launch_error(client, config_for(sample, vmcore="/etc/passwd"))
         assert m == (
-            "Cannot open vmcore '/etc/passwd': not a kdump or ELF core file (check the path; vmcores are "
-            "usually under /var/crash, and a 'vmcore-dmesg.txt' next to it is only the log)"
+            "Cannot open vmcore '/etc/passwd': not a kdump or ELF core file (check 'vmcore' in launch.json; "
+            "vmcores are usually under /var/crash, and a 'vmcore-dmesg.txt' next to it is only the log)"
         )
 
         m = _launch_error(client, config_for(sample, vmcore=str(sample.vmlinux)))
@@ -99,9 +99,9 @@ def test_bad_inputs_then_the_real_dump(sample_oops: Any, tmp_path: Path) -> None
             assert f"(build ID {dump_id})" in m
 
         m = _launch_error(client, config_for(sample, debugInfo=[str(tmp_path / "no-such.ko")]))
-        assert "no such file or directory (check 'debugInfo')" in m
+        assert "no such file or directory (check 'debugInfo' in launch.json)" in m
         m = _launch_error(client, config_for(sample, debugInfo=["/etc/passwd"]))
-        assert "'debugInfo' takes kernel module files" in m
+        assert "is not a kernel module" in m and "'debugInfo' in launch.json takes .ko" in m
 
         # Still serving: the real dump opens in the same process, with settings clients add ignored.
         good = config_for(

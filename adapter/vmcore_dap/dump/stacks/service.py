@@ -1,0 +1,357 @@
+"""Every task's stack, for every view that shows one: unwound once per distinct stack, normalised once.
+
+The Call Stack (``stackTrace``), the Kernel view's groups and CPUs, the crash report, "tasks in this
+function", ``loadedSources`` and the language server's code lenses, hovers and diagnostics all ask one
+:class:`StackService`, so they cannot disagree about what is on a task's stack.
+
+* A task's **presented stack** (:meth:`StackService.stack`) is what the Call Stack shows
+  (:func:`~.frames.present_trace`). A sleeping task whose stack signature (:mod:`.signature`) matches
+  a task already unwound is presented from that task's rows with its own bottom row
+  (:func:`~.frames.share_stack`); drgn unwinds it only when one of its frames is inspected
+  (:meth:`StackService.frame`), so a frame always carries the task's own drgn frame and registers.
+* Views that only need *which* functions a task is in (grouping, the function index) read the rows of
+  the task whose unwinding stands for it (its **basis**: its own presented stack, or the one its
+  signature matched), so they cost one unwinding per distinct stack and nothing per task beyond the
+  signature.
+* The one normalisation (:func:`~.normalize.normalize_rows`) turns a basis into the frames crash's
+  ``bt`` would list; the one name rule (:func:`~.normalize.base_function_name`) turns a row's function
+  into the name a function is known by in the source (``f.isra.0`` is ``f``).
+
+Tasks are numbered 1, 2, … in the order given (the crashed task first, as
+:func:`~vmcore_dap.dump.kernel.tasks.list_tasks` puts it): those numbers are the DAP thread ids, and
+the language server numbers the same way. Use a service from one thread (drgn's ``Program`` is not
+meant for concurrent use); it holds plain data that other threads may read once built.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import drgn
+
+from vmcore_dap.dump.kernel.tasks import TaskInfo
+from vmcore_dap.dump.stacks.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
+from vmcore_dap.dump.stacks.groups import UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
+from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_rows
+from vmcore_dap.dump.stacks.signature import SignatureTable, StackSignature, stack_signature
+
+__all__ = ["CHECK_EVERY", "CheckCallback", "FrameRef", "FunctionIndex", "StackService"]
+
+log = logging.getLogger(__name__)
+
+#: How many tasks are unwound between two calls of a ``check`` callback.
+CHECK_EVERY = 64
+
+#: ``check(done, total)``: report progress; raise to cancel.
+CheckCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One row of a task's stack together with the task's own drgn objects for it.
+
+    :param key: the task's number (DAP thread id).
+    :param index: the row's index in the task's presented stack.
+    :param trace: the task's own drgn trace (``None`` when it could not be unwound).
+    :param row: the row; its ``frame`` and ``pt_regs`` are the task's own.
+    """
+
+    key: int
+    task: drgn.Object
+    index: int
+    trace: drgn.StackTrace | None
+    row: StackFrameInfo
+
+    @property
+    def frame(self) -> drgn.StackFrame | None:
+        """drgn's frame of the row (``None`` for a label)."""
+        return self.row.frame
+
+    @property
+    def pt_regs(self) -> drgn.Object | None:
+        """The saved ``struct pt_regs`` of an interrupt, exception or system-call label."""
+        return self.row.pt_regs
+
+
+@dataclass
+class FunctionIndex:
+    """Which tasks have which function on their stack (every row of the Call Stack, inline ones too).
+
+    :param by_function: function name (:func:`~.normalize.base_function_name`) → task keys, each
+        task once, in task order.
+    :param by_file: DWARF file name → function name → task keys: where each function's rows are.
+    :param seconds: how long building it took (unwinding included).
+    """
+
+    by_function: dict[str, list[int]] = field(default_factory=dict)
+    by_file: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def tasks_in(self, function: str) -> list[int]:
+        """The keys of the tasks with ``function`` on their stack (empty when none)."""
+        return self.by_function.get(base_function_name(function), [])
+
+
+@dataclass
+class _Basis:
+    """What every task whose stack a presented stack stands for shares (computed once per stack)."""
+
+    normalized: tuple[Frame, ...]
+    functions: tuple[str, ...]  # base names of the code rows, each once, innermost first
+    places: tuple[tuple[str, str], ...]  # (DWARF file, function) of the code rows, each once
+
+
+class StackService:
+    """The stacks of a dump's tasks (see the module docstring).
+
+    :param tasks: the tasks, in display order (numbered from 1).
+    :param crashed: the address of the task that panicked, if any: it is always unwound itself (its
+        stack starts in the panic path).
+    """
+
+    def __init__(self, prog: drgn.Program, tasks: Sequence[TaskInfo], crashed: int | None = None) -> None:
+        self.prog = prog
+        #: key → task, in display order.
+        self.tasks: dict[int, TaskInfo] = dict(enumerate(tasks, start=1))
+        self._by_address = {info.address: key for key, info in self.tasks.items()}
+        self.crashed_key: int | None = self._by_address.get(crashed) if crashed is not None else None
+        self._stacks: dict[int, TaskStack] = {}
+        self._own: dict[int, TaskStack] = {}
+        self._signatures: dict[int, StackSignature | None] = {}
+        self._representatives: SignatureTable[int] = SignatureTable()
+        self._bases: dict[int, _Basis] = {}  # id(presented stack) → what its tasks share
+        self._index: FunctionIndex | None = None
+        self._members_of: dict[int, tuple[_Basis, list[int]]] | None = None
+        self._groups: StackGroups | None = None
+        self._names: dict[str, str] = {}
+        #: How many tasks drgn unwound so far (the rest shared a stack signature).
+        self.unwound = 0
+
+    # -- tasks --------------------------------------------------------------------------------------
+
+    def key_of(self, address: int) -> int | None:
+        """The key of the task at ``address`` (``struct task_struct *``), if it is listed."""
+        return self._by_address.get(address)
+
+    def task(self, key: int) -> TaskInfo:
+        """The task of ``key``.
+
+        :raises KeyError: for a key that is not a task of this service.
+        """
+        return self.tasks[key]
+
+    # -- the Call Stack -------------------------------------------------------------------------------
+
+    def stack(self, key: int) -> TaskStack:
+        """The presented stack of task ``key`` (cached): a matching sleeping task's rows with this
+        task's own bottom row, else its own unwinding."""
+        stack = self._stacks.get(key)
+        if stack is not None:
+            return stack
+        info = self.tasks[key]
+        representative = self._representative(key)
+        if representative is not None:
+            shared = share_stack(self.prog, self._stacks[representative], info.task, info)
+            if shared is not None:
+                self._stacks[key] = shared
+                return shared
+        stack = self._unwind(info)
+        self._stacks[key] = stack
+        signature = self._signature(key)
+        if signature is not None:
+            self._representatives.register(signature, stack.trace, key)
+        return stack
+
+    def own_stack(self, key: int) -> TaskStack:
+        """The task's own unwinding: its presented stack, unwound again if that was shared."""
+        stack = self.stack(key)
+        if not stack.shared:
+            return stack
+        own = self._own.get(key)
+        if own is None:
+            own = self._own[key] = self._unwind(self.tasks[key])
+        return own
+
+    def frame(self, key: int, index: int) -> FrameRef:
+        """Row ``index`` of task ``key``'s presented stack, with the task's own drgn frame.
+
+        :raises IndexError: when the task's own unwinding has no such row (a shared stack that the
+            task's own unwinding does not reproduce).
+        """
+        stack = self.own_stack(key)
+        if index >= len(stack.frames):
+            raise IndexError(f"row {index} is not in the own unwinding of task {key}")
+        return FrameRef(key, self.tasks[key].task, index, stack.trace, stack.frames[index])
+
+    # -- what views derive from the stacks ------------------------------------------------------------
+
+    def normalized(self, key: int) -> tuple[Frame, ...]:
+        """Task ``key``'s stack by the one normalisation (what crash's ``bt`` lists): a single
+        :data:`~.groups.USER_MODE` or :data:`~.groups.UNWIND_FAILED` frame when it has no kernel
+        frames."""
+        return self._basis(key).normalized
+
+    def functions(self, key: int) -> tuple[str, ...]:
+        """The functions on task ``key``'s stack (every code row, inline ones too), each once."""
+        return self._basis(key).functions
+
+    def code_rows(self, key: int) -> list[StackFrameInfo]:
+        """The code rows of task ``key``'s stack (no labels), without drgn objects needed."""
+        return [row for row in self._basis_stack(key).frames if row.kind == "code"]
+
+    def groups(self, check: CheckCallback | None = None, *, exact: bool = False) -> StackGroups:
+        """Every task grouped by its normalised stack, biggest group first.
+
+        :param check: called with ``(done, total)`` every :data:`CHECK_EVERY` tasks; may raise to stop.
+        :param exact: unwind every task on its own instead of once per stack signature (not cached;
+            the tests compare both ways).
+        """
+        if self._groups is not None and not exact:
+            return self._groups
+        start = time.monotonic()
+        unwound_before = self.unwound
+        total = len(self.tasks)
+        stacks = []
+        if exact:
+            for done, (key, info) in enumerate(self.tasks.items()):
+                if check is not None and done % CHECK_EVERY == 0:
+                    check(done, total)
+                stacks.append((key, info, _normalized(self._unwind(info))))
+            if check is not None:
+                check(total, total)
+        else:
+            for basis, keys in self._members(check).values():
+                stacks += [(key, self.tasks[key], basis.normalized) for key in keys]
+            stacks.sort(key=lambda item: item[0])
+        result = StackGroups(
+            group_by_stack(stacks),
+            task_count=total,
+            seconds=time.monotonic() - start,
+            unwound=self.unwound - unwound_before if exact else self.unwound,
+        )
+        if not exact:
+            self._groups = result
+        return result
+
+    def function_index(self, check: CheckCallback | None = None) -> FunctionIndex:
+        """Which tasks have which function on their stack (built on first use, then kept).
+
+        :param check: as for :meth:`groups`.
+        """
+        if self._index is not None:
+            return self._index
+        start = time.monotonic()
+        index = FunctionIndex()
+        for basis, keys in self._members(check).values():
+            for function in basis.functions:
+                index.by_function.setdefault(function, []).extend(keys)
+            for file, function in basis.places:
+                index.by_file.setdefault(file, {}).setdefault(function, []).extend(keys)
+        for keys in index.by_function.values():
+            keys.sort()
+        for functions in index.by_file.values():
+            for keys in functions.values():
+                keys.sort()
+        index.seconds = time.monotonic() - start
+        log.info(
+            "function index of %d tasks in %.2fs (%d unwound)", len(self.tasks), index.seconds, self.unwound
+        )
+        self._index = index
+        return index
+
+    def tasks_in(self, function: str) -> list[int]:
+        """The keys of the tasks with ``function`` (any of its names: ``f.isra.0`` is ``f``) on their
+        stack, in task order."""
+        return self.function_index().tasks_in(function)
+
+    def distinct_stacks(self) -> Iterator[TaskStack]:
+        """One presented stack per distinct stack of the dump (what the function index read)."""
+        self.function_index()
+        seen: set[int] = set()
+        for key in self.tasks:
+            stack = self._basis_stack(key)
+            if id(stack) not in seen:
+                seen.add(id(stack))
+                yield stack
+
+    def base_name(self, function: str) -> str:
+        """:func:`~.normalize.base_function_name`, remembered (it runs for every row)."""
+        name = self._names.get(function)
+        if name is None:
+            name = self._names[function] = base_function_name(function)
+        return name
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _members(self, check: CheckCallback | None) -> dict[int, tuple[_Basis, list[int]]]:
+        """Every task under the basis its stack shares, in task order: ``id(basis stack)`` →
+        (basis, keys). Built once; what grouping and the function index read per task."""
+        if self._members_of is None:
+            members: dict[int, tuple[_Basis, list[int]]] = {}
+            total = len(self.tasks)
+            for done, key in enumerate(self.tasks):
+                if check is not None and done % CHECK_EVERY == 0:
+                    check(done, total)
+                basis = self._basis(key)
+                members.setdefault(id(basis), (basis, []))[1].append(key)
+            if check is not None:
+                check(total, total)
+            self._members_of = members
+        return self._members_of
+
+    def _unwind(self, info: TaskInfo) -> TaskStack:
+        self.unwound += 1
+        return unwind_task(self.prog, info.task)
+
+    def _signature(self, key: int) -> StackSignature | None:
+        """The task's stack signature; ``None`` for tasks always unwound themselves (on a CPU, the
+        crashed task) or whose stack cannot be read."""
+        if key in self._signatures:
+            return self._signatures[key]
+        info = self.tasks[key]
+        signature = None
+        if not info.on_cpu and key != self.crashed_key:
+            signature = stack_signature(self.prog, info.task, info.stack)
+        self._signatures[key] = signature
+        return signature
+
+    def _representative(self, key: int) -> int | None:
+        """The key of an unwound task whose stack has the same signature as task ``key``'s."""
+        signature = self._signature(key)
+        return self._representatives.find(signature) if signature is not None else None
+
+    def _basis_stack(self, key: int) -> TaskStack:
+        """The presented stack whose rows (bottom label aside) are task ``key``'s rows."""
+        stack = self._stacks.get(key)
+        if stack is not None and not stack.shared:
+            return stack
+        representative = self._representative(key)
+        if representative is not None:
+            return self._stacks[representative]
+        return self.stack(key)
+
+    def _basis(self, key: int) -> _Basis:
+        stack = self._basis_stack(key)
+        basis = self._bases.get(id(stack))
+        if basis is None:
+            code = [row for row in stack.frames if row.kind == "code"]
+            functions = tuple(dict.fromkeys(self.base_name(row.function or row.name) for row in code))
+            places = tuple(
+                dict.fromkeys(
+                    (row.source_file, self.base_name(row.function or row.name))
+                    for row in code
+                    if row.source_file
+                )
+            )
+            basis = self._bases[id(stack)] = _Basis(_normalized(stack), functions, places)
+        return basis
+
+
+def _normalized(stack: TaskStack) -> tuple[Frame, ...]:
+    frames = tuple(normalize_rows(stack.frames))
+    if frames:
+        return frames
+    return (Frame(USER_MODE if stack.trace is not None else UNWIND_FAILED),)

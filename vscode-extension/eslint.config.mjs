@@ -1,0 +1,28 @@
+// ESLint for the extension's TypeScript (`npm run lint`, also run by `make lint`): the recommended rules
+// of ESLint and typescript-eslint; type checking itself is tsc's (`npm run lint` runs both).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+    { ignores: ['out/**', 'node_modules/**', 'media/vendor/**', 'e2e/code-server/**'] },
+    js.configs.recommended,
+    ...tseslint.configs.recommended,
+    {
+        files: ['**/*.ts'],
+        rules: {
+            // `_name` marks a parameter or destructured value that is deliberately unused.
+            '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+        },
+    },
+    {
+        // The Stacks picture's webview script, run by the browser inside VS Code.
+        files: ['media/**/*.js'],
+        languageOptions: { globals: { window: 'readonly', document: 'readonly', XMLSerializer: 'readonly', acquireVsCodeApi: 'readonly' } },
+    },
+    {
+        // Node scripts of the build (copying the webview libraries).
+        files: ['scripts/**/*.js'],
+        languageOptions: { globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' } },
+        rules: { '@typescript-eslint/no-require-imports': 'off' },
+    },
+);

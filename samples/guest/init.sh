@@ -165,10 +165,6 @@ huge() {
 	echo 131072 > /proc/sys/kernel/pid_max
 	echo 262144 > /proc/sys/vm/max_map_count
 	fact "limits threads_max=$(cat /proc/sys/kernel/threads-max) pid_max=$(cat /proc/sys/kernel/pid_max)"
-	# The dump disk's blocks become page cache (read only: the capture kernel writes it).
-	load_modules
-	wait_for_disk
-	dd if=/dev/vda of=/dev/null bs=1M count=1024 2>/dev/null || finish failed "read /dev/vda"
 	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
 	labhuge setup || finish failed "labhuge setup"
 	labhuge spin || finish failed "labhuge spin"

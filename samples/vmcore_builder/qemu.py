@@ -88,8 +88,8 @@ def guest_config(scenario: str, arch: str = "amd64", variant: str | None = None)
     if scenario == "many-tasks":
         return GuestConfig(memory_mib=2048, arch=arch)
     if scenario == "huge":
-        # ≈50,000 tasks (≈1.5 GiB of task_structs and kernel stacks) plus ≈2.5 GiB of page
-        # cache, anonymous and tmpfs memory; an 8 MiB log keeps every LABFACT record whatever
+        # ≈50,000 tasks (≈1.5 GiB of slab and kernel stacks) plus ≈1.8 GiB of anonymous memory and
+        # tmpfs page cache; an 8 MiB log keeps every LABFACT record whatever
         # the 8 starved vCPUs print (RCU stalls, hung tasks); the capture kernel's 384 MiB hold
         # makedumpfile's buffers for 6 GiB; half an hour of TCG on 2 busy host cores.
         return GuestConfig(

@@ -127,14 +127,20 @@ class Session:
         return bool(self.client.get("supportsProgressReporting"))
 
     @contextmanager
-    def progress(self, title: str, message: str | None = None) -> Iterator[Progress]:
-        """Report long work as DAP progress events (start, updates, end)."""
+    def progress(
+        self, title: str, message: str | None = None, cancellable: bool = True
+    ) -> Iterator[Progress]:
+        """Report long work as DAP progress events (start, updates, end).
+
+        :param cancellable: whether the client may offer to cancel it (a cancel then cancels the
+            request the work belongs to); ``False`` for work that must finish.
+        """
         if not self.supports_progress:
             yield Progress(self, None)
             return
         progress_id = f"vmcore-dap-{next(self._progress_ids)}"
-        start: dict[str, Any] = {"progressId": progress_id, "title": title, "cancellable": True}
-        if self._context.seq is not None:
+        start: dict[str, Any] = {"progressId": progress_id, "title": title, "cancellable": cancellable}
+        if cancellable and self._context.seq is not None:
             start["requestId"] = self._context.seq
             self._channel.link_progress(progress_id, self._context.seq)
         if message:

@@ -64,7 +64,7 @@ DUMP_PATH_FUNCTIONS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class StackFrameInfo:
     """One row of a call stack.
 
@@ -96,7 +96,7 @@ class StackFrameInfo:
     pt_regs: drgn.Object | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskStack:
     """The presented stack of one task.
 

@@ -9,8 +9,8 @@ PYTEST_ARGS ?=
 # The version the wheel and the .vsix carry (package.json's = adapter/vmcore_dap/__init__.py's).
 VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
-.PHONY: all setup setup-node package samples samples-matrix crash oracle demo test test-python \
-	test-extension test-matrix bench lint clean-venv
+.PHONY: all setup setup-node package samples samples-matrix samples-huge crash oracle demo test test-python \
+	test-extension test-matrix test-huge bench lint clean-venv
 
 all: test
 
@@ -33,6 +33,11 @@ samples: setup
 
 samples-matrix: samples
 	@$(PY) samples/make-vmcore --matrix
+
+# The ten-times-larger sample (≈50,000 tasks, 8 CPUs, 6 GiB; about half an hour under TCG, once):
+# make bench and make test-huge use it, make test does not.
+samples-huge: setup
+	@$(PY) samples/make-vmcore huge
 
 crash: setup
 	@samples/build-crash >/dev/null
@@ -58,7 +63,14 @@ test: test-python test-extension
 test-matrix: samples-matrix
 	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
 
-bench: oracle
+# The tests marked `huge` (pytest -m huge: the scale tests against crash on the huge sample) and the
+# real-VS-Code test that opens it; `make test` deselects them (pyproject's addopts).
+test-huge: samples-huge crash package
+	@$(PY) -m pytest -m huge $(PYTEST_ARGS)
+	@cd vscode-extension && VMCORE_DAP_HUGE=1 \
+		VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e
+
+bench: oracle samples-huge
 	@$(PY) bench/run.py
 
 lint: setup-node

@@ -25,7 +25,8 @@ from tests.e2e._session import stopped_session
 from tests.helpers import crash_compare as cc
 from tests.helpers.dap_client import DapClient
 
-SCENARIOS = ("oops-null", "sysrq-c", "many-tasks")
+#: The huge sample's run is ``make test-huge`` (marker ``huge``), not ``make test``.
+SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", pytest.param("huge", marks=pytest.mark.huge))
 USER_MODE = "<user mode>"
 
 pytestmark = pytest.mark.timeout(1800)  # building a missing sample boots a VM, crash reads 5,000 stacks

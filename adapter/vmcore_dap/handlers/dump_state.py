@@ -43,6 +43,7 @@ from vmcore_dap.dump.stacks.service import FrameRef, StackService
 from vmcore_dap.errors import StaleReference, UserError
 
 __all__ = [
+    "LISTING_CHUNK",
     "DumpState",
     "complete_thread_list",
     "current_dump",
@@ -54,6 +55,10 @@ __all__ = [
     "task_stack",
     "thread_task",
 ]
+
+
+#: Tasks listed between two rounds of answering the client's requests (a few ms of a compressed kdump).
+LISTING_CHUNK = 64
 
 
 @dataclass
@@ -148,10 +153,17 @@ def _service(session: Session) -> StackService:
 
 
 def complete_thread_list(session: Session) -> None:
-    """Number every task of the dump (walking the rest of the list now if the stop came first), and
-    send a ``thread`` event when that added threads, so the client asks for ``threads`` again."""
+    """Number every task of the dump (walking the rest of the list now if the stop came first, with
+    the client's other requests answered between chunks), and send a ``thread`` event when that added
+    threads, so the client asks for ``threads`` again."""
     current_dump(session)
-    added = dump_state(session).finish_listing()
+    state = dump_state(session)
+    listing = state.listing
+    if listing is None:
+        return
+    while not listing.step(LISTING_CHUNK):
+        session.serve_pending()
+    added = state.finish_listing()
     if added:
         session.send_event(
             "thread", {"reason": "started", "threadId": _service(session).key_of(added[0].address)}

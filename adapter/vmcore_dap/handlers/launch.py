@@ -9,10 +9,11 @@ stopped, the panic as text), or ``pause`` on CPU 0's task for a dump without a p
 Listing every task costs what reading their pages costs (seconds for 50,000 tasks in a compressed
 kdump), while the crash itself is one task. So a dump with more than :data:`LIST_AFTER_STOP_ABOVE`
 tasks stops first, with the head of the task list (the crashed task, what each CPU ran, the idle
-tasks), and lists the rest right after the stop, a chunk at a time, answering the client's requests
-between chunks (a progress report "Listing tasks" runs from before the ``stopped`` event until the
-list is done); then a ``thread`` event makes the client fetch ``threads`` again. Requests that need
-every task (the Kernel view, "tasks in this function") finish the list first.
+tasks), and lists the rest after the stop whenever no request waits, a chunk at a time (a progress
+report "Listing tasks" runs from before the ``stopped`` event until the list is done); then a
+``thread`` event makes the client fetch ``threads`` again. Requests that need every task (the
+Kernel view, "tasks in this function") finish the list first; the Call Stack, variables and console
+commands do not wait for it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import open_dump
 from vmcore_dap.dump.sources.source_map import SourceMap
 from vmcore_dap.errors import SettingError, UserError
-from vmcore_dap.handlers.dump_state import DumpState, complete_thread_list, current_dump, dump_state
+from vmcore_dap.handlers.dump_state import (
+    LISTING_CHUNK,
+    DumpState,
+    complete_thread_list,
+    current_dump,
+    dump_state,
+)
 
 __all__ = ["AFTER_STOP", "LIST_AFTER_STOP_ABOVE"]
 
@@ -50,8 +57,6 @@ AFTER_STOP: list[Callable[[Session], None]] = []
 #: listed (the module docstring). Below it listing takes under about 50 ms: the list is whole at the
 #: stop, as clients that ignore ``thread`` events need.
 LIST_AFTER_STOP_ABOVE = 2_000
-#: Tasks listed between two rounds of answering the client's requests after the stop (≈10–40 ms).
-LISTING_CHUNK = 256
 
 
 @registry.request("launch")
@@ -154,13 +159,12 @@ def _announce_stop(session: Session, state: DumpState) -> None:
         _after_stop(session)
         return
     # The progress starts before the stop, so a client knows at the stop that the list will grow.
-    with session.progress(
+    progress = session.start_progress(
         "Listing tasks", f"{len(state.thread_rows):,} so far", cancellable=False
-    ) as progress:
-        session.send_event("stopped", body)
-        _after_stop(session)
-        _list_the_rest(session, state, progress)
-    complete_thread_list(session)
+    )
+    session.send_event("stopped", body)
+    _after_stop(session)
+    session.run_when_idle(lambda: _list_more(session, state, progress))
 
 
 def _after_stop(session: Session) -> None:
@@ -171,19 +175,22 @@ def _after_stop(session: Session) -> None:
             log.exception("after-stop listener %s failed", getattr(listener, "__name__", listener))
 
 
-def _list_the_rest(session: Session, state: DumpState, progress: Progress) -> None:
-    """Walk the rest of the task list a chunk at a time, answering the client's requests between
-    chunks (a request that needs every task finishes the walk itself)."""
+def _list_more(session: Session, state: DumpState, progress: Progress) -> bool:
+    """One step of listing the rest of the tasks (a background job); ``True`` when the list is whole
+    (then published, with its ``thread`` event, by :func:`complete_thread_list`)."""
     listing = state.listing
-    if listing is None:
-        return
-    expected = max(listing.expected(), 1)
-    t0 = time.monotonic()
-    try:
-        while not listing.step(LISTING_CHUNK):
+    done = True
+    if listing is not None:
+        try:
+            done = listing.step(LISTING_CHUNK)
+        except drgn.FaultError as exc:  # the walk's first chunk at launch read fine: say where it stopped
+            why = describe_fault(exc, current_dump(session).prog)
+            session.output(f"vmcore-dap: warning: the task list stops early: {why}\n")
+        if not done:
+            expected = max(listing.expected(), 1)
             progress.update(f"{listing.listed:,} of about {expected:,}", 100.0 * listing.listed / expected)
-            session.serve_pending()
-    except drgn.FaultError as exc:  # the walk's first chunk at launch read fine: say where it stopped
-        why = describe_fault(exc, current_dump(session).prog)
-        session.output(f"vmcore-dap: warning: the task list stops early: {why}\n")
-    log.info("listed %d tasks after the stop in %.2f s", listing.listed, time.monotonic() - t0)
+            return False
+        complete_thread_list(session)
+        log.info("listed %d tasks after the stop", len(state.thread_rows))
+    progress.end()
+    return True

@@ -85,6 +85,16 @@ class StackWords:
 _WORD = struct.Struct("<Q")
 
 
+def _saved_sp_offset(prog: drgn.Program) -> int:
+    """``offsetof(struct task_struct, thread.sp)``: the stack pointer a sleeping task saved."""
+    found: int | None = prog.cache.get("vmcore_dap_thread_sp_offset")
+    if found is None:
+        found = prog.cache["vmcore_dap_thread_sp_offset"] = drgn.offsetof(
+            prog.type("struct task_struct"), "thread.sp"
+        )
+    return found
+
+
 def read_stack_words(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> StackWords | None:
     """Read the used part of a sleeping task's kernel stack (one read: a page or two).
 
@@ -93,7 +103,7 @@ def read_stack_words(prog: drgn.Program, task: drgn.Object, stack: int | None = 
     """
     try:
         base = task.stack.value_() if stack is None else stack
-        sp = task.thread.sp.value_()
+        sp = prog.read_u64(task.value_() + _saved_sp_offset(prog))  # one word, no member objects
         size = thread_size(prog)
         if not base or not base <= sp < base + size or (base + size - sp) % 8:
             return None
@@ -134,9 +144,14 @@ class ChainTable(Generic[V]):
         #: Return addresses of frames that ended a representative's unwinding (no caller here).
         self._ends: set[int] = set()
         self._by_chain: dict[ChainKey, V] = {}
+        self._entry_pcs: dict[int, bool] = {}
 
     def _in_entry(self, pc: int) -> bool:
-        return any(lo < pc <= hi for lo, hi in self._entries)
+        """Whether ``pc`` returns into a randomizing entry (asked once per address)."""
+        found = self._entry_pcs.get(pc)
+        if found is None:
+            found = self._entry_pcs[pc] = any(lo < pc <= hi for lo, hi in self._entries)
+        return found
 
     def find(self, words: StackWords) -> V | None:
         """What was registered for a stack whose chain equals that of ``words``, or ``None``."""
@@ -156,9 +171,13 @@ class ChainTable(Generic[V]):
     def _walk(
         self, words: StackWords, slot: int, chain: tuple[tuple[int, int], ...], ways: list[int]
     ) -> ChainKey | None:
+        data = words.data
         for _ in range(_MAX_FRAMES):
-            pc = words.word(slot)
-            if pc is None or pc < self._kernel_start:
+            at = slot * 8
+            if at < 0 or at + 8 > len(data):
+                return None
+            pc = _WORD.unpack_from(data, at)[0]
+            if pc < self._kernel_start:
                 return None
             chain = (*chain, (slot, pc))
             if self._in_entry(pc):

@@ -67,8 +67,8 @@ test-matrix: samples-matrix
 # real-VS-Code test that opens it; `make test` deselects them (pyproject's addopts).
 test-huge: samples-huge crash package
 	@$(PY) -m pytest -m huge $(PYTEST_ARGS)
-	@cd vscode-extension && VMCORE_DAP_HUGE=1 \
-		VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e
+	@cd vscode-extension && \
+		VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e-huge
 
 bench: oracle samples-huge
 	@$(PY) bench/run.py

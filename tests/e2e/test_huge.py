@@ -70,10 +70,12 @@ def test_threads_equal_crash_ps(
         # Each process of a kind: its main thread (in pause) and its share of the kind's threads.
         assert by_comm[kind["comm"]] == kind["processes"] + kind["threads"], kind["name"]
         assert set(kind["pids"]) <= {t["pid"] for t in ours if t["comm"] == kind["comm"]}
-    stopped = expected["stopped"]
-    assert [t["state"] for t in ours if t["pid"] == stopped["pid"]] == ["T"] * (stopped["threads"] + 1)
-    zombies = [t for t in ours if t["state"] == "Z"]
-    assert len(zombies) >= expected["zombies"]["count"]
+    stopped = expected["stopped"]  # its main thread and every thread, stopped by SIGSTOP
+    assert [t["state"] for t in ours if t["comm"] == stopped["comm"]] == ["T"] * (stopped["threads"] + 1)
+    zombies = expected["zombies"]  # children that exited unreaped keep their parent's comm
+    assert (
+        sorted(t["state"] for t in ours if t["comm"] == zombies["comm"]) == ["S"] + ["Z"] * zombies["count"]
+    )
     assert sorted(t["pid"] for t in ours if t["state"] == "D") == expected["d_state_pids"]
     assert ours[0]["pid"] == expected["crashed_pid"] and session[1]["body"]["threadId"] == ids[0]
 
@@ -89,7 +91,10 @@ def test_blocked_tasks_wait_on_their_lock_and_name_its_owner(
     client, _stopped = session
     expected = sample_huge.expected
     holders = {lock["name"]: set(lock["holder_pids"]) for lock in expected["locks"]}
-    kinds = {lock["name"]: lock["kind"] for lock in expected["locks"]}
+    # The guest's name for a kind of lock and the kernel's (struct mutex, struct rw_semaphore).
+    kinds = {
+        lock["name"]: {"mutex": "mutex", "rwsem": "rw_semaphore"}[lock["kind"]] for lock in expected["locks"]
+    }
     waiting = _lock_table(expected)
     tasks = client.call("vmcore/blocked", timeout=REQUEST_TIMEOUT)["tasks"]
     assert sorted(t["pid"] for t in tasks) == expected["d_state_pids"]

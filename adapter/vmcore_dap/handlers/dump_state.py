@@ -202,18 +202,27 @@ def task_stack(session: Session, thread_id: int) -> TaskStack:
     return _service(session).stack(thread_id)
 
 
-def frame_id(session: Session, thread_id: int, index: int) -> int:
-    """Return the DAP frame id of row ``index`` of a thread's stack (the same id every time)."""
-    return frame_ids(session, thread_id, index, index + 1)[0]
+def frame_id(session: Session, thread_id: int, index: int, stack: TaskStack | None = None) -> int:
+    """Return the DAP frame id of row ``index`` of a thread's stack (the same id every time).
+
+    :param stack: the thread's presented stack, when the caller has it (a shared stack is made anew
+        on each :func:`task_stack`).
+    """
+    return frame_ids(session, thread_id, index, index + 1, stack)[0]
 
 
-def frame_ids(session: Session, thread_id: int, start: int, end: int) -> list[int]:
+def frame_ids(
+    session: Session, thread_id: int, start: int, end: int, stack: TaskStack | None = None
+) -> list[int]:
     """Return the DAP frame ids of rows ``start`` to ``end`` (exclusive) of a thread's stack.
 
     A thread's rows have consecutive ids (one block per stack); what a row holds is looked up when
     its id is used (:func:`lookup_frame`), so handing out a page of ids creates nothing per frame.
+
+    :param stack: as for :func:`frame_id`.
     """
-    base = dump_state(session).frames.base(thread_id, len(task_stack(session, thread_id).frames))
+    rows = len((stack if stack is not None else task_stack(session, thread_id)).frames)
+    base = dump_state(session).frames.base(thread_id, rows)
     return list(range(base + start, base + end))
 
 

@@ -125,7 +125,9 @@ def stack_trace(session: Session, args: Args) -> EncodedBody:
     # A shared stack's bottom row is the task's own, made for this request: shaped, never kept.
     own_row = stack.frames[-1] if stack.shared else None
     frames = []
-    for id_, info in zip(frame_ids(session, thread_id, first, end), stack.frames[first:end], strict=True):
+    for id_, info in zip(
+        frame_ids(session, thread_id, first, end, stack), stack.frames[first:end], strict=True
+    ):
         known = shaped.get(id(info))
         if known is not None and known[0] is info:
             text = known[1]

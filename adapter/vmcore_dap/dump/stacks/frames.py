@@ -33,6 +33,7 @@ __all__ = [
     "present_trace",
     "share_stack",
     "DUMP_PATH_FUNCTIONS",
+    "NO_KERNEL_STACK",
     "syscall_name",
 ]
 
@@ -481,8 +482,26 @@ def _user_mode_label(pc: int) -> StackFrameInfo:
     return StackFrameInfo(kind="label", name=f"── user mode at {pc:#x} ──", pc=pc)
 
 
+#: :attr:`TaskStack.error` of a task without a kernel stack.
+NO_KERNEL_STACK = "the task has exited: its kernel stack was freed (task->stack is NULL)"
+
+
 def unwind_task(prog: drgn.Program, task: drgn.Object) -> TaskStack:
-    """Build the presented stack of ``task`` (``struct task_struct *``)."""
+    """Build the presented stack of ``task`` (``struct task_struct *``).
+
+    An exited task (a zombie) keeps its ``task_struct`` but not its stack: since v4.9
+    (CONFIG_THREAD_INFO_IN_TASK) ``release_task_stack()`` frees it and sets ``task->stack`` to NULL,
+    and its saved stack pointer then points into memory another task may use. drgn would unwind that
+    memory; such a task gets one label instead, as crash prints ``(no stack)``.
+    """
+    try:
+        has_stack = bool(task.stack.value_())
+    except (drgn.FaultError, LookupError, AttributeError):
+        has_stack = True  # let the unwinding say what is wrong
+    if not has_stack:
+        stack = TaskStack(trace=None, error=NO_KERNEL_STACK)
+        stack.frames.append(StackFrameInfo(kind="label", name="── no kernel stack: the task has exited ──"))
+        return stack
     try:
         trace = prog.stack_trace(task)
     except (drgn.FaultError, ValueError, LookupError) as exc:

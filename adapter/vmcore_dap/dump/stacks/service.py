@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 import drgn
 
 from vmcore_dap.dump.kernel.tasks import TaskInfo
-from vmcore_dap.dump.stacks.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
-from vmcore_dap.dump.stacks.groups import UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
+from vmcore_dap.dump.stacks.frames import NO_KERNEL_STACK, StackFrameInfo, TaskStack, share_stack, unwind_task
+from vmcore_dap.dump.stacks.groups import NO_STACK, UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_rows
 from vmcore_dap.dump.stacks.signature import ChainTable, StackWords, read_stack_words
 
@@ -219,8 +219,8 @@ class StackService:
 
     def normalized(self, key: int) -> tuple[Frame, ...]:
         """Task ``key``'s stack by the one normalisation (what crash's ``bt`` lists): a single
-        :data:`~.groups.USER_MODE` or :data:`~.groups.UNWIND_FAILED` frame when it has no kernel
-        frames."""
+        :data:`~.groups.USER_MODE`, :data:`~.groups.NO_STACK` or :data:`~.groups.UNWIND_FAILED`
+        frame when it has no kernel frames."""
         return self._basis(key).normalized
 
     def functions(self, key: int) -> tuple[str, ...]:
@@ -391,4 +391,6 @@ def _normalized(stack: TaskStack) -> tuple[Frame, ...]:
     frames = tuple(normalize_rows(stack.frames))
     if frames:
         return frames
+    if stack.error == NO_KERNEL_STACK:
+        return (Frame(NO_STACK),)
     return (Frame(USER_MODE if stack.trace is not None else UNWIND_FAILED),)

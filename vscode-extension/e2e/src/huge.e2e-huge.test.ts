@@ -34,6 +34,45 @@ const LIST_TIMEOUT_MS = 600_000;
 const SCROLLS = 12;
 const SCROLL_PIXELS = 40_000;
 
+/**
+ * When the adapter saw what, from its DAP trace (lines `<date> <time,ms> … <-- {json}` or `--> {json}`):
+ * seconds after F5 of the first message, of `launch` and its answer, of `stopped`, and of the first
+ * `stackTrace` answer; and the requests VS Code sent before that answer (what the first picture waited for).
+ */
+function adapterTimeline(logFile: string, f5: number): Record<string, unknown> {
+    const line = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) .*?(<--|-->) (\{.*\})\s*$/;
+    const at: Record<string, number> = {};
+    const before: string[] = [];
+    for (const text of fs.readFileSync(logFile, 'utf8').split('\n')) {
+        const m = line.exec(text);
+        if (m === null) {
+            continue;
+        }
+        let message: { type?: string; command?: string; event?: string };
+        try {
+            message = JSON.parse(m[4]) as typeof message;
+        } catch {
+            continue;
+        }
+        const seconds = (new Date(`${m[1].replace(' ', 'T')}.${m[2]}`).getTime() - f5) / 1000;
+        const name = `${m[3] === '<--' ? 'request' : message.type} ${message.command ?? message.event ?? ''}`;
+        at.firstMessage ??= seconds;
+        if (name === 'request launch') {
+            at.launchRequest ??= seconds;
+        } else if (name === 'response launch') {
+            at.launchResponse ??= seconds;
+        } else if (name === 'event stopped') {
+            at.stopped ??= seconds;
+        } else if (name === 'response stackTrace' && at.firstStackTrace === undefined) {
+            at.firstStackTrace = seconds;
+        }
+        if (m[3] === '<--' && at.firstStackTrace === undefined) {
+            before.push(`${seconds.toFixed(2)} ${message.command}`);
+        }
+    }
+    return { ...at, requestsBeforeFirstStack: before };
+}
+
 /** Rows of the Call Stack's virtual list: its full height over one row's (rows off screen are not in the DOM). */
 async function callStackRowCount(page: Page): Promise<number> {
     return page.evaluate(() => {
@@ -93,6 +132,7 @@ describe('real VS Code (code-server 4.100.3): the huge sample (≈50,000 threads
         this.timeout(STOP_TIMEOUT_MS + 60_000);
         const started = Date.now();
         await runCommand(page, 'Debug: Start Debugging');
+        measured.f5At = new Date(started).toISOString();
         const line = await poll(
             async () => {
                 const shown = await highlightedLine(page);
@@ -103,6 +143,7 @@ describe('real VS Code (code-server 4.100.3): the huge sample (≈50,000 threads
             100,
         );
         measured.f5ToSourceSeconds = (Date.now() - started) / 1000;
+        measured.adapter = adapterTimeline(wb.run.adapterLog, started);
         assert.strictEqual(line.line, sample.expected.line);
         const threads = await threadNames(page);
         assert.ok(threads[0].startsWith(crashedThreadPrefix(sample)), `first thread '${threads[0]}'`);

@@ -79,6 +79,9 @@ class AdapterRun:
     disassemble_warm: float | None = None
     all_stacks: float | None = None
     stacks_after_startup: float | None = None
+    list_first_page: float | None = None
+    list_entries: int = 0
+    note_per_pointer: float | None = None
     peak_rss_kib: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -201,6 +204,7 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
         )
         if len(page["variables"]) != ARRAY_PAGE:
             run.notes.append(f"array page returned {len(page['variables'])} variables")
+        _measure_list_page(client, sample, run)
         ip = top.get("instructionPointerReference")
         if ip:
             request = {
@@ -215,6 +219,50 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
     finally:
         client.close()
     return run
+
+
+#: Entries in the first page of a list a client asks for (VS Code pages by 100).
+LIST_PAGE = 100
+
+
+def _longest_list(client: LockstepClient, sample: Any) -> str:
+    """A watch expression for the longest list of the sample: the 5,000 threads of ``labmany``
+    (``signal->thread_head``) on many-tasks, every thread-group leader elsewhere."""
+    pid = sample.expected.get("many_pid")
+    if pid is None:
+        return "init_task.tasks"
+    body = client.call(
+        "evaluate", {"expression": f"%py find_task(prog, {pid}).signal.value_()", "context": "repl"}
+    )
+    return f"((struct signal_struct *){int(body['result'], 0):#x})->thread_head"
+
+
+def _measure_list_page(client: LockstepClient, sample: Any, run: AdapterRun) -> None:
+    """The first page of the longest list as a client shows it: ``evaluate`` (which walks the first
+    window of nodes, 1,000 at most) then ``variables`` of its first 100 entries. Then the second
+    page twice: the first time its entries' pointer notes are computed, the second time they are
+    cached; the difference per entry bounds what a note costs."""
+    expression = _longest_list(client, sample)
+    t0 = time.perf_counter()
+    head = client.call("evaluate", {"expression": expression, "context": "watch"})
+    page = {
+        "variablesReference": head["variablesReference"],
+        "filter": "indexed",
+        "start": 0,
+        "count": LIST_PAGE,
+    }
+    first = client.call("variables", page)
+    run.list_first_page = time.perf_counter() - t0
+    # A long list shows a window of its first 1,000 nodes (indexedVariables); its length is the
+    # guest's thread count (the leader and its threads) where the sample says it.
+    threads = sample.expected.get("many_threads")
+    run.list_entries = threads + 1 if threads else head.get("indexedVariables", 0)
+    if len(first["variables"]) != min(LIST_PAGE, run.list_entries):
+        run.notes.append(f"{expression}: first page returned {len(first['variables'])} variables")
+    second = {**page, "start": LIST_PAGE}
+    cold, _ = _timed(client.call, "variables", second)
+    warm, _ = _timed(client.call, "variables", second)
+    run.note_per_pointer = max(cold - warm, 0.0) / LIST_PAGE
 
 
 def adapter_all_stacks(sample: Any) -> AdapterRun:
@@ -244,11 +292,14 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
 
 
 def adapter_kernel_view(sample: Any) -> KernelViewRun:
-    """Start → stopped, then the Kernel view's first render: :data:`KERNEL_VIEW_REQUESTS` one after
-    another, each timed (the grouping reads every task's stack: the cost that grows with tasks)."""
+    """Start → stopped → ``stackTrace`` of the crashed thread (what VS Code asks at the stop), then
+    the Kernel view's first render: :data:`KERNEL_VIEW_REQUESTS` one after another, each timed (the
+    grouping reads every task's stack: the cost that grows with tasks). A session of its own: nothing
+    else has warmed the program's caches, as for the language server's first code lens."""
     client = _client()
     try:
-        _to_stop(client, sample)
+        stopped = _to_stop(client, sample)
+        client.call("stackTrace", {"threadId": stopped["threadId"]})
         times: dict[str, float] = {}
         bodies: dict[str, dict[str, Any]] = {}
         for command in KERNEL_VIEW_REQUESTS:
@@ -299,7 +350,7 @@ def lsp_first_code_lens(sample: Any) -> LspRun:
     """The language server: start → ``initialize`` (it opens the dump and lists the tasks, as the
     adapter's ``launch`` does) → ``didOpen`` of :data:`LENS_FILE` (answered by its diagnostics: the
     fault and the blocked tasks), then the first ``codeLens`` of it, timed — the request that reads
-    every task's stack, as the Kernel view's grouping does."""
+    every task's stack, as :func:`adapter_kernel_view` times the Kernel view's grouping."""
     config = launch_config(sample)
     path = Path(config["sourceRoot"]) / LENS_FILE
     text = path.read_text(errors="replace")

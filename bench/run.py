@@ -6,15 +6,17 @@ The samples are three sizes of the same kind of crash (``echo c > /proc/sysrq-tr
 (≈350 tasks, 2 CPUs), ``many-tasks`` (≈5,000) and ``huge`` (≈50,000 tasks, 8 CPUs, 6 GiB; built on
 first use, about half an hour). Each round runs, one after the other on the same sample: the
 adapter's first picture (and, in the same session, expanding a ``task_struct``, a 4,096-element
-array page, disassembling 200 instructions cold and warm), the adapter listing every thread's stack,
+array page, the first page of the longest list and what its pointer notes cost, disassembling 200
+instructions cold and warm), the adapter listing every thread's stack,
 the Kernel view's first render in a fresh session, ``foreach bt`` in the Debug Console (first screen,
 then cancelled), ``crash`` to the end of its first ``bt``, ``crash`` with ``foreach bt``, the plain
 drgn script, and the language server's first code lens on ``kernel/sched/core.c`` (which reads every
 task's stack from the same stack service as the Kernel view, so it must cost no more). Rounds
 alternate, so a busy machine slows every contender alike; the medians of all rounds are compared as
-ratios, each size with the next (the growth), and checked against the targets of issues 8 and 18.
-The table goes to stdout and, with the machine's description, to ``bench/RESULTS.md``. Exit status 1
-when a target is missed.
+ratios, each size with the next (the growth), and checked against the targets of issues 8, 16 (the
+code lens), 17 (lists) and 18 (the sizes). The table goes to stdout and, with the machine's
+description, to ``bench/RESULTS.md``. Exit status 1 when a target is missed. Then, unless
+``--no-triage``, triage's dumps per minute (bench/triage_bench.py).
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
         "array_page": _median([r.array_page for r in first]),
         "disassemble_cold": _median([r.disassemble_cold for r in first]),
         "disassemble_warm": _median([r.disassemble_warm for r in first]),
+        "list_first_page": _median([r.list_first_page for r in first]),
+        "list_entries": max(r.list_entries for r in first),
+        "note_per_pointer": _median([r.note_per_pointer for r in first]),
         "all_stacks": _median([r.all_stacks for r in every]),
         "stacks_after_startup": _median([r.stacks_after_startup for r in every]),
         "kernel_view": _median([r.render for r in view]),
@@ -183,6 +188,9 @@ def _rows(r: dict[str, Any]) -> list[Row]:
         Row("expand a 4,096-element array page", _ms(r["array_page"]), "ms", 50.0),
         Row("disassemble 200 instructions, cold", _ms(r["disassemble_cold"]), "ms", 150.0),
         Row("disassemble 200 instructions, warm", _ms(r["disassemble_warm"]), "ms", 50.0),
+        Row(f"first page (100 entries) of a {r['list_entries']:,}-entry list", _ms(r["list_first_page"]),
+            "ms", 50.0),
+        Row("a pointer's note, per pointer of a list page", _ms(r["note_per_pointer"]), "ms", 0.2),
         Row("peak RSS: adapter", r["adapter_rss_kib"] / 1024, "MiB", growth=True, per_task=True),
         Row("peak RSS: crash", r["crash_rss_kib"] / 1024, "MiB", growth=True, per_task=True),
         Row("peak RSS: plain drgn script", r["drgn_rss_kib"] / 1024, "MiB", growth=True),
@@ -206,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="rounds per sample (medians; at least 5)")
     parser.add_argument("--samples", default=",".join(DEFAULT_SAMPLES), help="comma-separated scenarios")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument("--no-triage", action="store_true", help="skip bench/triage_bench.py")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -227,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         elapsed=time.monotonic() - started,
         drgn_script=measure.DRGN_SCRIPT,
     )
+    if not args.no_triage:
+        from bench.triage_bench import measure_triage, render_triage
+
+        text += "\n" + render_triage(measure_triage(crash, args.runs, _progress))
     print(text)
     args.output.write_text(text + _kept_analysis(args.output))
     _progress(f"written to {args.output}")

@@ -258,12 +258,13 @@ def launch_configuration(sample: Sample, kernel_source: Path | None = None) -> d
 
 
 def _main(argv: list[str]) -> int:
-    """``sample_store.py launch SCENARIO``: print the filled-in launch.json (building if needed)."""
-    if len(argv) != 2 or argv[0] not in ("launch", "dir"):
-        print("usage: sample_store.py launch|dir SCENARIO", file=sys.stderr)
+    """``sample_store.py launch|dir SCENARIO [KERNEL_ID [VARIANT]]``: print the filled-in
+    launch.json, or the sample's directory (building it if needed)."""
+    if not 2 <= len(argv) <= 4 or argv[0] not in ("launch", "dir"):
+        print("usage: sample_store.py launch|dir SCENARIO [KERNEL_ID [VARIANT]]", file=sys.stderr)
         return 2
     try:
-        sample = ensure_sample(argv[1])
+        sample = ensure_sample(argv[1], *argv[2:])
     except SampleError as e:
         print(f"sample_store: error: {e}", file=sys.stderr)
         return 1

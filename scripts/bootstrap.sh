@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the Python side of vmcore-dap needs on a fresh Debian 12 machine (as root), idempotently:
-# a few apt packages, then the .venv at the repository root with the package and its dev extras.
+# a few apt packages, then the .venv at the repository root with the package, its dev extras and the
+# triage extra (Dask, which the triage tests run a LocalCluster of).
 # Re-running it is cheap: apt is skipped when every package is present, pip when pyproject.toml is
 # unchanged since the last install (a stamp inside .venv records its hash).
 set -euo pipefail
@@ -25,7 +26,7 @@ stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
     say "installing vmcore-dap and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip >.venv/pip-install.log 2>&1 || true
-    if ! .venv/bin/python -m pip install -e '.[dev]' >>.venv/pip-install.log 2>&1; then
+    if ! .venv/bin/python -m pip install -e '.[dev,triage]' >>.venv/pip-install.log 2>&1; then
         say "pip install failed (is PyPI reachable?): last lines of .venv/pip-install.log:"
         tail -20 .venv/pip-install.log >&2
         exit 1

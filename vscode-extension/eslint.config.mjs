@@ -4,7 +4,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-    { ignores: ['out/**', 'node_modules/**', 'media/vendor/**', 'e2e/code-server/**'] },
+    // What the repository ignores (.gitignore): build outputs, bundled wheels, test runs.
+    { ignores: ['out/**', 'node_modules/**', 'media/vendor/**', 'bundled/**', '*.vsix', 'e2e/.run/**', 'e2e/screenshots/**', 'e2e/code-server/**'] },
     js.configs.recommended,
     ...tseslint.configs.recommended,
     {

@@ -1,4 +1,5 @@
-"""The ``vmcore-dap`` command: serve DAP on stdio (the default) or on a loopback port.
+"""The ``vmcore-dap`` command: serve DAP on stdio (the default) or on a loopback port; or, as
+``vmcore-dap triage …``, triage many dumps at once (:mod:`vmcore_dap.triage.command`).
 
 stdout carries DAP only: the binary stdout is taken for the transport first, then ``sys.stdout`` is
 pointed at stderr so that a stray ``print`` anywhere cannot corrupt the message stream.
@@ -27,6 +28,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="vmcore-dap",
         description="Debug Adapter Protocol server for Linux kernel crash dumps (vmcores), on drgn.",
+        epilog="'vmcore-dap triage --help': triage many dumps at once (reports, signatures, clusters).",
     )
     add_version_argument(parser, "vmcore-dap")
     parser.add_argument(
@@ -126,8 +128,14 @@ def _check_launch() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the adapter; returns the process exit status."""
-    options = _parse(argv)
+    """Run the adapter (or the ``triage`` subcommand); returns the process exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["triage"]:
+        from vmcore_dap.triage.command import main as triage_main
+
+        _setup_logging(os.environ.get(LOG_ENV) or None)
+        return triage_main(args[1:])
+    options = _parse(args)
     if options.check_launch:
         return _check_launch()
     _setup_logging(options.log_file)

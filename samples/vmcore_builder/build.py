@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import BuildError, cache_root, progress, run
+from .dumpplan import DumpPlan, dump_plan
 from .expected import (
     LineResolver,
     expected_huge,
@@ -37,7 +38,7 @@ from .hostdeps import check_disk_space, ensure_host_packages
 from .initramfs import GuestUserland, build_images
 from .kernel import KernelTree, ensure_kernel, kernel_pin
 from .manifest import MANIFEST_NAME, write_manifest
-from .matrix import DumpPlan, check_known, dump_plan
+from .matrix import check_known
 from .pins import KernelPin, pin_hash
 from .qemu import (
     HOST_DUMPS,

@@ -235,11 +235,15 @@ def _lock_facts(texts: list[str], facts: list[LabFact]) -> list[dict[str, object
         holders = sorted(int(line["pid"]) for line in mine if line["op"] == "hold")
         acquired = {int(line["pid"]) for line in mine if line["op"] != "hold" and line["state"] == "acquired"}
         waiting = [line for line in mine if line["state"] == "blocking" and int(line["pid"]) not in acquired]
-        waiters = {int(line["pid"]): {"comm": line["comm"], "mode": line["mode"], "op": line["op"]} for line in waiting}
+        waiters = {
+            int(line["pid"]): {key: line[key] for key in ("comm", "mode", "op")} for line in waiting
+        }
         _agree(f"holders of {name}", fact["holders"], len(holders))
         _agree(f"tasks blocked on {name}", fact["waiters"], len(waiters))
         if not holders or not waiters:
-            raise BuildError(f"{name} has {len(holders)} holders and {len(waiters)} blocked tasks in the dump's log")
+            raise BuildError(
+                f"{name} has {len(holders)} holders and {len(waiters)} blocked tasks in the dump's log"
+            )
         found.append({
             "name": name,
             "kind": fact["kind"],
@@ -272,7 +276,9 @@ def expected_huge(texts: list[str], resolve: LineResolver) -> dict[str, object]:
     ]
     for kind in kinds:
         if len(kind["pids"]) != kind["processes"]:  # type: ignore[arg-type]
-            raise BuildError(f"LABFACT kind {kind['name']}: {kind['processes']} processes but pids {kind['pids']}")
+            raise BuildError(
+                f"LABFACT kind {kind['name']}: {kind['processes']} processes but pids {kind['pids']}"
+            )
     locks = _lock_facts(texts, facts)
     stopped = _one(facts, "stopped").values
     zombies = _one(facts, "zombies").values

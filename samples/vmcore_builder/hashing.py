@@ -1,7 +1,7 @@
 """A sample's content hash: the part of its cache key that says "rebuild me".
 
 Per sample, not global: the builder's code (``make-vmcore``, ``vmcore_builder/`` but for the
-pinning plumbing, ``repin.py`` and ``apt.py``), the guest
+pinning plumbing, ``repin.py`` and ``apt.py``, and the matrix's lists, ``matrix.py``), the guest
 files its scenario uses (``guest.guest_files``: /init, the module, only its own programs), the
 pin of its kernel (every package file's SHA-256, ``pins.pin_hash``) and the variant. So a
 re-pin of sid rebuilds sid's samples only, and editing labmany.c rebuilds many-tasks only.
@@ -18,10 +18,11 @@ __all__ = ["builder_hash", "builder_inputs"]
 
 _IGNORED_PARTS = {"__pycache__"}
 
-#: Builder modules that decide which package files are fetched, not what is built from them: the
-#: kernel's pin hash (every file's SHA-256) already stands for their effect. Re-pinning code and
-#: the APT plumbing can change (crash_builds.py shares them) without rebuilding every sample.
-_NOT_DUMP_INPUTS = {"vmcore_builder/repin.py", "vmcore_builder/apt.py"}
+#: Builder modules that decide which package files are fetched or which samples exist, not what
+#: is built: the kernel's pin hash (every file's SHA-256) stands for their effect. Re-pinning code
+#: and the APT plumbing (crash_builds.py shares them) and the matrix's lists can change without
+#: rebuilding every sample.
+_NOT_DUMP_INPUTS = {"vmcore_builder/repin.py", "vmcore_builder/apt.py", "vmcore_builder/matrix.py"}
 
 
 def builder_inputs(scenario: str, samples_dir: Path = SAMPLES_DIR) -> list[Path]:

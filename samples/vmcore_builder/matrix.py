@@ -1,9 +1,11 @@
 """The kernel matrix: which kernels the samples are built on, and which samples each kernel gets.
 
-One place says it all: the kernel lines (re-pinned by ``samples/pin-kernels``), what is
-different about each kernel's dump (``DumpPlan``), and the list of samples with the part of the
-test suite that uses them (``make test`` builds one sample of every kernel; ``make test-matrix``
-the rest).
+One place says it all: the kernel lines (re-pinned by ``samples/pin-kernels``) and the list of
+samples with the part of the test suite that uses them (``make test`` builds one sample of every
+kernel; ``make test-matrix`` the rest). How each kernel's dump is saved is ``dumpplan.py``.
+
+Not a sample input (``hashing.py``): adding a kernel or a sample here rebuilds no other sample
+(a kernel's packages count through its pin hash).
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ import re
 from dataclasses import dataclass
 
 from .common import KNOWN_SCENARIOS, SCENARIOS, BuildError
+from .dumpplan import dump_plan
 
 __all__ = [
     "DEFAULT_KERNEL",
     "HOST_SUITE",
     "KERNEL_LINES",
     "VARIANTS",
-    "DumpPlan",
     "KernelLine",
     "MatrixSample",
-    "dump_plan",
     "matrix_samples",
 ]
 
@@ -65,42 +66,6 @@ DEFAULT_KERNEL = "deb12-6.1-amd64"
 #: Variants of a sample: another dump file of the same guest run (``lossy-d31``), or another
 #: guest run whose dump QEMU takes (``qemu-dump``).
 VARIANTS = ("lossy-d31", "qemu-dump")
-
-
-@dataclass(frozen=True)
-class DumpPlan:
-    """How a kernel's guest saves its dump.
-
-    :param dump_level: makedumpfile's ``-d`` for ``vmcore`` and ``vmcore.elf``.
-    :param lossy_d31: also write ``vmcore-d31``, kdump-tools' default ``-c -d 31``, which this
-        kernel's makedumpfile gets wrong (slab pages dropped): the ``lossy-d31`` variant.
-    :param raw_elf: makedumpfile cannot read this kernel at all; the dump is ``/proc/vmcore``
-        copied as it is (an ELF file), as kdump-tools falls back to.
-    """
-
-    dump_level: int = 31
-    lossy_d31: bool = False
-    raw_elf: bool = False
-
-
-#: Kernel id -> how its dumps are made (the default: makedumpfile -d 31, as kdump-tools).
-_DUMP_PLANS: dict[str, DumpPlan] = {
-    # makedumpfile 1.7.2 and 1.7.8 say "The kernel version is not supported" for 7.x and at -d 31
-    # drop the slab pages the task and PID tables live in (measured: drgn walks 59 of 361 tasks);
-    # -d 23 (user pages kept) is complete. Likely cause: Linux 6.10 made PG_slab a page type
-    # ("mm: free up PG_slab"), which these makedumpfile versions take for a user or free page.
-    "sid-7-amd64": DumpPlan(dump_level=23, lossy_d31=True),
-    # The same on 6.12 with the host's makedumpfile 1.7.2: many-tasks at -d 31 broke the task walk
-    # after 29 of ~5,000 tasks (small guests happened to keep theirs).
-    "deb13-6.12-amd64": DumpPlan(dump_level=23),
-    # Debian's arm64 kernels use 4K pages with 52-bit VA (LPA2): makedumpfile 1.7.6/1.7.8 fail with
-    # "PAGE SIZE 0x1000 and VA Bits 52 not supported", and kdump-tools copies /proc/vmcore.
-    "deb13-6.12-arm64": DumpPlan(raw_elf=True),
-}
-
-
-def dump_plan(kernel_id: str) -> DumpPlan:
-    return _DUMP_PLANS.get(kernel_id, DumpPlan())
 
 
 @dataclass(frozen=True)
@@ -149,4 +114,4 @@ def check_known(scenario: str, kernel: str, variant: str | None) -> None:
     if variant is not None and variant not in VARIANTS:
         raise BuildError(f"Unknown sample variant '{variant}' (known: {', '.join(VARIANTS)})")
     if variant == "lossy-d31" and not dump_plan(kernel).lossy_d31:
-        raise BuildError(f"Kernel {kernel} has no lossy-d31 variant (its makedumpfile -d 31 is complete)")
+        raise BuildError(f"Kernel {kernel} has no lossy-d31 variant (only sid's samples keep the -d 31 file)")

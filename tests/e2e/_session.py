@@ -19,7 +19,7 @@ from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import Dump, open_dump
 
 INLINE_SUFFIX = " [inlined]"
-#: Label rows of an interrupt/exception boundary (``vmcore_dap.dump.stacks.frames._boundary_name``).
+#: Label rows of an interrupt/exception boundary (``vmcore_dap.dump.arch.base.Arch.boundary_name``).
 _BOUNDARY_LABEL = re.compile(r"^── (exception: |interrupt: |interrupt or exception ──|NMI ──|interrupted \()")
 _THREAD_NAME = re.compile(r"^PID (?P<pid>\d+) (?P<comm>.*) \[(?P<state>.)\](?: CPU(?P<cpu>\d+))?$")
 

@@ -229,6 +229,26 @@ async def test_hover_values_equal_crash_p(oops: LanguageClient) -> None:
     assert "command:vmcore-dap.watchExpression" in hover
 
 
+@pytest.mark.timeout(1200)
+async def test_hover_of_a_per_cpu_variable_shows_every_cpu_as_crash_p_a(oops: LanguageClient) -> None:
+    sample = get_sample("oops-null")
+    crash = run_crash(sample, ["p cpu_number:a"])[0]
+    expected = [
+        (int(cpu), value.strip())
+        for cpu, value in re.findall(r"^per_cpu\(cpu_number, (\d+)\) = \$\d+ = (.+)$", crash, re.M)
+    ]
+    assert len(expected) >= 2, crash
+    uri, lines = _open(oops, _kernel_source(sample) / "arch" / "x86" / "kernel" / "setup_percpu.c")
+    hover = await _hover(
+        oops, uri, _position(lines, r"^DEFINE_PER_CPU_READ_MOSTLY\(int, cpu_number\);", "cpu_number")
+    )
+    shown = [
+        (int(m[1]), m[2])
+        for m in re.finditer(r"^per_cpu\(cpu_number, (\d+)\) = (.+)$", _code_block(hover), re.M)
+    ]
+    assert shown == expected, hover
+
+
 @pytest.mark.timeout(600)
 async def test_hover_layouts_equal_crash_struct_o(oops: LanguageClient) -> None:
     sample = get_sample("oops-null")

@@ -468,7 +468,8 @@ def test_hover_in_the_module_function(dbg: Debugged) -> None:
     assert dbg.evaluate("dev->magic", format={"hex": True})["result"] == hex(magic)
     assert dbg.evaluate("dev->head")["result"] == "0x0"
     assert dbg.evaluate("dev->head->value")["result"] == "<error: cannot read 0x8: NULL pointer>"
-    assert dbg.evaluate("&labbug_dev")["result"].endswith("<labbug_dev>")
+    # The symbol, its module and section (checked against crash's sym in test_structures.py).
+    assert re.search(r" → labbug_dev \(module labbug, \.(bss|data)\)$", dbg.evaluate("&labbug_dev")["result"])
     assert dbg.evaluate("labbug_dev")["result"] == dbg.scope("Arguments")["dev"]["value"]
     assert dbg.evaluate("samples[3] / counter")["result"] == "16"
     assert dbg.evaluate("mode == LABBUG_MODE_WALK")["result"] == "1"

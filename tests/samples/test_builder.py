@@ -194,7 +194,14 @@ def test_hash_is_stable_and_covers_builder_and_the_scenarios_guest_files(samples
 
 
 @pytest.mark.parametrize(
-    "edit", ["guest/labbug/labbug.c", "vmcore_builder/qemu.py", "make-vmcore", "guest/init.sh"]
+    "edit",
+    [
+        "guest/labbug/labbug.c",
+        "vmcore_builder/qemu.py",
+        "vmcore_builder/dumpplan.py",
+        "make-vmcore",
+        "guest/init.sh",
+    ],
 )
 def test_hash_changes_with_any_input(samples_copy: Path, edit: str) -> None:
     before = _hash(samples_copy)
@@ -220,8 +227,9 @@ def test_hash_changes_with_the_pin_and_variant_not_with_caches(samples_copy: Pat
     (samples_copy / "vmcore_builder" / "__pycache__" / "x.pyc").write_bytes(b"junk")
     (samples_copy / "README.md").write_text("docs do not change dumps")
     (samples_copy / "kernels.json").write_text("{}")  # only the kernel's own pin counts
-    # Re-pinning code: its effect is the pin hash itself.
+    # Re-pinning code: its effect is the pin hash itself; the matrix's lists make no dump.
     (samples_copy / "vmcore_builder" / "repin.py").write_text("# rewritten\n")
+    (samples_copy / "vmcore_builder" / "matrix.py").write_text("# another matrix\n")
     assert _hash(samples_copy) == before
 
 

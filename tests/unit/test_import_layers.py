@@ -26,6 +26,7 @@ DUMP_LAYERS = (
     "memory",
     "values",
     "kernel",
+    "structures",
     "stacks",
     "disassembly",
     "sources",
@@ -216,3 +217,11 @@ def test_subpackages_stay_small() -> None:
         if p.is_dir() and (p / "__init__.py").exists()
     }
     assert {name: n for name, n in sizes.items() if n > 10} == {}
+
+
+def test_triage_uses_the_dump_layer_only() -> None:
+    """Triage runs in worker processes with no client: it reads dumps, never speaks a protocol."""
+    protocol = ("vmcore_dap.dap", "vmcore_dap.handlers", "vmcore_dap.lsp", "vmcore_dap.cli")
+    assert _edges("vmcore_dap.triage", protocol) == set()
+    assert _edges("vmcore_dap.dump", ("vmcore_dap.triage",)) == set()
+    assert len(list((PACKAGE_ROOT / "triage").glob("*.py"))) <= 11  # ten modules and __init__

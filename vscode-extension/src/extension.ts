@@ -17,6 +17,8 @@ import {
 } from './configurationProvider';
 import { registerLanguageClient } from './languageClient';
 import { DEBUG_TYPE, ExtensionLaunchAttributes } from './launchConfig';
+import { registerDumpsView } from './dumpsView';
+import { registerEntryTypes } from './entryTypes';
 import { registerKernelView } from './kernelView';
 import { pythonExtensionInterpreter } from './pythonExtension';
 import { registerShowTasksCommand } from './tasksInFunction';
@@ -56,6 +58,8 @@ export function activate(context: vscode.ExtensionContext): void {
         vscode.commands.registerCommand(SET_UP_COMMAND, () => setup.setUp()),
     );
     registerKernelView(context, log);
+    registerDumpsView(context, log, setup);
+    registerEntryTypes(context, log);
     // Source annotations from the vmcore language server, one per debug session, same interpreter.
     // Its own channel: the client's traces would bury the adapter's lines in "vmcore".
     const lspLog = vscode.window.createOutputChannel('vmcore language server');

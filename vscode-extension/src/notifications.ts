@@ -63,3 +63,23 @@ export async function notify(
     }
     return choice;
 }
+
+/**
+ * Wrap a command's action so that a failure is logged and shown as "<what>: <message>" instead of
+ * being lost in VS Code's own log.
+ */
+export function reportingErrors<A extends unknown[]>(
+    log: vscode.LogOutputChannel,
+    what: string,
+    action: (...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+    return async (...args: A) => {
+        try {
+            await action(...args);
+        } catch (err) {
+            const message = err instanceof Error ? err.message : String(err);
+            log.error(`${what}: ${message}`);
+            void vscode.window.showErrorMessage(`${what}: ${message}`);
+        }
+    };
+}

@@ -30,13 +30,15 @@ from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.console.repl import PythonRepl
 from vmcore_dap.dump.stacks import scopes
 from vmcore_dap.dump.stacks.service import FrameRef
+from vmcore_dap.dump.structures import views
+from vmcore_dap.dump.structures.entry_types import container_of_expression
 from vmcore_dap.dump.values import cexpr, render
 from vmcore_dap.dump.values.render import Variable
 from vmcore_dap.dump.values.zero_fill import with_zero_fill_note, with_zero_fill_notes
 from vmcore_dap.errors import InvalidArguments, ReadOnlyError, UserError
 from vmcore_dap.handlers.dump_state import current_dump, lookup_frame
 
-__all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX"]
+__all__ = ["REPL_INTERCEPTORS", "ReplInterceptor", "VariablesState", "PY_PREFIX", "value_variable"]
 
 #: ``interceptor(session, expression, frame_id)`` returns an ``evaluate`` body if it handled the
 #: line, or ``None`` to pass it on. Tried in order before drgn Python, for context ``repl`` only.
@@ -79,6 +81,17 @@ class VariablesState:
         if self._repl is None:
             self._repl = PythonRepl(prog)
         return self._repl
+
+
+def value_variable(state: VariablesState, reference: int) -> Variable:
+    """The value behind a ``variablesReference`` (not a scope).
+
+    :raises InvalidArguments: for a scope's reference.
+    """
+    entry = state.refs.get(reference)
+    if not isinstance(entry, _ValueEntry):
+        raise InvalidArguments(f"variablesReference {reference} is a scope, not a value")
+    return entry.variable
 
 
 def _prog(session: Session) -> drgn.Program:
@@ -128,6 +141,7 @@ def _variable_body(
 ) -> dict[str, Any]:
     if rendered is None:
         rendered = render.render(variable.obj, hex_=hex_ or variable.always_hex)
+    rendered = views.present(variable, rendered)
     reference, fields = _shape(session, parent, variable, rendered)
     value = with_zero_fill_note(rendered.value, variable.obj)
     body: dict[str, Any] = {"name": variable.name, "value": value, "variablesReference": reference}
@@ -208,17 +222,24 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
         children = children[start : start + count] if count else children[start:]
         shown: list[tuple[Variable, render.Rendered | None]] = [(child, None) for child in children]
     else:
-        page = render.scalar_page(
-            entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
-        )
+        structured = views.children(entry.variable, start=start, count=count or None, filter_=filter_)
+        page = None
+        if structured is None:
+            page = render.scalar_page(
+                entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+            )
         if page is not None:
             session.check_cancelled()
             return {"variables": _scalar_page_bodies(session, entry.variable.obj.prog_, page)}
-        shown = list(
-            render.render_children(
-                entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+        if structured is not None:
+            shown = [(child, None) for child in structured]
+        else:
+            shown = list(
+                render.render_children(
+                    entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+                )
             )
-        )
+    views.note_pointers(child.obj for child, _ in shown)  # one batch for the page's pointer notes
     result = []
     for index, (child, rendered) in enumerate(shown):
         if index % 256 == 0:
@@ -239,20 +260,23 @@ def evaluate_request(session: Session, args: Args) -> dict[str, Any]:
     prog = _prog(session)
     ref = _frame(session, frame_id) if frame_id is not None else None
     text = expression.strip()
+    lookup = scopes.frame_lookup(ref)
     try:
-        obj = cexpr.evaluate(prog, text, scopes.frame_lookup(ref))
+        obj = cexpr.evaluate(prog, text, lookup)
     except drgn.FaultError as exc:
         raise UserError(f"{text}: {render.fault_text(prog, exc.address)[1:-1]}") from None
-    variable = Variable(text, obj, text)
+    container = container_of_expression(prog, text, lambda left: cexpr.evaluate(prog, left, lookup))
+    variable = Variable(text, obj, text, container=container)
     return _evaluate_body(session, frame_id, variable, hex_, context)
 
 
 def _evaluate_body(
     session: Session, frame_id: int | None, variable: Variable, hex_: bool, context: str
 ) -> dict[str, Any]:
-    rendered = render.render(variable.obj, hex_=hex_)
+    rendered = views.present(variable, render.render(variable.obj, hex_=hex_))
     key = f"evaluate:{frame_id}:{variable.expr if variable.expr is not None else id(variable.obj)}"
-    reference, fields = _shape(session, 0, Variable(key, variable.obj, variable.expr), rendered)
+    keyed = Variable(key, variable.obj, variable.expr, container=variable.container)
+    reference, fields = _shape(session, 0, keyed, rendered)
     result = with_zero_fill_note(rendered.value, variable.obj)
     if context == "clipboard":
         result = render.full_string(variable.obj, rendered, _CLIPBOARD_STRING)
@@ -282,7 +306,7 @@ def _evaluate_repl(session: Session, expression: str, frame_id: int | None, hex_
         return {"result": result.text, "variablesReference": 0}
     if result.text:
         session.output(result.text if result.text.endswith("\n") else result.text + "\n")
-    rendered = render.render(result.obj, hex_=hex_)
+    rendered = views.present(Variable("", result.obj), render.render(result.obj, hex_=hex_))
     # Python state changes between inputs: each result gets its own handle.
     key = f"repl:{next(state.repl_results)}"
     reference, fields = _shape(session, 0, Variable(key, result.obj), rendered)

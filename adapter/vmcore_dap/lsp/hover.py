@@ -86,7 +86,15 @@ def _member_lines(obj: drgn.Object) -> list[str]:
 
 
 def variable_value_lines(name: str, obj: drgn.Object) -> list[str]:
-    """C-like lines for the value of variable ``name``: ``name = 1`` or ``name = {`` … ``}``."""
+    """C-like lines for the value of variable ``name``: ``name = 1`` or ``name = {`` … ``}``; for a
+    per-CPU variable, each CPU's value as crash's ``p name:a`` shows it (``per_cpu(name, 0) = …``)."""
+    from vmcore_dap.dump.structures.percpu import is_percpu_variable, per_cpu_values
+
+    if is_percpu_variable(obj):
+        lines = []
+        for cpu, value in per_cpu_values(obj):
+            lines += variable_value_lines(f"per_cpu({name}, {cpu})", value)
+        return lines
     rendered = render(obj)
     kind = obj.type_.unaliased_kind()
     if kind in _STRUCTLIKE and rendered.named and not rendered.value.startswith("<"):

@@ -15,6 +15,7 @@ with nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -154,6 +155,14 @@ def safely(work: Callable[[], T]) -> T | None:
     return None
 
 
+def _after_response(work: Callable[[], None]) -> None:
+    """Run ``work`` on the event loop once the current request is answered (now, outside a loop)."""
+    try:
+        asyncio.get_running_loop().call_soon(lambda: safely(work))
+    except RuntimeError:
+        safely(work)
+
+
 def _range(line: int, start: int, end: int) -> types.Range:
     return types.Range(types.Position(line, start), types.Position(line, end))
 
@@ -242,7 +251,7 @@ def _code_lens(ls: VmcoreLanguageServer, params: types.CodeLensParams) -> list[t
         return None
     document = ls.workspace.get_text_document(params.text_document.uri)
     lenses = safely(lambda: code_lenses(session, document.path, document.lines)) or []
-    session.start_indexing()
+    _after_response(session.start_indexing)
     return [
         types.CodeLens(
             range=_range(lens.line, 0, 0),

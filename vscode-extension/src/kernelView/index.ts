@@ -7,6 +7,7 @@
  */
 import * as vscode from 'vscode';
 
+import { reportingErrors } from '../notifications';
 import { StacksPicture, OPEN_STACKS_PICTURE_COMMAND } from '../stacksPicture/panel';
 import { parseFilter, NO_FILTER } from './filter';
 import { KernelTreeProvider, OPEN_FAULT_COMMAND, SELECT_TASK_COMMAND } from './kernelTree';
@@ -28,15 +29,7 @@ export function registerKernelView(context: vscode.ExtensionContext, log: vscode
     const view = vscode.window.createTreeView(KERNEL_VIEW_ID, { treeDataProvider: provider, showCollapseAll: true });
     provider.setSession(vscode.debug.activeDebugSession);
 
-    const guard = (what: string, action: () => Promise<void>) => async () => {
-        try {
-            await action();
-        } catch (err) {
-            const message = err instanceof Error ? err.message : String(err);
-            log.error(`${what}: ${message}`);
-            void vscode.window.showErrorMessage(`${what}: ${message}`);
-        }
-    };
+    const guard = (what: string, action: () => Promise<void>) => reportingErrors(log, what, action);
 
     context.subscriptions.push(
         view,

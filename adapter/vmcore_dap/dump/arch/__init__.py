@@ -14,7 +14,7 @@ Two kinds of facts:
   (:func:`known_label_aliases`, :func:`known_crash_machinery`, :func:`known_dump_path_functions`)
   without needing a program.
 
-Adding an architecture (arm64 is next) is one new module here with a subclass of
+Adding an architecture is one new module here (:mod:`.arm64` was) with a subclass of
 :class:`~.base.Arch` and its ``ARCH`` named in :data:`_ARCHES`; nothing else in the dump layer names
 an architecture.
 """
@@ -27,7 +27,7 @@ from functools import cache
 
 import drgn
 
-from vmcore_dap.dump.arch import x86_64
+from vmcore_dap.dump.arch import arm64, x86_64
 from vmcore_dap.dump.arch.base import Arch, Syntax, UnsupportedArchitecture
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
 MIN_PAGE_SIZE = 4096
 
 #: Every architecture vmcore-dap knows, by drgn's name for it.
-_ARCHES: dict[drgn.Architecture, Arch] = {arch.drgn_arch: arch for arch in (x86_64.ARCH,)}
+_ARCHES: dict[drgn.Architecture, Arch] = {arch.drgn_arch: arch for arch in (x86_64.ARCH, arm64.ARCH)}
 
 
 def arch_of(prog: drgn.Program) -> Arch:

@@ -41,6 +41,12 @@ class Arch(ABC):
     #: The lowest address of the kernel image and module space: a stack word at or above it is a
     #: return address candidate (text) or kernel data, never a pointer into a stack.
     kernel_image_start: int
+    #: Whether a sleeping task's stack signature (:mod:`vmcore_dap.dump.stacks.signature`) may stand for
+    #: its unwinding: the words it reads are the words unwinding reads.
+    stack_signatures: bool = True
+    #: ``CONFIG_ILLEGAL_POINTER_VALUE``, the ``POISON_POINTER_DELTA`` of list poisons
+    #: (include/linux/poison.h).
+    poison_pointer_delta: int
     #: ``THREAD_SIZE`` when the kernel's ``union thread_union`` type is missing.
     default_thread_size: int
     #: ``struct pt_regs`` member → the name drgn gives that register in ``StackFrame.registers()``.

@@ -54,6 +54,8 @@ class X86_64(Arch):
     # THREAD_SIZE = PAGE_SIZE << (2 + KASAN_STACK_ORDER) (arch/x86/include/asm/page_64_types.h),
     # 16 KiB without KASAN since v3.15.
     default_thread_size = 16384
+    # arch/x86/Kconfig: ILLEGAL_POINTER_VALUE default 0xdead000000000000 if X86_64.
+    poison_pointer_delta = 0xDEAD_0000_0000_0000
     pt_regs_registers: Mapping[str, str] = {
         "r15": "r15",
         "r14": "r14",
@@ -147,12 +149,18 @@ class X86_64(Arch):
         return None if nr < 0 else nr
 
     def stack_top_padding(self, prog: drgn.Program) -> int:
-        """0: ``TOP_OF_KERNEL_STACK_PADDING`` of x86-64 (arch/x86/include/asm/thread_info.h).
-
-        Linux 6.9 made it 16 with ``CONFIG_X86_FRED`` (Debian's 7.x kernels); that case belongs here
-        once a sample of such a kernel can show it.
-        """
-        return 0
+        """``TOP_OF_KERNEL_STACK_PADDING`` (arch/x86/include/asm/thread_info.h): 0, or 16 since v6.9
+        in a kernel built with ``CONFIG_X86_FRED`` (Debian's 7.x kernels; the sid-7 sample's user
+        registers sit 16 bytes lower), known by FRED's user entry point being in the kernel."""
+        padding: int | None = prog.cache.get("vmcore_dap_stack_top_padding")
+        if padding is None:
+            try:
+                prog.symbol("asm_fred_entrypoint_user")
+                padding = 16
+            except LookupError:
+                padding = 0
+            prog.cache["vmcore_dap_stack_top_padding"] = padding
+        return padding
 
     def boundary_name(self, entry_function: str | None) -> str:
         """Name the boundary from the idtentry stub drgn unwound through (v5.8+ names)."""

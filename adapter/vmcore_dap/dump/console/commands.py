@@ -82,6 +82,7 @@ def _ensure_extras() -> None:
     # Importing registers our commands into the namespace. Done on the first console line rather than
     # at import, so the first picture of a crash does not pay for loading capstone (~0.15 s).
     import vmcore_dap.dump.console.extra_commands  # noqa: F401
+    import vmcore_dap.dump.console.structure_commands  # noqa: F401
 
 
 def command_names(prog: drgn.Program) -> list[str]:

@@ -50,6 +50,7 @@ __all__ = [
     "inspect_vmcore",
     "inspected_file",
     "remember_inspection",
+    "vmcore_format",
 ]
 
 KDUMP_SIGNATURE = b"KDUMP   "
@@ -224,6 +225,35 @@ def _cannot_open(path: Path, why: str, hint: str) -> SettingError:
     return SettingError(f"Cannot open vmcore '{path}': {why} ({hint})", "vmcore")
 
 
+def _head_format(f: BinaryIO) -> str | None:
+    """``"kdump"``, ``"flattened"``, ``"elf"`` (any ELF file) or ``None``, from a file's first bytes."""
+    f.seek(0)
+    head = f.read(64)
+    if head.startswith(KDUMP_SIGNATURE) or head.startswith(_DISKDUMP_SIGNATURE):
+        return "kdump"
+    if head.startswith(_FLAT_SIGNATURE):
+        return "flattened"
+    return "elf" if elf.read_elf_header(f) is not None else None
+
+
+def vmcore_format(path: Path) -> str | None:
+    """The vmcore format of the file at ``path`` from its first bytes (``"kdump"``, ``"flattened"``,
+    ``"elf"`` for an ELF core file), or ``None`` for anything else, an unreadable file included.
+
+    Cheap enough to sniff every file of a directory of dumps (which also holds logs, a ``vmlinux``
+    and module ``.ko`` files: ELF files, but not core files).
+    """
+    try:
+        with open(path, "rb") as f:
+            fmt = _head_format(f)
+            if fmt == "elf":
+                header = elf.read_elf_header(f)
+                return "elf" if header is not None and header.e_type == elf.ET_CORE else None
+            return fmt
+    except OSError:
+        return None
+
+
 def inspect_vmcore(path: Path) -> VmcoreFile:
     """Identify and check the vmcore at ``path``.
 
@@ -252,10 +282,10 @@ def inspect_vmcore(path: Path) -> VmcoreFile:
             "check the file's permissions; vmcores are often readable by root only",
         ) from None
     with f:
-        head = f.read(64)
-        if head.startswith(KDUMP_SIGNATURE) or head.startswith(_DISKDUMP_SIGNATURE):
+        fmt = _head_format(f)
+        if fmt == "kdump":
             return _inspect_kdump(path, f, st.st_size)
-        if head.startswith(_FLAT_SIGNATURE):
+        if fmt == "flattened":
             return _inspect_flattened(path, f, st.st_size)
         header = elf.read_elf_header(f)
         if header is not None:

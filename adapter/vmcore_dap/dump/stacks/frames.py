@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import drgn
 
@@ -406,17 +407,33 @@ def _read_registers(prog: drgn.Program, regs: drgn.Object) -> dict[str, int] | N
     :raises drgn.FaultError: when the registers are not in the dump.
     """
     cache = prog.cache
-    if "vmcore_dap_entry_register_offsets" not in cache:
+    if "vmcore_dap_entry_register_layout" not in cache:
         try:
-            offsets = {name: drgn.offsetof(regs.type_, name) for name in _entry_registers(prog)}
-        except LookupError:
-            offsets = None
-        cache["vmcore_dap_entry_register_offsets"] = offsets
-    layout: dict[str, int] | None = cache["vmcore_dap_entry_register_offsets"]
-    if layout is None:
+            layout: dict[str, tuple[int, int]] | None = {
+                name: (drgn.offsetof(regs.type_, name), _member_size(regs.type_, name))
+                for name in _entry_registers(prog)
+            }
+        except (LookupError, TypeError, ValueError):
+            layout = None
+        cache["vmcore_dap_entry_register_layout"] = layout
+    found: dict[str, tuple[int, int]] | None = cache["vmcore_dap_entry_register_layout"]
+    if found is None:
         return None
+    little = bool(prog.platform is None or prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
+    order: Literal["little", "big"] = "little" if little else "big"
     data = prog.read(regs.address_, drgn.sizeof(regs.type_))
-    return {name: int.from_bytes(data[offset : offset + 8], "little") for name, offset in layout.items()}
+    return {
+        name: int.from_bytes(data[offset : offset + size], order) for name, (offset, size) in found.items()
+    }
+
+
+def _member_size(ptype: drgn.Type, designator: str) -> int:
+    """The size of member ``designator`` of ``ptype``: a member's name, or ``name[i]`` for an element."""
+    name, _, element = designator.partition("[")
+    mtype = ptype.member(name).type
+    if element:
+        mtype = mtype.unaliased().type
+    return drgn.sizeof(mtype)
 
 
 def _user_task_stack(task: drgn.Object, known: TaskInfo | None) -> int | None:

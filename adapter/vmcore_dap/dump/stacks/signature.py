@@ -31,7 +31,9 @@ The walk follows the x86-64 convention: a call pushes the return address, so a f
 into its caller is the word right below the caller's frame; and the first frame's return address is
 on the stack (``inactive_task_frame``). :meth:`ChainTable.register` checks both on every unwinding it
 learns from, so an architecture that keeps them elsewhere (arm64's frame records and ``cpu_context``)
-learns nothing and has every task unwound by drgn.
+learns nothing and has every task unwound by drgn. On arm64 the walk is not even tried
+(``Arch.stack_signatures`` is off: pointer authentication signs return addresses with the stack
+pointer, so equal words need not mean equal stacks).
 """
 
 from __future__ import annotations
@@ -99,8 +101,11 @@ def read_stack_words(prog: drgn.Program, task: drgn.Object, stack: int | None = 
     """Read the used part of a sleeping task's kernel stack (one read: a page or two).
 
     :param stack: ``task->stack`` when already known (:attr:`TaskInfo.stack`).
-    :return: ``None`` when the stack cannot be read (then the task is unwound on its own).
+    :return: ``None`` when the stack cannot be read or the architecture's stacks are not walked
+        (:attr:`Arch.stack_signatures`); then the task is unwound on its own.
     """
+    if not arch_of(prog).stack_signatures:
+        return None
     try:
         base = task.stack.value_() if stack is None else stack
         sp = prog.read_u64(task.value_() + _saved_sp_offset(prog))  # one word, no member objects

@@ -66,6 +66,8 @@ class Variable:
         (``dev->``, ``task->se.``); computed from ``expr`` when ``None``.
     :param key: what makes this child unique among its siblings (defaults to ``name``).
     :param always_hex: show integers in hex whatever the client asks (registers).
+    :param container: ``struct task_struct.tasks`` when this is a member (or an element of an array
+        member) of a struct: what a ``list_head`` links depends on where it lives.
     """
 
     name: str
@@ -74,6 +76,7 @@ class Variable:
     member_prefix: str | None = None
     key: str | None = None
     always_hex: bool = False
+    container: str | None = None
 
     @property
     def stable_key(self) -> str:
@@ -402,7 +405,7 @@ def _members(obj: drgn.Object, type_: drgn.Type, prefix: str | None) -> list[Var
             continue
         child = obj.member_(member.name)
         expr = f"{prefix}{member.name}" if prefix is not None else None
-        result.append(Variable(member.name, child, expr))
+        result.append(Variable(member.name, child, expr, container=f"{type_.type_name()}.{member.name}"))
     return result
 
 
@@ -436,7 +439,7 @@ def _elements(var: Variable, type_: drgn.Type, start: int, count: int | None) ->
     end = length if count is None or count <= 0 else min(length, start + count)
     base = _wrap(var.expr) if var.expr is not None else None
     return [
-        Variable(f"[{i}]", var.obj[i], f"{base}[{i}]" if base is not None else None)
+        Variable(f"[{i}]", var.obj[i], f"{base}[{i}]" if base is not None else None, container=var.container)
         for i in range(start, end)
     ]
 

@@ -29,8 +29,14 @@ export interface AdapterSession {
     close(failed: boolean): Promise<void>;
 }
 
-/** Open `scenario` in a fresh adapter and wait for its first `stopped` event. */
-export async function openSample(scenario: string): Promise<AdapterSession> {
+/**
+ * Open `scenario` in a fresh adapter and wait for its first `stopped` event. `launch` gives the
+ * launch configuration (default: the sample's with all its debug info, `launchArguments`).
+ */
+export async function openSample(
+    scenario: string,
+    launch: (sample: SampleInfo) => Record<string, unknown> = (sample) => launchArguments(sample),
+): Promise<AdapterSession> {
     const sample = await loadSample(scenario);
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmcore-dap-unit-'));
     const logFile = path.join(runDir, 'adapter-dap.log');
@@ -42,7 +48,7 @@ export async function openSample(scenario: string): Promise<AdapterSession> {
     await dc.initializeRequest();
     await Promise.all([
         initialized.then(() => dc.configurationDoneRequest()),
-        dc.launchRequest(launchArguments(sample) as DebugProtocol.LaunchRequestArguments),
+        dc.launchRequest(launch(sample) as DebugProtocol.LaunchRequestArguments),
     ]);
     await stopped;
     return {

@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
 .PHONY: all setup setup-node package samples samples-matrix samples-huge crash oracle demo test test-python \
-	test-extension test-matrix test-huge bench lint clean-venv
+	test-extension test-extension-dap test-extension-e2e test-fresh test-matrix test-huge bench lint clean-venv
 
 all: test
 
@@ -52,12 +52,21 @@ demo: setup
 test-python: oracle
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+test-extension-dap: setup-node samples
+	@cd vscode-extension && npm run --silent test:dap
+
 # The real-VS-Code tests run on the packaged .vsix, installed as users install it.
-test-extension: package samples
-	@cd vscode-extension && npm run --silent test:dap && \
-		VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e
+test-extension-e2e: package samples
+	@cd vscode-extension && VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e
+
+test-extension: test-extension-dap test-extension-e2e
 
 test: test-python test-extension
+
+# `make test` on samples built from scratch (new races), timed by phase: scripts/test-fresh.sh.
+# FRESH=all starts from an empty cache (kernels downloaded, crash built) as a fresh machine does.
+test-fresh:
+	@scripts/test-fresh.sh
 
 # The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
 test-matrix: samples-matrix

@@ -91,17 +91,59 @@ count_tasks() {
 	echo $#
 }
 
+# The scenario's tasks must be where its facts say before the crash, however slowly a TCG guest on
+# a loaded host runs: a fixed sleep alone is a race the tests cannot control. settle TASK STATE waits
+# (60 s at most) until /proc/TASK (a pid, or pid/task/tid) is in STATE (ps's letter, from its stat).
+settle() {
+	n=0
+	until [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = "$2" ]; do
+		n=$((n + 1))
+		[ $n -gt 600 ] && finish failed "task $1 not in state $2 after 60s"
+		usleep 100000
+	done
+}
+
+# settle_threads PID COUNT STATE: the process has COUNT threads, each in STATE.
+settle_threads() {
+	n=0
+	until [ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -ge "$2" ]; do
+		n=$((n + 1))
+		[ $n -gt 600 ] && finish failed "pid $1 did not start $2 threads in 60s"
+		usleep 100000
+	done
+	for t in /proc/"$1"/task/*; do
+		settle "$1/task/${t##*/}" "$3"
+	done
+}
+
+# await_log TEXT: the kernel log has a line with TEXT (a program or labbug saying it is set up).
+await_log() {
+	n=0
+	until dmesg | grep -q "$1"; do
+		n=$((n + 1))
+		[ $n -gt 600 ] && finish failed "no '$1' in the kernel log after 60s"
+		usleep 100000
+	done
+}
+
+# start_labthreads: labthreads' five threads and its main thread, each blocked in its system call.
+start_labthreads() {
+	labthreads &
+	settle_threads $! 6 S
+}
+
+# start_spinner CPU: labspin pinned to CPU and spinning (it reports itself after pinning).
+start_spinner() {
+	labtool spin "$1" &
+	await_log "LABFACT spin pid=$! "
+}
+
 oops_null() {
 	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
-	labthreads &
-	sleep 1
-	labtool hold &
-	sleep 2
-	for i in 1 2 3; do
-		labtool wait &
-	done
+	start_labthreads
+	hold_and_wait 3
 	start_sleepers 200
-	labtool spin 1 &
+	start_spinner 1
 	sleep 3
 	fact "ready tasks=$(count_tasks)"
 	labtool crash 0 "walk 7"
@@ -112,7 +154,7 @@ irq_oops() {
 	# in the kernel there (labbug_irq_wait); labspin keeps CPU 0 busy in user mode.
 	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
 	start_sleepers 100
-	labtool spin 0 &
+	start_spinner 0
 	sleep 3
 	fact "ready tasks=$(count_tasks)"
 	labtool irq 1 "irq 5"
@@ -129,16 +171,27 @@ sysrq_c() {
 	sysrq_crash
 }
 
-mutex_waiters() {
-	# labhold takes labbug_mutex and keeps it; $1 labwait tasks block on it (D state).
-	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
+hold_and_wait() {
+	# labhold takes labbug_mutex and keeps it (labbug says so) before any of the $1 labwait tasks
+	# starts, so which task gets the mutex first is decided; each waiter then blocks on it (D state).
 	labtool hold &
-	sleep 2
+	await_log "labbug: hold pid=$! "
+	waiters=""
 	i=0
 	while [ $i -lt "$1" ]; do
 		labtool wait &
+		waiters="$waiters $!"
 		i=$((i + 1))
 	done
+	for pid in $waiters; do
+		await_log "labbug: wait pid=$pid comm=labwait blocking"
+		settle "$pid" D
+	done
+}
+
+mutex_waiters() {
+	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
+	hold_and_wait "$1"
 }
 
 many_tasks() {
@@ -177,11 +230,10 @@ no_panic() {
 	# qemu_fw_cfg gives QEMU's -device vmcoreinfo the kernel's VMCOREINFO.
 	load_modules host-dump
 	[ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ] || finish failed "no etc/vmcoreinfo in fw_cfg"
-	labthreads &
-	sleep 1
+	start_labthreads
 	mutex_waiters 3
 	start_sleepers 200
-	labtool spin 1 &
+	start_spinner 1
 	sleep 3
 	fact "ready tasks=$(count_tasks)"
 	echo "LABDUMP status=host-dump"

@@ -9,9 +9,7 @@ Every test has a timeout, and every request a shorter one, so a hang is a failur
 from __future__ import annotations
 
 import re
-import shutil
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -22,72 +20,15 @@ from typing import Any
 
 import drgn
 import pytest
-from drgn.helpers.linux.pid import find_task
+from drgn.helpers.linux.pid import find_task, for_each_task
 from tests.e2e._session import config_for, parse_thread_name, stack_of
 from tests.helpers.dap_client import REPO, DapClient
+from tests.helpers.elf_patch import copy_elf, elf_loads, open_elf, patch_phys, phys_of
 
 pytestmark = pytest.mark.timeout(300)
 
 #: Longest any single request may take on a damaged dump (a hang fails well before the test timeout).
 REQUEST_TIMEOUT = 90
-
-
-# -- patching a copy of an ELF vmcore ----------------------------------------------------------------
-
-
-def _loads(path: Path) -> list[tuple[int, int, int]]:
-    """``(p_paddr, p_offset, p_filesz)`` of every PT_LOAD of a 64-bit little-endian ELF core."""
-    with open(path, "rb") as f:
-        header = f.read(64)
-        (phoff,) = struct.unpack_from("<Q", header, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    loads = []
-    for i in range(phnum):
-        p_type, _flags, offset, _vaddr, paddr, filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
-        if p_type == 1:
-            loads.append((paddr, offset, filesz))
-    return loads
-
-
-def _file_offsets(path: Path, phys: int) -> list[int]:
-    """Where physical address ``phys`` is in the ELF core: every segment holding it. Memory the
-    kernel freed from its image's init sections is in both the kernel-text and the direct-map
-    segments (a module's pages can land there), and readers may take either copy."""
-    offsets = [
-        offset + phys - paddr for paddr, offset, filesz in _loads(path) if paddr <= phys < paddr + filesz
-    ]
-    assert offsets, f"physical address {phys:#x} is not in the dump {path}"
-    return offsets
-
-
-def _patch(path: Path, phys: int, data: bytes) -> None:
-    """Overwrite ``data`` at physical address ``phys`` in the ELF core ``path`` (in every copy)."""
-    with open(path, "r+b") as f:
-        for offset in _file_offsets(path, phys):
-            f.seek(offset)
-            f.write(data)
-
-
-def _open(sample: Any) -> drgn.Program:
-    prog = drgn.Program()
-    prog.set_core_dump(str(sample.vmcore_elf))
-    prog.load_debug_info([str(sample.vmlinux)])
-    return prog
-
-
-def _phys(prog: drgn.Program, address: int) -> int:
-    """Physical address of a kernel virtual address (direct map or kernel image) by the page tables."""
-    from drgn.helpers.linux.mm import follow_phys
-
-    return follow_phys(prog["init_mm"].address_of_(), address).value_()
-
-
-def _copy(sample: Any, tmp_path: Path) -> Path:
-    target = tmp_path / "vmcore.elf"
-    shutil.copyfile(sample.vmcore_elf, target)
-    return target
 
 
 @contextmanager
@@ -141,7 +82,7 @@ def test_truncated_elf_at_several_points(sample_oops: Any, tmp_path: Path, cut: 
     crashed task's stack or a clear error, never a hang."""
     source = sample_oops.vmcore_elf
     size = source.stat().st_size
-    loads = _loads(source)
+    loads = elf_loads(source)
     first_data = min(offset for _p, offset, _s in loads)
     at = {
         "elf-header": 40,
@@ -171,13 +112,15 @@ def test_truncated_elf_at_several_points(sample_oops: Any, tmp_path: Path, cut: 
 # -- page tables -------------------------------------------------------------------------------------
 
 
-def _pte_table_phys(prog: drgn.Program, address: int) -> int:
-    """Physical address of the last-level page table (PTE page) mapping ``address`` (x86-64, 4-level)."""
-    table = _phys(prog, prog["init_mm"].pgd.value_())
+def _pte_table_phys(prog: drgn.Program, address: int) -> int | None:
+    """Physical address of the last-level page table (PTE page) mapping ``address`` (x86-64, 4-level),
+    or ``None`` if a huge page maps it (the kernel image, the direct map)."""
+    table = phys_of(prog, prog["init_mm"].pgd.value_())
     for shift in (39, 30, 21):
         entry = int.from_bytes(prog.read(table + ((address >> shift) & 511) * 8, 8, True), "little")
         assert entry & 1, f"level {shift} entry for {address:#x} not present"
-        assert not entry & 0x80, f"{address:#x} is mapped by a huge page at level {shift}"
+        if entry & 0x80:
+            return None
         table = entry & 0x000F_FFFF_FFFF_F000
     return table
 
@@ -186,18 +129,22 @@ def test_zeroed_page_table_region(sample_oops: Any, tmp_path: Path) -> None:
     """A zeroed page-table page: the tasks whose (vmalloc'ed) stacks it mapped show why they cannot be
     unwound; the crashed task and the rest of the dump still work."""
     expected = sample_oops.expected
-    prog = _open(sample_oops)
+    prog = open_elf(sample_oops)
     crashed_stack = find_task(prog, expected["crashed_pid"]).stack.value_()
+    # Where vmalloc put each stack is the allocator's choice (stacks are cached and reused): the
+    # scenario's blocked tasks first, else any other task whose stack a different PTE page maps.
+    scenario_pids = expected["d_state_pids"] + [expected["mutex_holder_pid"]]
+    others = sorted(t.pid.value_() for t in for_each_task(prog) if t.pid.value_() not in scenario_pids)
     victim_pid = victim_table = None
-    for pid in expected["d_state_pids"] + [expected["mutex_holder_pid"]]:
+    for pid in scenario_pids + others:
         stack = find_task(prog, pid).stack.value_()
-        if stack >> 21 != crashed_stack >> 21:
-            victim_pid, victim_table = pid, _pte_table_phys(prog, stack)
-            victim_stack = stack
+        table = _pte_table_phys(prog, stack)  # None: in the kernel image (init_task), huge pages
+        if stack >> 21 != crashed_stack >> 21 and table is not None:
+            victim_pid, victim_table, victim_stack = pid, table, stack
             break
-    assert victim_pid is not None, "every candidate's stack shares the crashed task's page table"
-    vmcore = _copy(sample_oops, tmp_path)
-    _patch(vmcore, victim_table, bytes(4096))
+    assert victim_pid is not None, "every task's stack shares the crashed task's page table"
+    vmcore = copy_elf(sample_oops, tmp_path)
+    patch_phys(vmcore, victim_table, bytes(4096))
 
     with _session(sample_oops, vmcore, tmp_path) as (client, stopped, error):
         assert stopped is not None, error
@@ -228,12 +175,12 @@ def test_zeroed_page_table_region(sample_oops: Any, tmp_path: Path) -> None:
 def test_task_list_cycle(sample_oops: Any, tmp_path: Path) -> None:
     """``init_task.tasks`` made to cycle without returning to its head: the thread list (built from the
     PID table) is complete and the console's task commands finish."""
-    prog = _open(sample_oops)
+    prog = open_elf(sample_oops)
     init_task = prog["init_task"]
     first = init_task.tasks.next.value_()
     # The first task on the list points back to itself: a walk from init_task never returns.
-    vmcore = _copy(sample_oops, tmp_path)
-    _patch(vmcore, _phys(prog, first), first.to_bytes(8, "little"))
+    vmcore = copy_elf(sample_oops, tmp_path)
+    patch_phys(vmcore, phys_of(prog, first), first.to_bytes(8, "little"))
     with _session(sample_oops, vmcore, tmp_path) as (client, stopped, error):
         assert stopped is not None, error
         pids = {parse_thread_name(t["name"])["pid"] for t in _threads(client)}
@@ -262,10 +209,10 @@ def _xa_node_with_free_slot(prog: drgn.Program) -> tuple[int, int]:
 def test_pid_table_cycle(sample_oops: Any, tmp_path: Path) -> None:
     """An empty slot of the PID table's root node made to point at the root node itself: the walk is
     bounded, the adapter says the table is corrupt, and lists each task once."""
-    prog = _open(sample_oops)
+    prog = open_elf(sample_oops)
     node, slot = _xa_node_with_free_slot(prog)
-    vmcore = _copy(sample_oops, tmp_path)
-    _patch(vmcore, _phys(prog, slot), (node | 2).to_bytes(8, "little"))
+    vmcore = copy_elf(sample_oops, tmp_path)
+    patch_phys(vmcore, phys_of(prog, slot), (node | 2).to_bytes(8, "little"))
     with _session(sample_oops, vmcore, tmp_path) as (client, stopped, error):
         assert stopped is not None, error
         threads = _threads(client)
@@ -278,14 +225,14 @@ def test_pid_table_cycle(sample_oops: Any, tmp_path: Path) -> None:
 def test_module_list_cycle(sample_oops: Any, tmp_path: Path) -> None:
     """The labbug module's ``list.next`` pointing at itself: the module walk is bounded, the adapter
     says the module list is corrupt, and tasks and stacks still load."""
-    prog = _open(sample_oops)
+    prog = open_elf(sample_oops)
     from drgn.helpers.linux.module import find_module
 
     module = find_module(prog, "labbug")
     assert module, "labbug is not loaded in the oops-null sample"
     own = module.list.address_of_().value_()
-    vmcore = _copy(sample_oops, tmp_path)
-    _patch(vmcore, _phys(prog, module.list.next.address_of_().value_()), own.to_bytes(8, "little"))
+    vmcore = copy_elf(sample_oops, tmp_path)
+    patch_phys(vmcore, phys_of(prog, module.list.next.address_of_().value_()), own.to_bytes(8, "little"))
     with _session(sample_oops, vmcore, tmp_path) as (client, stopped, error):
         if stopped is None:
             assert "module list" in error, error
@@ -301,13 +248,13 @@ def test_module_list_cycle(sample_oops: Any, tmp_path: Path) -> None:
 
 def test_task_names_are_escaped(sample_oops: Any, tmp_path: Path) -> None:
     """A comm with an escape sequence, a newline, a NUL-free invalid UTF-8 byte: shown escaped, once."""
-    prog = _open(sample_oops)
+    prog = open_elf(sample_oops)
     pid = sample_oops.expected["mutex_holder_pid"]
     task = find_task(prog, pid)
     hostile = b"\x1b[31mev\nil\xff\x01"
     assert len(hostile) < 16
-    vmcore = _copy(sample_oops, tmp_path)
-    _patch(vmcore, _phys(prog, task.comm.address_), hostile.ljust(16, b"\0"))
+    vmcore = copy_elf(sample_oops, tmp_path)
+    patch_phys(vmcore, phys_of(prog, task.comm.address_), hostile.ljust(16, b"\0"))
     with _session(sample_oops, vmcore, tmp_path) as (client, stopped, error):
         assert stopped is not None, error
         names = [t["name"] for t in _threads(client) if t["name"].startswith(f"PID {pid} ")]

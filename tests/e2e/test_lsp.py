@@ -274,8 +274,10 @@ async def test_hover_function_counts_tasks(oops: LanguageClient) -> None:
     hover = await _hover(
         oops, module_uri, _position(module_lines, r"^static ssize_t labbug_wait_write", "labbug_wait_write")
     )
-    waiters = len(sample.expected["d_state_pids"])
-    assert f"On the stack of **{waiters}** tasks (D: {waiters})" in hover, hover
+    # The tasks crash's foreach bt has in labbug_wait_write (the scenario's waiters), by crash's state.
+    title = _title(_crash_tasks_by_function("oops-null")["labbug_wait_write"])
+    total, parts = re.fullmatch(r"(\d+) tasks? here \((.*)\)", title).groups()  # type: ignore[union-attr]
+    assert f"On the stack of **{total}** tasks ({parts})" in hover, hover
     assert "(module labbug)" in hover
 
 

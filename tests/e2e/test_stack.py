@@ -17,7 +17,8 @@ from tests.e2e._session import (
     stack_of,
     stopped_session,
 )
-from tests.helpers.crash_parse import parse_bt, split_tasks
+from tests.helpers import crash_compare as cc
+from tests.helpers.crash_parse import parse_bt, parse_ps, split_tasks
 from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
 
 pytestmark = pytest.mark.timeout(900)
@@ -104,16 +105,43 @@ def test_syscall_labels_name_each_threads_system_call(
             assert int(label["instructionPointerReference"], 16) < 1 << 47  # the user RIP
 
 
-def test_task_running_in_user_mode_shows_its_user_rip(sample_oops: Any, tmp_path: Path) -> None:
+def _user_rips(bt_a: str) -> dict[int, int]:
+    """{pid: user RIP} of the tasks crash's ``bt -a`` shows interrupted in user mode: no frame but
+    the NMI that stopped the CPU, then the registers it saved (the last ``RIP:``)."""
+    functions = cc.bt_functions_by_pid(bt_a)
+    found = {}
+    for chunk in split_tasks(bt_a):
+        task = parse_bt(chunk)[0]
+        if not functions[(task.pid, task.task)]:
+            found[task.pid] = int(re.findall(r"\bRIP: ([0-9a-f]{16})", chunk)[-1], 16)
+    return found
+
+
+def test_task_running_in_user_mode_shows_its_user_rip(
+    sample_oops: Any, crash_oops: dict[str, str], tmp_path: Path
+) -> None:
+    """A task caught in user mode on a CPU: its stack is one label at crash's user RIP.
+
+    The scenario keeps labspin spinning in user mode on its CPU, but at the instant of the dump a
+    kworker may have had that CPU, or an interrupt the spinner: crash's ``bt -a`` of the same dump
+    says who was in user mode, and the spinner's stack equals crash's whatever it was doing."""
     expected = sample_oops.expected
+    in_user = _user_rips(crash_oops["bt-a"])
+    spin_active = [r for r in parse_ps(crash_oops["ps"]) if r.pid == expected["spin_pid"] and r.active]
     with stopped_session(sample_oops, tmp_path) as (client, _):
         threads = {parse_thread_name(t["name"])["pid"]: t for t in client.call("threads")["threads"]}
         spin = threads[expected["spin_pid"]]
-        assert parse_thread_name(spin["name"])["cpu"] == expected["spin_cpu"]
-        frames = stack_of(client, spin["id"])
-    assert len(frames) == 1 and frames[0]["presentationHint"] == "label"
-    assert frames[0]["name"].startswith("── user mode at 0x")
-    assert int(frames[0]["instructionPointerReference"], 16) < 1 << 47
+        assert parse_thread_name(spin["name"])["cpu"] == (expected["spin_cpu"] if spin_active else None)
+        for pid, rip in in_user.items():
+            frames = stack_of(client, threads[pid]["id"])
+            assert len(frames) == 1 and frames[0]["presentationHint"] == "label", (pid, frames)
+            assert frames[0]["name"].startswith("── user mode at 0x")
+            assert int(frames[0]["instructionPointerReference"], 16) == rip
+        spin_frames = stack_of(client, spin["id"])
+    if expected["spin_pid"] not in in_user:  # in the kernel, or preempted: crash's stack of it
+        chunks = {int(c.split()[1]): c for c in split_tasks(crash_oops["foreach-bt"])}
+        crash_spin = normalize_crash_bt(chunks[expected["spin_pid"]])
+        assert_stacks_match(normalized_dap_stack(spin_frames), crash_spin, check_lines="none")
 
 
 def test_idle_tasks_have_stacks(sample: Any, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from tests.e2e._session import config_for, parse_thread_name, stack_of, stopped_session
-from tests.helpers.crash_parse import parse_ps, parse_sys
+from tests.helpers.crash_parse import crash_state_letter, parse_ps, parse_sys
 from tests.helpers.dap_client import DapClient
 
 pytestmark = pytest.mark.timeout(900)
@@ -40,10 +40,11 @@ def test_stops_on_the_crashed_task_with_the_panic(
             assert stopped["text"] == expected["oops_line"]
         crashed = parse_thread_name(threads[0]["name"])
         assert threads[0]["id"] == stopped["threadId"]
+        (crash_row,) = [r for r in parse_ps(crash_answers["ps"]) if r.pid == expected["crashed_pid"]]
         assert crashed == {
             "pid": expected["crashed_pid"],
             "comm": expected["crashed_comm"],
-            "state": "R",
+            "state": crash_state_letter(crash_row.state),
             "cpu": expected["crashed_cpu"],
         }
         assert frames and all(isinstance(f["id"], int) for f in frames)

@@ -20,18 +20,21 @@ __all__ = ["run_crash"]
 _CRASH_TIMEOUT_S = 900
 
 
-def run_crash(sample: Any, commands: list[str]) -> list[str]:
+def run_crash(sample: Any, commands: list[str], vmcore: Path | None = None) -> list[str]:
     """Run crash once on ``sample`` with module debug info loaded; return each command's output.
 
     The list returned has one more entry than ``commands``: crash's own stdout and stderr, where it
     prints a command's errors (they do not go into the command's redirection).
+
+    :param vmcore: another dump of the sample's kernel (a patched copy) to read instead of the
+        sample's; its answers are not cached.
     """
     from samples.crash_oracle import crash_binary
 
     binary = crash_binary()
     key = hashlib.sha256(json.dumps([str(binary), commands]).encode()).hexdigest()[:16]
     cache = Path(sample.dir) / "crash-extra" / f"{key}.json"
-    if cache.is_file():
+    if vmcore is None and cache.is_file():
         cached: list[str] = json.loads(cache.read_text())
         return cached
     with tempfile.TemporaryDirectory(prefix="crash-batch-") as tmp:
@@ -43,7 +46,7 @@ def run_crash(sample: Any, commands: list[str]) -> list[str]:
         script += [f"{command} > {out / f'{i}.txt'}" for i, command in enumerate(commands)]
         script.append("exit")
         proc = subprocess.run(
-            [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)],
+            [str(binary), "-s", str(sample.vmlinux), str(vmcore or sample.vmcore)],
             input="\n".join(script) + "\n",
             capture_output=True,
             text=True,
@@ -56,6 +59,8 @@ def run_crash(sample: Any, commands: list[str]) -> list[str]:
             assert path.is_file(), f"crash did not answer {command!r}:\n{proc.stdout[-3000:]}\n{proc.stderr}"
             outputs.append(path.read_text())
         outputs.append(proc.stdout + proc.stderr)
+    if vmcore is not None:
+        return outputs
     cache.parent.mkdir(exist_ok=True)
     partial = cache.with_suffix(f".tmp-{os.getpid()}")
     partial.write_text(json.dumps(outputs))

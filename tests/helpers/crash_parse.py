@@ -34,23 +34,38 @@ __all__ = [
     "sys_panic_message",
     "split_tasks",
     "CRASH_STATE_TO_LETTER",
+    "crash_state_letter",
 ]
 
-# crash's two-letter task states and the one-letter form the kernel (and drgn's ps) uses.
+# crash's two-letter task states and the one letter the adapter shows for each (docs/console.md,
+# "Task states"): the only equivalences a comparison with crash accepts. crash's SW and EX do not
+# exist on the kernels drgn opens, and its ?? (a state it cannot name) has no equivalent: a dump
+# with either fails the comparison and says so. Written out here rather than imported from the
+# adapter (vmcore_dap.dump.kernel.task_state) on purpose: this copy is the documented spec the adapter
+# is checked against.
 CRASH_STATE_TO_LETTER: dict[str, str] = {
     "RU": "R",
     "IN": "S",
     "UN": "D",
+    "ID": "I",
+    "ZO": "Z",
     "ST": "T",
     "TR": "t",
-    "ZO": "Z",
     "DE": "X",
-    "SW": "W",
-    "WA": "W",
     "PA": "P",
-    "ID": "I",
+    "WA": "W",
     "NE": "N",
 }
+
+
+def crash_state_letter(state: str) -> str:
+    """The letter the adapter shows for crash's two-letter ``state``; raise on any other text."""
+    try:
+        return CRASH_STATE_TO_LETTER[state]
+    except KeyError:
+        raise ValueError(
+            f"crash's task state {state!r} has no documented equivalent (docs/console.md, Task states)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,7 @@ class PsRow:
 
 _PS_ROW = re.compile(
     r"^(?P<mark>[>\- ])\s*(?P<pid>\d+)\s+(?P<ppid>\d+)\s+(?P<cpu>\d+)\s+(?P<task>[0-9a-f]+)\s+"
-    r"(?P<st>[A-Z]{2})\s+(?P<mem>[\d.]+)\s+(?P<vsz>\d+)\s+(?P<rss>\d+)\s+(?P<comm>.*?)\s*$"
+    r"(?P<st>[A-Z?]{2}(?:EX)?)\s+(?P<mem>[\d.]+)\s+(?P<vsz>\d+)\s+(?P<rss>\d+)\s+(?P<comm>.*?)\s*$"
 )
 
 

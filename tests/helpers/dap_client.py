@@ -243,6 +243,23 @@ class DapClient:
             e["event"] == "progressStart" and e["body"].get("title") == "Listing tasks" for e in before
         )
 
+    def repl(
+        self, line: str, frame_id: int | None = None, timeout: float = 120
+    ) -> tuple[str, dict[str, Any]]:
+        """Evaluate ``line`` in the Debug Console (context ``repl``), as VS Code does in the selected
+        frame; return (the text of the ``output`` events sent before the response, the response)."""
+        start = len(self.events)
+        args: dict[str, Any] = {"expression": line, "context": "repl"}
+        if frame_id is not None:
+            args["frameId"] = frame_id
+        response = self.request("evaluate", args, timeout=timeout)
+        text = "".join(
+            e["body"]["output"]
+            for e in self.events[start:]
+            if e["event"] == "output" and e["body"].get("category", "console") in ("console", "stdout")
+        )
+        return text, response
+
     def diagnostics(self) -> str:
         """The adapter's stderr and the tail of its log, for failure reports."""
         log_tail = ""

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import drgn
-from drgn.helpers.linux.sched import task_state_to_char
 
 from vmcore_dap import __version__
 from vmcore_dap.dump.kernel.locks import BlockedTask
 from vmcore_dap.dump.kernel.modules import KernelModule
 from vmcore_dap.dump.kernel.panic import PanicInfo
+from vmcore_dap.dump.kernel.task_state import task_state_letter
 from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.dump.opening.debuginfo import default_debug_dirs
 from vmcore_dap.dump.opening.opener import Dump
@@ -168,10 +168,10 @@ def _owner(lock_owner: drgn.Object | None, blocked_pids: set[int]) -> dict[str, 
         return {
             "pid": pid,
             "comm": lock_owner.comm.string_().decode("utf-8", "replace"),
-            "state": task_state_to_char(lock_owner),
+            "state": task_state_letter(lock_owner),
             "blocked": pid in blocked_pids,
         }
-    except drgn.FaultError:
+    except (drgn.FaultError, LookupError):
         return {
             "pid": None,
             "comm": None,

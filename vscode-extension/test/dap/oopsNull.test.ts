@@ -118,7 +118,8 @@ describe('vmcore-dap over stdio: oops-null sample', function () {
         const ids = new Set(all.map((t) => t.id));
         assert.strictEqual(ids.size, all.length, 'thread ids are unique (idle tasks share PID 0)');
         for (const t of all) {
-            assert.match(t.name, /^PID \d+ \S.* \[[A-Z]+\]/, `thread name '${t.name}'`);
+            // One letter per state crash tells apart (docs/console.md, Task states).
+            assert.match(t.name, /^PID \d+ \S.* \[[RSDITtZXPWN?]\]/, `thread name '${t.name}'`);
         }
         const crashed = await crashedThread();
         assert.match(crashed.name, new RegExp(`CPU ?${sample.expected.crashed_cpu}\\b`), `crashed thread '${crashed.name}' names its CPU`);

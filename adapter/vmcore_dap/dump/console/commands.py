@@ -82,6 +82,8 @@ def _ensure_extras() -> None:
     # Importing registers our commands into the namespace. Done on the first console line rather than
     # at import, so the first picture of a crash does not pay for loading capstone (~0.15 s).
     import vmcore_dap.dump.console.extra_commands  # noqa: F401
+    import vmcore_dap.dump.console.log_dates  # noqa: F401
+    import vmcore_dap.dump.console.ps_states  # noqa: F401
     import vmcore_dap.dump.console.structure_commands  # noqa: F401
 
 

@@ -21,7 +21,11 @@ import drgn
 from drgn import Program, Type, TypeKind
 from drgn.commands import CommandError, argument, custom_command, parse_shell_command
 
-from vmcore_dap.dump.console.namespace import VMCORE_CRASH_NAMESPACE, vmcore_crash_command
+from vmcore_dap.dump.console.namespace import (
+    VMCORE_CRASH_NAMESPACE,
+    drgn_command_output,
+    vmcore_crash_command,
+)
 from vmcore_dap.dump.disassembly.disasm import (
     Instruction,
     disassemble_at,
@@ -414,18 +418,9 @@ _drgn_sys = VMCORE_CRASH_NAMESPACE.drgn_commands["sys"]
     namespace=VMCORE_CRASH_NAMESPACE,
 )
 def _crash_cmd_sys(prog: Program, name: str, words: Sequence[str], **kwargs: Any) -> None:
-    import io
-    import sys as _sys
-
     kwargs.pop("parser", None)
     if words:  # sys -c, sys -i … : drgn's as they are
         _drgn_sys.run(prog, name, words, **kwargs)
         return
-    buffer = io.StringIO()
-    saved, _sys.stdout = _sys.stdout, buffer
-    try:
-        _drgn_sys.run(prog, name, words, **kwargs)
-    finally:
-        _sys.stdout = saved
-    for line in buffer.getvalue().splitlines():
+    for line in drgn_command_output(_drgn_sys, prog, name, words, **kwargs).splitlines():
         print(_fix_sys_line(prog, line))

@@ -3,8 +3,9 @@
 drgn's ``prog.threads()`` omits PID 0, but each CPU has its own idle task (``swapper/N``), and a crash
 engineer expects to see them, especially the ones that were running. So the list is: the crashed
 task, the task each other CPU was running, each online CPU's idle task (from ``idle_task``), then
-every other task reachable through the PID hash by PID, each with its ``ps`` state letter and, for
-tasks that were on a CPU when the dump was taken, that CPU.
+every other task reachable through the PID hash by PID, each with its state letter
+(:mod:`~vmcore_dap.dump.kernel.task_state`: ``ps``'s letters, plus ``W`` and ``N`` for the waking and
+new tasks crash tells apart) and, for tasks that were on a CPU when the dump was taken, that CPU.
 
 The first part (the *head*: a handful of tasks found from the CPUs) costs a few reads; the walk of the
 PID hash grows with the dump (50,000 tasks take seconds). :class:`TaskListing` does the walk in steps,
@@ -31,9 +32,10 @@ from dataclasses import dataclass
 import drgn
 from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.idr import idr_for_each
-from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu, task_state_to_char
+from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu
 
 from vmcore_dap.dump.arch import arch_of
+from vmcore_dap.dump.kernel.task_state import StateBits, state_bits, state_letter, task_state_letter
 from vmcore_dap.dump.values.render import escape_bytes
 
 __all__ = [
@@ -49,8 +51,6 @@ __all__ = [
 
 #: ``task_struct.flags`` of a kernel thread (include/linux/sched.h, unchanged since v2.6).
 PF_KTHREAD = 0x00200000
-#: TASK_NOLOAD (include/linux/sched.h, v4.14+): with TASK_UNINTERRUPTIBLE it is TASK_IDLE, shown "I".
-_TASK_NOLOAD = 0x400
 _LAYOUT_KEY = "vmcore_dap_task_layout"
 
 
@@ -140,8 +140,8 @@ def task_info(task: drgn.Object, running: dict[int, int], is_idle: bool = False)
     except drgn.FaultError:
         comm = "<unreadable>"
     try:
-        state = task_state_to_char(task)
-    except drgn.FaultError:
+        state = task_state_letter(task)
+    except (drgn.FaultError, LookupError):
         state = "?"
     try:
         cpu = task_cpu(task)
@@ -179,8 +179,7 @@ class _Layout:
     """Where the listed fields of ``struct task_struct`` are, relative to one block read per task.
 
     :param fields: unpacks :data:`_INT_FIELDS` (unsigned) from the block.
-    :param letters: ``task_state_array``'s letters up to the last reportable state.
-    :param report_mask: TASK_REPORT, derived from ``letters``.
+    :param bits: the kernel's task state bits, to name the state.
     """
 
     start: int
@@ -189,20 +188,7 @@ class _Layout:
     order: tuple[int, ...]
     comm_offset: int
     comm_size: int
-    letters: str
-    report_mask: int
-
-
-def _state_letters(prog: drgn.Program) -> tuple[str, int]:
-    """``task_state_array`` (fs/proc/array.c) as letters, and TASK_REPORT derived from it.
-
-    The array is indexed by ``fls(state & TASK_REPORT)``; its last entries past TASK_REPORT (``I``,
-    and ``P`` before v4.14) are special cases, so the mask ends at the last of ``RSDTtXZP``.
-    """
-    array = prog["task_state_array"]
-    letters = "".join(chr(prog.read_u8(array[i].value_())) for i in range(len(array)))
-    last = max(i for i, c in enumerate(letters) if c in "RSDTtXZP")
-    return letters[: last + 1], (1 << last) - 1
+    bits: StateBits
 
 
 def _layout(prog: drgn.Program) -> _Layout | None:
@@ -247,7 +233,6 @@ def _layout(prog: drgn.Program) -> _Layout | None:
                     raise ValueError(f"task_struct.{name} overlaps or has an odd size")
                 code += f"{offset - at}x{_UNSIGNED[size]}"
                 at = offset + size
-            letters, mask = _state_letters(prog)
             layout = _Layout(
                 start=start,
                 size=end - start,
@@ -255,8 +240,7 @@ def _layout(prog: drgn.Program) -> _Layout | None:
                 order=tuple(by_offset.index(k) for k in _INT_FIELDS),
                 comm_offset=where["comm"][0] - start,
                 comm_size=where["comm"][1],
-                letters=letters,
-                report_mask=mask,
+                bits=state_bits(prog),
             )
     except (LookupError, ValueError, TypeError, drgn.FaultError):
         layout = None
@@ -290,10 +274,6 @@ def _fast_task_info(
     values = layout.fields.unpack_from(data)
     state, exit_state, flags, pid, tgid, cpu, stack, mm = (values[i] for i in layout.order)
     comm = data[layout.comm_offset : layout.comm_offset + layout.comm_size].split(b"\0", 1)[0]
-    reported = (state | exit_state) & layout.report_mask
-    letter = layout.letters[reported.bit_length()]
-    if letter == "D" and state & ~reported == _TASK_NOLOAD:
-        letter = "I"
     on_cpu = address in running
     return TaskInfo(
         prog=task.prog_,
@@ -301,7 +281,7 @@ def _fast_task_info(
         pid=pid,
         tgid=tgid,
         comm=escape_bytes(comm),
-        state=letter,
+        state=state_letter(layout.bits, state, exit_state),
         cpu=running[address] if on_cpu else cpu,
         on_cpu=on_cpu,
         is_idle=is_idle,

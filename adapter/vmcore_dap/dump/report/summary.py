@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import drgn
 from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.printk import get_printk_records
-from drgn.helpers.linux.sched import cpu_curr, task_state_to_char
+from drgn.helpers.linux.sched import cpu_curr
 
 from vmcore_dap.dump.kernel.panic import PanicInfo
+from vmcore_dap.dump.kernel.task_state import task_state_letter
 from vmcore_dap.dump.stacks.frames import unwind_task
 from vmcore_dap.dump.stacks.groups import UNWIND_FAILED, USER_MODE
 from vmcore_dap.dump.stacks.normalize import normalize_rows
@@ -96,9 +97,12 @@ def cpu_tasks(prog: drgn.Program, stacks: StackService) -> list[CpuTask]:
             task = cpu_curr(prog, cpu)
             pid = task.pid.value_()
             comm = task.comm.string_().decode("utf-8", "replace")
-            state = task_state_to_char(task)
         except drgn.FaultError:
             continue
+        try:
+            state = task_state_letter(task)
+        except (drgn.FaultError, LookupError):
+            state = "?"
         function = _top_function(prog, stacks, task)
         result.append(
             CpuTask(

@@ -70,7 +70,7 @@ test-fresh:
 
 # The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
 test-matrix: samples-matrix
-	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py $(PYTEST_ARGS)
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
 
 # The tests marked `huge` (pytest -m huge: the scale tests against crash on the huge sample) and the
 # real-VS-Code test that opens it; `make test` deselects them (pyproject's addopts).

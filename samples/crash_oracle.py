@@ -4,7 +4,8 @@ Every test that checks what the adapter says about a dump compares it with what 
 the same dump.  crash is slow to start (it reads all of vmlinux's DWARF), so it runs once per sample
 in batch mode, and each command's output is kept next to the sample's manifest::
 
-    <sample dir>/crash/<name>.txt     one file per command (names in ``COMMANDS``)
+    <sample dir>/crash/<name>.txt     one file per command (names in ``COMMANDS``, and a scenario's
+                                      own in ``SCENARIO_COMMANDS``)
     <sample dir>/crash/done.json      written last: crash version, this script's hash, the exact
                                       command line of each file, and the crashed task's RIP/RSP
 
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ __all__ = [
     "ANSWERS_DIR",
     "COMMANDS",
     "CrashOracleError",
+    "SCENARIO_COMMANDS",
     "NO_CRASH_ANSWERS",
     "answers_dir",
     "crash_binary",
@@ -69,6 +72,33 @@ COMMANDS: dict[str, str] = {
 }
 # Second session: commands whose argument comes from the first session's answers (see
 # ``_followup_commands``): dis-l, dis-rl, dis-func, rd, struct-o.
+
+
+def _list_uaf_commands(expected: dict[str, Any]) -> dict[str, str]:
+    """labuaf's structures, at the addresses its guest printed: the request list (crash walks it
+    forward, past the half-unlinked request, never checking ``prev``), the rbtree (as crash walks it,
+    and in order: ``-l``) and the xarray of the requests, the long list of replies, the freed,
+    half-unlinked and a live request's slab objects, the per-CPU counter and the device."""
+    device = expected["device"]
+    members = "labuaf_req.id,cpu,data,value,tag"
+    return {
+        "list-reqs": f"list -o labuaf_req.node -s {members} -H {device['reqs']:x}",
+        "list-replies": f"list -o labuaf_reply.link -H {device['replies']:x}",
+        "tree-by-id": f"tree -t rbtree -o labuaf_req.rb -s labuaf_req.id,cpu {device['by_id']:x}",
+        "tree-by-id-l": f"tree -t rbtree -l -o labuaf_req.rb -s labuaf_req.id,cpu {device['by_id']:x}",
+        "tree-xa": f"tree -t xarray -s labuaf_req.id,cpu {device['xa']:x}",
+        "kmem-s-freed": f"kmem -s {expected['freed_linked']['address']:x}",
+        "kmem-s-half": f"kmem -s {expected['half_unlinked']['address']:x}",
+        "kmem-s-live": f"kmem -s {expected['requests'][0]['address']:x}",
+        "p-hits": "p labuaf_hits:a",
+        "sym-dev": "sym labuaf_dev",
+    }
+
+
+#: A scenario's own commands, from its manifest's ``expected`` facts; run in the first session.
+SCENARIO_COMMANDS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    "list-uaf": _list_uaf_commands,
+}
 
 # The main struct of the sample module, for ``struct -o``; a manifest key "module_struct" (top
 # level or in "expected") overrides it.
@@ -239,6 +269,11 @@ def _followup_commands(sample: Sample, first: dict[str, str]) -> tuple[dict[str,
     return cmds, facts
 
 
+def _scenario_commands(sample: Sample) -> dict[str, str]:
+    make = SCENARIO_COMMANDS.get(sample.scenario)
+    return make(sample.expected or {}) if make is not None else {}
+
+
 def _is_current(directory: Path, version: str) -> bool:
     done = directory / "done.json"
     if not done.is_file():
@@ -275,7 +310,8 @@ def ensure_crash_answers(sample: Sample) -> dict[str, str]:
         tmp.chmod(0o755)  # mkdtemp makes it private; the answers are for everyone
         try:
             start = time.monotonic()
-            _run_crash(binary, sample, COMMANDS, tmp)
+            first_commands = {**COMMANDS, **_scenario_commands(sample)}
+            _run_crash(binary, sample, first_commands, tmp)
             first = load_crash_answers(tmp)
             followup, facts = _followup_commands(sample, first)
             _run_crash(binary, sample, followup, tmp)
@@ -285,7 +321,7 @@ def ensure_crash_answers(sample: Sample) -> dict[str, str]:
                 "oracle_hash": _script_hash(),
                 "vmcore": str(sample.vmcore),
                 "vmlinux": str(sample.vmlinux),
-                "commands": {**COMMANDS, **followup},
+                "commands": {**first_commands, **followup},
                 "module_load": _module_load_commands(sample),
                 "facts": facts,
                 "seconds": round(time.monotonic() - start, 1),

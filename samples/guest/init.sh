@@ -160,6 +160,18 @@ irq_oops() {
 	labtool irq 1 "irq 5"
 }
 
+list_uaf() {
+	# labuaf's requests: 12 submitted from CPU 0, 8 from CPU 1, and 5,000 replies (the long list);
+	# then, from CPU 0, request 7 is freed while still linked, request 13 is unlinked half-way and
+	# freed, and the walk of the list faults on request 7's cleared data pointer.
+	insmod /lib/modules/labuaf.ko || finish failed "insmod labuaf.ko"
+	taskset 1 sh -c 'echo submit 12 > /proc/labuaf/submit' || finish failed "labuaf submit on CPU 0"
+	taskset 2 sh -c 'echo submit 8 > /proc/labuaf/submit' || finish failed "labuaf submit on CPU 1"
+	echo reply 5000 > /proc/labuaf/submit || finish failed "labuaf reply"
+	fact "ready tasks=$(count_tasks)"
+	taskset 1 sh -c 'echo "LABFACT uaf pid=$$ comm=sh cpu=0" > /dev/kmsg; echo "bug 7 13" > /proc/labuaf/bug'
+}
+
 sysrq_crash() {
 	taskset 1 sh -c 'echo "LABFACT sysrq pid=$$ comm=sh cpu=0" > /dev/kmsg; echo c > /proc/sysrq-trigger'
 }
@@ -268,6 +280,7 @@ many-tasks) many_tasks ;;
 no-panic) no_panic ;;
 irq-oops) irq_oops ;;
 huge) huge ;;
+list-uaf) list_uaf ;;
 *) finish failed "unknown scenario '$labscenario'" ;;
 esac
 sleep 10

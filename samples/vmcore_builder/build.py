@@ -26,13 +26,14 @@ from .expected import (
     LineResolver,
     expected_huge,
     expected_irq_oops,
+    expected_list_uaf,
     expected_many_tasks,
     expected_no_panic,
     expected_oops_null,
     expected_sysrq_c,
 )
 from .facts import Frame, dmesg_texts
-from .guest import GUEST_DIR, build_module, build_programs
+from .guest import GUEST_DIR, SCENARIO_MODULES, build_module, build_programs
 from .hashing import builder_hash
 from .hostdeps import check_disk_space, ensure_host_packages
 from .initramfs import GuestUserland, build_images
@@ -54,7 +55,8 @@ from .toolchain import guest_root
 
 __all__ = ["build_sample", "sample_dir_for", "samples_root"]
 
-_MODULE_KEEP = ("labbug.c", "Kbuild", "labbug.ko")
+#: What a module's directory keeps in a sample: its source, its Kbuild and the module with DWARF.
+_MODULE_KEEP = ("{name}.c", "Kbuild", "{name}.ko")
 
 #: Scenarios whose guest loads labbug.ko (its DWARF goes into the manifest's ``debug_info``).
 _LOADS_LABBUG = ("oops-null", "many-tasks", "no-panic", "irq-oops", "huge")
@@ -151,13 +153,20 @@ def _vmlinux_resolver(kernel: KernelTree) -> LineResolver:
 
 
 def _prune_module_dir(module_dir: Path) -> None:
+    keep = {pattern.format(name=module_dir.name) for pattern in _MODULE_KEEP}
     for path in module_dir.iterdir():
-        if path.name not in _MODULE_KEEP:
+        if path.name not in keep:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _derive_expected(scenario: str, dmesg: Path, ko: Path, kernel: KernelTree) -> dict[str, Any]:
+def _derive_expected(
+    scenario: str, dmesg: Path, ko: Path, kernel: KernelTree, modules: tuple[Path, ...]
+) -> dict[str, Any]:
     texts = dmesg_texts(dmesg.read_text(errors="replace"))
+    if scenario == "list-uaf":
+        (labuaf,) = modules
+        source = (GUEST_DIR / "labuaf" / "labuaf.c").read_text()
+        return expected_list_uaf(texts, source, _module_resolver(labuaf, kernel))
     if scenario == "oops-null":
         source = (GUEST_DIR / "labbug" / "labbug.c").read_text()
         return expected_oops_null(texts, source, _module_resolver(ko, kernel))
@@ -171,6 +180,12 @@ def _derive_expected(scenario: str, dmesg: Path, ko: Path, kernel: KernelTree) -
     if scenario == "no-panic":
         return expected_no_panic(texts)
     return expected_sysrq_c(texts, _vmlinux_resolver(kernel))
+
+
+def _debug_info(scenario: str, own: tuple[str, ...]) -> list[str]:
+    """The manifest's ``debug_info``: the modules the guest loads, each with its DWARF."""
+    loaded = ("labbug",) if scenario in _LOADS_LABBUG else ()
+    return [f"{name}/{name}.ko" for name in (*loaded, *own)]
 
 
 def _dump_commands(cfg: GuestConfig, plan: DumpPlan) -> list[str]:
@@ -239,6 +254,8 @@ def _build_into(
     started = time.monotonic()
     plan = dump_plan(kernel.pin.id)
     ko = build_module(kernel, tmp / "labbug", final / "labbug")
+    own = SCENARIO_MODULES.get(scenario, ())
+    modules = tuple(build_module(kernel, tmp / name, final / name, name) for name in own)
     work_root = cache_root() / "tmp"
     work_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_root, prefix=f"{scenario}-") as work_s:
@@ -255,6 +272,7 @@ def _build_into(
             capture_cmdline=capture_cmdline(cfg.arch),
             labbug_ko=ko,
             programs=programs,
+            modules=modules,
             userland=_userland(kernel),
             dump_settings=_dump_settings(cfg, plan),
         )
@@ -271,9 +289,10 @@ def _build_into(
         # makedumpfile cannot read the dump, so the log is the crashed kernel's console lines.
         console = (tmp / "console.log").read_text(errors="replace")
         (tmp / "dmesg.txt").write_text(console_kernel_lines(first_boot(console)))
-    _prune_module_dir(tmp / "labbug")
+    for name in ("labbug", *own):
+        _prune_module_dir(tmp / name)
     progress("deriving the expected facts from the dump's dmesg")
-    expected = _derive_expected(scenario, tmp / "dmesg.txt", ko, kernel)
+    expected = _derive_expected(scenario, tmp / "dmesg.txt", ko, kernel, modules)
     return {
         "format": 2,
         "scenario": scenario,
@@ -289,8 +308,8 @@ def _build_into(
         "console_log": "console.log",
         "vmlinux": str(kernel.vmlinux),
         "debug_info_dir": str(kernel.debug_info_dir),
-        "debug_info": ["labbug/labbug.ko"] if scenario in _LOADS_LABBUG else [],
-        "module_source_dir": "labbug",
+        "debug_info": _debug_info(scenario, own),
+        "module_source_dir": own[0] if own else "labbug",
         "guest": {
             "accel": "tcg",
             "memory_mib": cfg.memory_mib,

@@ -24,7 +24,7 @@ __all__ = [
 SAMPLES_DIR = Path(__file__).resolve().parent.parent
 
 #: The scenarios of the default kernel that ``make test`` uses, in build order (``--all``).
-SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", "no-panic", "irq-oops")
+SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", "no-panic", "irq-oops", "list-uaf")
 
 #: Scenarios built only when named: ``huge`` (≈50,000 tasks, 8 CPUs, 6 GiB; half an hour under
 #: TCG) serves ``make bench`` and ``make test-huge``, not ``make test`` or the kernel matrix.

@@ -31,6 +31,7 @@ __all__ = [
     "LineResolver",
     "expected_huge",
     "expected_irq_oops",
+    "expected_list_uaf",
     "expected_many_tasks",
     "expected_no_panic",
     "expected_oops_null",
@@ -44,6 +45,7 @@ _FRAME_LINE = re.compile(r"^([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+")
 
 FAULT_MARKER = "/* LABBUG-FAULT */"
 IRQ_FAULT_MARKER = "/* LABBUG-IRQ-FAULT */"
+UAF_FAULT_MARKER = "/* LABUAF-FAULT */"
 
 
 def _one(facts: list[LabFact], kind: str) -> LabFact:
@@ -66,18 +68,40 @@ def _agree(what: str, guest: object, kernel: object) -> None:
         raise BuildError(f"Inconsistent {what}: the guest reported {guest}, the kernel log says {kernel}")
 
 
+def _rip_at_marker(
+    rip: Frame, resolve: LineResolver, module_source: str, marker: str, function: str, module: str
+) -> tuple[str, int]:
+    """The source file and line of the oops RIP, which must be ``function`` in ``module`` at the
+    line of ``marker`` in the module's source (addr2line of the RIP against the marker)."""
+    line = find_line(module_source, marker)
+    rip_file, rip_line = resolve(rip)
+    if (rip.function, rip.module, rip_file, rip_line) != (function, module, f"{module}.c", line):
+        raise BuildError(
+            f"The oops RIP {rip.function}+{rip.offset:#x} [{rip.module}] maps to "
+            f"{rip_file}:{rip_line}, not to the {marker} marker at {module}.c:{line}"
+        )
+    return rip_file, line
+
+
 def _labbug_lines(texts: list[str], verb: str) -> list[dict[str, str]]:
     prefix = f"labbug: {verb} "
     return [kv_pairs(t.split(prefix, 1)[1]) for t in texts if prefix in t]
 
 
-def _common(texts: list[str], crash_kind: str, start: int) -> tuple[dict[str, object], int]:
-    facts = lab_facts(texts)
-    who = _one(facts, crash_kind).values
+def _crashed_task(texts: list[str], facts: list[LabFact], kind: str, start: int) -> tuple[int, int, str, int]:
+    """The kernel's ``CPU/PID/Comm`` line of the crash (at or after ``start``), which must name the
+    task the guest's ``LABFACT <kind>`` record reported: (cpu, pid, comm, line index)."""
+    who = _one(facts, kind).values
     cpu, pid, comm, ctx = crash_context(texts, start)
     _agree("crashed pid", who["pid"], pid)
     _agree("crashed comm", who["comm"], comm)
     _agree("crashed cpu", who["cpu"], cpu)
+    return cpu, pid, comm, ctx
+
+
+def _common(texts: list[str], crash_kind: str, start: int) -> tuple[dict[str, object], int]:
+    facts = lab_facts(texts)
+    cpu, pid, comm, ctx = _crashed_task(texts, facts, crash_kind, start)
     sleepers = int(_one(facts, "sleepers").values["count"])
     observed = int(_one(facts, "ready").values["tasks"])
     return {
@@ -97,13 +121,7 @@ def expected_oops_null(texts: list[str], module_source: str, resolve: LineResolv
     exp["oops_line"] = texts[oops].strip()
 
     rip = rip_frame(texts, oops)
-    line = find_line(module_source, FAULT_MARKER)
-    rip_file, rip_line = resolve(rip)
-    if (rip.function, rip.module, rip_file, rip_line) != ("labbug_walk", "labbug", "labbug.c", line):
-        raise BuildError(
-            f"The oops RIP {rip.function}+{rip.offset:#x} [{rip.module}] maps to "
-            f"{rip_file}:{rip_line}, not to the {FAULT_MARKER} marker at labbug.c:{line}"
-        )
+    rip_file, line = _rip_at_marker(rip, resolve, module_source, FAULT_MARKER, "labbug_walk", "labbug")
     exp.update(function=rip.function, file=rip_file, line=line, rip_offset=rip.offset, module="labbug")
 
     walks = _labbug_lines(texts, "walk")
@@ -200,11 +218,7 @@ def _sysrq_crash_facts(texts: list[str], resolve: LineResolver) -> dict[str, obj
     """What ``echo c > /proc/sysrq-trigger`` from a shell pinned to CPU 0 left in the log."""
     trigger = _index(texts, "sysrq: Trigger a crash")
     panic_at = _index(texts, "Kernel panic - not syncing")
-    who = _one(lab_facts(texts), "sysrq").values
-    cpu, pid, comm, ctx = crash_context(texts, panic_at)
-    _agree("crashed pid", who["pid"], pid)
-    _agree("crashed comm", who["comm"], comm)
-    _agree("crashed cpu", who["cpu"], cpu)
+    cpu, pid, comm, ctx = _crashed_task(texts, lab_facts(texts), "sysrq", panic_at)
     caller = panic_caller(texts, ctx)
     file, line = resolve(caller)
     return {
@@ -382,13 +396,7 @@ def expected_irq_oops(texts: list[str], module_source: str, resolve: LineResolve
     exp["oops_line"] = texts[oops].strip()
 
     rip = rip_frame(texts, oops)
-    line = find_line(module_source, IRQ_FAULT_MARKER)
-    rip_file, rip_line = resolve(rip)
-    if (rip.function, rip.module, rip_file, rip_line) != ("labbug_tick", "labbug", "labbug.c", line):
-        raise BuildError(
-            f"The oops RIP {rip.function}+{rip.offset:#x} [{rip.module}] maps to "
-            f"{rip_file}:{rip_line}, not to the {IRQ_FAULT_MARKER} marker at labbug.c:{line}"
-        )
+    rip_file, line = _rip_at_marker(rip, resolve, module_source, IRQ_FAULT_MARKER, "labbug_tick", "labbug")
     exp.update(function=rip.function, file=rip_file, line=line, rip_offset=rip.offset, module="labbug")
 
     # The call trace: the timer callback inside <IRQ>, then the interrupted task's registers.
@@ -432,3 +440,107 @@ def expected_irq_oops(texts: list[str], module_source: str, resolve: LineResolve
     # init, the sleepers, the spinner and labirq.
     exp["min_tasks"] = 1 + int(exp["sleepers"]) + 1 + 1  # type: ignore[call-overload]
     return exp
+
+
+def _labuaf_lines(texts: list[str], verb: str) -> list[dict[str, str]]:
+    prefix = f"labuaf: {verb} "
+    return [kv_pairs(t.split(prefix, 1)[1]) for t in texts if prefix in t]
+
+
+def _one_line(texts: list[str], verb: str) -> dict[str, str]:
+    lines = _labuaf_lines(texts, verb)
+    if len(lines) != 1:
+        raise BuildError(f"Expected one 'labuaf: {verb}' line in the dump's dmesg, found {len(lines)}")
+    return lines[0]
+
+
+def _int_array(source: str, name: str) -> list[int]:
+    """The values of ``static const int <name>[N] = { … };`` in the module source."""
+    m = re.search(rf"\b{re.escape(name)}\[\d*\]\s*=\s*{{([^}}]*)}}", source)
+    if not m:
+        raise BuildError(f"No array '{name}' in the module source")
+    return [int(v, 0) for v in m.group(1).split(",") if v.strip()]
+
+
+def expected_list_uaf(texts: list[str], module_source: str, resolve: LineResolver) -> dict[str, object]:
+    """Facts of labuaf's corrupted request list: every request (id, CPU, address, in list order),
+    the one freed while still linked, the one unlinked half-way, each CPU's counter, the long list
+    of replies, and the NULL dereference of the freed request's data in labuaf_walk()."""
+    oops = _index(texts, NULL_DEREF_LINES)
+    facts = lab_facts(texts)
+    cpu, pid, comm, _ = _crashed_task(texts, facts, "uaf", oops)
+    walk = _one_line(texts, "walk")
+    _agree("walking pid (module)", walk["pid"], pid)
+    _agree("walking cpu (module)", walk["cpu"], cpu)
+
+    rip = rip_frame(texts, oops)
+    rip_file, line = _rip_at_marker(rip, resolve, module_source, UAF_FAULT_MARKER, "labuaf_walk", "labuaf")
+
+    loaded = _one_line(texts, "loaded")
+    device = {key: int(loaded[key], 16) for key in ("dev", "reqs", "by_id", "xa", "replies")}
+    requests = [
+        {"id": int(r["id"]), "cpu": int(r["cpu"]), "address": int(r["addr"], 16)}
+        for r in _labuaf_lines(texts, "req")
+    ]
+    if [r["id"] for r in requests] != list(range(len(requests))):
+        raise BuildError(f"labuaf's requests are not numbered 0…N-1 in submission order: {requests}")
+    by_id = {r["id"]: r for r in requests}
+    freed_line, half_line = _one_line(texts, "freed-linked"), _one_line(texts, "half-unlinked")
+    freed = {"id": int(freed_line["id"]), "address": int(freed_line["addr"], 16)}
+    half = {
+        "id": int(half_line["id"]),
+        "address": int(half_line["addr"], 16),
+        "next": int(half_line["next"], 16),
+    }
+    for what, bad in (("freed-linked", freed), ("half-unlinked", half)):
+        _agree(f"{what} request's address", by_id[bad["id"]]["address"], bad["address"])  # type: ignore[index]
+    following = by_id.get(half["id"] + 1)
+    _agree("half-unlinked request's successor", following["address"] if following else None, half["next"])
+
+    # Each CPU's counter (printed after each submission from that CPU) is the requests made there.
+    hits: dict[str, int] = {}
+    for h in _labuaf_lines(texts, "hits"):
+        hits[h["cpu"]] = int(h["total"])
+    made = {str(c): sum(1 for r in requests if r["cpu"] == c) for c in {r["cpu"] for r in requests}}
+    _agree("per-CPU request counts (labuaf_hits)", sorted(hits.items()), sorted(made.items()))
+
+    replies_line = _one_line(texts, "replies")
+    replies = {
+        "count": int(replies_line["total"]),
+        "first": int(replies_line["first"], 16),
+        "last": int(replies_line["last"], 16),
+    }
+
+    # The walk follows next pointers: the half-unlinked request is skipped, the freed one is not;
+    # it faults reading the freed request's data (NULL), having counted it (seen), made it cur and
+    # added the values of those before it (total: labuaf_values[id % 4]).
+    walked = [r["id"] for r in requests if r["id"] != half["id"]]
+    before = walked[: walked.index(freed["id"])]
+    values = _int_array(module_source, "labuaf_values")
+    return {
+        "panic": panic_string(texts),
+        "oops_line": texts[oops].strip(),
+        "crashed_pid": pid,
+        "crashed_comm": comm,
+        "crashed_cpu": cpu,
+        "function": rip.function,
+        "file": rip_file,
+        "line": line,
+        "rip_offset": rip.offset,
+        "module": "labuaf",
+        "module_struct": "labuaf_req",
+        "locals": {
+            "seen": len(before) + 1,
+            "total": sum(values[i % len(values)] for i in before),
+            "cur": freed["address"],
+        },
+        "device": device,
+        "requests": requests,
+        "freed_linked": freed,
+        "half_unlinked": half,
+        "hits": hits,
+        "replies": replies,
+        "observed_tasks": int(_one(facts, "ready").values["tasks"]),
+        # init and the shell that wrote to /proc/labuaf/bug.
+        "min_tasks": 2,
+    }

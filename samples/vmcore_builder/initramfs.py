@@ -3,7 +3,7 @@
 ``capture.img`` boots the kdump capture kernel: busybox, makedumpfile and its
 libraries, the virtio block modules, /init. ``main.img`` boots the crashing
 kernel: all of that plus kexec, the kernel and ``capture.img`` to arm kdump
-with, the labbug module and the scenario's programs.
+with, the labbug module, the scenario's own modules and its programs.
 """
 
 from __future__ import annotations
@@ -252,6 +252,7 @@ def build_images(
     capture_cmdline: str,
     labbug_ko: Path,
     programs: dict[str, Path],
+    modules: tuple[Path, ...] = (),
     userland: GuestUserland,
     dump_settings: str,
 ) -> tuple[Path, Path]:
@@ -259,6 +260,7 @@ def build_images(
 
     :param kernel_config: the kernel's ``.config`` (which guest modules are built in).
     :param dump_settings: ``/etc/lab/dump``, shell assignments the capture reads (``level=31`` …).
+    :param modules: the scenario's own modules (``labuaf.ko``), beside labbug in ``/lib/modules``.
     """
     capture = _base(modules_dir, kernel_config, init_script, userland, dump_settings)
     capture.add_file("etc/lab/scenario", f"{scenario}\n".encode())
@@ -272,6 +274,8 @@ def build_images(
     main.add_host_file("boot/capture.img", capture_img, 0o644)
     main.add_file("boot/capture.cmdline", f"{capture_cmdline}\n".encode())
     main.add_host_file("lib/modules/labbug.ko", labbug_ko, 0o644)
+    for ko in modules:
+        main.add_host_file(f"lib/modules/{ko.name}", ko, 0o644)
     for name, binary in programs.items():
         main.add_host_file(f"bin/{name}", binary, 0o755)
     # Shipped to every main image, loaded only by scenarios that are dumped from the host.

@@ -97,6 +97,9 @@ def _samples() -> tuple[MatrixSample, ...]:
     found.append(MatrixSample("sysrq-c", "sid-7-amd64", "lossy-d31", in_make_test=True))
     found.append(MatrixSample("sysrq-c", "deb13-6.12-arm64", "qemu-dump"))
     found.append(MatrixSample("many-tasks", "deb13-6.12-amd64"))
+    # labuaf.c compiles on every kernel of the matrix; its dump is tested on the oldest and newest
+    # kernels whose crash loads module debug info (sid's crash runs with --no_modules).
+    found += [MatrixSample("list-uaf", kernel) for kernel in ("deb11-5.10-amd64", "deb13-6.12-amd64")]
     return tuple(found)
 
 

@@ -19,6 +19,7 @@ import drgn
 import pytest
 from tests.e2e._session import config_for, open_sample_dump
 from tests.helpers.crash_batch import run_crash
+from tests.helpers.crash_structures import entries, kmem_object, member_value, per_cpu_values
 from tests.helpers.dap_client import DapClient
 
 pytestmark = pytest.mark.timeout(1800)
@@ -89,39 +90,6 @@ def console(sample: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         assert client.schema_errors == [], client.schema_errors
 
 
-# -- reading both outputs -------------------------------------------------------------------------
-
-_ADDRESS_LINE = re.compile(r"^([0-9a-f]{8,16})$")
-# crash: "  pid = 1," / '  comm = "init\000…",'; drgn: "  pid = (pid_t)1" / '  comm = (char [16])"init"'
-_MEMBER_LINE = re.compile(r"^\s+([\w.]+) = (?:\([^)]*\))?(.*?),?$")
-
-
-def _value(text: str) -> str:
-    """A member's value with gdb's and drgn's spellings made one: strings up to their NUL, numbers
-    as integers."""
-    text = re.sub(r"^\([^)]*\)", "", text.strip())  # drgn's "(u64)" before the value
-    if text.startswith('"'):
-        return text[1:].split("\\000", 1)[0].rstrip('"')
-    try:
-        return str(int(text, 0))
-    except ValueError:
-        return text
-
-
-def entries(output: str) -> list[tuple[int, dict[str, str]]]:
-    """``list``/``tree`` output as ``[(address, {member: value})]`` in order."""
-    result: list[tuple[int, dict[str, str]]] = []
-    for line in output.splitlines():
-        address = _ADDRESS_LINE.match(line.strip())
-        if address and not line.startswith(" "):
-            result.append((int(address[1], 16), {}))
-            continue
-        member = _MEMBER_LINE.match(line)
-        if member and result:
-            result[-1][1][member[1]] = _value(member[2])
-    return result
-
-
 def test_list_entries_and_members_match_crash(console: Console, lines: dict[str, tuple[str, str]]) -> None:
     for name in ("list-h", "list-H"):
         line, crash = lines[name]
@@ -172,18 +140,10 @@ def test_kmem_s_lists_crashs_caches(console: Console, lines: dict[str, tuple[str
     assert _kmem_s(console.run(line)) == expected
 
 
-def _kmem_object(output: str) -> tuple[str, int, bool]:
-    """``kmem ADDR`` of a slab object: (cache name, object address, allocated)."""
-    cache = re.search(r"^[0-9a-f]{16}\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+k\s+(\S+)$", output, re.M)
-    found = re.search(r"FREE / \[ALLOCATED\]\n\s+(\[?)([0-9a-f]+)\]?", output)
-    assert cache and found, output
-    return cache[1], int(found[2], 16), found[1] == "["
-
-
 def test_kmem_address_finds_crashs_object(console: Console, lines: dict[str, tuple[str, str]]) -> None:
     for name in ("kmem-addr", "kmem-s-addr"):
         line, crash = lines[name]
-        assert _kmem_object(console.run(line)) == _kmem_object(crash), line
+        assert kmem_object(console.run(line)) == kmem_object(crash), line
 
 
 _PER_CPU = re.compile(r"^per_cpu\((\w+), (\d+)\) = (?:\$\d+ = |\([^)]*\))?(.*)$", re.M)
@@ -191,15 +151,17 @@ _PER_CPU = re.compile(r"^per_cpu\((\w+), (\d+)\) = (?:\$\d+ = |\([^)]*\))?(.*)$"
 
 def test_p_cpuspec_prints_each_cpus_value(console: Console, lines: dict[str, tuple[str, str]]) -> None:
     line, crash = lines["p-percpu"]
-    expected = [(v, int(c), _value(x)) for v, c, x in _PER_CPU.findall(crash)]
+    expected = per_cpu_values(crash)
     assert len(expected) >= 2, crash
-    assert [(v, int(c), _value(x)) for v, c, x in _PER_CPU.findall(console.run(line))] == expected
+    assert per_cpu_values(console.run(line)) == expected
     line, crash = lines["p-global"]
     ours = console.run(line)
     assert (
         ours.splitlines()[0] == crash.splitlines()[0] == "WARNING: jiffies_64 is not percpu; cpuspec ignored."
     )
-    assert _value(ours.splitlines()[1].split(" = ")[-1]) == _value(crash.splitlines()[1].split(" = ")[-1])
+    assert member_value(ours.splitlines()[1].split(" = ")[-1]) == member_value(
+        crash.splitlines()[1].split(" = ")[-1]
+    )
 
 
 _STRUCT_MEMBER = re.compile(r"^\s+\.?(nr_running|curr|cpu) = (?:\([^)]*\))?(0x[0-9a-f]+)", re.M)

@@ -25,6 +25,7 @@ from vmcore_builder.common import BuildError, run  # noqa: E402
 from vmcore_builder.cpio import Archive  # noqa: E402
 from vmcore_builder.expected import (  # noqa: E402
     expected_irq_oops,
+    expected_list_uaf,
     expected_many_tasks,
     expected_no_panic,
     expected_oops_null,
@@ -104,6 +105,31 @@ MANY_DMESG = """\
 [   23.100400]  dump_stack_lvl+0x44/0x5c
 [   23.100400]  panic+0x118/0x2ed
 [   23.100400]  sysrq_handle_crash+0x16/0x20
+"""
+
+# A list-uaf log cut down to six requests (the real one has twenty), in the module's own format.
+UAF_DMESG = """\
+[    7.739193] LABFACT kdump armed
+[    7.852634] labuaf: loaded name=labuaf0 dev=ffffffffc0415020 reqs=ffffffffc0415028 \
+by_id=ffffffffc0415038 xa=ffffffffc0415040 replies=ffffffffc0415050 req_size=88 reply_size=96
+[    7.903818] labuaf: req id=0 cpu=0 addr=ffff8a50c2120540
+[    7.904082] labuaf: req id=1 cpu=0 addr=ffff8a50c2120de0
+[    7.904180] labuaf: req id=2 cpu=0 addr=ffff8a50c2120f00
+[    7.904267] labuaf: req id=3 cpu=0 addr=ffff8a50c2120120
+[    7.914309] labuaf: hits cpu=0 total=4
+[    7.963243] labuaf: req id=4 cpu=1 addr=ffff8a50fff94e40
+[    7.963426] labuaf: req id=5 cpu=1 addr=ffff8a50fff94540
+[    7.964031] labuaf: hits cpu=1 total=2
+[    7.978328] labuaf: replies n=5000 total=5000 first=ffff8a50c2120b40 last=ffff8a50c2321600
+[    8.001586] LABFACT ready tasks=53
+[    8.017145] LABFACT uaf pid=96 comm=sh cpu=0
+[    8.017776] labuaf: freed-linked id=2 addr=ffff8a50c2120f00
+[    8.018058] labuaf: half-unlinked id=4 addr=ffff8a50fff94e40 next=ffff8a50fff94540
+[    8.018197] labuaf: walk pid=96 comm=sh cpu=0
+[    8.018513] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[    8.019152] Oops: 0000 [#1] PREEMPT SMP NOPTI
+[    8.019314] CPU: 0 PID: 96 Comm: sh Kdump: loaded Tainted: G           OE      6.1.0-57-cloud-amd64 #1
+[    8.019793] RIP: 0010:labuaf_walk+0x52/0x78 [labuaf]
 """
 
 # A real no-panic serial console: user-space writes interleave with the kernel's lines.
@@ -471,6 +497,65 @@ def test_expected_irq_oops_rejects_inconsistent_logs(old: str, new: str, message
         expected_irq_oops(
             _texts(IRQ_DMESG.replace(old, new)), MODULE_SOURCE, lambda f: ("labbug.c", IRQ_FAULT_LINE)
         )
+
+
+UAF_SOURCE = (SAMPLES / "guest" / "labuaf" / "labuaf.c").read_text()
+UAF_FAULT_LINE = facts.find_line(UAF_SOURCE, "/* LABUAF-FAULT */")
+
+
+def test_expected_list_uaf_from_its_dmesg() -> None:
+    seen = []
+
+    def resolve(frame: facts.Frame) -> tuple[str, int]:
+        seen.append(frame)
+        return "labuaf.c", UAF_FAULT_LINE
+
+    exp = expected_list_uaf(_texts(UAF_DMESG), UAF_SOURCE, resolve)
+    assert seen == [facts.Frame("labuaf_walk", 0x52, 0x78, "labuaf")]
+    assert (exp["crashed_pid"], exp["crashed_comm"], exp["crashed_cpu"]) == (96, "sh", 0)
+    assert (exp["function"], exp["file"], exp["line"], exp["module"]) == (
+        "labuaf_walk",
+        "labuaf.c",
+        UAF_FAULT_LINE,
+        "labuaf",
+    )
+    assert exp["oops_line"] == "BUG: kernel NULL pointer dereference, address: 0000000000000000"
+    assert [(r["id"], r["cpu"]) for r in exp["requests"]] == [(0, 0), (1, 0), (2, 0), (3, 0), (4, 1), (5, 1)]
+    assert exp["freed_linked"] == {"id": 2, "address": 0xFFFF8A50C2120F00}
+    assert exp["half_unlinked"] == {"id": 4, "address": 0xFFFF8A50FFF94E40, "next": 0xFFFF8A50FFF94540}
+    assert exp["hits"] == {"0": 4, "1": 2}
+    assert exp["device"]["reqs"] == 0xFFFFFFFFC0415028
+    assert exp["replies"] == {"count": 5000, "first": 0xFFFF8A50C2120B40, "last": 0xFFFF8A50C2321600}
+    # The walk counted requests 0, 1 and the freed 2, adding labuaf_values[0] + [1] before faulting.
+    assert exp["locals"] == {"seen": 3, "total": 3 + 5, "cur": 0xFFFF8A50C2120F00}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("hits cpu=1 total=2", "hits cpu=1 total=3", "per-CPU request counts"),
+        ("next=ffff8a50fff94540", "next=ffff8a50fff94541", "half-unlinked request's successor"),
+        (
+            "freed-linked id=2 addr=ffff8a50c2120f00",
+            "freed-linked id=2 addr=ffff8a50c2120f08",
+            "freed-linked",
+        ),
+        ("walk pid=96", "walk pid=97", "walking pid"),
+        ("LABFACT uaf pid=96", "LABFACT uaf pid=95", "crashed pid"),
+        ("req id=3 cpu=0", "req id=7 cpu=0", "not numbered"),
+    ],
+)
+def test_expected_list_uaf_rejects_inconsistent_logs(old: str, new: str, message: str) -> None:
+    assert old in UAF_DMESG
+    with pytest.raises(BuildError, match=message):
+        expected_list_uaf(
+            _texts(UAF_DMESG.replace(old, new)), UAF_SOURCE, lambda f: ("labuaf.c", UAF_FAULT_LINE)
+        )
+
+
+def test_expected_list_uaf_rejects_a_rip_off_the_marker() -> None:
+    with pytest.raises(BuildError, match="not to the /\\* LABUAF-FAULT \\*/ marker at labuaf.c"):
+        expected_list_uaf(_texts(UAF_DMESG), UAF_SOURCE, lambda f: ("labuaf.c", UAF_FAULT_LINE - 1))
 
 
 def test_expected_sysrq_c_resolves_the_panic_caller() -> None:

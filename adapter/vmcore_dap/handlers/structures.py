@@ -1,11 +1,12 @@
-"""``vmcore/entryTypes`` and ``vmcore/setEntryType``: which struct a list's entries are.
+"""``vmcore/entryTypes`` and ``vmcore/setEntryType``: which struct a list's (tree's, map's) entries are.
 
 When the entry type of a list cannot be told (several structs fit the first entry's slab object,
 or none), the extension offers "View entries as…": it asks for the candidates of the list behind a
 ``variablesReference``, and sends the person's choice back. The choice holds for every head that
 lives where that one does (``struct labbug_dev.reqs``), for the session; the extension remembers it
 across sessions and sends it again (with ``key`` instead of a reference). Values change, so the
-client is told to fetch variables again (``invalidated``).
+client is told to fetch variables again (``invalidated``). Trees and maps (``rb_root``, ``xarray``…)
+take the same choice; a map's entries are whole objects (``member`` ``""``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ __all__: list[str] = []
 
 def _list_variable(session: Session, args: Args) -> views.Variable:
     variable = value_variable(session.component(VariablesState), args.integer("variablesReference"))
-    if views.list_view(variable) is None:
+    if views.list_view(variable) is None and views.tree_view(variable) is None:
         raise UserError(
-            f"{variable.name}: not a list head (View entries as… applies to list_head, hlist_head, "
-            "hlist_nulls_head, llist_head and plist_head values)"
+            f"{variable.name}: not a list head, tree or map (View entries as… applies to list_head, "
+            "hlist_head, hlist_nulls_head, llist_head, plist_head, rb_root, xarray, radix_tree_root, "
+            "idr and maple_tree values)"
         )
     return variable
 
@@ -38,7 +40,7 @@ def entry_types(session: Session, args: Args) -> dict[str, Any]:
     """The entry types that fit a list: ``{key, current, candidates: [{type, member, source,
     detail, label}]}`` (``current`` is ``null`` while the entries are shown as raw nodes)."""
     variable = _list_variable(session, args)
-    view = views.list_view(variable)
+    view = views.list_view(variable) or views.tree_view(variable)
     assert view is not None
 
     def shape(entry: views.EntryType) -> dict[str, Any]:

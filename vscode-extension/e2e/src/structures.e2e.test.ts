@@ -15,7 +15,7 @@ import { readDapTrace } from './dapTrace';
 import { sampleLaunch } from './sampleLaunch';
 import { parkMouse, Workbench } from './session';
 import { poll } from './timeouts';
-import { arrangeDebugViews, expandRow, expandScope, framesUnder, runCommand, variableRows } from './workbench';
+import { arrangeDebugViews, expandRow, expandScope, framesUnder, revealVariable, runCommand, variableRow, variableRows } from './workbench';
 
 const STOP_TIMEOUT_MS = 90_000;
 // The side bar and the start of the editor: the list is the subject (PNG ≤ 300 KB for docs/images).
@@ -47,33 +47,8 @@ describe('real VS Code (code-server 4.100.3): a kernel list in Variables, oops-n
         await wb?.close();
     });
 
-    /** The row named `name` at tree depth `level` of the Variables view. */
     function row(name: string, level: number): Locator {
-        return variableRows(page)
-            .and(page.locator(`[aria-level="${level}"]`))
-            .filter({ has: page.locator('.name', { hasText: new RegExp(`^${name}\\b`) }) })
-            .first();
-    }
-
-    /** Scroll the Variables view down (its rows are virtual: only those on screen exist) until `target` shows. */
-    async function reveal(target: Locator, what: string): Promise<void> {
-        const pane = page.locator('.debug-pane .debug-variables').first();
-        await poll(
-            async () => {
-                if ((await target.count()) > 0 && (await target.isVisible())) {
-                    return true;
-                }
-                const box = await pane.boundingBox();
-                if (box !== null) {
-                    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-                    await page.mouse.wheel(0, 120);
-                }
-                return undefined;
-            },
-            30_000,
-            `scroll the Variables view to ${what}`,
-            300,
-        );
+        return variableRow(page, name, level);
     }
 
     it('shows the parent\'s children list as its entries, each saying which task it is', async function () {
@@ -84,17 +59,17 @@ describe('real VS Code (code-server 4.100.3): a kernel list in Variables, oops-n
         await arrangeDebugViews(page);
         await expandScope(page, 'Kernel');
         await expandRow(row('task', 2), 'Kernel › task');
-        await reveal(row('real_parent', 3), 'task › real_parent');
+        await revealVariable(page, row('real_parent', 3), 'task › real_parent');
         await expandRow(row('real_parent', 3), 'task › real_parent');
         const children = row('children', 4);
-        await reveal(children, 'real_parent › children');
+        await revealVariable(page, children, 'real_parent › children');
         const value = (await children.locator('.value').innerText()).trim();
         const m = /^(\d+) entr(?:y|ies) \(struct task_struct\.sibling\)$/.exec(value);
         assert.ok(m, `children reads '${value}'`);
         await expandRow(children, 'real_parent › children');
         // The raw links are named children; the last child is the crashed task, the newest.
         const prev = row('prev', 5);
-        await reveal(prev, 'children › prev');
+        await revealVariable(page, prev, 'children › prev');
         assert.match(
             (await prev.locator('.value').innerText()).trim(),
             new RegExp(`→ task_struct of PID ${sample.expected.crashed_pid} ${sample.expected.crashed_comm} \\+0x[0-9a-f]+$`),
@@ -103,7 +78,7 @@ describe('real VS Code (code-server 4.100.3): a kernel list in Variables, oops-n
         let level = 5;
         if (Number(m[1]) > 100) {
             const range = variableRows(page).and(page.locator('[aria-level="5"]')).filter({ hasText: /^\[0\.\.99\]/ }).first();
-            await reveal(range, 'the first range of entries');
+            await revealVariable(page, range, 'the first range of entries');
             await expandRow(range, 'children › [0..99]');
             level = 6;
         }

@@ -140,6 +140,35 @@ export function variableRows(page: Page): Locator {
     return page.locator('.debug-pane .debug-variables .monaco-list-row');
 }
 
+/** The row named `name` (a whole name: `[1]` is not `[10]`) at tree depth `level` of the Variables view. */
+export function variableRow(page: Page, name: string, level: number): Locator {
+    return variableRows(page)
+        .and(page.locator(`[aria-level="${level}"]`))
+        .filter({ has: page.locator('.name', { hasText: new RegExp(`^${name.replace(/[[\]]/g, '\\$&')}(?![\\w\\]])`) }) })
+        .first();
+}
+
+/** Scroll the Variables view down (its rows are virtual: only those on screen exist) until `target` shows. */
+export async function revealVariable(page: Page, target: Locator, what: string, timeoutMs = 30_000): Promise<void> {
+    const pane = page.locator('.debug-pane .debug-variables').first();
+    await poll(
+        async () => {
+            if ((await target.count()) > 0 && (await target.isVisible())) {
+                return true;
+            }
+            const box = await pane.boundingBox();
+            if (box !== null) {
+                await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+                await page.mouse.wheel(0, 120);
+            }
+            return undefined;
+        },
+        timeoutMs,
+        `scroll the Variables view to ${what}`,
+        300,
+    );
+}
+
 /** Expand a tree row by its twistie (a click on the label may only select it); wait until it is open. */
 export async function expandRow(row: Locator, what: string, timeoutMs = 15_000): Promise<void> {
     await row.waitFor({ state: 'visible', timeout: timeoutMs });

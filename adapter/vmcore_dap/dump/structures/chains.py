@@ -54,6 +54,8 @@ class Chain:
     :param nodes: address of each node (the ``list_head``/``hlist_node``… inside each entry).
     :param problem: what is wrong, or ``None`` when the list closed as it should.
     :param problem_at: address of the node where the problem was found.
+    :param suspect: the link value that is wrong (a ``prev`` that does not point back, a poisoned or
+        unreadable ``next``), for a caller to say what it points at.
     :param complete: whether the walk reached the end (or a problem); ``False`` while only the
         first ``len(nodes)`` nodes have been asked for.
     """
@@ -63,12 +65,13 @@ class Chain:
     nodes: list[int] = field(default_factory=list)
     problem: str | None = None
     problem_at: int | None = None
+    suspect: int | None = None
     complete: bool = False
     # Where a walk that stopped at ``upto`` goes on from: (previous node, next node, nodes seen).
     _resume: tuple[int, int, set[int]] | None = field(default=None, repr=False)
 
-    def fail(self, problem: str, at: int | None) -> None:
-        self.problem, self.problem_at = problem, at
+    def fail(self, problem: str, at: int | None, suspect: int | None = None) -> None:
+        self.problem, self.problem_at, self.suspect = problem, at, suspect
         self.complete = True
 
 
@@ -162,6 +165,7 @@ def _walk(prog: drgn.Program, chain: Chain, limit: int, target: int) -> None:
                 f"next {where} is LIST_POISON{poison.index(next_) + 1} ({next_:#x}): "
                 "a deleted entry is still linked",
                 prev,
+                next_,
             )
             return
         if next_ == 0:
@@ -169,7 +173,9 @@ def _walk(prog: drgn.Program, chain: Chain, limit: int, target: int) -> None:
             return
         if next_ in seen:
             chain.fail(
-                f"next {where} points back to entry [{nodes.index(next_)}], not to the head: a cycle", prev
+                f"next {where} points back to entry [{nodes.index(next_)}], not to the head: a cycle",
+                prev,
+                next_,
             )
             return
         if len(nodes) >= limit:
@@ -181,7 +187,7 @@ def _walk(prog: drgn.Program, chain: Chain, limit: int, target: int) -> None:
             else:
                 following, back = prog.read_word(next_), prev
         except drgn.FaultError:
-            chain.fail(f"next {where} ({next_:#x}) cannot be read", prev)
+            chain.fail(f"next {where} ({next_:#x}) cannot be read", prev, next_)
             return
         nodes.append(next_)
         if back != prev:
@@ -190,6 +196,7 @@ def _walk(prog: drgn.Program, chain: Chain, limit: int, target: int) -> None:
                 f"entry [{len(nodes) - 1}] at {next_:#x}: {back_name} is {what}, not {prev:#x} "
                 "(the node before it)",
                 next_,
+                back,
             )
             return
         seen.add(next_)

@@ -9,13 +9,20 @@ choices are remembered per place a head lives (:func:`choice_key`) for the sessi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import drgn
 
 from vmcore_dap.dump.structures.chains import Chain, chain_kind, walk_chain
-from vmcore_dap.dump.structures.entry_types import EntryType, Inference, entry_type_for, infer_entry_types
+from vmcore_dap.dump.structures.entry_types import (
+    EntryType,
+    Inference,
+    entry_type_for,
+    infer_entry_types,
+    infer_from_object,
+)
 from vmcore_dap.dump.structures.known_links import is_node_member, link_for_member
+from vmcore_dap.dump.structures.pointer_notes import pointer_note
 from vmcore_dap.dump.structures.trees import TreeItems, tree_kind, walk_tree
 from vmcore_dap.dump.values.render import Variable
 
@@ -54,13 +61,14 @@ def choice_key(var: Variable) -> str | None:
 
 
 def choose_entry_type(prog: drgn.Program, key: str, type_name: str, member: str) -> EntryType:
-    """Remember, for this session, that the lists remembered by ``key`` (:func:`choice_key`) hold
-    ``type_name`` linked through ``member``.
+    """Remember, for this session, that the lists (or trees, maps) remembered by ``key``
+    (:func:`choice_key`) hold ``type_name`` linked through ``member`` (a map's entries: ``""``).
 
     :raises LookupError: if the type or the member does not exist.
     """
     type_ = prog.type(type_name)
-    drgn.offsetof(type_, member)
+    if member:
+        drgn.offsetof(type_, member)
     choice = EntryType(type_.type_name(), member, "chosen")
     prog.cache.setdefault(_CHOICES_KEY, {})[key] = choice
     return choice
@@ -85,11 +93,12 @@ _MORE_KEY = "⋯more:"
 @dataclass(frozen=True)
 class ListView:
     """A list head as its entries: the walk, the entry type (``None``: raw nodes) and how it was
-    decided."""
+    decided, and what is wrong with the list once the walk found it (:func:`_described_problem`)."""
 
     chain: Chain
     entry: EntryType | None
     inference: Inference | None
+    problem: str | None = None
 
     @property
     def count(self) -> int:
@@ -116,8 +125,8 @@ class ListView:
                 what += f" (View entries as…: {len(choices)} types fit)"
             elif n:
                 what += " (entry type unknown)"
-        if self.chain.problem is not None and not more:
-            return f"{what}, then {WARNING_PREFIX} {self.chain.problem}"
+        if self.problem is not None and not more:
+            return f"{what}, then {WARNING_PREFIX} {self.problem}"
         return "empty" if n == 0 else what
 
 
@@ -141,32 +150,46 @@ def list_view(var: Variable) -> ListView | None:
     key = ("vmcore_dap.list_view", obj.address_, container)
     cached = prog.cache.get(key)
     chosen = _chosen(prog, choice_key(var))
+    if chosen is not None and not chosen.member:
+        chosen = None  # a map's choice (whole objects) says nothing about a list's links
     chain = walk_chain(obj, upto=first_index(var) + CHUNK + 1)  # one more: is there anything after?
+    problem = _described_problem(prog, chain)
     if cached is not None and (chosen is None or cached.entry == chosen):
+        if cached.problem != problem:  # a later window's walk found it
+            cached = prog.cache[key] = replace(cached, problem=problem)
         return cached  # type: ignore[no-any-return]
     entry = chosen or entry_type_for(prog, obj, container)
     inference = None
     if entry is None and chain.nodes:
-        inference = infer_entry_types(prog, chain)
+        inference = infer_entry_types(prog, chain, container)
         if len(inference.candidates) == 1:
             entry = inference.candidates[0]
-    view = ListView(chain, entry, inference)
+    view = ListView(chain, entry, inference, problem)
     prog.cache[key] = view
     return view
 
 
+def _described_problem(prog: drgn.Program, chain: Chain) -> str | None:
+    """What stopped the walk, and what the wrong link points at: a ``prev`` left pointing at a
+    request unlinked half-way and freed reads ``…; 0x… → ⚠ FREED kmalloc-96 object +0x8``."""
+    if chain.problem is None:
+        return None
+    note = pointer_note(prog, chain.suspect) if chain.suspect is not None else None
+    return chain.problem if note is None else f"{chain.problem}; {chain.suspect:#x} {note.text}"
+
+
 def entry_choices(var: Variable) -> list[EntryType]:
-    """The entry types that fit ``var``'s list (for "View entries as…"): the one shown now (from the
-    table, inferred or chosen), then the others the first entry's slab object allows."""
-    view = list_view(var)
+    """The entry types that fit ``var``'s list, tree or map (for "View entries as…"): the one shown
+    now (from the table, inferred or chosen), then the others the first entry's slab object allows."""
+    view = list_view(var) or tree_view(var)
     if view is None:
         return []
     found = [view.entry] if view.entry is not None else []
     inference = view.inference
-    if inference is None and view.chain.nodes:
-        inference = infer_entry_types(var.obj.prog_, view.chain)
+    if inference is None:
+        inference = _infer(var, view)
     labels = {entry.label for entry in found}
-    for candidate in inference.candidates if inference is not None else ():
+    for candidate in inference.candidates:
         if candidate.label not in labels:
             labels.add(candidate.label)
             found.append(candidate)
@@ -186,12 +209,12 @@ def list_children(
                 for m in var.obj.type_.unaliased().members or ()
                 if m.name
             ]
-        if view.chain.problem is not None and not more:
+        if view.problem is not None and not more:
             at = view.chain.problem_at
             where = (
                 drgn.Object(prog, "struct list_head *", at) if at is not None else drgn.Object(prog, "int", 0)
             )
-            result.append(_warning_row(where, view.chain.problem))
+            result.append(_warning_row(where, view.problem))
         if more:
             result.append(
                 Variable(f"[{end}…]", var.obj, None, key=f"{_MORE_KEY}{end}", container=var.container)
@@ -247,34 +270,63 @@ def _member_expr(var: Variable, name: str) -> str | None:
 
 @dataclass(frozen=True)
 class TreeView:
-    """A tree or map as its entries, with the entry type when known."""
+    """A tree or map as its entries, with the entry type when known and how it was decided."""
 
     items: TreeItems
     entry: EntryType | None
+    inference: Inference | None = None
 
     def summary(self) -> str:
         n = len(self.items.items)
         what = "empty" if n == 0 else f"{n} {'entry' if n == 1 else 'entries'}"
+        choices = self.inference.candidates if self.inference else ()
         if n and self.entry is not None:
-            what += f" ({self.entry.label.rstrip('.')})"
+            what += f" ({self.entry.label})"
+        elif len(choices) > 1:
+            what += f" (View entries as…: {len(choices)} types fit)"
         if self.items.problem is not None:
             return f"{what}, then {WARNING_PREFIX} {self.items.problem}"
         return what
 
 
 def tree_view(var: Variable) -> TreeView | None:
+    """The :class:`TreeView` of ``var`` when it is a tree or map root in memory: the entry type from
+    the person's choice, the table, or the first entry's slab object."""
     obj = var.obj
     if obj.absent_ or obj.address_ is None or tree_kind(obj.type_) is None:
         return None
     prog = obj.prog_
-    entry = _chosen(prog, choice_key(var))
+    chosen = _chosen(prog, choice_key(var))
+    key = ("vmcore_dap.tree_view", obj.address_, var.container)
+    cached = prog.cache.get(key)
+    if cached is not None and (chosen is None or cached.entry == chosen):
+        return cached  # type: ignore[no-any-return]
+    entry = chosen
     if entry is None and var.container is not None:
         link = link_for_member(prog, var.container)
         if link is not None:
             entry = EntryType(link.entry, link.member, "table")
     if entry is None:
         entry = entry_type_for(prog, obj, None)
-    return TreeView(walk_tree(obj), entry)
+    view = TreeView(walk_tree(obj), entry)
+    if entry is None and view.items.items:
+        inference = _infer(var, view)
+        view = TreeView(
+            view.items, inference.candidates[0] if len(inference.candidates) == 1 else None, inference
+        )
+    prog.cache[key] = view
+    return view
+
+
+def _infer(var: Variable, view: ListView | TreeView) -> Inference:
+    """What the first entry's slab object says the entries of ``view`` are."""
+    prog = var.obj.prog_
+    if isinstance(view, ListView):
+        return infer_entry_types(prog, view.chain, var.container)
+    if not view.items.items:
+        return Inference(())
+    kind = "rbtree" if view.items.kind == "rbtree" else "map"
+    return infer_from_object(prog, view.items.items[0][1], kind, var.container)
 
 
 def tree_children(

@@ -8,6 +8,16 @@ head's kind at that offset that fits the object. The struct names tried are the 
 name (``KMEM_CACHE(labbug_req, …)`` names its cache ``labbug_req``) and every struct named in the
 debug info of the dump's modules (their ``.debug_str``; drgn has no way to list types): one
 candidate is used, several are offered to the person ("View entries as…"), none leaves the nodes raw.
+Trees infer the same way from their first node (an ``rb_node`` member at its offset) and maps from
+their first entry (a whole object, no member).
+
+A module's debug info names every kernel struct it touches (``struct page``, ``struct kobject``…),
+and in a ``kmalloc-96`` object a dozen of them have a ``list_head`` at offset 8. So the structs a
+module defines itself (drgn finds them declared in one of its ``.c`` files) come first: when any of
+them fits, the kernel's are not offered. The head's own place is never an entry (the entries of
+``struct labuaf_dev.reqs`` are not ``struct labuaf_dev`` linked through ``reqs``), and a generic
+``kmalloc-N`` object holds a struct larger than the next smaller ``kmalloc`` size (kmalloc picks the
+smallest cache that fits, mm/slab_common.c).
 """
 
 from __future__ import annotations
@@ -23,7 +33,14 @@ from vmcore_dap.dump.opening.elf import read_elf_header
 from vmcore_dap.dump.structures.chains import Chain
 from vmcore_dap.dump.structures.known_links import Link, link_for_member, link_for_symbol
 
-__all__ = ["EntryType", "Inference", "entry_type_for", "infer_entry_types", "container_of_expression"]
+__all__ = [
+    "EntryType",
+    "Inference",
+    "container_of_expression",
+    "entry_type_for",
+    "infer_entry_types",
+    "infer_from_object",
+]
 
 
 @dataclass(frozen=True)
@@ -42,8 +59,9 @@ class EntryType:
 
     @property
     def label(self) -> str:
-        """``struct task_struct.tasks``: how a choice is named."""
-        return f"{self.type_name}.{self.member}"
+        """``struct task_struct.tasks``: how a choice is named (a map's entries, whole objects with no
+        member: ``struct labuaf_req``)."""
+        return f"{self.type_name}.{self.member}" if self.member else self.type_name
 
 
 @dataclass(frozen=True)
@@ -116,13 +134,32 @@ def _section(path: Path, name: bytes) -> bytes:
 _IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]{2,63}")
 
 
+#: DWARF 5 keeps a compile unit's file and directory names in ``.debug_line_str``.
+_LINE_STRINGS_NAME = b".debug_line_str"
+_SOURCE_FILE = re.compile(rb"[^\0]*\.c")
+
+
+@dataclass(frozen=True)
+class _ModuleNames:
+    """What the dump's modules' debug info names: every struct, and the modules' own ``.c`` files
+    (their compile units; not the generated ``.mod.c``)."""
+
+    structs: list[str]
+    sources: list[str]
+
+
 def _module_struct_names(prog: drgn.Program) -> list[str]:
     """Struct names of the dump's modules with debug info (their ``.debug_str`` strings that name a
     struct), computed once per program."""
-    cached = prog.cache.get("vmcore_dap.module_struct_names")
+    return _module_names(prog).structs
+
+
+def _module_names(prog: drgn.Program) -> _ModuleNames:
+    cached = prog.cache.get("vmcore_dap.module_names")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     names: list[str] = []
+    sources: set[str] = set()
     seen: set[bytes] = set()
     for module in prog.modules():
         if not isinstance(module, drgn.RelocatableModule):  # the kernel's loadable modules
@@ -132,8 +169,15 @@ def _module_struct_names(prog: drgn.Program) -> list[str]:
             continue
         try:
             strings = _section(Path(path), _SHT_STRTAB_NAME)
+            line_strings = _section(Path(path), _LINE_STRINGS_NAME)
         except OSError:
             continue
+        for text in (strings, line_strings):
+            sources.update(
+                word.decode(errors="replace")
+                for word in text.split(b"\0")
+                if _SOURCE_FILE.fullmatch(word) and not word.endswith(b".mod.c")
+            )
         for word in strings.split(b"\0"):
             if word in seen or not _IDENTIFIER.fullmatch(word):
                 continue
@@ -144,11 +188,31 @@ def _module_struct_names(prog: drgn.Program) -> list[str]:
                 continue
             if type_.is_complete():
                 names.append(type_.type_name())
-    prog.cache["vmcore_dap.module_struct_names"] = names
-    return names
+    found = _ModuleNames(names, sorted(sources))
+    prog.cache["vmcore_dap.module_names"] = found
+    return found
+
+
+def _defined_by_a_module(prog: drgn.Program, type_name: str) -> bool:
+    """Whether a module declares ``type_name`` in one of its own ``.c`` files (drgn's lookup by the
+    file of the definition), rather than using a kernel struct."""
+    for source in _module_names(prog).sources:
+        try:
+            prog.type(type_name, source)
+        except (LookupError, ValueError):
+            continue
+        return True
+    return False
+
+
+def _smaller_kmalloc(object_size: int) -> int:
+    """The ``kmalloc-N`` size below ``object_size``: a struct in a ``kmalloc-96`` object is larger
+    than 64 bytes (the sizes run 8, 16, 32, 64, 96, 128, 192, 256, then double)."""
+    return {96: 64, 192: 128}.get(object_size, object_size // 2)
 
 
 _NODE_TYPES = {
+    "rbtree": "struct rb_node",
     "hlist": "struct hlist_node",
     "hlist_nulls": "struct hlist_nulls_node",
     "llist": "struct llist_node",
@@ -174,13 +238,22 @@ def _entry_members(type_: drgn.Type, offset: int, kind: str, prefix: str = "") -
     return found
 
 
-def infer_entry_types(prog: drgn.Program, chain: Chain) -> Inference:
-    """Candidate entry types of ``chain`` from its first node's slab object (see the module doc)."""
+def infer_entry_types(prog: drgn.Program, chain: Chain, exclude: str | None = None) -> Inference:
+    """Candidate entry types of ``chain`` from its first node's slab object (see the module doc).
+
+    :param exclude: the head's own place (``struct labuaf_dev.reqs``), never an entry.
+    """
     if not chain.nodes:
         return Inference(())
+    return infer_from_object(prog, chain.nodes[0], chain.kind, exclude)
+
+
+def infer_from_object(prog: drgn.Program, first: int, kind: str, exclude: str | None = None) -> Inference:
+    """Candidate entry types from the slab object that holds ``first``: a list's or tree's first
+    node (``kind``: a chain kind, or ``rbtree``), or a map's first entry (``kind`` ``map``: a whole
+    object, member ``""``)."""
     from drgn.helpers.linux.slab import slab_object_info
 
-    first = chain.nodes[0]
     try:
         info = slab_object_info(prog, first)
     except (drgn.FaultError, LookupError, ValueError, NotImplementedError):
@@ -203,7 +276,6 @@ def infer_entry_types(prog: drgn.Program, chain: Chain) -> Inference:
             except (LookupError, SyntaxError):
                 pass
     names = sorted(named_after_cache) + names
-    kind = chain.kind
     candidates: list[EntryType] = []
     seen: set[str] = set()
     for name in names:
@@ -214,12 +286,27 @@ def infer_entry_types(prog: drgn.Program, chain: Chain) -> Inference:
         size = type_.size or 0
         # A cache named after its struct may be sized at run time (task_struct ends in the FPU
         # state, sized for the CPU); any other struct must fit the object.
-        fits = size <= object_size and not (generic and size <= object_size // 2)
+        fits = size <= object_size and not (generic and size <= _smaller_kmalloc(object_size))
         if name not in named_after_cache and not fits:
             continue
-        for member in _entry_members(type_, offset, kind):
-            candidates.append(EntryType(name, member, "slab", cache_name))
-    return Inference(tuple(candidates), cache_name, offset)
+        if kind == "map":
+            members = [""] if offset == 0 else []
+        else:
+            members = _entry_members(type_, offset, kind)
+        candidates += [EntryType(name, m, "slab", cache_name) for m in members if f"{name}.{m}" != exclude]
+    return Inference(_likeliest(prog, candidates, named_after_cache), cache_name, offset)
+
+
+def _likeliest(
+    prog: drgn.Program, candidates: list[EntryType], named_after_cache: set[str]
+) -> tuple[EntryType, ...]:
+    """The candidates worth offering: those named after the cache, else those a module defines
+    itself when there are any, else all."""
+    by_cache = [c for c in candidates if c.type_name in named_after_cache]
+    if by_cache:
+        return tuple(by_cache)
+    own = [c for c in candidates if _defined_by_a_module(prog, c.type_name)]
+    return tuple(own or candidates)
 
 
 def container_of_expression(prog: drgn.Program, text: str, evaluate: object) -> str | None:

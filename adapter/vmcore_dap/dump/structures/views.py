@@ -59,6 +59,7 @@ __all__ = [
     "entry_choices",
     "list_view",
     "note_pointers",
+    "tree_view",
     "present",
 ]
 
@@ -137,7 +138,7 @@ def present(var: Variable, rendered: Rendered) -> Rendered:
         if view is not None:
             first, end, more = view.span(first_index(var))
             named = 0 if first else len([m for m in obj.type_.unaliased().members or () if m.name])
-            named += (view.chain.problem is not None and not more) + more
+            named += (view.problem is not None and not more) + more
             return Rendered(
                 view.summary(first),
                 rendered.type,

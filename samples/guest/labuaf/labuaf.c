@@ -14,10 +14,15 @@
  * The walk that follows (labuaf_walk) dereferences the freed request's data pointer, which its
  * destructor set to NULL: "BUG: kernel NULL pointer dereference" at the LABUAF-FAULT marker.
  *
- * Driven through /proc/labuaf/submit ("submit <n>": n requests from the writer's CPU) and
- * /proc/labuaf/bug ("bug <freed-id> <half-id>": the two bugs, then the walk). Every fact the sample
- * builder needs is printed with a "labuaf:" prefix. Builds on every kernel of the samples' matrix
- * (5.10 .. 7.x, x86-64 and arm64): list, rbtree, xarray, per-CPU and proc_ops (v5.6) APIs only.
+ * A second list, of replies, is long (thousands of entries, none printed one by one): the list a
+ * debugger must show a page at a time. A reply has the same size and link offset as a request, so
+ * from the slab object alone either list's entries could be either type ("View entries as…").
+ *
+ * Driven through /proc/labuaf/submit ("submit <n>": n requests from the writer's CPU; "reply <n>":
+ * n replies) and /proc/labuaf/bug ("bug <freed-id> <half-id>": the two bugs, then the walk). Every
+ * fact the sample builder needs is printed with a "labuaf:" prefix. Builds on every kernel of the
+ * samples' matrix (5.10 .. 7.x, x86-64 and arm64): list, rbtree, xarray, per-CPU and proc_ops
+ * (v5.6) APIs only.
  */
 #include <linux/module.h>
 #include <linux/proc_fs.h>
@@ -48,6 +53,7 @@ struct labuaf_req {
 /*
  * Another struct of the same module with a list_head at the same offset that fits the same kmalloc
  * cache: from the slab object alone, a list's entries could be either ("View entries as…").
+ * 96 bytes.
  */
 struct labuaf_reply {
 	unsigned long cookie;
@@ -62,8 +68,9 @@ struct labuaf_dev {
 	struct list_head reqs;
 	struct rb_root by_id;
 	struct xarray xa;
-	struct list_head replies;	/* always empty: the reply type only exists to be confusable */
+	struct list_head replies;	/* the long list: thousands of replies */
 	int count;
+	int nr_replies;
 };
 
 static struct labuaf_dev labuaf_dev = {
@@ -113,9 +120,31 @@ static int labuaf_submit(int n)
 		xa_store(&labuaf_dev.xa, req->id, req, GFP_ATOMIC);
 		this_cpu_inc(labuaf_hits);
 		put_cpu();
-		pr_info("labuaf: req id=%d cpu=%d at %px\n", req->id, cpu, req);
+		pr_info("labuaf: req id=%d cpu=%d addr=%px\n", req->id, cpu, req);
 	}
 	pr_info("labuaf: hits cpu=%d total=%lu\n", cpu, per_cpu(labuaf_hits, cpu));
+	return 0;
+}
+
+static int labuaf_reply(int n)
+{
+	struct labuaf_reply *reply, *first = NULL;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		reply = kzalloc(sizeof(*reply), GFP_KERNEL);
+		if (!reply)
+			return -ENOMEM;
+		reply->cookie = LABUAF_REQ_MAGIC ^ labuaf_dev.nr_replies;
+		reply->id = labuaf_dev.nr_replies++;
+		reply->status = reply->id % 7;
+		snprintf(reply->text, sizeof(reply->text), "reply-%d", reply->id);
+		list_add_tail(&reply->link, &labuaf_dev.replies);
+		if (!first)
+			first = reply;
+	}
+	pr_info("labuaf: replies n=%d total=%d first=%px last=%px\n", n, labuaf_dev.nr_replies, first,
+		list_last_entry(&labuaf_dev.replies, struct labuaf_reply, link));
 	return 0;
 }
 
@@ -133,15 +162,26 @@ static void labuaf_destroy(struct labuaf_req *req)
 	kfree(req);
 }
 
-static noinline int labuaf_walk(void)
+/*
+ * The device is an argument, as a driver's functions take it: it stays in a register for the whole
+ * walk (the loop compares each node with &dev->reqs), so the crashed frame shows it and, through
+ * it, the list. noipa: no clone of this function with the one device folded in.
+ */
+static noinline __attribute__((__noipa__)) int labuaf_walk(struct labuaf_dev *dev)
 {
 	struct labuaf_req *req;
-	volatile int total = 0;		/* guaranteed */
-	volatile int seen = 0;		/* guaranteed */
+	/*
+	 * Readable in the dump, in this order: the loop keeps only the next node in a register, so
+	 * the request being read lives in the volatile cur, counted by seen before it is read.
+	 */
+	struct labuaf_req *volatile cur = NULL;
+	volatile int total = 0;
+	volatile int seen = 0;
 
-	list_for_each_entry(req, &labuaf_dev.reqs, node) {
+	list_for_each_entry(req, &dev->reqs, node) {
 		seen++;
-		total += *req->data;	/* LABUAF-FAULT */
+		cur = req;
+		total += *cur->data;	/* LABUAF-FAULT */
 	}
 	pr_info("labuaf: walked %d requests, total %d\n", seen, total);
 	return total;
@@ -154,16 +194,16 @@ static int labuaf_bugs(int freed_id, int half_id)
 	if (!freed || !half || freed == half)
 		return -EINVAL;
 	/* Bug 1: freed while still on the list (list_del forgotten). */
-	pr_info("labuaf: freed-linked id=%d at %px\n", freed->id, freed);
+	pr_info("labuaf: freed-linked id=%d addr=%px\n", freed->id, freed);
 	labuaf_destroy(freed);
 	/* Bug 2: unlinked by hand, half-way (next->prev still points at it), then freed. */
-	pr_info("labuaf: half-unlinked id=%d at %px next=%px\n", half->id, half,
+	pr_info("labuaf: half-unlinked id=%d addr=%px next=%px\n", half->id, half,
 		list_entry(half->node.next, struct labuaf_req, node));
 	half->node.prev->next = half->node.next;
 	labuaf_destroy(half);
 	pr_info("labuaf: walk pid=%d comm=%s cpu=%d\n", task_pid_nr(current), current->comm,
 		raw_smp_processor_id());
-	return labuaf_walk();
+	return labuaf_walk(&labuaf_dev);
 }
 
 static ssize_t labuaf_submit_write(struct file *file, const char __user *ubuf, size_t len, loff_t *ppos)
@@ -173,10 +213,13 @@ static ssize_t labuaf_submit_write(struct file *file, const char __user *ubuf, s
 
 	if (copy_from_user(msg, ubuf, min(len, sizeof(msg) - 1)))
 		return -EFAULT;
-	if (sscanf(msg, "submit %d", &n) != 1 || n <= 0 || n > 10000)
-		return -EINVAL;
 	mutex_lock(&labuaf_mutex);
-	ret = labuaf_submit(n);
+	if (sscanf(msg, "submit %d", &n) == 1 && n > 0 && n <= 10000)
+		ret = labuaf_submit(n);
+	else if (sscanf(msg, "reply %d", &n) == 1 && n > 0 && n <= 100000)
+		ret = labuaf_reply(n);
+	else
+		ret = -EINVAL;
 	mutex_unlock(&labuaf_mutex);
 	return ret < 0 ? ret : len;
 }
@@ -213,8 +256,9 @@ static int __init labuaf_init(void)
 		proc_remove(labuaf_dir);
 		return -ENOMEM;
 	}
-	pr_info("labuaf: loaded, device %s at %px, sizeof(req)=%zu sizeof(reply)=%zu\n",
-		labuaf_dev.name, &labuaf_dev, sizeof(struct labuaf_req), sizeof(struct labuaf_reply));
+	pr_info("labuaf: loaded name=%s dev=%px reqs=%px by_id=%px xa=%px replies=%px req_size=%zu reply_size=%zu\n",
+		labuaf_dev.name, &labuaf_dev, &labuaf_dev.reqs, &labuaf_dev.by_id, &labuaf_dev.xa,
+		&labuaf_dev.replies, sizeof(struct labuaf_req), sizeof(struct labuaf_reply));
 	return 0;
 }
 

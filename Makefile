@@ -9,8 +9,9 @@ PYTEST_ARGS ?=
 # The version the wheel and the .vsix carry (package.json's = adapter/vmcore_dap/__init__.py's).
 VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
-.PHONY: all setup setup-node package samples samples-matrix samples-huge crash oracle demo test test-python \
-	test-extension test-extension-dap test-extension-e2e test-fresh test-matrix test-huge bench lint clean-venv
+.PHONY: all setup setup-node package samples samples-matrix samples-huge crash oracle oracle-matrix demo test \
+	test-python test-extension test-extension-dap test-extension-e2e test-fresh test-matrix test-huge bench lint \
+	clean-venv
 
 all: test
 
@@ -39,11 +40,16 @@ samples-matrix: samples
 samples-huge: setup
 	@$(PY) samples/make-vmcore huge
 
+# Debian's crash packages the oracle runs (samples/crash-builds.json), extracted into the cache.
 crash: setup
-	@samples/build-crash >/dev/null
+	@$(PY) samples/crash_builds.py >/dev/null
 
+# crash's answers about each sample (samples/crash_choice.py says which crash reads which dump).
 oracle: samples crash
 	@$(PY) samples/crash_oracle.py --all
+
+oracle-matrix: samples-matrix crash
+	@VMCORE_DAP_MATRIX=1 $(PY) samples/crash_oracle.py --all
 
 demo: setup
 	@$(PY) samples/make-vmcore oops-null
@@ -69,8 +75,9 @@ test-fresh:
 	@scripts/test-fresh.sh
 
 # The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
-test-matrix: samples-matrix
-	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
+test-matrix: oracle-matrix
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/samples/test_oracle.py \
+		tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
 
 # The tests marked `huge` (pytest -m huge: the scale tests against crash on the huge sample) and the
 # real-VS-Code test that opens it; `make test` deselects them (pyproject's addopts).

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,11 +399,14 @@ def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = N
     return ProcessRun(seconds, int(usage.ru_maxrss), out.decode(errors="replace"))
 
 
-def crash_run(crash: Path, sample: Any, commands: list[str]) -> ProcessRun:
-    """``crash -s vmlinux vmcore`` running ``commands`` then ``exit``, output discarded."""
+def crash_run(crash: Sequence[str], sample: Any, commands: list[str]) -> ProcessRun:
+    """``crash -s vmlinux vmcore`` running ``commands`` then ``exit``, output discarded.
+
+    :param crash: the command line up to crash's arguments (``samples.crash_oracle.crash_command``).
+    """
     script = "".join(f"{c}\n" for c in ["set scroll off", *commands, "exit"])
     env = {**os.environ, "PAGER": "cat"}
-    return _popen_with_peak([str(crash), "-s", str(sample.vmlinux), str(sample.vmcore)], script, env)
+    return _popen_with_peak([*crash, "-s", str(sample.vmlinux), str(sample.vmcore)], script, env)
 
 
 def drgn_first_stack(sample: Any) -> ProcessRun:

@@ -198,7 +198,7 @@ def render(
         f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by `make bench` "
         f"(`bench/run.py`), {runs} rounds per sample, medians; {elapsed / 60:.1f} min in all.",
         "",
-        f"**Machine:** {machine}. crash {crash_version}.",
+        f"**Machine:** {machine}. {crash_version}.",
         "",
         "Each round runs every contender once, one after the other, on the same dump, each in a fresh "
         "process (start-up included, page cache warm after the first round). Ratios are of medians "

@@ -55,17 +55,19 @@ def _mib(path: Path | None) -> float | None:
     return path.stat().st_size / 2**20 if path is not None and path.exists() else None
 
 
-def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
+def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
+    from samples.crash_oracle import crash_command
     from samples.sample_store import ensure_sample
 
     sample = ensure_sample(scenario)
+    crash = crash_command(sample)
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("first", lambda: measure.adapter_first_picture(sample)),
         ("all", lambda: measure.adapter_all_stacks(sample)),
         ("kernel_view", lambda: measure.adapter_kernel_view(sample)),
         ("console", lambda: measure.adapter_console_foreach(sample)),
-        ("crash_bt", lambda: measure.crash_run(crash, sample, ["bt"])),
-        ("crash_foreach", lambda: measure.crash_run(crash, sample, ["foreach bt"])),
+        ("crash_bt", lambda: measure.crash_run(crash.argv, sample, ["bt"])),
+        ("crash_foreach", lambda: measure.crash_run(crash.argv, sample, ["foreach bt"])),
         ("drgn", lambda: measure.drgn_first_stack(sample)),
         ("lsp", lambda: measure.lsp_first_code_lens(sample)),
     ]
@@ -90,6 +92,7 @@ def _bench_sample(scenario: str, runs: int, crash: Path) -> dict[str, Any]:
     adapter_sessions = first + every + view + console
     return {
         "scenario": scenario,
+        "crash": crash.describe,
         "tasks": tasks,
         "runs": runs,
         "vmcore_mib": _mib(sample.vmcore),
@@ -218,20 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    from samples.crash_oracle import crash_binary, crash_version
-
-    crash = crash_binary()
     started = time.monotonic()
     load_at_start = load_average()
     results = []
     for scenario in [s for s in args.samples.split(",") if s]:
         _progress(f"{scenario}: {args.runs} rounds")
-        results.append(_bench_sample(scenario, args.runs, crash))
+        results.append(_bench_sample(scenario, args.runs))
     tables = {r["scenario"]: (r, _rows(r)) for r in results}
     text = render(
         tables,
         machine=machine_description(load_at_start),
-        crash_version=crash_version(crash),
+        crash_version="; ".join(sorted({r["crash"] for r in results})),
         runs=args.runs,
         elapsed=time.monotonic() - started,
         drgn_script=measure.DRGN_SCRIPT,
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_triage:
         from bench.triage_bench import measure_triage, render_triage
 
-        text += "\n" + render_triage(measure_triage(crash, args.runs, _progress))
+        text += "\n" + render_triage(measure_triage(args.runs, _progress))
     print(text)
     args.output.write_text(text + _kept_analysis(args.output))
     _progress(f"written to {args.output}")

@@ -55,11 +55,13 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def measure_triage(crash: Path, runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def measure_triage(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
     """Run the rounds; return medians (seconds) and the dumps' names."""
+    from samples.crash_oracle import crash_command
     from samples.sample_store import ensure_sample
 
     samples = [ensure_sample(s) for s in SCENARIOS]
+    crash_argv = {s.scenario: crash_command(s).argv for s in samples}  # the build and flags each dump needs
     dumps = [p for s in samples for p in (s.vmcore, s.vmcore_elf)]
     debug_dirs = sorted(
         {s.debug_info_dir for s in samples} | {p.parent for s in samples for p in s.debug_info}
@@ -80,7 +82,8 @@ def measure_triage(crash: Path, runs: int, progress: Callable[[str], None]) -> d
             for sample in samples:
                 times = per_dump[sample.scenario]
                 times["triage"].append(_triage([sample.vmcore], debug_dirs, out / "one", "--jobs", "1"))
-                times["crash"].append(measure.crash_run(crash, sample, CRASH_COMMANDS).seconds)
+                crash = measure.crash_run(crash_argv[sample.scenario], sample, CRASH_COMMANDS)
+                times["crash"].append(crash.seconds)
                 progress(
                     f"triage round {i + 1}/{runs}: {sample.scenario} triage {times['triage'][-1]:.1f} s, "
                     f"crash sys;bt;log;ps {times['crash'][-1]:.1f} s"

@@ -5,17 +5,25 @@ the same dump.  crash is slow to start (it reads all of vmlinux's DWARF), so it 
 in batch mode, and each command's output is kept next to the sample's manifest::
 
     <sample dir>/crash/<name>.txt     one file per command (names in ``COMMANDS``, and a scenario's
-                                      own in ``SCENARIO_COMMANDS``)
-    <sample dir>/crash/done.json      written last: crash version, this script's hash, the exact
-                                      command line of each file, and the crashed task's RIP/RSP
+                                      own in ``SCENARIO_COMMANDS``); a variant of the sample has its
+                                      own ``crash+<variant>/``
+    <sample dir>/crash/done.json      written last: which crash (build, version, flags, why that one),
+                                      the exact command line of each file, the answers crash could
+                                      not give or got wrong (and why), the crashed task's PC/SP
 
-The answers are rebuilt when the crash binary's version or this script changes.  crash itself is
-built by ``samples/build-crash`` (crash >= 8.0.4; Debian 12's 8.0.2 cannot list tasks on current 6.1
-kernels).
+Which crash reads which dump, with which flags, is ``crash_choice.CRASH_TABLE`` (crash 8.0.6 for
+x86-64 kernels up to 6.x, 9.0.x for 7.x and QEMU dumps, the arm64 build for arm64); the builds are
+Debian's own packages (``crash_builds.py``). One crash process answers a sample: a first batch of
+``COMMANDS``, then the commands whose arguments come from it (the crash site). The answers are
+rebuilt when the chosen build, its flags, its row of the table or this script change.
 
-Command line: ``python samples/crash_oracle.py <scenario>... | --all`` builds the samples and their
-answers and prints one answers directory per line.  ``--all`` covers every scenario crash can open:
-``NO_CRASH_ANSWERS`` names the others and says why (printed when they are skipped).
+Tests read the answers as a :class:`CrashAnswers` (a dict with the metadata): a missing answer
+raises :class:`MissingCrashAnswer` with the reason, ``distrusted`` names the answers (or their
+fields) crash gets wrong on this kind of dump, so a test uses another oracle for them and says so.
+
+Command line: ``python samples/crash_oracle.py <sample>... | --all`` builds the samples and their
+answers and prints one answers directory per line.  ``--all`` covers the samples of this test run
+(``samples_under_test``); one that crash cannot open is skipped with the table's reason.
 """
 
 from __future__ import annotations
@@ -25,36 +33,46 @@ import hashlib
 import json
 import os
 import re
+import selectors
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+_HERE = Path(__file__).resolve().parent
+if str(_HERE.parent) not in sys.path:
+    sys.path.insert(0, str(_HERE.parent))  # ``samples`` importable when run as a script
+
+from samples.crash_builds import CrashError, CrashProgram, ensure_crash  # noqa: E402
+from samples.crash_choice import CrashChoice, CrashRow, DumpFacts, choose_crash, dump_facts  # noqa: E402
 
 if TYPE_CHECKING:
-    from samples.sample_store import Sample
+    from samples.sample_store import MatrixSample, Sample
 
 __all__ = [
     "ANSWERS_DIR",
     "COMMANDS",
+    "CrashAnswers",
+    "CrashCommand",
+    "CrashNotApplicable",
     "CrashOracleError",
+    "MissingCrashAnswer",
+    "PANIC_PATH",
     "SCENARIO_COMMANDS",
-    "NO_CRASH_ANSWERS",
     "answers_dir",
-    "crash_binary",
-    "crash_version",
+    "crash_command",
     "ensure_crash_answers",
     "load_crash_answers",
     "main",
 ]
 
 ANSWERS_DIR = "crash"
-_HERE = Path(__file__).resolve().parent
-_BUILD_CRASH = _HERE / "build-crash"
-_CRASH_TIMEOUT_S = 900
+_CRASH_TIMEOUT_S = 1800  # an arm64 dump under qemu-aarch64 takes minutes
 
 # First session: commands that need nothing but the dump.  name -> crash command line.
 COMMANDS: dict[str, str] = {
@@ -72,6 +90,7 @@ COMMANDS: dict[str, str] = {
 }
 # Second session: commands whose argument comes from the first session's answers (see
 # ``_followup_commands``): dis-l, dis-rl, dis-func, rd, struct-o.
+_FOLLOWUPS = ("dis-l", "dis-rl", "dis-func", "rd", "struct-o")
 
 
 def _list_uaf_commands(expected: dict[str, Any]) -> dict[str, str]:
@@ -95,7 +114,7 @@ def _list_uaf_commands(expected: dict[str, Any]) -> dict[str, str]:
     }
 
 
-#: A scenario's own commands, from its manifest's ``expected`` facts; run in the first session.
+#: A scenario's own commands, from its manifest's ``expected`` facts; run in the first batch.
 SCENARIO_COMMANDS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
     "list-uaf": _list_uaf_commands,
 }
@@ -105,20 +124,59 @@ SCENARIO_COMMANDS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
 _DEFAULT_MODULE_STRUCT = {"oops-null": "labbug_device"}
 
 
-#: Scenarios crash cannot open, and why (``--all`` skips them and prints this; asking for one fails
-#: with it).  Tests of these samples check the adapter against the guest's own facts and drgn instead.
-NO_CRASH_ANSWERS: dict[str, str] = {
-    "no-panic": (
-        "crash 8.0.6 cannot open QEMU's dump-guest-memory ELF of a live guest: it stops with "
-        "'invalid size request: 0 type: \"stack contents\"' / 'read of stack at fffffe0000014000 "
-        "failed' while setting up CPU 0's exception stacks, with or without --no_panic "
-        "(samples/README.md, no-panic); its tests use the guest's facts and drgn instead"
-    ),
-}
-
-
 class CrashOracleError(RuntimeError):
-    """crash could not be built or run on a sample; the message says what to check."""
+    """crash could not be fetched or run on a sample; the message says what to check."""
+
+
+class CrashNotApplicable(CrashOracleError):
+    """The table says crash cannot open this kind of dump (the message says why); the sample's
+    tests use the guest's own facts and drgn instead."""
+
+
+class MissingCrashAnswer(KeyError):
+    """crash gives no such answer on this sample; the message says why (from the oracle's metadata)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CrashAnswers(dict[str, str]):
+    """crash's answers about one sample, ``{name: output}``, with what the oracle knows of them.
+
+    ``answers["mod"]`` of an answer crash could not give raises :class:`MissingCrashAnswer` naming
+    the reason; ``distrusted`` lists answers (``"sys"``) or fields of answers (``"sys:DATE"``) that
+    crash got wrong on this kind of dump, so a test uses another oracle for them and says so.
+    """
+
+    def __init__(self, answers: dict[str, str], meta: dict[str, Any]) -> None:
+        super().__init__(answers)
+        self.meta = meta
+
+    @property
+    def crash(self) -> str:
+        """Which crash answered: ``crash 9.0.2 (Debian sid amd64 9.0.2+~16.3-1) --no_modules``."""
+        return str(self.meta["crash"]["describe"])
+
+    @property
+    def missing(self) -> dict[str, str]:
+        return dict(self.meta.get("missing", {}))
+
+    @property
+    def distrusted(self) -> dict[str, str]:
+        return dict(self.meta.get("distrusted", {}))
+
+    def trusts(self, name: str, detail: str | None = None) -> bool:
+        """Whether answer ``name`` (or its field ``detail``) can be compared with."""
+        distrusted = self.distrusted
+        return name not in self.missing and name not in distrusted and f"{name}:{detail}" not in distrusted
+
+    def __missing__(self, name: str) -> str:
+        why = self.missing.get(name)
+        if why is None:
+            raise MissingCrashAnswer(
+                f"the crash oracle has no answer named '{name}' (names: {', '.join(self)})"
+            )
+        raise MissingCrashAnswer(f"{self.crash} gives no '{name}' on this dump: {why}")
 
 
 #: Everything after this line in this file is the command line, which does not change the answers.
@@ -132,36 +190,74 @@ def _script_hash() -> str:
     return hashlib.sha256(source.split(b"\n" + _CLI_MARKER, 1)[0]).hexdigest()[:12]
 
 
-def crash_binary() -> Path:
-    """Build crash if needed (``samples/build-crash``) and return the binary's path."""
-    proc = subprocess.run([str(_BUILD_CRASH)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise CrashOracleError(f"samples/build-crash failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
-    path = Path(proc.stdout.strip().splitlines()[-1])
-    if not os.access(path, os.X_OK):
-        raise CrashOracleError(f"samples/build-crash printed {path}, which is not an executable")
-    return path
-
-
-def crash_version(binary: Path) -> str:
-    """Return crash's version string, e.g. ``8.0.6``."""
-    out = subprocess.run(
-        [str(binary), "--version"], capture_output=True, text=True, check=False, timeout=60
-    ).stdout
-    m = re.search(r"^crash (\S+)", out, re.MULTILINE)
-    if m is None:
-        raise CrashOracleError(f"{binary} --version printed no version:\n{out[:500]}")
-    return m.group(1)
-
-
 def answers_dir(sample: Sample) -> Path:
-    """Where the answers of ``sample`` are (or will be) stored."""
-    return Path(sample.dir) / ANSWERS_DIR
+    """Where the answers of ``sample`` are (or will be) stored: ``crash/`` beside the manifest, or
+    ``crash+<variant>/`` for a variant that shares the directory (``lossy-d31``'s ``vmcore-d31``)."""
+    return Path(sample.dir) / (ANSWERS_DIR + (f"+{sample.variant}" if sample.variant else ""))
 
 
-def load_crash_answers(directory: Path) -> dict[str, str]:
-    """Read stored answers: {name: output text} for every ``<name>.txt`` in ``directory``."""
-    return {p.stem: p.read_text(errors="replace") for p in sorted(directory.glob("*.txt"))}
+def load_crash_answers(directory: Path, row: CrashRow | None = None) -> CrashAnswers:
+    """Read stored answers: {name: output text} for every ``<name>.txt``, and ``done.json``.
+
+    :param row: the table's row for this dump today: what it says of crash's answers (why this
+        crash, missing and distrusted answers) replaces what it said when crash ran, so a row's
+        text can be corrected without running crash again.
+    """
+    meta = json.loads((directory / "done.json").read_text())
+    if row is not None:
+        meta["why_this_crash"] = row.why
+        meta["missing"] = {**meta.get("missing", {}), **row.missing}
+        meta["distrusted"] = dict(row.distrusted)
+    answers = {p.stem: p.read_text(errors="replace") for p in sorted(directory.glob("*.txt"))}
+    answers.pop("mod-load", None)
+    return CrashAnswers(answers, meta)
+
+
+def _choice(sample: Sample) -> tuple[DumpFacts, CrashChoice]:
+    facts = dump_facts(sample)
+    try:
+        return facts, choose_crash(facts)
+    except LookupError as e:
+        raise CrashOracleError(f"no crash for sample {sample.dir.name}: {e}") from None
+
+
+def _program(sample: Sample, choice: CrashChoice) -> CrashProgram:
+    if not choice.row.opens:
+        raise CrashNotApplicable(f"no crash answers for '{sample.dir.name}': {choice.row.why}")
+    try:
+        return ensure_crash(choice.build)
+    except CrashError as e:
+        raise CrashOracleError(f"crash build {choice.build} is not usable: {e}") from None
+
+
+@dataclass(frozen=True)
+class CrashCommand:
+    """How to run the right crash on one sample: ``[*argv, "-s", vmlinux, vmcore]``, then
+    ``module_loads`` (the sample's own ``.ko`` files) first in the session."""
+
+    argv: tuple[str, ...]
+    module_loads: tuple[str, ...]
+    describe: str
+
+
+def crash_command(sample: Sample) -> CrashCommand:
+    """The crash (build and table flags) that reads ``sample``, for other batch runs of crash
+    (tests' extra questions, benchmarks).
+
+    :raises CrashNotApplicable: crash cannot open this kind of dump.
+    """
+    _facts, choice = _choice(sample)
+    program = _program(sample, choice)
+    return CrashCommand(
+        argv=(*program.argv, *choice.flags),
+        module_loads=tuple(_module_load_commands(sample, choice, whole_tree=False)),
+        describe=_describe(program, choice),
+    )
+
+
+def _describe(program: CrashProgram, choice: CrashChoice) -> str:
+    """``crash 9.0.2 (Debian sid amd64 9.0.2+~16.3-1) --no_modules``: for messages and reports."""
+    return " ".join([program.describe(), *choice.flags])
 
 
 def _module_struct(sample: Sample) -> str | None:
@@ -174,11 +270,15 @@ def _module_struct(sample: Sample) -> str | None:
     )
 
 
-def _module_load_commands(sample: Sample) -> list[str]:
-    """crash commands that load module symbols and DWARF before anything else runs."""
+def _module_load_commands(sample: Sample, choice: CrashChoice, *, whole_tree: bool = True) -> list[str]:
+    """crash commands that load module symbols and DWARF before anything else runs: the kernel's
+    module tree (``whole_tree``) and the sample's own ``.ko`` files; none when the table makes
+    crash skip the module list (``--no_modules``)."""
+    if "--no_modules" in choice.flags:
+        return []
     cmds: list[str] = []
     tree = Path(sample.debug_info_dir) / "lib" / "modules" / sample.kernel_release
-    if tree.is_dir():
+    if whole_tree and tree.is_dir():
         cmds.append(f"mod -S {tree}")
     for ko in sample.debug_info:
         name = Path(ko).name.removesuffix(".ko").replace("-", "_")
@@ -186,95 +286,192 @@ def _module_load_commands(sample: Sample) -> list[str]:
     return cmds
 
 
-def _run_crash(binary: Path, sample: Sample, commands: dict[str, str], out: Path) -> str:
-    """Run one batch session: each command's output goes to ``out/<name>.txt`` (crash's own ``>``)."""
-    script = ["set scroll off"]
-    script += [f"{c} > {out / 'mod-load.txt'}" for c in _module_load_commands(sample)[:1]]
-    script += [f"{c} >> {out / 'mod-load.txt'}" for c in _module_load_commands(sample)[1:]]
-    for name, cmd in commands.items():
-        script.append(f"{cmd} > {out / (name + '.txt')}")
-    script.append("exit")
-    argv = [str(binary), "-s", str(sample.vmlinux), str(sample.vmcore)]
-    try:
-        proc = subprocess.run(
-            argv,
-            input="\n".join(script) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=_CRASH_TIMEOUT_S,
-            check=False,
+class _CrashSession:
+    """One crash process answering batches of commands, so that the second batch (whose arguments
+    come from the first one's answers) costs no second start-up — minutes for an arm64 dump under
+    qemu-aarch64. Each command's output goes to ``out/<name>.txt`` (crash's own ``>``); after a batch
+    crash prints a number (``p <n>``) that says the batch is done."""
+
+    _MAGIC = 2718281828000
+
+    def __init__(self, argv: list[str], sample: Sample, choice: CrashChoice, out: Path) -> None:
+        self.argv = [*argv, "-s", str(sample.vmlinux), str(sample.vmcore)]
+        self.out = out
+        self.vmcore = sample.vmcore
+        self.deadline = time.monotonic() + _CRASH_TIMEOUT_S
+        self.output = ""  # crash's stdout and stderr: its messages, not the answers
+        self.batches = 0
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "PAGER": "cat", "CRASH_MODULE_PATH": str(sample.debug_info_dir)},
         )
-    except subprocess.TimeoutExpired as e:
-        raise CrashOracleError(f"crash did not finish within {_CRASH_TIMEOUT_S} s on {sample.vmcore}") from e
-    missing = [n for n in commands if not (out / f"{n}.txt").is_file()]
-    if proc.returncode != 0 or missing:
-        raise CrashOracleError(
-            f"crash failed on {sample.vmcore} (exit {proc.returncode}; no output for "
-            f"{', '.join(missing) or 'none'}); command: {' '.join(argv)}\n"
-            f"stderr:\n{proc.stderr.strip()[-2000:]}\nstdout:\n{proc.stdout.strip()[-2000:]}"
+        loads = _module_load_commands(sample, choice)
+        self._send(["set scroll off"] + [f"{c} >> {out / 'mod-load.txt'}" for c in loads])
+
+    def _send(self, lines: list[str]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # crash has exited: the batch's wait says so, with its output
+
+    def run(self, commands: dict[str, str]) -> None:
+        """Run ``commands`` ({name: command line}) and wait until crash has answered all of them."""
+        self.batches += 1
+        marker = self._MAGIC + self.batches
+        self._send(
+            [f"{cmd} > {self.out / (name + '.txt')}" for name, cmd in commands.items()] + [f"p {marker}"]
         )
-    return proc.stdout + proc.stderr
+        assert self.proc.stdout is not None
+        done = re.compile(rf"^\$\d+ = {marker}$", re.MULTILINE)
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while not done.search(self.output):
+                if not sel.select(timeout=max(self.deadline - time.monotonic(), 0)):
+                    self.close()
+                    self._fail(f"did not finish within {_CRASH_TIMEOUT_S} s", commands)
+                chunk = os.read(fd, 65536)  # unbuffered: select() must see all that is pending
+                if not chunk:
+                    self.proc.wait()
+                    self._fail(f"exit {self.proc.returncode}", commands)
+                self.output += chunk.decode(errors="replace")
+        missing = [n for n in commands if not (self.out / f"{n}.txt").is_file()]
+        if missing:
+            self._fail(f"no output for {', '.join(missing)}", commands)
+
+    def _fail(self, what: str, commands: dict[str, str]) -> NoReturn:
+        raise CrashOracleError(
+            f"crash failed on {self.vmcore} ({what}, running: {', '.join(commands.values())}); "
+            f"command: {' '.join(self.argv)}\noutput:\n{self.output[-3000:]}\n"
+            "(if this kind of dump is new, add a row to samples/crash_choice.CRASH_TABLE)"
+        )
+
+    def close(self) -> None:
+        """End crash (``exit``, or killed if it does not go)."""
+        if self.proc.returncode is not None:
+            return
+        self._send(["exit"])
+        try:
+            self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
 
 
 _EXCEPTION = re.compile(
     r"\[exception RIP: (?P<sym>[^\]]+)\]\n\s+RIP: (?P<rip>[0-9a-f]+)\s+RSP: (?P<rsp>[0-9a-f]+)"
 )
 _FRAME = re.compile(r"^\s*#\d+ \[(?P<sp>[0-9a-f]+)\] (?P<sym>\S+) at (?P<addr>[0-9a-f]+)", re.MULTILINE)
-# Frames above the crash site when the kernel called panic() itself (no exception), as SysRq-c does.
-_PANIC_PATH = frozenset({"machine_kexec", "__crash_kexec", "crash_kexec", "panic"})
+#: Frames above the crash site when the kernel called panic() itself (no exception), as SysRq-c
+#: does. panic() calls vpanic() on 6.12 and 7.2 (not on 6.1), which crash lists above it.
+PANIC_PATH = frozenset({"machine_kexec", "__crash_kexec", "crash_kexec", "vpanic", "panic"})
+_SYS_PANIC = re.compile(r"^\s*PANIC: (?P<text>.*)$", re.MULTILINE)
+# What crash's bt says for an exception RIP it has no symbol for.
+_NO_SYMBOL = "no symbolic reference"
 
 
-def _crash_site(sample: Sample, bt: str) -> dict[str, Any]:
-    """Where the panic task crashed, from crash's ``bt``: the exception RIP, or else the first
-    frame below panic() (its return address)."""
+def _crash_site(sample: Sample, bt: str, row: CrashRow) -> dict[str, Any] | None:
+    """Where the panic task crashed, from crash's ``bt``: the exception's PC (x86-64's ``[exception
+    RIP: …]`` block, or the frame after one of the row's ``exception_entries``), or else the first
+    frame below panic() (its return address); None when the bt lists no frame at all. The row's
+    ``pc_bias`` turns the address crash prints for a frame into the PC or return address."""
     if m := _EXCEPTION.search(bt):
+        rip = int(m["rip"], 16)
         return {
             "kind": "exception RIP",
             "symbol": m["sym"],
-            "address": int(m["rip"], 16),
+            "address": rip,
+            "printed": rip,
             "sp": int(m["rsp"], 16),
         }
-    for m in _FRAME.finditer(bt):
-        if m["sym"] not in _PANIC_PATH:
-            return {
-                "kind": "return address",
-                "symbol": m["sym"],
-                "address": int(m["addr"], 16),
-                "sp": int(m["sp"], 16),
+    frames = list(_FRAME.finditer(bt))
+    if not frames:
+        return None
+    after = [frames[i + 1] for i, m in enumerate(frames[:-1]) if m["sym"] in row.exception_entries]
+    kind, site = ("exception PC", after[0]) if after else ("return address", None)
+    site = site or next((m for m in frames if m["sym"] not in PANIC_PATH), None)
+    if site is None:
+        raise CrashOracleError(
+            f"crash's bt of the panic task on {sample.vmcore} shows neither an exception nor a frame "
+            f"below panic():\n{bt[:2000]}"
+        )
+    printed = int(site["addr"], 16)
+    return {
+        "kind": kind,
+        "symbol": site["sym"],
+        "address": printed + row.pc_bias,
+        "printed": printed,
+        "sp": int(site["sp"], 16),
+    }
+
+
+def _panicked(sys_answer: str) -> bool:
+    """Whether crash's ``sys`` names a panic (a dump of a running guest has ``PANIC: ""``)."""
+    m = _SYS_PANIC.search(sys_answer)
+    return m is not None and m["text"].strip() not in ("", '""')
+
+
+def _followup_commands(
+    sample: Sample, first: dict[str, str], choice: CrashChoice
+) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
+    """Commands whose arguments come from the first session (the crash site, its stack), the facts
+    they were derived from, and those crash cannot answer here (name -> why)."""
+    site = _crash_site(sample, first["bt"], choice.row)
+    facts: dict[str, Any] = {}
+    cmds: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    if site is None:
+        why = "crash's bt of the panic task lists no frame (crash has no registers of its CPU in this dump)"
+        missing.update({name: why for name in ("dis-l", "dis-rl", "dis-func", "rd")})
+    else:
+        addr, sp, func = site["address"], site["sp"], site["symbol"].split("+", 1)[0]
+        facts["crash_site"] = {
+            **site,
+            "address": f"{addr:#x}",
+            "printed": f"{site['printed']:#x}",
+            "sp": f"{sp:#x}",
+        }
+        cmds["rd"] = f"rd -64 {sp:#x} 8"
+        if func == _NO_SYMBOL:
+            why = (
+                f"crash names no symbol at the crash site {addr:#x} (a module's code, whose symbols "
+                f"{' '.join(choice.flags) or 'this crash'} does not load)"
+            )
+            missing.update({name: why for name in ("dis-l", "dis-rl", "dis-func")})
+        else:
+            cmds |= {
+                "dis-l": f"dis -l {addr:#x}",
+                "dis-rl": f"dis -rl {addr:#x}",
+                "dis-func": f"dis -l {func}",
             }
-    raise CrashOracleError(
-        f"crash's bt of the panic task on {sample.vmcore} shows neither an exception nor a frame "
-        f"below panic():\n{bt[:2000]}"
-    )
-
-
-def _followup_commands(sample: Sample, first: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
-    """Commands whose arguments come from the first session: the crash site, its stack."""
-    site = _crash_site(sample, first["bt"])
-    addr, sp, func = site["address"], site["sp"], site["symbol"].split("+", 1)[0]
-    facts: dict[str, Any] = {
-        "crash_site": {**site, "address": f"{addr:#x}", "sp": f"{sp:#x}"},
-    }
-    cmds = {
-        "dis-l": f"dis -l {addr:#x}",
-        "dis-rl": f"dis -rl {addr:#x}",
-        "dis-func": f"dis -l {func}",
-        "rd": f"rd -64 {sp:#x} 8",
-    }
     struct = _module_struct(sample)
     if struct:
         cmds["struct-o"] = f"struct -o {struct}"
         facts["module_struct"] = struct
-    return cmds, facts
+    return cmds, facts, missing
 
 
-def _scenario_commands(sample: Sample) -> dict[str, str]:
-    make = SCENARIO_COMMANDS.get(sample.scenario)
-    return make(sample.expected or {}) if make is not None else {}
+def _crash_identity(program: CrashProgram, choice: CrashChoice) -> dict[str, Any]:
+    """What decides the answers besides this script: the build (by content), its flags, and what
+    of the table's row shapes the commands (those it leaves out, how it finds the crash site)."""
+    return {
+        "build": program.build.id,
+        "pin_hash": program.build.pin_hash(),
+        "version": program.version,
+        "debian_version": program.build.crash_package.version,
+        "flags": list(choice.flags),
+        "left_out": sorted(choice.row.missing),
+        "site_rule": [sorted(choice.row.exception_entries), choice.row.pc_bias],
+        "describe": _describe(program, choice),
+    }
 
 
-def _is_current(directory: Path, version: str) -> bool:
+def _is_current(directory: Path, identity: dict[str, Any]) -> bool:
     done = directory / "done.json"
     if not done.is_file():
         return False
@@ -282,106 +479,159 @@ def _is_current(directory: Path, version: str) -> bool:
         meta = json.loads(done.read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("crash_version") == version and meta.get("oracle_hash") == _script_hash()
+    return meta.get("oracle_hash") == _script_hash() and all(
+        meta.get("crash", {}).get(k) == v for k, v in identity.items() if k != "describe"
+    )
 
 
-def ensure_crash_answers(sample: Sample) -> dict[str, str]:
+def _write_answers(
+    sample: Sample, program: CrashProgram, facts: DumpFacts, choice: CrashChoice, tmp: Path
+) -> None:
+    """Run crash on ``sample`` into ``tmp`` (both batches) and write ``done.json`` there."""
+    start = time.monotonic()
+    argv = [*program.argv, *choice.flags]
+    missing = dict(choice.row.missing)
+    first = {name: cmd for name, cmd in COMMANDS.items() if name not in missing}
+    make_scenario_commands = SCENARIO_COMMANDS.get(sample.scenario)
+    if make_scenario_commands is not None:
+        first |= make_scenario_commands(sample.expected or {})
+    session = _CrashSession(argv, sample, choice, tmp)
+    try:
+        session.run(first)
+        first_seconds = time.monotonic() - start
+        answers = {p.stem: p.read_text(errors="replace") for p in tmp.glob("*.txt")}
+        oracle_facts: dict[str, Any] = {}
+        followup: dict[str, str] = {}
+        if _panicked(answers["sys"]):
+            followup, oracle_facts, cannot = _followup_commands(sample, answers, choice)
+            missing.update(cannot)
+            followup = {name: cmd for name, cmd in followup.items() if name not in missing}
+            session.run(followup)
+        else:
+            why = "a dump of a running system (crash's sys: no PANIC) has no crash site to disassemble"
+            missing.update({name: why for name in _FOLLOWUPS if name not in missing})
+    finally:
+        session.close()
+    meta = {
+        "oracle_hash": _script_hash(),
+        "crash": {**_crash_identity(program, choice), "argv": argv},
+        "why_this_crash": choice.row.why,
+        "dump": {"arch": facts.arch, "release": facts.release, "origin": facts.origin},
+        "vmcore": str(sample.vmcore),
+        "vmlinux": str(sample.vmlinux),
+        "commands": {**first, **followup},
+        "module_load": _module_load_commands(sample, choice),
+        "missing": missing,
+        "distrusted": dict(choice.row.distrusted),
+        "facts": oracle_facts,
+        "seconds": round(time.monotonic() - start, 1),
+        "first_batch_seconds": round(first_seconds, 1),
+    }
+    (tmp / "done.json.tmp").write_text(json.dumps(meta, indent=2) + "\n")
+    os.rename(tmp / "done.json.tmp", tmp / "done.json")
+
+
+def ensure_crash_answers(sample: Sample) -> CrashAnswers:
     """Return crash's answers for ``sample`` ({name: output}), running crash once if needed.
 
     :param sample: a ``samples.sample_store.Sample``.
-    :raises CrashOracleError: crash cannot be built, cannot open this scenario's dumps
-        (``NO_CRASH_ANSWERS``) or fails on the dump (the message says why).
+    :raises CrashNotApplicable: the table says crash cannot open this kind of dump (why).
+    :raises CrashOracleError: crash cannot be fetched or fails on the dump (the message says why).
     """
-    if sample.scenario in NO_CRASH_ANSWERS:
-        why = NO_CRASH_ANSWERS[sample.scenario]
-        raise CrashOracleError(f"no crash answers for '{sample.scenario}': {why}")
-    binary = crash_binary()
-    version = crash_version(binary)
+    facts, choice = _choice(sample)
+    program = _program(sample, choice)
+    identity = _crash_identity(program, choice)
     target = answers_dir(sample)
-    if _is_current(target, version):
-        return load_crash_answers(target)
+    if _is_current(target, identity):
+        return load_crash_answers(target, choice.row)
 
     lock_path = Path(sample.dir) / ".crash-oracle.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be running crash on this sample
-        if _is_current(target, version):
-            return load_crash_answers(target)
+        if _is_current(target, identity):
+            return load_crash_answers(target, choice.row)
         tmp = Path(tempfile.mkdtemp(prefix=".crash-", dir=sample.dir))
         tmp.chmod(0o755)  # mkdtemp makes it private; the answers are for everyone
         try:
-            start = time.monotonic()
-            first_commands = {**COMMANDS, **_scenario_commands(sample)}
-            _run_crash(binary, sample, first_commands, tmp)
-            first = load_crash_answers(tmp)
-            followup, facts = _followup_commands(sample, first)
-            _run_crash(binary, sample, followup, tmp)
-            meta = {
-                "crash_version": version,
-                "crash_binary": str(binary),
-                "oracle_hash": _script_hash(),
-                "vmcore": str(sample.vmcore),
-                "vmlinux": str(sample.vmlinux),
-                "commands": {**first_commands, **followup},
-                "module_load": _module_load_commands(sample),
-                "facts": facts,
-                "seconds": round(time.monotonic() - start, 1),
-            }
-            (tmp / "done.json.tmp").write_text(json.dumps(meta, indent=2) + "\n")
-            os.rename(tmp / "done.json.tmp", tmp / "done.json")
+            _write_answers(sample, program, facts, choice, tmp)
             if target.exists():
                 shutil.rmtree(target)
             os.rename(tmp, target)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    return load_crash_answers(target)
+    return load_crash_answers(target, choice.row)
 
 
 # -- command line: not part of the answers' hash --
 
 
-_USAGE = "usage: python samples/crash_oracle.py <scenario>... | --all   (e.g. oops-null sysrq-c)"
+_USAGE = (
+    "usage: python samples/crash_oracle.py <sample>... | --all\n"
+    "  <sample>: a scenario of the default kernel (oops-null) or a matrix label "
+    "(sysrq-c@sid-7-amd64, sysrq-c@sid-7-amd64+lossy-d31)\n"
+    "  --all: the samples this test run covers (make test's; every sample with VMCORE_DAP_MATRIX=1)"
+)
 
 
-def _scenarios_from(args: list[str], known: tuple[str, ...]) -> list[str] | None:
-    """The scenarios the command line asks for, in order; ``None`` for a bad command line."""
+def _samples_from(
+    args: list[str], known: tuple[MatrixSample, ...], default_kernel: str
+) -> list[MatrixSample] | None:
+    """The samples the command line asks for, in order (a bare scenario is the default kernel's);
+    ``None`` for a bad command line."""
     if args == ["--all"]:
-        for name in known:
-            if name in NO_CRASH_ANSWERS:
-                print(f"crash_oracle: skipping {name}: {NO_CRASH_ANSWERS[name]}", file=sys.stderr)
-        return [name for name in known if name not in NO_CRASH_ANSWERS]
+        return list(known)
     if not args or any(a.startswith("-") for a in args):
         return None
-    return list(dict.fromkeys(args))
+    by_label = {spec.label: spec for spec in known}
+    chosen = []
+    for arg in dict.fromkeys(args):
+        spec = by_label.get(arg) or by_label.get(f"{arg}@{default_kernel}")
+        if spec is None:
+            return None
+        chosen.append(spec)
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``crash_oracle.py <scenario>... | --all``: build each sample and crash's answers about it,
-    print one answers directory per line (in the order asked); exit 1 if any failed."""
+    """``crash_oracle.py <sample>... | --all``: build each sample and crash's answers about it,
+    print one answers directory per line (in the order asked); exit 1 if any failed. A sample
+    crash cannot open (the table says why) is skipped by ``--all`` and fails when named."""
     args = sys.argv[1:] if argv is None else argv
-    repo_root = str(_HERE.parent)
-    if repo_root not in sys.path:
-        sys.path.insert(0, repo_root)
-    from samples.sample_store import SCENARIOS, SampleError, ensure_sample
+    from samples.sample_store import (
+        DEFAULT_KERNEL,
+        SampleError,
+        ensure_sample,
+        matrix_samples,
+        samples_under_test,
+    )
 
-    scenarios = _scenarios_from(args, tuple(SCENARIOS))
-    if scenarios is None:
+    known = samples_under_test() if args == ["--all"] else matrix_samples()
+    specs = _samples_from(args, known, DEFAULT_KERNEL)
+    if specs is None:
         print(_USAGE, file=sys.stderr)
         return 2
     failed = 0
-    for scenario in scenarios:
+    for spec in specs:
         start = time.monotonic()
         try:
-            sample = ensure_sample(scenario)
+            sample = ensure_sample(spec.scenario, spec.kernel, spec.variant)
             answers = ensure_crash_answers(sample)
+        except CrashNotApplicable as e:
+            print(
+                f"crash_oracle: {'skipping ' if args == ['--all'] else ''}{spec.label}: {e}", file=sys.stderr
+            )
+            failed += args != ["--all"]
+            continue
         except (CrashOracleError, SampleError) as e:
-            print(f"crash_oracle: {scenario}: {e}", file=sys.stderr)
+            print(f"crash_oracle: {spec.label}: {e}", file=sys.stderr)
             failed += 1
             continue
         print(answers_dir(sample), flush=True)
         print(
-            f"crash_oracle: {scenario}: {len(answers)} answers in {time.monotonic() - start:.1f} s: "
-            f"{', '.join(sorted(answers))}",
+            f"crash_oracle: {spec.label}: {answers.crash}: {len(answers)} answers in "
+            f"{time.monotonic() - start:.1f} s: {', '.join(sorted(answers))}"
+            + (f"; missing: {', '.join(answers.missing)}" if answers.missing else ""),
             file=sys.stderr,
         )
     return 1 if failed else 0

@@ -11,8 +11,9 @@
 #                            and crash's answers about them (kept inside each sample) are new. (Only crash
 #                            is made sure of in the shared cache first: its `make samples` would walk
 #                            every sample there, other clones' included.)
-#   FRESH=all                an empty $VMCORE_DAP_CACHE: kernels are downloaded and crash is built too,
-#                            as on a fresh machine (the .venv and node_modules of the clone are kept).
+#   FRESH=all                an empty $VMCORE_DAP_CACHE: kernels and Debian's crash packages are
+#                            downloaded too, as on a fresh machine (the .venv and node_modules of
+#                            the clone are kept).
 #
 # Phases (each a make target, in the order `make test` runs them): setup, samples (kernel packages and
 # source tree when missing, then every vmcore), crash, answers, pytest, extension DAP tests, real-VS-Code
@@ -42,12 +43,12 @@ mkdir -p "$fresh" || { say "cannot create $fresh (set VMCORE_DAP_FRESH_RUNS to a
 : >"$log"
 
 if [ "$mode" = samples ]; then
-    # crash is built in the shared cache if it is missing there (cheap when it is not); kernel packages
-    # and the rest are reused when a make samples/test has already put them there, and otherwise
-    # fetched into the fresh cache (and removed with it).
+    # crash (Debian's packages) is fetched into the shared cache if it is missing there (cheap when it
+    # is not); kernel packages and the rest are reused when a make samples/test has already put them
+    # there, and otherwise fetched into the fresh cache (and removed with it).
     say "shared cache $shared: crash (reused)"
     if ! VMCORE_DAP_CACHE="$shared" make --no-print-directory crash >>"$log" 2>&1; then
-        say "building crash in the shared cache failed: see $log"
+        say "fetching crash into the shared cache failed: see $log"
         exit 1
     fi
     for entry in "$shared"/*; do  # not the dot files: locks stay with their own cache

@@ -18,32 +18,38 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # makes ``samples`` and ``tests`` importable
 
 if TYPE_CHECKING:
+    from samples.crash_oracle import CrashAnswers
     from samples.sample_store import Sample
 
 #: The small crashed samples: ``sample`` runs a test once per each. The scale sample (``many-tasks``)
 #: and the live-guest dump (``no-panic``) have fixtures of their own, so tests do not multiply.
 SCENARIOS = ("oops-null", "sysrq-c", "irq-oops")
 
-_samples: dict[str, Sample] = {}
-_answers: dict[str, dict[str, str]] = {}
+_SampleKey = tuple[str, str | None, str | None]
+_samples: dict[_SampleKey, Sample] = {}
+_answers: dict[_SampleKey, CrashAnswers] = {}
 
 
-def get_sample(scenario: str) -> Sample:
-    """Build (or reuse) the sample of ``scenario`` once per test session."""
-    if scenario not in _samples:
+def get_sample(scenario: str, kernel: str | None = None, variant: str | None = None) -> Sample:
+    """Build (or reuse) the sample of ``scenario`` once per test session (default: Debian 12's 6.1;
+    ``kernel``/``variant`` name another sample of the matrix, see ``samples.sample_store``)."""
+    key = (scenario, kernel, variant)
+    if key not in _samples:
         from samples.sample_store import ensure_sample
 
-        _samples[scenario] = ensure_sample(scenario)
-    return _samples[scenario]
+        _samples[key] = ensure_sample(scenario, kernel, variant)
+    return _samples[key]
 
 
-def get_crash_answers(scenario: str) -> dict[str, str]:
-    """crash's answers about the sample of ``scenario`` ({command name: output}), once per session."""
-    if scenario not in _answers:
+def get_crash_answers(scenario: str, kernel: str | None = None, variant: str | None = None) -> CrashAnswers:
+    """crash's answers about a sample ({command name: output}, with the oracle's metadata: which crash,
+    which answers are missing or distrusted and why), once per session."""
+    key = (scenario, kernel, variant)
+    if key not in _answers:
         from samples.crash_oracle import ensure_crash_answers
 
-        _answers[scenario] = ensure_crash_answers(get_sample(scenario))
-    return _answers[scenario]
+        _answers[key] = ensure_crash_answers(get_sample(scenario, kernel, variant))
+    return _answers[key]
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +79,8 @@ def sample_huge() -> Sample:
 
 @pytest.fixture(scope="session")
 def sample_nopanic() -> Sample:
-    """The ``no-panic`` sample: QEMU's ``dump-guest-memory`` of a live guest (no crash answers:
-    crash cannot open it, see ``samples.crash_oracle.NO_CRASH_ANSWERS``)."""
+    """The ``no-panic`` sample: QEMU's ``dump-guest-memory`` of a live guest (crash 9.0.2 answers
+    about it, 8.0.6 cannot open it: ``samples/crash_choice.py``; it has no crash site)."""
     return get_sample("no-panic")
 
 

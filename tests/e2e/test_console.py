@@ -2,13 +2,12 @@
 
 One DAP session per sample (the real adapter over stdio); each console line is an ``evaluate``
 request with context ``repl``, its text the ``output`` events sent before the response. crash's
-answers come from ``samples.crash_oracle`` (crash 8.0.6 in batch mode on the same dump); the
-comparison rules are those of :mod:`tests.helpers.crash_compare`.
+answers come from ``samples.crash_oracle`` (the crash ``samples/crash_choice.py`` picks for the
+dump, in batch mode); the comparison rules are those of :mod:`tests.helpers.crash_compare`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -71,8 +70,8 @@ def answers(sample: Any) -> dict[str, str]:
 
 
 def _facts(sample: Any) -> dict[str, Any]:
-    done = Path(sample.dir) / "crash" / "done.json"
-    return json.loads(done.read_text())["facts"]
+    facts: dict[str, Any] = get_crash_answers(sample.scenario).meta["facts"]
+    return facts
 
 
 def _crash_site(sample: Any) -> dict[str, str]:
@@ -82,8 +81,7 @@ def _crash_site(sample: Any) -> dict[str, str]:
 
 def _oracle_command(sample: Any, name: str) -> str:
     """The exact command line the oracle ran to produce ``answers[name]``."""
-    done = Path(sample.dir) / "crash" / "done.json"
-    return json.loads(done.read_text())["commands"][name]
+    return str(get_crash_answers(sample.scenario).meta["commands"][name])
 
 
 # -- sys, ps, log, mod, kmem -i -----------------------------------------------------------------

@@ -1,8 +1,8 @@
 """A dump of a live guest (``no-panic``: QEMU ``dump-guest-memory``, nothing crashed): the adapter
 stops with ``reason: "pause"`` on CPU 0's current task and everything else still works.
 
-crash cannot open this dump (``samples.crash_oracle.NO_CRASH_ANSWERS``), so the oracles are drgn on
-the same file (``cpu_curr``, the PID table), the table of task states evaluated with the kernel
+crash 8.0.6 cannot open this dump (9.0.2 can: ``samples/crash_choice.py``); these tests' oracles are
+drgn on the same file (``cpu_curr``, the PID table), the table of task states evaluated with the kernel
 source's defines (``tests/helpers/task_states.py``) and the facts the guest recorded before the dump
 (``LABFACT`` lines: the spinning task and its CPU, the D-state waiters).
 

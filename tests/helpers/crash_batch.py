@@ -1,8 +1,9 @@
 """Ask crash, in batch mode, what the stored oracle answers do not cover (``p sym``, ``struct -o T``…).
 
 One crash run answers a whole list of commands (crash takes up to a minute to start on a loaded
-machine); the answers are cached next to the sample, keyed by the crash binary and the command
-list, so later runs read them back.
+machine); the answers are cached next to the sample, keyed by the crash command line (the build
+and flags ``samples/crash_choice.py`` picks for this dump) and the command list, so later runs read
+them back.
 """
 
 from __future__ import annotations
@@ -29,24 +30,21 @@ def run_crash(sample: Any, commands: list[str], vmcore: Path | None = None) -> l
     :param vmcore: another dump of the sample's kernel (a patched copy) to read instead of the
         sample's; its answers are not cached.
     """
-    from samples.crash_oracle import crash_binary
+    from samples.crash_oracle import crash_command
 
-    binary = crash_binary()
-    key = hashlib.sha256(json.dumps([str(binary), commands]).encode()).hexdigest()[:16]
+    crash = crash_command(sample)
+    key = hashlib.sha256(json.dumps([*crash.argv, *crash.module_loads, *commands]).encode()).hexdigest()[:16]
     cache = Path(sample.dir) / "crash-extra" / f"{key}.json"
     if vmcore is None and cache.is_file():
         cached: list[str] = json.loads(cache.read_text())
         return cached
     with tempfile.TemporaryDirectory(prefix="crash-batch-") as tmp:
         out = Path(tmp)
-        script = ["set scroll off"]
-        for ko in sample.debug_info:
-            name = Path(ko).name.removesuffix(".ko").replace("-", "_")
-            script.append(f"mod -s {name} {ko} > {out / 'mod.txt'}")
+        script = ["set scroll off", *(f"{load} >> {out / 'mod.txt'}" for load in crash.module_loads)]
         script += [f"{command} > {out / f'{i}.txt'}" for i, command in enumerate(commands)]
         script.append("exit")
         proc = subprocess.run(
-            [str(binary), "-s", str(sample.vmlinux), str(vmcore or sample.vmcore)],
+            [*crash.argv, "-s", str(sample.vmlinux), str(vmcore or sample.vmcore)],
             input="\n".join(script) + "\n",
             capture_output=True,
             text=True,

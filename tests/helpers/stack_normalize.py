@@ -79,11 +79,27 @@ CALLER_LINE_SLACK = 1
 _cut_machinery = cut_machinery
 
 
-def normalize_crash_task(bt: TaskBt, *, start_at_exception: bool = True) -> list[Frame]:
-    """Normalise one task of parsed crash ``bt`` output (rules 1, 3, 6)."""
-    frames = [Frame(base_function_name(f.symbol), f.file, f.line, f.address) for f in bt.frames]
+def normalize_crash_task(
+    bt: TaskBt,
+    *,
+    start_at_exception: bool = True,
+    pc_bias: int = 0,
+    exception_entries: frozenset[str] = frozenset(),
+) -> list[Frame]:
+    """Normalise one task of parsed crash ``bt`` output (rules 1, 3, 6).
+
+    :param pc_bias: added to the address crash prints for each frame to get its return address
+        (arm64's crash prints the call instruction's: ``samples/crash_choice.py`` ``CrashRow.pc_bias``).
+    :param exception_entries: exception vectors after which crash lists the interrupted function as
+        a plain frame, with no ``[exception RIP: …]`` block (arm64's ``el1h_64_*``): the stack starts
+        at that frame (rule 1), or is empty when user mode was interrupted (``el0t_64_irq``).
+    """
+    frames = [Frame(base_function_name(f.symbol), f.file, f.line, f.address + pc_bias) for f in bt.frames]
     if not start_at_exception:
         return frames
+    entered = [i for i, f in enumerate(bt.frames) if f.symbol in exception_entries]
+    if entered and not bt.exceptions:
+        return frames[entered[0] + 1 :]
     if bt.exceptions:
         exc = bt.exceptions[0]
         rip = exc.registers.get("RIP")

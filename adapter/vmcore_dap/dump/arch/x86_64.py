@@ -94,6 +94,9 @@ class X86_64(Arch):
         "entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
         "entry_SYSCALL_64_safe_stack": "entry_SYSCALL_64",
         "secondary_startup_64_no_verify": "secondary_startup_64",
+        # head_64.S: a label inside secondary_startup_64 that every CPU's idle stack ends in on the
+        # 6.12 and 7.2 samples (6.1's end in secondary_startup_64_no_verify).
+        "common_startup_64": "secondary_startup_64",
     }
     # The NMI that stops the other CPUs for the dump (arch/x86/kernel/reboot.c, crash.c, nmi.c, and
     # the asm NMI entry of entry_64.S).

@@ -4,7 +4,7 @@
   server and triage must not stop at drgn's "module has multiple address ranges" (Debian 13's 6.12,
   sid's 7.2).
 - 7.x's ``struct taint_flag`` has no ``module`` member (sid's 7.2).
-- 5.10 has no kallsyms in VMCOREINFO: one quiet log line, no traceback (Debian 11's 5.10).
+- 5.10 has no kallsyms in VMCOREINFO: no traceback, no warning (Debian 11's 5.10).
 - ``CONFIG_X86_FRED`` (sid's 7.2): the user registers sit 16 bytes lower; the write() row stays.
 - makedumpfile -d 31 on 7.2 drops slab pages: diagnosed, every task still listed, the console's
   ``sys`` and ``ps`` still answer.
@@ -134,7 +134,7 @@ def test_write_row_at_the_bottom_with_fred(tmp_path: Path) -> None:
     assert frames[-1]["presentationHint"] == "label"
 
 
-def test_5_10_without_kallsyms_logs_one_quiet_line(tmp_path: Path) -> None:
+def test_5_10_without_kallsyms_logs_no_traceback(tmp_path: Path) -> None:
     sample = _sample("sysrq-c", "deb11-5.10-amd64")
     with stopped_session(sample, tmp_path) as (client, stopped):
         for thread in client.call("threads")["threads"]:
@@ -143,7 +143,9 @@ def test_5_10_without_kallsyms_logs_one_quiet_line(tmp_path: Path) -> None:
     log = (tmp_path / "adapter.log").read_text(errors="replace")
     assert "Traceback" not in stderr and "kallsyms" not in stderr, stderr
     assert "Traceback" not in log
-    assert log.count("kallsyms not in VMCOREINFO") == 1, log[-4000:]
+    # Frames are named from the vmlinux's ELF symbols (memory.symbol_index), so the missing
+    # VMCOREINFO kallsyms is never asked for: no warning about it at all.
+    assert "cannot load the kernel's kallsyms" not in log and "cannot load module kallsyms" not in log
 
 
 def _pid_table_readable(prog: drgn.Program) -> bool:

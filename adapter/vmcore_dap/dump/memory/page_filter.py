@@ -29,7 +29,12 @@ from pathlib import Path
 import drgn
 
 from vmcore_dap.dump.arch import arch_of
-from vmcore_dap.dump.opening.vmcore_file import VmcoreFile, excluded_page_kinds, inspect_vmcore
+from vmcore_dap.dump.opening.vmcore_file import (
+    VmcoreFile,
+    excluded_page_kinds,
+    inspect_vmcore,
+    inspected_file,
+)
 
 __all__ = [
     "PageFilter",
@@ -127,7 +132,10 @@ def page_filter_for(prog: drgn.Program) -> PageFilter | None:
         return cached if isinstance(cached, PageFilter) else None
     result: PageFilter | bool = False
     path = prog.core_dump_path
-    if path:
+    inspected = inspected_file(prog)
+    if inspected is not None:
+        result = PageFilter(inspected)
+    elif path:
         try:
             result = PageFilter.open(Path(path))
         except Exception:  # noqa: BLE001 - a diagnosis must never fail; the generic message remains

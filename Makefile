@@ -9,8 +9,9 @@ PYTEST_ARGS ?=
 # The version the wheel and the .vsix carry (package.json's = adapter/vmcore_dap/__init__.py's).
 VERSION = $(shell node -p 'require("./vscode-extension/package.json").version')
 
-.PHONY: all setup setup-node package samples samples-matrix crash oracle oracle-matrix demo test test-python \
-	test-extension test-extension-dap test-extension-e2e test-fresh test-matrix bench lint clean-venv
+.PHONY: all setup setup-node package samples samples-matrix samples-huge crash oracle oracle-matrix demo test \
+	test-python test-extension test-extension-dap test-extension-e2e test-fresh test-matrix test-huge bench lint \
+	clean-venv
 
 all: test
 
@@ -33,6 +34,11 @@ samples: setup
 
 samples-matrix: samples
 	@$(PY) samples/make-vmcore --matrix
+
+# The ten-times-larger sample (≈50,000 tasks, 8 CPUs, 6 GiB; about half an hour under TCG, once):
+# make bench and make test-huge use it, make test does not.
+samples-huge: setup
+	@$(PY) samples/make-vmcore huge
 
 # Debian's crash packages the oracle runs (samples/crash-builds.json), extracted into the cache.
 crash: setup
@@ -73,7 +79,14 @@ test-matrix: oracle-matrix
 	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/samples/test_oracle.py \
 		tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
 
-bench: oracle
+# The tests marked `huge` (pytest -m huge: the scale tests against crash on the huge sample) and the
+# real-VS-Code test that opens it; `make test` deselects them (pyproject's addopts).
+test-huge: samples-huge crash package
+	@$(PY) -m pytest -m huge $(PYTEST_ARGS)
+	@cd vscode-extension && \
+		VMCORE_DAP_VSIX="$(CURDIR)/dist/vmcore-dap-$(VERSION).vsix" npm run --silent test:e2e-huge
+
+bench: oracle samples-huge
 	@$(PY) bench/run.py
 
 lint: setup-node

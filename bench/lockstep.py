@@ -96,7 +96,8 @@ class LockstepClient:
         #: Events received so far, in order.
         self.events: list[dict[str, Any]] = []
 
-    def _read(self) -> dict[str, Any]:
+    def read(self) -> dict[str, Any]:
+        """Read the adapter's next message, whatever it is."""
         return read_framed(self._out)
 
     def send(self, command: str, arguments: dict[str, Any] | None = None) -> int:
@@ -110,7 +111,7 @@ class LockstepClient:
     def response(self, seq: int) -> dict[str, Any]:
         """Read messages until the response to ``seq``; keep the events on the way."""
         while True:
-            message = self._read()
+            message = self.read()
             if message.get("type") == "event":
                 self.events.append(message)
             elif message.get("type") == "response" and message.get("request_seq") == seq:
@@ -130,7 +131,7 @@ class LockstepClient:
             found = next((e for e in self.events if e.get("event") == name), None)
             if found is not None:
                 return found
-            message = self._read()
+            message = self.read()
             if message.get("type") == "event":
                 self.events.append(message)
 
@@ -142,6 +143,18 @@ class LockstepClient:
         self.call("configurationDone")
         body: dict[str, Any] = self.event("stopped")["body"]
         return body
+
+    def wait_whole_thread_list(self) -> bool:
+        """When the adapter stops before listing every task (a "Listing tasks" progress started before
+        ``stopped``), read until its ``thread`` event; return whether it did so."""
+        stopped = self.event("stopped")
+        before = self.events[: self.events.index(stopped)]
+        if not any(
+            e.get("event") == "progressStart" and e["body"].get("title") == "Listing tasks" for e in before
+        ):
+            return False
+        self.event("thread")
+        return True
 
     def close(self) -> None:
         """Disconnect, then make sure the process is gone."""

@@ -21,11 +21,14 @@ from bench.lsp_lockstep import LspLockstepClient
 
 __all__ = [
     "AdapterRun",
+    "ConsoleRun",
+    "KernelViewRun",
     "LspRun",
     "ProcessRun",
     "adapter_all_stacks",
+    "adapter_console_foreach",
     "adapter_first_picture",
-    "adapter_kernel_view_groups",
+    "adapter_kernel_view",
     "crash_run",
     "drgn_first_stack",
     "lsp_first_code_lens",
@@ -50,6 +53,11 @@ DISASSEMBLE_COUNT = 200
 #: The kernel source file whose code lenses the language server is timed on (``schedule`` and
 #: ``__schedule`` are on almost every task's stack).
 LENS_FILE = "kernel/sched/core.c"
+#: What the Kernel view asks for when it first renders, in its order (vscode-extension/src/kernelView).
+KERNEL_VIEW_REQUESTS = ("vmcore/summary", "vmcore/cpus", "vmcore/stackGroups", "vmcore/blocked")
+#: The Debug Console command whose first screen is timed, and how many lines a screen is.
+CONSOLE_COMMAND = "foreach bt"
+SCREEN_LINES = 50
 
 
 @dataclass
@@ -58,21 +66,61 @@ class AdapterRun:
 
     first_picture: float = 0.0
     stopped: float = 0.0
+    #: ``threads`` at the stop (a large dump's first answer: the head of the list).
     threads: float = 0.0
     thread_count: int = 0
+    #: ``threads`` once the list is whole (what the Call Stack shows for good), and its size.
+    whole_threads: float | None = None
+    whole_thread_count: int = 0
+    #: From the stop to the ``thread`` event of a list finished after the stop (``None``: whole at once).
+    listed_after_stop: float | None = None
     task_struct: float | None = None
     array_page: float | None = None
     disassemble_cold: float | None = None
     disassemble_warm: float | None = None
     all_stacks: float | None = None
     stacks_after_startup: float | None = None
-    #: ``vmcore/stackGroups`` right after the stop: the Kernel view's grouping (adapter_kernel_view_groups).
-    stack_groups: float | None = None
     list_first_page: float | None = None
     list_entries: int = 0
     note_per_pointer: float | None = None
     peak_rss_kib: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KernelViewRun:
+    """The Kernel view's first render in a fresh session: each request right after the stop, cold.
+
+    :param requests: request → seconds, for :data:`KERNEL_VIEW_REQUESTS`.
+    """
+
+    requests: dict[str, float]
+    task_count: int
+    groups: int
+    blocked: int
+    peak_rss_kib: int
+
+    @property
+    def render(self) -> float:
+        """The whole first render: every request of :data:`KERNEL_VIEW_REQUESTS`, one after another."""
+        return sum(self.requests.values())
+
+
+@dataclass
+class ConsoleRun:
+    """``foreach bt`` typed in the Debug Console of a fresh session, cancelled after its first screen.
+
+    :param first_screen: from sending ``evaluate`` to the ``output`` event that completes
+        :data:`SCREEN_LINES` lines.
+    :param cancel: from sending ``cancel`` to the ``evaluate`` response.
+    :param cancelled: whether that response says the command was cancelled (not finished).
+    """
+
+    first_screen: float
+    cancel: float
+    cancelled: bool
+    lines: int
+    peak_rss_kib: int
 
 
 @dataclass
@@ -174,24 +222,6 @@ def adapter_first_picture(sample: Any) -> AdapterRun:
     return run
 
 
-def adapter_kernel_view_groups(sample: Any) -> AdapterRun:
-    """The Kernel view's first render of the groups: start → stopped → ``stackTrace`` of the crashed
-    thread (what VS Code asks at the stop) → ``vmcore/stackGroups``, timed, in a session of its own
-    (nothing else has warmed the program's caches, as for the language server's first code lens)."""
-    run = AdapterRun()
-    client = _client()
-    try:
-        stopped = _to_stop(client, sample)
-        run.thread_count = len(client.call("threads", {})["threads"])
-        client.call("stackTrace", {"threadId": stopped["threadId"]})
-        run.stack_groups, groups = _timed(client.call, "vmcore/stackGroups", {})
-        if groups["taskCount"] != run.thread_count:
-            run.notes.append(f"stackGroups grouped {groups['taskCount']} of {run.thread_count} tasks")
-    finally:
-        client.close()
-    return run
-
-
 #: Entries in the first page of a list a client asks for (VS Code pages by 100).
 LIST_PAGE = 100
 
@@ -237,16 +267,19 @@ def _measure_list_page(client: LockstepClient, sample: Any, run: AdapterRun) -> 
 
 
 def adapter_all_stacks(sample: Any) -> AdapterRun:
-    """Start → stopped → threads → ``stackTrace`` of every thread, as a client listing all stacks."""
+    """Start → stopped → (the whole thread list) → threads → ``stackTrace`` of every thread, as a
+    client listing all stacks."""
     run = AdapterRun()
     t0 = time.perf_counter()
     client = _client()
     try:
         _to_stop(client, sample)
         run.stopped = time.perf_counter() - t0
-        run.threads, body = _timed(client.call, "threads", {})
+        if client.wait_whole_thread_list():
+            run.listed_after_stop = time.perf_counter() - t0 - run.stopped
+        run.whole_threads, body = _timed(client.call, "threads", {})
         ids = [t["id"] for t in body["threads"]]
-        run.thread_count = len(ids)
+        run.thread_count = run.whole_thread_count = len(ids)
         t1 = time.perf_counter()
         for thread_id in ids:
             client.call("stackTrace", {"threadId": thread_id})
@@ -259,11 +292,66 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
     return run
 
 
+def adapter_kernel_view(sample: Any) -> KernelViewRun:
+    """Start → stopped → ``stackTrace`` of the crashed thread (what VS Code asks at the stop), then
+    the Kernel view's first render: :data:`KERNEL_VIEW_REQUESTS` one after another, each timed (the
+    grouping reads every task's stack: the cost that grows with tasks). A session of its own: nothing
+    else has warmed the program's caches, as for the language server's first code lens."""
+    client = _client()
+    try:
+        stopped = _to_stop(client, sample)
+        client.call("stackTrace", {"threadId": stopped["threadId"]})
+        times: dict[str, float] = {}
+        bodies: dict[str, dict[str, Any]] = {}
+        for command in KERNEL_VIEW_REQUESTS:
+            times[command], bodies[command] = _timed(client.call, command, {})
+        return KernelViewRun(
+            times,
+            bodies["vmcore/stackGroups"]["taskCount"],
+            bodies["vmcore/stackGroups"]["groupCount"],
+            len(bodies["vmcore/blocked"]["tasks"]),
+            _peak_rss_kib(client.proc.pid),
+        )
+    finally:
+        client.close()
+
+
+def adapter_console_foreach(sample: Any) -> ConsoleRun:
+    """Start → stopped, then :data:`CONSOLE_COMMAND` in the Debug Console: the time to its first
+    screen of output (:data:`SCREEN_LINES` lines, as ``output`` events stream them), then ``cancel``
+    and the time until the command's response."""
+    client = _client()
+    try:
+        _to_stop(client, sample)
+        client.events.clear()
+        t0 = time.perf_counter()
+        seq = client.send("evaluate", {"expression": CONSOLE_COMMAND, "context": "repl"})
+        lines = 0
+        response = None
+        while lines < SCREEN_LINES:
+            message = client.read()
+            if message.get("type") == "event" and message.get("event") == "output":
+                lines += message["body"].get("output", "").count("\n")
+            elif message.get("type") == "response" and message.get("request_seq") == seq:
+                response = message
+                break
+        first_screen = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if response is None:
+            client.send("cancel", {"requestId": seq})
+            response = client.response(seq)
+        cancel = time.perf_counter() - t1
+        cancelled = not response.get("success") and "cancel" in str(response.get("message", "")).lower()
+        return ConsoleRun(first_screen, cancel, cancelled, lines, _peak_rss_kib(client.proc.pid))
+    finally:
+        client.close()
+
+
 def lsp_first_code_lens(sample: Any) -> LspRun:
     """The language server: start → ``initialize`` (it opens the dump and lists the tasks, as the
     adapter's ``launch`` does) → ``didOpen`` of :data:`LENS_FILE` (answered by its diagnostics: the
     fault and the blocked tasks), then the first ``codeLens`` of it, timed — the request that reads
-    every task's stack, as :func:`adapter_kernel_view_groups` times the Kernel view's grouping."""
+    every task's stack, as :func:`adapter_kernel_view` times the Kernel view's grouping."""
     config = launch_config(sample)
     path = Path(config["sourceRoot"]) / LENS_FILE
     text = path.read_text(errors="replace")

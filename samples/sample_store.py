@@ -30,7 +30,7 @@ if str(_HERE) not in sys.path:
 
 from sample_cache import IDLE_DAYS, mark_used, prune  # noqa: E402
 from vmcore_builder.build import sample_dir_for as _sample_dir_for  # noqa: E402
-from vmcore_builder.common import SCENARIOS, BuildError, cache_root  # noqa: E402
+from vmcore_builder.common import KNOWN_SCENARIOS, SCENARIOS, BuildError, cache_root  # noqa: E402
 from vmcore_builder.manifest import MANIFEST_NAME, load_manifest  # noqa: E402
 from vmcore_builder.matrix import (  # noqa: E402
     DEFAULT_KERNEL,
@@ -43,6 +43,7 @@ from vmcore_builder.matrix import (  # noqa: E402
 __all__ = [
     "DEFAULT_KERNEL",
     "KERNEL_LINES",
+    "KNOWN_SCENARIOS",
     "MAKE_VMCORE",
     "SCENARIOS",
     "VARIANTS",
@@ -190,8 +191,8 @@ def ensure_sample(scenario: str, kernel: str | None = None, variant: str | None 
     :raises SampleError: unknown scenario, kernel or variant, or the build failed (message from
         make-vmcore: a pinned package the archive no longer serves names the re-pin command).
     """
-    if scenario not in SCENARIOS:
-        raise SampleError(f"Unknown sample scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    if scenario not in KNOWN_SCENARIOS:
+        raise SampleError(f"Unknown sample scenario '{scenario}' (known: {', '.join(KNOWN_SCENARIOS)})")
     sample_dir = sample_dir_for(scenario, kernel, variant)
     if not (sample_dir / MANIFEST_NAME).exists():
         _run_make_vmcore(scenario, kernel, variant)
@@ -226,6 +227,8 @@ def _placeholders(sample: Sample, kernel_source: Path | None) -> dict[str, str]:
         kernel_source = cache_root() / "kernel-source" / version / source_package(version)
     return {
         "@SAMPLE_DIR@": str(sample.dir),
+        # The sample's dump, or its variant's file (lossy-d31: vmcore-d31) for load_sample(dir, variant).
+        "@VMCORE@": str(sample.vmcore),
         "@VMLINUX@": str(sample.vmlinux),
         "@DEBUG_INFO_DIR@": str(sample.debug_info_dir),
         # Debian builds in /build/reproducible-path/linux-<upstream version>.

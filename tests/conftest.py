@@ -71,6 +71,13 @@ def sample_many() -> Sample:
 
 
 @pytest.fixture(scope="session")
+def sample_huge() -> Sample:
+    """The ``huge`` sample: ≈50,000 tasks on 8 CPUs, lock pile-ups with owners, SysRq-c (tests that use
+    it are marked ``huge``: ``make test-huge``)."""
+    return get_sample("huge")
+
+
+@pytest.fixture(scope="session")
 def sample_nopanic() -> Sample:
     """The ``no-panic`` sample: QEMU's ``dump-guest-memory`` of a live guest (crash 9.0.2 answers
     about it, 8.0.6 cannot open it: ``samples/crash_choice.py``; it has no crash site)."""
@@ -112,6 +119,12 @@ def crash_sysrq(sample_sysrq: Sample) -> dict[str, str]:
 def crash_many(sample_many: Sample) -> dict[str, str]:
     """crash's answers about the ``many-tasks`` sample (its ``foreach-bt`` holds 5,000+ tasks)."""
     return get_crash_answers(sample_many.scenario)
+
+
+@pytest.fixture(scope="session")
+def crash_huge(sample_huge: Sample) -> dict[str, str]:
+    """crash's answers about the ``huge`` sample (its ``foreach-bt`` holds 50,000+ tasks)."""
+    return get_crash_answers(sample_huge.scenario)
 
 
 @pytest.fixture(scope="session")

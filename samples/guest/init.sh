@@ -37,15 +37,19 @@ load_modules() {
 	done < "/lib/modules/${1:-boot}/load-order"
 }
 
-capture() {
-	say "capture kernel: saving /proc/vmcore"
-	load_modules
+wait_for_disk() {
 	n=0
 	while [ ! -b /dev/vda ]; do
 		n=$((n + 1))
 		[ $n -gt 300 ] && finish failed "no /dev/vda after 30s"
 		usleep 100000
 	done
+}
+
+capture() {
+	say "capture kernel: saving /proc/vmcore"
+	load_modules
+	wait_for_disk
 	mkdir -p /out
 	mount -t ext4 /dev/vda /out || finish failed "cannot mount /dev/vda"
 	if [ "$raw" = 1 ]; then
@@ -219,6 +223,20 @@ many_tasks() {
 	sysrq_crash
 }
 
+huge() {
+	# ~50,000 tasks on 8 CPUs with memory in use (labhuge.c says what and how).
+	# pid_max defaults to 32768 below 32 CPUs; a thread stack is 2 mappings (max_map_count).
+	echo 150000 > /proc/sys/kernel/threads-max
+	echo 131072 > /proc/sys/kernel/pid_max
+	echo 262144 > /proc/sys/vm/max_map_count
+	fact "limits threads_max=$(cat /proc/sys/kernel/threads-max) pid_max=$(cat /proc/sys/kernel/pid_max)"
+	insmod /lib/modules/labbug.ko || finish failed "insmod labbug.ko"
+	labhuge setup || finish failed "labhuge setup"
+	labhuge spin || finish failed "labhuge spin"
+	fact "ready tasks=$(count_tasks)"
+	sysrq_crash
+}
+
 no_panic() {
 	# Not crashed: the host stops the machine and dumps it with QEMU's dump-guest-memory.
 	# qemu_fw_cfg gives QEMU's -device vmcoreinfo the kernel's VMCOREINFO.
@@ -261,6 +279,7 @@ sysrq-c) sysrq_c ;;
 many-tasks) many_tasks ;;
 no-panic) no_panic ;;
 irq-oops) irq_oops ;;
+huge) huge ;;
 list-uaf) list_uaf ;;
 *) finish failed "unknown scenario '$labscenario'" ;;
 esac

@@ -24,6 +24,7 @@ from .common import BuildError, cache_root, progress, run
 from .dumpplan import DumpPlan, dump_plan
 from .expected import (
     LineResolver,
+    expected_huge,
     expected_irq_oops,
     expected_list_uaf,
     expected_many_tasks,
@@ -58,7 +59,7 @@ __all__ = ["build_sample", "sample_dir_for", "samples_root"]
 _MODULE_KEEP = ("{name}.c", "Kbuild", "{name}.ko")
 
 #: Scenarios whose guest loads labbug.ko (its DWARF goes into the manifest's ``debug_info``).
-_LOADS_LABBUG = ("oops-null", "many-tasks", "no-panic", "irq-oops")
+_LOADS_LABBUG = ("oops-null", "many-tasks", "no-panic", "irq-oops", "huge")
 
 
 def samples_root() -> Path:
@@ -174,6 +175,8 @@ def _derive_expected(
         return expected_irq_oops(texts, source, _module_resolver(ko, kernel))
     if scenario == "many-tasks":
         return expected_many_tasks(texts, _vmlinux_resolver(kernel))
+    if scenario == "huge":
+        return expected_huge(texts, _vmlinux_resolver(kernel))
     if scenario == "no-panic":
         return expected_no_panic(texts)
     return expected_sysrq_c(texts, _vmlinux_resolver(kernel))
@@ -348,7 +351,11 @@ def build_sample(
             return final
         progress(f"{label}: building {final.name} (kernel {pin.release} {pin.version})")
         kernel = ensure_kernel(pin)
-        check_disk_space(samples_root(), 3 * 2**30, "a sample (≈300 MB; no-panic's QEMU dumps ≈1.3 GB)")
+        check_disk_space(
+            samples_root(),
+            max(3, cfg.disk_gib) * 2**30,
+            f"a sample (its dump disk of up to {cfg.disk_gib} GiB, then the dump files copied out)",
+        )
         for stale in final.parent.glob(f".{final.name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed build (we hold the lock)
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")

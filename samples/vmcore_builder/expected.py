@@ -29,6 +29,7 @@ from .facts import (
 
 __all__ = [
     "LineResolver",
+    "expected_huge",
     "expected_irq_oops",
     "expected_list_uaf",
     "expected_many_tasks",
@@ -194,15 +195,33 @@ def expected_sysrq_c(texts: list[str], resolve: LineResolver) -> dict[str, objec
 
 def expected_many_tasks(texts: list[str], resolve: LineResolver) -> dict[str, object]:
     """Facts of the scale sample: labmany's thousands of threads, labbug_mutex's waiters, sysrq-c."""
-    trigger = _index(texts, "sysrq: Trigger a crash")
-    panic_at = _index(texts, "Kernel panic - not syncing")
     facts = lab_facts(texts)
-    cpu, pid, comm, ctx = _crashed_task(texts, facts, "sysrq", panic_at)
     many = _one(facts, "many").values
     limits = _one(facts, "limits").values
+    exp = _sysrq_crash_facts(texts, resolve)
+    exp.update(
+        many_pid=int(many["pid"]),
+        many_comm=many["comm"],
+        many_threads=int(many["threads"]),
+        threads_max=int(limits["threads_max"]),
+        pid_max=int(limits["pid_max"]),
+        observed_tasks=int(_one(facts, "ready").values["tasks"]),
+    )
+    exp.update(_mutex_facts(texts, facts))
+    d_state = exp["d_state_pids"]
+    # init, labmany's main thread and its threads, the holder, the waiters and the shell.
+    exp["min_tasks"] = 1 + 1 + int(many["threads"]) + 1 + len(d_state) + 1  # type: ignore[arg-type]
+    return exp
+
+
+def _sysrq_crash_facts(texts: list[str], resolve: LineResolver) -> dict[str, object]:
+    """What ``echo c > /proc/sysrq-trigger`` from a shell pinned to CPU 0 left in the log."""
+    trigger = _index(texts, "sysrq: Trigger a crash")
+    panic_at = _index(texts, "Kernel panic - not syncing")
+    cpu, pid, comm, ctx = _crashed_task(texts, lab_facts(texts), "sysrq", panic_at)
     caller = panic_caller(texts, ctx)
     file, line = resolve(caller)
-    exp: dict[str, object] = {
+    return {
         "panic": panic_string(texts),
         "oops_line": texts[trigger].strip(),
         "crashed_pid": pid,
@@ -212,17 +231,107 @@ def expected_many_tasks(texts: list[str], resolve: LineResolver) -> dict[str, ob
         "file": file,
         "line": line,
         "locals": {},
-        "many_pid": int(many["pid"]),
-        "many_comm": many["comm"],
-        "many_threads": int(many["threads"]),
-        "threads_max": int(limits["threads_max"]),
-        "pid_max": int(limits["pid_max"]),
-        "observed_tasks": int(_one(facts, "ready").values["tasks"]),
     }
-    exp.update(_mutex_facts(texts, facts))
-    d_state = exp["d_state_pids"]
-    # init, labmany's main thread and its threads, the holder, the waiters and the shell.
-    exp["min_tasks"] = 1 + 1 + int(many["threads"]) + 1 + len(d_state) + 1  # type: ignore[arg-type]
+
+
+def _pids(text: str) -> list[int]:
+    return [int(p) for p in text.split(",") if p]
+
+
+def _lock_facts(texts: list[str], facts: list[LabFact]) -> list[dict[str, object]]:
+    """Each lock's holders and blocked tasks from the module's ``labbug: lock`` lines, which must
+    agree with the guest's ``LABFACT lock`` counts (a chain's holder also waits for its second lock)."""
+    lines = _labbug_lines(texts, "lock")
+    found = []
+    for fact in (f.values for f in facts if f.kind == "lock"):
+        name = fact["name"]
+        mine = [line for line in lines if line["lock"] == name]
+        holders = sorted(int(line["pid"]) for line in mine if line["op"] == "hold")
+        acquired = {int(line["pid"]) for line in mine if line["op"] != "hold" and line["state"] == "acquired"}
+        waiting = [line for line in mine if line["state"] == "blocking" and int(line["pid"]) not in acquired]
+        waiters = {
+            int(line["pid"]): {key: line[key] for key in ("comm", "mode", "op")} for line in waiting
+        }
+        _agree(f"holders of {name}", fact["holders"], len(holders))
+        _agree(f"tasks blocked on {name}", fact["waiters"], len(waiters))
+        if not holders or not waiters:
+            raise BuildError(
+                f"{name} has {len(holders)} holders and {len(waiters)} blocked tasks in the dump's log"
+            )
+        found.append({
+            "name": name,
+            "kind": fact["kind"],
+            "holder_mode": fact["holder_mode"],
+            "holder_comm": fact["holder_comm"],
+            "holder_pids": holders,
+            "waiters": [{"pid": pid, **w} for pid, w in sorted(waiters.items())],
+        })  # fmt: skip
+    if len(found) < 2:
+        raise BuildError(f"Expected the huge guest's 'LABFACT lock' records, found {len(found)}")
+    return found
+
+
+def expected_huge(texts: list[str], resolve: LineResolver) -> dict[str, object]:
+    """Facts of the ten-times-larger sample: ≈50,000 tasks asleep in a few dozen kinds of system call,
+    lock pile-ups with owners, a busy task on every CPU, memory in use, then sysrq-c on CPU 0."""
+    facts = lab_facts(texts)
+    exp = _sysrq_crash_facts(texts, resolve)
+    limits = _one(facts, "limits").values
+    kinds = [
+        {
+            "name": k["name"],
+            "comm": k["comm"],
+            "syscall": k["syscall"],
+            "processes": int(k["processes"]),
+            "threads": int(k["threads"]),
+            "pids": _pids(k["pids"]),
+        }
+        for k in (f.values for f in facts if f.kind == "kind")
+    ]
+    for kind in kinds:
+        if len(kind["pids"]) != kind["processes"]:  # type: ignore[arg-type]
+            raise BuildError(
+                f"LABFACT kind {kind['name']}: {kind['processes']} processes but pids {kind['pids']}"
+            )
+    locks = _lock_facts(texts, facts)
+    stopped = _one(facts, "stopped").values
+    zombies = _one(facts, "zombies").values
+    spinners = [
+        {"pid": int(s["pid"]), "comm": s["comm"], "cpu": int(s["cpu"]), "mode": s["mode"]}
+        for s in (f.values for f in facts if f.kind == "spin")
+    ]
+    memory = _one(facts, "memory").values
+    meminfo = _one(facts, "meminfo").values
+    blocked = sorted({w["pid"] for lock in locks for w in lock["waiters"]})  # type: ignore[attr-defined]
+    holders = {p for lock in locks for p in lock["holder_pids"]}  # type: ignore[attr-defined]
+    exp.update(
+        threads_max=int(limits["threads_max"]),
+        pid_max=int(limits["pid_max"]),
+        kinds=kinds,
+        locks=locks,
+        locks_pid=int(_one(facts, "locks").values["pid"]),
+        d_state_pids=blocked,
+        stopped={"pid": int(stopped["pid"]), "comm": stopped["comm"], "threads": int(stopped["threads"])},
+        zombies={"pid": int(zombies["pid"]), "comm": zombies["comm"], "count": int(zombies["count"])},
+        spinners=spinners,
+        memory={k: int(v) for k, v in memory.items()},
+        meminfo_kib={k.removesuffix("_kib"): int(v) for k, v in meminfo.items()},
+        observed_tasks=int(_one(facts, "ready").values["tasks"]),
+    )
+    # Tasks that cannot have exited: init; each kind's processes and threads (and wait4's child);
+    # the stopped process and its threads; the zombies and their parent; lab-locks, its holders and
+    # waiters; lab-anon; a spinner per CPU; the shell that crashed the machine.
+    exp["min_tasks"] = (
+        1
+        + sum(int(k["processes"]) + int(k["threads"]) for k in kinds)  # type: ignore[call-overload]
+        + sum(1 for k in kinds if k["name"] == "wait4")
+        + 1 + int(stopped["threads"])
+        + 1 + int(zombies["count"])
+        + 1 + len(holders | set(blocked))
+        + 1
+        + len(spinners)
+        + 1
+    )  # fmt: skip
     return exp
 
 

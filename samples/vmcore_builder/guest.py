@@ -22,7 +22,12 @@ __all__ = [
 GUEST_DIR = SAMPLES_DIR / "guest"
 
 #: Guest program -> extra gcc flags.
-PROGRAMS: dict[str, list[str]] = {"labthreads": ["-pthread"], "labtool": [], "labmany": ["-pthread"]}
+PROGRAMS: dict[str, list[str]] = {
+    "labthreads": ["-pthread"],
+    "labtool": [],
+    "labmany": ["-pthread"],
+    "labhuge": ["-pthread"],
+}
 
 #: Scenario -> the guest programs its /init runs (only these are built, packed and hashed).
 SCENARIO_PROGRAMS: dict[str, tuple[str, ...]] = {
@@ -31,6 +36,7 @@ SCENARIO_PROGRAMS: dict[str, tuple[str, ...]] = {
     "many-tasks": ("labtool", "labmany"),
     "no-panic": ("labthreads", "labtool"),
     "irq-oops": ("labtool",),
+    "huge": ("labhuge",),
     "list-uaf": (),
 }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .common import SCENARIOS, BuildError
+from .common import KNOWN_SCENARIOS, SCENARIOS, BuildError
 from .dumpplan import dump_plan
 
 __all__ = [
@@ -110,8 +110,8 @@ def matrix_samples(*, make_test_only: bool = False) -> tuple[MatrixSample, ...]:
 
 def check_known(scenario: str, kernel: str, variant: str | None) -> None:
     """Raise BuildError naming what is wrong with a (scenario, kernel, variant) request."""
-    if scenario not in SCENARIOS:
-        raise BuildError(f"Unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    if scenario not in KNOWN_SCENARIOS:
+        raise BuildError(f"Unknown scenario '{scenario}' (known: {', '.join(KNOWN_SCENARIOS)})")
     if kernel not in KERNEL_LINES:
         raise BuildError(f"Unknown kernel '{kernel}' (known: {', '.join(KERNEL_LINES)})")
     if variant is not None and variant not in VARIANTS:

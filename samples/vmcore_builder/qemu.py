@@ -48,8 +48,6 @@ _KERNEL_LINE = re.compile(r"\[\s*\d+\.\d+\] ")
 #: What the guest prints when it is ready for the host to dump it (``no-panic``).
 HOST_DUMP_MARKER = "LABDUMP status=host-dump"
 
-_DISK_SIZE = 4 * 2**30  # sparse; the dumps of a 1 GiB guest at -d 31 take ~100 MB
-
 
 @dataclass(frozen=True)
 class GuestConfig:
@@ -69,6 +67,8 @@ class GuestConfig:
     dump_marker: str = "LABDUMP status=host-dump"
     #: Arm kdump (``kexec -p``); off for a guest QEMU dumps after its panic.
     arm_kdump: bool = True
+    #: The dump disk (a sparse file): the dumps of a 1 GiB guest at -d 31 take ~100 MB.
+    disk_gib: int = 4
 
 
 def guest_config(scenario: str, arch: str = "amd64", variant: str | None = None) -> GuestConfig:
@@ -87,6 +87,20 @@ def guest_config(scenario: str, arch: str = "amd64", variant: str | None = None)
         return GuestConfig(extra_cmdline="crash_kexec_post_notifiers", arch=arch)
     if scenario == "many-tasks":
         return GuestConfig(memory_mib=2048, arch=arch)
+    if scenario == "huge":
+        # ≈50,000 tasks (≈1.5 GiB of slab and kernel stacks) plus ≈1.8 GiB of anonymous memory and
+        # tmpfs page cache; an 8 MiB log keeps every LABFACT record whatever
+        # the 8 starved vCPUs print (RCU stalls, hung tasks); the capture kernel's 384 MiB hold
+        # makedumpfile's buffers for 6 GiB; half an hour of TCG on 2 busy host cores.
+        return GuestConfig(
+            memory_mib=6144,
+            cpus=8,
+            crashkernel="384M",
+            arch=arch,
+            extra_cmdline="log_buf_len=8M",
+            disk_gib=16,
+            timeout_s=float(os.environ.get("VMCORE_DAP_QEMU_TIMEOUT", "3600")),
+        )
     if scenario == "no-panic":
         return GuestConfig(host_dump=True, arch=arch)
     return GuestConfig(arch=arch)
@@ -114,9 +128,9 @@ def capture_cmdline(arch: str = "amd64") -> str:
     return f"console={_CONSOLE[arch]} reset_devices irqpoll nr_cpus=1 panic=5 printk.devkmsg=on"
 
 
-def _make_disk(path: Path) -> None:
+def _make_disk(path: Path, size_gib: int) -> None:
     with path.open("wb") as f:
-        f.truncate(_DISK_SIZE)
+        f.truncate(size_gib * 2**30)
     run(["mkfs.ext4", "-q", "-F", "-L", "labdump", path], what="create the dump disk (mkfs.ext4)")
 
 
@@ -176,7 +190,7 @@ def run_guest(
         _run_and_dump_from_host(qemu, work_dir, vmlinuz, initrd, cfg, console_log, out_dir)
         return
     disk = work_dir / "disk.img"
-    _make_disk(disk)
+    _make_disk(disk, cfg.disk_gib)
     argv = [*_qemu_argv(qemu, vmlinuz, initrd, cfg, console_log), *_disk_argv(disk, cfg.arch)]
     (work_dir / "qemu.cmdline").write_text(" ".join(argv) + "\n")
     progress(f"booting the guest under TCG (crash + kdump, ~1 min; log {console_log})")

@@ -103,6 +103,11 @@ def source_line(frame: dict[str, Any]) -> int:
     return int(frame["line"])
 
 
+def _function_name(row_name: str) -> str:
+    """A Call Stack row's function: without the inline mark and an offset (``f+0x12``)."""
+    return row_name.removesuffix(INLINE_SUFFIX).split("+0x")[0]
+
+
 def normalized_dap_stack(frames: list[dict[str, Any]]) -> list[Frame]:
     """Our frames by the shared rule: labels (user space, boundaries) out, inline frames merged,
     return addresses as ``pc``, the kdump machinery cut from the top (``CRASH_MACHINERY``).
@@ -112,17 +117,23 @@ def normalized_dap_stack(frames: list[dict[str, Any]]) -> list[Frame]:
     starts *at* the faulting frame when kdump ran with the exception's registers, as oops-null's
     ``oops_end`` → ``crash_kexec(regs)`` does; after ``panic()`` — SysRq-c, or an oops in interrupt
     context with ``crash_kexec_post_notifiers`` — it starts in the panic path above the boundary.)
+    Only then: a task another CPU was running when the NMI stopped it starts at the interrupted
+    code (kdump saved the NMI's registers), as crash's first ``[exception RIP: …]`` (the NMI's)
+    does, so an interrupt it was handling stays (seen: labspin in a serial IRQ on a rebuilt oops-null).
     """
     first = next((i for i, f in enumerate(frames) if _BOUNDARY_LABEL.match(f["name"])), None)
-    if first is not None and frames[first].get("presentationHint") == "label":
+    if (
+        first is not None
+        and frames[first].get("presentationHint") == "label"
+        and any(_function_name(f["name"]) in CRASH_MACHINERY for f in frames[:first])
+    ):
         frames = frames[first + 1 :]
     rows = []
     for frame in frames:
         if frame.get("presentationHint") == "label":
             continue
-        name: str = frame["name"]
-        inline = name.endswith(INLINE_SUFFIX)
-        name = name.removesuffix(INLINE_SUFFIX).split("+0x")[0]
+        name = _function_name(frame["name"])
+        inline = frame["name"].endswith(INLINE_SUFFIX)
         source = frame.get("source")
         pc = int(frame["instructionPointerReference"], 16) if "instructionPointerReference" in frame else None
         rows.append((name, source["path"] if source else None, source_line(frame) or None, inline, pc))

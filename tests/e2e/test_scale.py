@@ -12,9 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import drgn
 import pytest
-from drgn.helpers.linux.pid import find_task
 from tests.e2e._session import (
     normalized_dap_stack,
     open_sample_dump,
@@ -26,9 +24,11 @@ from tests.e2e._session import (
 from tests.helpers.crash_parse import crash_state_letter, parse_ps, split_tasks
 from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
 
+from vmcore_dap.dump.kernel.panic import crashed_task
 from vmcore_dap.dump.kernel.tasks import list_tasks
 from vmcore_dap.dump.stacks.frames import share_stack, unwind_task
-from vmcore_dap.dump.stacks.signature import stack_signature
+from vmcore_dap.dump.stacks.service import StackService
+from vmcore_dap.dump.stacks.signature import StackWords, read_stack_words
 from vmcore_dap.handlers.stack import INLINE_SUFFIX
 
 pytestmark = pytest.mark.timeout(900)
@@ -109,30 +109,37 @@ def test_threads_answer_while_every_task_is_unwound(sample_many: Any, tmp_path: 
         assert threads_seconds < min(5.0, long_seconds / 2), (threads_seconds, long_seconds)
 
 
+def _grouped_service(sample: Any) -> StackService:
+    """The adapter's stack service on ``sample``, in this process, after grouping every task (which
+    unwinds one task per chain of return addresses and shares the rest)."""
+    dump = open_sample_dump(sample)
+    crashed = crashed_task(dump.prog)
+    service = StackService(dump.prog, list_tasks(dump.prog, crashed), crashed.value_() if crashed else None)
+    service.groups()
+    return service
+
+
 def test_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any, tmp_path: Path) -> None:
-    """20 sleeping tasks with one stack signature: the adapter unwinds the first and presents the
-    others from it. Each one's ``stackTrace`` must still equal drgn's unwinding of that very task
-    (names, lines, pcs, the syscall label from its own registers), and ``scopes``/``variables`` on a
-    shared frame must show that task's registers (its own stack pointer)."""
-    prog = open_sample_dump(sample_many).prog
+    """20 sleeping tasks whose stacks share one unwound task's: the adapter presents them from it.
+    Each one's ``stackTrace`` must still equal drgn's unwinding of that very task (names, lines, pcs,
+    the syscall label from its own registers), and ``scopes``/``variables`` on a shared frame must
+    show that task's registers (its own stack pointer)."""
+    service = _grouped_service(sample_many)
+    prog = service.prog
+    sharing: dict[int, list[int]] = {}
+    for key in service.tasks:
+        representative = service.representative(key)
+        if representative is not None:
+            sharing.setdefault(representative, []).append(key)
+    members = max(sharing.values(), key=len)
+    assert len(members) >= 20
+    chosen = [service.tasks[k] for k in members[:: len(members) // 20][:20]]
     with stopped_session(sample_many, tmp_path) as (client, _):
-        threads = _threads(client)
-        by_signature: dict[tuple[object, ...], list[tuple[int, drgn.Object]]] = {}
-        for thread in threads:
-            parsed = parse_thread_name(thread["name"])
-            if parsed["cpu"] is not None:
-                continue  # idle tasks and tasks on a CPU are always unwound on their own
-            task = find_task(prog, parsed["pid"])
-            signature = stack_signature(prog, task)
-            if signature is not None:
-                by_signature.setdefault(tuple(signature.keys()), []).append((thread["id"], task))
-        members = max(by_signature.values(), key=len)
-        assert len(members) >= 20
-        sample = members[:: len(members) // 20][:20]
+        by_pid = {parse_thread_name(t["name"])["pid"]: t["id"] for t in _threads(client)}
         stack_pointers = set()
-        for thread_id, task in sample:
-            frames = stack_of(client, thread_id)
-            own = unwind_task(prog, task)
+        for info in chosen:
+            frames = stack_of(client, by_pid[info.pid])
+            own = unwind_task(prog, info.task)
             assert own.trace is not None
             assert [f["name"].removesuffix(INLINE_SUFFIX) for f in frames] == [f.name for f in own.frames]
             assert [f.get("presentationHint") == "label" for f in frames] == [
@@ -160,42 +167,57 @@ def test_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any, tmp_path
             own_sp = own.frames[0].frame.registers()["rsp"] if own.frames[0].frame is not None else None
             assert own_sp is not None and int(registers["rsp"], 16) == own_sp
             stack_pointers.add(own_sp)
-        assert len(stack_pointers) == len(sample)  # the check above can tell the tasks apart
+        assert len(stack_pointers) == len(chosen)  # the check above can tell the tasks apart
 
 
-def test_stale_entry_addresses_below_the_cut_do_not_defeat_sharing(sample_many: Any) -> None:
-    """Uninitialised slots of a system call's frame often hold stale return addresses into
-    ``do_syscall_64`` below the real one; the signature's first candidate cut is then wrong. A task's
-    later candidates must still find the stack of a task unwound before (that is what keeps
-    ``stackTrace`` of every thread from unwinding hundreds of tasks), and what it is given must be
-    exactly its own unwinding."""
-    prog = open_sample_dump(sample_many).prog
-    infos = [i for i in list_tasks(prog) if not i.on_cpu]
-    registered: dict[tuple[object, ...], Any] = {}
-    rescued = []  # (task, representative stack): found by a candidate other than the first
-    unwound = 0
-    for info in infos:
-        signature = stack_signature(prog, info.task)
-        if signature is None:
+def _stale_text_words(words: StackWords, other: StackWords, chain: tuple[tuple[int, int], ...]) -> bool:
+    """Whether ``words`` holds, below the last return address of ``chain``, a kernel-text word that is
+    not a return address of the chain and differs from ``other``'s word there (a word a stack
+    signature of all kernel words would have told apart)."""
+    slots = {slot for slot, _pc in chain}
+    last = max(slots)
+    for slot in range(last):
+        mine, theirs = words.word(slot), other.word(slot)
+        if slot not in slots and mine is not None and mine >= 0xFFFFFFFF80000000 and mine != theirs:
+            return True
+    return False
+
+
+def test_stale_words_between_return_addresses_do_not_defeat_sharing(sample_many: Any) -> None:
+    """Unused slots of a sleeping task's frames hold words left over from earlier calls, often stale
+    return addresses, different from task to task. The walk along the return addresses never reads
+    them: tasks that differ only there share one unwinding (that is what keeps grouping 5,000 or
+    50,000 tasks to one unwinding per stack), and what each is given is exactly its own unwinding."""
+    service = _grouped_service(sample_many)
+    prog = service.prog
+    chains = service.chains
+    keyed: dict[object, int] = {}
+    without = 0
+    stale = []  # (task, representative key): shared despite stale words of its own
+    for key, info in service.tasks.items():
+        words = None if info.on_cpu or key == service.crashed_key else read_stack_words(prog, info.task)
+        chain = chains.chain_of(words) if words is not None else None
+        if chain is None:
+            without += 1
             continue
-        keys = list(signature.keys())
-        if keys[0] in registered:
+        keyed[chain] = keyed.get(chain, 0) + 1
+        representative = service.representative(key)
+        if representative is None:
             continue
-        later = next((registered[k] for k in keys[1:] if k in registered), None)
-        if later is not None:
-            rescued.append((info.task, later))
-            continue
-        stack = unwind_task(prog, info.task)
-        unwound += 1
-        reusable = signature.reusable_key(stack.trace)
-        if reusable is not None:
-            registered[reusable] = stack
-    print(f"{len(infos)} sleeping tasks: {unwound} unwound, {len(rescued)} found by a later candidate")
-    assert len(rescued) >= 50, "the sample no longer shows stale return addresses below the cut"
-    assert unwound < len(rescued)
-    for task, representative in rescued[:: max(1, len(rescued) // 25)]:
-        shared = share_stack(prog, representative, task)
-        own = unwind_task(prog, task)
+        other = read_stack_words(prog, service.tasks[representative].task)
+        assert other is not None
+        if _stale_text_words(words, other, chain[1]):  # type: ignore[arg-type]
+            stale.append((info, representative))
+    print(
+        f"{len(service.tasks)} tasks: {service.unwound} unwound, {len(keyed)} chains, {without} without one, "
+        f"{len(stale)} shared despite stale words"
+    )
+    assert len(stale) >= 50, "the sample no longer shows stale words between return addresses"
+    # One unwinding per chain, plus the tasks without one (on a CPU, the crashed task, unreadable).
+    assert service.unwound <= len(keyed) + without
+    for info, representative in stale[:: max(1, len(stale) // 25)]:
+        shared = share_stack(prog, service.stack(representative), info.task, info)
+        own = unwind_task(prog, info.task)
         assert shared is not None
         assert [(f.kind, f.name, f.pc, f.line) for f in shared.frames] == [
             (f.kind, f.name, f.pc, f.line) for f in own.frames

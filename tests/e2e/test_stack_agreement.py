@@ -33,7 +33,7 @@ from tests.helpers.stack_normalize import base_function_name
 
 SCENARIOS = ("oops-null", "sysrq-c", "irq-oops", "many-tasks", "no-panic")
 INLINE_SUFFIX = " [inlined]"
-USER_MODE, UNWIND_FAILED = "<user mode>", "<cannot unwind>"
+USER_MODE, UNWIND_FAILED, NO_STACK = "<user mode>", "<cannot unwind>", "<no stack>"
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -115,8 +115,13 @@ def test_kernel_view_groups_are_the_call_stacks_normalised(scenario: str, tmp_pa
     for tid, frames in session.stacks.items():
         normalized = tuple(f.function for f in normalized_dap_stack(frames))
         if not normalized:
+            name = frames[0]["name"]
             normalized = (
-                (UNWIND_FAILED,) if frames[0]["name"].startswith("── cannot unwind") else (USER_MODE,)
+                (UNWIND_FAILED,)
+                if name.startswith("── cannot unwind")
+                else (NO_STACK,)
+                if name.startswith("── no kernel stack")
+                else (USER_MODE,)
             )
         if normalized != group_of[tid]:
             differ[tid] = (normalized, group_of[tid])

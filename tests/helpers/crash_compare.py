@@ -155,11 +155,19 @@ def stack_of(text: str, *, start_at_exception: bool = True) -> list[Frame]:
     return _canonical(normalize_crash_bt(text, start_at_exception=start_at_exception))
 
 
+#: What the adapter's groups call a task without a kernel stack (crash's ``(no stack)``).
+NO_STACK = "<no stack>"
+
+
 def bt_functions_by_pid(text: str) -> dict[tuple[int, int], list[str]]:
-    """``bt -a`` / ``foreach bt``: {(pid, task address): normalised function list} per task."""
+    """``bt -a`` / ``foreach bt``: {(pid, task address): normalised function list} per task; an exited
+    task's ``(no stack)`` is ``[NO_STACK]``."""
     out: dict[tuple[int, int], list[str]] = {}
     for chunk in split_tasks(text):
         task = parse_bt(chunk)[0]
+        if "\n(no stack)" in chunk:
+            out[(task.pid, task.task)] = [NO_STACK]
+            continue
         out[(task.pid, task.task)] = [f.function for f in _canonical(normalize_crash_bt(chunk))]
     return out
 

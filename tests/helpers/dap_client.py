@@ -214,8 +214,15 @@ class DapClient:
         arguments = {**INITIALIZE_ARGUMENTS, **extra}
         return self.call("initialize", arguments)
 
-    def launch_and_stop(self, config: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
-        """Run initialize → launch → configurationDone and return the ``stopped`` event."""
+    def launch_and_stop(
+        self, config: dict[str, Any], timeout: float = 180, whole_thread_list: bool = True
+    ) -> dict[str, Any]:
+        """Run initialize → launch → configurationDone and return the ``stopped`` event.
+
+        :param whole_thread_list: when the adapter stops before listing every task (a large dump:
+            a "Listing tasks" progress starts before the ``stopped`` event), also wait for the
+            ``thread`` event that says the list is whole, so ``threads`` lists every task.
+        """
         self.initialize()
         launch = self.send_request("launch", config)
         response = self.wait_response(launch, timeout)
@@ -223,7 +230,18 @@ class DapClient:
             raise DapError(response)
         self.wait_event("initialized", timeout=timeout)
         self.call("configurationDone")
-        return self.wait_event("stopped", timeout=timeout)
+        stopped = self.wait_event("stopped", timeout=timeout)
+        if whole_thread_list and self.lists_after_stop(stopped):
+            self.wait_event("thread", timeout=timeout)
+        return stopped
+
+    def lists_after_stop(self, stopped: dict[str, Any]) -> bool:
+        """Whether the adapter announced, before ``stopped``, that it lists the tasks after the stop."""
+        with self._lock:
+            before = self.events[: self.events.index(stopped)]
+        return any(
+            e["event"] == "progressStart" and e["body"].get("title") == "Listing tasks" for e in before
+        )
 
     def repl(
         self, line: str, frame_id: int | None = None, timeout: float = 120

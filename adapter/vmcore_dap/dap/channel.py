@@ -2,7 +2,9 @@
 
 Requests run in arrival order on a single worker thread (drgn's ``Program`` is not meant for
 concurrent use), except handlers registered ``inline``, which run on the reader thread so that
-``cancel``, ``threads`` and ``disconnect`` are answered while a long request is still running.
+``cancel``, ``threads`` and ``disconnect`` are answered while a long request is still running. Work
+that no request waits for (listing a large dump's tasks after the stop) runs on the same worker in
+steps, whenever no request is waiting (:meth:`Channel.run_when_idle`).
 Whatever a handler raises becomes a ``success: false`` response; the adapter itself never dies on a
 request.
 """
@@ -55,6 +57,8 @@ class Channel:
         # Requests waiting for the worker; ``None`` tells it to stop.
         self._pending: collections.deque[dict[str, Any] | None] = collections.deque()
         self._pending_ready = threading.Condition()
+        # Background jobs, run a step at a time when no request waits; a step returns True when done.
+        self._idle_jobs: collections.deque[Callable[[], bool]] = collections.deque()
         self._worker: threading.Thread | None = None
         self._nested = False
         self._cancelled: set[int] = set()
@@ -87,6 +91,13 @@ class Channel:
                 self._cancelled.add(request_id)
             if progress_id is not None and progress_id in self._progress_requests:
                 self._cancelled.add(self._progress_requests[progress_id])
+
+    def run_when_idle(self, job: Callable[[], bool]) -> None:
+        """Run ``job`` on the worker, one step (one call) at a time, whenever no request is waiting,
+        until a step returns ``True``. A step that raises ends the job (logged)."""
+        with self._pending_ready:
+            self._idle_jobs.append(job)
+            self._pending_ready.notify()
 
     def link_progress(self, progress_id: str, seq: int) -> None:
         """Remember which request a progress report belongs to, for cancel by ``progressId``."""
@@ -166,13 +177,30 @@ class Channel:
 
     def _work(self) -> None:
         while True:
+            job = None
+            request: dict[str, Any] | None = None
             with self._pending_ready:
-                while not self._pending:
+                while not self._pending and not self._idle_jobs:
                     self._pending_ready.wait()
-                request = self._pending.popleft()
-            if request is None:
-                return
-            self._run_queued(request)
+                if self._pending:
+                    request = self._pending.popleft()
+                    if request is None:
+                        return
+                else:
+                    job = self._idle_jobs[0]
+            if job is None:
+                assert request is not None
+                self._run_queued(request)
+                continue
+            try:
+                finished = job()
+            except Exception:  # noqa: BLE001 - a background job never stops the worker
+                log.exception("background job %s failed", getattr(job, "__name__", job))
+                finished = True
+            if finished:
+                with self._pending_ready:
+                    if self._idle_jobs and self._idle_jobs[0] is job:
+                        self._idle_jobs.popleft()
 
     def _run_queued(self, request: dict[str, Any]) -> None:
         handler = registry.lookup(request["command"])

@@ -36,6 +36,13 @@ class Progress:
     def __init__(self, session: Session, progress_id: str | None) -> None:
         self._session = session
         self.progress_id = progress_id
+        self._ended = False
+
+    def end(self) -> None:
+        """Send ``progressEnd`` (once)."""
+        if self.progress_id is not None and not self._ended:
+            self._ended = True
+            self._session.send_event("progressEnd", {"progressId": self.progress_id})
 
     def update(self, message: str | None = None, percentage: float | None = None) -> None:
         """Report how far the work is, and honour a cancel of this progress or its request."""
@@ -111,6 +118,11 @@ class Session:
         """Cancel another request of this session, by its seq or by its progress id."""
         self._channel.cancel(request_id, progress_id)
 
+    def run_when_idle(self, job: Callable[[], bool]) -> None:
+        """Run ``job`` a step at a time whenever no request waits, until a step returns ``True``
+        (for work no request waits for, on the drgn thread)."""
+        self._channel.run_when_idle(job)
+
     def serve_pending(self) -> None:
         """Let requests that arrived meanwhile run now (long handlers call this between chunks)."""
         self._channel.serve_pending()
@@ -126,24 +138,35 @@ class Session:
         """Whether the client announced ``supportsProgressReporting``."""
         return bool(self.client.get("supportsProgressReporting"))
 
-    @contextmanager
-    def progress(self, title: str, message: str | None = None) -> Iterator[Progress]:
-        """Report long work as DAP progress events (start, updates, end)."""
+    def start_progress(self, title: str, message: str | None = None, cancellable: bool = True) -> Progress:
+        """Start a DAP progress report (``progressStart``); end it with :meth:`Progress.end`.
+
+        :param cancellable: whether the client may offer to cancel it (a cancel then cancels the
+            request the work belongs to); ``False`` for work that must finish.
+        """
         if not self.supports_progress:
-            yield Progress(self, None)
-            return
+            return Progress(self, None)
         progress_id = f"vmcore-dap-{next(self._progress_ids)}"
-        start: dict[str, Any] = {"progressId": progress_id, "title": title, "cancellable": True}
-        if self._context.seq is not None:
+        start: dict[str, Any] = {"progressId": progress_id, "title": title, "cancellable": cancellable}
+        if cancellable and self._context.seq is not None:
             start["requestId"] = self._context.seq
             self._channel.link_progress(progress_id, self._context.seq)
         if message:
             start["message"] = message
         self.send_event("progressStart", start)
+        return Progress(self, progress_id)
+
+    @contextmanager
+    def progress(
+        self, title: str, message: str | None = None, cancellable: bool = True
+    ) -> Iterator[Progress]:
+        """Report long work as DAP progress events (start, updates, end): :meth:`start_progress` for
+        the length of a ``with`` block."""
+        progress = self.start_progress(title, message, cancellable)
         try:
-            yield Progress(self, progress_id)
+            yield progress
         finally:
-            self.send_event("progressEnd", {"progressId": progress_id})
+            progress.end()
 
     # -- used by the channel ----------------------------------------------------------------
     @contextmanager

@@ -83,7 +83,9 @@ def _faulting_frame(session: Session) -> dict[str, Any] | None:
     stack = task_stack(session, thread_id)
     index = stack.focus
     info = stack.frames[index]
-    frame = format_frame(frame_id(session, thread_id, index), info, state.sources, frame_listing(session))
+    frame = format_frame(
+        frame_id(session, thread_id, index, stack), info, state.sources, frame_listing(session)
+    )
     frame["threadId"] = thread_id
     frame["index"] = index
     return frame
@@ -256,7 +258,9 @@ def tasks_in_function(session: Session, args: Args) -> dict[str, Any]:
             for i, row in enumerate(stack.frames)
             if row.kind == "code" and service.base_name(row.function or row.name) == wanted
         )
-        frame = format_frame(frame_id(session, thread_id, index), stack.frames[index], state.sources, listing)
+        frame = format_frame(
+            frame_id(session, thread_id, index, stack), stack.frames[index], state.sources, listing
+        )
         tasks.append({**_thread_body(thread_id, service.task(thread_id)), "frame": frame})
     return {"function": wanted, "tasks": tasks}
 

@@ -1,10 +1,19 @@
 """``launch`` and ``configurationDone``: open the dump, then stop once, on the crashed task.
 
-``launch`` does all the slow work (checks, debug info, the thread table, the panic text) with DAP
+``launch`` does the slow work (checks, debug info, the thread table, the panic text) with DAP
 progress events, then answers and sends ``initialized``. ``configurationDone`` answers and then sends
 the one ``stopped`` event of the session: ``exception`` on the task that panicked (all threads
 stopped, the panic as text), or ``pause`` on CPU 0's task for a dump without a panic or with
 ``stopOnPanic: false``. The dump's filter level is printed once, just before.
+
+Listing every task costs what reading their pages costs (seconds for 50,000 tasks in a compressed
+kdump), while the crash itself is one task. So a dump with more than :data:`LIST_AFTER_STOP_ABOVE`
+tasks stops first, with the head of the task list (the crashed task, what each CPU ran, the idle
+tasks), and lists the rest after the stop whenever no request waits, a chunk at a time (a progress
+report "Listing tasks" runs from before the ``stopped`` event until the list is done); then a
+``thread`` event makes the client fetch ``threads`` again. Requests that need every task (the
+Kernel view, "tasks in this function") finish the list first; the Call Stack, variables and console
+commands do not wait for it.
 """
 
 from __future__ import annotations
@@ -18,18 +27,24 @@ import drgn
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
-from vmcore_dap.dap.session import Session
+from vmcore_dap.dap.session import Progress, Session
 from vmcore_dap.dump.errors import describe_fault
 from vmcore_dap.dump.kernel.modules import module_list_problem
 from vmcore_dap.dump.kernel.panic import crashed_task, focus_task, panic_info
-from vmcore_dap.dump.kernel.tasks import list_tasks
+from vmcore_dap.dump.kernel.tasks import TaskListing
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import open_dump
 from vmcore_dap.dump.sources.source_map import SourceMap
 from vmcore_dap.errors import SettingError, UserError
-from vmcore_dap.handlers.dump_state import DumpState, current_dump, dump_state
+from vmcore_dap.handlers.dump_state import (
+    LISTING_CHUNK,
+    DumpState,
+    complete_thread_list,
+    current_dump,
+    dump_state,
+)
 
-__all__ = ["AFTER_STOP"]
+__all__ = ["AFTER_STOP", "LIST_AFTER_STOP_ABOVE"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +52,11 @@ log = logging.getLogger(__name__)
 #: ``announce_panic_log`` here so the Debug Console opens on the oops). A failing listener is logged
 #: and skipped: the stop itself has already been announced.
 AFTER_STOP: list[Callable[[Session], None]] = []
+
+#: A dump with more tasks than this (the kernel's ``nr_threads``) stops before its tasks are all
+#: listed (the module docstring). Below it listing takes under about 50 ms: the list is whole at the
+#: stop, as clients that ignore ``thread`` events need.
+LIST_AFTER_STOP_ABOVE = 2_000
 
 
 @registry.request("launch")
@@ -63,7 +83,10 @@ def _launch(session: Session, args: Args) -> None:
         progress.update("Reading tasks and the kernel log", 100)
         try:
             crashed = crashed_task(dump.prog)
-            tasks = list_tasks(dump.prog, crashed, problems=dump.warnings)
+            listing = TaskListing(dump.prog, crashed, problems=dump.warnings)
+            # The first chunk here, so a dump whose PID table cannot be read is refused now.
+            if not listing.step(LISTING_CHUNK) and listing.expected() <= LIST_AFTER_STOP_ABOVE:
+                listing.rest()
         except drgn.FaultError as exc:
             if not dump.file.truncated:
                 raise
@@ -79,9 +102,13 @@ def _launch(session: Session, args: Args) -> None:
         dump.warnings += [problem.located("launch.json").message for problem in config.directory_problems()]
         dump.timings["tasks"] = time.monotonic() - t0
     state.sources = SourceMap.from_config(config)
-    state.open(dump, tasks, crashed, info)
+    state.open(dump, listing, crashed, info)
     log.info(
-        "launch: %d threads, crashed thread %s, timings %s", len(tasks), state.crashed_thread_id, dump.timings
+        "launch: %d threads%s, crashed thread %s, timings %s",
+        listing.listed,
+        "" if listing.done else f" so far (about {listing.expected()} in all, listed after the stop)",
+        state.crashed_thread_id,
+        dump.timings,
     )
     session.after_response(lambda: session.send_event("initialized"))
     return None
@@ -114,7 +141,7 @@ def _announce_stop(session: Session, state: DumpState) -> None:
     assert dump is not None
     session.output(f"vmcore-dap: opened {dump.config.vmcore}: {dump.filter_description}\n")
     for warning in dump.warnings:
-        important = "truncated" in warning or "corrupt" in warning
+        important = any(word in warning for word in ("truncated", "corrupt", "cannot be read"))
         session.output(f"vmcore-dap: warning: {warning}\n", category="important" if important else "console")
     thread_id, reason = _stop_target(state)
     state.stopped_thread_id = thread_id
@@ -127,9 +154,43 @@ def _announce_stop(session: Session, state: DumpState) -> None:
         body["description"] = "Paused: the dump was taken without a panic (showing CPU 0's task)"
     else:
         body["description"] = "Paused (stopOnPanic is false: showing CPU 0's task)"
+    if state.all_listed:
+        session.send_event("stopped", body)
+        _after_stop(session)
+        return
+    # The progress starts before the stop, so a client knows at the stop that the list will grow.
+    progress = session.start_progress(
+        "Listing tasks", f"{len(state.thread_rows):,} so far", cancellable=False
+    )
     session.send_event("stopped", body)
+    _after_stop(session)
+    session.run_when_idle(lambda: _list_more(session, state, progress))
+
+
+def _after_stop(session: Session) -> None:
     for listener in AFTER_STOP:
         try:
             listener(session)
         except Exception:  # noqa: BLE001 - never undo a stop that was announced
             log.exception("after-stop listener %s failed", getattr(listener, "__name__", listener))
+
+
+def _list_more(session: Session, state: DumpState, progress: Progress) -> bool:
+    """One step of listing the rest of the tasks (a background job); ``True`` when the list is whole
+    (then published, with its ``thread`` event, by :func:`complete_thread_list`)."""
+    listing = state.listing
+    done = True
+    if listing is not None:
+        try:
+            done = listing.step(LISTING_CHUNK)
+        except drgn.FaultError as exc:  # the walk's first chunk at launch read fine: say where it stopped
+            why = describe_fault(exc, current_dump(session).prog)
+            session.output(f"vmcore-dap: warning: the task list stops early: {why}\n")
+        if not done:
+            expected = max(listing.expected(), 1)
+            progress.update(f"{listing.listed:,} of about {expected:,}", 100.0 * listing.listed / expected)
+            return False
+        complete_thread_list(session)
+        log.info("listed %d tasks after the stop", len(state.thread_rows))
+    progress.end()
+    return True

@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import drgn
-
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
-from vmcore_dap.dump.kernel.modules import KernelModule, list_modules
+from vmcore_dap.dump.kernel.modules import KernelModule, function_starts, list_modules
 from vmcore_dap.handlers.dump_state import current_dump, dump_state, stacks
 
 __all__: list[str] = []
@@ -78,18 +76,6 @@ def modules(session: Session, args: Args) -> dict[str, Any]:
     return {"modules": [_module_body(m) for m in rows], "totalModules": len(modules)}
 
 
-def _module_function_starts(prog: drgn.Program, module: KernelModule) -> list[int]:
-    try:
-        symbols = prog.symbols()
-    except (LookupError, ValueError):
-        return []
-    return [
-        int(s.address)
-        for s in symbols
-        if s.kind == drgn.SymbolKind.FUNC and module.start <= s.address < module.end and s.size
-    ]
-
-
 @registry.request("loadedSources", capabilities=("supportsLoadedSourcesRequest",))
 def loaded_sources(session: Session, args: Args) -> dict[str, Any]:
     """Return the source files of every row of every stack and of every function in a loaded module."""
@@ -110,7 +96,7 @@ def loaded_sources(session: Session, args: Args) -> dict[str, Any]:
             address
             for module in _modules(session)
             if not module.is_kernel and module.has_debug_info
-            for address in _module_function_starts(prog, module)
+            for address in function_starts(prog, module.address_ranges)
         ]
         total = max(len(addresses), 1)
         for i, address in enumerate(addresses):

@@ -122,20 +122,28 @@ def stack_trace(session: Session, args: Args) -> EncodedBody:
     state = dump_state(session)
     first = min(start, total)
     shaped = state.shaped_rows
+    # A shared stack's bottom row is the task's own, made for this request: shaped, never kept.
+    own_row = stack.frames[-1] if stack.shared else None
     frames = []
-    for id_, info in zip(frame_ids(session, thread_id, first, end), stack.frames[first:end], strict=True):
+    for id_, info in zip(
+        frame_ids(session, thread_id, first, end, stack), stack.frames[first:end], strict=True
+    ):
         known = shaped.get(id(info))
-        text = known[1] if known is not None and known[0] is info else _encoded_row(session, state, info)
+        if known is not None and known[0] is info:
+            text = known[1]
+        else:
+            text = _encoded_row(session, state, info, keep=info is not own_row)
         frames.append(f'{{"id":{id_},{text}')
     return EncodedBody(f'{{"stackFrames":[{",".join(frames)}],"totalFrames":{total}}}')
 
 
-def _encoded_row(session: Session, state: DumpState, info: StackFrameInfo) -> str:
-    """Shape and cache the JSON members of a row's ``StackFrame`` after ``id`` (with the closing
-    brace)."""
+def _encoded_row(session: Session, state: DumpState, info: StackFrameInfo, keep: bool = True) -> str:
+    """Shape the JSON members of a row's ``StackFrame`` after ``id`` (with the closing brace), and
+    cache them when ``keep``."""
     session.check_cancelled()  # shaping may build a disassembly listing
     shaped = format_frame(0, info, state.sources, frame_listing(session))
     del shaped["id"]
     text = encode_json(shaped)[1:]
-    state.shaped_rows[id(info)] = (info, text)
+    if keep:
+        state.shaped_rows[id(info)] = (info, text)
     return text

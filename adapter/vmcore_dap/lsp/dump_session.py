@@ -20,6 +20,7 @@ from pathlib import Path
 import drgn
 
 from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
+from vmcore_dap.dump.kernel.modules import function_starts, module_address_ranges
 from vmcore_dap.dump.kernel.panic import crashed_task, panic_info
 from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
@@ -117,10 +118,10 @@ class DumpSession:
         for module in self.prog.modules():
             if not isinstance(module, drgn.RelocatableModule) or module.wants_debug_file():
                 continue
-            start = module.address_range[0] if module.address_range else None
-            if start is None:
-                continue
-            location = code_location(self.prog, start)
+            # Since Linux 6.4 a module has a range per mem[] region (drgn's address_range raises).
+            # The first symbols may be padding (__pfx_* on x86-64 since 6.2), without a line.
+            starts = function_starts(self.prog, module_address_ranges(module))
+            location = next(filter(None, (code_location(self.prog, start) for start in starts)), None)
             local = self.paths.local(location[0]) if location is not None else None
             if local is not None:
                 roots.append(Path(os.path.dirname(local)))

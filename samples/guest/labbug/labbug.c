@@ -2,7 +2,7 @@
 /*
  * labbug - a deliberately buggy module for vmcore-dap's sample crash dumps.
  *
- * The guest's userspace drives it through four /proc files:
+ * The guest's userspace drives it through five /proc files:
  *
  *   /proc/labbug/trigger  write "walk <counter>": labbug_walk() dereferences a
  *                         NULL list head ("BUG: kernel NULL pointer dereference").
@@ -14,6 +14,14 @@
  *                         off) until it fires; the callback's labbug_tick() dereferences
  *                         a NULL list head in hard interrupt context ("Fatal exception
  *                         in interrupt"), with the writer's kernel frame interrupted.
+ *   /proc/labbug/lock     the huge sample's lock pile-ups on a handful of named mutexes
+ *                         and rw-semaphores (labbug_locks[]); write
+ *                           "hold NAME MODE"             take NAME (MODE read or write) and keep
+ *                                                        it, sleeping interruptibly (S);
+ *                           "hold NAME MODE NAME2 MODE2" take NAME, then block on NAME2 (a
+ *                                                        lock chain: its owner waits, D);
+ *                           "wait NAME MODE"             block on NAME (D);
+ *                         read: one line per lock, "NAME holders=H waiting=W".
  *
  * Every fact the sample builder needs is printed to the kernel log with a
  * "labbug:" prefix, so it ends up in the dump's own dmesg.
@@ -26,6 +34,10 @@
 #include <linux/proc_fs.h>
 #include <linux/uaccess.h>
 #include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/atomic.h>
+#include <linux/string.h>
+#include <linux/fs.h>
 #include <linux/delay.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -70,6 +82,29 @@ struct labbug_device {
 static struct labbug_device *labbug_dev;
 static DEFINE_MUTEX(labbug_mutex);
 static struct proc_dir_entry *labbug_dir;
+
+/* The huge sample's locks: each with an owner (or reader owners) and tasks blocked on it. */
+static DEFINE_MUTEX(labbug_big_mutex);
+static DEFINE_MUTEX(labbug_cfg_mutex);
+static DEFINE_MUTEX(labbug_io_mutex);
+static DECLARE_RWSEM(labbug_table_rwsem);
+static DECLARE_RWSEM(labbug_tree_rwsem);
+
+struct labbug_lock {
+	const char *name;
+	struct mutex *mutex;		/* or */
+	struct rw_semaphore *rwsem;
+	atomic_t holders;		/* tasks that took it and keep it */
+	atomic_t waiting;		/* tasks about to block on it (or blocked) */
+};
+
+static struct labbug_lock labbug_locks[] = {
+	{ .name = "labbug_big_mutex", .mutex = &labbug_big_mutex },
+	{ .name = "labbug_cfg_mutex", .mutex = &labbug_cfg_mutex },
+	{ .name = "labbug_io_mutex", .mutex = &labbug_io_mutex },
+	{ .name = "labbug_table_rwsem", .rwsem = &labbug_table_rwsem },
+	{ .name = "labbug_tree_rwsem", .rwsem = &labbug_tree_rwsem },
+};
 
 /* The irq scenario: the timer, the count written, and whether the callback ran. */
 static struct hrtimer labbug_timer;
@@ -221,6 +256,123 @@ static ssize_t labbug_wait_write(struct file *file, const char __user *ubuf,
 	return len;
 }
 
+static struct labbug_lock *labbug_find_lock(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(labbug_locks); i++)
+		if (!strcmp(labbug_locks[i].name, name))
+			return &labbug_locks[i];
+	return NULL;
+}
+
+/* Take a lock the way its holders and waiters do: mutex_lock, down_read or down_write (D). */
+static noinline void labbug_lock_take(struct labbug_lock *lock, bool write)
+{
+	if (lock->mutex)
+		mutex_lock(lock->mutex);
+	else if (write)
+		down_write(lock->rwsem);
+	else
+		down_read(lock->rwsem);
+}
+
+static noinline void labbug_lock_release(struct labbug_lock *lock, bool write)
+{
+	if (lock->mutex)
+		mutex_unlock(lock->mutex);
+	else if (write)
+		up_write(lock->rwsem);
+	else
+		up_read(lock->rwsem);
+}
+
+/* Block on ``lock`` (reported first, so the log names every waiter); returns once taken. */
+static noinline void labbug_lock_block(const char *op, struct labbug_lock *lock, bool write)
+{
+	pr_info("labbug: lock pid=%d comm=%s op=%s lock=%s mode=%s state=blocking\n",
+		task_pid_nr(current), current->comm, op, lock->name, write ? "write" : "read");
+	atomic_inc(&lock->waiting);
+	labbug_lock_take(lock, write);
+	atomic_dec(&lock->waiting);
+	pr_info("labbug: lock pid=%d comm=%s op=%s lock=%s mode=%s state=acquired\n",
+		task_pid_nr(current), current->comm, op, lock->name, write ? "write" : "read");
+}
+
+/* Keep a taken lock, sleeping interruptibly (S), until a signal. */
+static noinline void labbug_lock_keep(void)
+{
+	while (!signal_pending(current))
+		msleep_interruptible(60 * 1000);
+}
+
+static ssize_t labbug_lock_write(struct file *file, const char __user *ubuf,
+				 size_t len, loff_t *ppos)
+{
+	char msg[128], op[8], name[32], mode[8], name2[32], mode2[8];
+	struct labbug_lock *lock, *next = NULL;
+	size_t n = min(len, sizeof(msg) - 1);
+	bool write, write2 = false;
+	int fields;
+
+	memset(msg, 0, sizeof(msg));
+	if (copy_from_user(msg, ubuf, n))
+		return -EFAULT;
+	fields = sscanf(msg, "%7s %31s %7s %31s %7s", op, name, mode, name2, mode2);
+	if (fields != 3 && !(fields == 5 && !strcmp(op, "hold")))
+		return -EINVAL;
+	lock = labbug_find_lock(name);
+	write = !strcmp(mode, "write");
+	if (!lock || (!write && (strcmp(mode, "read") || lock->mutex)))
+		return -EINVAL;
+	if (fields == 5) {
+		next = labbug_find_lock(name2);
+		write2 = !strcmp(mode2, "write");
+		if (!next || next == lock || (!write2 && (strcmp(mode2, "read") || next->mutex)))
+			return -EINVAL;
+	}
+	if (!strcmp(op, "wait")) {
+		labbug_lock_block("wait", lock, write);
+		labbug_lock_release(lock, write);
+		return len;
+	}
+	if (strcmp(op, "hold"))
+		return -EINVAL;
+	labbug_lock_take(lock, write);
+	atomic_inc(&lock->holders);
+	pr_info("labbug: lock pid=%d comm=%s op=hold lock=%s mode=%s state=acquired\n",
+		task_pid_nr(current), current->comm, lock->name, write ? "write" : "read");
+	if (next) {
+		labbug_lock_block("chain", next, write2);
+		labbug_lock_keep();
+		labbug_lock_release(next, write2);
+	} else {
+		labbug_lock_keep();
+	}
+	atomic_dec(&lock->holders);
+	labbug_lock_release(lock, write);
+	return len;
+}
+
+static ssize_t labbug_lock_read(struct file *file, char __user *ubuf,
+				size_t len, loff_t *ppos)
+{
+	char text[512];
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(labbug_locks); i++)
+		n += scnprintf(text + n, sizeof(text) - n, "%s holders=%d waiting=%d\n",
+			       labbug_locks[i].name, atomic_read(&labbug_locks[i].holders),
+			       atomic_read(&labbug_locks[i].waiting));
+	return simple_read_from_buffer(ubuf, len, ppos, text, n);
+}
+
+static const struct proc_ops labbug_lock_ops = {
+	.proc_read = labbug_lock_read,
+	.proc_write = labbug_lock_write,
+};
+
 static const struct proc_ops labbug_trigger_ops = {
 	.proc_write = labbug_trigger_write,
 };
@@ -257,7 +409,8 @@ static int __init labbug_init(void)
 	    !proc_create("trigger", 0200, labbug_dir, &labbug_trigger_ops) ||
 	    !proc_create("hold", 0200, labbug_dir, &labbug_hold_ops) ||
 	    !proc_create("wait", 0200, labbug_dir, &labbug_wait_ops) ||
-	    !proc_create("irq", 0200, labbug_dir, &labbug_irq_ops)) {
+	    !proc_create("irq", 0200, labbug_dir, &labbug_irq_ops) ||
+	    !proc_create("lock", 0600, labbug_dir, &labbug_lock_ops)) {
 		proc_remove(labbug_dir);
 		kfree(labbug_dev);
 		return -ENOMEM;

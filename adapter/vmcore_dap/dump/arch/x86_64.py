@@ -153,8 +153,10 @@ class X86_64(Arch):
 
     def stack_top_padding(self, prog: drgn.Program) -> int:
         """``TOP_OF_KERNEL_STACK_PADDING`` (arch/x86/include/asm/thread_info.h): 0, or 16 since v6.9
-        in a kernel built with ``CONFIG_X86_FRED`` (Debian's 7.x kernels; the sid-7 sample's user
-        registers sit 16 bytes lower), known by FRED's user entry point being in the kernel."""
+        in a kernel built with ``CONFIG_X86_FRED`` ("x86/fred: Reserve space for the FRED stack
+        frame", merged for v6.9 with tag x86-fred-2024-03-10; Debian's 7.x kernels: the sid-7
+        sample's user registers sit 16 bytes lower), known by FRED's user entry point being in the
+        kernel: the padding is a build-time constant, whether or not FRED was on at run time."""
         padding: int | None = prog.cache.get("vmcore_dap_stack_top_padding")
         if padding is None:
             try:

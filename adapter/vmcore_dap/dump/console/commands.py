@@ -85,6 +85,9 @@ def _ensure_extras() -> None:
     import vmcore_dap.dump.console.log_dates  # noqa: F401
     import vmcore_dap.dump.console.ps_states  # noqa: F401
     import vmcore_dap.dump.console.structure_commands  # noqa: F401
+    from vmcore_dap.dump.console.reachable_tasks import install
+
+    install()
 
 
 def command_names(prog: drgn.Program) -> list[str]:
@@ -359,7 +362,10 @@ class CrashConsole:
                 capture.close()
         argument_error = any(isinstance(e, CommandArgumentError) for e in errors)
         if stderr and not argument_error:  # argparse prints usage to stderr before its one-line error
-            output += stderr if stderr.endswith("\n") else stderr + "\n"
+            notes = stderr if stderr.endswith("\n") else stderr + "\n"
+            output += notes
+            if on_output is not None:  # what a command says it could not do reaches the console too
+                on_output(notes)
         if errors:
             return CommandResult(output, describe_command_error(errors[0], self.prog))
         return CommandResult(output)

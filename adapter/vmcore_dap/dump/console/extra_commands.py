@@ -360,6 +360,19 @@ def crash_uptime_seconds(prog: Program) -> int:
     return (prog["jiffies_64"].value_() - initial_jiffies) // hz
 
 
+def crash_load_average(prog: Program) -> str:
+    """LOAD AVERAGE as crash (and ``/proc/loadavg``) prints it: each ``avenrun`` fixed-point value
+    plus ``FIXED_1/200``, integer and hundredths truncated (include/linux/sched/loadavg.h). drgn's
+    ``sys`` rounds the quotient instead, one hundredth off at a boundary (0.145 → 0.15, crash 0.14).
+    """
+    fshift = 11  # FSHIFT, unchanged since v2.6
+    fixed_1 = 1 << fshift
+    values = []
+    for load in (prog["avenrun"][i].value_() + fixed_1 // 200 for i in range(3)):
+        values.append(f"{load >> fshift}.{((load & (fixed_1 - 1)) * 100) >> fshift:02}")
+    return ", ".join(values)
+
+
 def _format_uptime(seconds: int) -> str:
     days, rest = divmod(seconds, 86400)
     clock = f"{rest // 3600:02}:{rest // 60 % 60:02}:{rest % 60:02}"
@@ -376,6 +389,8 @@ def _fix_sys_line(prog: Program, line: str) -> str:
             return f"{key}{sep}{_crash_memory_size(prog)}"
         if name == "UPTIME":
             return f"{key}{sep}{_format_uptime(crash_uptime_seconds(prog))}"
+        if name == "LOAD AVERAGE":
+            return f"{key}{sep}{crash_load_average(prog)}"
         if name == "PANIC":
             message = crash_panic_message(prog)
             if message is not None:
@@ -391,12 +406,13 @@ _drgn_sys = VMCORE_CRASH_NAMESPACE.drgn_commands["sys"]
 
 @custom_command(
     name="sys",
-    description="system data (crash's DUMPFILE, UPTIME, MEMORY and PANIC rules)",
+    description="system data (crash's DUMPFILE, UPTIME, LOAD AVERAGE, MEMORY and PANIC rules)",
     usage="**sys** [drgn's sys options]",
     long_description="""
-    drgn's ``sys``, with four fields computed as crash computes them: DUMPFILE is marked
-    [PARTIAL DUMP] for a makedumpfile-filtered dump, UPTIME counts jiffies, MEMORY counts present
-    pages, and PANIC is the first of crash's known panic messages found in the kernel log.
+    drgn's ``sys``, with five fields computed as crash computes them: DUMPFILE is marked
+    [PARTIAL DUMP] for a makedumpfile-filtered dump, UPTIME counts jiffies, LOAD AVERAGE truncates
+    as /proc/loadavg does, MEMORY counts present pages, and PANIC is the first of crash's known
+    panic messages found in the kernel log.
     """,
     parse=parse_shell_command,
     namespace=VMCORE_CRASH_NAMESPACE,

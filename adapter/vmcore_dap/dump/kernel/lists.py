@@ -28,18 +28,25 @@ class ListWalk:
 
 
 def bounded_list_entries(
-    head: drgn.Object, type_: str, member: str, walk: ListWalk, limit: int = DEFAULT_LIMIT
+    head: drgn.Object,
+    type_: str,
+    member: str,
+    walk: ListWalk,
+    limit: int = DEFAULT_LIMIT,
+    link: str = "next",
 ) -> Iterator[drgn.Object]:
     """Yield each ``type_ *`` on the list at ``head`` (``struct list_head *``), like
     ``list_for_each_entry``, but stop on a cycle, a bad pointer or after ``limit`` nodes, recording
     why in ``walk.problem``.
+
+    :param link: ``"prev"`` walks the list backwards: from the other side of an unreadable node.
     """
     head_address = head.value_()
     seen: set[int] = set()
     node = head
     while True:
         try:
-            next_ = node.next.read_()
+            next_ = getattr(node, link).read_()
             address = next_.value_()
         except drgn.FaultError as exc:
             walk.problem = f"unreadable link after {walk.count} entries (at {exc.address:#x})"

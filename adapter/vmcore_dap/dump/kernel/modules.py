@@ -15,7 +15,9 @@ from vmcore_dap.dump.kernel.lists import ListWalk, bounded_list_entries
 
 __all__ = [
     "KernelModule",
+    "function_starts",
     "list_modules",
+    "module_address_ranges",
     "module_list_problem",
     "module_taint_letters",
     "kernel_taint_letters",
@@ -59,7 +61,8 @@ class KernelModule:
     """One row of the module list.
 
     :param name: ``kernel`` for the kernel image, else the module's name.
-    :param start: start of the address range drgn maps to this module.
+    :param start: start of the address range drgn maps to this module's text (since v6.4 a module
+        has several ranges, one per ``mem[]`` region: this is the one holding ``base``).
     :param end: its end (exclusive).
     :param base: the text base crash's ``mod`` shows (the kernel: ``_stext``).
     :param size: the size crash's ``mod`` shows (core layout or ``MOD_TEXT`` region).
@@ -71,6 +74,7 @@ class KernelModule:
     :param debug_status: one phrase for people ("Symbols loaded", "Symbols not found …").
     :param debug_file: the file debug info was loaded from.
     :param build_id: hex GNU build ID, if known.
+    :param ranges: every ``(start, end)`` range drgn maps to this module (one before v6.4).
     """
 
     name: str
@@ -86,10 +90,16 @@ class KernelModule:
     debug_status: str
     debug_file: str | None
     build_id: str | None
+    ranges: tuple[tuple[int, int], ...] = ()
 
     @property
     def is_kernel(self) -> bool:
         return self.struct_module is None
+
+    @property
+    def address_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Every range of the module (its text, data, rodata …); ``start``–``end`` if drgn knew none."""
+        return self.ranges or ((self.start, self.end),)
 
 
 def _taint_table(prog: drgn.Program) -> list[tuple[int, str, bool]]:
@@ -98,8 +108,12 @@ def _taint_table(prog: drgn.Program) -> list[tuple[int, str, bool]]:
         return cache  # type: ignore[no-any-return]
     try:
         flags = prog["taint_flags"]
+        # Linux 7.x's struct taint_flag is {c_true, c_false, desc}: the ``module`` member that said
+        # which flags a module can carry is gone (7.2.13's include/linux/panic.h), and a module's
+        # ``taints`` only ever gets the bits add_taint_module() set, so every flag applies.
+        per_module = flags.type_.type.has_member("module")
         table = [
-            (i, chr(int(flags[i].c_true)), bool(flags[i].module))
+            (i, chr(int(flags[i].c_true)), bool(flags[i].module) if per_module else True)
             for i in range(len(flags))  # type: ignore[arg-type]
         ]
     except (LookupError, drgn.FaultError, TypeError):
@@ -154,11 +168,38 @@ def _drgn_modules(prog: drgn.Program) -> dict[str, drgn.Module]:
     return out
 
 
+def module_address_ranges(module: drgn.Module) -> tuple[tuple[int, int], ...]:
+    """Every address range drgn maps to ``module``, lowest first.
+
+    Linux v6.4 (commit ac3b43283923, "module: replace module_layout with module_memory") split a
+    module's memory into ``struct module.mem[]`` regions; drgn then gives the module one range per
+    region and its ``address_range`` raises "module has multiple address ranges".
+    """
+    return tuple(sorted((int(low), int(high)) for low, high in module.address_ranges if high > low))
+
+
+def function_starts(prog: drgn.Program, ranges: tuple[tuple[int, int], ...]) -> list[int]:
+    """Addresses of the functions (symbols with a size) within ``ranges``, lowest first.
+
+    A module's text need not start with a function: x86-64 kernels with function padding
+    (Debian's 6.12, 7.x) put 16 bytes first, named ``__pfx_<function>``, where no line is known.
+    """
+    try:
+        symbols = prog.symbols()
+    except (LookupError, ValueError):
+        return []
+    return sorted(
+        int(s.address)
+        for s in symbols
+        if s.kind == drgn.SymbolKind.FUNC and s.size and any(low <= s.address < high for low, high in ranges)
+    )
+
+
 def _debug_fields(
     module: drgn.Module | None,
-) -> tuple[bool, str, str | None, str | None, tuple[int, int] | None]:
+) -> tuple[bool, str, str | None, str | None, tuple[tuple[int, int], ...]]:
     if module is None:
-        return False, _DEBUG_STATUS[drgn.ModuleFileStatus.WANT], None, None, None
+        return False, _DEBUG_STATUS[drgn.ModuleFileStatus.WANT], None, None, ()
     status = module.debug_file_status
     build_id = module.build_id.hex() if module.build_id else None
     return (
@@ -166,12 +207,18 @@ def _debug_fields(
         _DEBUG_STATUS.get(status, str(status)),
         module.debug_file_path,
         build_id,
-        module.address_range,
+        module_address_ranges(module),
     )
 
 
+def _range_holding(ranges: tuple[tuple[int, int], ...], address: int) -> tuple[int, int] | None:
+    """The range that holds ``address`` (the text base), else the first one, else ``None``."""
+    return next((r for r in ranges if r[0] <= address < r[1]), ranges[0] if ranges else None)
+
+
 def _kernel_row(prog: drgn.Program, module: drgn.Module | None) -> KernelModule:
-    has, status, path, build_id, rng = _debug_fields(module)
+    has, status, path, build_id, ranges = _debug_fields(module)
+    rng = _range_holding(ranges, 0)
     try:
         base = int(prog.symbol("_stext").address)
         end = int(prog.symbol("_end").address)
@@ -197,6 +244,7 @@ def _kernel_row(prog: drgn.Program, module: drgn.Module | None) -> KernelModule:
         debug_status=status,
         debug_file=path,
         build_id=build_id,
+        ranges=ranges,
     )
 
 
@@ -221,8 +269,8 @@ def list_modules(prog: drgn.Program) -> list[KernelModule]:
     for mod in bounded_list_entries(prog["modules"].address_of_(), "struct module", "list", walk):
         name = mod.name.string_().decode(errors="replace")
         base, size = _text_region(mod)
-        has, status, path, build_id, rng = _debug_fields(known.get(name))
-        start, end = rng if rng else (base, base + size)
+        has, status, path, build_id, ranges = _debug_fields(known.get(name))
+        start, end = _range_holding(ranges, base) or (base, base + size)
         rows.append(
             KernelModule(
                 name=name,
@@ -238,6 +286,7 @@ def list_modules(prog: drgn.Program) -> list[KernelModule]:
                 debug_status=status,
                 debug_file=path,
                 build_id=build_id,
+                ranges=ranges,
             )
         )
     return rows

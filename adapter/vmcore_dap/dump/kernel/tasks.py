@@ -1,12 +1,17 @@
 """Every task of the dump, as ``ps`` (and crash's ``ps``) would list it.
 
 drgn's ``prog.threads()`` omits PID 0, but each CPU has its own idle task (``swapper/N``), and a crash
-engineer expects to see them, especially the ones that were running. So the list is: each CPU's
-idle task (``idle_task`` of every CPU that was up, :func:`~vmcore_dap.dump.kernel.cpus.dumped_cpus`,
-not only the online ones: arm64's crash IPI takes the stopped CPUs offline), then every task
-reachable through the PID hash, with its state letter (:mod:`~vmcore_dap.dump.kernel.task_state`:
-``ps``'s letters, plus ``W`` and ``N`` for the waking and new tasks crash tells apart) and, for
-tasks that were on a CPU when the dump was taken, that CPU.
+engineer expects to see them, especially the ones that were running. So the list is: the crashed
+task, the task each other CPU was running, each CPU's idle task (``idle_task`` of every CPU that
+was up, :func:`~vmcore_dap.dump.kernel.cpus.dumped_cpus`, not only the online ones: arm64's crash
+IPI takes the stopped CPUs offline), then every other task reachable through the PID hash by PID,
+each with its state letter
+(:mod:`~vmcore_dap.dump.kernel.task_state`: ``ps``'s letters, plus ``W`` and ``N`` for the waking and
+new tasks crash tells apart) and, for tasks that were on a CPU when the dump was taken, that CPU.
+
+The first part (the *head*: a handful of tasks found from the CPUs) costs a few reads; the walk of the
+PID hash grows with the dump (50,000 tasks take seconds). :class:`TaskListing` does the walk in steps,
+so a debugger can show the crash before the whole list is read.
 
 The PID table is a tree read from the dump; a damaged one can loop. The walk stops at the first task
 seen twice (each task has exactly one PID) or after ``pid_max`` entries, and says so. Names are
@@ -23,24 +28,30 @@ fields a thread list shows are read as one block per task (:class:`_Layout`: fro
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import drgn
-from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.idr import idr_for_each
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu
 
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.cpus import dumped_cpus
+from vmcore_dap.dump.kernel.lists import ListWalk, bounded_list_entries
 from vmcore_dap.dump.kernel.task_state import StateBits, state_bits, state_letter, task_state_letter
+from vmcore_dap.dump.memory.page_filter import explain_unreadable
 from vmcore_dap.dump.values.render import escape_bytes
 
 __all__ = [
     "PF_KTHREAD",
     "TaskInfo",
+    "TaskListing",
     "is_kernel_thread",
     "list_tasks",
     "running_tasks",
+    "unreadable_pid_table",
     "task_info",
+    "tasks_on_lists",
     "thread_size",
 ]
 
@@ -49,16 +60,18 @@ PF_KTHREAD = 0x00200000
 _LAYOUT_KEY = "vmcore_dap_task_layout"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskInfo:
     """What a thread list shows about one task.
 
-    :param task: ``struct task_struct *``.
+    A dump may hold 50,000 of these for as long as it is open: they are slotted plain data, and the
+    ``struct task_struct *`` object is made when asked for (:attr:`task`), not kept.
+
     :param cpu: the CPU the task last ran on (``task_cpu``).
     :param on_cpu: whether it was the current task of ``cpu`` when the dump was taken.
     """
 
-    task: drgn.Object
+    prog: drgn.Program
     address: int
     pid: int
     tgid: int
@@ -74,10 +87,22 @@ class TaskInfo:
     mm: int | None = None
 
     @property
+    def task(self) -> drgn.Object:
+        """``struct task_struct *`` of the task."""
+        return drgn.Object(self.prog, _task_pointer_type(self.prog), self.address)
+
+    @property
     def display_name(self) -> str:
         """``PID 123 labbug-writer [R] CPU1`` (the CPU only for tasks that were running)."""
         where = f" CPU{self.cpu}" if self.on_cpu else ""
         return f"PID {self.pid} {self.comm} [{self.state}]{where}"
+
+
+def _task_pointer_type(prog: drgn.Program) -> drgn.Type:
+    found: drgn.Type | None = prog.cache.get("vmcore_dap_task_pointer")
+    if found is None:
+        found = prog.cache["vmcore_dap_task_pointer"] = prog.pointer_type(prog.type("struct task_struct"))
+    return found
 
 
 def is_kernel_thread(task: drgn.Object) -> bool:
@@ -137,7 +162,7 @@ def task_info(task: drgn.Object, running: dict[int, int], is_idle: bool = False)
     if on_cpu:
         cpu = running[address]
     return TaskInfo(
-        task=task,
+        prog=task.prog_,
         address=address,
         pid=task.pid.value_(),
         tgid=task.tgid.value_(),
@@ -258,7 +283,7 @@ def _fast_task_info(
     comm = data[layout.comm_offset : layout.comm_offset + layout.comm_size].split(b"\0", 1)[0]
     on_cpu = address in running
     return TaskInfo(
-        task=task,
+        prog=task.prog_,
         address=address,
         pid=pid,
         tgid=tgid,
@@ -291,49 +316,184 @@ def _pid_limit(prog: drgn.Program) -> int:
         return 1 << 22
 
 
+def tasks_on_lists(prog: drgn.Program) -> Iterator[drgn.Object]:
+    """Every task the kernel's own lists reach, for when the PID table cannot be read: processes on
+    ``init_task.tasks`` and each one's threads on ``signal->thread_head`` (``thread_node``, Linux
+    v3.14 and later), each list walked from both ends so an unreadable node hides only what lies
+    between its neighbours. A task may come more than once."""
+    leaders = prog["init_task"].tasks.address_of_()
+    for link in ("next", "prev"):
+        for leader in bounded_list_entries(leaders, "struct task_struct", "tasks", ListWalk(), link=link):
+            yield leader
+            try:
+                threads = leader.signal.thread_head.address_of_()
+            except drgn.FaultError:
+                continue
+            for thread_link in ("next", "prev"):
+                yield from bounded_list_entries(
+                    threads, "struct task_struct", "thread_node", ListWalk(), link=thread_link
+                )
+
+
+def unreadable_pid_table(prog: drgn.Program, address: int, before: int, found: int, lost: int) -> str:
+    """Say that (and why) the PID table could not be read, and what the task lists recovered:
+    not "corrupt", since the usual cause is a dump that left its pages out."""
+    why = explain_unreadable(prog, address)
+    lost_text = f"; {lost} more tasks on those lists are unreadable themselves" if lost else ""
+    return (
+        f"the kernel's PID table cannot be read at {address:#x}: {why}. Listed {before} tasks from the "
+        f"PID table and {found} more from the kernel's task lists (init_task.tasks, each process's "
+        f"threads){lost_text}; tasks reachable only through the PID table are missing"
+    )
+
+
+def _pid_table_tasks(prog: drgn.Program) -> Iterator[drgn.Object]:
+    """Every task of the initial PID namespace's table (drgn's ``for_each_task``), reading each
+    ``struct pid``'s first task link as one word.
+
+    drgn's ``pid_task`` helper costs about 0.8 KB of memory a task that is never given back (40 MB
+    for 50,000 tasks): a plain read of ``pid->tasks[PIDTYPE_PID].first`` gives the same task.
+    """
+    links = prog.type("struct pid").member("tasks").offset  # tasks[PIDTYPE_PID], PIDTYPE_PID = 0
+    node = drgn.offsetof(prog.type("struct task_struct"), "pid_links")  # pid_links[PIDTYPE_PID]
+    pointer = _task_pointer_type(prog)
+    for _nr, entry in idr_for_each(prog["init_pid_ns"].idr):
+        first = prog.read_u64(entry.value_() + links)
+        if first:
+            yield drgn.Object(prog, pointer, first - node)
+
+
+class TaskListing:
+    """The tasks of a dump, listed in steps: the head at once, the PID hash walked on demand.
+
+    :param first: ``struct task_struct *`` to put at the head of the list (the crashed task), or
+        ``None``.
+    :param problems: where to append what is wrong with the dump's PID table, if anything.
+
+    :attr:`head` is known on construction: ``first``, then the task current on each other CPU (by
+    CPU), then each CPU's idle task. :meth:`step` walks the PID hash a chunk at a time;
+    :meth:`tasks` finishes the walk and returns the whole list, the head first and in the same
+    order, so a task's position never changes once it is known.
+    """
+
+    def __init__(
+        self, prog: drgn.Program, first: drgn.Object | None = None, problems: list[str] | None = None
+    ) -> None:
+        self.prog = prog
+        self._problems = problems
+        self._running = running_tasks(prog)
+        self._layout = _layout(prog)
+        self.head: list[TaskInfo] = []
+        self._seen: set[int] = set()
+        if first is not None:
+            self._add_head(first, first.value_())
+        for address, cpu in sorted(self._running.items(), key=lambda item: item[1]):
+            if address != idle_task(prog, cpu).value_():
+                self._add_head(drgn.Object(prog, "struct task_struct *", address), address)
+        for cpu in dumped_cpus(prog):
+            idle = idle_task(prog, cpu)
+            self._add_head(idle, idle.value_(), is_idle=True)
+        self._walk = enumerate(_pid_table_tasks(prog))
+        self._listed: set[int] = set()
+        self._others: list[TaskInfo] = []
+        self._limit = _pid_limit(prog)
+        self._rest: list[TaskInfo] | None = None
+
+    def _add_head(self, task: drgn.Object, address: int, is_idle: bool = False) -> None:
+        if address not in self._seen:
+            self._seen.add(address)
+            self.head.append(_describe(self._layout, task, address, self._running, is_idle=is_idle))
+
+    @property
+    def done(self) -> bool:
+        """Whether the PID hash has been walked to its end."""
+        return self._rest is not None
+
+    @property
+    def listed(self) -> int:
+        """How many tasks are known so far (the head included)."""
+        return len(self.head) + len(self._others) if self._rest is None else len(self.head) + len(self._rest)
+
+    def expected(self) -> int:
+        """About how many tasks the whole list will hold: the kernel's ``nr_threads`` plus the idle
+        tasks (for progress reports; the walk itself decides)."""
+        try:
+            return int(self.prog["nr_threads"].value_()) + sum(1 for t in self.head if t.is_idle)
+        except (LookupError, drgn.FaultError):
+            return self.listed
+
+    def step(self, count: int) -> bool:
+        """Walk up to ``count`` more entries of the PID hash; return whether the walk is done."""
+        if self._rest is not None:
+            return True
+        problem = None
+        try:
+            for _ in range(count):
+                try:
+                    number, task = next(self._walk)
+                except StopIteration:
+                    break
+                address = task.value_()
+                if address in self._listed:
+                    problem = f"task {address:#x} appears twice (a cycle): stopped after {number} entries"
+                    break
+                if number >= self._limit:
+                    problem = f"more than pid_max ({self._limit - 1}) entries: stopped"
+                    break
+                self._listed.add(address)
+                if address not in self._seen:
+                    self._seen.add(address)
+                    self._others.append(_describe(self._layout, task, address, self._running))
+            else:
+                return False
+        except drgn.FaultError as exc:
+            self._list_from_task_lists(exc.address)
+        if problem is not None and self._problems is not None:
+            self._problems.append(
+                f"the kernel's PID table is corrupt: {problem}; the thread list may be incomplete"
+            )
+        self._others.sort(key=lambda t: (t.pid, t.address))
+        self._rest, self._others = self._others, []
+        return True
+
+    def _list_from_task_lists(self, address: int) -> None:
+        """The PID table cannot be read at ``address`` (a lossy dump left its page out): list what
+        the kernel's own task lists reach instead, and say so (:func:`unreadable_pid_table`)."""
+        before = len(self._others)
+        lost = 0
+        for task in tasks_on_lists(self.prog):
+            task_address = task.value_()
+            if task_address in self._seen:
+                continue
+            self._seen.add(task_address)
+            try:
+                self._others.append(_describe(self._layout, task, task_address, self._running))
+            except drgn.FaultError:
+                lost += 1
+        if self._problems is not None:
+            self._problems.append(
+                unreadable_pid_table(self.prog, address, before, len(self._others) - before, lost)
+            )
+
+    def rest(self) -> list[TaskInfo]:
+        """The tasks after the head, by PID (the walk is finished first)."""
+        while not self.step(1 << 30):
+            pass
+        assert self._rest is not None
+        return self._rest
+
+    def tasks(self) -> list[TaskInfo]:
+        """Every task: the head, then the rest by PID (the walk is finished first)."""
+        return self.head + self.rest()
+
+
 def list_tasks(
     prog: drgn.Program, first: drgn.Object | None = None, problems: list[str] | None = None
 ) -> list[TaskInfo]:
-    """List every task: idle tasks by CPU, then the rest by PID; ``first`` (the crashed task) leads.
+    """List every task: ``first`` (the crashed task), the tasks other CPUs were running, each CPU's
+    idle task, then the rest by PID (:class:`TaskListing` in one go).
 
     :param first: ``struct task_struct *`` to put at the head of the list, or ``None``.
     :param problems: where to append what is wrong with the dump's PID table, if anything.
     """
-    running = running_tasks(prog)
-    layout = _layout(prog)
-    tasks: list[TaskInfo] = []
-    seen: set[int] = set()
-    for cpu in dumped_cpus(prog):
-        idle = idle_task(prog, cpu)
-        if idle.value_() not in seen:
-            seen.add(idle.value_())
-            tasks.append(_describe(layout, idle, idle.value_(), running, is_idle=True))
-    others = []
-    listed: set[int] = set()
-    limit = _pid_limit(prog)
-    problem = None
-    try:
-        for count, task in enumerate(for_each_task(prog)):
-            address = task.value_()
-            if address in listed:
-                problem = f"task {address:#x} appears twice (a cycle): stopped after {count} entries"
-                break
-            if count >= limit:
-                problem = f"more than pid_max ({limit - 1}) entries: stopped"
-                break
-            listed.add(address)
-            if address not in seen:
-                seen.add(address)
-                others.append(_describe(layout, task, address, running))
-    except drgn.FaultError as exc:
-        if not others:
-            raise
-        problem = f"unreadable at {exc.address:#x} after {len(others)} tasks"
-    if problem is not None and problems is not None:
-        problems.append(f"the kernel's PID table is corrupt: {problem}; the thread list may be incomplete")
-    others.sort(key=lambda t: (t.pid, t.address))
-    tasks.extend(others)
-    if first is not None:
-        address = first.value_()
-        tasks.sort(key=lambda t: t.address != address)  # stable: only moves the crashed task
-    return tasks
+    return TaskListing(prog, first, problems).tasks()

@@ -29,7 +29,12 @@ from pathlib import Path
 import drgn
 
 from vmcore_dap.dump.arch import arch_of
-from vmcore_dap.dump.opening.vmcore_file import VmcoreFile, excluded_page_kinds, inspect_vmcore
+from vmcore_dap.dump.opening.vmcore_file import (
+    VmcoreFile,
+    excluded_page_kinds,
+    inspect_vmcore,
+    inspected_file,
+)
 
 __all__ = [
     "PageFilter",
@@ -127,7 +132,10 @@ def page_filter_for(prog: drgn.Program) -> PageFilter | None:
         return cached if isinstance(cached, PageFilter) else None
     result: PageFilter | bool = False
     path = prog.core_dump_path
-    if path:
+    inspected = inspected_file(prog)
+    if inspected is not None:
+        result = PageFilter(inspected)
+    elif path:
         try:
             result = PageFilter.open(Path(path))
         except Exception:  # noqa: BLE001 - a diagnosis must never fail; the generic message remains
@@ -144,11 +152,10 @@ def is_partial_dump(prog: drgn.Program) -> bool:
 
 
 def _page(prog: drgn.Program, pfn: int) -> drgn.Object:
-    from drgn.helpers.linux.mm import pfn_to_page
+    from drgn.helpers.linux.mm import compound_head, pfn_to_page
 
-    page = pfn_to_page(prog, pfn)
-    head = page.compound_head.value_()
-    return drgn.Object(prog, "struct page *", head - 1) if head & 1 else page
+    # drgn's helper, not page->compound_head: Linux 7.x renamed that member compound_info.
+    return compound_head(pfn_to_page(prog, pfn))
 
 
 def _is_buddy(page: drgn.Object) -> bool:
@@ -280,9 +287,16 @@ def _explain_physical(prog: drgn.Program, pf: PageFilter, phys: int) -> str:
     else:
         return f"not in the dump: no ELF segment holds physical page {page:#x}"
     if kind == "slab page" and level is not None:
+        # No dump level excludes slab pages: makedumpfile took it for another kind. It does so on
+        # kernels newer than it knows (it prints "The kernel version is not supported" and exits
+        # 0): 1.7.2 on Linux >= 6.2, 1.7.2 and 1.7.8 alike on 7.x at -d 31 (the sid samples'
+        # -d 23 and -d 31 files of one guest run differ by slab pages taken for user pages).
+        remedy = "-d 23 (keeps user pages)" if level & 8 else "a lower -d level"
         return (
-            f"{text}; physical page {page:#x} is a slab page, which makedumpfile before 1.7.3 "
-            "drops on kernels >= 6.2 (write the dump with makedumpfile >= 1.7.3)"
+            f"{text}; physical page {page:#x} is a slab page, which no -d level drops: makedumpfile "
+            "mistook it for another kind, as it does on kernels newer than it supports (it then says "
+            f'"The kernel version is not supported"). Re-dump with {remedy} or a makedumpfile that '
+            "supports this kernel, or keep the raw ELF /proc/vmcore"
         )
     if kind is None and level is not None and level & 1:
         kind = "page of zeros, presumably"

@@ -23,7 +23,12 @@ import drgn
 
 from vmcore_dap.dump.opening import debuginfo, debuginfod
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
-from vmcore_dap.dump.opening.vmcore_file import VmcoreFile, describe_filtering, inspect_vmcore
+from vmcore_dap.dump.opening.vmcore_file import (
+    VmcoreFile,
+    describe_filtering,
+    inspect_vmcore,
+    remember_inspection,
+)
 from vmcore_dap.errors import UserError
 
 __all__ = ["Dump", "open_dump", "ProgressCallback"]
@@ -104,6 +109,7 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
         prog.set_core_dump(str(config.vmcore))
     except Exception as exc:  # noqa: BLE001 - drgn raises several kinds here; all mean "cannot open"
         raise _open_failure(vmfile, exc) from None
+    remember_inspection(prog, vmfile)
     timings["open"] = time.monotonic() - start
 
     if vmlinux is None:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import drgn
+
 from vmcore_dap.dump.arch import MIN_PAGE_SIZE
 from vmcore_dap.dump.opening import elf
 from vmcore_dap.errors import SettingError, UserError
@@ -46,6 +48,8 @@ __all__ = [
     "describe_filtering",
     "excluded_page_kinds",
     "inspect_vmcore",
+    "inspected_file",
+    "remember_inspection",
     "vmcore_format",
 ]
 
@@ -426,15 +430,31 @@ def _inspect_kdump(path: Path, f: BinaryIO, size: int, *, headers_only: bool = F
     return result
 
 
+_INSPECTION_KEY = "vmcore_dap_vmcore_file"
+
+
+def remember_inspection(prog: drgn.Program, vmfile: VmcoreFile) -> None:
+    """Keep what :func:`inspect_vmcore` found about the file ``prog`` was opened on (it reads the
+    file's headers and page descriptors: one inspection per dump)."""
+    prog.cache[_INSPECTION_KEY] = vmfile
+
+
+def inspected_file(prog: drgn.Program) -> VmcoreFile | None:
+    """The :class:`VmcoreFile` remembered for ``prog``, if any."""
+    found: VmcoreFile | None = prog.cache.get(_INSPECTION_KEY)
+    return found
+
+
 def _page_data_end(f: BinaryIO, desc_offset: int, count: int) -> int:
     """Return where the page data ends, reading as few descriptors as possible.
 
     Data is written in descriptor order, except that every zero page shares the one copy written
-    first; so the end is found in the last descriptors that are not zero pages, read backwards.
+    first; so the end is found in the last descriptors that are not zero pages, read backwards, a
+    few at first (the last page of a dump is rarely a zero page), more when they all were.
     """
     f.seek(desc_offset)
     first_offset = _PAGE_DESC.unpack(f.read(_PAGE_DESC.size))[0]
-    chunk = 65536
+    chunk = 256
     end = 0
     stop = count
     while stop > 0:
@@ -448,6 +468,7 @@ def _page_data_end(f: BinaryIO, desc_offset: int, count: int) -> int:
         if distinct:
             return end
         stop = start
+        chunk = min(chunk * 4, 65536)
     return end
 
 

@@ -25,6 +25,7 @@ import drgn
 from vmcore_dap.dump.arch import arch_of, known_dump_path_functions, syscall_wrapper_pattern
 from vmcore_dap.dump.kernel.tasks import TaskInfo, is_kernel_thread, thread_size
 from vmcore_dap.dump.memory.reading import read_prefix
+from vmcore_dap.dump.memory.symbol_index import nearest_symbol
 
 __all__ = [
     "StackFrameInfo",
@@ -33,6 +34,7 @@ __all__ = [
     "present_trace",
     "share_stack",
     "DUMP_PATH_FUNCTIONS",
+    "NO_KERNEL_STACK",
     "syscall_name",
 ]
 
@@ -65,7 +67,7 @@ DUMP_PATH_FUNCTIONS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class StackFrameInfo:
     """One row of a call stack.
 
@@ -97,7 +99,7 @@ class StackFrameInfo:
     pt_regs: drgn.Object | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskStack:
     """The presented stack of one task.
 
@@ -123,20 +125,6 @@ class TaskStack:
     shareable_rows: list[StackFrameInfo] | None = None
 
 
-def _kallsyms(prog: drgn.Program) -> drgn.SymbolIndex | None:
-    """The kernel's own symbol table, loaded once per program (about 0.2 s) and only when needed."""
-    if "vmcore_dap_kallsyms" not in prog.cache:
-        from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
-
-        try:
-            prog.cache["vmcore_dap_kallsyms"] = load_vmlinux_kallsyms(prog)
-        except Exception:  # noqa: BLE001 - ELF symbols are the fallback
-            log.warning("cannot load the kernel's kallsyms", exc_info=True)
-            prog.cache["vmcore_dap_kallsyms"] = None
-    index: drgn.SymbolIndex | None = prog.cache["vmcore_dap_kallsyms"]
-    return index
-
-
 def _symbol_offset(
     prog: drgn.Program, pc: int, nearest: bool = False, lookup_pc: int | None = None
 ) -> tuple[str | None, str | None]:
@@ -147,7 +135,8 @@ def _symbol_offset(
 
     :param nearest: name assembly code the way the kernel's own backtraces do (kallsyms: the
         nearest preceding symbol, e.g. ``entry_SYSCALL_64_after_hwframe`` rather than the sized ELF
-        symbol ``entry_SYSCALL_64`` that contains it).
+        symbol ``entry_SYSCALL_64`` that contains it; :func:`~vmcore_dap.dump.memory.symbol_index.
+        nearest_symbol`).
 
     Answers are cached per program: ``prog.symbol()`` costs about 0.7 ms here, and the tasks of a
     dump share most of their return addresses (``__schedule``, ``schedule``…), so without the cache
@@ -166,17 +155,11 @@ def _symbol_offset(
 def _lookup_symbol_offset(
     prog: drgn.Program, pc: int, nearest: bool, lookup_pc: int | None
 ) -> tuple[str | None, str | None]:
-    symbol: drgn.Symbol | None = None
-    if nearest:
-        index = _kallsyms(prog)
-        if index is not None:
-            found = index(prog, None, pc if lookup_pc is None else lookup_pc, True)
-            symbol = found[0] if found else None
-    if symbol is None:
-        try:
-            symbol = prog.symbol(pc if lookup_pc is None else lookup_pc)
-        except LookupError:
-            return None, None
+    try:
+        where = pc if lookup_pc is None else lookup_pc
+        symbol = nearest_symbol(prog, where) if nearest else prog.symbol(where)
+    except LookupError:
+        return None, None
     return symbol.name, f"{symbol.name}+{pc - symbol.address:#x}"
 
 
@@ -527,8 +510,26 @@ def _user_mode_label(pc: int) -> StackFrameInfo:
     return StackFrameInfo(kind="label", name=f"── user mode at {pc:#x} ──", pc=pc)
 
 
+#: :attr:`TaskStack.error` of a task without a kernel stack.
+NO_KERNEL_STACK = "the task has exited: its kernel stack was freed (task->stack is NULL)"
+
+
 def unwind_task(prog: drgn.Program, task: drgn.Object) -> TaskStack:
-    """Build the presented stack of ``task`` (``struct task_struct *``)."""
+    """Build the presented stack of ``task`` (``struct task_struct *``).
+
+    An exited task (a zombie) keeps its ``task_struct`` but not its stack: since v4.9
+    (CONFIG_THREAD_INFO_IN_TASK) ``release_task_stack()`` frees it and sets ``task->stack`` to NULL,
+    and its saved stack pointer then points into memory another task may use. drgn would unwind that
+    memory; such a task gets one label instead, as crash prints ``(no stack)``.
+    """
+    try:
+        has_stack = bool(task.stack.value_())
+    except (drgn.FaultError, LookupError, AttributeError):
+        has_stack = True  # let the unwinding say what is wrong
+    if not has_stack:
+        stack = TaskStack(trace=None, error=NO_KERNEL_STACK)
+        stack.frames.append(StackFrameInfo(kind="label", name="── no kernel stack: the task has exited ──"))
+        return stack
     try:
         trace = prog.stack_trace(task)
     except (drgn.FaultError, ValueError, LookupError) as exc:

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.dump.stacks.normalize import Frame
 
-__all__ = ["StackGroup", "StackGroups", "UNWIND_FAILED", "USER_MODE", "group_by_stack"]
+__all__ = ["NO_STACK", "StackGroup", "StackGroups", "UNWIND_FAILED", "USER_MODE", "group_by_stack"]
 
 #: The one "function" of the group of tasks whose stack drgn could not unwind.
 UNWIND_FAILED = "<cannot unwind>"
 #: The one "function" of the group of tasks that were running in user mode (no kernel frames).
 USER_MODE = "<user mode>"
+#: The one "function" of the group of tasks that have no kernel stack any more (exited: zombies),
+#: which crash's ``bt`` shows as ``(no stack)``.
+NO_STACK = "<no stack>"
 
 
 @dataclass
@@ -69,8 +72,8 @@ class StackGroups:
 def group_by_stack(stacks: Iterable[tuple[int, TaskInfo, tuple[Frame, ...]]]) -> list[StackGroup]:
     """Group ``(key, task, normalised frames)`` by the frames' functions, biggest group first.
 
-    An empty stack is a group of its own: :data:`UNWIND_FAILED` or :data:`USER_MODE`, as the frames
-    given for it say.
+    An empty stack is a group of its own: :data:`UNWIND_FAILED`, :data:`USER_MODE` or
+    :data:`NO_STACK`, as the frames given for it say.
     """
     by_functions: dict[tuple[str, ...], StackGroup] = {}
     names: dict[int, tuple[str, ...]] = {}  # id(frames) -> their functions: tasks share frame tuples

@@ -5,22 +5,26 @@ function", ``loadedSources`` and the language server's code lenses, hovers and d
 :class:`StackService`, so they cannot disagree about what is on a task's stack.
 
 * A task's **presented stack** (:meth:`StackService.stack`) is what the Call Stack shows
-  (:func:`~.frames.present_trace`). A sleeping task whose stack signature (:mod:`.signature`) matches
-  a task already unwound is presented from that task's rows with its own bottom row
+  (:func:`~.frames.present_trace`). A sleeping task whose chain of return addresses
+  (:mod:`.signature`) is that of a task already unwound is presented from that task's rows with its
+  own bottom row
   (:func:`~.frames.share_stack`); drgn unwinds it only when one of its frames is inspected
   (:meth:`StackService.frame`), so a frame always carries the task's own drgn frame and registers.
 * Views that only need *which* functions a task is in (grouping, the function index) read the rows of
   the task whose unwinding stands for it (its **basis**: its own presented stack, or the one its
-  signature matched), so they cost one unwinding per distinct stack and nothing per task beyond the
-  signature.
+  chain matched), so they cost one unwinding per distinct stack and, per task, one read of its stack
+  and a walk along its return addresses. Per task the service keeps only which task stands for it.
 * The one normalisation (:func:`~.normalize.normalize_rows`) turns a basis into the frames crash's
   ``bt`` would list; the one name rule (:func:`~.normalize.base_function_name`) turns a row's function
   into the name a function is known by in the source (``f.isra.0`` is ``f``).
 
 Tasks are numbered 1, 2, … in the order given (the crashed task first, as
 :func:`~vmcore_dap.dump.kernel.tasks.list_tasks` puts it): those numbers are the DAP thread ids, and
-the language server numbers the same way. Use a service from one thread (drgn's ``Program`` is not
-meant for concurrent use); it holds plain data that other threads may read once built.
+the language server numbers the same way. A service may start with the head of a
+:class:`~vmcore_dap.dump.kernel.tasks.TaskListing` and be given the rest later
+(:meth:`StackService.add_tasks`): the numbers are the same either way. Use a service from one
+thread (drgn's ``Program`` is not meant for concurrent use); it holds plain data that other threads
+may read once built.
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ import drgn
 
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import TaskInfo
-from vmcore_dap.dump.stacks.frames import StackFrameInfo, TaskStack, share_stack, unwind_task
-from vmcore_dap.dump.stacks.groups import UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
+from vmcore_dap.dump.stacks.frames import NO_KERNEL_STACK, StackFrameInfo, TaskStack, share_stack, unwind_task
+from vmcore_dap.dump.stacks.groups import NO_STACK, UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_rows
-from vmcore_dap.dump.stacks.signature import SignatureTable, StackSignature, stack_signature
+from vmcore_dap.dump.stacks.signature import ChainTable, StackWords, read_stack_words
 
 __all__ = ["CHECK_EVERY", "CheckCallback", "FrameRef", "FunctionIndex", "StackService"]
 
@@ -121,11 +125,9 @@ class StackService:
         self.crashed_key: int | None = self._by_address.get(crashed) if crashed is not None else None
         self._stacks: dict[int, TaskStack] = {}
         self._own: dict[int, TaskStack] = {}
-        #: key → the key of the unwound task whose stack it shares (found ones only: a task without one
-        #: is unwound itself). Signatures are not kept: 5,000 of them hold every stack's words, and the
-        #: garbage collector walks them all (the Call Stack of every task was 12% slower with them).
+        self._chains: ChainTable[int] = ChainTable(prog)
+        #: task key → the key of the unwound task whose stack it shares.
         self._representative_of: dict[int, int] = {}
-        self._representatives: SignatureTable[int] = SignatureTable()
         self._bases: dict[int, _Basis] = {}  # id(presented stack) → what its tasks share
         self._index: FunctionIndex | None = None
         self._members_of: dict[int, tuple[_Basis, list[int]]] | None = None
@@ -135,6 +137,30 @@ class StackService:
         self.unwound = 0
 
     # -- tasks --------------------------------------------------------------------------------------
+
+    def add_tasks(self, tasks: Sequence[TaskInfo]) -> None:
+        """Number ``tasks`` after those already known (the rest of a listing finished later).
+
+        :raises RuntimeError: once a view of every task (groups, the function index) was built: it
+            would not include them.
+        """
+        if self._members_of is not None or self._groups is not None or self._index is not None:
+            raise RuntimeError("tasks added after every task's stacks were read")
+        start = len(self.tasks) + 1
+        for key, info in enumerate(tasks, start=start):
+            self.tasks[key] = info
+            self._by_address[info.address] = key
+
+    def representative(self, key: int) -> int | None:
+        """The key of the unwound task whose stack task ``key``'s stack was found to share (its chain
+        of return addresses), or ``None`` when it is unwound itself or not looked at yet."""
+        found = self._representative_of.get(key)
+        return found if found != key else None
+
+    @property
+    def chains(self) -> ChainTable[int]:
+        """What the service learnt about stacks from the tasks it unwound (:mod:`.signature`)."""
+        return self._chains
 
     def key_of(self, address: int) -> int | None:
         """The key of the task at ``address`` (``struct task_struct *``), if it is listed."""
@@ -150,28 +176,24 @@ class StackService:
     # -- the Call Stack -------------------------------------------------------------------------------
 
     def stack(self, key: int) -> TaskStack:
-        """The presented stack of task ``key`` (cached): a matching sleeping task's rows with this
-        task's own bottom row, else its own unwinding."""
+        """The presented stack of task ``key``: a matching sleeping task's rows with this task's own
+        bottom row (made anew each time: a list and one row, not kept for 50,000 tasks), else its own
+        unwinding (kept)."""
         stack = self._stacks.get(key)
         if stack is not None:
             return stack
         info = self.tasks[key]
-        signature = None
+        words = None
         representative = self._representative_of.get(key)
         if representative is None:
-            signature = self._signature(key)
-            representative = self._find_representative(key, signature)
+            words = self._words(key)
+            representative = self._chains.find(words) if words is not None else None
         if representative is not None:
             shared = share_stack(self.prog, self._stacks[representative], info.task, info)
             if shared is not None:
-                self._stacks[key] = shared
+                self._representative_of[key] = representative
                 return shared
-            signature = self._signature(key)
-        stack = self._unwind(info)
-        self._stacks[key] = stack
-        if signature is not None:
-            self._representatives.register(signature, stack.trace, key)
-        return stack
+        return self._unwind_own(key, words)
 
     def own_stack(self, key: int) -> TaskStack:
         """The task's own unwinding: its presented stack, unwound again if that was shared."""
@@ -198,8 +220,8 @@ class StackService:
 
     def normalized(self, key: int) -> tuple[Frame, ...]:
         """Task ``key``'s stack by the one normalisation (what crash's ``bt`` lists): a single
-        :data:`~.groups.USER_MODE` or :data:`~.groups.UNWIND_FAILED` frame when it has no kernel
-        frames."""
+        :data:`~.groups.USER_MODE`, :data:`~.groups.NO_STACK` or :data:`~.groups.UNWIND_FAILED`
+        frame when it has no kernel frames."""
         return self._basis(key).normalized
 
     def functions(self, key: int) -> tuple[str, ...]:
@@ -314,39 +336,40 @@ class StackService:
         self.unwound += 1
         return unwind_task(self.prog, info.task)
 
-    def _signature(self, key: int) -> StackSignature | None:
-        """The task's stack signature; ``None`` for tasks always unwound themselves (on a CPU, the
+    def _unwind_own(self, key: int, words: StackWords | None) -> TaskStack:
+        """Unwind task ``key`` itself, keep its presented stack, and teach the chain table from it.
+
+        :param words: its stack, when already read.
+        """
+        stack = self._unwind(self.tasks[key])
+        self._stacks[key] = stack
+        if words is None:
+            words = self._words(key)
+        if words is not None:
+            self._chains.register(words, stack.trace, key)
+        return stack
+
+    def _words(self, key: int) -> StackWords | None:
+        """Task ``key``'s used stack; ``None`` for tasks always unwound themselves (on a CPU, the
         crashed task) or whose stack cannot be read."""
         info = self.tasks[key]
         if info.on_cpu or key == self.crashed_key:
             return None
-        return stack_signature(self.prog, info.task, info.stack)
-
-    def _find_representative(self, key: int, signature: StackSignature | None) -> int | None:
-        """The key of an unwound task whose stack has ``signature``, task ``key``'s (remembered)."""
-        representative = self._representative_of.get(key)
-        if representative is None and signature is not None:
-            representative = self._representatives.find(signature)
-            if representative is not None:
-                self._representative_of[key] = representative
-        return representative
-
-    def _representative(self, key: int) -> int | None:
-        """The key of an unwound task whose stack has the same signature as task ``key``'s."""
-        representative = self._representative_of.get(key)
-        if representative is not None:
-            return representative
-        return self._find_representative(key, self._signature(key))
+        return read_stack_words(self.prog, info.task, info.stack)
 
     def _basis_stack(self, key: int) -> TaskStack:
         """The presented stack whose rows (bottom label aside) are task ``key``'s rows."""
         stack = self._stacks.get(key)
-        if stack is not None and not stack.shared:
+        if stack is not None:
             return stack
-        representative = self._representative(key)
-        if representative is not None:
-            return self._stacks[representative]
-        return self.stack(key)
+        representative = self._representative_of.get(key)
+        if representative is None:
+            words = self._words(key)
+            representative = self._chains.find(words) if words is not None else None
+            if representative is None:
+                return self._unwind_own(key, words)
+            self._representative_of[key] = representative
+        return self._stacks[representative]
 
     def _basis(self, key: int) -> _Basis:
         stack = self._basis_stack(key)
@@ -370,4 +393,6 @@ def _normalized(stack: TaskStack, roots: frozenset[str]) -> tuple[Frame, ...]:
     frames = tuple(normalize_rows(stack.frames, roots))
     if frames:
         return frames
+    if stack.error == NO_KERNEL_STACK:
+        return (Frame(NO_STACK),)
     return (Frame(USER_MODE if stack.trace is not None else UNWIND_FAILED),)

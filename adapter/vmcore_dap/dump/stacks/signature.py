@@ -1,29 +1,46 @@
-"""Which tasks' stacks unwind alike: a sleeping task's stack reduced to what unwinding it reads.
+"""Which tasks' stacks unwind alike: a sleeping task's chain of return addresses, read without drgn.
 
-drgn's unwinding costs about 4 ms a task (mostly its DWARF search for inlined scopes), which makes
-5,000 tasks slow; but tasks that sleep in the same place have the same return addresses at the same
-depths of their stacks. So a sleeping task's stack is first reduced to a *signature*: the words of
-the used part of the stack that point into the kernel image or modules (return addresses among them)
-and the pointers into the stack itself, as offsets; drgn then unwinds one task per signature
-(:class:`~.service.StackService`). Unwinding reads nothing but such words (return addresses, and
-saved frame pointers), so equal signatures give equal stacks.
+drgn's unwinding costs a few milliseconds a task (mostly its DWARF search for inlined scopes), which
+makes 50,000 tasks slow; but tasks that sleep in the same place have the same return addresses at
+the same depths of their stacks, and the rest of a sleeping task's stack (locals, saved registers,
+words left over from earlier calls) does not change what unwinding finds. So drgn unwinds one task,
+and :class:`ChainTable` learns from it, for each function on the way, how far its frame reaches and
+where in it the return address into the caller is. Another task's stack is then walked with those
+facts alone: read the return address where the first frame keeps it, jump by that function's frame
+size to the next, and so on. Its *chain* — the positions and values of the return addresses read —
+names a task unwound before exactly when the two would unwind alike: every word drgn reads to find
+the frames is one of those, at the same place.
 
-One wrinkle: ``CONFIG_RANDOMIZE_KSTACK_OFFSET`` (on in Debian's kernels) makes ``do_syscall_64``
-allocate a random gap, full of stale words, before calling the system call. The signature therefore
-stops at the return address into the syscall entry (``Arch.randomized_syscall_entries``); what lies
-above is the same for every task relative to the top of the stack. Which word that return address is
-cannot be told before unwinding: the handler's uninitialised stack slots below it often hold stale
-return addresses into the same entry (on the many-tasks sample, 309 of 5,067 tasks). So every such
-word, innermost first, gives a candidate key; after unwinding the first task of a stack, only the
-candidate cut where drgn found the return address is registered, and a later task shares that stack
-when any of its candidates equals a registered key — equal keys mean equal words wherever unwinding
-reads. Tasks on a CPU are always unwound.
+A walk stops where the stack stops being the same for every task:
+
+* at a return address into an entry that puts a random gap below itself (``CONFIG_RANDOMIZE_KSTACK_
+  OFFSET``: ``Arch.randomized_syscall_entries``, e.g. ``do_syscall_64``): above it every system call's
+  stack is the entry's own frame and the user registers, laid out from the top of the stack; the
+  task's own bottom row (its system call and arguments) is made from its own registers anyway;
+* at a function that ended the representative's unwinding (``ret_from_fork`` of a kernel thread);
+* at a function it does not know (or one seen with many frame sizes: a variable-length array): the
+  task is then unwound by drgn, which teaches the table more. A function that realigns its stack to
+  16 bytes (``do_sys_poll``, ``__mutex_lock``…) has one of two sizes, by its caller's alignment: the
+  walk tries both; the wrong one puts every later slot a word off, where no registered chain goes on.
+
+Words left over in a frame's unused slots (stale return addresses of earlier calls, which differ from
+task to task) are never read, so they cannot keep two tasks apart. Tasks on a CPU and tasks whose
+stack cannot be read are always unwound themselves.
+
+The walk follows the x86-64 convention: a call pushes the return address, so a frame's return address
+into its caller is the word right below the caller's frame; and the first frame's return address is
+on the stack (``inactive_task_frame``). :meth:`ChainTable.register` checks both on every unwinding it
+learns from, so an architecture that keeps them elsewhere (arm64's frame records and ``cpu_context``)
+learns nothing and has every task unwound by drgn. On arm64 the walk is not even tried
+(``Arch.stack_signatures`` is off: pointer authentication signs return addresses with the stack
+pointer, so equal words need not mean equal stacks).
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import drgn
@@ -31,7 +48,73 @@ import drgn
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import thread_size
 
-__all__ = ["MAX_CUT_CANDIDATES", "SignatureKey", "SignatureTable", "StackSignature", "stack_signature"]
+__all__ = ["ChainKey", "ChainTable", "StackWords", "read_stack_words"]
+
+#: ``("entry", ((slot, return address), …))`` for a chain that reaches a randomizing entry, or
+#: ``("end", chain, stack bytes used)`` for one that ended the representative's unwinding.
+ChainKey = tuple[object, ...]
+V = TypeVar("V")
+
+#: How many frames a walk follows at most (a kernel stack holds fewer).
+_MAX_FRAMES = 256
+#: How many frame sizes one function may show (a function that realigns its stack to 16 bytes has
+#: two, by the alignment of its caller's stack pointer); more make it one the walk does not follow.
+_MAX_SIZES = 4
+#: How many ways a walk tries at most (each function with two sizes doubles them).
+_MAX_WAYS = 64
+
+
+@dataclass(frozen=True)
+class StackWords:
+    """The used part of a sleeping task's kernel stack: from its saved stack pointer to the top."""
+
+    sp: int
+    data: bytes
+
+    @property
+    def top(self) -> int:
+        return self.sp + len(self.data)
+
+    def word(self, index: int) -> int | None:
+        """The word ``index`` words above ``sp``, or ``None`` past the top."""
+        at = index * 8
+        if at < 0 or at + 8 > len(self.data):
+            return None
+        value: int = _WORD.unpack_from(self.data, at)[0]
+        return value
+
+
+_WORD = struct.Struct("<Q")
+
+
+def _saved_sp_offset(prog: drgn.Program) -> int:
+    """``offsetof(struct task_struct, thread.sp)``: the stack pointer a sleeping task saved."""
+    found: int | None = prog.cache.get("vmcore_dap_thread_sp_offset")
+    if found is None:
+        found = prog.cache["vmcore_dap_thread_sp_offset"] = drgn.offsetof(
+            prog.type("struct task_struct"), "thread.sp"
+        )
+    return found
+
+
+def read_stack_words(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> StackWords | None:
+    """Read the used part of a sleeping task's kernel stack (one read: a page or two).
+
+    :param stack: ``task->stack`` when already known (:attr:`TaskInfo.stack`).
+    :return: ``None`` when the stack cannot be read or the architecture's stacks are not walked
+        (:attr:`Arch.stack_signatures`); then the task is unwound on its own.
+    """
+    if not arch_of(prog).stack_signatures:
+        return None
+    try:
+        base = task.stack.value_() if stack is None else stack
+        sp = prog.read_u64(task.value_() + _saved_sp_offset(prog))  # one word, no member objects
+        size = thread_size(prog)
+        if not base or not base <= sp < base + size or (base + size - sp) % 8:
+            return None
+        return StackWords(sp, prog.read(sp, base + size - sp))
+    except (drgn.FaultError, LookupError, AttributeError, ValueError):
+        return None
 
 
 def _entry_ranges(prog: drgn.Program) -> list[tuple[int, int]]:
@@ -48,137 +131,125 @@ def _entry_ranges(prog: drgn.Program) -> list[tuple[int, int]]:
     return result
 
 
-#: At most this many words pointing into a randomizing entry are tried as the cut (stale ones can
-#: lie below the real return address, in the syscall handler's uninitialised slots).
-MAX_CUT_CANDIDATES = 4
+class ChainTable(Generic[V]):
+    """Stacks unwound by drgn, found again by their chain of return addresses (module docstring).
 
-SignatureKey = tuple[object, ...]
-V = TypeVar("V")
-
-
-class StackSignature:
-    """What unwinding a sleeping task reads (see the module docstring).
-
-    Candidate keys, innermost cut first, are built only as far as a caller iterates :meth:`keys`
-    (most tasks match on the first or second): this runs for every task of a dump.
+    :meth:`register` learns from each unwinding; :meth:`find` walks another task's stack with what
+    was learnt. The table is per program and used from one thread.
     """
 
-    def __init__(
-        self, base: int, sp: int, words: tuple[int, ...], kernel: list[tuple[int, int]], cuts: list[int]
-    ) -> None:
-        """:param base: the stack's lowest address; ``words`` are the stack from ``sp`` to its top.
-        :param kernel: ``(index, word)`` of the words pointing into the kernel image or modules.
-        :param cuts: positions in ``kernel`` of the words pointing into a randomizing entry (at most
-            :data:`MAX_CUT_CANDIDATES`); empty when there is none.
+    def __init__(self, prog: drgn.Program) -> None:
+        self._entries = _entry_ranges(prog)
+        self._kernel_start = arch_of(prog).kernel_image_start
+        #: Where the first frame's return address is, in words above the saved stack pointer.
+        self._start: int | None = None
+        #: Return address → the sizes in bytes seen for the frame it returns into (from its stack
+        #: pointer to its caller's); ``()`` once more than :data:`_MAX_SIZES` were seen.
+        self._sizes: dict[int, tuple[int, ...]] = {}
+        #: Return addresses of frames that ended a representative's unwinding (no caller here).
+        self._ends: set[int] = set()
+        self._by_chain: dict[ChainKey, V] = {}
+        self._entry_pcs: dict[int, bool] = {}
+
+    def _in_entry(self, pc: int) -> bool:
+        """Whether ``pc`` returns into a randomizing entry (asked once per address)."""
+        found = self._entry_pcs.get(pc)
+        if found is None:
+            found = self._entry_pcs[pc] = any(lo < pc <= hi for lo, hi in self._entries)
+        return found
+
+    def find(self, words: StackWords) -> V | None:
+        """What was registered for a stack whose chain equals that of ``words``, or ``None``."""
+        key = self.chain_of(words)
+        return self._by_chain[key] if key is not None else None
+
+    def chain_of(self, words: StackWords) -> ChainKey | None:
+        """The registered chain that ``words`` follows, or ``None``.
+
+        The walk follows every size seen for a function's frame; a wrong one puts the next slots off
+        by a word, where no registered chain continues.
         """
-        self._base, self._sp, self._words, self._kernel, self._cuts = base, sp, words, kernel, cuts
-        self._built: list[tuple[SignatureKey, int | None]] = []
-
-    def candidate_count(self) -> int:
-        """How many candidate keys there are (one when the stack has no cut)."""
-        return max(1, len(self._cuts))
-
-    def keys(self) -> Iterator[SignatureKey]:
-        """Every candidate key, innermost cut first, to look up in a table filled with
-        :meth:`reusable_key`."""
-        for number in range(self.candidate_count()):
-            yield self._candidate(number)[0]
-
-    def reusable_key(self, trace: drgn.StackTrace | None) -> SignatureKey | None:
-        """The key under which other tasks may reuse ``trace``, this task's own unwinding.
-
-        Without a cut that is the one key; with cuts, the candidate whose cut is where drgn found
-        the return address into the entry, or ``None`` when no candidate is (then the trace is not
-        shared).
-        """
-        if not self._cuts:
-            return self._candidate(0)[0]
-        slot = _entry_return_slot(trace) if trace is not None else None
-        for number in range(len(self._cuts)):
-            key, cut = self._candidate(number)
-            if cut == slot:
-                return key
-        return None
-
-    def _candidate(self, number: int) -> tuple[SignatureKey, int | None]:
-        while len(self._built) <= number:
-            self._built.append(self._build(len(self._built)))
-        return self._built[number]
-
-    def _build(self, number: int) -> tuple[SignatureKey, int | None]:
-        base, sp, words = self._base, self._sp, self._words
-        top = sp + 8 * len(words)
-        if not self._cuts:
-            inside = tuple((i, w - sp) for i, w in enumerate(words) if base <= w < top)
-            return (top - sp, tuple(self._kernel), inside), None
-        position = self._cuts[number]
-        index = self._kernel[position][0]
-        cut = sp + 8 * index
-        # Pointers above the cut (into the entry's frame) are the same relative to the top of the stack.
-        relative = tuple(
-            (i, w - sp if w <= cut else w - top) for i, w in enumerate(words[:index]) if base <= w < top
-        )
-        return ("cut", index, tuple(self._kernel[: position + 1]), relative), cut
-
-
-class SignatureTable(Generic[V]):
-    """Stacks already unwound, under their reusable signature keys (:meth:`StackSignature.reusable_key`).
-
-    A task any of whose candidate keys is in the table unwinds like the task registered there: the
-    one rule both the ``stackTrace`` stack sharing and the stack grouping follow.
-    """
-
-    def __init__(self) -> None:
-        self._by_key: dict[SignatureKey, V] = {}
-
-    def find(self, signature: StackSignature) -> V | None:
-        """What was registered for a task with the same stack, or ``None``."""
-        return next((self._by_key[k] for k in signature.keys() if k in self._by_key), None)
-
-    def register(self, signature: StackSignature, trace: drgn.StackTrace | None, value: V) -> None:
-        """Record ``value`` for ``trace``, the unwinding of a task with ``signature``, if reusable."""
-        key = signature.reusable_key(trace)
-        if key is not None:
-            self._by_key.setdefault(key, value)
-
-
-def stack_signature(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> StackSignature | None:
-    """Reduce a sleeping task's kernel stack to what unwinding it reads.
-
-    :param stack: ``task->stack`` when already known (:attr:`TaskInfo.stack`).
-    :return: ``None`` when the stack cannot be read (then the task is unwound on its own).
-    """
-    if not arch_of(prog).stack_signatures:
-        return None
-    try:
-        base = task.stack.value_() if stack is None else stack
-        sp = task.thread.sp.value_()
-        size = thread_size(prog)
-        if not base or not base <= sp < base + size or (base + size - sp) % 8:
+        if self._start is None or not self._by_chain:
             return None
-        data = prog.read(sp, base + size - sp)
-    except (drgn.FaultError, LookupError, AttributeError, ValueError):
+        return self._walk(words, self._start, (), [_MAX_WAYS])
+
+    def _walk(
+        self, words: StackWords, slot: int, chain: tuple[tuple[int, int], ...], ways: list[int]
+    ) -> ChainKey | None:
+        data = words.data
+        for _ in range(_MAX_FRAMES):
+            at = slot * 8
+            if at < 0 or at + 8 > len(data):
+                return None
+            pc = _WORD.unpack_from(data, at)[0]
+            if pc < self._kernel_start:
+                return None
+            chain = (*chain, (slot, pc))
+            if self._in_entry(pc):
+                key: ChainKey = ("entry", chain)
+                return key if key in self._by_chain else None
+            if pc in self._ends:
+                key = ("end", chain, len(words.data))
+                if key in self._by_chain:
+                    return key
+            sizes = self._sizes.get(pc)
+            if not sizes:
+                return None
+            if len(sizes) > 1:
+                for size in sizes:
+                    ways[0] -= 1
+                    if ways[0] < 0:
+                        return None
+                    found = self._walk(words, slot + size // 8, chain, ways)
+                    if found is not None:
+                        return found
+                return None
+            slot += sizes[0] // 8
         return None
-    words = struct.unpack(f"<{len(data) // 8}Q", data)
-    entries = _entry_ranges(prog)
-    lowest = min((lo for lo, _ in entries), default=0)
-    highest = max((hi for _, hi in entries), default=0)
-    image = arch_of(prog).kernel_image_start
-    kernel = [(index, word) for index, word in enumerate(words) if word >= image]
-    # A return address is just past its call, hence ``lo < word <= hi``.
-    cuts = [
-        position
-        for position, (_, word) in enumerate(kernel)
-        if lowest < word <= highest and any(lo < word <= hi for lo, hi in entries)
-    ][:MAX_CUT_CANDIDATES]
-    return StackSignature(base, sp, words, kernel, cuts)
 
+    def register(self, words: StackWords, trace: drgn.StackTrace | None, value: V) -> bool:
+        """Learn the frames of ``trace`` (drgn's unwinding of the task whose stack is ``words``) and
+        record ``value`` under its chain; return whether it has one (an unwinding that leaves the
+        stack or finds a return address elsewhere than at its frame's end, e.g. in an interrupt's
+        saved registers, has none, and is not shared)."""
+        if trace is None:
+            return False
+        frames = [(f.pc, f.sp) for f in trace if not f.is_inline and f.sp is not None]
+        kernel = []
+        for pc, sp in frames:
+            if pc < self._kernel_start or not words.sp < sp <= words.top:
+                break
+            kernel.append((pc, sp))
+        chain: list[tuple[int, int]] = []
+        kind = "end"
+        for pc, sp in kernel:
+            slot = (sp - 8 - words.sp) // 8
+            if words.word(slot) != pc:
+                return False
+            chain.append((slot, pc))
+            if self._in_entry(pc):
+                kind = "entry"
+                break
+        if not chain:
+            return False
+        if self._start is None:
+            self._start = chain[0][0]
+        elif self._start != chain[0][0]:
+            return False
+        for (slot, pc), (next_slot, _next_pc) in itertools.pairwise(chain):
+            self._learn(pc, (next_slot - slot) * 8)
+        key: ChainKey
+        if kind == "entry":
+            key = ("entry", tuple(chain))
+        else:
+            self._ends.add(chain[-1][1])
+            key = ("end", tuple(chain), len(words.data))
+        self._by_chain.setdefault(key, value)
+        return True
 
-def _entry_return_slot(trace: drgn.StackTrace) -> int | None:
-    """Where the unwinding found the return address into a randomizing entry, if it passed one."""
-    entries = arch_of(trace.prog).randomized_syscall_entries
-    for frame in trace:
-        if not frame.is_inline and frame.name in entries:
-            slot: int = frame.sp - 8
-            return slot
-    return None
+    def _learn(self, pc: int, size: int) -> None:
+        sizes = self._sizes.get(pc)
+        if sizes is None:
+            self._sizes[pc] = (size,)
+        elif sizes and size not in sizes:
+            self._sizes[pc] = (*sizes, size) if len(sizes) < _MAX_SIZES else ()

@@ -89,6 +89,8 @@ class Arm64(Arch):
             "__const_udelay",
             "__udelay",
             "__delay",
+            "__delay_cycles",
+            "__arch_counter_get_cntvct_stable",  # the timer read inlined in __delay_cycles
             # arch/arm64/kernel/smp.c: a CPU stopped by the panic or crash IPI.
             "do_handle_IPI",
             "ipi_handler",

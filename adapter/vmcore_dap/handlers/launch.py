@@ -83,7 +83,8 @@ def _launch(session: Session, args: Args) -> None:
         progress.update("Reading tasks and the kernel log", 100)
         try:
             crashed = crashed_task(dump.prog)
-            listing = TaskListing(dump.prog, crashed, problems=dump.warnings)
+            # The task shown at the stop heads the list: the crashed one, or CPU 0's without a panic.
+            listing = TaskListing(dump.prog, focus_task(dump.prog), problems=dump.warnings)
             # The first chunk here, so a dump whose PID table cannot be read is refused now.
             if not listing.step(LISTING_CHUNK) and listing.expected() <= LIST_AFTER_STOP_ABOVE:
                 listing.rest()

@@ -21,7 +21,7 @@ import drgn
 
 from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
 from vmcore_dap.dump.kernel.modules import function_starts, module_address_ranges
-from vmcore_dap.dump.kernel.panic import crashed_task, panic_info
+from vmcore_dap.dump.kernel.panic import crashed_task, focus_task, panic_info
 from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import Dump, open_dump
@@ -79,7 +79,7 @@ class DumpSession:
         """Every task's stack (the tasks listed on first use, each stack unwound when first asked)."""
         if self._stacks is None:
             crashed = crashed_task(self.prog)
-            tasks = list_tasks(self.prog, crashed)
+            tasks = list_tasks(self.prog, focus_task(self.prog))  # numbered as the adapter numbers them
             self._stacks = StackService(self.prog, tasks, crashed.value_() if crashed is not None else None)
         return self._stacks
 

@@ -126,7 +126,13 @@ export class KernelData {
     threads(): Promise<{ threads: { id: number; name: string }[] }> {
         return this.once('threads');
     }
+    /**
+     * Every task's thread name. `vmcore/stackGroups` is awaited first: the adapter answers it from the
+     * whole task list, which on a large dump (over 2,000 tasks) it completes only after the stop, so a
+     * `threads` asked earlier would name the tasks of the stop alone. The view needs the groups anyway.
+     */
     async threadNames(): Promise<Map<number, string>> {
+        await this.stackGroups();
         const body = await this.threads();
         return new Map(body.threads.map((t) => [t.id, t.name]));
     }

@@ -25,6 +25,9 @@ export interface KernelAnswers {
 }
 
 export async function kernelAnswers(session: AdapterSession): Promise<KernelAnswers> {
+    // As the view does (KernelData.threadNames): the groups first, which the adapter answers from the
+    // whole task list (listed after the stop on a large dump), then `threads`, which then lists every task.
+    const stackGroups = await session.request<StackGroupsBody>('vmcore/stackGroups');
     const threads = (await session.request<{ threads: { id: number; name: string }[] }>('threads')).threads.map((t) => {
         const m = /^PID (\d+) .* \[([A-Z]+)\]/.exec(t.name);
         if (m === null) {
@@ -33,7 +36,7 @@ export async function kernelAnswers(session: AdapterSession): Promise<KernelAnsw
         return { id: t.id, name: t.name, pid: Number(m[1]), state: m[2] };
     });
     return {
-        stackGroups: await session.request('vmcore/stackGroups'),
+        stackGroups,
         blocked: await session.request('vmcore/blocked'),
         cpus: await session.request('vmcore/cpus'),
         summary: await session.request('vmcore/summary'),

@@ -7,6 +7,12 @@
  * picked the entries are the requests, the freed one flagged, the corruption where the walk found it.
  * What the adapter says is checked against crash by tests/e2e/test_list_uaf.py; here it is what a
  * person sees. Screenshot (e2e/screenshots/): list-uaf-in-variables.png.
+ *
+ * KNOWN FAILURE, out of `make test` (run it with `npm run test:e2e-list-uaf`): since the merges of
+ * 05 Dec, clicking "View Entries As…" in the context menu of the nested `dev › reqs` row sends no
+ * `vmcore/entryTypes` request (the menu stays open), while the same click on a top-level row in
+ * structures.e2e.test.ts works. Under investigation (issue 17); the adapter's side of it, the two
+ * types offered and the entries once one is chosen, is tested against crash in test_list_uaf.py.
  */
 import * as assert from 'assert';
 

@@ -343,11 +343,16 @@ def test_a_worker_killed_mid_run_costs_no_report(sample_oops: Any, sample_sysrq:
     with subprocess.Popen(
         [*command, "--progress", "json", *paths], stderr=subprocess.PIPE, text=True
     ) as proc:
-        # The first worker seen alive is killed at once: the pool hands the dumps out as soon as its
-        # workers start, and a worker may finish its dump and exit between a listing and the kill.
         deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            workers = _spawned_workers(proc.pid)
+            time.sleep(0.05)
+        assert workers, "the pool's worker processes never appeared"
+        time.sleep(1.0)  # into the first dumps
+        # A worker may have finished its dump and exited meanwhile: kill one that is still there.
         killed = None
-        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        while killed is None and proc.poll() is None:
             for worker in _spawned_workers(proc.pid):
                 try:
                     os.kill(worker, signal.SIGKILL)
@@ -355,8 +360,7 @@ def test_a_worker_killed_mid_run_costs_no_report(sample_oops: Any, sample_sysrq:
                     continue
                 killed = worker
                 break
-            time.sleep(0.02)
-        assert killed is not None, "no worker process of the pool was seen alive"
+        assert killed is not None, "every worker of the pool had ended before one could be killed"
         _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     reports = [

@@ -77,9 +77,12 @@ def run_local(paths: Sequence[Path], options: TriageOptions, jobs: int, on_resul
         return
     orphans: list[str] = []
     with _pool(min(jobs, len(paths))) as pool:
-        pending: dict[Future[dict[str, Any]], str] = {
-            pool.submit(triage_dump, str(p), options): str(p) for p in paths
-        }
+        pending: dict[Future[dict[str, Any]], str] = {}
+        for path in paths:
+            try:
+                pending[pool.submit(triage_dump, str(path), options)] = str(path)
+            except BrokenProcessPool:  # a worker died while the dumps were still being handed out
+                orphans.append(str(path))
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

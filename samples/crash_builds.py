@@ -51,6 +51,7 @@ from sample_cache import IDLE_DAYS, USED_STAMP, mark_used  # noqa: E402
 from vmcore_builder.apt import download_pinned, private_apt  # noqa: E402
 from vmcore_builder.common import BuildError, cache_root  # noqa: E402
 from vmcore_builder.debs import extract_debs  # noqa: E402
+from vmcore_builder.hostdeps import apt_get_install  # noqa: E402
 from vmcore_builder.pins import PinnedPackage  # noqa: E402
 from vmcore_builder.repin import _pinned as pinned  # noqa: E402
 from vmcore_builder.repin import dependency_closure, first_alternatives  # noqa: E402
@@ -248,13 +249,7 @@ def _emulator(arch: str) -> str | None:
             f"(run: sudo apt-get install -y --no-install-recommends {package})"
         )
     _say(f"installing {package} (provides {emulator}, which runs Debian's {arch} crash)")
-    proc = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", package],
-        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = apt_get_install([package])
     if proc.returncode != 0 or not shutil.which(emulator):
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
         raise CrashError(

@@ -14,10 +14,12 @@ apt_ensure() {
     fi
     say "installing Debian packages: ${missing[*]}"
     local logf=/tmp/vmcore-dap-apt.log
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$logf" 2>&1; then
+    # Wait for another apt/dpkg (a second clone's set-up) rather than fail on its lock.
+    local wait=(-o DPkg::Lock::Timeout=900)
+    if ! DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y --no-install-recommends "${missing[@]}" >"$logf" 2>&1; then
         say "apt-get install failed, refreshing the package lists once"
-        apt-get update >>"$logf" 2>&1 || { say "apt-get update failed (no access to the Debian registry?): see $logf"; exit 1; }
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>"$logf" 2>&1 \
+        apt-get "${wait[@]}" update >>"$logf" 2>&1 || { say "apt-get update failed (no access to the Debian registry?): see $logf"; exit 1; }
+        DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y --no-install-recommends "${missing[@]}" >>"$logf" 2>&1 \
             || { say "apt-get install ${missing[*]} failed: see $logf"; exit 1; }
     fi
 }

@@ -54,6 +54,22 @@ def missing_packages(packages: list[str] | None = None) -> list[str]:
     return missing
 
 
+#: Wait for another apt/dpkg (a second clone's set-up, unattended-upgrades) instead of failing at once
+#: with "Could not get lock /var/lib/dpkg/lock-frontend": two make runs on one machine are normal.
+APT_LOCK_WAIT = ("-o", "DPkg::Lock::Timeout=900")
+
+
+def apt_get_install(packages: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``apt-get install`` for ``packages`` non-interactively, waiting for the dpkg lock."""
+    return subprocess.run(
+        ["apt-get", *APT_LOCK_WAIT, "install", "-y", "--no-install-recommends", *packages],
+        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def ensure_host_packages(arch: str = "amd64") -> None:
     """Install missing host packages with apt-get (idempotent); explain when that is impossible.
 
@@ -70,14 +86,7 @@ def ensure_host_packages(arch: str = "amd64") -> None:
             f"(run: sudo apt-get install -y --no-install-recommends {' '.join(missing)})"
         )
     progress(f"installing host packages: {' '.join(missing)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    proc = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", *missing],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = apt_get_install(missing)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
         raise BuildError(

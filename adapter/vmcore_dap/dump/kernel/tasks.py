@@ -13,6 +13,10 @@ The first part (the *head*: a handful of tasks found from the CPUs) costs a few 
 PID hash grows with the dump (50,000 tasks take seconds). :class:`TaskListing` does the walk in steps,
 so a debugger can show the crash before the whole list is read.
 
+The listing is also the program's index of tasks by kernel stack (:meth:`TaskListing.stack_owner`):
+a pointer into a stack is named from it (:mod:`~vmcore_dap.dump.kernel.task_stacks`), so naming one
+does not walk every task again.
+
 The PID table is a tree read from the dump; a damaged one can loop. The walk stops at the first task
 seen twice (each task has exactly one PID) or after ``pid_max`` entries, and says so. Names are
 escaped (:func:`~vmcore_dap.dump.values.render.escape_bytes`): a ``comm`` may hold control characters or
@@ -48,6 +52,7 @@ __all__ = [
     "TaskListing",
     "is_kernel_thread",
     "list_tasks",
+    "listing_of",
     "running_tasks",
     "unreadable_pid_table",
     "task_info",
@@ -58,6 +63,7 @@ __all__ = [
 #: ``task_struct.flags`` of a kernel thread (include/linux/sched.h, unchanged since v2.6).
 PF_KTHREAD = 0x00200000
 _LAYOUT_KEY = "vmcore_dap_task_layout"
+_LISTING_KEY = "vmcore_dap_task_listing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +380,9 @@ class TaskListing:
     CPU), then each CPU's idle task. :meth:`step` walks the PID hash a chunk at a time;
     :meth:`tasks` finishes the walk and returns the whole list, the head first and in the same
     order, so a task's position never changes once it is known.
+
+    A new listing becomes the program's listing (:func:`listing_of`): what else needs a task by its
+    stack asks it (:meth:`stack_owner`) instead of walking the tasks a second time.
     """
 
     def __init__(
@@ -398,6 +407,9 @@ class TaskListing:
         self._others: list[TaskInfo] = []
         self._limit = _pid_limit(prog)
         self._rest: list[TaskInfo] | None = None
+        self._head_stacks: dict[int, TaskInfo] | None = None
+        self._rest_stacks: dict[int, TaskInfo] | None = None
+        prog.cache[_LISTING_KEY] = self
 
     def _add_head(self, task: drgn.Object, address: int, is_idle: bool = False) -> None:
         if address not in self._seen:
@@ -454,6 +466,8 @@ class TaskListing:
             )
         self._others.sort(key=lambda t: (t.pid, t.address))
         self._rest, self._others = self._others, []
+        # Only the walk needs these (two sets of every task's address: MBs at 50,000 tasks).
+        self._seen, self._listed, self._walk = set(), set(), enumerate(())
         return True
 
     def _list_from_task_lists(self, address: int) -> None:
@@ -485,6 +499,46 @@ class TaskListing:
     def tasks(self) -> list[TaskInfo]:
         """Every task: the head, then the rest by PID (the walk is finished first)."""
         return self.head + self.rest()
+
+    def stack_owner(self, stack: int, whole: bool = True) -> TaskInfo | None:
+        """The task whose kernel stack starts at ``stack`` (its ``task->stack``), if any.
+
+        The head is asked first: the crashed task and the ones the CPUs were running are the stacks
+        a stopped kernel's frames point into, and knowing them costs nothing more. Any other stack
+        needs every task: the walk is finished first (a debugger lists them all anyway), then
+        indexed once.
+
+        :param whole: ``False`` to look in the head only (never walk).
+        """
+        if self._head_stacks is None:
+            self._head_stacks = _by_stack(self.head)
+        found = self._head_stacks.get(stack)
+        if found is not None or not whole:
+            return found
+        if self._rest_stacks is None:
+            self._rest_stacks = _by_stack(self.rest())
+        return self._rest_stacks.get(stack)
+
+
+def _by_stack(tasks: list[TaskInfo]) -> dict[int, TaskInfo]:
+    """``task->stack`` → task (read now for a task listed member by member; skipped if unreadable)."""
+    result: dict[int, TaskInfo] = {}
+    for info in tasks:
+        stack = info.stack
+        if stack is None:
+            try:
+                stack = info.task.stack.value_()
+            except drgn.FaultError:
+                continue
+        result.setdefault(stack, info)
+    return result
+
+
+def listing_of(prog: drgn.Program) -> TaskListing:
+    """The program's task listing: the last one made for it (a debug session's, which the session
+    finishes after the stop), else a new one without a task to put first."""
+    listing: TaskListing | None = prog.cache.get(_LISTING_KEY)
+    return listing if listing is not None else TaskListing(prog)
 
 
 def list_tasks(

@@ -12,6 +12,9 @@ and kept per address for the session: a dump never changes. drgn's ``slab_object
 CPU's freelist and the slab's own freelist again for each address; a page of pointers into one
 cache would pay that a hundred times, so :func:`_slab_info` keeps drgn's per-cache helper and its
 freelists for the session (through drgn's internal helper; a drgn without it gets the public one).
+drgn finds the task of a stack by walking every task; the lookup cache hands it the session's own
+task listing instead (:class:`~vmcore_dap.dump.kernel.task_stacks.StackOwners`), so a pointer into the
+crashed task's stack is named without listing the others first.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 import drgn
 
 from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
+from vmcore_dap.dump.kernel.task_stacks import STACK_TO_TASK, StackOwners
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 
 __all__ = ["PointerNote", "pointer_note", "pointer_notes"]
@@ -57,7 +61,9 @@ def pointer_note(prog: drgn.Program, address: int) -> PointerNote | None:
 def pointer_notes(prog: drgn.Program, addresses: Iterable[int]) -> dict[int, PointerNote | None]:
     """The notes of many pointer values, computed together (a page of Variables, a list page)."""
     cache = _notes_cache(prog)
-    identify_cache = prog.cache.setdefault(_IDENTIFY_CACHE_KEY, {})
+    identify_cache = prog.cache.get(_IDENTIFY_CACHE_KEY)
+    if identify_cache is None:
+        identify_cache = prog.cache[_IDENTIFY_CACHE_KEY] = {STACK_TO_TASK: StackOwners(prog)}
     result: dict[int, PointerNote | None] = {}
     for address in addresses:
         if address not in cache:

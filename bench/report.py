@@ -74,6 +74,8 @@ class Row:
             return f"{self.value:.0f} MiB"
         if self.unit == "tasks":
             return f"{self.value:,.0f}"
+        if self.unit == "ms" and self.value < 1:  # a pointer's note: 0.04 ms, not "0.0 ms"
+            return f"{self.value:.2g} {self.unit}"
         return f"{self.value:.1f} {self.unit}"
 
     def target_text(self) -> str:
@@ -248,7 +250,10 @@ def render(
         "`vmcore/stackGroups` and `vmcore/blocked` one after another in a fresh session right after "
         "the stop. *Debug Console* = `evaluate` of `foreach bt` (context `repl`) in a fresh session: "
         "time to the `output` event completing the first screen, then `cancel` and the time to the "
-        "command's response. *Growth* = the value on the larger sample divided by the value on the "
+        "command's response. *First page of a list* = `evaluate` of the sample's longest list, then "
+        "`variables` of its first 100 entries; *a pointer's note* = for each of the next five pages, "
+        "(first `variables` − the same request again, its notes then cached) ÷ entries, median over "
+        "the pages. *Growth* = the value on the larger sample divided by the value on the "
         "smaller; for peak RSS also the difference per added task. Peak RSS is the process's own "
         "high-water mark (`VmHWM` / `wait4`).",
         "",

@@ -72,7 +72,7 @@ class Row:
             return f"{self.value:.2f} s"
         if self.unit == "MiB":
             return f"{self.value:.0f} MiB"
-        if self.unit == "tasks":
+        if self.unit in ("tasks", "entries"):
             return f"{self.value:,.0f}"
         if self.unit == "ms" and self.value < 1:  # a pointer's note: 0.04 ms, not "0.0 ms"
             return f"{self.value:.2g} {self.unit}"

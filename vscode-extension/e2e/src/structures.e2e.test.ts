@@ -15,7 +15,7 @@ import { readDapTrace } from './dapTrace';
 import { sampleLaunch } from './sampleLaunch';
 import { parkMouse, Workbench } from './session';
 import { poll } from './timeouts';
-import { arrangeDebugViews, expandRow, expandScope, framesUnder, revealVariable, runCommand, variableRow, variableRows } from './workbench';
+import { arrangeDebugViews, expandRow, expandScope, framesUnder, revealVariable, runCommand, runContextMenuItem, variableRow, variableRows } from './workbench';
 
 const STOP_TIMEOUT_MS = 90_000;
 // The side bar and the start of the editor: the list is the subject (PNG ≤ 300 KB for docs/images).
@@ -105,9 +105,7 @@ describe('real VS Code (code-server 4.100.3): a kernel list in Variables, oops-n
         this.timeout(60_000);
         const children = row('children', 4);
         await children.click({ button: 'right' });
-        const item = page.locator('.context-view .action-item', { hasText: /^View Entries As…$/ }).first();
-        await item.waitFor({ state: 'visible', timeout: 10_000 });
-        await item.click();
+        await runContextMenuItem(page, 'View Entries As…');
         const pick = page
             .locator('.quick-input-widget .monaco-list-row')
             .filter({ has: page.locator('.label-name', { hasText: /^struct task_struct\.sibling$/ }) })

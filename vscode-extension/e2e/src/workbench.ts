@@ -287,6 +287,38 @@ export async function scrollCallStackTo(page: Page, row: Locator): Promise<void>
     }
 }
 
+/**
+ * Run the item labelled `label` of the context menu that is open (after a right-click). VS Code arms
+ * a menu item's mouse-up only 100 ms after the menu renders ("to avoid accidental clicks": the
+ * release of the right button that opened it lands on an item), so a click made sooner than a person
+ * could make one is dropped and the menu stays open. Click until the menu closes: running an item
+ * closes it first, and nothing else closes it while the mouse stays on the menu.
+ */
+export async function runContextMenuItem(page: Page, label: string, timeoutMs = 10_000): Promise<void> {
+    const item = page.locator('.context-view .action-item', { hasText: new RegExp(`^${escapeRegExp(label)}$`) }).first();
+    await item.waitFor({ state: 'visible', timeout: timeoutMs });
+    let clicked = false;
+    await poll(
+        async () => {
+            // A slow action may close the menu after the wait below gave up: that click ran it.
+            if (clicked && !(await item.isVisible())) {
+                return true;
+            }
+            await item.click({ timeout: 2_000 });
+            clicked = true;
+            try {
+                await item.waitFor({ state: 'hidden', timeout: 500 });
+            } catch {
+                return undefined;
+            }
+            return true;
+        },
+        timeoutMs,
+        `run the context menu item '${label}' (the menu stayed open)`,
+        0,
+    );
+}
+
 /** Texts of the notification toasts currently shown. */
 export async function notificationTexts(page: Page): Promise<string[]> {
     return page.locator('.notifications-toasts .notification-toast').allInnerTexts();

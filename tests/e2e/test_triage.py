@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -67,12 +68,17 @@ def run_triage(output: Path, paths: list[Path], dirs: list[Path], *extra: str) -
     events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert done.returncode in (0, 1), done.stderr
     summary = json.loads((output / "summary.json").read_text())
+    return Triage(output, read_reports(output), summary, events, done.stdout, done.returncode)
+
+
+def read_reports(output: Path) -> dict[str, dict[str, Any]]:
+    """The reports a run wrote in ``output``, by dump path."""
     reports = {}
     for path in output.glob("*.json"):
         if path.name != "summary.json":
             report = json.loads(path.read_text())
             reports[report["vmcore"]] = report
-    return Triage(output, reports, summary, events, done.stdout, done.returncode)
+    return reports
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +322,7 @@ def test_same_scenario_on_every_kernel(tmp_path: Path) -> None:
 
 
 def _spawned_workers(pid: int) -> list[int]:
-    """The process pool's workers among the children of ``pid`` (multiprocessing's spawn_main)."""
+    """The worker processes among the children of ``pid`` (multiprocessing's spawn_main)."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
@@ -332,42 +338,135 @@ def _spawned_workers(pid: int) -> list[int]:
     return workers
 
 
-def test_a_worker_killed_mid_run_costs_no_report(
-    sample_oops: Any, sample_sysrq: Any, sample_many: Any, tmp_path: Path
-) -> None:
-    """A worker process that dies (drgn is C code; a damaged dump could crash it) breaks the pool:
-    the dumps that were in flight are read again, each alone, and the run still ends with every report.
-    (many-tasks, 5,000 tasks, keeps a worker busy for seconds: the kill lands while a dump is read.)"""
-    samples = [sample_oops, sample_sysrq, sample_many]
+def _open_files(pid: int) -> set[str]:
+    """What the file descriptors of process ``pid`` point to (empty once it has ended)."""
+    files: set[str] = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return files
+    for fd in descriptors:
+        try:
+            files.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return files
+
+
+def _start_triage(samples: list[Any], output: Path, jobs: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """``vmcore-dap triage`` on the kdump and ELF files of ``samples``, left running; and those paths."""
     paths = [p for s in samples for p in files_of(s)]
-    command = [sys.executable, "-m", "vmcore_dap", "triage", "--output", str(tmp_path / "out"), "--jobs", "2"]
+    command = [sys.executable, "-m", "vmcore_dap", "triage", "--output", str(output), "--jobs", str(jobs)]
     for directory in debug_dirs(samples):
         command += ["--debug-info-dir", str(directory)]
-    with subprocess.Popen(
-        [*command, "--progress", "json", *paths], stderr=subprocess.PIPE, text=True
-    ) as proc:
-        deadline = time.monotonic() + 120
-        workers: list[int] = []
-        while not workers and time.monotonic() < deadline and proc.poll() is None:
-            workers = _spawned_workers(proc.pid)
-            time.sleep(0.05)
-        assert workers, "the pool's worker processes never appeared"
-        time.sleep(1.0)  # into the first dumps
-        # A worker may have finished its dump and exited meanwhile: kill one that is still there.
-        killed = None
-        while killed is None and proc.poll() is None:
-            for worker in _spawned_workers(proc.pid):
-                try:
-                    os.kill(worker, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
-                killed = worker
-                break
-        assert killed is not None, "every worker of the pool had ended before one could be killed"
-        _, stderr = proc.communicate(timeout=600)
+    command += ["--progress", "json", *paths]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), paths
+
+
+def _end_triage(proc: subprocess.Popen[str], output: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Wait for the run (a hang fails the test, after ending the run's processes); return its reports
+    by dump path and its progress events."""
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        for worker in _spawned_workers(proc.pid):
+            os.kill(worker, signal.SIGKILL)
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"vmcore-dap triage hung for 300 s; its stderr:\n{stderr}")
     assert proc.returncode == 0, stderr
-    reports = [
-        json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json") if p.name != "summary.json"
-    ]
-    assert sorted(r["vmcore"] for r in reports) == sorted(map(str, paths))
-    assert [r["error"] for r in reports] == [None] * len(paths)
+    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return read_reports(output), events
+
+
+def _assert_died(report: dict[str, Any], pid: int, exitcode: int, how: str) -> None:
+    """``report`` says its process ``pid`` died with ``exitcode``, in words too (``how``)."""
+    error = report["error"]
+    assert error["kind"] == "worker-died", error
+    assert (error["pid"], error["exitcode"]) == (pid, exitcode), error
+    assert f"Process {pid} reading '{report['vmcore']}' died: {how}" in error["message"], error
+    assert report["signature"] is None
+
+
+def test_a_worker_killed_mid_dump_costs_that_dump_only(
+    sample_oops: Any, sample_sysrq: Any, sample_many: Any, tmp_path: Path
+) -> None:
+    """A process that dies while it reads a dump (drgn is C code; a damaged dump could crash it) costs
+    that dump only: it gets a ``worker-died`` report, every other dump its normal one. The process
+    killed is the one seen with many-tasks's dump open (5,000 tasks: it reads for longest)."""
+    proc, paths = _start_triage([sample_oops, sample_sysrq, sample_many], tmp_path / "out", jobs=2)
+    target = str(sample_many.vmcore)
+    killed = None
+    with proc:
+        deadline = time.monotonic() + 120
+        while killed is None and proc.poll() is None and time.monotonic() < deadline:
+            for worker in _spawned_workers(proc.pid):
+                if os.path.realpath(target) in _open_files(worker):
+                    os.kill(worker, signal.SIGKILL)
+                    killed = worker
+                    break
+            time.sleep(0.005)
+        reports, events = _end_triage(proc, tmp_path / "out")
+    assert killed is not None, f"no worker was seen reading {target}"
+    assert sorted(reports) == sorted(paths)
+    _assert_died(reports.pop(target), killed, -signal.SIGKILL, "killed by SIGKILL")
+    assert {path: report["error"] for path, report in reports.items()} == dict.fromkeys(reports)
+    assert sorted(e["vmcore"] for e in events if e["event"] == "dump") == sorted(paths)
+
+
+def test_workers_killed_at_birth_cost_their_dumps_only(
+    sample_oops: Any, sample_sysrq: Any, sample_many: Any, tmp_path: Path
+) -> None:
+    """Kill each of the first four worker processes the instant it is seen, while its interpreter is
+    still starting (a process pool's worker killed then could leave the run hanging for good): the
+    run ends, with a ``worker-died`` report for exactly those four dumps and normal ones for the rest."""
+    proc, paths = _start_triage([sample_oops, sample_sysrq, sample_many], tmp_path / "out", jobs=2)
+    killed: list[int] = []
+    with proc:
+        deadline = time.monotonic() + 120
+        while len(killed) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            for worker in _spawned_workers(proc.pid):
+                if worker not in killed and len(killed) < 4:
+                    os.kill(worker, signal.SIGKILL)
+                    killed.append(worker)
+            time.sleep(0.001)
+        reports, events = _end_triage(proc, tmp_path / "out")
+    assert len(killed) == 4, f"only {len(killed)} workers were seen: {killed}"
+    assert sorted(reports) == sorted(paths)
+    died = {r["error"]["pid"]: r for r in reports.values() if r["error"] is not None}
+    assert sorted(died) == sorted(killed), [r["error"] for r in reports.values()]
+    for pid, report in died.items():
+        _assert_died(report, pid, -signal.SIGKILL, "killed by SIGKILL")
+    assert len(reports) - len(died) == len(paths) - 4
+    assert sorted(e["vmcore"] for e in events if e["event"] == "dump") == sorted(paths)
+
+
+def test_a_worker_that_exits_on_its_own_costs_its_dump_only(
+    sample_oops: Any, sample_sysrq: Any, tmp_path: Path
+) -> None:
+    """A worker that ends by itself before sending its report: here the first one's address space is
+    limited (``ulimit -v``, set on it as it starts, before it loads drgn) below what drgn's library
+    maps, so its import fails and the interpreter exits with status 1. Its dump gets a report that
+    says so; the next dumps, in new processes, are read as usual."""
+    limit = 64 * 1024 * 1024
+    proc, paths = _start_triage([sample_oops, sample_sysrq], tmp_path / "out", jobs=1)
+    limited = None
+    with proc:
+        deadline = time.monotonic() + 120
+        while limited is None and proc.poll() is None and time.monotonic() < deadline:
+            for worker in _spawned_workers(proc.pid):
+                os.kill(worker, signal.SIGSTOP)  # hold it still while its limit is set and checked
+                status = Path(f"/proc/{worker}/status").read_text()
+                peak = int(status.split("VmPeak:")[1].split()[0]) * 1024
+                resource.prlimit(worker, resource.RLIMIT_AS, (limit, limit))
+                os.kill(worker, signal.SIGCONT)
+                assert peak < limit, f"worker {worker} had mapped {peak} bytes already: drgn was loaded"
+                limited = worker
+                break
+            time.sleep(0.001)
+        reports, events = _end_triage(proc, tmp_path / "out")
+    assert limited is not None, "no worker was seen"
+    assert sorted(reports) == sorted(paths)
+    (died,) = [r for r in reports.values() if r["error"] is not None]
+    _assert_died(died, limited, 1, "it exited with status 1 before sending its report")
+    assert sorted(e["vmcore"] for e in events if e["event"] == "dump") == sorted(paths)

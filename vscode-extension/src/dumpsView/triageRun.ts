@@ -18,7 +18,7 @@ export interface TriageRequest {
     /** Where the reports and summary.json go (also their cache). */
     output: string;
     debugInfoDirs: string[];
-    /** A Dask scheduler address, or empty for the local process pool. */
+    /** A Dask scheduler address, or empty for local processes. */
     scheduler?: string;
 }
 

@@ -9,12 +9,16 @@ at the console's first line, by :func:`for_each_reachable_task`: drgn's walk whi
 the tasks on ``init_task.tasks`` and each process's thread list, plus one line on stderr (the
 console shows it after the output) saying what could not be read and why; ``ps`` shows 0 for
 memory counters it cannot read, and says so in one line.
+
+drgn's ``bt`` of several tasks (``foreach bt``, ``bt PID PID…``) stops at the first task whose
+stack cannot be read (a lossy dump left the stack's page out): :func:`print_each_bt` prints the
+others too, a line under each task it could not unwind, and one line on stderr naming them.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import drgn
@@ -23,10 +27,11 @@ from drgn.helpers.linux.mm import TaskRss, task_rss, task_vsize
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import idle_task
 
+from vmcore_dap.dump.errors import describe_fault
 from vmcore_dap.dump.kernel.tasks import tasks_on_lists, unreadable_pid_table
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 
-__all__ = ["for_each_reachable_task", "install"]
+__all__ = ["for_each_reachable_task", "install", "print_each_bt"]
 
 #: drgn's command modules that call ``for_each_task`` by that name.
 _COMMAND_MODULES = ("common", "_sched", "_search", "_sys")
@@ -107,10 +112,63 @@ def _reachable_tasks(prog: drgn.Program, args: tuple[Any, ...], idle: bool) -> I
     print(f"note: {unreadable_pid_table(prog, address, from_table, found, lost)}", file=sys.stderr)
 
 
+#: drgn's own ``_print_bt`` (one call prints the back traces of several tasks), kept by install().
+_drgn_print_bt: Any = None
+
+#: At most this many unreadable tasks are named in the closing line; the rest are counted.
+_NAMED_TASKS = 10
+
+
+def print_each_bt(prog: drgn.Program, tasks: Iterable[drgn.Object], args: Any) -> Any:
+    """drgn's back trace of ``tasks`` (``_print_bt``), one task at a time, so that a task whose
+    stack cannot be read does not end the command: under its header a line says why, the next task
+    follows, and after the last one a line on stderr names every task it could not unwind.
+
+    Returns the last trace drgn printed, as drgn's does (``None`` if none)."""
+    trace = None
+    unreadable: list[str] = []
+    first_fault: drgn.FaultError | None = None
+    for i, task in enumerate(tasks):
+        if i > 0:
+            print()  # drgn separates tasks with a blank line; each call below prints one task
+        try:
+            trace = _drgn_print_bt(prog, [task], args) or trace
+        except drgn.FaultError as exc:
+            sys.stdout.flush()
+            first_fault = first_fault or exc
+            print(f"(stack cannot be read: {describe_fault(exc, prog)})")
+            unreadable.append(_task_name(task))
+    if unreadable:
+        named = ", ".join(unreadable[:_NAMED_TASKS])
+        more = f" and {len(unreadable) - _NAMED_TASKS} more" if len(unreadable) > _NAMED_TASKS else ""
+        assert first_fault is not None
+        print(
+            f"note: the stacks of {len(unreadable)} tasks cannot be read ({named}{more}); "
+            f"the first: {describe_fault(first_fault, prog)}",
+            file=sys.stderr,
+        )
+    return trace
+
+
+def _task_name(task: drgn.Object) -> str:
+    """``PID 2 kthreadd``, or the task's address when its ``task_struct`` cannot be read."""
+    try:
+        return f"PID {task.pid.value_()} {task.comm.string_().decode(errors='replace')}"
+    except drgn.FaultError:
+        return f"task {task.value_():#x}"
+
+
 def install() -> None:
-    """Point drgn's crash commands at :func:`for_each_reachable_task`, and ``ps``'s memory
-    counters at ones that show 0 for an unreadable ``mm_struct`` (idempotent)."""
+    """Point drgn's crash commands at :func:`for_each_reachable_task`, ``ps``'s memory counters at
+    ones that show 0 for an unreadable ``mm_struct``, and ``bt``'s loop over tasks at
+    :func:`print_each_bt` (idempotent)."""
     import importlib
+
+    global _drgn_print_bt
+    bt = importlib.import_module("drgn.commands._crash._bt")
+    if bt._print_bt is not print_each_bt:
+        _drgn_print_bt = bt._print_bt
+        bt._print_bt = print_each_bt  # type: ignore[attr-defined]
 
     for name in _COMMAND_MODULES:
         module = importlib.import_module(f"drgn.commands._crash.{name}")

@@ -348,14 +348,38 @@ def _crash_memory_size(prog: Program) -> str:
     return text.replace(".0 ", " ")
 
 
+#: ``NSEC_PER_SEC << NTP_SCALE_SHIFT``: one second in the NTP code's scaled nanoseconds.
+_SCALED_SECOND = 1_000_000_000 << 32
+
+
+def kernel_hz(prog: Program) -> int:
+    """The kernel's ``CONFIG_HZ``, from the NTP code's tick length (kernel/time/ntp.c).
+
+    Up to v6.12 ``tick_nsec`` is ``NSEC_PER_SEC / HZ``. v6.13 removed it ("ntp: Remove unused
+    tick_nsec", a849a0273d0f) and moved ``tick_length_base`` (one second over
+    ``NTP_INTERVAL_FREQ``, which is HZ) into ``struct ntp_data tk_ntp_data`` ("ntp: Move
+    tick_length* into ntp_data"), an array of one per timekeeper by 7.2:
+    HZ is one scaled second over it, rounded (NTP's frequency correction moves it by parts per
+    million).
+    """
+    try:
+        return round(1_000_000_000 / prog["tick_nsec"].value_())
+    except KeyError:
+        pass
+    data = prog["tk_ntp_data"]
+    if data.type_.unaliased_kind() == TypeKind.ARRAY:
+        data = data[0]  # TIMEKEEPER_CORE
+    return round(_SCALED_SECOND / data.tick_length_base.value_())
+
+
 def crash_uptime_seconds(prog: Program) -> int:
     """Uptime as crash computes it: jiffies since boot, whole seconds.
 
     crash counts ``jiffies_64 - INITIAL_JIFFIES`` and divides by HZ, truncating; drgn's ``sys``
     reads the timekeeper's boot time instead, which can be one second ahead at the instant of a
-    crash. HZ is not a symbol: ``tick_nsec`` is ``NSEC_PER_SEC / HZ`` rounded (kernel/time/ntp.c).
+    crash. HZ is not a symbol: :func:`kernel_hz`.
     """
-    hz = round(1_000_000_000 / prog["tick_nsec"].value_())
+    hz = kernel_hz(prog)
     initial_jiffies = (-300 * hz) & 0xFFFFFFFF  # include/linux/jiffies.h: (unsigned int)(-300*HZ)
     return (prog["jiffies_64"].value_() - initial_jiffies) // hz
 

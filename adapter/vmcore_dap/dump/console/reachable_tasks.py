@@ -8,7 +8,9 @@ the first task and the whole command fails; ``ps`` then fails on the first task 
 at the console's first line, by :func:`for_each_reachable_task`: drgn's walk while it reads, then
 the tasks on ``init_task.tasks`` and each process's thread list, plus one line on stderr (the
 console shows it after the output) saying what could not be read and why; ``ps`` shows 0 for
-memory counters it cannot read, and says so in one line.
+memory counters it cannot read, and says so in one line. With ``idle=True`` the idle tasks are
+those of every CPU the dump holds, not only the online ones (arm64's crash IPI takes the stopped
+CPUs offline; crash's ``ps``, ``sys`` TASKS and ``foreach`` count their idle tasks).
 
 drgn's ``bt`` of several tasks (``foreach bt``, ``bt PID PID…``) stops at the first task whose
 stack cannot be read (a lossy dump left the stack's page out): :func:`print_each_bt` prints the
@@ -22,12 +24,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import drgn
-from drgn.helpers.linux.cpumask import for_each_possible_cpu
 from drgn.helpers.linux.mm import TaskRss, task_rss, task_vsize
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import idle_task
 
 from vmcore_dap.dump.errors import describe_fault
+from vmcore_dap.dump.kernel.cpus import dumped_cpus
 from vmcore_dap.dump.kernel.tasks import tasks_on_lists, unreadable_pid_table
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 
@@ -83,19 +85,25 @@ def for_each_reachable_task(*args: Any, idle: bool = False) -> Iterator[drgn.Obj
 
 def _reachable_tasks(prog: drgn.Program, args: tuple[Any, ...], idle: bool) -> Iterator[drgn.Object]:
     seen: set[int] = set()
-    from_table = 0  # idle tasks come from the CPUs, not the PID table
-    try:
-        for task in for_each_task(*args, idle=idle):
+    if idle:
+        # drgn's for_each_task(idle=True) takes the idle tasks of online CPUs; arm64's crash IPI
+        # takes the stopped CPUs offline, and their idle tasks are tasks too (crash's ps, TASKS and
+        # foreach list them, as the thread list does): every CPU the dump holds.
+        for cpu in dumped_cpus(prog):
+            task = idle_task(prog, cpu)
             seen.add(task.value_())
-            from_table += task.pid.value_() != 0
             yield task
+    from_table = 0
+    try:
+        for task in for_each_task(*args):
+            if task.value_() not in seen:
+                seen.add(task.value_())
+                from_table += 1
+                yield task
         return
     except drgn.FaultError as exc:
         address = exc.address
-    fallback: list[drgn.Object] = []
-    if idle:
-        fallback += [idle_task(prog, cpu) for cpu in for_each_possible_cpu(prog)]
-    fallback += tasks_on_lists(prog)
+    fallback = list(tasks_on_lists(prog))
     found = 0
     lost = 0
     for task in fallback:

@@ -59,8 +59,12 @@ def _entry(
     }
     if insn.invalid:
         entry["presentationHint"] = "invalid"
-        return entry
-    first = previous is None or previous.invalid
+        if insn.file is None:  # unreadable, or no line: nothing more to say
+            return entry
+        # An undecodable word inside a function (arm64's kCFI hash, where the return address of a
+        # noreturn call points) keeps its symbol and line, as gdb and the console's dis show them;
+        # all of them, as after any invalid entry.
+    first = previous is None or previous.invalid or insn.invalid
     if resolve and insn.symbol and (first or insn.function != previous.function):  # type: ignore[union-attr]
         entry["symbol"] = insn.symbol
     if insn.file is not None and insn.line is not None:

@@ -278,7 +278,7 @@ def _dis(prog: Program, args: argparse.Namespace) -> list[str]:
         if function_range(prog, address) is None:
             raise CommandError(f"dis: {address:#x}: no associated kernel symbol found")
         insns = disassemble_at(prog, address, 0, count or 1)
-    if insns and all(i.invalid for i in insns):
+    if insns and all(i.invalid and not i.bytes for i in insns):  # unreadable (not merely undecodable)
         raise CommandError(f"dis: cannot read memory at {address:#x}: {insns[0].reason or 'not in the dump'}")
     lines: list[str] = []
     last_source = None

@@ -458,9 +458,11 @@ def _annotate(prog: drgn.Program, insns: Iterable[Instruction]) -> list[Instruct
             out.append(insn)
             continue
         symbol = f"{sym.name}+{insn.address - sym.address:#x}"
-        if insn.invalid:
+        if insn.invalid and not insn.bytes:  # unreadable: no line; an undecodable word keeps its own
             out.append(_replace(insn, symbol=symbol, function=sym.name))
             continue
+        # An undecodable word inside a function (arm64's kCFI type hash after a noreturn call, where
+        # the caller's return address points) has its line in the line table, as gdb shows it.
         file, line, column = _line_of(prog, sym.address, insn.address)
         out.append(_replace(insn, symbol=symbol, function=sym.name, file=file, line=line, column=column))
     return out

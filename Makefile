@@ -74,10 +74,13 @@ test: test-python test-extension
 test-fresh:
 	@scripts/test-fresh.sh
 
-# The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples.
+# The tests parametrised by the matrix (samples.sample_store.samples_under_test) on all its samples:
+# the samples' own tests, and every end-to-end test on the other kernels' samples (marker other_kernel).
 test-matrix: oracle-matrix
 	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/samples/test_matrix_samples.py tests/samples/test_oracle.py \
 		tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
+	@VMCORE_DAP_MATRIX=1 $(PY) -m pytest tests/e2e -m 'other_kernel and not huge' \
+		--ignore=tests/e2e/test_list_uaf.py $(PYTEST_ARGS)
 
 # The tests marked `huge` (pytest -m huge: the scale tests against crash on the huge sample) and the
 # real-VS-Code test that opens it; `make test` deselects them (pyproject's addopts).

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 #: and the live-guest dump (``no-panic``) have fixtures of their own, so tests do not multiply.
 SCENARIOS = ("oops-null", "sysrq-c", "irq-oops")
 
+#: Marks a test (or a module, with ``pytestmark``) whose ``sample`` is also every other kernel's
+#: crashed sample of this run: ``make test``'s sysrq-c of each kernel of the matrix, and with
+#: ``VMCORE_DAP_MATRIX=1`` (``make test-matrix``) its oops-null too (:func:`kernel_sample_keys`).
+EVERY_KERNEL = "every_kernel"
+
 _SampleKey = tuple[str, str | None, str | None]
 _samples: dict[_SampleKey, Sample] = {}
 _answers: dict[_SampleKey, CrashAnswers] = {}
@@ -91,16 +96,59 @@ def sample_irq() -> Sample:
     return get_sample("irq-oops")
 
 
-@pytest.fixture(scope="session", params=SCENARIOS)
-def sample(request: pytest.FixtureRequest) -> Sample:
-    """Every sample in turn (tests using it run once per scenario)."""
-    return get_sample(request.param)
+def kernel_sample_keys() -> list[_SampleKey]:
+    """The crashed samples of the other kernels this run covers (``samples_under_test()``): sysrq-c
+    of each in ``make test``, oops-null too in ``make test-matrix``; variants have tests of their own."""
+    from samples.sample_store import DEFAULT_KERNEL, samples_under_test
+
+    return [
+        (spec.scenario, spec.kernel, None)
+        for spec in samples_under_test()
+        if spec.kernel != DEFAULT_KERNEL and spec.scenario in SCENARIOS and spec.variant is None
+    ]
+
+
+def _sample_id(key: _SampleKey) -> str:
+    scenario, kernel, _ = key
+    return scenario if kernel is None else f"{scenario}@{kernel}"
+
+
+#: Set (by :func:`pytest_collection_modifyitems`) on every test that runs on another kernel's sample,
+#: whatever parametrised it: ``make test-matrix`` selects them with ``-m other_kernel``.
+OTHER_KERNEL = "other_kernel"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``sample``: the default kernel's small samples, and for a test marked ``every_kernel`` the
+    crashed samples of every other kernel of the run after them."""
+    if "sample" not in metafunc.fixturenames:
+        return
+    keys: list[_SampleKey] = [(scenario, None, None) for scenario in SCENARIOS]
+    if metafunc.definition.get_closest_marker(EVERY_KERNEL) is not None:
+        keys += kernel_sample_keys()
+    metafunc.parametrize("sample", keys, ids=_sample_id, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
-def crash_answers(sample: Sample) -> dict[str, str]:
-    """crash's answers about ``sample``: {name: output}, names as in ``samples.crash_oracle``."""
-    return get_crash_answers(sample.scenario)
+def sample(request: pytest.FixtureRequest) -> Sample:
+    """Every sample in turn (tests using it run once per scenario, and once per other kernel when
+    marked ``every_kernel``)."""
+    return get_sample(*request.param)
+
+
+def answers_for(sample: Sample) -> CrashAnswers:
+    """crash's answers about ``sample``, whichever kernel it is of."""
+    from samples.sample_store import DEFAULT_KERNEL
+
+    kernel = None if sample.kernel == DEFAULT_KERNEL else sample.kernel
+    return get_crash_answers(sample.scenario, kernel, sample.variant)
+
+
+@pytest.fixture(scope="session")
+def crash_answers(sample: Sample) -> CrashAnswers:
+    """crash's answers about ``sample``: {name: output}, names as in ``samples.crash_oracle``, with
+    what the oracle knows of them (which crash; answers missing or distrusted on this kernel)."""
+    return answers_for(sample)
 
 
 @pytest.fixture(scope="session")
@@ -131,3 +179,12 @@ def crash_huge(sample_huge: Sample) -> dict[str, str]:
 def crash_irq(sample_irq: Sample) -> dict[str, str]:
     """crash's answers about the ``irq-oops`` sample."""
     return get_crash_answers(sample_irq.scenario)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``other_kernel`` each test whose parameters name a sample of another kernel (its id has
+    ``<scenario>@<kernel>``, as :func:`kernel_sample_keys` and ``MatrixSample.label`` write it)."""
+    labels = [_sample_id(key) for key in kernel_sample_keys()]
+    for item in items:
+        if any(label in item.name for label in labels):
+            item.add_marker(OTHER_KERNEL)

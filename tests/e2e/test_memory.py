@@ -13,7 +13,7 @@ from typing import Any
 import drgn
 import pytest
 from samples.sample_store import launch_configuration
-from tests.conftest import get_crash_answers
+from tests.conftest import answers_for
 from tests.helpers.crash_parse import parse_ps
 from tests.helpers.dap_client import DapClient
 
@@ -49,7 +49,7 @@ def _read(client: DapClient, address: int, count: int) -> tuple[bytes, int]:
 
 
 def test_task_struct_equals_drgn(client: DapClient, prog: drgn.Program, sample: Any) -> None:
-    rows = parse_ps(get_crash_answers(sample.scenario)["ps"])
+    rows = parse_ps(answers_for(sample)["ps"])
     task = next(r.task for r in rows if r.pid == sample.expected["crashed_pid"])
     size = drgn.sizeof(prog.type("struct task_struct"))
     data, unreadable = _read(client, task, size)

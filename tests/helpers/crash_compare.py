@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from tests.helpers.crash_parse import crash_state_letter, parse_bt, parse_log, split_tasks
-from tests.helpers.stack_normalize import Frame, normalize_crash_bt
+from tests.helpers.stack_normalize import Frame, normalize_crash_bt, normalize_crash_task
 
 __all__ = [
     "PsEntry",
     "bt_functions_by_pid",
+    "canonical_mnemonic",
+    "crash_date",
     "dis_records",
     "kmem_i_figures",
     "log_records",
@@ -40,7 +44,9 @@ __all__ = [
     "stack_of",
     "state_letter",
     "struct_offsets",
+    "sys_differences",
     "sys_fields",
+    "uptime_seconds",
 ]
 
 
@@ -113,6 +119,59 @@ def sys_fields(text: str) -> dict[str, str]:
     return fields
 
 
+#: The ``sys`` fields compared with crash's, as crash names them.
+SYS_COMPARED = ("CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS", "NODENAME", "RELEASE", "VERSION")
+
+#: How far a clock may be from the dump's own: the crash happens within a second of the last log
+#: line, and VMCOREINFO's CRASHTIME is taken with it (as tests/samples/test_oracle.py measures).
+_CLOCK_SLACK_S = 5
+
+
+def crash_date(text: str) -> float | None:
+    """``Fri Dec  4 23:25:39 UTC 2026`` (``sys``'s DATE, a ``log -T`` stamp, brackets or not) in
+    seconds since the epoch; None for what is no date."""
+    try:
+        parsed = datetime.strptime(" ".join(text.strip("[] ").split()), "%a %b %d %H:%M:%S %Z %Y")
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC).timestamp()
+
+
+def uptime_seconds(text: str) -> int:
+    """crash's UPTIME, ``00:03:48`` or ``2 days, 01:02:03``, in seconds."""
+    days, _, clock = text.rpartition(" days, ")
+    hours, minutes, seconds = (int(n) for n in clock.split(":"))
+    return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def sys_differences(
+    ours: dict[str, str], answers: Any, vmcoreinfo: dict[str, str], jiffies_uptime: int
+) -> dict[str, str]:
+    """Each ``sys`` field of :data:`SYS_COMPARED` that differs from its oracle, with both sides.
+
+    The oracle is crash's ``sys`` (``answers``, a ``CrashAnswers``) where the oracle table trusts
+    the field on this dump; where it does not, the dump itself: DATE is VMCOREINFO's CRASHTIME
+    (crash prints 1970 on 7.x), within a few seconds; UPTIME is ``jiffies_uptime`` (crash counts
+    jiffies at HZ 1000 on kernels built with 250: ``tests/helpers/kernel_clock.py``).
+    """
+    theirs = sys_fields(answers["sys"])
+    found = {}
+    for key in SYS_COMPARED:
+        if answers.trusts("sys", key):
+            if ours.get(key) != theirs.get(key):
+                found[key] = f"ours {ours.get(key)!r}, crash {theirs.get(key)!r}"
+        elif key == "DATE":
+            date, crashtime = crash_date(ours.get(key, "")), int(vmcoreinfo["CRASHTIME"])
+            if date is None or abs(date - crashtime) > _CLOCK_SLACK_S:
+                found[key] = f"ours {ours.get(key)!r}, VMCOREINFO CRASHTIME {crashtime} (crash's distrusted)"
+        elif key == "UPTIME":
+            if uptime_seconds(ours.get(key, "0:0:0")) != jiffies_uptime:
+                found[key] = f"ours {ours.get(key)!r}, jiffies at CONFIG_HZ: {jiffies_uptime} s"
+        else:
+            raise AssertionError(f"no oracle for sys {key} where crash's is distrusted: add one")
+    return found
+
+
 _MEMORY = re.compile(r"^([\d.]+)\s*([KMGT])i?B?$", re.IGNORECASE)
 
 
@@ -159,16 +218,24 @@ def stack_of(text: str, *, start_at_exception: bool = True) -> list[Frame]:
 NO_STACK = "<no stack>"
 
 
-def bt_functions_by_pid(text: str) -> dict[tuple[int, int], list[str]]:
+def bt_functions_by_pid(
+    text: str, *, exception_entries: frozenset[str] = frozenset()
+) -> dict[tuple[int, int], list[str]]:
     """``bt -a`` / ``foreach bt``: {(pid, task address): normalised function list} per task; an exited
-    task's ``(no stack)`` is ``[NO_STACK]``."""
+    task's ``(no stack)`` is ``[NO_STACK]``.
+
+    :param exception_entries: crash's exception vectors after which its back trace lists the
+        interrupted function without a register block (arm64: the oracle's ``site_rule``); a stack
+        starts after the first, as it starts after crash's first ``[exception RIP: …]``.
+    """
     out: dict[tuple[int, int], list[str]] = {}
     for chunk in split_tasks(text):
         task = parse_bt(chunk)[0]
         if "\n(no stack)" in chunk:
             out[(task.pid, task.task)] = [NO_STACK]
             continue
-        out[(task.pid, task.task)] = [f.function for f in _canonical(normalize_crash_bt(chunk))]
+        frames = normalize_crash_task(task, exception_entries=exception_entries)
+        out[(task.pid, task.task)] = [f.function for f in _canonical(frames)]
     return out
 
 
@@ -190,9 +257,35 @@ def dis_records(text: str) -> list[tuple[int, str, str | None, int | None]]:
         if m := _DIS_SOURCE.match(row):
             file, line = m["file"], int(m["line"])
         elif m := _DIS_INSN.match(row.strip()):
-            mnemonic = {"callq": "call", "retq": "ret", "jmpq": "jmp"}.get(m["mnemonic"], m["mnemonic"])
+            mnemonic = canonical_mnemonic(row.strip()[m.start("mnemonic") :])
             out.append((int(m["addr"], 16), mnemonic, file, line))
     return out
+
+
+def canonical_mnemonic(instruction: str) -> str:
+    """The mnemonic of an instruction's text (gdb's or capstone's), by one name for both."""
+    words = instruction.split()
+    while len(words) > 1 and words[0] in _GDB_PREFIXES:
+        words = words[1:]
+    if words[:2] == ["xchg", "%ax,%ax"]:  # 66 90: gdb's name for the 2-byte NOP (5.10's padding)
+        return "nop"
+    return _SAME_MNEMONIC.get(words[0], words[0])
+
+
+#: Prefixes gdb prints as words of their own before the mnemonic (``data16 cs nopw 0x0(%rax,%rax,1)``,
+#: the 10-byte NOP padding of 5.10's functions); capstone folds them into the operands.
+_GDB_PREFIXES = frozenset({"data16", "addr32", "cs", "ds", "es", "fs", "gs", "ss", "rex", "rex.W"})
+#: One instruction under gdb's and capstone's names: AT&T size suffixes of calls, returns and NOPs;
+#: and a word that is no instruction (arm64's kCFI type hash before a function: gdb's ``.inst``,
+#: capstone's ``(bad)``).
+_SAME_MNEMONIC = {
+    "callq": "call",
+    "retq": "ret",
+    "jmpq": "jmp",
+    "nopw": "nop",
+    "nopl": "nop",
+    ".inst": "(bad)",
+}
 
 
 _STRUCT_MEMBER = re.compile(r"^\s*\[(?P<off>(?:0x)?[0-9a-f]+)\]\s+(?P<decl>.*?);?\s*$")

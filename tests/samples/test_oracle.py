@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import drgn
@@ -35,6 +35,7 @@ from samples.crash_oracle import (
     MissingCrashAnswer,
     ensure_crash_answers,
 )
+from tests.helpers.crash_compare import crash_date, uptime_seconds
 from tests.helpers.crash_parse import (
     TaskBt,
     parse_bt,
@@ -301,23 +302,6 @@ def test_ps_has_every_task_the_guest_started(matrix_case: tuple[Sample, CrashAns
         assert by_pid[pid].state == "UN", by_pid[pid]
 
 
-def _crash_time(text: str) -> float | None:
-    """``Fri Dec  4 23:25:39 UTC 2026`` (crash's DATE and ``log -T`` stamps) in seconds since the
-    epoch; None for what is no date at all (arm64's ``[-184467438940667859]``)."""
-    try:
-        parsed = datetime.strptime(" ".join(text.split()), "%a %b %d %H:%M:%S %Z %Y")
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC).timestamp()
-
-
-def _uptime_seconds(text: str) -> int:
-    """crash's UPTIME, ``00:03:48`` or ``2 days, 01:02:03``, in seconds."""
-    days, _, clock = text.rpartition(" days, ")
-    hours, minutes, seconds = (int(n) for n in clock.split(":"))
-    return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
-
-
 #: How far crash's clocks may be from the dump's own: the crash happens within a second of the last
 #: log line, and VMCOREINFO's CRASHTIME is taken with it. A dump of a running guest has no
 #: CRASHTIME: the host took it in the minute before the manifest's ``built_at``, after the log's
@@ -338,9 +322,9 @@ def _clock_checks(sample: Sample, answers: CrashAnswers) -> dict[str, tuple[bool
     last_log = [line.seconds for line in parse_log(answers["log"]) if line.seconds is not None][-1]
     last_dated = [line.timestamp for line in parse_log(answers["log-T"]) if line.timestamp][-1]
     date, uptime, dated = (
-        _crash_time(fields["DATE"]),
-        _uptime_seconds(fields["UPTIME"]),
-        _crash_time(last_dated),
+        crash_date(fields["DATE"]),
+        uptime_seconds(fields["UPTIME"]),
+        crash_date(last_dated),
     )
     return {
         "sys:DATE": (date is not None and abs(date - when) <= slack, f"DATE {fields['DATE']} vs {what}"),

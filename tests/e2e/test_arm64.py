@@ -31,6 +31,7 @@ from tests.e2e._session import (
     stack_of,
     stopped_session,
 )
+from tests.helpers.syscall_abi import syscall_names
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -51,15 +52,6 @@ def arm64_oops() -> Any:
 def arm64_dump(arm64_oops: Any) -> Iterator[drgn.Program]:
     """Plain drgn's view of the same dump (the adapter's opener, no adapter logic on top)."""
     yield open_sample_dump(arm64_oops).prog
-
-
-def _generic_syscall_names() -> dict[int, str]:
-    """arm64's system call numbers: the generic table (include/uapi/asm-generic/unistd.h)."""
-    text = Path("/usr/include/asm-generic/unistd.h").read_text()
-    names: dict[int, str] = {}
-    for name, number in re.findall(r"#define __NR(?:3264)?_(\w+) (\d+)", text):
-        names.setdefault(int(number), name)
-    return names
 
 
 def _task_pt_regs(prog: drgn.Program, pid: int) -> drgn.Object:
@@ -108,7 +100,7 @@ def test_system_call_row_names_x8_and_its_arguments(
 ) -> None:
     """The bottom row of each ``lt-*`` thread: the system call in x8 (``syscallno``), named by arm64's
     table, with its arguments (the first from ``orig_x0``) and the user PC."""
-    numbers = _generic_syscall_names()
+    numbers = syscall_names("arm64")
     with stopped_session(arm64_oops, tmp_path) as (client, _):
         by_pid = {parse_thread_name(t["name"])["pid"]: t["id"] for t in client.call("threads")["threads"]}
         for thread in arm64_oops.expected["threads"]:

@@ -28,7 +28,7 @@ from tests.e2e._session import open_sample_dump
 from tests.helpers import crash_compare as cc
 from tests.helpers.crash_parse import parse_bt, split_tasks
 from tests.helpers.dap_client import DapClient
-from tests.helpers.kernel_clock import config_hz, jiffies_uptime
+from tests.helpers.kernel_config import config_hz, jiffies_uptime
 from tests.helpers.stack_normalize import assert_stacks_match
 
 from vmcore_dap.dump.arch import arm64, x86_64

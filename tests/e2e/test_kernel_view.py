@@ -27,7 +27,7 @@ from tests.conftest import answers_for, get_crash_answers, get_sample, kernel_sa
 from tests.e2e._session import open_sample_dump, stopped_session
 from tests.helpers import crash_compare as cc
 from tests.helpers.dap_client import DapClient
-from tests.helpers.kernel_clock import config_hz, jiffies_uptime
+from tests.helpers.kernel_config import config_hz, jiffies_uptime
 
 #: The huge sample's run is ``make test-huge`` (marker ``huge``), not ``make test``.
 SCENARIOS = ("oops-null", "sysrq-c", "many-tasks", pytest.param("huge", marks=pytest.mark.huge))

@@ -29,12 +29,14 @@ from tests.e2e._session import (
 )
 from tests.helpers import crash_compare as cc
 from tests.helpers.crash_parse import parse_bt, parse_ps, split_tasks
+from tests.helpers.kernel_config import config_value
 from tests.helpers.stack_normalize import (
     assert_stacks_match,
     normalize_crash_bt,
     normalize_crash_task,
     stack_differences,
 )
+from tests.helpers.syscall_abi import syscall_names
 
 from vmcore_dap.dump.arch import arm64, x86_64
 from vmcore_dap.dump.stacks.normalize import normalize_drgn_trace
@@ -190,16 +192,52 @@ def test_d_state_task_stack_matches_crash(
             assert_stacks_match(ours, normalize_crash_bt(chunks[pid]), check_lines="first")
 
 
-def _syscall_names() -> dict[int, str]:
-    """x86-64 system call numbers from the system's kernel headers (linux-libc-dev): the ABI."""
-    text = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h").read_text()
-    return {int(n): name for name, n in re.findall(r"#define __NR_(\w+) (\d+)", text)}
+def _user_pt_regs(prog: drgn.Program, task: drgn.Object, arch: str, padding: int) -> drgn.Object:
+    """The kernel's ``task_pt_regs(task)``: the user registers at the top of the task's stack, below
+    ``TOP_OF_KERNEL_STACK_PADDING`` (x86-64: 16 bytes with FRED, v6.9's "x86/fred: Reserve space for
+    the FRED stack frame"; else 0; arm64: none), read by plain drgn."""
+    top = task.stack.value_() + prog["THREAD_SIZE"].value_() - padding
+    return drgn.Object(prog, "struct pt_regs *", top - drgn.sizeof(prog.type("struct pt_regs")))[0]
+
+
+@pytest.mark.every_kernel
+def test_every_user_tasks_system_call_row_names_its_system_call(sample: Any, tmp_path: Path) -> None:
+    """The bottom row of every user task asleep in a system call names that call, by the
+    architecture's ABI (the host's kernel headers) and the number the kernel saved in the task's
+    user registers (plain drgn: ``orig_ax`` on x86-64, below FRED's 16 bytes where the kernel's
+    build config has ``CONFIG_X86_FRED``; ``syscallno`` on arm64). Kernel threads have no such row."""
+    names = syscall_names(sample.arch)
+    fred = sample.arch == "amd64" and config_value(sample, "X86_FRED") == "y"
+    padding = 16 if fred else 0
+    field = "syscallno" if sample.arch == "arm64" else "orig_ax"
+    prog = open_sample_dump(sample).prog
+    with stopped_session(sample, tmp_path) as (client, _):
+        threads = [(t["id"], parse_thread_name(t["name"])) for t in client.call("threads")["threads"]]
+        checked, wrong = 0, {}
+        for thread_id, info in threads:
+            if info["pid"] == 0 or info["cpu"] is not None:  # idle, or on a CPU (maybe in user mode)
+                continue
+            task = find_task(prog, info["pid"])
+            bottom = stack_of(client, thread_id)[-1]
+            row = bottom["name"] if bottom.get("presentationHint") == "label" else ""
+            if not task.mm:
+                if re.match(r"^\w+\(", row):
+                    wrong[info["pid"]] = f"kernel thread with a system-call row {row!r}"
+                continue
+            number = _user_pt_regs(prog, task, sample.arch, padding).member_(field).value_()
+            number -= 1 << 64 if number >= 1 << 63 else 0
+            if number < 0 or number not in names:  # not in a system call (a fault, an interrupt)
+                continue
+            checked += 1
+            if not row.startswith(f"{names[number]}("):
+                wrong[info["pid"]] = f"{row!r}, the kernel saved {field} {number} ({names[number]})"
+    assert checked >= 10 and not wrong, (checked, list(wrong.items())[:5])
 
 
 def test_syscall_labels_name_each_threads_system_call(
     sample_oops: Any, crash_oops: dict[str, str], tmp_path: Path
 ) -> None:
-    names = _syscall_names()
+    names = syscall_names("amd64")
     chunks = {int(c.split()[1]): c for c in split_tasks(crash_oops["foreach-bt"])}
     with stopped_session(sample_oops, tmp_path) as (client, _):
         by_pid = _threads_by_pid(client)

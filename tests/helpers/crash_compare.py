@@ -152,7 +152,7 @@ def sys_differences(
     The oracle is crash's ``sys`` (``answers``, a ``CrashAnswers``) where the oracle table trusts
     the field on this dump; where it does not, the dump itself: DATE is VMCOREINFO's CRASHTIME
     (crash prints 1970 on 7.x), within a few seconds; UPTIME is ``jiffies_uptime`` (crash counts
-    jiffies at HZ 1000 on kernels built with 250: ``tests/helpers/kernel_clock.py``).
+    jiffies at HZ 1000 on kernels built with 250: ``tests/helpers/kernel_config.py``).
     """
     theirs = sys_fields(answers["sys"])
     found = {}

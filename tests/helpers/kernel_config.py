@@ -1,12 +1,14 @@
-"""The crashed kernel's uptime as crash counts it, from plain drgn and the kernel's own build config.
+"""Facts of the crashed kernel from its own build config, and its uptime as crash counts it.
+
+The build config Debian ships with a kernel (``boot/config-<release>`` in the image package, or the
+headers' ``.config`` where the image package has none, as sid's split packages) is a fact of the
+guest the dump does not carry: ``CONFIG_HZ``, ``CONFIG_X86_FRED`` …
 
 crash's ``sys`` UPTIME is ``(jiffies_64 - INITIAL_JIFFIES) / HZ`` in whole seconds. Where the oracle
 table distrusts crash's (it takes HZ for 1000 on kernels whose HZ is 250: 6.12, 7.x, arm64), the
-same count with the HZ the kernel was built with is the oracle: ``CONFIG_HZ`` of the config file
-Debian ships with the kernel (``boot/config-<release>`` in the image package, or the headers'
-``.config`` where the image package has none, as sid's split packages), and ``jiffies_64`` read by
-plain drgn. The adapter takes HZ from the running kernel's NTP state instead, so the two agree only
-if both are right.
+same count with the HZ the kernel was built with is the oracle: ``CONFIG_HZ`` of that config, and
+``jiffies_64`` read by plain drgn. The adapter takes HZ from the running kernel's NTP state
+instead, so the two agree only if both are right.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import drgn
 
-__all__ = ["config_hz", "jiffies_uptime"]
+__all__ = ["config_hz", "config_value", "jiffies_uptime"]
 
 
 def _kernel_dir(sample: Any) -> Path:
@@ -27,8 +29,8 @@ def _kernel_dir(sample: Any) -> Path:
     return next(parent for parent in vmlinux.parents if parent.name == pin)
 
 
-def config_hz(sample: Any) -> int:
-    """``CONFIG_HZ`` of the sample's kernel, from the build config Debian ships with it."""
+def config_value(sample: Any, name: str) -> str | None:
+    """``CONFIG_<name>``'s value in the sample's kernel's build config (``None``: not set)."""
     base = _kernel_dir(sample)
     release = sample.kernel_release
     for config in (
@@ -36,10 +38,16 @@ def config_hz(sample: Any) -> int:
         base / "headers" / "usr" / "src" / f"linux-headers-{release}" / ".config",
     ):
         if config.exists():
-            found = re.search(r"^CONFIG_HZ=(\d+)$", config.read_text(), re.M)
-            assert found, f"{config} has no CONFIG_HZ"
-            return int(found[1])
+            found = re.search(rf"^CONFIG_{name}=(.*)$", config.read_text(), re.M)
+            return found[1] if found else None
     raise AssertionError(f"no build config of {release} under {base}")
+
+
+def config_hz(sample: Any) -> int:
+    """``CONFIG_HZ`` of the sample's kernel."""
+    value = config_value(sample, "HZ")
+    assert value is not None, f"{sample.kernel_release}'s config has no CONFIG_HZ"
+    return int(value)
 
 
 def jiffies_uptime(prog: drgn.Program, hz: int) -> int:

@@ -21,11 +21,13 @@ from tests.e2e._session import (
     stack_of,
     stopped_session,
 )
-from tests.helpers.crash_parse import crash_state_letter, parse_ps, split_tasks
+from tests.helpers.crash_parse import crash_state_letter, parse_ps, parse_sys, split_tasks
 from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
 
+from vmcore_dap.dump.console.commands import CrashConsole
+from vmcore_dap.dump.console.reachable_tasks import listed_task_count
 from vmcore_dap.dump.kernel.panic import crashed_task
-from vmcore_dap.dump.kernel.tasks import list_tasks
+from vmcore_dap.dump.kernel.tasks import TaskListing, list_tasks, program_listing
 from vmcore_dap.dump.stacks.frames import share_stack, unwind_task
 from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.dump.stacks.signature import StackWords, read_stack_words
@@ -222,3 +224,20 @@ def test_stale_words_between_return_addresses_do_not_defeat_sharing(sample_many:
         assert [(f.kind, f.name, f.pc, f.line) for f in shared.frames] == [
             (f.kind, f.name, f.pc, f.line) for f in own.frames
         ]
+
+
+def test_sys_tasks_from_the_listing_equal_drgns_walk_and_crash(
+    sample_many: Any, crash_many: dict[str, str]
+) -> None:
+    """``sys``'s TASKS is counted from the session's task listing once that read the whole PID table
+    (the Kernel view's summary no longer walks 50,000 tasks a second time): the same number as
+    drgn's own walk, before any listing, and as crash's ``sys``."""
+    prog = open_sample_dump(sample_many).prog
+    console = CrashConsole(prog)
+    assert program_listing(prog) is None
+    walked = parse_sys(console.run_checked("sys"))["TASKS"]
+    assert program_listing(prog) is None, "sys made a listing: the first count was not drgn's walk"
+    TaskListing(prog, crashed_task(prog)).tasks()
+    assert listed_task_count(prog) is not None
+    listed = parse_sys(console.run_checked("sys"))["TASKS"]
+    assert walked == listed == parse_sys(crash_many["sys"])["TASKS"]

@@ -12,6 +12,11 @@ memory counters it cannot read, and says so in one line. With ``idle=True`` the 
 those of every CPU the dump holds, not only the online ones (arm64's crash IPI takes the stopped
 CPUs offline; crash's ``ps``, ``sys`` TASKS and ``foreach`` count their idle tasks).
 
+``sys``'s TASKS is a count of that same walk, 1.2 s of reading every task at 50,000 tasks. A debug
+session has already walked the table for its thread list
+(:class:`~vmcore_dap.dump.kernel.tasks.TaskListing`), so TASKS is counted from that listing when it
+read the whole table cleanly (:func:`listed_task_count`), and by the walk otherwise.
+
 drgn's ``bt`` of several tasks (``foreach bt``, ``bt PID PID…``) stops at the first task whose
 stack cannot be read (a lossy dump left the stack's page out): :func:`print_each_bt` prints the
 others too, a line under each task it could not unwind, and one line on stderr naming them.
@@ -20,7 +25,7 @@ others too, a line under each task it could not unwind, and one line on stderr n
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import drgn
@@ -30,10 +35,10 @@ from drgn.helpers.linux.sched import idle_task
 
 from vmcore_dap.dump.errors import describe_fault
 from vmcore_dap.dump.kernel.cpus import dumped_cpus
-from vmcore_dap.dump.kernel.tasks import tasks_on_lists, unreadable_pid_table
+from vmcore_dap.dump.kernel.tasks import program_listing, tasks_on_lists, unreadable_pid_table
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 
-__all__ = ["for_each_reachable_task", "install", "print_each_bt"]
+__all__ = ["for_each_reachable_task", "install", "listed_task_count", "print_each_bt"]
 
 #: drgn's command modules that call ``for_each_task`` by that name.
 _COMMAND_MODULES = ("common", "_sched", "_search", "_sys")
@@ -120,6 +125,38 @@ def _reachable_tasks(prog: drgn.Program, args: tuple[Any, ...], idle: bool) -> I
     print(f"note: {unreadable_pid_table(prog, address, from_table, found, lost)}", file=sys.stderr)
 
 
+def listed_task_count(prog: drgn.Program) -> int | None:
+    """What :func:`for_each_reachable_task` yields with ``idle=True`` when the PID table reads (the
+    idle task of every CPU the dump holds, then every other task of the PID table), counted from the
+    program's task listing; ``None`` when there is no listing or its walk did not read the whole
+    table cleanly (a fault, a cycle), where only the walk itself gives the number. A listing still
+    under way is finished first: that costs what the walk it replaces would, and the debug session
+    then has its whole thread list."""
+    listing = program_listing(prog)
+    if listing is None:
+        return None
+    listing.rest()
+    if listing.pid_table_tasks is None:
+        return None
+    idle = {idle_task(prog, cpu).value_() for cpu in dumped_cpus(prog)}
+    return len(idle) + listing.pid_table_tasks - len(idle & listing.pid_table_idle)
+
+
+def _sys_tasks(get_tasks: Callable[[drgn.Program], Any]) -> Callable[[drgn.Program], Any]:
+    """drgn's TASKS getter of ``sys``, answered by :func:`listed_task_count` when it can."""
+
+    def tasks(prog: drgn.Program) -> Any:
+        count = listed_task_count(prog)
+        return str(count) if count is not None else get_tasks(prog)
+
+    _SYS_TASKS_GETTERS.add(tasks)
+    return tasks
+
+
+#: The TASKS getters :func:`install` put in place (so a second install keeps them).
+_SYS_TASKS_GETTERS: set[Callable[[drgn.Program], Any]] = set()
+
+
 #: drgn's own ``_print_bt`` (one call prints the back traces of several tasks), kept by install().
 _drgn_print_bt: Any = None
 
@@ -168,8 +205,8 @@ def _task_name(task: drgn.Object) -> str:
 
 def install() -> None:
     """Point drgn's crash commands at :func:`for_each_reachable_task`, ``ps``'s memory counters at
-    ones that show 0 for an unreadable ``mm_struct``, and ``bt``'s loop over tasks at
-    :func:`print_each_bt` (idempotent)."""
+    ones that show 0 for an unreadable ``mm_struct``, ``bt``'s loop over tasks at
+    :func:`print_each_bt` and ``sys``'s TASKS at :func:`listed_task_count` (idempotent)."""
     import importlib
 
     global _drgn_print_bt
@@ -182,6 +219,11 @@ def install() -> None:
         module = importlib.import_module(f"drgn.commands._crash.{name}")
         if getattr(module, "for_each_task", None) is for_each_task:
             module.for_each_task = for_each_reachable_task  # type: ignore[attr-defined]
+    sys_module = importlib.import_module("drgn.commands._crash._sys")
+    fields = sys_module._FIELDS
+    for i, (field_name, append, getter) in enumerate(fields):
+        if field_name == "TASKS" and getter not in _SYS_TASKS_GETTERS:
+            fields[i] = (field_name, append, _sys_tasks(getter))
     ps = importlib.import_module("drgn.commands._crash._ps")
     if ps.task_rss is task_rss:
         ps.task_rss = _task_rss_or_zero  # type: ignore[attr-defined]

@@ -53,6 +53,7 @@ __all__ = [
     "is_kernel_thread",
     "list_tasks",
     "listing_of",
+    "program_listing",
     "running_tasks",
     "unreadable_pid_table",
     "task_info",
@@ -399,9 +400,12 @@ class TaskListing:
         for address, cpu in sorted(self._running.items(), key=lambda item: item[1]):
             if address != idle_task(prog, cpu).value_():
                 self._add_head(drgn.Object(prog, "struct task_struct *", address), address)
+        idle_addresses = set()
         for cpu in dumped_cpus(prog):
             idle = idle_task(prog, cpu)
+            idle_addresses.add(idle.value_())
             self._add_head(idle, idle.value_(), is_idle=True)
+        self._idle_addresses = frozenset(idle_addresses)
         self._walk = enumerate(_pid_table_tasks(prog))
         self._listed: set[int] = set()
         self._others: list[TaskInfo] = []
@@ -409,6 +413,13 @@ class TaskListing:
         self._rest: list[TaskInfo] | None = None
         self._head_stacks: dict[int, TaskInfo] | None = None
         self._rest_stacks: dict[int, TaskInfo] | None = None
+        #: How many tasks the PID table holds (each with its own PID), once the walk read all of it
+        #: without a fault, a cycle or running past ``pid_max``; ``None`` until then, and for ever
+        #: when it could not (drgn's ``for_each_task`` would not agree with it then).
+        self.pid_table_tasks: int | None = None
+        #: The CPUs' idle tasks that the PID table holds too (none in a sane kernel: PID 0 is not in
+        #: it), so a count of "every idle task, then every other task of the table" can be made.
+        self.pid_table_idle: frozenset[int] = frozenset()
         prog.cache[_LISTING_KEY] = self
 
     def _add_head(self, task: drgn.Object, address: int, is_idle: bool = False) -> None:
@@ -439,6 +450,7 @@ class TaskListing:
         if self._rest is not None:
             return True
         problem = None
+        faulted = False
         try:
             for _ in range(count):
                 try:
@@ -459,7 +471,11 @@ class TaskListing:
             else:
                 return False
         except drgn.FaultError as exc:
+            faulted = True
             self._list_from_task_lists(exc.address)
+        if problem is None and not faulted:
+            self.pid_table_tasks = len(self._listed)
+            self.pid_table_idle = self._idle_addresses & self._listed
         if problem is not None and self._problems is not None:
             self._problems.append(
                 f"the kernel's PID table is corrupt: {problem}; the thread list may be incomplete"
@@ -537,8 +553,14 @@ def _by_stack(tasks: list[TaskInfo]) -> dict[int, TaskInfo]:
 def listing_of(prog: drgn.Program) -> TaskListing:
     """The program's task listing: the last one made for it (a debug session's, which the session
     finishes after the stop), else a new one without a task to put first."""
-    listing: TaskListing | None = prog.cache.get(_LISTING_KEY)
+    listing = program_listing(prog)
     return listing if listing is not None else TaskListing(prog)
+
+
+def program_listing(prog: drgn.Program) -> TaskListing | None:
+    """The program's task listing if one was made (:func:`listing_of` without making one)."""
+    listing: TaskListing | None = prog.cache.get(_LISTING_KEY)
+    return listing
 
 
 def list_tasks(

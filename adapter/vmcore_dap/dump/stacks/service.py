@@ -41,7 +41,7 @@ from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.dump.stacks.frames import NO_KERNEL_STACK, StackFrameInfo, TaskStack, share_stack, unwind_task
 from vmcore_dap.dump.stacks.groups import NO_STACK, UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_rows
-from vmcore_dap.dump.stacks.signature import ChainTable, StackWords, read_stack_words
+from vmcore_dap.dump.stacks.signature import ChainTable, StackReader, StackWords
 
 __all__ = ["CHECK_EVERY", "CheckCallback", "FrameRef", "FunctionIndex", "StackService"]
 
@@ -126,6 +126,7 @@ class StackService:
         self._stacks: dict[int, TaskStack] = {}
         self._own: dict[int, TaskStack] = {}
         self._chains: ChainTable[int] = ChainTable(prog)
+        self._reader = StackReader(prog)
         #: task key → the key of the unwound task whose stack it shares.
         self._representative_of: dict[int, int] = {}
         self._bases: dict[int, _Basis] = {}  # id(presented stack) → what its tasks share
@@ -355,7 +356,9 @@ class StackService:
         info = self.tasks[key]
         if info.on_cpu or key == self.crashed_key:
             return None
-        return read_stack_words(self.prog, info.task, info.stack)
+        if info.stack is None:  # listed member by member: read task->stack through drgn
+            return self._reader.read(info.task)
+        return self._reader.read(info.address, info.stack)
 
     def _basis_stack(self, key: int) -> TaskStack:
         """The presented stack whose rows (bottom label aside) are task ``key``'s rows."""

@@ -48,7 +48,7 @@ import drgn
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import thread_size
 
-__all__ = ["ChainKey", "ChainTable", "StackWords", "read_stack_words"]
+__all__ = ["ChainKey", "ChainTable", "StackReader", "StackWords", "read_stack_words"]
 
 #: ``("entry", ((slot, return address), …))`` for a chain that reaches a randomizing entry, or
 #: ``("end", chain, stack bytes used)`` for one that ended the representative's unwinding.
@@ -97,24 +97,54 @@ def _saved_sp_offset(prog: drgn.Program) -> int:
     return found
 
 
-def read_stack_words(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> StackWords | None:
-    """Read the used part of a sleeping task's kernel stack (one read: a page or two).
+class StackReader:
+    """Reads sleeping tasks' used stacks (:class:`StackWords`) for one program, 50,000 times in a row:
+    what every read needs (whether the architecture's stacks are walked, where ``thread.sp`` is,
+    ``THREAD_SIZE``) is looked up once, not per task."""
 
-    :param stack: ``task->stack`` when already known (:attr:`TaskInfo.stack`).
-    :return: ``None`` when the stack cannot be read or the architecture's stacks are not walked
-        (:attr:`Arch.stack_signatures`); then the task is unwound on its own.
-    """
-    if not arch_of(prog).stack_signatures:
-        return None
-    try:
-        base = task.stack.value_() if stack is None else stack
-        sp = prog.read_u64(task.value_() + _saved_sp_offset(prog))  # one word, no member objects
-        size = thread_size(prog)
-        if not base or not base <= sp < base + size or (base + size - sp) % 8:
+    def __init__(self, prog: drgn.Program) -> None:
+        self.prog = prog
+        self._walked = arch_of(prog).stack_signatures
+        self._sp_offset: int | None = None
+        self._size: int | None = None
+
+    def read(self, task: drgn.Object | int, stack: int | None = None) -> StackWords | None:
+        """Read the used part of a sleeping task's kernel stack (one read: a page or two).
+
+        :param task: ``struct task_struct *``, or its address (with ``stack``).
+        :param stack: ``task->stack`` when already known (:attr:`TaskInfo.stack`).
+        :return: ``None`` when the stack cannot be read or the architecture's stacks are not walked
+            (:attr:`Arch.stack_signatures`); then the task is unwound on its own.
+        """
+        if not self._walked:
             return None
-        return StackWords(sp, prog.read(sp, base + size - sp))
-    except (drgn.FaultError, LookupError, AttributeError, ValueError):
-        return None
+        prog = self.prog
+        try:
+            if self._sp_offset is None or self._size is None:
+                self._sp_offset = _saved_sp_offset(prog)
+                self._size = thread_size(prog)
+            if isinstance(task, int):
+                address = task
+                base = (
+                    stack
+                    if stack is not None
+                    else drgn.Object(prog, "struct task_struct *", address).stack.value_()
+                )
+            else:
+                address = task.value_()
+                base = task.stack.value_() if stack is None else stack
+            sp = prog.read_u64(address + self._sp_offset)  # one word, no member objects
+            size = self._size
+            if not base or not base <= sp < base + size or (base + size - sp) % 8:
+                return None
+            return StackWords(sp, prog.read(sp, base + size - sp))
+        except (drgn.FaultError, LookupError, AttributeError, ValueError):
+            return None
+
+
+def read_stack_words(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> StackWords | None:
+    """Read the used part of a sleeping task's kernel stack (:meth:`StackReader.read`, once)."""
+    return StackReader(prog).read(task, stack)
 
 
 def _entry_ranges(prog: drgn.Program) -> list[tuple[int, int]]:
@@ -176,31 +206,45 @@ class ChainTable(Generic[V]):
     def _walk(
         self, words: StackWords, slot: int, chain: tuple[tuple[int, int], ...], ways: list[int]
     ) -> ChainKey | None:
+        # Runs once per task of the dump (50,000 times for a large one): the table's attributes are
+        # locals and the chain a list, made a tuple only for a lookup.
         data = words.data
+        last = len(data) - 8
+        unpack = _WORD.unpack_from
+        kernel_start = self._kernel_start
+        entry_pcs = self._entry_pcs
+        ends = self._ends
+        sizes_of = self._sizes
+        by_chain = self._by_chain
+        links = list(chain)
         for _ in range(_MAX_FRAMES):
             at = slot * 8
-            if at < 0 or at + 8 > len(data):
+            if at < 0 or at > last:
                 return None
-            pc = _WORD.unpack_from(data, at)[0]
-            if pc < self._kernel_start:
+            pc = unpack(data, at)[0]
+            if pc < kernel_start:
                 return None
-            chain = (*chain, (slot, pc))
-            if self._in_entry(pc):
-                key: ChainKey = ("entry", chain)
-                return key if key in self._by_chain else None
-            if pc in self._ends:
-                key = ("end", chain, len(words.data))
-                if key in self._by_chain:
+            links.append((slot, pc))
+            in_entry = entry_pcs.get(pc)
+            if in_entry is None:
+                in_entry = self._in_entry(pc)
+            if in_entry:
+                key: ChainKey = ("entry", tuple(links))
+                return key if key in by_chain else None
+            if pc in ends:
+                key = ("end", tuple(links), len(data))
+                if key in by_chain:
                     return key
-            sizes = self._sizes.get(pc)
+            sizes = sizes_of.get(pc)
             if not sizes:
                 return None
             if len(sizes) > 1:
+                prefix = tuple(links)
                 for size in sizes:
                     ways[0] -= 1
                     if ways[0] < 0:
                         return None
-                    found = self._walk(words, slot + size // 8, chain, ways)
+                    found = self._walk(words, slot + size // 8, prefix, ways)
                     if found is not None:
                         return found
                 return None

@@ -15,8 +15,13 @@ from typing import Any
 from tests.helpers.dap_client import DapClient
 from tests.helpers.stack_normalize import CRASH_MACHINERY, Frame, normalize_frames
 
+from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks
+from vmcore_dap.dump.kernel.panic import crashed_task
+from vmcore_dap.dump.kernel.tasks import list_tasks
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import Dump, open_dump
+from vmcore_dap.dump.stacks.service import StackService
+from vmcore_dap.dump.stacks.waits import LockFinder
 
 INLINE_SUFFIX = " [inlined]"
 #: Label rows of an interrupt/exception boundary (``vmcore_dap.dump.arch.base.Arch.boundary_name``).
@@ -49,6 +54,44 @@ def open_sample_dump(sample: Any) -> Dump:
         }
     )
     return open_dump(config)
+
+
+def grouped_service(sample: Any) -> StackService:
+    """The adapter's stack service on ``sample``, in this process, after grouping every task (which
+    unwinds one task per chain of return addresses and shares the rest)."""
+    dump = open_sample_dump(sample)
+    crashed = crashed_task(dump.prog)
+    service = StackService(dump.prog, list_tasks(dump.prog, crashed), crashed.value_() if crashed else None)
+    service.groups()
+    return service
+
+
+def _blocked_row(task: BlockedTask) -> tuple[object, ...]:
+    lock = task.lock
+    described = None
+    if lock is not None:
+        described = (
+            lock.kind,
+            lock.address,
+            lock.symbol,
+            lock.owner_address,
+            lock.owner_is_reader_hint,
+            lock.function,
+        )
+    return task.info.address, task.waited_ns, described
+
+
+def blocked_both_ways(
+    service: StackService,
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], LockFinder]:
+    """The blocked tasks of ``service``'s dump as ``vmcore/blocked`` finds them (each lock read from
+    the stack a waiter shares: :class:`~vmcore_dap.dump.stacks.waits.LockFinder`) and as drgn's
+    unwinding of every D task gives them: (the finder's rows, the unwinding's rows, the finder)."""
+    tasks = list(service.tasks.values())
+    finder = LockFinder(service)
+    fast = blocked_tasks(service.prog, tasks, finder.lock_of)
+    slow = blocked_tasks(service.prog, tasks)
+    return [_blocked_row(b) for b in fast], [_blocked_row(b) for b in slow], finder
 
 
 @contextmanager

@@ -9,7 +9,8 @@ on the same dump are the oracle for everything the dump itself says.
   the lock waiters in D, the stopped process in T, the zombies in Z.
 * ``vmcore/blocked``: every D task waits on the lock the module says it blocked on, whose owner is its
   holder (a reader-owned rw-semaphore names one of its reader holders, as a hint); the chain holder
-  (``lh-io``) waits on ``labbug_cfg_mutex`` while holding ``labbug_io_mutex``.
+  (``lh-io``) waits on ``labbug_cfg_mutex`` while holding ``labbug_io_mutex``; the locks read from
+  shared stacks equal drgn's unwinding of each waiter.
 * The stacks of D tasks (each lock and mode) equal crash's ``foreach bt`` under the shared
   normalisation, and every task's stack group equals crash's grouping of its ``foreach bt``
   (``tests/e2e/test_kernel_view.py`` runs its tests on this sample too).
@@ -26,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._session import normalized_dap_stack, parse_thread_name, stack_of, stopped_session
+from tests.e2e._session import (
+    blocked_both_ways,
+    grouped_service,
+    normalized_dap_stack,
+    parse_thread_name,
+    stack_of,
+    stopped_session,
+)
 from tests.helpers.crash_parse import CRASH_STATE_TO_LETTER, parse_ps, split_tasks
 from tests.helpers.dap_client import DapClient
 from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_bt
@@ -109,6 +117,16 @@ def test_blocked_tasks_wait_on_their_lock_and_name_its_owner(
             assert lock["ownerIsReaderHint"], lock
     chain = next(lock for lock in expected["locks"] if lock["name"] == "labbug_io_mutex")["holder_pids"]
     assert waiting[chain[0]][0] == "labbug_cfg_mutex", "the io mutex's holder waits for the cfg mutex"
+
+
+def test_blocked_tasks_from_shared_stacks_equal_each_tasks_own_unwinding(sample_huge: Any) -> None:
+    """The few hundred waiters' locks, read from the stacks they share (``dump/stacks/waits.py``),
+    are what drgn's unwinding of each waiter gives, and most waiters need no unwinding of their own."""
+    fast, slow, finder = blocked_both_ways(grouped_service(sample_huge))
+    assert fast == slow
+    assert sorted({row[0] for row in fast}) == sorted({row[0] for row in slow})
+    assert finder.shared >= len(sample_huge.expected["d_state_pids"]) // 2, (finder.shared, finder.unwound)
+    print(f"{len(fast)} blocked: {finder.shared} from a shared stack, {finder.unwound} unwound")
 
 
 def test_d_state_stacks_equal_crash_foreach_bt(

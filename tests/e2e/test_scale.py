@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from tests.e2e._session import (
+    blocked_both_ways,
+    grouped_service,
     normalized_dap_stack,
     open_sample_dump,
     parse_thread_name,
@@ -27,9 +29,8 @@ from tests.helpers.stack_normalize import assert_stacks_match, normalize_crash_b
 from vmcore_dap.dump.console.commands import CrashConsole
 from vmcore_dap.dump.console.reachable_tasks import listed_task_count
 from vmcore_dap.dump.kernel.panic import crashed_task
-from vmcore_dap.dump.kernel.tasks import TaskListing, list_tasks, program_listing
+from vmcore_dap.dump.kernel.tasks import TaskListing, program_listing
 from vmcore_dap.dump.stacks.frames import share_stack, unwind_task
-from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.dump.stacks.signature import StackWords, read_stack_words
 from vmcore_dap.handlers.stack import INLINE_SUFFIX
 
@@ -111,22 +112,12 @@ def test_threads_answer_while_every_task_is_unwound(sample_many: Any, tmp_path: 
         assert threads_seconds < min(5.0, long_seconds / 2), (threads_seconds, long_seconds)
 
 
-def _grouped_service(sample: Any) -> StackService:
-    """The adapter's stack service on ``sample``, in this process, after grouping every task (which
-    unwinds one task per chain of return addresses and shares the rest)."""
-    dump = open_sample_dump(sample)
-    crashed = crashed_task(dump.prog)
-    service = StackService(dump.prog, list_tasks(dump.prog, crashed), crashed.value_() if crashed else None)
-    service.groups()
-    return service
-
-
 def test_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any, tmp_path: Path) -> None:
     """20 sleeping tasks whose stacks share one unwound task's: the adapter presents them from it.
     Each one's ``stackTrace`` must still equal drgn's unwinding of that very task (names, lines, pcs,
     the syscall label from its own registers), and ``scopes``/``variables`` on a shared frame must
     show that task's registers (its own stack pointer)."""
-    service = _grouped_service(sample_many)
+    service = grouped_service(sample_many)
     prog = service.prog
     sharing: dict[int, list[int]] = {}
     for key in service.tasks:
@@ -190,7 +181,7 @@ def test_stale_words_between_return_addresses_do_not_defeat_sharing(sample_many:
     return addresses, different from task to task. The walk along the return addresses never reads
     them: tasks that differ only there share one unwinding (that is what keeps grouping 5,000 or
     50,000 tasks to one unwinding per stack), and what each is given is exactly its own unwinding."""
-    service = _grouped_service(sample_many)
+    service = grouped_service(sample_many)
     prog = service.prog
     chains = service.chains
     keyed: dict[object, int] = {}
@@ -224,6 +215,18 @@ def test_stale_words_between_return_addresses_do_not_defeat_sharing(sample_many:
         assert [(f.kind, f.name, f.pc, f.line) for f in shared.frames] == [
             (f.kind, f.name, f.pc, f.line) for f in own.frames
         ]
+
+
+def test_blocked_tasks_from_shared_stacks_equal_each_tasks_own_unwinding(sample_many: Any) -> None:
+    """``vmcore/blocked`` reads a waiter's lock from the stack it shares with an unwound task
+    (``dump/stacks/waits.py``): every D task's lock, owner, slow path and wait must be what drgn's
+    unwinding of that very task gives."""
+    fast, slow, finder = blocked_both_ways(grouped_service(sample_many))
+    assert fast == slow
+    waiting = {row[0] for row in fast if row[2] is not None and row[2][1] is not None}
+    assert len(waiting) >= len(sample_many.expected["d_state_pids"]) == 8
+    assert finder.shared > 0, "no waiter's lock came from a shared stack"
+    print(f"{len(fast)} blocked: {finder.shared} from a shared stack, {finder.unwound} unwound")
 
 
 def test_sys_tasks_from_the_listing_equal_drgns_walk_and_crash(

@@ -20,6 +20,7 @@ from vmcore_dap.dump.report.crash_report import crash_report
 from vmcore_dap.dump.report.summary import Summary, cpu_tasks, summarize
 from vmcore_dap.dump.stacks.groups import StackGroups
 from vmcore_dap.dump.stacks.service import StackService
+from vmcore_dap.dump.stacks.waits import LockFinder
 from vmcore_dap.errors import InvalidArguments, NotAvailable
 from vmcore_dap.handlers.dump_state import (
     current_dump,
@@ -191,7 +192,10 @@ def stack_groups(session: Session, args: Args) -> dict[str, Any]:
 def _blocked(session: Session) -> list[BlockedTask]:
     kv = _state(session)
     if kv.blocked is None:
-        kv.blocked = blocked_tasks(current_dump(session).prog, list(stacks(session).tasks.values()))
+        service = stacks(session)
+        finder = LockFinder(service)
+        kv.blocked = blocked_tasks(current_dump(session).prog, list(service.tasks.values()), finder.lock_of)
+        log.info("blocked tasks: %d, %d unwound for their lock", len(kv.blocked), finder.unwound)
     return kv.blocked
 
 

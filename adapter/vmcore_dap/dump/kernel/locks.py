@@ -12,19 +12,34 @@ reported unknown rather than guessed):
 
 The wait time is what crash's ``ps -m`` shows: the task's runqueue clock minus
 ``sched_info.last_arrival`` (drgn's ``task_since_last_arrival_ns``).
+
+Unwinding a task costs drgn 2–4 ms, so :func:`blocked_tasks` takes the lock from a caller's
+``lock_of`` when it has a cheaper way (:mod:`vmcore_dap.dump.stacks.waits`: waiters sharing a stack),
+which checks its answer against the lock's wait list (:func:`lock_waiters`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import drgn
 from drgn.helpers.linux.sched import task_since_last_arrival_ns
 
+from vmcore_dap.dump.kernel.lists import ListWalk, bounded_list_entries
 from vmcore_dap.dump.kernel.tasks import TaskInfo
 
-__all__ = ["BlockedTask", "LockInfo", "blocked_on", "blocked_tasks", "format_wait"]
+__all__ = [
+    "BlockedTask",
+    "LockInfo",
+    "blocked_on",
+    "blocked_tasks",
+    "format_wait",
+    "lock_at",
+    "lock_waiters",
+    "slow_path",
+    "unwound_lock",
+]
 
 # kernel/locking/mutex.c: MUTEX_FLAGS; kernel/locking/rwsem.c: RWSEM_OWNER_FLAGS_MASK.
 _MUTEX_FLAGS = 0x07
@@ -45,6 +60,14 @@ _LOCK_FUNCTIONS: tuple[tuple[str, str, str], ...] = (
     ("wait_for_common_io", "x", "completion"),
 )
 _BY_FUNCTION = {name: (arg, kind) for name, arg, kind in _LOCK_FUNCTIONS}
+
+#: The waiter each sleeping lock keeps on its ``wait_list`` (on the waiting task's stack), by kind:
+#: ``struct mutex_waiter`` (kernel/locking/mutex.h) and ``struct rwsem_waiter`` (kernel/locking/rwsem.c)
+#: each link ``list`` into the lock's ``wait_list`` and name the sleeping ``task``, unchanged from
+#: v4.x to v6.x.
+_WAITERS = {"mutex": "struct mutex_waiter", "rw_semaphore": "struct rwsem_waiter"}
+#: More waiters than one lock's list holds in any dump worth reading (a bound, not a limit).
+_MAX_WAITERS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -117,36 +140,89 @@ def _symbol_at(prog: drgn.Program, address: int) -> str | None:
     return f"{symbol.name}+{address - symbol.address:#x}"
 
 
-def blocked_on(prog: drgn.Program, trace: drgn.StackTrace) -> LockInfo | None:
-    """Find the lock a task waits for in its stack trace, or ``None``."""
-    found: tuple[drgn.StackFrame, str, str] | None = None
+def lock_at(prog: drgn.Program, kind: str, lock: drgn.Object, function: str) -> LockInfo:
+    """Describe the lock ``lock`` (the slow path's pointer argument) of ``kind`` that ``function``
+    waits in: its address, symbol and owner (all unknown when the argument cannot be read)."""
+    try:
+        value = lock.read_()
+        address = value.value_()
+        owner, hint = _owner_of(prog, kind, value[0])
+    except (drgn.FaultError, LookupError, AttributeError):
+        return LockInfo(kind, None, None, None, False, function)
+    return LockInfo(kind, address, _symbol_at(prog, address), owner, hint, function)
+
+
+def slow_path(trace: drgn.StackTrace) -> tuple[str, str, drgn.Object | None] | None:
+    """The lock-taking slow path on ``trace``: ``(function, kind, its lock argument)``, the argument
+    ``None`` when the compiler dropped it; ``None`` when no such function is on the stack."""
+    found: tuple[str, str, drgn.Object | None] | None = None
     for frame in trace:
         name = frame.name
         if name in _BY_FUNCTION:
             arg, kind = _BY_FUNCTION[name]
-            found = (frame, arg, kind)
+            found = (name, kind, None)
             try:
                 value = frame[arg]
             except (KeyError, LookupError, ValueError):
                 continue
             if value.absent_:
                 continue  # an outer frame may still hold it (inlined __mutex_lock_common)
-            try:
-                lock = value.read_()
-                address = lock.value_()
-                owner, hint = _owner_of(prog, kind, lock[0])
-            except (drgn.FaultError, LookupError, AttributeError):
-                return LockInfo(kind, None, None, None, False, name)
-            return LockInfo(kind, address, _symbol_at(prog, address), owner, hint, name)
+            return name, kind, value
         if found is not None and not frame.is_inline:
             break  # past the physical frame of the slow path: the argument is gone
+    return found
+
+
+def blocked_on(prog: drgn.Program, trace: drgn.StackTrace) -> LockInfo | None:
+    """Find the lock a task waits for in its stack trace, or ``None``."""
+    found = slow_path(trace)
     if found is None:
         return None
-    return LockInfo(found[2], None, None, None, False, found[0].name or "?")
+    function, kind, lock = found
+    if lock is None:
+        return LockInfo(kind, None, None, None, False, function)
+    return lock_at(prog, kind, lock, function)
 
 
-def blocked_tasks(prog: drgn.Program, tasks: Iterable[TaskInfo]) -> list[BlockedTask]:
-    """Describe every task in ``D`` state among ``tasks``: its lock, owner and wait, longest first."""
+def unwound_lock(prog: drgn.Program, info: TaskInfo) -> LockInfo | None:
+    """The lock ``info``'s task waits for, from drgn's unwinding of the task (2–4 ms)."""
+    try:
+        return blocked_on(prog, prog.stack_trace(info.task))
+    except (drgn.FaultError, ValueError, LookupError):
+        return None
+
+
+def lock_waiters(lock: drgn.Object, kind: str) -> frozenset[int] | None:
+    """The tasks (``task_struct`` addresses) sleeping on ``lock``'s wait list: every task in a
+    mutex's or rw-semaphore's slow path is on exactly one. ``None`` for a kind without a waiter
+    type here, or a list that cannot be walked to its end."""
+    waiter = _WAITERS.get(kind)
+    if waiter is None:
+        return None
+    walk = ListWalk()
+    try:
+        tasks = frozenset(
+            entry.task.value_()
+            for entry in bounded_list_entries(
+                lock.wait_list.address_of_(), waiter, "list", walk, limit=_MAX_WAITERS
+            )
+        )
+    except (drgn.FaultError, LookupError, AttributeError):
+        return None
+    return tasks if walk.problem is None else None
+
+
+def blocked_tasks(
+    prog: drgn.Program,
+    tasks: Iterable[TaskInfo],
+    lock_of: Callable[[TaskInfo], LockInfo | None] | None = None,
+) -> list[BlockedTask]:
+    """Describe every task in ``D`` state among ``tasks``: its lock, owner and wait, longest first.
+
+    :param lock_of: the lock a task waits for (default :func:`unwound_lock`): a caller that knows a
+        cheaper way to the same answer.
+    """
+    find = lock_of if lock_of is not None else lambda info: unwound_lock(prog, info)
     result = []
     for info in tasks:
         if info.state != "D":
@@ -155,11 +231,7 @@ def blocked_tasks(prog: drgn.Program, tasks: Iterable[TaskInfo]) -> list[Blocked
             waited: int | None = max(task_since_last_arrival_ns(info.task), 0)
         except (drgn.FaultError, LookupError, AttributeError):
             waited = None
-        try:
-            lock = blocked_on(prog, prog.stack_trace(info.task))
-        except (drgn.FaultError, ValueError, LookupError):
-            lock = None
-        result.append(BlockedTask(info, waited, lock))
+        result.append(BlockedTask(info, waited, find(info)))
     result.sort(key=lambda b: (-(b.waited_ns or 0), b.info.pid))
     return result
 

@@ -59,6 +59,24 @@ def _long(session: Session, args: Args) -> None:
             time.sleep(0.01)
 
 
+#: How long ``_testSteps`` reports progress, updating every millisecond, with at most one update sent
+#: per :data:`_STEP_INTERVAL`.
+_STEPS_S = 0.5
+_STEP_INTERVAL = 0.1
+
+
+@registry.request("_testSteps")
+def _steps(session: Session, args: Args) -> dict[str, Any]:
+    updates = 0
+    with session.progress("steps", interval=_STEP_INTERVAL) as progress:
+        start = time.monotonic()
+        while time.monotonic() - start < _STEPS_S:
+            progress.update(f"{updates} updates")
+            updates += 1
+            time.sleep(0.001)
+    return {"updates": updates}
+
+
 @registry.request("_testRaise")
 def _raise(session: Session, args: Args) -> None:
     kind = args.string("kind")
@@ -223,6 +241,26 @@ def test_cancel_stops_a_long_request_through_its_progress(harness: Harness) -> N
     r = harness.response(seq, timeout=_LONG_S)
     assert not r["success"] and r["message"] == "_testLong: cancelled"
     assert time.monotonic() - sent < _LONG_S  # stopped by the cancel, not by running out of work
+
+
+def test_progress_with_an_interval_sends_at_most_one_update_per_interval(harness: Harness) -> None:
+    """Work over 50,000 tasks reports every 64 of them: sent as they come that was 800 updates in
+    4 s, each redrawn by VS Code. With an interval, updates closer than it to the last one sent are
+    dropped (the first is sent)."""
+    harness.response(harness.send("initialize", {"adapterID": "vmcore", "supportsProgressReporting": True}))
+    seq = harness.send("_testSteps")
+    updates = []
+    while True:
+        message = harness.next(timeout=_STEPS_S + 10)
+        if message.get("event") == "progressUpdate":
+            updates.append(message)
+        if message.get("type") == "response" and message.get("request_seq") == seq:
+            r = message
+            break
+    made = r["body"]["updates"]
+    assert made > 100, f"only {made} updates made in {_STEPS_S} s"
+    assert 1 <= len(updates) <= _STEPS_S / _STEP_INTERVAL + 1, (len(updates), made)
+    assert updates[0]["body"]["message"] == "0 updates"
 
 
 def test_queued_request_cancelled_before_it_runs(harness: Harness) -> None:

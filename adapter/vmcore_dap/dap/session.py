@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +20,11 @@ from vmcore_dap.errors import Cancelled
 if TYPE_CHECKING:
     from vmcore_dap.dap.channel import Channel
 
-__all__ = ["Session", "Progress"]
+__all__ = ["PROGRESS_INTERVAL", "Session", "Progress"]
+
+#: Seconds between two updates of a progress over every task of a dump (:class:`Progress`): reported
+#: every 64 tasks, listing or grouping 50,000 tasks sent about 800 updates each.
+PROGRESS_INTERVAL = 0.1
 
 T = TypeVar("T")
 
@@ -31,12 +36,19 @@ class _RequestContext(threading.local):
 
 
 class Progress:
-    """A running DAP progress report; a no-op when the client did not ask for progress events."""
+    """A running DAP progress report; a no-op when the client did not ask for progress events.
 
-    def __init__(self, session: Session, progress_id: str | None) -> None:
+    :param interval: send an update only this many seconds after the last one sent (the others are
+        dropped; cancellation is still checked on each). Work that reports every few dozen tasks of
+        50,000 sent 800 updates in 4 s, and VS Code redraws its progress for every one.
+    """
+
+    def __init__(self, session: Session, progress_id: str | None, interval: float = 0.0) -> None:
         self._session = session
         self.progress_id = progress_id
         self._ended = False
+        self._interval = interval
+        self._last_sent: float | None = None
 
     def end(self) -> None:
         """Send ``progressEnd`` (once)."""
@@ -49,6 +61,11 @@ class Progress:
         self._session.check_cancelled()
         if self.progress_id is None:
             return
+        if self._interval:
+            now = time.monotonic()
+            if self._last_sent is not None and now - self._last_sent < self._interval:
+                return
+            self._last_sent = now
         body: dict[str, Any] = {"progressId": self.progress_id}
         if message is not None:
             body["message"] = message
@@ -138,11 +155,14 @@ class Session:
         """Whether the client announced ``supportsProgressReporting``."""
         return bool(self.client.get("supportsProgressReporting"))
 
-    def start_progress(self, title: str, message: str | None = None, cancellable: bool = True) -> Progress:
+    def start_progress(
+        self, title: str, message: str | None = None, cancellable: bool = True, interval: float = 0.0
+    ) -> Progress:
         """Start a DAP progress report (``progressStart``); end it with :meth:`Progress.end`.
 
         :param cancellable: whether the client may offer to cancel it (a cancel then cancels the
             request the work belongs to); ``False`` for work that must finish.
+        :param interval: the least time between two updates sent (:class:`Progress`).
         """
         if not self.supports_progress:
             return Progress(self, None)
@@ -154,15 +174,15 @@ class Session:
         if message:
             start["message"] = message
         self.send_event("progressStart", start)
-        return Progress(self, progress_id)
+        return Progress(self, progress_id, interval)
 
     @contextmanager
     def progress(
-        self, title: str, message: str | None = None, cancellable: bool = True
+        self, title: str, message: str | None = None, cancellable: bool = True, interval: float = 0.0
     ) -> Iterator[Progress]:
         """Report long work as DAP progress events (start, updates, end): :meth:`start_progress` for
         the length of a ``with`` block."""
-        progress = self.start_progress(title, message, cancellable)
+        progress = self.start_progress(title, message, cancellable, interval)
         try:
             yield progress
         finally:

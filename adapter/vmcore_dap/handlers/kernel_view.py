@@ -13,7 +13,7 @@ from typing import Any
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
-from vmcore_dap.dap.session import Session
+from vmcore_dap.dap.session import PROGRESS_INTERVAL, Session
 from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks, format_wait
 from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.dump.report.crash_report import crash_report
@@ -136,7 +136,9 @@ def cpus(session: Session, args: Args) -> dict[str, Any]:
 
 def _groups(session: Session, exact: bool) -> StackGroups:
     service = stacks(session)
-    with session.progress("Grouping kernel stacks", f"{len(service.tasks)} tasks") as progress:
+    with session.progress(
+        "Grouping kernel stacks", f"{len(service.tasks)} tasks", interval=PROGRESS_INTERVAL
+    ) as progress:
 
         def check(done: int, total: int) -> None:
             progress.update(f"{done} of {total} tasks", 100.0 * done / max(total, 1))
@@ -244,7 +246,7 @@ def tasks_in_function(session: Session, args: Args) -> dict[str, Any]:
         raise InvalidArguments("vmcore/tasksInFunction: 'function' must name a function, e.g. \"schedule\"")
     service = stacks(session)
     state = dump_state(session)
-    with session.progress("Finding the tasks", function) as progress:
+    with session.progress("Finding the tasks", function, interval=PROGRESS_INTERVAL) as progress:
 
         def check(done: int, total: int) -> None:
             progress.update(f"{done} of {total} tasks", 100.0 * done / max(total, 1))

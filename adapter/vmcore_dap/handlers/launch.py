@@ -27,7 +27,7 @@ import drgn
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
-from vmcore_dap.dap.session import Progress, Session
+from vmcore_dap.dap.session import PROGRESS_INTERVAL, Progress, Session
 from vmcore_dap.dump.errors import describe_fault
 from vmcore_dap.dump.kernel.modules import module_list_problem
 from vmcore_dap.dump.kernel.panic import crashed_task, focus_task, panic_info
@@ -161,7 +161,7 @@ def _announce_stop(session: Session, state: DumpState) -> None:
         return
     # The progress starts before the stop, so a client knows at the stop that the list will grow.
     progress = session.start_progress(
-        "Listing tasks", f"{len(state.thread_rows):,} so far", cancellable=False
+        "Listing tasks", f"{len(state.thread_rows):,} so far", cancellable=False, interval=PROGRESS_INTERVAL
     )
     session.send_event("stopped", body)
     _after_stop(session)

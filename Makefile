@@ -35,7 +35,7 @@ samples: setup
 samples-matrix: samples
 	@$(PY) samples/make-vmcore --matrix
 
-# The ten-times-larger sample (≈50,000 tasks, 8 CPUs, 6 GiB; about half an hour under TCG, once):
+# The ten-times-larger sample (≈50,000 tasks, 8 CPUs, 6 GiB; 3–10 minutes under TCG, once):
 # make bench and make test-huge use it, make test does not.
 samples-huge: setup
 	@$(PY) samples/make-vmcore huge

@@ -4,7 +4,7 @@
 
 The samples are three sizes of the same kind of crash (``echo c > /proc/sysrq-trigger``): ``sysrq-c``
 (≈350 tasks, 2 CPUs), ``many-tasks`` (≈5,000) and ``huge`` (≈50,000 tasks, 8 CPUs, 6 GiB; built on
-first use, about half an hour). Each round runs, one after the other on the same sample: the
+first use, 3–10 minutes). Each round runs, one after the other on the same sample: the
 adapter's first picture (and, in the same session, expanding a ``task_struct``, a 4,096-element
 array page, the first page of the longest list and what its pointer notes cost, disassembling 200
 instructions cold and warm), the adapter listing every thread's stack,

@@ -12,10 +12,10 @@ exit status, and nothing is shared with the other dumps' processes. (A ``Process
 shares a call queue, its lock and a feeder thread among its workers, and CPython has had deadlocks
 there when a worker dies at the wrong instant, gh-94777 among them (this venv's 3.11.7 has that
 fix); with one, killing workers as they started was seen to leave a whole run hanging, once in
-three tries. And once the pool was broken, every dump in flight had to be read again.) A new interpreter per dump costs
-about 0.1 s of CPU (measured: start and imports), little next to the 0.5 s to several seconds
-drgn spends on a dump. On Dask, the scheduler already retries elsewhere and a dump whose task
-fails for good (``KilledWorker``) gets a report saying so.
+three tries. And once the pool was broken, every dump in flight had to be read again.) A new
+interpreter per dump costs about 0.1 s of CPU (measured: start and imports), little next to the
+0.5 s to several seconds drgn spends on a dump. On Dask, the scheduler already retries elsewhere
+and a dump whose task fails for good (``KilledWorker``) gets a report saying so.
 
 Dask is an optional dependency (``pip install 'vmcore-dap[triage]'``), imported only with
 ``--scheduler``.

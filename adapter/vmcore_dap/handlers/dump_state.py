@@ -81,6 +81,10 @@ class DumpState:
     #: ``id(row)`` -> (row, the JSON of its DAP ``StackFrame`` after ``id``): rows of shared stacks
     #: are shaped once.
     shaped_rows: dict[int, tuple[StackFrameInfo, str]] = field(default_factory=dict)
+    #: ``id(rows)`` -> (rows, their JSON as in :attr:`shaped_rows`) for the row list of a stack
+    #: group's representative (:attr:`TaskStack.rows_from`): one lookup per ``stackTrace`` of a
+    #: shared stack instead of one per row; kept per group, not per task.
+    shaped_groups: dict[int, tuple[list[StackFrameInfo], list[str]]] = field(default_factory=dict)
     #: frame ids: a block per thread, row ``i`` at ``base + i``.
     frames: HandleBlocks[int] = field(default_factory=lambda: HandleBlocks("frameId"))
 

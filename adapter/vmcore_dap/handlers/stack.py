@@ -112,6 +112,8 @@ def stack_trace(session: Session, args: Args) -> EncodedBody:
 
     Rows of shared stacks (:func:`~vmcore_dap.handlers.dump_state.task_stack`) are the same objects in
     thousands of tasks: each is shaped and encoded once, and a response is those texts with their ids.
+    A shared stack's rows are looked up as one list (its group's), so the per-request work is the
+    task's own bottom row and the ids: issue 18's ``stackTrace`` of each of 50,000 threads.
     """
     thread_id = args.integer("threadId")
     start = args.integer("startFrame", 0, minimum=0)
@@ -121,27 +123,49 @@ def stack_trace(session: Session, args: Args) -> EncodedBody:
     end = total if levels == 0 else min(total, start + levels)
     state = dump_state(session)
     first = min(start, total)
-    shaped = state.shaped_rows
-    # A shared stack's bottom row is the task's own, made for this request: shaped, never kept.
-    own_row = stack.frames[-1] if stack.shared else None
-    frames = []
-    for id_, info in zip(
-        frame_ids(session, thread_id, first, end, stack), stack.frames[first:end], strict=True
-    ):
-        known = shaped.get(id(info))
-        if known is not None and known[0] is info:
-            text = known[1]
-        else:
-            text = _encoded_row(session, state, info, keep=info is not own_row)
-        frames.append(f'{{"id":{id_},{text}')
+    ids = frame_ids(session, thread_id, first, end, stack)
+    common = stack.rows_from
+    if common is not None:
+        texts = _group_texts(session, state, common)[first:end]
+        # The rows after the group's (a shared stack's bottom row) are the task's own, made for
+        # this request: shaped, never kept.
+        texts += [
+            _encoded_row(session, state, info, keep=False)
+            for info in stack.frames[max(first, len(common)) : end]
+        ]
+    else:
+        shaped = state.shaped_rows
+        texts = []
+        for info in stack.frames[first:end]:
+            known = shaped.get(id(info))
+            texts.append(
+                known[1] if known is not None and known[0] is info else _encoded_row(session, state, info)
+            )
+    frames = [f'{{"id":{id_},{text}' for id_, text in zip(ids, texts, strict=True)]
     return EncodedBody(f'{{"stackFrames":[{",".join(frames)}],"totalFrames":{total}}}')
+
+
+def _group_texts(session: Session, state: DumpState, rows: list[StackFrameInfo]) -> list[str]:
+    """The encoded rows (as :func:`_encoded_row`) of a stack group's shared row list, made once."""
+    known = state.shaped_groups.get(id(rows))
+    if known is not None and known[0] is rows:
+        return known[1]
+    texts = []
+    for info in rows:
+        row = state.shaped_rows.get(id(info))
+        texts.append(row[1] if row is not None and row[0] is info else _encoded_row(session, state, info))
+    state.shaped_groups[id(rows)] = (rows, texts)
+    return texts
 
 
 def _encoded_row(session: Session, state: DumpState, info: StackFrameInfo, keep: bool = True) -> str:
     """Shape the JSON members of a row's ``StackFrame`` after ``id`` (with the closing brace), and
     cache them when ``keep``."""
-    session.check_cancelled()  # shaping may build a disassembly listing
-    shaped = format_frame(0, info, state.sources, frame_listing(session))
+    if info.kind == "label":  # no source, no listing: the bottom row of every shared stack
+        shaped = format_frame(0, info, state.sources)
+    else:
+        session.check_cancelled()  # shaping may build a disassembly listing
+        shaped = format_frame(0, info, state.sources, frame_listing(session))
     del shaped["id"]
     text = encode_json(shaped)[1:]
     if keep:

@@ -26,6 +26,7 @@ from vmcore_dap.dump.arch import arch_of, known_dump_path_functions, syscall_wra
 from vmcore_dap.dump.kernel.tasks import TaskInfo, is_kernel_thread, thread_size
 from vmcore_dap.dump.memory.reading import read_prefix
 from vmcore_dap.dump.memory.symbol_index import nearest_symbol
+from vmcore_dap.dump.stacks.signature import StackWords
 
 __all__ = [
     "StackFrameInfo",
@@ -123,6 +124,9 @@ class TaskStack:
     #: The rows other tasks reuse (without drgn ``frame``/``pt_regs``, bottom row excluded), built
     #: once by :func:`share_stack`: copying them per task was a quarter of its cost on 5,000 tasks.
     shareable_rows: list[StackFrameInfo] | None = None
+    #: For a shared stack, the representative's :attr:`shareable_rows` (the same list object) that
+    #: are its first rows: views keep what they derive from a row list per list, not per task.
+    rows_from: list[StackFrameInfo] | None = None
 
 
 def _symbol_offset(
@@ -400,33 +404,53 @@ def _entry_registers(prog: drgn.Program) -> tuple[str, ...]:
     return (*arch.mode_registers, arch.pt_regs_ip, *arch.syscall_argument_registers)
 
 
-def _read_registers(prog: drgn.Program, regs: drgn.Object) -> dict[str, int] | None:
+def _read_registers(
+    prog: drgn.Program, regs: drgn.Object, words: StackWords | None = None
+) -> dict[str, int] | None:
     """The members :func:`_entry_registers` of a ``struct pt_regs`` object, read in one go.
 
     One read and a few slices instead of a drgn member access each: every task's bottom row
     (system call and arguments) needs them, thousands of times for ``stackTrace`` of every thread.
 
+    :param words: the task's used stack, already read to find its stack signature. The user
+        ``pt_regs`` lie at the top of the stack, inside these words, so slicing them saves one of
+        the three reads of the dump that ``stackTrace`` of a task with a shared stack made.
     :raises drgn.FaultError: when the registers are not in the dump.
     """
     cache = prog.cache
-    if "vmcore_dap_entry_register_layout" not in cache:
-        try:
-            layout: dict[str, tuple[int, int]] | None = {
-                name: (drgn.offsetof(regs.type_, name), _member_size(regs.type_, name))
-                for name in _entry_registers(prog)
-            }
-        except (LookupError, TypeError, ValueError):
-            layout = None
-        cache["vmcore_dap_entry_register_layout"] = layout
-    found: dict[str, tuple[int, int]] | None = cache["vmcore_dap_entry_register_layout"]
+    if "vmcore_dap_entry_registers" not in cache:
+        cache["vmcore_dap_entry_registers"] = _register_layout(prog, regs.type_)
+    found: _RegisterLayout | None = cache["vmcore_dap_entry_registers"]
     if found is None:
         return None
-    little = bool(prog.platform is None or prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
-    order: Literal["little", "big"] = "little" if little else "big"
-    data = prog.read(regs.address_, drgn.sizeof(regs.type_))
+    layout, size, order = found
+    address = regs.address_
+    assert address is not None  # made from an address by _task_pt_regs
+    start = address - words.sp if words is not None else -1
+    if words is not None and 0 <= start and start + size <= len(words.data):
+        data = words.data[start : start + size]
+    else:
+        data = prog.read(address, size)
     return {
-        name: int.from_bytes(data[offset : offset + size], order) for name, (offset, size) in found.items()
+        name: int.from_bytes(data[offset : offset + width], order) for name, (offset, width) in layout.items()
     }
+
+
+#: Where :func:`_entry_registers` lie in ``struct pt_regs`` (name -> (offset, size)), the structure's
+#: size and the byte order: looked up once per program, not for each of 50,000 tasks.
+_RegisterLayout = tuple[dict[str, tuple[int, int]], int, Literal["little", "big"]]
+
+
+def _register_layout(prog: drgn.Program, ptype: drgn.Type) -> _RegisterLayout | None:
+    """The :data:`_RegisterLayout` of ``ptype``; ``None`` when it lacks one of the registers."""
+    try:
+        layout = {
+            name: (drgn.offsetof(ptype, name), _member_size(ptype, name)) for name in _entry_registers(prog)
+        }
+    except (LookupError, TypeError, ValueError):
+        return None
+    little = bool(prog.platform is None or prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
+    return layout, drgn.sizeof(ptype), "little" if little else "big"
 
 
 def _member_size(ptype: drgn.Type, designator: str) -> int:
@@ -452,9 +476,16 @@ def _user_task_stack(task: drgn.Object, known: TaskInfo | None) -> int | None:
 
 
 def _entry_label(
-    prog: drgn.Program, task: drgn.Object, last_function: str | None, known: TaskInfo | None = None
+    prog: drgn.Program,
+    task: drgn.Object,
+    last_function: str | None,
+    known: TaskInfo | None = None,
+    words: StackWords | None = None,
 ) -> StackFrameInfo | None:
-    """Describe how a user task entered the kernel: the system call and its arguments."""
+    """Describe how a user task entered the kernel: the system call and its arguments.
+
+    :param words: the task's used stack when already read (see :func:`_read_registers`).
+    """
     arch = arch_of(prog)
     try:
         stack = _user_task_stack(task, known)
@@ -463,7 +494,7 @@ def _entry_label(
         regs = _task_pt_regs(prog, task, stack)
         if regs is None:
             return None
-        saved = _read_registers(prog, regs)
+        saved = _read_registers(prog, regs, words)
         if saved is None or not arch.from_user_mode(saved):
             return None
         user_ip = saved[arch.pt_regs_ip]
@@ -603,7 +634,11 @@ def present_trace(prog: drgn.Program, trace: drgn.StackTrace, task: drgn.Object)
 
 
 def share_stack(
-    prog: drgn.Program, representative: TaskStack, task: drgn.Object, known: TaskInfo | None = None
+    prog: drgn.Program,
+    representative: TaskStack,
+    task: drgn.Object,
+    known: TaskInfo | None = None,
+    words: StackWords | None = None,
 ) -> TaskStack | None:
     """Present ``task``'s stack from the stack of a task with the same stack signature.
 
@@ -612,6 +647,8 @@ def share_stack(
     call, arguments, user RIP) and is rebuilt here. Rows carry no drgn ``frame``/``pt_regs``: those
     belong to the task and come from unwinding it when a frame is inspected.
 
+    :param words: ``task``'s used stack when already read: its bottom row's registers are taken
+        from it instead of read again.
     :return: ``None`` when the representative's stack cannot be reused (its bottom was not formed
         from the user ``pt_regs`` alone, or it starts in the panic path); unwind the task then.
     """
@@ -623,7 +660,7 @@ def share_stack(
         return None
     how, last_function = tail
     rows = representative.frames[:-1] if how == "entry" else representative.frames
-    entry = _entry_label(prog, task, last_function, known)
+    entry = _entry_label(prog, task, last_function, known, words)
     if how == "entry" and entry is None:
         return None
     if representative.shareable_rows is None:
@@ -632,4 +669,11 @@ def share_stack(
     frames = list(representative.shareable_rows)
     if entry is not None:
         frames.append(entry)
-    return TaskStack(trace=None, frames=frames, focus=representative.focus, tail=None, shared=True)
+    return TaskStack(
+        trace=None,
+        frames=frames,
+        focus=representative.focus,
+        tail=None,
+        shared=True,
+        rows_from=representative.shareable_rows,
+    )

@@ -190,7 +190,7 @@ class StackService:
             words = self._words(key)
             representative = self._chains.find(words) if words is not None else None
         if representative is not None:
-            shared = share_stack(self.prog, self._stacks[representative], info.task, info)
+            shared = share_stack(self.prog, self._stacks[representative], info.task, info, words)
             if shared is not None:
                 self._representative_of[key] = representative
                 return shared

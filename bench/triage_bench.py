@@ -3,7 +3,7 @@
 Measured on the crashed samples' dumps (kdump-compressed and ELF files of oops-null, sysrq-c,
 irq-oops and many-tasks: eight dumps, 360 to 5,070 tasks each), each round in this order:
 
-* *local pool*: ``vmcore-dap triage --force`` over all eight dumps, one worker per CPU;
+* *local*: ``vmcore-dap triage --force`` over all eight dumps, one worker per CPU;
 * *Dask*: the same command with ``--scheduler`` on a 2-worker ``dask.distributed.LocalCluster``
   (worker processes) started before the round, as a cluster that already runs would be;
 * *per dump*: ``vmcore-dap triage --force --jobs 1`` on one kdump file, against ``crash -s vmlinux
@@ -108,7 +108,7 @@ def render_triage(result: dict[str, Any]) -> str:
         "",
         "| cost | value |",
         "|---|---|",
-        f"| local pool (one process per CPU): {n} dumps | {result['local']:.1f} s = "
+        f"| local (a process per dump, one per CPU at a time): {n} dumps | {result['local']:.1f} s = "
         f"**{n / result['local'] * 60:.1f} dumps/min** |",
         f"| Dask LocalCluster, 2 worker processes: {n} dumps | {result['dask']:.1f} s = "
         f"**{n / result['dask'] * 60:.1f} dumps/min** |",

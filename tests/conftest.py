@@ -108,7 +108,8 @@ def kernel_sample_keys() -> list[_SampleKey]:
     ]
 
 
-def _sample_id(key: _SampleKey) -> str:
+def sample_id(key: _SampleKey) -> str:
+    """A sample key as test ids write it: ``oops-null``, ``sysrq-c@deb13-6.12-arm64`` (another kernel's)."""
     scenario, kernel, _ = key
     return scenario if kernel is None else f"{scenario}@{kernel}"
 
@@ -126,7 +127,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     keys: list[_SampleKey] = [(scenario, None, None) for scenario in SCENARIOS]
     if metafunc.definition.get_closest_marker(EVERY_KERNEL) is not None:
         keys += kernel_sample_keys()
-    metafunc.parametrize("sample", keys, ids=_sample_id, indirect=True, scope="session")
+    metafunc.parametrize("sample", keys, ids=sample_id, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +185,7 @@ def crash_irq(sample_irq: Sample) -> dict[str, str]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``other_kernel`` each test whose parameters name a sample of another kernel (its id has
     ``<scenario>@<kernel>``, as :func:`kernel_sample_keys` and ``MatrixSample.label`` write it)."""
-    labels = [_sample_id(key) for key in kernel_sample_keys()]
+    labels = [sample_id(key) for key in kernel_sample_keys()]
     for item in items:
         if any(label in item.name for label in labels):
             item.add_marker(OTHER_KERNEL)

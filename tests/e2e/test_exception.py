@@ -1,4 +1,5 @@
-"""``exceptionInfo``: the panic string, oops line, taint and the oops's log lines, as crash sees them."""
+"""``exceptionInfo``: the panic string, oops line, taint and the oops's log lines, as crash sees them,
+on every kernel of the run (``every_kernel``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from tests.e2e._session import stopped_session
 from tests.helpers.crash_parse import parse_log, parse_sys
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.every_kernel]
 
 
 def test_exception_info(sample: Any, crash_answers: dict[str, str], tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
-from tests.conftest import REPO_ROOT, get_sample, kernel_sample_keys
+from tests.conftest import REPO_ROOT, get_sample, kernel_sample_keys, sample_id
 from tests.e2e._session import normalized_dap_stack, parse_thread_name, stack_of
 from tests.helpers.dap_client import DapClient
 from tests.helpers.stack_normalize import base_function_name
@@ -39,10 +39,6 @@ from vmcore_dap.dump.arch import arm64, x86_64
 SAMPLES = [
     (scenario, None, None) for scenario in ("oops-null", "sysrq-c", "irq-oops", "many-tasks", "no-panic")
 ] + kernel_sample_keys()
-
-
-def _sample_id(key: tuple[str, str | None, str | None]) -> str:
-    return key[0] if key[1] is None else f"{key[0]}@{key[1]}"
 
 
 INLINE_SUFFIX = " [inlined]"
@@ -113,7 +109,7 @@ def _close_sessions() -> Iterator[None]:
     _sessions.clear()
 
 
-_KEYS = {_sample_id(key): key for key in SAMPLES}
+_KEYS = {sample_id(key): key for key in SAMPLES}
 
 
 @pytest.fixture(scope="module", params=list(_KEYS))

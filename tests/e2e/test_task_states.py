@@ -14,6 +14,7 @@ crash's ``ps`` on every task elsewhere (test_core_threads, test_console, test_ke
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,13 @@ from typing import Any
 import pytest
 from drgn import sizeof
 from drgn.helpers.linux.pid import for_each_task
-from tests.conftest import get_sample
+from tests.conftest import get_sample, kernel_sample_keys, sample_id
 from tests.e2e._session import open_sample_dump, parse_thread_name, stopped_session
 from tests.helpers import crash_compare as cc
 from tests.helpers.crash_batch import run_crash
 from tests.helpers.crash_parse import crash_state_letter, parse_ps
 from tests.helpers.elf_patch import copy_elf, open_elf, patch_phys, phys_of
-from tests.helpers.task_states import documented_letter, kernel_state_defines, raw_state
+from tests.helpers.task_states import documented_letter, kernel_state_defines, raw_state, state_member
 
 from vmcore_dap.dump.kernel.task_state import CRASH_STATE_LETTERS, StateBits, state_bits, state_letter
 from vmcore_dap.dump.kernel.tasks import list_tasks
@@ -40,11 +41,17 @@ def bits(sample: Any) -> StateBits:
     return state_bits(open_sample_dump(sample).prog)
 
 
-@pytest.mark.parametrize("scenario", ["oops-null", "sysrq-c", "irq-oops", "many-tasks", "no-panic"])
-def test_every_task_is_named_as_the_table_says(scenario: str) -> None:
+#: Every sample of the default kernel, then the crashed samples of the other kernels of this run.
+_EVERY_SAMPLE = [
+    (scenario, None, None) for scenario in ("oops-null", "sysrq-c", "irq-oops", "many-tasks", "no-panic")
+] + kernel_sample_keys()
+
+
+@pytest.mark.parametrize("key", _EVERY_SAMPLE, ids=sample_id)
+def test_every_task_is_named_as_the_table_says(key: tuple[str, str | None, str | None]) -> None:
     """The thread list's letter of every task equals the table evaluated on the task's raw state
     with the kernel source's own defines (the oracle test_no_panic relies on, crash cannot open it)."""
-    sample = get_sample(scenario)
+    sample = get_sample(*key)
     defines = kernel_state_defines(sample)
     infos = list_tasks(open_sample_dump(sample).prog)
     wrong = [
@@ -53,9 +60,10 @@ def test_every_task_is_named_as_the_table_says(scenario: str) -> None:
         if info.state != documented_letter(defines, *raw_state(info.task))
     ]
     assert not wrong, wrong[:10]
-    print(scenario, dict(Counter(info.state for info in infos)))
+    print(sample_id(key), dict(Counter(info.state for info in infos)))
 
 
+@pytest.mark.every_kernel
 def test_state_bits_equal_the_kernel_sources_defines(sample: Any, bits: StateBits) -> None:
     defines = kernel_state_defines(sample)
     expected = {
@@ -84,6 +92,7 @@ def test_state_bits_equal_the_kernel_sources_defines(sample: Any, bits: StateBit
             assert getattr(bits, field) >= defines["TASK_STATE_MAX"], (field, name)
 
 
+@pytest.mark.every_kernel
 def test_each_crash_state_has_its_documented_letter(bits: StateBits) -> None:
     """One value per row of the table, each as the kernel sets it (``TASK_KILLABLE``, ``TASK_IDLE``,
     ``TASK_STOPPED`` carry ``TASK_WAKEKILL``; a zombie has ``TASK_DEAD`` in ``__state``)."""
@@ -105,6 +114,7 @@ def test_each_crash_state_has_its_documented_letter(bits: StateBits) -> None:
     assert {crash: state_letter(bits, *values) for crash, values in rows.items()} == CRASH_STATE_LETTERS
 
 
+@pytest.mark.every_kernel
 def test_crash_precedence_and_the_states_crash_cannot_name(bits: StateBits) -> None:
     # A later row of crash's task_state_string() wins over an earlier one …
     assert state_letter(bits, bits.interruptible | bits.traced, 0) == "t"
@@ -133,8 +143,10 @@ def test_crash_precedence_and_the_states_crash_cannot_name(bits: StateBits) -> N
 def _planted(defines: dict[str, int]) -> list[tuple[str, int, int]]:
     """(crash's code, ``__state``, ``exit_state``) for one task per row of the table, as the kernel
     sets them (``TASK_KILLABLE``, ``TASK_STOPPED`` carry ``TASK_WAKEKILL``; a zombie has
-    ``TASK_DEAD``), one precedence case, and crash's ``??`` for ``TASK_RTLOCK_WAIT``."""
+    ``TASK_DEAD``), one precedence case, and crash's ``??`` for ``TASK_RTLOCK_WAIT`` where the kernel
+    has it (v5.15, with PREEMPT_RT's sleeping spinlocks; not on 5.10)."""
     d = defines
+    rtlock = [("??", d["TASK_RTLOCK_WAIT"], 0)] if "TASK_RTLOCK_WAIT" in d else []
     return [
         ("RU", 0, 0),
         ("UN", d["TASK_UNINTERRUPTIBLE"] | d["TASK_WAKEKILL"], 0),
@@ -147,17 +159,34 @@ def _planted(defines: dict[str, int]) -> list[tuple[str, int, int]]:
         ("PA", d["TASK_PARKED"], 0),
         ("WA", d["TASK_WAKING"], 0),
         ("NE", d["TASK_NEW"], 0),
-        ("??", d["TASK_RTLOCK_WAIT"], 0),
+    ] + rtlock
+
+
+def _planted_samples() -> list[tuple[str, str | None, str | None]]:
+    """oops-null, and sysrq-c of every other kernel of this run (the states do not depend on the
+    scenario); arm64's only in ``make test-matrix``: crash runs under qemu-aarch64 there and needs
+    ≈9 minutes for a patched copy's ``ps`` (535 s measured at load 4), an amd64 kernel's 10–25 s."""
+    from samples.sample_store import KERNEL_LINES, MATRIX_ENV
+
+    matrix = os.environ.get(MATRIX_ENV) == "1"
+    return [("oops-null", None, None)] + [
+        key
+        for key in kernel_sample_keys()
+        if key[0] == "sysrq-c" and (matrix or KERNEL_LINES[str(key[1])].arch != "arm64")
     ]
 
 
 @pytest.mark.timeout(1800)
-def test_planted_states_equal_crash_in_every_view(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", _planted_samples(), ids=sample_id)
+def test_planted_states_equal_crash_in_every_view(
+    key: tuple[str, str | None, str | None], tmp_path: Path
+) -> None:
     """The states no scenario can catch on purpose (a task waking, being forked, a zombie …) written
-    into sleeping tasks of a copy of oops-null's ELF vmcore: crash's ``ps`` on that file names each
-    as the table's crash column says, and the thread names, the console's ``ps`` and ``ps -S`` show
-    the table's letter; crash's ``??`` (a state it cannot name) is documented as our ``D``."""
-    sample = get_sample("oops-null")
+    into sleeping tasks of a copy of the sample's ELF vmcore (oops-null's, and each other kernel's
+    crashed sample): crash's ``ps`` on that file names each as the table's crash column says, and the
+    thread names, the console's ``ps`` and ``ps -S`` show the table's letter; crash's ``??`` (a state
+    it cannot name) is documented as our ``D``."""
+    sample = get_sample(*key)
     defines = kernel_state_defines(sample)
     prog = open_elf(sample)
     sleepers = sorted(
@@ -168,7 +197,7 @@ def test_planted_states_equal_crash_in_every_view(tmp_path: Path) -> None:
     vmcore = copy_elf(sample, tmp_path)
     planted: dict[int, str] = {}  # task address → crash's code
     for (code, state, exit_state), task in zip(rows, sleepers, strict=False):
-        for member, value in ((task.member_("__state"), state), (task.exit_state, exit_state)):
+        for member, value in ((state_member(task), state), (task.exit_state, exit_state)):
             assert member.address_ is not None
             patch_phys(vmcore, phys_of(prog, member.address_), value.to_bytes(sizeof(member.type_), "little"))
         planted[task.value_()] = code

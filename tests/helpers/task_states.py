@@ -14,7 +14,7 @@ from typing import Any
 
 import drgn
 
-__all__ = ["documented_letter", "kernel_state_defines", "raw_state"]
+__all__ = ["documented_letter", "kernel_state_defines", "raw_state", "state_member"]
 
 _DEFINE = re.compile(r"^#define\s+(?P<name>_*(?:TASK|EXIT)_[A-Z_]+)\s+(?P<value>0x[0-9a-fA-F]+)\b", re.M)
 
@@ -28,13 +28,18 @@ def kernel_state_defines(sample: Any) -> dict[str, int]:
     return {m["name"]: int(m["value"], 16) for m in _DEFINE.finditer(text)}
 
 
-def raw_state(task: drgn.Object) -> tuple[int, int]:
-    """``(__state, exit_state)`` of a ``struct task_struct *`` (``state`` before v5.14)."""
+def state_member(task: drgn.Object) -> drgn.Object:
+    """A task's ``__state`` member: ``task_struct.state`` was renamed ``__state`` in v5.14
+    (2f064a59a11f "sched: Change task_struct::state")."""
     try:
-        state = task.member_("__state")
+        return task.member_("__state")
     except LookupError:
-        state = task.member_("state")
-    return state.value_(), task.exit_state.value_()
+        return task.member_("state")
+
+
+def raw_state(task: drgn.Object) -> tuple[int, int]:
+    """``(__state, exit_state)`` of a ``struct task_struct *``."""
+    return state_member(task).value_(), task.exit_state.value_()
 
 
 def documented_letter(defines: dict[str, int], state: int, exit_state: int) -> str:

@@ -1,9 +1,9 @@
 """The C identifier under the cursor and what the text around it says it is.
 
 No C parser: the few facts the server needs are read off the line. ``struct foo``/``union foo``/
-``enum foo`` name a type; a name after ``.`` or ``->`` is a member (never looked up as a global, so
-hovering ``dev->head`` does not show some unrelated global ``head``); a name followed by ``(`` is
-used as a function.
+``enum foo`` name a type, as does the name in 7.x's ``context_lock_struct(foo)``; a name after ``.``
+or ``->`` is a member (never looked up as a global, so hovering ``dev->head`` does not show some
+unrelated global ``head``); a name followed by ``(`` is used as a function.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ _WORD = re.compile(r"[A-Za-z_]\w*")
 #: character of kernel/sched/core.c took 0.09 s, most of the first code lens's own work).
 _BRACES = re.compile(r"[{};]")
 _TAG_KEYWORD = re.compile(r"\b(struct|union|enum)\s+$")
+#: The kernel's lock types are defined through ``context_lock_struct(name) {`` since Clang's context
+#: analysis came in (7.x; include/linux/compiler-context-analysis.h): its first argument is a struct tag.
+_STRUCT_MACRO = re.compile(r"\bcontext_lock_struct\(\s*$")
 _MEMBER_ACCESS = re.compile(r"(?:\.|->)\s*$")
 _C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if inline "
@@ -62,13 +65,14 @@ def identifier_at(lines: Sequence[str], line: int, character: int) -> Identifier
                 return None
             before = text[: match.start()]
             keyword = _TAG_KEYWORD.search(before)
+            tag = keyword.group(1) if keyword else "struct" if _STRUCT_MACRO.search(before) else None
             after = text[match.end() :]
             return Identifier(
                 name=match.group(0),
                 line=line,
                 start=match.start(),
                 end=match.end(),
-                tag_keyword=keyword.group(1) if keyword else None,
+                tag_keyword=tag,
                 is_member=bool(_MEMBER_ACCESS.search(before)),
                 is_call=after.lstrip().startswith("("),
             )

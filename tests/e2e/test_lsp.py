@@ -22,7 +22,7 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
-from tests.conftest import REPO_ROOT, get_crash_answers, get_sample
+from tests.conftest import REPO_ROOT, get_crash_answers, get_sample, kernel_sample_keys, sample_id
 from tests.helpers import crash_batch
 from tests.helpers.crash_compare import state_letter, struct_offsets
 from tests.helpers.crash_parse import parse_bt, parse_ps
@@ -103,6 +103,24 @@ async def oops(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
 async def sysrq(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     """A server configured with the sysrq-c sample."""
     await _start(lsp_client, get_sample("sysrq-c"))
+    yield
+    await lsp_client.shutdown_session()
+
+
+#: sysrq-c of every other kernel of this run: a kernel's globals, types and functions do not depend
+#: on the scenario, so ``make test-matrix``'s oops-null adds nothing here. The hover test asks crash
+#: a batch of its own (``extra_crash_run``: arm64's joins in ``make test-matrix`` only).
+_OTHER_KERNELS = {
+    sample_id(key): key for key in kernel_sample_keys(extra_crash_run=True) if key[0] == "sysrq-c"
+}
+
+
+@pytest_lsp.fixture(scope="module", params=list(_OTHER_KERNELS), config=_SERVER)
+async def other_kernel(lsp_client: LanguageClient, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A server configured with the sysrq-c sample of another kernel (``.sample`` on the client)."""
+    sample = get_sample(*_OTHER_KERNELS[request.param])
+    lsp_client.sample = sample  # type: ignore[attr-defined]
+    await _start(lsp_client, sample)
     yield
     await lsp_client.shutdown_session()
 
@@ -541,4 +559,55 @@ async def test_definitions_of_macro_and_linker_defined_globals(
     found = await _definition(oops, uri, _position(lines, use, name), 600)
     assert [(Path(loc.uri.removeprefix("file://")).resolve(), loc.range.start.line) for loc in found] == [
         ((kernel / definer).resolve(), expected)
+    ]
+
+
+# -- the same on every other kernel ----------------------------------------------------------------
+
+
+@pytest.mark.timeout(1200)
+async def test_kernel_hover_values_and_layouts_equal_crash_on_every_kernel(
+    other_kernel: LanguageClient,
+) -> None:
+    """The kernel half of the hover tests above on another kernel: a scalar global, a struct global
+    (``p``) and a kernel type's layout (``struct -o``), against crash on that kernel's dump."""
+    sample = other_kernel.sample  # type: ignore[attr-defined]
+    p_oops, p_cpu, mutex_o = run_crash(sample, ["p panic_on_oops", "p panic_cpu", "struct -o mutex"])
+    panic_uri, panic_lines = _open(other_kernel, _kernel_source(sample) / "kernel" / "panic.c")
+    block = _code_block(
+        await _hover(other_kernel, panic_uri, _position(panic_lines, r"^int panic_on_oops", "panic_on_oops"))
+    )
+    assert block == f"panic_on_oops = {_crash_scalar(p_oops, 'panic_on_oops')}"
+    hover = await _hover(other_kernel, panic_uri, _position(panic_lines, r"^atomic_t panic_cpu", "panic_cpu"))
+    assert _hover_members(_code_block(hover)) == _crash_members(p_cpu) != {}, hover
+    # struct mutex is in include/linux/mutex_types.h on 6.12 and 7.2, in mutex.h on 5.10 and 6.1;
+    # 7.2 declares it through the context-analysis macro: "context_lock_struct(mutex) {".
+    definition = r"^(struct mutex|context_lock_struct\(mutex\)) \{"
+    headers = [_kernel_source(sample) / "include" / "linux" / name for name in ("mutex_types.h", "mutex.h")]
+    header = [h for h in headers if h.is_file() and re.search(definition, h.read_text(), re.M)][0]
+    header_uri, header_lines = _open(other_kernel, header)
+    hover = await _hover(other_kernel, header_uri, _position(header_lines, definition, "mutex"))
+    assert struct_offsets(_code_block(hover)) == struct_offsets(mutex_o) != []
+
+
+@pytest.mark.timeout(900)
+async def test_kernel_definitions_on_every_kernel(other_kernel: LanguageClient) -> None:
+    """The kernel half of test_definitions on another kernel's tree: a function through the line
+    table, a global through the tree's ctags index (the line that takes panic_cpu calls
+    ``atomic_cmpxchg`` on 5.10 and 6.1, ``atomic_try_cmpxchg`` on 6.12 and 7.2)."""
+    sample = other_kernel.sample  # type: ignore[attr-defined]
+    kernel = _kernel_source(sample)
+    sysrq = kernel / "drivers" / "tty" / "sysrq.c"
+    uri, lines = _open(other_kernel, sysrq)
+    use = _position(lines, r"\.handler\s*= sysrq_handle_crash,", "sysrq_handle_crash")
+    found = await _definition(other_kernel, uri, use, 60)
+    assert [(Path(loc.uri.removeprefix("file://")).resolve(), loc.range.start.line) for loc in found] == [
+        (sysrq.resolve(), _line_of(lines, r"^static void sysrq_handle_crash\("))
+    ]
+    panic = kernel / "kernel" / "panic.c"
+    panic_uri, panic_lines = _open(other_kernel, panic)
+    use = _position(panic_lines, r"atomic_(try_)?cmpxchg\(&panic_cpu", "panic_cpu")
+    found = await _definition(other_kernel, panic_uri, use, 600)
+    assert [(Path(loc.uri.removeprefix("file://")).resolve(), loc.range.start.line) for loc in found] == [
+        (panic.resolve(), _line_of(panic_lines, r"^atomic_t panic_cpu"))
     ]

@@ -14,7 +14,6 @@ crash's ``ps`` on every task elsewhere (test_core_threads, test_console, test_ke
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -162,22 +161,15 @@ def _planted(defines: dict[str, int]) -> list[tuple[str, int, int]]:
     ] + rtlock
 
 
-def _planted_samples() -> list[tuple[str, str | None, str | None]]:
-    """oops-null, and sysrq-c of every other kernel of this run (the states do not depend on the
-    scenario); arm64's only in ``make test-matrix``: crash runs under qemu-aarch64 there and needs
-    ≈9 minutes for a patched copy's ``ps`` (535 s measured at load 4), an amd64 kernel's 10–25 s."""
-    from samples.sample_store import KERNEL_LINES, MATRIX_ENV
-
-    matrix = os.environ.get(MATRIX_ENV) == "1"
-    return [("oops-null", None, None)] + [
-        key
-        for key in kernel_sample_keys()
-        if key[0] == "sysrq-c" and (matrix or KERNEL_LINES[str(key[1])].arch != "arm64")
-    ]
+#: oops-null, and sysrq-c of every other kernel of this run (the states do not depend on the scenario;
+#: crash reads each patched copy anew: arm64's in ``make test-matrix`` only, ``extra_crash_run``).
+_PLANTED_SAMPLES = [("oops-null", None, None)] + [
+    key for key in kernel_sample_keys(extra_crash_run=True) if key[0] == "sysrq-c"
+]
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("key", _planted_samples(), ids=sample_id)
+@pytest.mark.parametrize("key", _PLANTED_SAMPLES, ids=sample_id)
 def test_planted_states_equal_crash_in_every_view(
     key: tuple[str, str | None, str | None], tmp_path: Path
 ) -> None:

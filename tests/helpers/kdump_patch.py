@@ -20,7 +20,7 @@ import shutil
 import struct
 from pathlib import Path
 
-__all__ = ["copy_excluding_pages", "dump_level"]
+__all__ = ["copy_excluding_pages", "dump_level", "page_excluded"]
 
 _SIGNATURE = b"KDUMP   "
 _PAGE_DESC_SIZE = 24
@@ -49,6 +49,20 @@ def dump_level(path: Path) -> int:
         f.seek(block_size + 8)
         (level,) = struct.unpack("<i", f.read(4))
     return int(level)
+
+
+def page_excluded(path: Path, pfn: int) -> bool:
+    """Whether page frame ``pfn`` is RAM (first bitmap) that makedumpfile did not write (second)."""
+    _block_size, second, length = _layout(path)
+    byte, bit = divmod(pfn, 8)
+    if byte >= length:
+        return False
+    with open(path, "rb") as f:
+        f.seek(second - length + byte)
+        ram = f.read(1)[0] >> bit & 1
+        f.seek(second + byte)
+        written = f.read(1)[0] >> bit & 1
+    return bool(ram and not written)
 
 
 def copy_excluding_pages(source: Path, target: Path, pfns: set[int]) -> set[int]:

@@ -206,6 +206,13 @@ def _comparable(
 @pytest.mark.every_kernel
 def test_bt_and_bt_l_match_crash(console: Console, sample: Any, answers: Any) -> None:
     site = _crash_site(sample)["symbol"].split("+")[0]
+    if site == "no symbolic reference":
+        # crash --no_modules (7.x) cannot name a fault in a module: the oracle is the guest's own
+        # fault site (the manifest's), which drgn finds at crash's exception address (test_oracle).
+        ours_site = cc.stack_of(console.ok("bt -l"))[0]
+        expected = (sample.expected["function"], sample.expected["file"], sample.expected["line"])
+        assert (ours_site.function, Path(ours_site.file or "").name, ours_site.line) == expected
+        return
     ours, theirs = _comparable(cc.stack_of(console.ok("bt")), cc.stack_of(answers["bt"]), answers, "bt", site)
     assert_stacks_match(ours, theirs, check_lines=False)
     ours, theirs = _comparable(

@@ -272,6 +272,21 @@ def _vmlinux_sections(prog: drgn.Program) -> list[tuple[int, int, str]]:
     return cached  # type: ignore[no-any-return]
 
 
+def _bin_attr_sections(attrs: drgn.Object) -> list[tuple[int, str]]:
+    """``(address, name)`` of each section where ``struct module_sect_attrs`` is a bare array of
+    ``bin_attribute``\\ s, each section's address in its ``private``, the group's ``bin_attrs`` ending
+    in NULL (7.2 has it; 6.12 still had ``nsections`` and ``module_sect_attr.address``)."""
+    sections = []
+    bin_attrs = attrs.grp.bin_attrs
+    i = 0
+    while bin_attrs[i].value_():
+        battr = bin_attrs[i]
+        name = battr.attr.name.string_().decode(errors="replace")
+        sections.append((drgn.cast("unsigned long", battr.private).value_(), name))
+        i += 1
+    return sections
+
+
 def _module_sections(mod: drgn.Object) -> list[tuple[int, str]]:
     """``(address, name)`` of each section of a loaded module, from its sysfs section attributes."""
     prog = mod.prog_
@@ -281,7 +296,12 @@ def _module_sections(mod: drgn.Object) -> list[tuple[int, str]]:
         cached = []
         try:
             attrs = mod.sect_attrs.read_()
-            for i in range(attrs.nsections.value_()):
+            try:
+                count = attrs.nsections.value_()
+            except AttributeError:
+                count = 0
+                cached.extend(_bin_attr_sections(attrs))
+            for i in range(count):
                 attr = attrs.attrs[i]
                 try:
                     name = attr.battr.attr.name.string_().decode(errors="replace")

@@ -2,7 +2,8 @@
 
 What crash's ``mod`` and the oops's "Modules linked in: labbug(OE)" line say, plus what drgn knows:
 whether debug info was found and from which file. The struct module address, base and size follow
-crash (``core_layout`` before v6.4, ``mem[MOD_TEXT]`` since), so tests compare with crash directly.
+crash (``core_layout`` before v6.4; since, the text base and the size of every non-init ``mem[]``
+region together, as crash's ``store_module_symbols_6_4`` sums them), so tests compare with crash directly.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class KernelModule:
         has several ranges, one per ``mem[]`` region: this is the one holding ``base``).
     :param end: its end (exclusive).
     :param base: the text base crash's ``mod`` shows (the kernel: ``_stext``).
-    :param size: the size crash's ``mod`` shows (core layout or ``MOD_TEXT`` region).
+    :param size: the size crash's ``mod`` shows (the core layout, or the non-init ``mem[]`` regions).
     :param struct_module: address of ``struct module`` (``None`` for the kernel).
     :param version: ``MODULE_VERSION`` (kernel: release and build version), if any.
     :param srcversion: checksum of the module's sources, if the module has one.
@@ -146,10 +147,14 @@ def _string(obj: drgn.Object) -> str | None:
 
 
 def _text_region(mod: drgn.Object) -> tuple[int, int]:
-    """``(base, size)`` of the module's core text as crash shows it."""
-    try:  # v6.4: "module: replace module_layout with module_memory"
-        region = mod.mem[0]  # MOD_TEXT
-        return int(region.base), int(region.size)
+    """``(base, size)`` of the module's core as crash's ``mod`` shows it: the text's base and the
+    size of the module's core (init sections, freed after loading, not included)."""
+    try:  # v6.4: "module: replace module_layout with module_memory" (ac3b43283923)
+        regions = mod.mem
+        # The core regions are those before MOD_INIT_TEXT (text, data, rodata, ro_after_init);
+        # crash 8.0.6/9.0.x add up exactly these ("module core size, init not included").
+        core = int(mod.prog_.constant("MOD_INIT_TEXT"))
+        return int(regions[0].base), sum(int(regions[t].size) for t in range(core))
     except (AttributeError, LookupError):
         pass
     try:  # v4.5 … v6.3

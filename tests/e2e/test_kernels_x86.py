@@ -73,15 +73,18 @@ def test_modules_view_on_split_module_memory(split_oops: Sample, tmp_path: Path)
     assert set(ours) == set(linked) | {"kernel"}, (ours.keys(), linked)
     for name, letters in linked.items():
         assert sorted(ours[name]["taints"]) == sorted(letters), ours[name]
-    # Base, size and struct module address from plain drgn: mem[MOD_TEXT] (v6.4's struct module).
+    # Base, size and struct module address from plain drgn (v6.4's struct module): the base is
+    # mem[MOD_TEXT]'s, the size the core's as crash's mod adds it up (every region before
+    # MOD_INIT_TEXT), the address range the text region's.
     prog = open_sample_dump(split_oops).prog
     for mod in list_for_each_entry("struct module", prog["modules"].address_of_(), "list"):
         name = mod.name.string_().decode()
         text = mod.mem[prog.constant("MOD_TEXT")]
+        core_size = sum(mod.mem[t].size.value_() for t in range(prog.constant("MOD_INIT_TEXT").value_()))
         module = ours[name]
         assert int(module["structModule"], 16) == mod.value_()
         assert int(module["base"], 16) == text.base.value_()
-        assert module["size"] == text.size.value_()
+        assert module["size"] == core_size
         low, high = (int(x, 16) for x in module["addressRange"].split("-"))
         assert (low, high) == (text.base.value_(), text.base.value_() + text.size.value_())
 

@@ -44,6 +44,7 @@ from vmcore_dap.dump.kernel.cpus import dumped_cpus
 from vmcore_dap.dump.kernel.lists import ListWalk, bounded_list_entries
 from vmcore_dap.dump.kernel.task_state import StateBits, state_bits, state_letter, task_state_letter
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
+from vmcore_dap.dump.opening.mapped_dump import mapped_dump_pages
 from vmcore_dap.dump.values.render import escape_bytes
 
 __all__ = [
@@ -407,6 +408,7 @@ class TaskListing:
             self._add_head(idle, idle.value_(), is_idle=True)
         self._idle_addresses = frozenset(idle_addresses)
         self._walk = enumerate(_pid_table_tasks(prog))
+        self._pages = mapped_dump_pages(prog)
         self._listed: set[int] = set()
         self._others: list[TaskInfo] = []
         self._limit = _pid_limit(prog)
@@ -451,6 +453,7 @@ class TaskListing:
             return True
         problem = None
         faulted = False
+        pages = self._pages
         try:
             for _ in range(count):
                 try:
@@ -468,6 +471,8 @@ class TaskListing:
                 if address not in self._seen:
                     self._seen.add(address)
                     self._others.append(_describe(self._layout, task, address, self._running))
+                if pages is not None:
+                    pages.note_reads()
             else:
                 return False
         except drgn.FaultError as exc:

@@ -23,6 +23,7 @@ import drgn
 
 from vmcore_dap.dump.opening import debuginfo, debuginfod
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
+from vmcore_dap.dump.opening.mapped_dump import watch_dump_file
 from vmcore_dap.dump.opening.vmcore_file import (
     VmcoreFile,
     describe_filtering,
@@ -110,6 +111,7 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
     except Exception as exc:  # noqa: BLE001 - drgn raises several kinds here; all mean "cannot open"
         raise _open_failure(vmfile, exc) from None
     remember_inspection(prog, vmfile)
+    watch_dump_file(prog, config.vmcore)
     timings["open"] = time.monotonic() - start
 
     if vmlinux is None:

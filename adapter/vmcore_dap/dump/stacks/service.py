@@ -38,6 +38,7 @@ import drgn
 
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import TaskInfo
+from vmcore_dap.dump.opening.mapped_dump import mapped_dump_pages
 from vmcore_dap.dump.stacks.frames import NO_KERNEL_STACK, StackFrameInfo, TaskStack, share_stack, unwind_task
 from vmcore_dap.dump.stacks.groups import NO_STACK, UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_rows
@@ -127,6 +128,7 @@ class StackService:
         self._own: dict[int, TaskStack] = {}
         self._chains: ChainTable[int] = ChainTable(prog)
         self._reader = StackReader(prog)
+        self._pages = mapped_dump_pages(prog)
         #: task key → the key of the unwound task whose stack it shares.
         self._representative_of: dict[int, int] = {}
         self._bases: dict[int, _Basis] = {}  # id(presented stack) → what its tasks share
@@ -356,6 +358,8 @@ class StackService:
         info = self.tasks[key]
         if info.on_cpu or key == self.crashed_key:
             return None
+        if self._pages is not None:
+            self._pages.note_reads()
         if info.stack is None:  # listed member by member: read task->stack through drgn
             return self._reader.read(info.task)
         return self._reader.read(info.address, info.stack)

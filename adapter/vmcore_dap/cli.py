@@ -14,6 +14,7 @@ import socket
 import sys
 from typing import BinaryIO
 
+from vmcore_dap.malloc_arenas import limit_malloc_arenas
 from vmcore_dap.versions import add_version_argument, running_versions
 
 __all__ = ["main"]
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     options = _parse(args)
     if options.check_launch:
         return _check_launch()
+    limit_malloc_arenas()  # before any thread starts (the channel's worker, debugpy's)
     _setup_logging(options.log_file)
     log.info("%s at %s", running_versions().line(), sys.executable)
     if options.debugpy is not None:

@@ -36,6 +36,7 @@ from vmcore_dap.lsp.hover import hover_text
 from vmcore_dap.lsp.identifiers import identifier_at
 from vmcore_dap.lsp.navigation import Definition, find_definitions, search_symbols
 from vmcore_dap.lsp.settings import launch_config_from
+from vmcore_dap.malloc_arenas import limit_malloc_arenas
 from vmcore_dap.versions import add_version_argument, running_versions
 
 __all__ = ["VmcoreLanguageServer", "server", "main", "LOG_ENV"]
@@ -300,6 +301,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Serve LSP on stdio until the client exits."""
     args = _parse(argv)
+    limit_malloc_arenas()  # before any thread starts (pygls's, the ctags indexer)
     handler: logging.Handler = (
         logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
     )

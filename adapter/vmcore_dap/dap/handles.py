@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from array import array
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
@@ -97,24 +98,29 @@ class HandleBlocks(Generic[K]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._lock = threading.Lock()
-        self._blocks: dict[K, tuple[int, int]] = {}  # owner -> (base, size) of its latest block
-        self._starts: list[int] = []  # every block's base, ascending
-        self._owners: list[tuple[K, int]] = []  # (owner, size) of the block at the same index
+        # 50,000 stacks make 50,000 blocks: the base of an owner's latest block in a dict, every
+        # block's base and size in two machine arrays (ascending bases), its owner in a list -- no
+        # tuple per block (half the memory of (base, size) tuples and lists of them).
+        self._blocks: dict[K, int] = {}  # owner -> base of its latest block
+        self._starts = array("q")  # every block's base, ascending
+        self._sizes = array("q")  # the size of the block at the same index
+        self._owners: list[K] = []  # the owner of the block at the same index
         self._next = 1
 
     def base(self, owner: K, size: int) -> int:
         """Return the first handle of ``owner``'s block of (at least) ``size`` rows."""
         with self._lock:
             found = self._blocks.get(owner)
-            if found is not None and found[1] >= size:
-                return found[0]
+            if found is not None and self._sizes[bisect.bisect_right(self._starts, found) - 1] >= size:
+                return found
             if self._next + size > _MAX_HANDLE:
                 raise RuntimeError(f"too many {self.kind} handles in one session")
             base = self._next
             self._next += max(size, 1)
-            self._blocks[owner] = (base, size)
+            self._blocks[owner] = base
             self._starts.append(base)
-            self._owners.append((owner, size))
+            self._sizes.append(size)
+            self._owners.append(owner)
             return base
 
     def get(self, handle: object) -> tuple[K, int]:
@@ -126,10 +132,9 @@ class HandleBlocks(Generic[K]):
             with self._lock:
                 at = bisect.bisect_right(self._starts, handle) - 1
                 if at >= 0:
-                    owner, size = self._owners[at]
                     row = handle - self._starts[at]
-                    if row < size:
-                        return owner, row
+                    if row < self._sizes[at]:
+                        return self._owners[at], row
         raise StaleReference(
             f"unknown {self.kind} {handle!s}: it was never handed out in this session or is stale"
             " (refresh the view)"

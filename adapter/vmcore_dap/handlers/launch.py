@@ -161,7 +161,7 @@ def _announce_stop(session: Session, state: DumpState) -> None:
         return
     # The progress starts before the stop, so a client knows at the stop that the list will grow.
     progress = session.start_progress(
-        "Listing tasks", f"{len(state.thread_rows):,} so far", cancellable=False, interval=PROGRESS_INTERVAL
+        "Listing tasks", f"{state.thread_count:,} so far", cancellable=False, interval=PROGRESS_INTERVAL
     )
     session.send_event("stopped", body)
     _after_stop(session)
@@ -192,6 +192,6 @@ def _list_more(session: Session, state: DumpState, progress: Progress) -> bool:
             progress.update(f"{listing.listed:,} of about {expected:,}", 100.0 * listing.listed / expected)
             return False
         complete_thread_list(session)
-        log.info("listed %d tasks after the stop", len(state.thread_rows))
+        log.info("listed %d tasks after the stop", state.thread_count)
     progress.end()
     return True

@@ -32,6 +32,7 @@ fields a thread list shows are read as one block per task (:class:`_Layout`: fro
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -295,7 +296,8 @@ def _fast_task_info(
         address=address,
         pid=pid,
         tgid=tgid,
-        comm=escape_bytes(comm),
+        # Threads of one process share a name: one string each, not one per task (50,000 at huge).
+        comm=sys.intern(escape_bytes(comm)),
         state=state_letter(layout.bits, state, exit_state),
         cpu=running[address] if on_cpu else cpu,
         on_cpu=on_cpu,

@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 #: (the pages fault back in), every 1,024 about 2 % for the same peak (332-336 MiB against 377-380 MiB
 #: without releasing), every 4,096 left 4-6 MiB more at the peak.
 RELEASE_EVERY = 1024
-#: ``MADV_DONTNEED`` (include/uapi/asm-generic/mman-common.h; the same value on every architecture
-#: Linux has).
+#: ``MADV_DONTNEED`` (include/uapi/asm-generic/mman-common.h: x86-64 and arm64, the architectures
+#: the adapter supports, use the generic value; alpha's differs).
 _MADV_DONTNEED = 4
 _CACHE_KEY = "vmcore_dap_mapped_dump"
 

@@ -155,20 +155,33 @@ def _stack_differences(prog: drgn.Program, sample: Sample, answers: CrashAnswers
     """Each task of the back-trace answer ``name`` whose stack is not drgn's, with why. What the
     table distrusts is left out of the comparison and checked on its own: the panic path where
     crash drops panic()'s frame (6.12), tasks QEMU stopped in user code (crash shows stale
-    interrupt frames)."""
+    interrupt frames), tasks on a CPU of an arm64 QEMU dump (crash lists no frame)."""
     below_panic = not answers.trusts(name, "panic-frame")
     stale_user = not answers.trusts(name, "running-user")
+    bare_active = set() if answers.trusts(name, "active") else _active_tasks(answers)
     found = []
     for task in parse_bt(answers[name]):
-        ours = normalize_drgn_trace(prog.stack_trace(drgn.Object(prog, "struct task_struct *", task.task)))
+        ours = _drgn_frames(prog, task.task)
         theirs = _crash_frames(sample, task)
         if stale_user and not ours:
             continue  # running user code: checked in test_distrusted_back_traces_differ_from_drgn
+        if task.task in bare_active and not task.frames:
+            continue  # on a CPU, no frame from crash (arm64 QEMU dump): checked there too
         if below_panic:
             ours, theirs = _below_panic(ours), _below_panic(theirs)
         if diff := stack_differences(ours, theirs, check_lines="none"):
             found.append(f"PID {task.pid} ({task.comm}): {'; '.join(diff)}")
     return found
+
+
+def _drgn_frames(prog: drgn.Program, task: int) -> list[Frame]:
+    """drgn's stack of the task at address ``task``, normalised."""
+    return normalize_drgn_trace(prog.stack_trace(drgn.Object(prog, "struct task_struct *", task)))
+
+
+def _active_tasks(answers: CrashAnswers) -> set[int]:
+    """The tasks crash's ``ps`` marks as running on a CPU (``>``)."""
+    return {row.task for row in parse_ps(answers["ps"]) if row.active}
 
 
 def _raw_outermost(prog: drgn.Program, task: int) -> str | None:
@@ -238,11 +251,26 @@ def test_crash_site_is_the_guests_faulting_function_and_line(
 ) -> None:
     """The function and line crash's ``bt -l`` and ``dis -l`` show the task crashed at. Where crash
     cannot name it (a module's code under ``--no_modules``), the oracle records that, and drgn
-    names crash's exception address instead."""
+    names crash's exception address instead; where crash lists no frame of the panic task (arm64
+    QEMU dump), drgn's unwinding of it must reach the guest's function and line."""
     sample, answers = matrix_case
     exp = sample.expected
     if not _crashed(sample):
         assert "crash_site" not in answers.meta["facts"] and "dis-l" in answers.missing
+        return
+    if not answers.trusts("bt", "active"):
+        # crash lists no frame for the panic task (arm64 QEMU dump): the oracle records no site and
+        # says why; drgn's unwinding of the crashed thread is the oracle, against the guest's facts.
+        assert "crash_site" not in answers.meta["facts"]
+        (task,) = parse_bt(answers["bt"])
+        assert not task.frames, "crash's bt is distrusted for lacking the panic task's frames, yet has them"
+        assert {"dis-l", "dis-rl", "dis-func", "rd"} <= set(answers.missing)
+        assert "lists no frame" in answers.missing["dis-l"]
+        frames = _open(sample).crashed_thread().stack_trace()  # oracle: drgn
+        matching = [f for f in frames if f.name and base_function_name(f.name) == exp["function"]]
+        assert len(matching) == 1, [f.name for f in frames]
+        file, line, _column = matching[0].source()
+        assert (file.rsplit("/", 1)[-1], line) == (exp["file"], exp["line"])
         return
     site = answers.meta["facts"]["crash_site"]
     if site["symbol"] == "no symbolic reference":
@@ -361,13 +389,14 @@ def test_clocks_are_right_where_trusted_and_wrong_where_distrusted(
     assert not wrong, "\n".join(wrong)
 
 
-_STACK_CHECKS = ("callers", "panic-frame", "outermost", "running-user")
+_STACK_CHECKS = ("callers", "panic-frame", "outermost", "running-user", "active")
 
 
 def test_distrusted_back_traces_differ_from_drgn(matrix_case: tuple[Sample, CrashAnswers]) -> None:
     """Where the table distrusts crash's back traces, they do differ from drgn's unwinding: the
     callers of some task (``foreach bt``, in both directions: ``test_stacks_of_every_task_against_drgn``),
-    the panic task's ``panic()`` frame, which drgn finds and crash drops, or the outermost frame."""
+    the panic task's ``panic()`` frame, which drgn finds and crash drops, the outermost frame, or
+    every frame of the tasks on CPUs (crash lists none, drgn unwinds them)."""
     sample, answers = matrix_case
     # Checked elsewhere: the clocks (test_clocks_are_right_…), bt -l's line of an interrupted frame
     # (test_crash_site_is_the_guests_faulting_function_and_line).
@@ -400,19 +429,24 @@ def test_distrusted_back_traces_differ_from_drgn(matrix_case: tuple[Sample, Cras
             assert shorter or name != "foreach-bt", f"{key} is distrusted, yet no stack is one frame short"
         elif detail == "running-user":
             prog = prog or _open(sample)
-            active = {r.task for r in parse_ps(answers["ps"]) if r.active}
+            active = _active_tasks(answers)
             stale = [
                 task.pid
                 for task in parse_bt(answers[name])
-                if task.task in active
-                and not normalize_drgn_trace(
-                    prog.stack_trace(drgn.Object(prog, "struct task_struct *", task.task))
-                )
-                and _crash_frames(sample, task)
+                if task.task in active and not _drgn_frames(prog, task.task) and _crash_frames(sample, task)
             ]
             assert stale, (
                 f"{key} is distrusted, yet crash lists no kernel frames for a task running user code"
             )
+        elif detail == "active":
+            prog = prog or _open(sample)
+            # Every task on a CPU is a bare header in crash's answer, and drgn unwinds it.
+            on_cpu = [task for task in parse_bt(answers[name]) if task.task in _active_tasks(answers)]
+            assert on_cpu, f"{key} is distrusted, yet crash's {name} has no task that was on a CPU"
+            framed = [task.pid for task in on_cpu if task.frames]
+            assert not framed, f"{key} is distrusted, yet crash's {name} lists frames of PIDs {framed}"
+            unwound = {task.pid: bool(_drgn_frames(prog, task.task)) for task in on_cpu}
+            assert all(unwound.values()), (key, unwound)
         elif detail == "panic-frame":
             prog = prog or _open(sample)
             panicked = next(t for t in parse_bt(answers[name]) if t.pid == sample.expected["crashed_pid"])

@@ -162,7 +162,8 @@ def _planted(defines: dict[str, int]) -> list[tuple[str, int, int]]:
 
 
 #: oops-null, and sysrq-c of every other kernel of this run (the states do not depend on the scenario;
-#: crash reads each patched copy anew: arm64's in ``make test-matrix`` only, ``extra_crash_run``).
+#: crash reads each patched copy once, its answer cached by the copy's content: arm64's in ``make
+#: test-matrix`` only, ``extra_crash_run``).
 _PLANTED_SAMPLES = [("oops-null", None, None)] + [
     key for key in kernel_sample_keys(extra_crash_run=True) if key[0] == "sysrq-c"
 ]

@@ -124,10 +124,16 @@ class PanicInfo:
         return describe_taint(self.taint)
 
 
-#: How an oops line (or panic string) begins → the kind of crash, first match wins.
+#: How an oops line (or panic string) begins → the kind of crash, first match wins. A kernel fault
+#: is worded per architecture: x86's show_fault_oops() (arch/x86/mm/fault.c: "BUG: kernel NULL
+#: pointer dereference, address: …" in 5.10 to 7.x), arm64's die_kernel_fault() (arch/arm64/mm/fault.c:
+#: "Unable to handle kernel NULL pointer dereference at virtual address …" below PAGE_SIZE,
+#: "… paging request at …" above, as in 6.12).
 _KINDS = (
     ("BUG: kernel NULL pointer dereference", "NULL pointer dereference"),
     ("BUG: unable to handle", "page fault"),
+    ("Unable to handle kernel NULL pointer dereference", "NULL pointer dereference"),
+    ("Unable to handle kernel paging request", "page fault"),
     ("kernel BUG at", "BUG()"),
     ("general protection fault", "general protection fault"),
     ("Oops", "Oops"),

@@ -209,9 +209,17 @@ def _canonical(frames: list[Frame]) -> list[Frame]:
     ]
 
 
-def stack_of(text: str, *, start_at_exception: bool = True) -> list[Frame]:
-    """The normalised stack of the one task of a ``bt``/``bt -l`` output (crash's or ours)."""
-    return _canonical(normalize_crash_bt(text, start_at_exception=start_at_exception))
+def stack_of(
+    text: str, *, start_at_exception: bool = True, exception_entries: frozenset[str] = frozenset()
+) -> list[Frame]:
+    """The normalised stack of the one task of a ``bt``/``bt -l`` output (crash's or ours).
+
+    :param exception_entries: as for :func:`bt_functions_by_pid` (arm64's vectors, after which
+        crash lists the interrupted function with no register block).
+    """
+    return _canonical(
+        normalize_crash_bt(text, start_at_exception=start_at_exception, exception_entries=exception_entries)
+    )
 
 
 #: What the adapter's groups call a task without a kernel stack (crash's ``(no stack)``).

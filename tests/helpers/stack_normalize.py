@@ -126,15 +126,20 @@ def _with_later_exceptions(frames: list[Frame], later: Sequence[BtException], of
     return out
 
 
-def normalize_crash_bt(text: str, *, start_at_exception: bool = True) -> list[Frame]:
+def normalize_crash_bt(
+    text: str, *, start_at_exception: bool = True, exception_entries: frozenset[str] = frozenset()
+) -> list[Frame]:
     """Normalise the output of crash's ``bt`` / ``bt -l`` for one task.
 
     :param text: the output for exactly one task (split ``bt -a`` with ``crash_parse.split_tasks``).
+    :param exception_entries: as for :func:`normalize_crash_task`.
     """
     tasks = parse_bt(text)
     if len(tasks) != 1:
         raise ValueError(f"expected the bt of one task, got {len(tasks)} (use split_tasks first)")
-    return normalize_crash_task(tasks[0], start_at_exception=start_at_exception)
+    return normalize_crash_task(
+        tasks[0], start_at_exception=start_at_exception, exception_entries=exception_entries
+    )
 
 
 def _same_file(a: str | None, b: str | None) -> bool:

@@ -184,16 +184,19 @@ _ARM64_LPA2_WHY = (
 )
 
 #: crash 9.0.2 on QEMU's dump-guest-memory ELF of an arm64 guest: the tasks on CPUs get a header
-#: and no frame, and no message (its arm64 bt returns silently when it has no registers for the
-#: task's CPU: BT_REGS_NOT_FOUND). The registers are in the ELF's two NT_PRSTATUS notes (drgn
-#: unwinds both tasks from them); the kernel's crash_notes are empty (no kdump kernel ran
-#: crash_save_cpu), QEMU writes no "QEMU" note on arm64, and only CPU 0 is online (the stop IPI
-#: took CPU 1 offline). Where in crash the notes are lost is not pinned down.
+#: and no frame (its arm64 bt returns silently without registers: BT_REGS_NOT_FOUND). QEMU writes
+#: no "QEMU" note on arm64, so crash takes the file for a kdump's ELF; one CPU of two is online (the
+#: stop IPI took CPU 1 offline), so it remaps the ELF's NT_PRSTATUS notes to the online CPUs whose
+#: kernel crash_notes hold a note (netdump.c map_cpus_to_prstatus): none, as no kdump kernel ran
+#: crash_save_cpu. Measured on sysrq-c+qemu-dump of 6.12.118: "WARNING: cpu 0: invalid NT_PRSTATUS
+#: note (n_type != NT_PRSTATUS)", "cpu 0: / cpu 1: cannot find NT_PRSTATUS note"; help -D shows
+#: nt_prstatus_percpu all NULL (num_prstatus_notes 2), help -m panic_task_regs 0.
 _ARM64_QEMU_NO_ACTIVE_FRAMES = (
     "crash 9.0.2 lists no frame for the tasks on CPUs in QEMU's dump-guest-memory ELF of an arm64 "
     "guest (sysrq-c of 6.12.118: the panic task sh, in panic()'s mdelay loop, and swapper/1, parked "
-    "by the stop IPI, are bare headers in bt, bt -a and foreach bt); drgn unwinds both from the "
-    "ELF's NT_PRSTATUS notes"
+    "by the stop IPI, are bare headers in bt, bt -a and foreach bt): with a CPU offline it keeps only "
+    "the ELF's NT_PRSTATUS notes of online CPUs with a note in the kernel's crash_notes, which no "
+    "kdump kernel filled ('cpu 0: cannot find NT_PRSTATUS note'); drgn unwinds both from the notes"
 )
 
 CRASH_TABLE: tuple[CrashRow, ...] = (

@@ -95,6 +95,26 @@ def _after(session: Session, args: Args) -> None:
     session.after_response(lambda: session.send_event("stopped", {"reason": "pause", "threadId": 1}))
 
 
+#: When each step of ``_testQuietJob``'s background job ran (``time.monotonic()``).
+_job_steps: list[float] = []
+#: Steps of ``_testQuietJob``'s job, each this long: the job lasts far longer than a request takes.
+_JOB_STEPS, _JOB_STEP_S = 60, 0.01
+
+
+@registry.request("_testQuietJob")
+def _quiet_job(session: Session, args: Args) -> None:
+    """Start a background job of :data:`_JOB_STEPS` steps that waits for ``quiet_ms`` without a
+    request before each step."""
+    _job_steps.clear()
+
+    def step() -> bool:
+        time.sleep(_JOB_STEP_S)
+        _job_steps.append(time.monotonic())
+        return len(_job_steps) >= _JOB_STEPS
+
+    session.run_when_idle(step, quiet=args.integer("quiet_ms") / 1000)
+
+
 class Harness:
     """A channel on pipes, read back message by message."""
 
@@ -333,3 +353,31 @@ def test_launch_argument_errors_name_the_setting(harness: Harness) -> None:
     assert r["message"] == "launch: 'vmcore' in launch.json must be a string (got a number)"
     r = harness.response(harness.send("launch", {"vmcore": "/x", "stopOnPanic": "yes"}))
     assert r["message"] == "launch: 'stopOnPanic' in launch.json must be true or false (got a string)"
+
+
+def test_a_quiet_background_job_waits_for_the_client_to_pause_and_yields_to_requests(
+    harness: Harness,
+) -> None:
+    """A job started with ``quiet`` runs no step while requests keep coming closer together than
+    that, runs once they stop, and a request sent while it runs is answered before it ends."""
+    quiet = 0.3
+    harness.response(harness.send("_testQuietJob", {"quiet_ms": int(quiet * 1000)}))
+    burst_end = time.monotonic() + 1.0
+    while time.monotonic() < burst_end:  # a client asking every 50 ms: never quiet for 0.3 s
+        harness.response(harness.send("_testEcho", {"n": 1}))
+        time.sleep(0.05)
+    last_answer = time.monotonic()
+    assert _job_steps == [], "a step ran while the client was busy"
+    deadline = time.monotonic() + 10
+    while len(_job_steps) < 5:
+        assert time.monotonic() < deadline, "the job never ran once the client was quiet"
+        time.sleep(0.01)
+    assert _job_steps[0] >= last_answer + quiet - 0.05
+    seq = harness.send("_testEcho", {"n": 2})
+    assert harness.response(seq)["body"]["got"] == 2
+    answered = time.monotonic()
+    assert len(_job_steps) < _JOB_STEPS, "the request waited for the whole job"
+    while len(_job_steps) < _JOB_STEPS:  # and it goes on after the request, once quiet again
+        assert time.monotonic() < deadline, "the job did not go on after the request"
+        time.sleep(0.01)
+    assert any(t >= answered + quiet - 0.05 for t in _job_steps)

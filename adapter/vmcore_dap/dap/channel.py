@@ -4,7 +4,8 @@ Requests run in arrival order on a single worker thread (drgn's ``Program`` is n
 concurrent use), except handlers registered ``inline``, which run on the reader thread so that
 ``cancel``, ``threads`` and ``disconnect`` are answered while a long request is still running. Work
 that no request waits for (listing a large dump's tasks after the stop) runs on the same worker in
-steps, whenever no request is waiting (:meth:`Channel.run_when_idle`).
+steps, whenever no request is waiting, or only once the client has been quiet for a while
+(:meth:`Channel.run_when_idle`).
 Whatever a handler raises becomes a ``success: false`` response; the adapter itself never dies on a
 request.
 """
@@ -15,6 +16,7 @@ import collections
 import itertools
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -58,7 +60,10 @@ class Channel:
         self._pending: collections.deque[dict[str, Any] | None] = collections.deque()
         self._pending_ready = threading.Condition()
         # Background jobs, run a step at a time when no request waits; a step returns True when done.
-        self._idle_jobs: collections.deque[Callable[[], bool]] = collections.deque()
+        # Each with the quiet time it waits for (seconds since the last request was answered).
+        self._idle_jobs: collections.deque[tuple[Callable[[], bool], float]] = collections.deque()
+        #: When the last request was answered (``time.monotonic()``; a float store is atomic).
+        self._last_answer = time.monotonic()
         self._worker: threading.Thread | None = None
         self._nested = False
         self._cancelled: set[int] = set()
@@ -92,11 +97,17 @@ class Channel:
             if progress_id is not None and progress_id in self._progress_requests:
                 self._cancelled.add(self._progress_requests[progress_id])
 
-    def run_when_idle(self, job: Callable[[], bool]) -> None:
+    def run_when_idle(self, job: Callable[[], bool], quiet: float = 0.0) -> None:
         """Run ``job`` on the worker, one step (one call) at a time, whenever no request is waiting,
-        until a step returns ``True``. A step that raises ends the job (logged)."""
+        until a step returns ``True``. A step that raises ends the job (logged). Jobs run one after
+        another, in the order given.
+
+        :param quiet: run a step only once no request was answered for this many seconds: work a
+            client may never need then stays out of the way of a burst of requests (each would
+            wait for the step under way), and of a client asking lock-step.
+        """
         with self._pending_ready:
-            self._idle_jobs.append(job)
+            self._idle_jobs.append((job, quiet))
             self._pending_ready.notify()
 
     def link_progress(self, progress_id: str, seq: int) -> None:
@@ -180,14 +191,21 @@ class Channel:
             job = None
             request: dict[str, Any] | None = None
             with self._pending_ready:
-                while not self._pending and not self._idle_jobs:
-                    self._pending_ready.wait()
+                while not self._pending:
+                    if not self._idle_jobs:
+                        self._pending_ready.wait()
+                        continue
+                    job, quiet = self._idle_jobs[0]
+                    wait = self._last_answer + quiet - time.monotonic()
+                    if wait <= 0:
+                        break
+                    job = None
+                    self._pending_ready.wait(wait)
                 if self._pending:
+                    job = None
                     request = self._pending.popleft()
                     if request is None:
                         return
-                else:
-                    job = self._idle_jobs[0]
             if job is None:
                 assert request is not None
                 self._run_queued(request)
@@ -199,7 +217,7 @@ class Channel:
                 finished = True
             if finished:
                 with self._pending_ready:
-                    if self._idle_jobs and self._idle_jobs[0] is job:
+                    if self._idle_jobs and self._idle_jobs[0][0] is job:
                         self._idle_jobs.popleft()
 
     def _run_queued(self, request: dict[str, Any]) -> None:
@@ -313,6 +331,8 @@ class Channel:
         )
 
     def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "response":
+            self._last_answer = time.monotonic()
         with self._seq_lock:
             message["seq"] = next(self._seq)
             try:

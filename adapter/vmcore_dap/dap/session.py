@@ -135,10 +135,13 @@ class Session:
         """Cancel another request of this session, by its seq or by its progress id."""
         self._channel.cancel(request_id, progress_id)
 
-    def run_when_idle(self, job: Callable[[], bool]) -> None:
+    def run_when_idle(self, job: Callable[[], bool], quiet: float = 0.0) -> None:
         """Run ``job`` a step at a time whenever no request waits, until a step returns ``True``
-        (for work no request waits for, on the drgn thread)."""
-        self._channel.run_when_idle(job)
+        (for work no request waits for, on the drgn thread).
+
+        :param quiet: only once no request was answered for this many seconds.
+        """
+        self._channel.run_when_idle(job, quiet)
 
     def serve_pending(self) -> None:
         """Let requests that arrived meanwhile run now (long handlers call this between chunks)."""

@@ -89,6 +89,8 @@ class DumpState:
     shaped_groups: dict[int, tuple[list[StackFrameInfo], list[str]]] = field(default_factory=dict)
     #: frame ids: a block per thread, row ``i`` at ``base + i``.
     frames: HandleBlocks[int] = field(default_factory=lambda: HandleBlocks("frameId"))
+    #: CPU seconds the background steps spent matching stacks after the stop (for the log).
+    background_cpu: float = 0.0
 
     def open(self, dump: Dump, listing: TaskListing, crashed: drgn.Object | None, panic: PanicInfo) -> None:
         """Take the opened dump and its task list (numbered 1, 2, … in display order: all of it when

@@ -14,6 +14,14 @@ report "Listing tasks" runs from before the ``stopped`` event until the list is 
 ``thread`` event makes the client fetch ``threads`` again. Requests that need every task (the
 Kernel view, "tasks in this function") finish the list first; the Call Stack, variables and console
 commands do not wait for it.
+
+Once the list is whole, the same background work goes on to read and match every task's stack
+(:meth:`~vmcore_dap.dump.stacks.service.StackService.match_stacks`, :data:`MATCH_CHUNK` tasks a
+step, and only once the client asked nothing for :data:`MATCH_QUIET` s): the stack groups, the
+function index, the blocked tasks and each ``stackTrace`` of a sleeping task need that, and at
+50,000 tasks it costs seconds of decompressing pages. A Kernel view opened a while after the stop
+finds it done or under way; one opened at once does the rest itself, from where the steps stopped,
+with the same answers.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from vmcore_dap.handlers.dump_state import (
     dump_state,
 )
 
-__all__ = ["AFTER_STOP", "LIST_AFTER_STOP_ABOVE"]
+__all__ = ["AFTER_STOP", "LIST_AFTER_STOP_ABOVE", "MATCH_CHUNK", "MATCH_QUIET"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,14 @@ AFTER_STOP: list[Callable[[Session], None]] = []
 #: listed (the module docstring). Below it listing takes under about 50 ms: the list is whole at the
 #: stop, as clients that ignore ``thread`` events need.
 LIST_AFTER_STOP_ABOVE = 2_000
+
+#: Tasks whose stacks one background step reads and matches after the stop (about 2–3 ms of a
+#: compressed kdump: the longest a request that arrives meanwhile waits for the step to end).
+MATCH_CHUNK = 64
+#: Seconds without a request before the stacks are matched in the background: VS Code's requests at
+#: the stop (threads, stackTrace, scopes, variables) come a few ms apart and a lock-step client's
+#: closer still, so none of them waits for a step; a user opening a view comes later.
+MATCH_QUIET = 0.1
 
 
 @registry.request("launch")
@@ -158,6 +174,7 @@ def _announce_stop(session: Session, state: DumpState) -> None:
     if state.all_listed:
         session.send_event("stopped", body)
         _after_stop(session)
+        session.run_when_idle(lambda: _match_stacks(session, state), quiet=MATCH_QUIET)
         return
     # The progress starts before the stop, so a client knows at the stop that the list will grow.
     progress = session.start_progress(
@@ -194,4 +211,25 @@ def _list_more(session: Session, state: DumpState, progress: Progress) -> bool:
         complete_thread_list(session)
         log.info("listed %d tasks after the stop", state.thread_count)
     progress.end()
+    session.run_when_idle(lambda: _match_stacks(session, state), quiet=MATCH_QUIET)
     return True
+
+
+def _match_stacks(session: Session, state: DumpState) -> bool:
+    """One step of reading and matching every task's stack once the list is whole (a background
+    job, the module docstring); ``True`` when every task is done, here or by a request."""
+    service = state.stacks
+    if service is None or not state.all_listed:
+        return True
+    before = service.matched
+    t0 = time.process_time()
+    done = service.match_stacks(MATCH_CHUNK)
+    state.background_cpu += time.process_time() - t0
+    if done and before < len(service.tasks):
+        log.info(
+            "matched every task's stack in the background: %d tasks, %.2f s CPU, %d unwound",
+            len(service.tasks),
+            state.background_cpu,
+            service.unwound,
+        )
+    return done

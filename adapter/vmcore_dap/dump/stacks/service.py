@@ -134,6 +134,10 @@ class StackService:
         self._bases: dict[int, _Basis] = {}  # id(presented stack) → what its tasks share
         self._index: FunctionIndex | None = None
         self._members_of: dict[int, tuple[_Basis, list[int]]] | None = None
+        #: Tasks already put under their basis (keys 1 … ``_matched``), for a :meth:`match_stacks`
+        #: begun before every task was asked for.
+        self._matched = 0
+        self._partial: dict[int, tuple[_Basis, list[int]]] = {}
         self._groups: StackGroups | None = None
         self._names: dict[str, str] = {}
         #: How many tasks drgn unwound so far (the rest shared a stack signature).
@@ -153,6 +157,34 @@ class StackService:
         for key, info in enumerate(tasks, start=start):
             self.tasks[key] = info
             self._by_address[info.address] = key
+
+    def match_stacks(self, count: int) -> bool:
+        """Put up to ``count`` more tasks under the basis their stack shares (in task order), as
+        the grouping and the function index do on first use; return whether every task is done.
+
+        A step of work no request waits for: a debugger calls it between requests right after the
+        stop, so a Kernel view or function index asked for a moment later finds the stacks read
+        (reading 50,000 stacks of a compressed dump takes seconds). Whatever asks for every task's
+        stack later continues from where the steps stopped; the answers are the same either way.
+        """
+        if self._members_of is not None:
+            return True
+        total = len(self.tasks)
+        stop = min(self._matched + count, total)
+        partial = self._partial
+        for key in range(self._matched + 1, stop + 1):
+            basis = self._basis(key)
+            partial.setdefault(id(basis), (basis, []))[1].append(key)
+            self._matched = key
+        if self._matched < total:
+            return False
+        self._members_of, self._partial = partial, {}
+        return True
+
+    @property
+    def matched(self) -> int:
+        """How many tasks (from key 1 on) are already under their basis (:meth:`match_stacks`)."""
+        return len(self.tasks) if self._members_of is not None else self._matched
 
     def representative(self, key: int) -> int | None:
         """The key of the unwound task whose stack task ``key``'s stack was found to share (its chain
@@ -323,16 +355,17 @@ class StackService:
         """Every task under the basis its stack shares, in task order: ``id(basis stack)`` →
         (basis, keys). Built once; what grouping and the function index read per task."""
         if self._members_of is None:
-            members: dict[int, tuple[_Basis, list[int]]] = {}
             total = len(self.tasks)
-            for done, key in enumerate(self.tasks):
-                if check is not None and done % CHECK_EVERY == 0:
-                    check(done, total)
-                basis = self._basis(key)
-                members.setdefault(id(basis), (basis, []))[1].append(key)
+            # Keys are 1 … total in task order (:meth:`add_tasks`): go on from what
+            # :meth:`match_stacks` already did, a chunk between two checks.
+            while True:
+                if check is not None:
+                    check(self._matched, total)
+                if self.match_stacks(CHECK_EVERY - self._matched % CHECK_EVERY):
+                    break
             if check is not None:
                 check(total, total)
-            self._members_of = members
+        assert self._members_of is not None
         return self._members_of
 
     def _unwind(self, info: TaskInfo) -> TaskStack:

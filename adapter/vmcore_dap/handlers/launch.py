@@ -15,6 +15,9 @@ report "Listing tasks" runs from before the ``stopped`` event until the list is 
 Kernel view, "tasks in this function") finish the list first; the Call Stack, variables and console
 commands do not wait for it.
 
+While the rest is listed, a second process may read the listed tasks' stacks ahead for matching
+(:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`: where a CPU is free for it).
+
 Once the list is whole, the same background work goes on to read and match every task's stack
 (:meth:`~vmcore_dap.dump.stacks.service.StackService.match_stacks`, :data:`MATCH_CHUNK` tasks a
 step, and only once the client asked nothing for :data:`MATCH_QUIET` s): the stack groups, the
@@ -43,6 +46,7 @@ from vmcore_dap.dump.kernel.tasks import TaskListing
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import open_dump
 from vmcore_dap.dump.sources.source_map import SourceMap
+from vmcore_dap.dump.stacks.prefetch import start_prefetch
 from vmcore_dap.errors import SettingError, UserError
 from vmcore_dap.handlers.dump_state import (
     LISTING_CHUNK,
@@ -97,14 +101,20 @@ def _launch(session: Session, args: Args) -> None:
         dump = open_dump(config, lambda message, percentage: progress.update(message, percentage))
         t0 = time.monotonic()
         progress.update("Reading tasks and the kernel log", 100)
+        prefetch = None
         try:
             crashed = crashed_task(dump.prog)
             # The task shown at the stop heads the list: the crashed one, or CPU 0's without a panic.
             listing = TaskListing(dump.prog, focus_task(dump.prog), problems=dump.warnings)
+            prefetch = start_prefetch(dump.prog, config.vmcore) if _large(listing) else None
+            if prefetch is not None:
+                listing.on_listed = lambda tasks: prefetch.feed((t.address, t.stack) for t in tasks)
             # The first chunk here, so a dump whose PID table cannot be read is refused now.
-            if not listing.step(LISTING_CHUNK) and listing.expected() <= LIST_AFTER_STOP_ABOVE:
+            if not listing.step(LISTING_CHUNK) and not _large(listing):
                 listing.rest()
         except drgn.FaultError as exc:
+            if prefetch is not None:
+                prefetch.close()
             if not dump.file.truncated:
                 raise
             # What is left of a truncated dump does not even hold the task list: refuse it plainly.
@@ -120,6 +130,8 @@ def _launch(session: Session, args: Args) -> None:
         dump.timings["tasks"] = time.monotonic() - t0
     state.sources = SourceMap.from_config(config)
     state.open(dump, listing, crashed, info)
+    if state.stacks is not None:
+        state.stacks.prefetch = prefetch
     log.info(
         "launch: %d threads%s, crashed thread %s, timings %s",
         listing.listed,
@@ -129,6 +141,12 @@ def _launch(session: Session, args: Args) -> None:
     )
     session.after_response(lambda: session.send_event("initialized"))
     return None
+
+
+def _large(listing: TaskListing) -> bool:
+    """Whether the dump has so many tasks that they are listed after the stop (and their stacks read
+    ahead on a second process while they are)."""
+    return listing.expected() > LIST_AFTER_STOP_ABOVE
 
 
 @registry.request("configurationDone", capabilities=("supportsConfigurationDoneRequest",))

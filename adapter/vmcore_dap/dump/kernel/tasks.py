@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import drgn
@@ -424,6 +424,9 @@ class TaskListing:
         #: The CPUs' idle tasks that the PID table holds too (none in a sane kernel: PID 0 is not in
         #: it), so a count of "every idle task, then every other task of the table" can be made.
         self.pid_table_idle: frozenset[int] = frozenset()
+        #: Called with the tasks each :meth:`step` adds after the head (e.g. to have their stacks read
+        #: ahead on another process: :mod:`~vmcore_dap.dump.stacks.prefetch`).
+        self.on_listed: Callable[[list[TaskInfo]], None] | None = None
         prog.cache[_LISTING_KEY] = self
 
     def _add_head(self, task: drgn.Object, address: int, is_idle: bool = False) -> None:
@@ -456,6 +459,7 @@ class TaskListing:
         problem = None
         faulted = False
         pages = self._pages
+        before = len(self._others)
         try:
             for _ in range(count):
                 try:
@@ -476,10 +480,12 @@ class TaskListing:
                 if pages is not None:
                     pages.note_reads()
             else:
+                self._report(before)
                 return False
         except drgn.FaultError as exc:
             faulted = True
             self._list_from_task_lists(exc.address)
+        self._report(before)
         if problem is None and not faulted:
             self.pid_table_tasks = len(self._listed)
             self.pid_table_idle = self._idle_addresses & self._listed
@@ -492,6 +498,10 @@ class TaskListing:
         # Only the walk needs these (two sets of every task's address: MBs at 50,000 tasks).
         self._seen, self._listed, self._walk = set(), set(), enumerate(())
         return True
+
+    def _report(self, before: int) -> None:
+        if self.on_listed is not None and len(self._others) > before:
+            self.on_listed(self._others[before:])
 
     def _list_from_task_lists(self, address: int) -> None:
         """The PID table cannot be read at ``address`` (a lossy dump left its page out): list what

@@ -48,7 +48,7 @@ import drgn
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import thread_size
 
-__all__ = ["ChainKey", "ChainTable", "StackReader", "StackWords", "read_stack_words"]
+__all__ = ["ChainKey", "ChainTable", "StackReader", "StackWords", "read_stack_words", "saved_sp_offset"]
 
 #: ``("entry", ((slot, return address), …))`` for a chain that reaches a randomizing entry, or
 #: ``("end", chain, stack bytes used)`` for one that ended the representative's unwinding.
@@ -87,7 +87,7 @@ class StackWords:
 _WORD = struct.Struct("<Q")
 
 
-def _saved_sp_offset(prog: drgn.Program) -> int:
+def saved_sp_offset(prog: drgn.Program) -> int:
     """``offsetof(struct task_struct, thread.sp)``: the stack pointer a sleeping task saved."""
     found: int | None = prog.cache.get("vmcore_dap_thread_sp_offset")
     if found is None:
@@ -121,7 +121,7 @@ class StackReader:
         prog = self.prog
         try:
             if self._sp_offset is None or self._size is None:
-                self._sp_offset = _saved_sp_offset(prog)
+                self._sp_offset = saved_sp_offset(prog)
                 self._size = thread_size(prog)
             if isinstance(task, int):
                 address = task

@@ -1,0 +1,295 @@
+"""Sleeping tasks' used stacks read on a second process while the drgn thread lists the tasks.
+
+At 50,000 tasks, matching every task's stack (:mod:`.signature`) costs about 20 µs a task in reads
+alone: ``thread.sp`` and the used stack, each a page of the dump the drgn thread has not read yet,
+which a compressed kdump must decompress (zlib). drgn's ``Program.read`` holds the GIL, so a thread
+cannot overlap that work; a second process can. :class:`StackPrefetch` starts one (``python -m
+vmcore_dap.dump.stacks.prefetch <vmcore>``) with a drgn ``Program`` of its own on the same file — no
+debug info, only the dump's own address translation, opened in about a millisecond — and hands it
+each task as the listing names it (:meth:`StackPrefetch.feed`: address and ``task->stack``). It sends
+back, per task, the saved stack pointer, the used stack's length and only the words of the used
+stack at or above the kernel image's start (about 19 of 170 words), with their slots.
+
+A chain walk over those words is the walk over the whole stack: a word below the kernel image ends
+the walk either way, and every word the chain table registers or looks up (return addresses, frame
+ends, entries) lies in the kernel image. So :meth:`StackPrefetch.take` gives the
+:class:`~.signature.StackWords` of a task with every other word zero, for matching only (the
+grouping and the function index): a ``stackTrace`` reads the task's own stack, whose top holds the
+user registers of its bottom row.
+
+Anything that goes wrong on the second process (it cannot start, read, or dies) only means the drgn
+thread reads the stacks itself, as without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Literal
+
+import drgn
+
+from vmcore_dap.dump.arch import arch_of
+from vmcore_dap.dump.kernel.tasks import thread_size
+from vmcore_dap.dump.stacks.signature import StackWords, saved_sp_offset
+
+__all__ = ["PREFETCH_ENV", "StackPrefetch", "start_prefetch"]
+
+log = logging.getLogger(__name__)
+
+#: A batch sent to the second process: the number of tasks, then (address, task->stack) each.
+_COUNT = struct.Struct("<I")
+_TASK = struct.Struct("<QQ")
+#: A task's answer: address, saved sp, used length (``_UNREAD``: not a sleeping task's stack,
+#: ``_FAULT``: a read failed, read it yourself), word count; then (slot, word) for each word at or
+#: above the kernel image's start.
+_HEAD = struct.Struct("<QQIH")
+_WORD = struct.Struct("<HQ")
+_UNREAD, _FAULT = 0xFFFFFFFF, 0xFFFFFFFE
+_QWORD = struct.Struct("<Q")
+#: Seconds :meth:`StackPrefetch.take` waits without any answer before it stops using the process.
+_PATIENCE = 10.0
+#: Bytes each pipe holds, and the most taken from the answers' pipe at once.
+_PIPE_SIZE = 1 << 20
+#: Seconds between two reads of the answers while nobody waits for one.
+_POLL = 0.05
+
+
+#: ``0``: never read stacks on a second process; ``1``: always (where stacks are walked); unset:
+#: only when a CPU is free for it (:func:`free_cpu`).
+PREFETCH_ENV = "VMCORE_DAP_PREFETCH"
+
+
+def free_cpu() -> bool:
+    """Whether another CPU looks free: more CPUs than the last minute's load average plus one (this
+    process's). On a machine whose CPUs are all busy a second process only takes time from the drgn
+    thread: at load 5 on 2 CPUs the listing took 2.7–3.8 s of wall time with it, 1.8–2.5 s without."""
+    try:
+        return (os.cpu_count() or 1) >= os.getloadavg()[0] + 2
+    except OSError:
+        return False
+
+
+def start_prefetch(prog: drgn.Program, vmcore: Path) -> StackPrefetch | None:
+    """A second process reading the stacks of ``prog`` (opened on ``vmcore``), or ``None``: where
+    the stacks are not matched by walking them (``Arch.stack_signatures``: arm64), as
+    :data:`PREFETCH_ENV` says, or when the process cannot be started."""
+    arch = arch_of(prog)
+    wanted = os.environ.get(PREFETCH_ENV)
+    if not arch.stack_signatures or wanted == "0" or (wanted != "1" and not free_cpu()):
+        return None
+    try:
+        return StackPrefetch(vmcore, saved_sp_offset(prog), thread_size(prog), arch.kernel_image_start)
+    except (OSError, LookupError) as exc:
+        log.warning("stack prefetch: cannot start the second process: %s", exc)
+        return None
+
+
+class StackPrefetch:
+    """The second process and what it has sent back (see the module docstring).
+
+    Only the drgn thread calls :meth:`feed`, :meth:`take` and :meth:`close`. It writes the tasks to
+    the process itself, without blocking (the pipe holds 1 MiB: 65,000 tasks); one thread reads the
+    answers, every :data:`_POLL` s or at once when :meth:`take` waits, so that it takes the GIL from
+    the drgn thread a few times a second rather than once per batch.
+
+    :param vmcore: the dump file the program was opened on.
+    :param sp_offset: ``offsetof(struct task_struct, thread.sp)``.
+    :param stack_size: ``THREAD_SIZE``.
+    :param kernel_start: the kernel image's lowest address (``Arch.kernel_image_start``).
+    """
+
+    def __init__(self, vmcore: Path, sp_offset: int, stack_size: int, kernel_start: int) -> None:
+        self._lock = threading.Condition()
+        self._results: dict[int, bytes] = {}
+        self._fed: set[int] = set()
+        self._unsent = bytearray()
+        self._alive = True
+        self._wanted = threading.Event()
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vmcore_dap.dump.stacks.prefetch",
+                str(vmcore),
+                str(sp_offset),
+                str(stack_size),
+                str(kernel_start),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        assert self._proc.stdin is not None
+        self._stdin = self._proc.stdin.fileno()
+        _grow_pipe(self._stdin)
+        os.set_blocking(self._stdin, False)
+        threading.Thread(target=self._read, name="vmcore-dap-prefetch", daemon=True).start()
+        log.info("stack prefetch: reading stacks ahead on a second process (pid %d)", self._proc.pid)
+
+    def feed(self, tasks: Iterable[tuple[int, int | None]]) -> None:
+        """Have the second process read these tasks' stacks: ``(address, task->stack)`` each (a task
+        whose ``stack`` is unknown is left to the drgn thread)."""
+        if not self._alive:
+            return
+        flat = [value for address, stack in tasks if stack for value in (address, stack)]
+        if not flat:
+            return
+        self._fed.update(flat[::2])
+        self._unsent += struct.pack(f"<I{len(flat)}Q", len(flat) // 2, *flat)
+        self._send()
+
+    def _send(self) -> None:
+        """Write what the pipe takes now; the rest waits for the next :meth:`feed` or :meth:`take`."""
+        try:
+            while self._unsent:
+                written = os.write(self._stdin, self._unsent)
+                del self._unsent[:written]
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # the process is gone: the drgn thread reads the stacks itself
+            log.info("stack prefetch: cannot write to the second process: %s", exc)
+            self._unsent.clear()
+            self._alive = False
+
+    def take(self, address: int) -> StackWords | None | Literal[False]:
+        """The used stack of the task at ``address`` for matching (waiting for it if it was fed),
+        then forgotten: :class:`StackWords`; ``None`` when the stack is not readable as a sleeping
+        task's (as :meth:`.signature.StackReader.read` would say); ``False`` when this process has no
+        answer (not fed, a read failed there, or the second process failed): read it yourself."""
+        if address not in self._fed:
+            return False
+        self._fed.discard(address)
+        with self._lock:
+            record = self._results.pop(address, None)
+            while record is None and self._alive:
+                self._send()
+                self._wanted.set()
+                if not self._lock.wait(_PATIENCE):  # nothing at all came meanwhile: give up on it
+                    log.warning("stack prefetch: no answer in %s s, reading stacks here", _PATIENCE)
+                    self._alive = False
+                    self._proc.kill()
+                record = self._results.pop(address, None)
+        if record is None:
+            return False
+        sp, length, count = _HEAD.unpack_from(record)[1:]
+        if length == _FAULT:
+            return False
+        if length == _UNREAD:
+            return None
+        data = bytearray(length)
+        at = _HEAD.size
+        for _ in range(count):
+            slot, word = _WORD.unpack_from(record, at)
+            _QWORD.pack_into(data, slot * 8, word)
+            at += _WORD.size
+        return StackWords(sp, bytes(data))
+
+    def close(self) -> None:
+        """Stop the second process (what it has not answered is read by the drgn thread)."""
+        self._alive = False
+        self._fed.clear()
+        try:
+            os.close(self._stdin)
+        except OSError:
+            pass
+        self._proc.kill()
+        self._wanted.set()
+
+    def _read(self) -> None:
+        # Whatever the pipe holds is taken in one read and parsed in one go, every _POLL s unless
+        # take() waits: this thread needs the GIL, which the drgn thread hands over only every few
+        # ms (sys.getswitchinterval), so waking for every batch would slow the drgn thread down.
+        stdout = self._proc.stdout
+        assert stdout is not None
+        fd = stdout.fileno()
+        _grow_pipe(fd)
+        pending = bytearray()
+        try:
+            while chunk := os.read(fd, _PIPE_SIZE):
+                pending += chunk
+                at, parsed = 0, []
+                while len(pending) - at >= _HEAD.size:
+                    address, _sp, _length, count = _HEAD.unpack_from(pending, at)
+                    end = at + _HEAD.size + count * _WORD.size
+                    if end > len(pending):
+                        break
+                    parsed.append((address, bytes(pending[at:end])))
+                    at = end
+                del pending[:at]
+                if parsed:
+                    with self._lock:
+                        self._results.update(parsed)
+                        self._lock.notify_all()
+                if self._wanted.wait(_POLL):
+                    self._wanted.clear()
+        except OSError as exc:
+            log.info("stack prefetch: cannot read from the second process: %s", exc)
+        finally:
+            with self._lock:
+                self._alive = False
+                self._lock.notify_all()
+            log.info("stack prefetch: the second process ended (%s)", self._proc.poll())
+
+
+def _grow_pipe(fd: int) -> None:
+    """Let the second process run up to :data:`_PIPE_SIZE` bytes (about 5,000 tasks) ahead of the
+    reading thread (Linux's default pipe holds 64 KiB)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
+    except (ImportError, OSError):
+        pass
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def _serve(vmcore: str, sp_offset: int, stack_size: int, kernel_start: int) -> None:
+    """The second process: read each batch's stacks, answer each task (:data:`_HEAD`, :data:`_WORD`)."""
+    prog = drgn.Program()
+    prog.set_core_dump(vmcore)
+    read, read_u64 = prog.read, prog.read_u64
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = _read_exactly(stdin, _COUNT.size)
+        if head is None:
+            return
+        count = _COUNT.unpack(head)[0]
+        body = _read_exactly(stdin, count * _TASK.size)
+        if body is None:
+            return
+        out = []
+        for address, base in _TASK.iter_unpack(body):
+            try:
+                sp = read_u64(address + sp_offset)
+                if not base <= sp < base + stack_size or (base + stack_size - sp) % 8:
+                    out.append(_HEAD.pack(address, sp, _UNREAD, 0))
+                    continue
+                data = read(sp, base + stack_size - sp)
+            except drgn.FaultError:
+                out.append(_HEAD.pack(address, 0, _FAULT, 0))
+                continue
+            found = [
+                _WORD.pack(slot, word)
+                for slot, (word,) in enumerate(_QWORD.iter_unpack(data))
+                if word >= kernel_start
+            ]
+            out.append(_HEAD.pack(address, sp, len(data), len(found)))
+            out.extend(found)
+        stdout.write(b"".join(out))
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))

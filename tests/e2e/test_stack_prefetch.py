@@ -1,0 +1,118 @@
+"""Stacks read ahead on a second process (``dump/stacks/prefetch.py``) match as stacks read here.
+
+The second process sends, per task, only the words of its used stack at or above the kernel image's
+start; matching must not see the difference:
+
+* for every task of a real dump, the chain the walk finds in the prefetched words is the chain it
+  finds in the stack read on the drgn thread, and grouping and the function index are the same
+  with the prefetch and without;
+* when the second process dies half-way, the drgn thread reads the rest itself, with the same groups;
+* through DAP (forced on with ``VMCORE_DAP_PREFETCH=1``), ``vmcore/stackGroups`` equals the answer
+  of an adapter without it (``0``), on many-tasks and (``-m huge``) on huge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e._session import config_for, open_sample_dump
+from tests.helpers.dap_client import DapClient
+
+from vmcore_dap.dump.kernel.panic import crashed_task, focus_task
+from vmcore_dap.dump.kernel.tasks import TaskListing
+from vmcore_dap.dump.stacks.prefetch import PREFETCH_ENV, StackPrefetch, start_prefetch
+from vmcore_dap.dump.stacks.service import StackService
+from vmcore_dap.dump.stacks.signature import StackReader
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _service(sample: Any, prefetched: bool, monkeypatch: pytest.MonkeyPatch) -> StackService:
+    """A stack service over a listing walked in the adapter's chunks, its tasks fed to a second
+    process as they are listed when ``prefetched``."""
+    monkeypatch.setenv(PREFETCH_ENV, "1" if prefetched else "0")
+    dump = open_sample_dump(sample)
+    crashed = crashed_task(dump.prog)
+    listing = TaskListing(dump.prog, focus_task(dump.prog))
+    prefetch = start_prefetch(dump.prog, sample.vmcore)
+    assert (prefetch is not None) == prefetched
+    if prefetch is not None:
+        listing.on_listed = lambda tasks: prefetch.feed((t.address, t.stack) for t in tasks)
+    while not listing.step(64):
+        pass
+    service = StackService(dump.prog, listing.tasks(), crashed.value_() if crashed else None)
+    service.prefetch = prefetch
+    return service
+
+
+def _shape(service: StackService) -> list[tuple[object, ...]]:
+    return [(g.functions, tuple(f.pc for f in g.frames), tuple(g.members)) for g in service.groups().groups]
+
+
+def test_prefetched_words_walk_the_same_chains(sample_many: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task's prefetched words give the chain its own stack gives, and the groups and the
+    function index are those without the prefetch."""
+    plain = _service(sample_many, False, monkeypatch)
+    groups = _shape(plain)
+    prefetched = _service(sample_many, True, monkeypatch)
+    prefetch = prefetched.prefetch
+    assert isinstance(prefetch, StackPrefetch)
+    reader = StackReader(prefetched.prog)
+    chains = plain.chains  # learnt from every distinct stack of the dump
+    compared = 0
+    for info in prefetched.tasks.values():
+        ahead = prefetch.take(info.address)
+        if ahead is False:
+            continue
+        own = reader.read(info.address, info.stack)
+        if ahead is None or own is None:
+            assert ahead is None and own is None, info.display_name
+            continue
+        assert (ahead.sp, len(ahead.data)) == (own.sp, len(own.data))
+        assert chains.chain_of(ahead) == chains.chain_of(own), info.display_name
+        compared += 1
+    assert compared > len(prefetched.tasks) * 0.9  # nearly every task was read ahead
+    # A fresh service with the prefetch matches like the plain one.
+    again = _service(sample_many, True, monkeypatch)
+    assert _shape(again) == groups
+    assert again.prefetch is None  # closed once every task was matched
+    assert again.function_index().by_function == plain.function_index().by_function
+
+
+def test_a_second_process_that_dies_leaves_the_stacks_to_the_drgn_thread(
+    sample_many: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = _shape(_service(sample_many, False, monkeypatch))
+    service = _service(sample_many, True, monkeypatch)
+    assert service.prefetch is not None
+    total = len(service.tasks)
+    assert not service.match_stacks(total // 3)
+    service.prefetch._proc.kill()  # half-way: the rest is read on the drgn thread
+    assert _shape(service) == groups
+
+
+def _dap_groups_with_and_without(sample: Any, tmp_path: Path) -> None:
+    bodies = []
+    for value in ("0", "1"):
+        (tmp_path / value).mkdir()
+        with DapClient(tmp_path / value, env={PREFETCH_ENV: value}) as client:
+            client.launch_and_stop(config_for(sample), timeout=600, whole_thread_list=False)
+            body = client.call("vmcore/stackGroups", timeout=600)
+            bodies.append([(g["frames"], g["threadIds"], g["stateLetters"]) for g in body["groups"]])
+            assert client.schema_errors == []
+            log = client.log_path.read_text() if client.log_path is not None else ""
+            assert ("reading stacks ahead on a second process" in log) == (value == "1")
+    assert bodies[0] == bodies[1]
+
+
+def test_dap_groups_equal_with_and_without_the_prefetch(sample_many: Any, tmp_path: Path) -> None:
+    _dap_groups_with_and_without(sample_many, tmp_path)
+
+
+@pytest.mark.huge
+def test_dap_groups_equal_with_and_without_the_prefetch_at_50000_tasks(
+    sample_huge: Any, tmp_path: Path
+) -> None:
+    _dap_groups_with_and_without(sample_huge, tmp_path)

@@ -134,11 +134,14 @@ def test_report_facts(triaged: Triage, samples: dict[str, Any], scenario: str) -
         assert top["function"] == facts["function"]
         assert top["file"].endswith(facts["file"]) and top["line"] == facts["line"]
         assert report["signature"]["frames"][0] == facts["function"]
+        # The label is the exception widget's headline for the same dump (tests/e2e/test_exception.py).
         if "NULL pointer dereference" in facts["oops_line"]:
             assert report["signature"]["class"] == "null-deref"
+            assert report["panic"]["class_label"] == "NULL pointer dereference"
             assert report["modules"]["on_crashed_stack"] == ["labbug"]
         else:
             assert report["signature"]["class"] == "sysrq"
+            assert report["panic"]["class_label"] == "SysRq crash"
         assert report["task_count"] >= facts["min_tasks"]
         assert report["launch"]["vmcore"] == path and report["launch"]["type"] == "vmcore"
 

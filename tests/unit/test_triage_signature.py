@@ -8,10 +8,8 @@ threads from ``ret_from_fork_asm``, 5.10 still has ``new_sync_write``, GCC may s
 
 from __future__ import annotations
 
-import pytest
-
 from vmcore_dap.dump.kernel.panic import PanicInfo
-from vmcore_dap.triage.panic_class import classify_panic
+from vmcore_dap.dump.kernel.panic_kind import NO_PANIC
 from vmcore_dap.triage.signature import SIGNATURE_DEPTH, crash_signature
 
 OOPS_NULL_61 = [
@@ -88,36 +86,36 @@ SYSRQ = _panic("sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq trig
 
 
 def test_the_same_bug_on_another_build_has_the_same_signature() -> None:
-    kind = classify_panic(NULL_DEREF)
+    kind = NULL_DEREF.kind
     assert crash_signature(kind, OOPS_NULL_61) == crash_signature(kind, OOPS_NULL_OTHER_BUILD)
     assert crash_signature(kind, OOPS_NULL_61) == crash_signature(kind, OOPS_NULL_ARM64)
 
 
 def test_signature_names_the_fault_and_its_callers() -> None:
-    signature = crash_signature(classify_panic(NULL_DEREF), OOPS_NULL_61)
+    signature = crash_signature(NULL_DEREF.kind, OOPS_NULL_61)
     assert signature.frames == ("labbug_walk", "labbug_trigger_write")
     assert signature.title == "NULL pointer dereference in labbug_walk"
     assert len(signature.id) == 16 and int(signature.id, 16) >= 0
 
 
 def test_an_interrupt_stack_stops_at_the_entry() -> None:
-    signature = crash_signature(classify_panic(NULL_DEREF), IRQ_OOPS_61)
+    signature = crash_signature(NULL_DEREF.kind, IRQ_OOPS_61)
     assert signature.frames == ("labbug_tick", "labbug_timer_fn")
 
 
 def test_different_bugs_differ() -> None:
     kinds = {
-        crash_signature(classify_panic(NULL_DEREF), OOPS_NULL_61).id,
-        crash_signature(classify_panic(NULL_DEREF), IRQ_OOPS_61).id,
-        crash_signature(classify_panic(SYSRQ), SYSRQ_61).id,
+        crash_signature(NULL_DEREF.kind, OOPS_NULL_61).id,
+        crash_signature(NULL_DEREF.kind, IRQ_OOPS_61).id,
+        crash_signature(SYSRQ.kind, SYSRQ_61).id,
         # same stack, another class: another bug
-        crash_signature(classify_panic(_panic("kernel BUG at mm/slub.c:42!", None)), OOPS_NULL_61).id,
+        crash_signature(_panic("kernel BUG at mm/slub.c:42!", None).kind, OOPS_NULL_61).id,
     }
     assert len(kinds) == 4
 
 
 def test_a_direct_panic_call_is_cut() -> None:
-    signature = crash_signature(classify_panic(SYSRQ), SYSRQ_61)
+    signature = crash_signature(SYSRQ.kind, SYSRQ_61)
     assert signature.frames == ("sysrq_handle_crash", "__handle_sysrq", "write_sysrq_trigger")
     assert signature.title == "SysRq crash in sysrq_handle_crash"
 
@@ -138,59 +136,15 @@ def test_a_lockup_is_signed_by_the_stuck_code_below_the_watchdog() -> None:
         "do_syscall_64",
         "entry_SYSCALL_64",
     ]
-    signature = crash_signature(classify_panic(lockup), stack)
+    signature = crash_signature(lockup.kind, stack)
     assert signature.panic_class == "soft-lockup"
     assert signature.frames == ("spin_forever", "my_ioctl")
 
 
 def test_the_depth_is_bounded() -> None:
     deep = [f"f{i}" for i in range(20)]
-    assert len(crash_signature(classify_panic(NULL_DEREF), deep).frames) == SIGNATURE_DEPTH
+    assert len(crash_signature(NULL_DEREF.kind, deep).frames) == SIGNATURE_DEPTH
 
 
-@pytest.mark.parametrize(
-    ("oops", "panic", "report", "expected"),
-    [
-        (
-            "BUG: kernel NULL pointer dereference, address: 0000000000000008",
-            "Oops: 0000 [#1]",
-            [],
-            "null-deref",
-        ),
-        (
-            "BUG: kernel NULL pointer dereference, address: 0000000000000008",
-            "Kernel panic - not syncing: Fatal exception in interrupt",
-            [],
-            "null-deref",
-        ),
-        ("BUG: unable to handle page fault for address: ffffc90000a3c000", "Oops: 0002", [], "bad-address"),
-        ("kernel BUG at fs/ext4/inode.c:1234!", "Oops: invalid opcode: 0000 [#1]", [], "bug"),
-        (None, "Kernel panic - not syncing: softlockup: hung tasks", [], "soft-lockup"),
-        (
-            None,
-            "Kernel panic - not syncing: Hard LOCKUP",
-            ["NMI watchdog: Watchdog detected hard LOCKUP"],
-            "hard-lockup",
-        ),
-        (None, "Kernel panic - not syncing: hung_task: blocked tasks", [], "hung-task"),
-        (None, "Kernel panic - not syncing: Out of memory and no killable processes...", [], "oom"),
-        ("sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash", [], "sysrq"),
-        ("SysRq : Trigger a crash", "SysRq : Trigger a crash", [], "sysrq"),
-        (
-            "general protection fault, probably for non-canonical address",
-            "general protection fault",
-            [],
-            "gpf",
-        ),
-        (None, "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009", [], "init-killed"),
-        (None, "Kernel panic - not syncing: something else", [], "panic"),
-        ("Oops: 0000 [#1] SMP", "Oops: 0000 [#1] SMP", [], "oops"),
-    ],
-)
-def test_panic_classes(oops: str | None, panic: str | None, report: list[str], expected: str) -> None:
-    assert classify_panic(_panic(oops, panic, *report)).name == expected
-
-
-def test_no_panic() -> None:
-    assert classify_panic(None).name == "no-panic"
-    assert crash_signature(classify_panic(None), []).title == "dump without a panic"
+def test_a_dump_without_a_panic_has_a_title() -> None:
+    assert crash_signature(NO_PANIC, []).title == "dump without a panic"

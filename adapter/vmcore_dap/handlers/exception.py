@@ -37,7 +37,7 @@ def exception_info(session: Session, args: Args) -> dict[str, Any]:
     if panic.report:
         details["stackTrace"] = "\n".join(panic.report)
     return {
-        "exceptionId": panic.kind,
+        "exceptionId": panic.kind.label,
         "description": panic.panic or panic.oops,
         "breakMode": "always",
         "details": details,

@@ -26,6 +26,7 @@ import drgn
 from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks
 from vmcore_dap.dump.kernel.modules import KernelModule, list_modules, module_list_problem
 from vmcore_dap.dump.kernel.panic import crashed_task, kernel_log_lines, panic_info
+from vmcore_dap.dump.kernel.panic_kind import HUNG_TASK, NO_PANIC
 from vmcore_dap.dump.kernel.tasks import TaskInfo, list_tasks, running_tasks, task_info
 from vmcore_dap.dump.opening.debuginfo import default_debug_dirs
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
@@ -39,7 +40,6 @@ from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normaliz
 from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.errors import UserError
 from vmcore_dap.triage import report
-from vmcore_dap.triage.panic_class import HUNG_TASK, classify_panic
 from vmcore_dap.triage.signature import crash_signature, panic_path_length
 
 __all__ = ["TriageOptions", "triage_dump"]
@@ -129,7 +129,7 @@ def _analyse(result: dict[str, Any], dump: Dump, options: TriageOptions, clock: 
     if problem is not None:
         dump.warnings.append(problem)
     clock.lap("tasks")
-    kind = classify_panic(panic if (panic.panic or panic.oops) else None)
+    kind = panic.kind if (panic.panic or panic.oops) else NO_PANIC
     crashed_info = _crashed_info(prog, crashed, tasks)
     stack = unwind_task(prog, crashed_info.task) if crashed_info is not None else None
     normalised = _normalised(prog, stack)

@@ -18,6 +18,7 @@ from vmcore_dap import __version__
 from vmcore_dap.dump.kernel.locks import BlockedTask
 from vmcore_dap.dump.kernel.modules import KernelModule
 from vmcore_dap.dump.kernel.panic import PanicInfo
+from vmcore_dap.dump.kernel.panic_kind import PanicKind
 from vmcore_dap.dump.kernel.task_state import task_state_letter
 from vmcore_dap.dump.kernel.tasks import TaskInfo
 from vmcore_dap.dump.opening.debuginfo import default_debug_dirs
@@ -26,7 +27,6 @@ from vmcore_dap.dump.opening.vmcore_file import VmcoreFile, describe_filtering, 
 from vmcore_dap.dump.stacks.frames import TaskStack
 from vmcore_dap.dump.stacks.groups import StackGroups
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name
-from vmcore_dap.triage.panic_class import PanicClass
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "new_report", "iso_time"]
 
@@ -98,7 +98,7 @@ def describe_system(result: dict[str, Any], facts: Sequence[tuple[str, str]]) ->
     result["task_count_sys"] = values.get("TASKS")
 
 
-def describe_panic(result: dict[str, Any], panic: PanicInfo, kind: PanicClass) -> None:
+def describe_panic(result: dict[str, Any], panic: PanicInfo, kind: PanicKind) -> None:
     result["panic"] = {
         "class": kind.name,
         "class_label": kind.label,

@@ -29,9 +29,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vmcore_dap.dump.kernel.panic_kind import LOCKUP_KINDS, PanicKind
 from vmcore_dap.dump.stacks.frames import DUMP_PATH_FUNCTIONS
 from vmcore_dap.dump.stacks.normalize import CRASH_MACHINERY, base_function_name
-from vmcore_dap.triage.panic_class import LOCKUP_CLASSES, PanicClass
 
 __all__ = [
     "GENERIC_FRAMES",
@@ -180,12 +180,12 @@ def panic_path_length(functions: Sequence[str]) -> int:
     return count
 
 
-def _signature_frames(kind: PanicClass, functions: Sequence[str]) -> list[str]:
+def _signature_frames(kind: PanicKind, functions: Sequence[str]) -> list[str]:
     names = [base_function_name(f) for f in functions]
     names = names[panic_path_length(names) :]
     entry = next((i for i, name in enumerate(names) if is_entry_frame(name)), None)
     if entry is not None:
-        if kind.name in LOCKUP_CLASSES:
+        if kind.name in LOCKUP_KINDS:
             names = names[entry + 1 :]
         else:
             names = names[:entry]
@@ -193,7 +193,7 @@ def _signature_frames(kind: PanicClass, functions: Sequence[str]) -> list[str]:
     return kept[:SIGNATURE_DEPTH]
 
 
-def crash_signature(kind: PanicClass, functions: Sequence[str]) -> Signature:
+def crash_signature(kind: PanicKind, functions: Sequence[str]) -> Signature:
     """Build the signature of a crash of class ``kind`` whose crashed stack lists ``functions``.
 
     :param functions: the crashed task's normalised stack (:func:`~vmcore_dap.dump.stacks.normalize.

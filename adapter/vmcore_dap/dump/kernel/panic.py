@@ -5,7 +5,7 @@ first log line containing the earliest of a fixed list of patterns), so the adap
 dump's panic identically. The oops line is the first line of the report (``BUG: …``,
 ``kernel BUG at file:line``, ``Oops: …``); the report's lines run from there to the end of the log.
 :func:`panic_log_lines` finds the last report in the kernel log's text (as the console prints it at
-the stop), and :attr:`PanicInfo.kind` names the kind of crash for an exception widget.
+the stop), and :attr:`PanicInfo.kind` names the kind of crash (:mod:`.panic_kind`).
 
 The task a debugger shows first (:func:`focus_task`) is the one that panicked, or CPU 0's current
 task in a dump taken without a panic: the stop, the console's current context and the language
@@ -21,6 +21,8 @@ import drgn
 from drgn.helpers.linux.panic import tainted
 from drgn.helpers.linux.printk import get_printk_records
 from drgn.helpers.linux.sched import cpu_curr
+
+from vmcore_dap.dump.kernel.panic_kind import PanicKind, classify
 
 __all__ = [
     "PanicInfo",
@@ -112,36 +114,15 @@ class PanicInfo:
     report: list[str] = field(default_factory=list)
 
     @property
-    def kind(self) -> str:
-        """What kind of crash this was, in a few words ("NULL pointer dereference", "SysRq crash",
-        "panic"), from the oops line (else the panic string)."""
-        text = self.oops or self.panic or ""
-        return next((name for prefix, name in _KINDS if text.startswith(prefix)), "panic")
+    def kind(self) -> PanicKind:
+        """What kind of crash this was (:mod:`.panic_kind`): its ``label`` heads the exception widget,
+        its ``name`` starts a triage signature, so both views always name a crash alike."""
+        return classify(self.oops, self.panic, self.report)
 
     @property
     def taint_description(self) -> str:
         """``"Tainted: G OE (O: out-of-tree module loaded, E: unsigned module loaded)"``."""
         return describe_taint(self.taint)
-
-
-#: How an oops line (or panic string) begins → the kind of crash, first match wins. A kernel fault
-#: is worded per architecture: x86's show_fault_oops() (arch/x86/mm/fault.c: "BUG: kernel NULL
-#: pointer dereference, address: …" in 5.10 to 7.x), arm64's die_kernel_fault() (arch/arm64/mm/fault.c:
-#: "Unable to handle kernel NULL pointer dereference at virtual address …" below PAGE_SIZE,
-#: "… paging request at …" above, as in 6.12).
-_KINDS = (
-    ("BUG: kernel NULL pointer dereference", "NULL pointer dereference"),
-    ("BUG: unable to handle", "page fault"),
-    ("Unable to handle kernel NULL pointer dereference", "NULL pointer dereference"),
-    ("Unable to handle kernel paging request", "page fault"),
-    ("kernel BUG at", "BUG()"),
-    ("general protection fault", "general protection fault"),
-    ("Oops", "Oops"),
-    ("BUG:", "BUG"),
-    ("Kernel panic", "panic"),
-    ("sysrq: Trigger a crash", "SysRq crash"),
-    ("SysRq : Trigger a crash", "SysRq crash"),
-)
 
 
 def describe_taint(flags: str) -> str:

@@ -138,6 +138,26 @@ _WRONG_HZ = {
     "log-T": "log -T dates each line from that UPTIME: 3 min 35 s before DATE on sysrq-c of 6.12.118",
 }
 
+#: What crash 8.0.6 gets wrong in the code of 6.12's modules (measured on oops-null and list-uaf of
+#: 6.12.118; on 5.10 and 6.1 it reads the same modules right). crash cannot read 6.12's
+#: ``module_sect_attrs`` ("module section data structures unrecognized or changed") and gives its
+#: gdb 10.2 the sections it computes (symbols.c ``calculate_load_order_6_4``); the addresses are
+#: right, yet gdb (13.1 alike) lays the line tables of ``.text.unlikely`` and ``.init.text`` over
+#: ``.text``. A test's other oracle: binutils on the .ko (tests/helpers/ko_lines.py), the manifest.
+_MODULE_LINES_WHY = (
+    "crash 8.0.6's gdb lays a 6.12 module's .text.unlikely and .init.text line tables over its .text: "
+    "at .text+n it names the line another code section has at +n (list-uaf of 6.12.118: the fault at "
+    "labuaf_walk+148 on labuaf.c:202, .text.unlikely's row, where addr2line -j .text, drgn and the "
+    "guest say 184; oops-null: labbug.c:348 at labbug_walk+35, .text's row is 126)"
+)
+_MODULE_CODE_DISTRUSTED = {
+    **{f"{name}:module-lines": _MODULE_LINES_WHY for name in ("bt-l", "dis-l", "dis-rl", "dis-func")},
+    "dis-func:module-extent": (
+        "dis -l <module function> stops where the overlaid .text.unlikely ends: labbug_walk at +47 of "
+        "its 448 bytes on oops-null of 6.12.118, labuaf_walk at +13 of 164 on list-uaf"
+    ),
+}
+
 #: arm64's exception vectors after which a back trace continues in the interrupted context (as
 #: 6.12's arch/arm64/kernel/entry.S names them): those taken in the kernel, where crash's bt lists
 #: the interrupted function next, without a register block, and the interrupts taken in user mode
@@ -246,6 +266,7 @@ CRASH_TABLE: tuple[CrashRow, ...] = (
         why=_CRASH_806_WHY + " (measured on 6.12.118)",
         distrusted={
             **_WRONG_HZ,
+            **_MODULE_CODE_DISTRUSTED,
             **{
                 f"{name}:panic-frame": (
                     "crash 8.0.6 drops panic()'s own frame when panic() calls vpanic() (6.12): on sysrq-c of "

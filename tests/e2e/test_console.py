@@ -9,12 +9,15 @@ Tests marked ``every_kernel`` also run on each other kernel of the matrix. Where
 distrusts or lacks one of crash's answers on a kernel, the test names the oracle it uses instead:
 the dump's own clocks for ``sys``'s DATE and UPTIME and ``log -T``'s dates (VMCOREINFO's
 CRASHTIME, jiffies at the kernel's CONFIG_HZ), plain drgn's module list for ``mod`` (crash 9.0.2 runs with
-``--no_modules`` on 7.x), and for back traces whose callers crash gets wrong (7.x) the tasks alone.
+``--no_modules`` on 7.x), and for back traces whose callers crash gets wrong (7.x) the tasks alone;
+for lines of a module's code on 6.12 and for ``dis`` at a site crash cannot name (7.x) binutils on
+the module's .ko and the guest's own oops line, for a module's ``struct -o`` on 7.x gdb on the .ko.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +29,11 @@ from samples.crash_choice import dump_facts
 from tests.conftest import answers_for
 from tests.e2e._session import open_sample_dump
 from tests.helpers import crash_compare as cc
-from tests.helpers.crash_parse import parse_bt, split_tasks
+from tests.helpers.crash_parse import parse_bt, parse_dis, split_tasks
+from tests.helpers.crash_site import guest_rip, site_instruction
 from tests.helpers.dap_client import DapClient
 from tests.helpers.kernel_config import config_hz, jiffies_uptime
+from tests.helpers.ko_lines import ko_function, ko_line
 from tests.helpers.stack_normalize import assert_stacks_match
 
 from vmcore_dap.dump.arch import arm64, x86_64
@@ -232,7 +237,12 @@ def test_bt_and_bt_l_match_crash(console: Console, sample: Any, answers: Any) ->
     ours_site = next(f for f in ours if f.function == site)
     theirs_site = next(f for f in theirs if f.function == site)
     expected = (Path(theirs_site.file or "").name, theirs_site.line)
-    if not answers.trusts("bt-l", "exception-line") and _crash_site(sample)["kind"] == "exception PC":
+    if not answers.trusts("bt-l", "module-lines") and ko_function(sample.debug_info, site):
+        # crash's gdb may name another code section's line in a module here (6.12): the oracle is
+        # binutils on the .ko at crash's function + offset (tests.helpers.crash_site).
+        instruction = site_instruction(sample, answers)
+        expected = (instruction.file, instruction.line)
+    elif not answers.trusts("bt-l", "exception-line") and _crash_site(sample)["kind"] == "exception PC":
         # crash's arm64 bt -l looks the interrupted frame up at PC - 4: the oracle is the guest's
         # own fault line (the manifest's), which crash's dis -l at the PC shows (test_oracle).
         expected = (sample.expected["file"], sample.expected["line"])
@@ -287,8 +297,12 @@ def test_bt_follows_the_selected_frame(console: Console, sample: Any) -> None:
 # -- dis, struct, rd -------------------------------------------------------------------------------
 
 
-def _same_source(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+def _same_source(a: tuple[Any, ...], b: tuple[Any, ...], oracle: tuple[str, int] | None = None) -> bool:
+    """Whether the ``dis_records`` ``a`` (ours) and ``b`` (crash's) name the same file and line; with
+    ``oracle`` (file name, line), ``a`` is held to that instead of to ``b``."""
     (_, _, fa, la), (_, _, fb, lb) = a, b
+    if oracle is not None:
+        return fa is not None and (Path(fa).name, la) == oracle
     if fa is None or fb is None:
         return fa == fb
     pa, pb = fa.split("/"), fb.split("/")
@@ -297,7 +311,16 @@ def _same_source(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 @pytest.mark.every_kernel
-def test_dis_l_matches_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
+def test_dis_l_matches_crash(console: Console, sample: Any, answers: Any) -> None:
+    """``dis -l <pc>``, ``dis -rl <pc>`` and ``dis -l <function>`` at the crash site as crash's:
+    every instruction crash lists, by mnemonic, and the source lines of the faulting instruction and
+    of the function's first. Where the oracle table distrusts crash's lines of module code (6.12),
+    those two lines are binutils' on the .ko, and where it distrusts crash's extent of a module
+    function, the function's size in the .ko bounds ours; where crash names no symbol at the site
+    (7.x), :func:`_assert_dis_l_matches_the_guest` has the oracle."""
+    if "dis-l" not in answers:
+        _assert_dis_l_matches_the_guest(console, sample, answers)
+        return
     rip = _crash_site(sample)["address"]
     for name in ("dis-l", "dis-rl", "dis-func"):
         ours_cmd = _oracle_command(sample, name)
@@ -309,27 +332,98 @@ def test_dis_l_matches_crash(console: Console, sample: Any, answers: dict[str, s
         # Mnemonics everywhere; source lines at the faulting instruction and the function's first.
         # Elsewhere gdb attributes an instruction to the line of the statement it belongs to (is_stmt
         # rows), drgn to the innermost row of the table: they legitimately differ (docs/console.md).
-        checked_lines = {int(rip, 16), theirs[0][0]}
+        first = parse_dis(answers[name])[0]
+        function = ko_function(sample.debug_info, first.symbol)
+        base = first.address - first.offset
+        checked_lines = {int(rip, 16): None, theirs[0][0]: None}
+        if function is not None and not answers.trusts(name, "module-lines"):
+            checked_lines = {
+                address: ko_line(function.ko, function.section, function.offset + address - base)
+                for address in checked_lines
+            }
         wrong = [
             (by_addr[r[0]], r)
             for r in theirs
-            if by_addr[r[0]][1] != r[1] or (r[0] in checked_lines and not _same_source(by_addr[r[0]], r))
+            if by_addr[r[0]][1] != r[1]
+            or (r[0] in checked_lines and not _same_source(by_addr[r[0]], r, checked_lines[r[0]]))
         ]
         assert not wrong, f"{ours_cmd}: differs (ours, crash): {wrong[:5]}"
         extra = [r for r in ours if r[0] not in {t[0] for t in theirs}]
+        if name == "dis-func" and function is not None and not answers.trusts(name, "module-extent"):
+            # crash stops early (the table says why): the function's extent in the .ko is the oracle.
+            assert {r[0] for r in ours} >= {r[0] for r in theirs}
+            assert all(base <= r[0] < base + function.size for r in ours), (function, ours[-3:])
+            assert ours[-1][0] - base + 15 >= function.size, (function, ours[-3:])
+            continue
         # Only the function's .cold part (ours) may add instructions.
         assert all(".cold" in (console.ok(f"dis {r[0]:#x}").split("<")[1]) for r in extra[:3]), extra[:3]
 
 
+def _assert_dis_l_matches_the_guest(console: Console, sample: Any, answers: Any) -> None:
+    """The ``dis`` listings at a crash site crash names no symbol for (``--no_modules`` on 7.x), by
+    the guest's own oops and binutils on the .ko (tests.helpers.crash_site): the instruction at crash's
+    exception address is the guest's ``function+offset`` with objdump's mnemonic and addr2line's
+    line; ``dis -rl`` runs from the function's start (address - offset) to it and ``dis -l
+    <function>`` over the function's size as the guest's oops line gives it (``/0x220``), from the
+    line addr2line gives its first instruction."""
+    site = site_instruction(sample, answers)
+    name, offset, size = guest_rip(sample)
+    start = site.address - offset
+    function = ko_function(sample.debug_info, name)
+    assert function is not None and function.size == size, (function, size)
+    (ours,) = parse_dis(console.ok(f"dis -l {site.address:#x}"))
+    assert (ours.address, ours.symbol, ours.offset) == (site.address, site.function, site.offset), ours
+    assert cc.canonical_mnemonic(ours.mnemonic) == cc.canonical_mnemonic(site.mnemonic), (ours, site)
+    assert (Path(ours.file or "").name, ours.line) == (site.file, site.line), (ours, site)
+    first_line = ko_line(function.ko, function.section, function.offset)
+    for command, end in ((f"dis -rl {site.address:#x}", site.address + 1), (f"dis -l {name}", start + size)):
+        listing = parse_dis(console.ok(command))
+        assert (
+            listing[0].address == start and (Path(listing[0].file or "").name, listing[0].line) == first_line
+        )
+        assert all(start <= i.address < end and i.symbol == name for i in listing), (command, listing[-3:])
+        assert listing[-1].address + 15 >= end - 1, (command, listing[-1], end)
+        steps = [b.address - a.address for a, b in zip(listing, listing[1:], strict=False)]
+        assert all(0 < step <= 15 for step in steps), (command, steps)
+    assert parse_dis(console.ok(f"dis -rl {site.address:#x}"))[-1].address == site.address
+
+
 @pytest.mark.every_kernel
 def test_struct_o_matches_crash(console: Console, sample: Any, answers: dict[str, str]) -> None:
+    """``struct -o`` of the sample module's struct as crash's; where crash cannot load the module's
+    types (``--no_modules`` on 7.x: answers.missing says why), as gdb's ``ptype /o`` on the .ko,
+    which crash's own ``struct -o`` is made from."""
     struct = _facts(sample).get("module_struct") or "list_head"
     ours = cc.struct_offsets(console.ok(f"struct -o {struct}"))
     if "struct-o" in answers:
         assert ours == cc.struct_offsets(answers["struct-o"])
+    elif struct != "list_head":  # the module's struct, which crash was not asked about
+        assert ours == _gdb_struct_offsets(sample, struct)
     else:  # sysrq-c has no module struct in the oracle: a kernel type with a known layout
         assert ours == [(0, "next"), (8, "prev")]
     assert re.search(r"^SIZE: \d+$", console.ok(f"struct -o {struct}"), re.MULTILINE)
+
+
+#: A member line of gdb's ``ptype /o``: ``/*      8      |       4 */    unsigned int magic;``.
+_PTYPE_O_MEMBER = re.compile(r"^/\*\s+(?P<off>\d+)(?::\s*\d+)?\s+\|\s+\d+ \*/(?P<indent>\s+)(?P<decl>.*;)$")
+
+
+def _gdb_struct_offsets(sample: Any, struct: str) -> list[tuple[int, str]]:
+    """(offset, member name) of ``struct`` by plain gdb's ``ptype /o`` on the sample's module
+    (its outermost members, as crash's ``struct -o`` lists them)."""
+    (ko,) = [p for p in sample.debug_info if Path(p).name == f"{sample.expected['module']}.ko"]
+    text = subprocess.run(
+        ["gdb", "-batch", "-nx", "-ex", f"ptype /o struct {struct}", str(ko)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    members = [m for m in map(_PTYPE_O_MEMBER.match, text.splitlines()) if m]
+    assert members, f"gdb's ptype /o struct {struct} on {ko} lists no member:\n{text}"
+    outermost = min(len(m["indent"]) for m in members)
+    rows = [f"  [{m['off']}] {m['decl']}" for m in members if len(m["indent"]) == outermost]
+    return cc.struct_offsets("\n".join(rows))
 
 
 def test_struct_with_address_prints_members(console: Console) -> None:

@@ -16,17 +16,20 @@ the addresses it was asked about are the guest's own (the manifest's ``expected`
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.e2e._session import config_for
-from tests.helpers.crash_parse import parse_bt
+from tests.helpers.crash_parse import parse_bt, parse_dis
 from tests.helpers.crash_structures import entries, kmem_object, member_value, per_cpu_values
 from tests.helpers.dap_client import DapClient
+from tests.helpers.ko_lines import ko_function, ko_line, overlaid_lines
+
+if TYPE_CHECKING:
+    from samples.crash_oracle import CrashAnswers
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -44,10 +47,11 @@ def _list_uaf_samples() -> list[Any]:
 
 @dataclass
 class Dump:
-    """The sample, what its guest printed (``expected``) and crash's answers about it."""
+    """The sample, what its guest printed (``expected``) and crash's answers about it (with what the
+    oracle table says of them)."""
 
     sample: Any
-    crash: dict[str, str]
+    crash: CrashAnswers
     commands: dict[str, str]
 
     @property
@@ -66,7 +70,7 @@ def dump(request: pytest.FixtureRequest) -> Dump:
     sample = ensure_sample(spec.scenario, spec.kernel, spec.variant)
     answers = ensure_crash_answers(sample)
     commands = json.loads((answers_dir(sample) / "done.json").read_text())["commands"]
-    return Dump(sample, dict(answers), commands)
+    return Dump(sample, answers, commands)
 
 
 @dataclass
@@ -152,43 +156,29 @@ def _freed_cache(dump: Dump) -> str:
 
 # -- the crashed frame ------------------------------------------------------------------------------
 
-_DIS_L = re.compile(r"^\S+/(\S+): (\d+)\n0x[0-9a-f]+ <(\w+)\+(\d+)>:", re.M)
-
-
-def _addr2line(module: Path, section: str, offset: int) -> int:
-    """binutils' line for ``offset`` in ``section`` of ``module``."""
-    out = subprocess.run(
-        ["addr2line", "-e", str(module), "-j", section, f"{offset:#x}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.strip().rsplit(":", 1)[1].split()[0])
-
 
 def _crash_line(dump: Dump) -> int:
-    """The line crash's ``dis -l`` gives the faulting instruction.
+    """The line of the faulting instruction by crash's ``dis -l``, or by binutils where the oracle
+    table distrusts crash's lines of module code (6.12: crash's gdb lays labuaf's ``.text.unlikely``
+    and ``.init.text`` line tables over ``.text``, ``samples/crash_choice.py``).
 
-    On the 6.12 amd64 sample crash's gdb does not place labuaf's ``.text.unlikely`` (the ``.cold``
-    parts: ``dis -l labuaf_bug_write.cold`` shows no line there): that section's line table is read
-    as if it began where ``.text`` does, and where both have a row at one offset ``dis -l`` names the
-    ``.text.unlikely`` one (labuaf.c 202, the inlined labuaf_bugs, for the fault at labuaf_walk+148;
-    the 6.1 and 5.10 samples' answers name 184). Only that exact mistake is accepted, proved with
-    binutils on the same module:
-    crash's line is the ``.text.unlikely`` row at the fault's offset, and the ``.text`` row there is
-    the one returned (the line the guest's marker gives must still equal it).
+    There ``dis -l`` gives labuaf.c 202, the ``.text.unlikely`` row (the inlined labuaf_bugs of
+    labuaf_bug_write.cold) at the fault's offset; the 6.1 and 5.10 samples' answers name 184. Only
+    that exact mistake is accepted, proved with binutils on the same module, and the ``.text`` row
+    at crash's function + offset is returned (the line the guest's marker gives must still equal it).
     """
-    found = _DIS_L.search(dump.crash["dis-l"])
-    assert found and found[1] == dump.expected["file"], dump.crash["dis-l"]
-    line, function, delta = int(found[2]), found[3], int(found[4])
-    if line == dump.expected["line"]:
-        return line
-    (module,) = [p for p in dump.sample.debug_info if p.name == "labuaf.ko"]
-    symbols = subprocess.run(["nm", str(module)], capture_output=True, text=True, check=True).stdout
-    (start,) = [int(s.split()[0], 16) for s in symbols.splitlines() if s.split()[-1] == function]
-    offset = start + delta
-    assert _addr2line(module, ".text.unlikely", offset) == line, (dump.crash["dis-l"], offset)
-    return _addr2line(module, ".text", offset)
+    (insn,) = parse_dis(dump.crash["dis-l"])
+    assert insn.file is not None and insn.line is not None, dump.crash["dis-l"]
+    if dump.crash.trusts("dis-l", "module-lines"):
+        assert Path(insn.file).name == dump.expected["file"], dump.crash["dis-l"]
+        return insn.line
+    function = ko_function(dump.sample.debug_info, insn.symbol)
+    assert function is not None, f"{insn.symbol} is not a function of {dump.sample.debug_info}"
+    if (Path(insn.file).name, insn.line) != (dump.expected["file"], dump.expected["line"]):
+        assert overlaid_lines(dump.sample.debug_info, [insn]), dump.crash["dis-l"]
+    where = ko_line(function.ko, function.section, function.offset + insn.offset)
+    assert where is not None and where[0] == dump.expected["file"], where
+    return where[1]
 
 
 def test_stopped_at_the_fault_in_labuaf_walk_with_its_locals(session: Session, dump: Dump) -> None:

@@ -9,7 +9,8 @@ that ``samples/crash_choice.py`` picks for the dump (Debian's crash 8.0.6 for x8
 
 Where the table says crash gives no answer or a wrong one on a kind of dump (``answers.missing``,
 ``answers.distrusted``), a test uses another oracle for that fact and says which: drgn names an
-address crash cannot, VMCOREINFO's CRASHTIME is the crash time. A distrusted answer must really be
+address crash cannot, VMCOREINFO's CRASHTIME is the crash time, binutils on the module's .ko gives
+the lines of its code where crash's gdb misplaces them (6.12). A distrusted answer must really be
 wrong on the dump, or the table's row is stale.
 
 drgn must open the kdump-compressed and the ELF variant alike and find the same crashed thread and
@@ -39,6 +40,7 @@ from tests.helpers.crash_compare import crash_date, uptime_seconds
 from tests.helpers.crash_parse import (
     TaskBt,
     parse_bt,
+    parse_dis,
     parse_log,
     parse_mod,
     parse_ps,
@@ -48,6 +50,7 @@ from tests.helpers.crash_parse import (
     sys_panic_message,
 )
 from tests.helpers.kernel_config import config_hz, jiffies_uptime
+from tests.helpers.ko_lines import ko_function, ko_line, overlaid_lines, truncated_listing
 from tests.helpers.stack_normalize import (
     Frame,
     assert_stacks_match,
@@ -283,7 +286,9 @@ def test_crash_site_is_the_guests_faulting_function_and_line(
             exp["line"],
         )
         return
-    assert base_function_name(site["symbol"].split("+", 1)[0]) == exp["function"]
+    symbol, _, delta = site["symbol"].partition("+")
+    assert base_function_name(symbol) == exp["function"]
+    module_function = ko_function(sample.debug_info, symbol)
     (task,) = parse_bt(answers["bt-l"])
     if site["kind"] == "exception RIP":  # bt -l prints the line under the register block
         where = task.exceptions[0]
@@ -291,6 +296,16 @@ def test_crash_site_is_the_guests_faulting_function_and_line(
     else:  # the frame bt -l printed at that address
         frame = next(f for f in task.frames if f.address == int(site["printed"], 16))
         file, line = frame.file, frame.line
+    if module_function is not None and not answers.trusts("bt-l", "module-lines"):
+        # crash's gdb may name another code section's line in a module here (6.12: the table says
+        # why). Oracle: the module's own line table at crash's function + offset (binutils, no gdb);
+        # crash's line, if another, must be the overlay the table names.
+        offset = module_function.offset + int(delta or 0)
+        assert ko_line(module_function.ko, module_function.section, offset) == (exp["file"], exp["line"])
+        if (file and file.rsplit("/", 1)[-1], line) != (exp["file"], exp["line"]):
+            overlay = overlaid_lines(sample.debug_info, parse_dis(answers["dis-l"]))
+            assert overlay, f"crash's line {file}:{line} is wrong, but not by the overlay the table names"
+        return
     assert file is not None and file.rsplit("/", 1)[-1] == exp["file"]
     if site["kind"] == "exception PC" and not answers.trusts("bt-l", "exception-line"):
         assert line != exp["line"], "bt -l's line of the interrupted frame is distrusted, yet right"
@@ -400,7 +415,8 @@ def test_distrusted_back_traces_differ_from_drgn(matrix_case: tuple[Sample, Cras
     sample, answers = matrix_case
     # Checked elsewhere: the clocks (test_clocks_are_right_…), bt -l's line of an interrupted frame
     # (test_crash_site_is_the_guests_faulting_function_and_line).
-    elsewhere = {"sys:DATE", "sys:UPTIME", "log-T", "bt-l:exception-line"}
+    # crash's lines of module code (test_distrusted_module_lines_are_the_overlay).
+    elsewhere = {"sys:DATE", "sys:UPTIME", "log-T", "bt-l:exception-line", *_MODULE_CODE_CHECKS}
     unknown = {
         k for k in answers.distrusted if k not in elsewhere and k.partition(":")[2] not in _STACK_CHECKS
     }
@@ -471,6 +487,41 @@ def test_stacks_of_every_task_against_drgn(matrix_case: tuple[Sample, CrashAnswe
         assert failures, (
             f"crash's foreach bt is distrusted on {sample.kernel_release}, yet every stack is drgn's"
         )
+
+
+_MODULE_CODE_CHECKS = (
+    *(f"{name}:module-lines" for name in ("bt-l", "dis-l", "dis-rl", "dis-func")),
+    "dis-func:module-extent",
+)
+
+
+def test_distrusted_module_lines_are_the_overlay(matrix_case: tuple[Sample, CrashAnswers]) -> None:
+    """Where the table distrusts crash's lines of module code, its ``dis -l`` answers on this dump
+    show the overlay it names (binutils on the .ko): some instruction of a module function carries
+    the line another code section has at the same offset, not its own section's, and ``dis -l
+    <function>`` stops before the function's end. Where the table trusts them, no instruction has
+    that mark and the listing is whole. A dump whose answers hold no module code shows neither."""
+    sample, answers = matrix_case
+    listings = {name: parse_dis(answers[name]) for name in ("dis-l", "dis-rl", "dis-func") if name in answers}
+    kos = sample.debug_info
+    in_module = [
+        name for name, listing in listings.items() if any(ko_function(kos, i.symbol) for i in listing)
+    ]
+    overlay = {name: found for name, listing in listings.items() if (found := overlaid_lines(kos, listing))}
+    truncated = truncated_listing(kos, listings.get("dis-func", []))
+    lines_trusted = answers.trusts("dis-l", "module-lines")
+    extent_trusted = answers.trusts("dis-func", "module-extent")
+    if not in_module:
+        assert not overlay and truncated is None
+        return
+    if lines_trusted:
+        assert not overlay, f"crash's lines of module code are trusted, yet overlaid: {overlay}"
+    else:
+        assert overlay, f"crash's lines of module code are distrusted, yet binutils agrees: {listings}"
+    if extent_trusted:
+        assert truncated is None, truncated
+    elif "dis-func" in in_module:
+        assert truncated, "dis -l of a module function is distrusted, yet whole"
 
 
 # -- The default kernel's samples: what only oops-null has, and drgn on both dump formats -----------

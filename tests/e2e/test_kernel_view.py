@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from samples.crash_choice import dump_facts
-from tests.conftest import answers_for, get_crash_answers, get_sample, kernel_sample_keys
+from tests.conftest import answers_for, get_crash_answers, get_sample, kernel_sample_keys, sample_id
 from tests.e2e._session import open_sample_dump, stopped_session
 from tests.helpers import crash_compare as cc
 from tests.helpers.crash_site import guest_rip
@@ -181,14 +181,21 @@ def _crash_ps_m(ps_m: str, pids: list[int]) -> dict[int, str]:
     return {pid: rows[pid] for pid in pids}
 
 
+#: oops-null of the default kernel and of every other kernel of this run (make test-matrix's).
+OOPS_NULL_KEYS = [("oops-null", None, None), *(key for key in kernel_sample_keys() if key[0] == "oops-null")]
+
+
 @pytest.mark.timeout(900)
-def test_blocked_tasks_wait_on_the_mutex_its_holder_owns(tmp_path: Path) -> None:
-    sample = get_sample("oops-null")
+@pytest.mark.parametrize("key", OOPS_NULL_KEYS, ids=sample_id)
+def test_blocked_tasks_wait_on_the_mutex_its_holder_owns(
+    tmp_path: Path, key: tuple[str, str | None, None]
+) -> None:
+    sample, answers = get_sample(*key), get_crash_answers(*key)
     with stopped_session(sample, tmp_path) as (client, _stopped):
         tasks = client.call("vmcore/blocked")["tasks"]
         # Every task crash shows in UN: the scenario's waiters, and any other task that happened to
         # sleep uninterruptibly at the instant of the dump (a kworker in wait_for_completion()).
-        crash_d = sorted(r.pid for r in cc.ps_entries(get_crash_answers("oops-null")["ps"]) if r.state == "D")
+        crash_d = sorted(r.pid for r in cc.ps_entries(answers["ps"]) if r.state == "D")
         assert sorted(t["pid"] for t in tasks) == crash_d
         waiters = [t for t in tasks if t["pid"] in sample.expected["d_state_pids"]]
         assert sorted(t["pid"] for t in waiters) == sorted(sample.expected["d_state_pids"])
@@ -200,7 +207,7 @@ def test_blocked_tasks_wait_on_the_mutex_its_holder_owns(tmp_path: Path) -> None
             assert lock["owner"] is not None and lock["owner"]["pid"] == holder, lock
         assert all(task["threadId"] is not None for task in tasks)
         assert len({t["lock"]["address"] for t in waiters}) == 1, "all wait on one mutex"
-        crash_times = _crash_ps_m(get_crash_answers("oops-null")["ps-m"], crash_d)
+        crash_times = _crash_ps_m(answers["ps-m"], crash_d)
         assert {t["pid"]: t["waited"] for t in tasks} == crash_times
         # Selecting the owner in the Call Stack: a stopped event that asks for focus.
         owner_thread = waiters[0]["lock"]["owner"]["threadId"]

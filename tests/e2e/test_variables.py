@@ -24,6 +24,7 @@ from tests.helpers.crash_compare import rd_words
 from tests.helpers.crash_parse import parse_ps
 from tests.helpers.dap_client import DapClient
 from tests.helpers.kdump_patch import page_excluded
+from tests.helpers.kernel_config import config_value
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -483,11 +484,15 @@ def test_extern_globals_in_a_frame_are_the_kernels(dbg: Debugged, oracle: Oracle
         assert [int(v["value"]) for v in first] == expected, (frame["name"], first)
 
 
-def test_a_4096_element_page_matches_crash_and_each_element_alone(dbg: Debugged) -> None:
+@pytest.mark.every_kernel(extra_crash_run=True)
+def test_a_page_of_up_to_4096_elements_matches_crash_and_each_element_alone(dbg: Debugged) -> None:
     # A page this long is formatted from one read, in columns; each element must still carry what it
     # carries alone: its value (crash's rd), type, evaluateName for "Add to Watch", memoryReference
     # for "View Binary Data", and readOnly (without it VS Code opens an editor on double-click).
-    count = 4096
+    # __per_cpu_offset has CONFIG_NR_CPUS elements (Debian: 8192 on amd64, 512 on arm64); the page
+    # leaves room for the tail's two elements past it.
+    count = min(4096, int(config_value(dbg.sample, "NR_CPUS") or 0) // 2)
+    assert count >= 256, f"CONFIG_NR_CPUS of {dbg.sample.kernel_release}: {count * 2}"
     (crash_rd, _errors) = run_crash(dbg.sample, [f"rd -64 __per_cpu_offset {count}"])
     words = rd_words(crash_rd)
     assert len(words) == count, crash_rd[-500:]
@@ -621,8 +626,35 @@ def test_variables_are_read_only(dbg: Debugged) -> None:
         assert "read-only" in response["message"]
 
 
-def test_syscall_boundary_registers_match_crash_bt(dbg: Debugged, oracle: Oracle) -> None:
-    """The label frame of the system call shows the user registers saved in its ``pt_regs``."""
+#: The user registers crash's ``bt`` prints under a system call's entry frame: where the block
+#: starts, and crash's name of each register by the name the label's Registers give it (the
+#: architecture's ``pt_regs``: x86-64's ``ip``, arm64's ``regs[N]`` as ``xN``).
+_USER_REGISTER_BLOCK = {
+    "amd64": (
+        "RIP:",
+        {"ip": "RIP", "sp": "RSP", "ax": "RAX", "bx": "RBX", "di": "RDI", "si": "RSI", "orig_ax": "ORIG_RAX"},
+    ),
+    "arm64": (
+        " PC:",
+        {
+            "pc": "PC",
+            "sp": "SP",
+            "x0": "X0",
+            "x1": "X1",
+            "x2": "X2",
+            "x8": "X8",
+            "x29": "X29",
+            "orig_x0": "ORIG_X0",
+        },
+    ),
+}
+
+
+@pytest.mark.every_kernel
+def test_syscall_boundary_registers_match_crash_bt(dbg: Debugged) -> None:
+    """The label frame of the system call shows the user registers saved in its ``pt_regs``, as
+    crash's ``bt`` of the crashed task prints them (FRED's 16 bytes lower on 7.x, arm64's
+    ``pt_regs``)."""
     label = dbg.frames[-1]
     assert label.get("presentationHint") == "label", label
     scopes = {
@@ -631,20 +663,14 @@ def test_syscall_boundary_registers_match_crash_bt(dbg: Debugged, oracle: Oracle
     }
     assert list(scopes) == ["Registers", "Kernel"]
     registers = {v["name"]: v for v in dbg.variables(scopes["Registers"])}
-    user = oracle.bt[oracle.bt.rindex("RIP:") :]
+    start, pairs = _USER_REGISTER_BLOCK[dbg.sample.arch]
+    bt = answers_for(dbg.sample)["bt"]
+    user = bt[bt.rindex(start) :]
     crash = {k: int(v, 16) for k, v in re.findall(r"\b([A-Z0-9_]+): ([0-9a-f]{4,})", user)}
-    pairs = {
-        "ip": "RIP",
-        "sp": "RSP",
-        "ax": "RAX",
-        "bx": "RBX",
-        "di": "RDI",
-        "si": "RSI",
-        "orig_ax": "ORIG_RAX",
-    }
     for ours, theirs in pairs.items():
         assert int(registers[ours]["value"], 16) == crash[theirs], (ours, registers[ours], crash[theirs])
-        assert registers[ours]["evaluateName"].endswith(f")->{ours}")
+        member = f"regs[{ours[1:]}]" if re.fullmatch(r"x\d+", ours) else ours  # arm64's xN: regs[N]
+        assert registers[ours]["evaluateName"].endswith(f")->{member}"), registers[ours]
         assert (
             dbg.evaluate(registers[ours]["evaluateName"], format={"hex": True})["result"]
             == registers[ours]["value"]

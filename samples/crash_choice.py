@@ -296,6 +296,11 @@ CRASH_TABLE: tuple[CrashRow, ...] = (
             "log-T": "log -T dates lines from DATE and UPTIME, both wrong: 1969 on 7.2.13",
             "sys:DATE": "crash 9.0.2 prints DATE 'Thu Jan  1 00:00:00 UTC 1970' on 7.2.13; VMCOREINFO's "
             "CRASHTIME is the crash's time",
+            "kmem-i:swap": (
+                "crash 9.0.2 prints kmem -i's TOTAL SWAP, SWAP USED and SWAP FREE only where the kernel has "
+                "swapper_space or swapper_spaces (memory.c dump_kmeminfo); 7.2.13 has neither (6.12.118 has "
+                "swapper_spaces), so the lines are absent"
+            ),
             **{
                 f"{name}:callers": (
                     "crash 9.0.2 mixes stale return addresses into 7.x stacks: on sysrq-c of 7.2.13, 287 "

@@ -36,7 +36,7 @@ from samples.crash_oracle import (
     MissingCrashAnswer,
     ensure_crash_answers,
 )
-from tests.helpers.crash_compare import crash_date, uptime_seconds
+from tests.helpers.crash_compare import crash_date, kmem_i_figures, uptime_seconds
 from tests.helpers.crash_parse import (
     TaskBt,
     parse_bt,
@@ -416,7 +416,14 @@ def test_distrusted_back_traces_differ_from_drgn(matrix_case: tuple[Sample, Cras
     # Checked elsewhere: the clocks (test_clocks_are_right_…), bt -l's line of an interrupted frame
     # (test_crash_site_is_the_guests_faulting_function_and_line).
     # crash's lines of module code (test_distrusted_module_lines_are_the_overlay).
-    elsewhere = {"sys:DATE", "sys:UPTIME", "log-T", "bt-l:exception-line", *_MODULE_CODE_CHECKS}
+    elsewhere = {
+        "sys:DATE",
+        "sys:UPTIME",
+        "log-T",
+        "bt-l:exception-line",
+        "kmem-i:swap",
+        *_MODULE_CODE_CHECKS,
+    }
     unknown = {
         k for k in answers.distrusted if k not in elsewhere and k.partition(":")[2] not in _STACK_CHECKS
     }
@@ -522,6 +529,21 @@ def test_distrusted_module_lines_are_the_overlay(matrix_case: tuple[Sample, Cras
         assert truncated is None, truncated
     elif "dis-func" in in_module:
         assert truncated, "dis -l of a module function is distrusted, yet whole"
+
+
+def test_kmem_i_swap_lines_are_absent_where_distrusted(matrix_case: tuple[Sample, CrashAnswers]) -> None:
+    """crash's ``kmem -i`` has its swap lines wherever the table trusts them; where it does not, they
+    are absent, and the kernel has neither symbol crash looks for (``swapper_space``, ``swapper_spaces``)."""
+    sample, answers = matrix_case
+    figures = kmem_i_figures(answers["kmem-i"])
+    if answers.trusts("kmem-i", "swap"):
+        assert {"TOTAL SWAP", "SWAP USED", "SWAP FREE"} <= set(figures), answers["kmem-i"]
+        return
+    assert not {"TOTAL SWAP", "SWAP USED", "SWAP FREE"} & set(figures), answers["kmem-i"]
+    prog = _open(sample)
+    for name in ("swapper_space", "swapper_spaces"):
+        with pytest.raises(LookupError):
+            prog.symbol(name)
 
 
 # -- The default kernel's samples: what only oops-null has, and drgn on both dump formats -----------

@@ -4,6 +4,8 @@ drgn's ``ps`` prints the kernel's ``/proc`` letter, which calls a task caught wa
 or being forked (``NE``) ``R``. The thread list, the Kernel view and the crash report name states by
 :mod:`vmcore_dap.dump.kernel.task_state`, so the console must too: this runs drgn's ``ps`` and puts
 that letter in the ``ST`` column (and the ``[R]`` of ``-l``/``-m``), and counts ``-S`` by it.
+``-m`` (the time since each task last ran) is drgn's ``-l`` with each timestamp taken from its CPU's
+runqueue clock here, for every CPU the dump holds: drgn's own reads the online CPUs' clocks only.
 Everything else (selection, columns, ``--drgn``) is drgn's.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 import drgn
 from drgn.commands import CommandError
 from drgn.helpers.linux.pid import find_task
-from drgn.helpers.linux.sched import idle_task
+from drgn.helpers.linux.sched import cpu_rq, idle_task
 
 from vmcore_dap.dump.console.namespace import ReworkedDrgnCommand
 from vmcore_dap.dump.kernel.cpus import dumped_cpus
@@ -37,6 +39,14 @@ _ARRIVAL = re.compile(
 )
 #: A cluster of single-letter flags that holds ``S`` (``-S``, ``-kS``).
 _SUMMARY_FLAG = re.compile(r"-[a-zA-Z]*S[a-zA-Z]*")
+#: A cluster of single-letter flags that holds ``m`` (``-m``, ``-km``).
+_ELAPSED_FLAG = re.compile(r"-[a-zA-Z]*m[a-zA-Z]*")
+#: A row of drgn's ``ps -l``: ``[last_arrival] [R]  PID: 0  TASK: ffff…  CPU: 1  COMMAND: "swapper/1"``.
+_LAST_ARRIVAL = re.compile(r"^\[\s*(?P<ns>\d+)\] (?P<header>\[.*)$")
+#: The task header of such a row (drgn's ``_print_task_header``, after the timestamp).
+_HEADER = re.compile(
+    r"^\[[^\]]+\]\s+PID:\s+(?P<pid>\d+)\s+TASK:\s+(?P<task>[0-9a-f]+)\s+CPU:\s+(?P<cpu>\d+)\s"
+)
 
 
 def _task_of_row(prog: drgn.Program, match: re.Match[str], by_pointer: bool) -> drgn.Object | None:
@@ -117,6 +127,73 @@ def add_stopped_idle_tasks(prog: drgn.Program, text: str) -> str:
     return "".join(lines[: last + 1] + added + lines[last + 1 :])
 
 
+def _duration(nanoseconds: int) -> str:
+    """``days hh:mm:ss.mmm``, as crash's and drgn's ``ps -m`` print the time since a task ran."""
+    days, rest = divmod(nanoseconds, 86_400 * 10**9)
+    hours, rest = divmod(rest, 3_600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    seconds, rest = divmod(rest, 10**9)
+    return f"{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{rest // 10**6:03d}"
+
+
+def _stopped_idle_headers(prog: drgn.Program, headers: list[str]) -> list[tuple[int, str]]:
+    """(last_arrival, header) of the idle task of each dumped CPU ``headers`` lacks, each made from
+    the first idle task's header with its own task, CPU and name."""
+    idle = [(m, header) for header in headers if (m := _HEADER.match(header)) and m["pid"] == "0"]
+    if not idle:
+        return []
+    m, model = idle[0]
+    listed = {int(m["cpu"]) for m, _ in idle}
+    added = []
+    for cpu in dumped_cpus(prog):
+        if cpu in listed:
+            continue
+        task = idle_task(prog, cpu)
+        header = (
+            model[: m.start("task")]
+            + f"{task.value_():x}".rjust(len(m["task"]))
+            + model[m.end("task") : m.start("cpu")]
+            + str(cpu).ljust(len(m["cpu"]))
+            + model[m.end("cpu") :].replace(f'"swapper/{m["cpu"]}"', f'"swapper/{cpu}"', 1)
+        )
+        added.append((task.sched_info.last_arrival.value_(), header))
+    return added
+
+
+def since_last_arrival(prog: drgn.Program, text: str, *, add_stopped_idle: bool) -> str:
+    """Turn drgn's ``ps -l`` output into ``ps -m``'s: each task's ``sched_info.last_arrival`` becomes
+    the time from it to its CPU's runqueue clock (newest first, as listed).
+
+    drgn's ``ps -m`` reads the clocks of online CPUs only and fails (``KeyError``) on a task of a CPU
+    arm64's crash IPI took offline (:mod:`~vmcore_dap.dump.kernel.cpus`); crash reads every CPU's,
+    and lists the stopped CPUs' idle tasks (``add_stopped_idle``: for ``ps -m`` of every task).
+    """
+    clocks = {cpu: cpu_rq(prog, cpu).clock.value_() for cpu in dumped_cpus(prog)}
+    blocks: list[list[tuple[int, str]]] = [[]]  # -C prints a block per CPU, each after "CPU: n"
+    titles = [""]
+    for line in text.splitlines():
+        if m := _LAST_ARRIVAL.match(line):
+            blocks[-1].append((int(m["ns"]), m["header"]))
+        else:
+            titles.append(line)
+            blocks.append([])
+    if add_stopped_idle:
+        blocks[0] += _stopped_idle_headers(prog, [header for _, header in blocks[0]])
+        blocks[0].sort(key=lambda row: row[0], reverse=True)
+    out = []
+    for title, rows in zip(titles, blocks, strict=True):
+        if title:
+            out.append(title)
+        stamps = []
+        for ns, header in rows:
+            m = _HEADER.match(header)
+            clock = clocks.get(int(m["cpu"]), ns) if m else ns
+            stamps.append(_duration(max(clock - ns, 0)))
+        width = len(stamps[0]) if stamps else 0
+        out += [f"[{stamp:>{width}}] {header}" for stamp, (_, header) in zip(stamps, rows, strict=True)]
+    return "".join(f"{line}\n" for line in out)
+
+
 class _PsCommand(ReworkedDrgnCommand):
     """drgn's ``ps`` whose output names states our way."""
 
@@ -128,6 +205,13 @@ class _PsCommand(ReworkedDrgnCommand):
             self._drgn.run(prog, name, words, **kwargs)  # code to run, or help: drgn's own
             return
         summary = [w for w in words if _SUMMARY_FLAG.fullmatch(w)]
+        if not summary and any(_ELAPSED_FLAG.fullmatch(w) for w in words):
+            last = [w.replace("m", "l") if _ELAPSED_FLAG.fullmatch(w) else w for w in words]
+            table = since_last_arrival(
+                prog, self.drgn_output(prog, name, last, **kwargs), add_stopped_idle=words == ["-m"]
+            )
+            print(fix_ps_states(prog, table), end="")
+            return
         if not summary:
             table = fix_ps_states(prog, self.drgn_output(prog, name, words, **kwargs))
             if not words:  # every task: the stopped CPUs' idle tasks too

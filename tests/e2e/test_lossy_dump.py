@@ -14,6 +14,7 @@ drops them. Which slab pages a build loses is a race, so two tests:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ from tests.e2e._session import open_sample_dump, parse_thread_name, stack_of, st
 from tests.helpers.crash_parse import split_tasks
 from tests.helpers.elf_patch import phys_of
 from tests.helpers.kdump_patch import copy_excluding_pages, dump_level
+
+from vmcore_dap.dump.kernel.panic import focus_task
+from vmcore_dap.dump.kernel.tasks import TaskListing
+from vmcore_dap.dump.stacks.prefetch import PREFETCH_ENV, start_prefetch
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -260,3 +265,41 @@ def test_planted_lossy_dump_diagnosed_listed_and_every_console_command_answers(
     # The Call Stack of such a task is one row saying why, not an error.
     for pid, rows in stackless_rows.items():
         assert len(rows) == 1 and rows[0]["name"].startswith("── cannot unwind this task: "), (pid, rows)
+
+
+def test_planted_lossy_dump_listed_alike_with_blocks_read_on_a_second_process(
+    planted: Planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing with part of its ``task_struct`` blocks read on the stack prefetch's second
+    process (forced on: a dump this small never starts it through DAP) lists the same tasks and
+    makes the same diagnosis of the PID table as without it."""
+    monkeypatch.setenv(PREFETCH_ENV, "1")
+    results = []
+    for second_process in (False, True):
+        prog = drgn.Program()
+        prog.set_core_dump(str(planted.vmcore))
+        prog.load_debug_info([str(planted.sample.vmlinux)])
+        problems: list[str] = []
+        listing = TaskListing(prog, focus_task(prog), problems=problems)
+        prefetch = start_prefetch(prog, planted.vmcore) if second_process else None
+        assert (prefetch is not None) == second_process
+        done = listing.step(64)
+        listing.blocks = prefetch
+        while not done:
+            done = listing.step(64)
+        rows = [
+            tuple(getattr(t, f.name) for f in dataclasses.fields(t) if f.name != "prog")
+            for t in listing.tasks()
+        ]
+        results.append((rows, problems, listing.pid_table_tasks))
+        if prefetch is not None:
+            # The blocks path runs on what the PID table gives after the first step (before the stop);
+            # how much of the table this build's -d 31 file kept is a race of the build.
+            from_table = (
+                re.search(r"Listed (\d+) tasks from the PID table", problems[0]) if problems else None
+            )
+            if from_table is not None and int(from_table[1]) > 64:
+                assert prefetch.blocks_read > 0
+            prefetch.close()
+    assert results[0][1] and "PID table cannot be read" in results[0][1][0], results[0][1]
+    assert results[1] == results[0]

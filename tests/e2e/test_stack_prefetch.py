@@ -7,12 +7,15 @@ start; matching must not see the difference:
   finds in the stack read on the drgn thread, and grouping and the function index are the same
   with the prefetch and without;
 * when the second process dies half-way, the drgn thread reads the rest itself, with the same groups;
+* the listing, with part of its ``task_struct`` blocks read there (:meth:`StackPrefetch.request`),
+  lists every task exactly as without, also when that process dies half-way through the listing;
 * through DAP (forced on with ``VMCORE_DAP_PREFETCH=1``), ``vmcore/stackGroups`` equals the answer
   of an adapter without it (``0``), on many-tasks and (``-m huge``) on huge.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from tests.e2e._session import config_for, open_sample_dump
 from tests.helpers.dap_client import DapClient
 
 from vmcore_dap.dump.kernel.panic import crashed_task, focus_task
-from vmcore_dap.dump.kernel.tasks import TaskListing
+from vmcore_dap.dump.kernel.tasks import TaskInfo, TaskListing
 from vmcore_dap.dump.stacks.prefetch import PREFETCH_ENV, StackPrefetch, start_prefetch
 from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.dump.stacks.signature import StackReader
@@ -40,8 +43,10 @@ def _service(sample: Any, prefetched: bool, monkeypatch: pytest.MonkeyPatch) -> 
     assert (prefetch is not None) == prefetched
     if prefetch is not None:
         listing.on_listed = lambda tasks: prefetch.feed((t.address, t.stack) for t in tasks)
-    while not listing.step(64):
-        pass
+    done = listing.step(64)
+    listing.blocks = prefetch  # after the first step, as the launch does
+    while not done:
+        done = listing.step(64)
     service = StackService(dump.prog, listing.tasks(), crashed.value_() if crashed else None)
     service.prefetch = prefetch
     return service
@@ -91,6 +96,56 @@ def test_a_second_process_that_dies_leaves_the_stacks_to_the_drgn_thread(
     assert not service.match_stacks(total // 3)
     service.prefetch._proc.kill()  # half-way: the rest is read on the drgn thread
     assert _shape(service) == groups
+
+
+def _rows(tasks: list[TaskInfo]) -> list[tuple[object, ...]]:
+    """Every field of each task but its program."""
+    return [tuple(getattr(t, f.name) for f in dataclasses.fields(t) if f.name != "prog") for t in tasks]
+
+
+def _listing(sample: Any, prefetched: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[TaskListing, Any]:
+    monkeypatch.setenv(PREFETCH_ENV, "1" if prefetched else "0")
+    dump = open_sample_dump(sample)
+    listing = TaskListing(dump.prog, focus_task(dump.prog), problems=[])
+    prefetch = start_prefetch(dump.prog, sample.vmcore)
+    if prefetch is not None:
+        listing.on_listed = lambda tasks: prefetch.feed((t.address, t.stack) for t in tasks)
+    listing.step(64)
+    listing.blocks = prefetch
+    return listing, prefetch
+
+
+def test_blocks_read_on_the_second_process_list_the_same_tasks(
+    sample_many: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part of the listing's blocks come from the second process; every field of every task is the
+    one read on the drgn thread, and the stacks of the tasks it listed are still read ahead."""
+    plain, _ = _listing(sample_many, False, monkeypatch)
+    expected = _rows(plain.tasks())
+    listing, prefetch = _listing(sample_many, True, monkeypatch)
+    assert isinstance(prefetch, StackPrefetch)
+    tasks = listing.tasks()
+    assert _rows(tasks) == expected
+    assert prefetch.blocks_read > len(tasks) // 4, prefetch.blocks_read
+    ahead = sum(1 for t in tasks[len(listing.head) :] if prefetch.take(t.address) is not False)
+    assert ahead > len(tasks) * 0.9, ahead
+    prefetch.close()
+
+
+def test_a_second_process_that_dies_mid_listing_leaves_the_blocks_to_the_drgn_thread(
+    sample_many: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, _ = _listing(sample_many, False, monkeypatch)
+    expected = _rows(plain.tasks())
+    listing, prefetch = _listing(sample_many, True, monkeypatch)
+    assert isinstance(prefetch, StackPrefetch)
+    while listing.listed < len(expected) // 3:
+        assert not listing.step(64)
+    served = prefetch.blocks_read
+    assert served > 0
+    prefetch._proc.kill()  # half-way: the rest is read on the drgn thread
+    assert _rows(listing.tasks()) == expected
+    assert listing.pid_table_tasks == plain.pid_table_tasks
 
 
 def _dap_groups_with_and_without(sample: Any, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ Kernel view, "tasks in this function") finish the list first; the Call Stack, va
 commands do not wait for it.
 
 While the rest is listed, a second process may read the listed tasks' stacks ahead for matching
+and a share of the rest's ``task_struct`` blocks for the listing itself
 (:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`: where a CPU is free for it).
 
 Once the list is whole, the same background work goes on to read and match every task's stack
@@ -112,6 +113,8 @@ def _launch(session: Session, args: Args) -> None:
             # The first chunk here, so a dump whose PID table cannot be read is refused now.
             if not listing.step(LISTING_CHUNK) and not _large(listing):
                 listing.rest()
+            # Only now: the first chunk, before the stop, never waits for the process to start.
+            listing.blocks = prefetch
         except drgn.FaultError as exc:
             if prefetch is not None:
                 prefetch.close()

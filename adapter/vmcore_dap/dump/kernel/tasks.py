@@ -27,6 +27,9 @@ kdump); on top of that, drgn member access and ``string_()`` cost another 10–1
 fields a thread list shows are read as one block per task (:class:`_Layout`: from ``__state`` to
 ``comm``) and decoded from bytes; a task whose block is unreadable, or a kernel whose
 ``task_struct`` lacks one of those members, takes the member-by-member path (:func:`task_info`).
+Where a second process reads ahead (:class:`BlockSource`: :mod:`~vmcore_dap.dump.stacks.prefetch`),
+it reads part of the blocks and sends back only the listed fields' bytes (:class:`BlockPlan`), which
+are decoded here as a block read here is: the layout stays in this module.
 
 Why the PID table and not the kernel's task lists (``init_task.tasks``, ``thread_node``), whose
 links lie in that block: the table is what crash's ``ps`` reads, its page left out of a lossy dump
@@ -40,6 +43,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import drgn
 from drgn.helpers.linux.idr import idr_for_each
@@ -55,6 +59,9 @@ from vmcore_dap.dump.values.render import escape_bytes
 
 __all__ = [
     "PF_KTHREAD",
+    "BlockPlan",
+    "BlockSource",
+    "block_plan",
     "TaskInfo",
     "TaskListing",
     "is_kernel_thread",
@@ -72,6 +79,9 @@ __all__ = [
 PF_KTHREAD = 0x00200000
 _LAYOUT_KEY = "vmcore_dap_task_layout"
 _LISTING_KEY = "vmcore_dap_task_listing"
+#: Tasks walked, then described, at a time: a second process is asked for its share of each batch
+#: before the drgn thread reads its own (:meth:`TaskListing.step`).
+_BATCH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +220,51 @@ class _Layout:
     comm_offset: int
     comm_size: int
     bits: StateBits
+    #: The listed fields' bytes within the block (offset, size): the integers in address order, then
+    #: ``comm``; :attr:`packed` unpacks them once put end to end (:class:`BlockPlan`).
+    slices: tuple[tuple[int, int], ...]
+    packed: struct.Struct
+    stack_offset: int
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """What another process reads of each task for the listing, without debug info of its own: the
+    block ``[address + start, address + start + size)``, of which it keeps only the listed fields'
+    bytes (``slices``, relative to the block, put end to end); ``task->stack`` (a pointer) lies at
+    ``stack_at`` of what it keeps. The listing decodes those bytes (:meth:`TaskListing.step`)."""
+
+    start: int
+    size: int
+    slices: tuple[tuple[int, int], ...]
+    stack_at: int
+
+
+class BlockSource(Protocol):
+    """Another process reading ``task_struct`` blocks as :func:`block_plan` says."""
+
+    def request(self, addresses: list[int]) -> list[int]:
+        """Take a share of these tasks (in walk order); return the addresses taken (the last ones)."""
+        ...
+
+    def take_block(self, address: int) -> bytes | None:
+        """The kept bytes of a task :meth:`request` took (waiting for them), or ``None``: read it
+        yourself (its block was unreadable, or the other process failed)."""
+        ...
+
+
+def block_plan(prog: drgn.Program) -> BlockPlan | None:
+    """The block another process reads of each task, or ``None`` where tasks are read member by
+    member (no :class:`_Layout` for this kernel)."""
+    layout = _layout(prog)
+    if layout is None:
+        return None
+    kept = 0
+    for offset, size in layout.slices:
+        if offset == layout.stack_offset:
+            return BlockPlan(layout.start, layout.size, layout.slices, kept)
+        kept += size
+    return None
 
 
 def _layout(prog: drgn.Program) -> _Layout | None:
@@ -248,20 +303,26 @@ def _layout(prog: drgn.Program) -> _Layout | None:
             # One struct format over the integer fields in address order ("x" skips the gaps).
             by_offset = sorted(_INT_FIELDS, key=lambda k: where[k][0])
             code, at = "<" if little else ">", start
+            packed = code
             for name in by_offset:
                 offset, size = where[name]
                 if offset < at or size not in _UNSIGNED:
                     raise ValueError(f"task_struct.{name} overlaps or has an odd size")
                 code += f"{offset - at}x{_UNSIGNED[size]}"
+                packed += _UNSIGNED[size]
                 at = offset + size
+            comm_offset, comm_size = where["comm"]
             layout = _Layout(
                 start=start,
                 size=end - start,
                 fields=struct.Struct(code),
                 order=tuple(by_offset.index(k) for k in _INT_FIELDS),
-                comm_offset=where["comm"][0] - start,
-                comm_size=where["comm"][1],
+                comm_offset=comm_offset - start,
+                comm_size=comm_size,
                 bits=state_bits(prog),
+                slices=tuple((where[k][0] - start, where[k][1]) for k in (*by_offset, "comm")),
+                packed=struct.Struct(f"{packed}{comm_size}s"),
+                stack_offset=where["stack"][0] - start,
             )
     except (LookupError, ValueError, TypeError, drgn.FaultError):
         layout = None
@@ -293,16 +354,38 @@ def _fast_task_info(
     except drgn.FaultError:
         return None
     values = layout.fields.unpack_from(data)
+    comm = data[layout.comm_offset : layout.comm_offset + layout.comm_size]
+    return _block_task_info(layout, task.prog_, address, values, comm, running, is_idle)
+
+
+def _kept_task_info(
+    layout: _Layout, prog: drgn.Program, address: int, kept: bytes, running: dict[int, int]
+) -> TaskInfo:
+    """:func:`task_info` from the listed fields' bytes another process kept of the block
+    (:class:`BlockPlan`)."""
+    *values, comm = layout.packed.unpack(kept)
+    return _block_task_info(layout, prog, address, values, comm, running, False)
+
+
+def _block_task_info(
+    layout: _Layout,
+    prog: drgn.Program,
+    address: int,
+    values: tuple[int, ...] | list[int],
+    comm: bytes,
+    running: dict[int, int],
+    is_idle: bool,
+) -> TaskInfo:
+    """:func:`task_info` from the block's integers (address order) and ``comm``'s bytes."""
     state, exit_state, flags, pid, tgid, cpu, stack, mm = (values[i] for i in layout.order)
-    comm = data[layout.comm_offset : layout.comm_offset + layout.comm_size].split(b"\0", 1)[0]
     on_cpu = address in running
     return TaskInfo(
-        prog=task.prog_,
+        prog=prog,
         address=address,
         pid=pid,
         tgid=tgid,
         # Threads of one process share a name: one string each, not one per task (50,000 at huge).
-        comm=sys.intern(escape_bytes(comm)),
+        comm=sys.intern(escape_bytes(comm.split(b"\0", 1)[0])),
         state=state_letter(layout.bits, state, exit_state),
         cpu=running[address] if on_cpu else cpu,
         on_cpu=on_cpu,
@@ -432,6 +515,9 @@ class TaskListing:
         #: Called with the tasks each :meth:`step` adds after the head (e.g. to have their stacks read
         #: ahead on another process: :mod:`~vmcore_dap.dump.stacks.prefetch`).
         self.on_listed: Callable[[list[TaskInfo]], None] | None = None
+        #: Another process reading part of the tasks' blocks (set after the first :meth:`step`, so
+        #: the stop never waits for it to start), or ``None``.
+        self.blocks: BlockSource | None = None
         prog.cache[_LISTING_KEY] = self
 
     def _add_head(self, task: drgn.Object, address: int, is_idle: bool = False) -> None:
@@ -458,33 +544,50 @@ class TaskListing:
             return self.listed
 
     def step(self, count: int) -> bool:
-        """Walk up to ``count`` more entries of the PID hash; return whether the walk is done."""
+        """Walk up to ``count`` more entries of the PID hash; return whether the walk is done.
+
+        The entries are walked :data:`_BATCH` at a time, then described in walk order; where
+        :attr:`blocks` is set, it is asked for its share of each batch before the drgn thread reads
+        the rest, and what it cannot give is read here as without it.
+        """
         if self._rest is not None:
             return True
         problem = None
         faulted = False
-        pages = self._pages
         before = len(self._others)
+        left = count
+        ended = False
         try:
-            for _ in range(count):
+            while left > 0 and not ended and problem is None:
+                walked: list[tuple[drgn.Object, int]] = []
+                fault: drgn.FaultError | None = None
                 try:
-                    number, task = next(self._walk)
-                except StopIteration:
-                    break
-                address = task.value_()
-                if address in self._listed:
-                    problem = f"task {address:#x} appears twice (a cycle): stopped after {number} entries"
-                    break
-                if number >= self._limit:
-                    problem = f"more than pid_max ({self._limit - 1}) entries: stopped"
-                    break
-                self._listed.add(address)
-                if address not in self._seen:
-                    self._seen.add(address)
-                    self._others.append(_describe(self._layout, task, address, self._running))
-                if pages is not None:
-                    pages.note_reads()
-            else:
+                    for _ in range(min(left, _BATCH)):
+                        try:
+                            number, task = next(self._walk)
+                        except StopIteration:
+                            ended = True
+                            break
+                        address = task.value_()
+                        if address in self._listed:
+                            problem = (
+                                f"task {address:#x} appears twice (a cycle): stopped after {number} entries"
+                            )
+                            break
+                        if number >= self._limit:
+                            problem = f"more than pid_max ({self._limit - 1}) entries: stopped"
+                            break
+                        self._listed.add(address)
+                        if address not in self._seen:
+                            self._seen.add(address)
+                            walked.append((task, address))
+                except drgn.FaultError as exc:
+                    fault = exc
+                left -= _BATCH
+                self._describe_walked(walked)
+                if fault is not None:
+                    raise fault
+            if not ended and problem is None:
                 self._report(before)
                 return False
         except drgn.FaultError as exc:
@@ -503,6 +606,36 @@ class TaskListing:
         # Only the walk needs these (two sets of every task's address: MBs at 50,000 tasks).
         self._seen, self._listed, self._walk = set(), set(), enumerate(())
         return True
+
+    def _describe_walked(self, walked: list[tuple[drgn.Object, int]]) -> None:
+        """Describe newly walked tasks in walk order, :attr:`blocks`' share from what it sends.
+
+        A task that cannot be described raises :class:`drgn.FaultError` as the walk would (the
+        table is then left for the task lists): the tasks walked after it are forgotten again so
+        that those lists can still name them.
+        """
+        layout, pages, blocks = self._layout, self._pages, self.blocks
+        taken: set[int] = set()
+        if blocks is not None and layout is not None and walked:
+            taken = set(blocks.request([address for _, address in walked]))
+        done = 0
+        try:
+            for task, address in walked:
+                info = None
+                if address in taken:
+                    kept = blocks.take_block(address) if blocks is not None else None
+                    if kept is not None and layout is not None:
+                        info = _kept_task_info(layout, self.prog, address, kept, self._running)
+                if info is None:
+                    info = _describe(layout, task, address, self._running)
+                self._others.append(info)
+                done += 1
+                if pages is not None:
+                    pages.note_reads()
+        except drgn.FaultError:
+            for _, address in walked[done + 1 :]:
+                self._seen.discard(address)
+            raise
 
     def _report(self, before: int) -> None:
         if self.on_listed is not None and len(self._others) > before:

@@ -17,8 +17,17 @@ ends, entries) lies in the kernel image. So :meth:`StackPrefetch.take` gives the
 grouping and the function index): a ``stackTrace`` reads the task's own stack, whose top holds the
 user registers of its bottom row.
 
+The same process also reads part of the listing's ``task_struct`` blocks (:meth:`StackPrefetch.request`,
+the :class:`~vmcore_dap.dump.kernel.tasks.BlockSource` of the listing): :data:`CHILD_SHARE` of each
+batch the listing walks, the last tasks of it, so that the drgn thread reads the first ones meanwhile
+and finds the rest answered. It keeps only the listed fields' bytes of each block
+(:class:`~vmcore_dap.dump.kernel.tasks.BlockPlan`, about 70 of 2,972 bytes), sends them, then reads
+that task's stack as above. Why a share and not every block: one process reading every block and every
+stack (46 µs a task at huge) would take longer than the drgn thread takes today with the stacks alone
+read ahead (bench/RESULTS.md, "the listing's reads on the second process").
+
 Anything that goes wrong on the second process (it cannot start, read, or dies) only means the drgn
-thread reads the stacks itself, as without it.
+thread reads the blocks and stacks itself, as without it.
 """
 
 from __future__ import annotations
@@ -36,22 +45,34 @@ from typing import IO, Literal
 import drgn
 
 from vmcore_dap.dump.arch import arch_of
-from vmcore_dap.dump.kernel.tasks import thread_size
+from vmcore_dap.dump.kernel.tasks import BlockPlan, block_plan, thread_size
 from vmcore_dap.dump.stacks.signature import StackWords, saved_sp_offset
 
 __all__ = ["PREFETCH_ENV", "StackPrefetch", "start_prefetch"]
 
 log = logging.getLogger(__name__)
 
-#: A batch sent to the second process: the number of tasks, then (address, task->stack) each.
+#: A batch sent to the second process: the number of tasks, then (address, task->stack) each;
+#: ``task->stack`` 0 asks for the task's block first (:class:`~.tasks.BlockPlan`), the stack then.
 _COUNT = struct.Struct("<I")
 _TASK = struct.Struct("<QQ")
-#: A task's answer: address, saved sp, used length (``_UNREAD``: not a sleeping task's stack,
+#: Each answer starts with its kind: :data:`_STACK` or :data:`_BLOCK`.
+_KIND = struct.Struct("<B")
+_STACK, _BLOCK = 0x53, 0x42
+#: A task's stack: address, saved sp, used length (``_UNREAD``: not a sleeping task's stack,
 #: ``_FAULT``: a read failed, read it yourself), word count; then (slot, word) for each word at or
 #: above the kernel image's start.
 _HEAD = struct.Struct("<QQIH")
 _WORD = struct.Struct("<HQ")
 _UNREAD, _FAULT = 0xFFFFFFFF, 0xFFFFFFFE
+#: A task's block: address, length of the kept bytes that follow (``_NO_BLOCK``: unreadable).
+_BLOCK_HEAD = struct.Struct("<QH")
+_NO_BLOCK = 0xFFFF
+#: The share of each listing batch the second process reads the blocks of. It reads a block and a
+#: stack in about 40 µs, the drgn thread a block and describes it in about 24 µs, and still has
+#: the matching (17 µs a task) to do after the listing while the second process reads the rest of
+#: the stacks (25 µs): 3/8 balances the two (bench/RESULTS.md).
+CHILD_SHARE = 3 / 8
 _QWORD = struct.Struct("<Q")
 #: Seconds :meth:`StackPrefetch.take` waits without any answer before it stops using the process.
 _PATIENCE = 10.0
@@ -85,7 +106,9 @@ def start_prefetch(prog: drgn.Program, vmcore: Path) -> StackPrefetch | None:
     if not arch.stack_signatures or wanted == "0" or (wanted != "1" and not free_cpu()):
         return None
     try:
-        return StackPrefetch(vmcore, saved_sp_offset(prog), thread_size(prog), arch.kernel_image_start)
+        return StackPrefetch(
+            vmcore, saved_sp_offset(prog), thread_size(prog), arch.kernel_image_start, block_plan(prog)
+        )
     except (OSError, LookupError) as exc:
         log.warning("stack prefetch: cannot start the second process: %s", exc)
         return None
@@ -103,12 +126,20 @@ class StackPrefetch:
     :param sp_offset: ``offsetof(struct task_struct, thread.sp)``.
     :param stack_size: ``THREAD_SIZE``.
     :param kernel_start: the kernel image's lowest address (``Arch.kernel_image_start``).
+    :param plan: what to read of a task's block for the listing (``None``: no blocks).
     """
 
-    def __init__(self, vmcore: Path, sp_offset: int, stack_size: int, kernel_start: int) -> None:
+    def __init__(
+        self, vmcore: Path, sp_offset: int, stack_size: int, kernel_start: int, plan: BlockPlan | None = None
+    ) -> None:
         self._lock = threading.Condition()
         self._results: dict[int, bytes] = {}
+        self._blocks: dict[int, bytes | None] = {}
         self._fed: set[int] = set()
+        self._requested: set[int] = set()
+        self._plan = plan
+        #: How many of the listing's blocks this process has given (:meth:`take_block`).
+        self.blocks_read = 0
         self._unsent = bytearray()
         self._alive = True
         self._wanted = threading.Event()
@@ -121,6 +152,7 @@ class StackPrefetch:
                 str(sp_offset),
                 str(stack_size),
                 str(kernel_start),
+                _plan_argument(plan),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -136,10 +168,14 @@ class StackPrefetch:
 
     def feed(self, tasks: Iterable[tuple[int, int | None]]) -> None:
         """Have the second process read these tasks' stacks: ``(address, task->stack)`` each (a task
-        whose ``stack`` is unknown is left to the drgn thread)."""
+        whose ``stack`` is unknown is left to the drgn thread; one :meth:`request` took is skipped:
+        its stack is read after its block)."""
         if not self._alive:
             return
-        flat = [value for address, stack in tasks if stack for value in (address, stack)]
+        fed = self._fed
+        flat = [
+            value for address, stack in tasks if stack and address not in fed for value in (address, stack)
+        ]
         if not flat:
             return
         self._fed.update(flat[::2])
@@ -158,6 +194,39 @@ class StackPrefetch:
             log.info("stack prefetch: cannot write to the second process: %s", exc)
             self._unsent.clear()
             self._alive = False
+
+    def request(self, addresses: list[int]) -> list[int]:
+        """Read the blocks (and then the stacks) of the last :data:`CHILD_SHARE` of these tasks, in
+        walk order; return their addresses (none when there is no block plan or the process failed)."""
+        if not self._alive or self._plan is None:
+            return []
+        share = addresses[len(addresses) - int(len(addresses) * CHILD_SHARE) :]
+        if not share:
+            return []
+        self._fed.update(share)
+        self._requested.update(share)
+        self._unsent += struct.pack(f"<I{2 * len(share)}Q", len(share), *(v for a in share for v in (a, 0)))
+        self._send()
+        return share
+
+    def take_block(self, address: int) -> bytes | None:
+        """The kept bytes of the block of a task :meth:`request` took, waiting for them; ``None``
+        when it has none (unreadable there, or the process failed): read it yourself."""
+        if address not in self._requested:
+            return None
+        self._requested.discard(address)
+        with self._lock:
+            while address not in self._blocks and self._alive:
+                self._send()
+                self._wanted.set()
+                if not self._lock.wait(_PATIENCE):
+                    log.warning("stack prefetch: no block in %s s, reading tasks here", _PATIENCE)
+                    self._alive = False
+                    self._proc.kill()
+            kept = self._blocks.pop(address, None)
+        if kept is not None:
+            self.blocks_read += 1
+        return kept
 
     def take(self, address: int) -> StackWords | None | Literal[False]:
         """The used stack of the task at ``address`` for matching (waiting for it if it was fed),
@@ -196,6 +265,8 @@ class StackPrefetch:
         """Stop the second process (what it has not answered is read by the drgn thread)."""
         self._alive = False
         self._fed.clear()
+        self._requested.clear()
+        self._blocks.clear()
         try:
             os.close(self._stdin)
         except OSError:
@@ -215,18 +286,32 @@ class StackPrefetch:
         try:
             while chunk := os.read(fd, _PIPE_SIZE):
                 pending += chunk
-                at, parsed = 0, []
-                while len(pending) - at >= _HEAD.size:
-                    address, _sp, _length, count = _HEAD.unpack_from(pending, at)
-                    end = at + _HEAD.size + count * _WORD.size
-                    if end > len(pending):
-                        break
-                    parsed.append((address, bytes(pending[at:end])))
+                at, parsed, blocks = 0, [], []
+                while len(pending) - at > _KIND.size:
+                    kind = pending[at]
+                    if kind == _BLOCK:
+                        if len(pending) - at - 1 < _BLOCK_HEAD.size:
+                            break
+                        address, length = _BLOCK_HEAD.unpack_from(pending, at + 1)
+                        begin = at + 1 + _BLOCK_HEAD.size
+                        end = begin + (0 if length == _NO_BLOCK else length)
+                        if end > len(pending):
+                            break
+                        blocks.append((address, None if length == _NO_BLOCK else bytes(pending[begin:end])))
+                    else:
+                        if len(pending) - at - 1 < _HEAD.size:
+                            break
+                        address, _sp, _length, count = _HEAD.unpack_from(pending, at + 1)
+                        end = at + 1 + _HEAD.size + count * _WORD.size
+                        if end > len(pending):
+                            break
+                        parsed.append((address, bytes(pending[at + 1 : end])))
                     at = end
                 del pending[:at]
-                if parsed:
+                if parsed or blocks:
                     with self._lock:
                         self._results.update(parsed)
+                        self._blocks.update(blocks)
                         self._lock.notify_all()
                 if self._wanted.wait(_POLL):
                     self._wanted.clear()
@@ -255,12 +340,30 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-def _serve(vmcore: str, sp_offset: int, stack_size: int, kernel_start: int) -> None:
-    """The second process: read each batch's stacks, answer each task (:data:`_HEAD`, :data:`_WORD`)."""
+def _plan_argument(plan: BlockPlan | None) -> str:
+    """``start:size:stack_at:offset/size,offset/size,...``, or ``-`` without a plan."""
+    if plan is None:
+        return "-"
+    slices = ",".join(f"{offset}/{size}" for offset, size in plan.slices)
+    return f"{plan.start}:{plan.size}:{plan.stack_at}:{slices}"
+
+
+def _parse_plan(text: str) -> BlockPlan | None:
+    if text == "-":
+        return None
+    start, size, stack_at, slices = text.split(":")
+    pairs = tuple((int(o), int(n)) for o, n in (item.split("/") for item in slices.split(",")))
+    return BlockPlan(int(start), int(size), pairs, int(stack_at))
+
+
+def _serve(vmcore: str, sp_offset: int, stack_size: int, kernel_start: int, plan: BlockPlan | None) -> None:
+    """The second process: read each batch's blocks (a task sent with stack 0) and stacks, answer each
+    task (:data:`_BLOCK`, :data:`_STACK` records)."""
     prog = drgn.Program()
     prog.set_core_dump(vmcore)
     read, read_u64 = prog.read, prog.read_u64
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    block, stack = _KIND.pack(_BLOCK), _KIND.pack(_STACK)
     while True:
         head = _read_exactly(stdin, _COUNT.size)
         if head is None:
@@ -269,8 +372,28 @@ def _serve(vmcore: str, sp_offset: int, stack_size: int, kernel_start: int) -> N
         body = _read_exactly(stdin, count * _TASK.size)
         if body is None:
             return
-        out = []
+        out: list[bytes] = []
         for address, base in _TASK.iter_unpack(body):
+            if not base:
+                if plan is None:
+                    return
+                try:
+                    data = read(address + plan.start, plan.size)
+                except drgn.FaultError:
+                    out += (
+                        block,
+                        _BLOCK_HEAD.pack(address, _NO_BLOCK),
+                        stack,
+                        _HEAD.pack(address, 0, _FAULT, 0),
+                    )
+                    continue
+                kept = b"".join(data[offset : offset + size] for offset, size in plan.slices)
+                out += (block, _BLOCK_HEAD.pack(address, len(kept)), kept)
+                base = _QWORD.unpack_from(kept, plan.stack_at)[0]
+                if not base:
+                    out += (stack, _HEAD.pack(address, 0, _FAULT, 0))
+                    continue
+            out.append(stack)
             try:
                 sp = read_u64(address + sp_offset)
                 if not base <= sp < base + stack_size or (base + stack_size - sp) % 8:
@@ -292,4 +415,4 @@ def _serve(vmcore: str, sp_offset: int, stack_size: int, kernel_start: int) -> N
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), _parse_plan(sys.argv[5]))

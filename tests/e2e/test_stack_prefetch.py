@@ -16,6 +16,7 @@ start; matching must not see the difference:
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,31 @@ def test_a_second_process_that_dies_mid_listing_leaves_the_blocks_to_the_drgn_th
     prefetch._proc.kill()  # half-way: the rest is read on the drgn thread
     assert _rows(listing.tasks()) == expected
     assert listing.pid_table_tasks == plain.pid_table_tasks
+
+
+def test_a_closed_second_process_never_closes_a_later_ones_pipe(
+    sample_many: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once one second process is closed and forgotten, the next one still answers (closing the
+    first's pipe by its bare number let the collected file object close the number again: the
+    second's pipe by then)."""
+    monkeypatch.setenv(PREFETCH_ENV, "1")
+    dump = open_sample_dump(sample_many)
+    first = start_prefetch(dump.prog, sample_many.vmcore)
+    assert first is not None
+    first.close()
+    first._proc.wait()
+    first._reader.join(10)  # it ends once its process is gone
+    second = start_prefetch(dump.prog, sample_many.vmcore)
+    assert second is not None
+    del first
+    gc.collect()  # the first's file objects go now, after the second's pipes were made
+    listing = TaskListing(dump.prog, focus_task(dump.prog))
+    listing.step(64)
+    listing.blocks = second
+    listing.tasks()
+    assert second.blocks_read > 0
+    second.close()
 
 
 def _dap_groups_with_and_without(sample: Any, tmp_path: Path) -> None:

@@ -163,7 +163,8 @@ class StackPrefetch:
         self._stdin = self._proc.stdin.fileno()
         _grow_pipe(self._stdin)
         os.set_blocking(self._stdin, False)
-        threading.Thread(target=self._read, name="vmcore-dap-prefetch", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="vmcore-dap-prefetch", daemon=True)
+        self._reader.start()
         log.info("stack prefetch: reading stacks ahead on a second process (pid %d)", self._proc.pid)
 
     def feed(self, tasks: Iterable[tuple[int, int | None]]) -> None:
@@ -267,8 +268,11 @@ class StackPrefetch:
         self._fed.clear()
         self._requested.clear()
         self._blocks.clear()
+        # Through the file object that owns the descriptor: closing the bare number would leave that
+        # object to close it again when collected, by then perhaps another pipe's (a later process's).
+        assert self._proc.stdin is not None
         try:
-            os.close(self._stdin)
+            self._proc.stdin.close()
         except OSError:
             pass
         self._proc.kill()

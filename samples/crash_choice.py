@@ -296,6 +296,11 @@ CRASH_TABLE: tuple[CrashRow, ...] = (
             "log-T": "log -T dates lines from DATE and UPTIME, both wrong: 1969 on 7.2.13",
             "sys:DATE": "crash 9.0.2 prints DATE 'Thu Jan  1 00:00:00 UTC 1970' on 7.2.13; VMCOREINFO's "
             "CRASHTIME is the crash's time",
+            "kmem-addr": (
+                "crash 9.0.2's kmem ADDR of a slab object (init's mm_struct) stops at 'kmem: invalid "
+                "structure member offset: page_first_page' (memory.c compound_head()) on 7.2.13; of a "
+                "vmalloc'd kernel stack it answers"
+            ),
             "kmem-i:swap": (
                 "crash 9.0.2 prints kmem -i's TOTAL SWAP, SWAP USED and SWAP FREE only where the kernel has "
                 "swapper_space or swapper_spaces (memory.c dump_kmeminfo); 7.2.13 has neither (6.12.118 has "

@@ -82,28 +82,23 @@ _PIPE_SIZE = 1 << 20
 _POLL = 0.05
 
 
-#: ``0``: never read stacks on a second process; ``1``: always (where stacks are walked); unset:
-#: only when a CPU is free for it (:func:`free_cpu`).
+#: ``1``: read stacks (and a share of the listing's blocks) on a second process where stacks are
+#: walked; unset or anything else: never. Off by default because it does not pay yet: on the huge
+#: sample with both CPUs of the machine free (6 Dec 02:10, load 1.8–2.0 from the session itself,
+#: 3 alternating rounds) the Kernel view's first render took 3.08 s with it and 3.02 s without,
+#: for 20 MiB more peak memory: the listing then waits for the second process's share (summary
+#: 2.3 s against 1.3 s) as much as the grouping gains (0.7 s against 1.7 s). Where all CPUs are
+#: busy it only takes time from the drgn thread (at load 5 on 2 CPUs the listing took 2.7–3.8 s
+#: of wall time with it, 1.8–2.5 s without).
 PREFETCH_ENV = "VMCORE_DAP_PREFETCH"
-
-
-def free_cpu() -> bool:
-    """Whether another CPU looks free: more CPUs than the last minute's load average plus one (this
-    process's). On a machine whose CPUs are all busy a second process only takes time from the drgn
-    thread: at load 5 on 2 CPUs the listing took 2.7–3.8 s of wall time with it, 1.8–2.5 s without."""
-    try:
-        return (os.cpu_count() or 1) >= os.getloadavg()[0] + 2
-    except OSError:
-        return False
 
 
 def start_prefetch(prog: drgn.Program, vmcore: Path) -> StackPrefetch | None:
     """A second process reading the stacks of ``prog`` (opened on ``vmcore``), or ``None``: where
     the stacks are not matched by walking them (``Arch.stack_signatures``: arm64), as
-    :data:`PREFETCH_ENV` says, or when the process cannot be started."""
+    :data:`PREFETCH_ENV` says (off unless asked for), or when the process cannot be started."""
     arch = arch_of(prog)
-    wanted = os.environ.get(PREFETCH_ENV)
-    if not arch.stack_signatures or wanted == "0" or (wanted != "1" and not free_cpu()):
+    if not arch.stack_signatures or os.environ.get(PREFETCH_ENV) != "1":
         return None
     try:
         return StackPrefetch(

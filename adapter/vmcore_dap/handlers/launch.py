@@ -17,7 +17,7 @@ commands do not wait for it.
 
 While the rest is listed, a second process may read the listed tasks' stacks ahead for matching
 and a share of the rest's ``task_struct`` blocks for the listing itself
-(:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`: where a CPU is free for it).
+(:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`: only with ``VMCORE_DAP_PREFETCH=1``).
 
 Once the list is whole, the same background work goes on to read and match every task's stack
 (:meth:`~vmcore_dap.dump.stacks.service.StackService.match_stacks`, :data:`MATCH_CHUNK` tasks a

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import PROGRESS_INTERVAL, Session
-from vmcore_dap.dump.kernel.locks import BlockedTask, blocked_tasks, format_wait
 from vmcore_dap.dump.kernel.tasks import TaskInfo
-from vmcore_dap.dump.report.crash_report import crash_report
-from vmcore_dap.dump.report.summary import Summary, cpu_tasks, summarize
 from vmcore_dap.dump.stacks.groups import StackGroups
 from vmcore_dap.dump.stacks.service import StackService
-from vmcore_dap.dump.stacks.waits import LockFinder
 from vmcore_dap.errors import InvalidArguments, NotAvailable
 from vmcore_dap.handlers.dump_state import (
     current_dump,
@@ -32,6 +28,12 @@ from vmcore_dap.handlers.dump_state import (
 )
 from vmcore_dap.handlers.source import source_for_address
 from vmcore_dap.handlers.stack import format_frame, frame_listing
+
+if TYPE_CHECKING:
+    # The lock, summary and report modules load on the view's first request, not on the way to the
+    # first picture (every handler module is imported at start).
+    from vmcore_dap.dump.kernel.locks import BlockedTask
+    from vmcore_dap.dump.report.summary import Summary
 
 __all__: list[str] = []
 
@@ -67,6 +69,8 @@ def _thread_body(thread_id: int, info: TaskInfo) -> dict[str, Any]:
 
 
 def _summary(session: Session) -> Summary:
+    from vmcore_dap.dump.report.summary import summarize
+
     kv = _state(session)
     if kv.summary is None:
         dump = current_dump(session)
@@ -114,6 +118,8 @@ def summary(session: Session, args: Args) -> dict[str, Any]:
 @registry.request("vmcore/cpus")
 def cpus(session: Session, args: Args) -> dict[str, Any]:
     """The task that was current on each CPU (online or stopped by the crash), and the function it was in."""
+    from vmcore_dap.dump.report.summary import cpu_tasks
+
     state = dump_state(session)
     rows = []
     for cpu in cpu_tasks(current_dump(session).prog, stacks(session)):
@@ -192,6 +198,9 @@ def stack_groups(session: Session, args: Args) -> dict[str, Any]:
 
 
 def _blocked(session: Session) -> list[BlockedTask]:
+    from vmcore_dap.dump.kernel.locks import blocked_tasks
+    from vmcore_dap.dump.stacks.waits import LockFinder
+
     kv = _state(session)
     if kv.blocked is None:
         service = stacks(session)
@@ -204,6 +213,8 @@ def _blocked(session: Session) -> list[BlockedTask]:
 @registry.request("vmcore/blocked")
 def blocked(session: Session, args: Args) -> dict[str, Any]:
     """Tasks in ``D`` state: the lock each waits for, the lock's owner, how long it has waited."""
+    from vmcore_dap.dump.kernel.locks import format_wait
+
     state = dump_state(session)
     rows = []
     for b in _blocked(session):
@@ -326,6 +337,8 @@ def frame_source(session: Session, args: Args) -> dict[str, Any]:
 def crash_report_request(session: Session, args: Args) -> dict[str, Any]:
     """The crash as Markdown for a bug tracker: ``sys``, the crashed stack with source lines, the oops
     log lines, the top stack groups and the blocked tasks."""
+    from vmcore_dap.dump.report.crash_report import crash_report
+
     state = dump_state(session)
     top = args.integer("groups", 10, minimum=0)
     crashed = None

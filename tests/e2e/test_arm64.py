@@ -243,7 +243,7 @@ def test_disassembly_is_aarch64_with_branch_targets_named(
     branches = [
         m
         for i in instructions.values()
-        if (m := re.fullmatch(r"b\w* #(0x[0-9a-f]+) <([\w.]+)(\+0x[0-9a-f]+)?>", i["instruction"]))
+        if (m := re.fullmatch(r"b\w* (0x[0-9a-f]+) <([\w.]+)(\+0x[0-9a-f]+)?>", i["instruction"]))
     ]
     assert branches, [i["instruction"] for i in instructions.values()]
     for m in branches:

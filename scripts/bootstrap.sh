@@ -14,8 +14,9 @@ say() { printf '[bootstrap] %s\n' "$*" >&2; }
 . "$here/lib.sh"
 
 # What the tests run on the host besides the samples (their builder installs its own): a local
-# debuginfod server for the debuginfod tests, Universal Ctags for the language server's index.
-apt_ensure git make gcc libc6-dev python3 python3-venv debuginfod universal-ctags
+# debuginfod server for the debuginfod tests, Universal Ctags for the language server's index, and
+# binutils for AArch64 (objdump: the oracle of the arm64 disassembly tests besides crash).
+apt_ensure git make gcc libc6-dev python3 python3-venv debuginfod universal-ctags binutils-aarch64-linux-gnu
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -16,6 +16,7 @@ with:
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from tests.e2e._session import (
     stack_of,
     stopped_session,
 )
+from tests.helpers import crash_compare as cc
 from tests.helpers.syscall_abi import syscall_names
 
 pytestmark = pytest.mark.timeout(1200)
@@ -243,12 +245,99 @@ def test_disassembly_is_aarch64_with_branch_targets_named(
     branches = [
         m
         for i in instructions.values()
-        if (m := re.fullmatch(r"b\w* #(0x[0-9a-f]+) <([\w.]+)(\+0x[0-9a-f]+)?>", i["instruction"]))
+        if (m := re.fullmatch(r"b\w* (0x[0-9a-f]+) <([\w.]+)(\+0x[0-9a-f]+)?>", i["instruction"]))
     ]
     assert branches, [i["instruction"] for i in instructions.values()]
     for m in branches:
         symbol = arm64_dump.symbol(int(m[1], 16))
         assert symbol.name == m[2] and (int(m[3] or "0x0", 16) == int(m[1], 16) - symbol.address), m[0]
+
+
+@pytest.fixture(scope="module")
+def arm64_sysrq() -> Any:
+    """sysrq-c on arm64 (kdump): ``make test``'s arm64 sample."""
+    from samples.sample_store import ensure_sample
+
+    return ensure_sample("sysrq-c", kernel=ARM64_KERNEL)
+
+
+#: Functions whose every instruction our disassembly must name as binutils does: the MTE users of
+#: arch/arm64/lib/mte.S (STGM, LDGM, STZ2G, DC GZVA), and users of the unprivileged loads LDTR,
+#: LDTRB and LDTRH (uaccess), which capstone 5.0 decoded as ``(bad)``.
+BINUTILS_CHECKED = (
+    "mte_clear_page_tags",
+    "mte_copy_page_tags",
+    "mte_zero_clear_page_tags",
+    "mte_save_page_tags",
+    "mte_restore_page_tags",
+    "copy_iovec_from_user",
+    "fault_in_readable",
+    "restore_sve_fpsimd_context",
+)
+_OBJDUMP = "aarch64-linux-gnu-objdump"
+_OBJDUMP_ROW = re.compile(r"^\s*([0-9a-f]+):\t[0-9a-f]{8} \t(\S+)")
+
+
+def _binutils_mnemonics(code: bytes, tmp_path: Path) -> dict[int, str]:
+    """binutils' mnemonic at each offset of ``code`` (objdump of binutils-aarch64-linux-gnu)."""
+    import shutil
+    import subprocess
+
+    assert shutil.which(_OBJDUMP), f"{_OBJDUMP} is missing (make setup installs binutils-aarch64-linux-gnu)"
+    path = tmp_path / "code.bin"
+    path.write_bytes(code)
+    out = subprocess.run(
+        [_OBJDUMP, "-D", "-b", "binary", "-m", "aarch64", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {int(m[1], 16): m[2] for row in out.splitlines() if (m := _OBJDUMP_ROW.match(row))}
+
+
+def _ours_and_bytes(client: Any, address: int, size: int) -> tuple[dict[int, str], bytes]:
+    """Our mnemonic at each offset of ``[address, address + size)`` (DAP ``disassemble``), and the bytes
+    there (DAP ``readMemory``)."""
+    body = client.call(
+        "disassemble",
+        {"memoryReference": f"{address:#x}", "instructionOffset": 0, "instructionCount": size // 4},
+    )
+    ours = {int(i["address"], 16) - address: i["instruction"].split()[0] for i in body["instructions"]}
+    memory = client.call("readMemory", {"memoryReference": f"{address:#x}", "count": size})
+    code = base64.b64decode(memory["data"])
+    assert len(code) == size, (hex(address), memory)
+    return ours, code
+
+
+def test_disassembly_names_every_instruction_as_binutils_does(arm64_sysrq: Any, tmp_path: Path) -> None:
+    """Every instruction of :data:`BINUTILS_CHECKED` has the mnemonic objdump gives the same bytes of
+    the dump, and so do the words after sysrq_handle_crash's ``bl panic`` (where the crashed frame's pc
+    points). The dump's bytes, not the vmlinux's: ftrace patches each function's first NOP at boot.
+
+    Those words are no code: they hold the ftrace ops pointer of the next function, written at boot
+    (CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS, v6.4, commit baaf553d3bc3). With KASLR they change on every
+    boot; on some they read as an instruction (``stgp x0, x30, [x3], #96`` on one fresh sample, which
+    capstone 5.0 could not decode while crash's gdb could), on others as none (``.inst``)."""
+    dump = open_sample_dump(arm64_sysrq).prog
+    regions = {name: (dump.symbol(name).address, dump.symbol(name).size) for name in BINUTILS_CHECKED}
+    crash_fn = dump.symbol("sysrq_handle_crash")
+    slot = crash_fn.address + crash_fn.size
+    following = next(address for address in range(slot + 4, slot + 64, 4) if dump.symbols(address))
+    regions["after sysrq_handle_crash"] = (slot, following - slot)
+    with stopped_session(arm64_sysrq, tmp_path) as (client, _):
+        listed = {name: _ours_and_bytes(client, *region) for name, region in regions.items()}
+    wrong = {}
+    for name, (ours, code) in listed.items():
+        theirs = _binutils_mnemonics(code, tmp_path)
+        assert sorted(ours) == sorted(theirs), (name, ours, theirs)
+        differ = [
+            (offset, ours[offset], mnemonic)
+            for offset, mnemonic in theirs.items()
+            if cc.canonical_mnemonic(ours[offset]) != cc.canonical_mnemonic(mnemonic)
+        ]
+        if differ:
+            wrong[name] = differ
+    assert not wrong, f"(offset, ours, binutils') where they differ: {wrong}"
 
 
 def test_console_ps_lists_the_stopped_cpus_idle_task(arm64_oops: Any, tmp_path: Path) -> None:

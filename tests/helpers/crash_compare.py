@@ -283,15 +283,18 @@ def canonical_mnemonic(instruction: str) -> str:
 #: Prefixes gdb prints as words of their own before the mnemonic (``data16 cs nopw 0x0(%rax,%rax,1)``,
 #: the 10-byte NOP padding of 5.10's functions); capstone folds them into the operands.
 _GDB_PREFIXES = frozenset({"data16", "addr32", "cs", "ds", "es", "fs", "gs", "ss", "rex", "rex.W"})
-#: One instruction under gdb's and capstone's names: AT&T size suffixes of calls, returns and NOPs;
-#: and a word that is no instruction (arm64's kCFI type hash before a function: gdb's ``.inst``,
-#: capstone's ``(bad)``).
+#: One instruction under gdb's (binutils') and capstone's names: AT&T size suffixes of calls, returns
+#: and NOPs; A64's condition codes HS and LO, which the Arm ARM defines as other names of CS and CC
+#: (binutils prints ``b.cs``, capstone 6 ``b.hs``); and a word that is no instruction (on arm64, the
+#: ftrace ops pointer between two functions: gdb's ``.inst``, capstone's ``(bad)``).
 _SAME_MNEMONIC = {
     "callq": "call",
     "retq": "ret",
     "jmpq": "jmp",
     "nopw": "nop",
     "nopl": "nop",
+    "b.hs": "b.cs",
+    "b.lo": "b.cc",
     ".inst": "(bad)",
 }
 

@@ -196,3 +196,37 @@ def test_alignment_padding_belongs_to_the_function_before_it(prog: drgn.Program)
     assert disasm.symbolize(prog, end) == f"func_a+{end - BASE:#x}"
     assert disasm.function_range(prog, end) == (BASE, BASE + 0x20, "func_a")
     assert disasm.symbolize(prog, BASE + 0x20) is None  # the next aligned slot is nobody's
+
+
+def _one_function(arch: drgn.Architecture, code: bytes) -> drgn.Program:
+    """A program of one function ``f`` holding ``code`` at :data:`BASE`."""
+    p = drgn.Program(drgn.Platform(arch, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+    p.add_memory_segment(
+        BASE, len(code), lambda address, count, offset, physical: code[offset : offset + count]
+    )
+    f = drgn.Symbol("f", BASE, len(code), drgn.SymbolBinding.GLOBAL, drgn.SymbolKind.FUNC)
+    p.register_symbol_finder("test", drgn.SymbolIndex([f]), enable_index=0)
+    return p
+
+
+def test_a64_words_capstone_5_could_not_decode() -> None:
+    # objdump (binutils 2.40) on these words: stgp x0, x30, [x3], #96 / stgp x0, x30, [x3, #96]! /
+    # stgp x0, x30, [x3, #96] / ldtr x3, [x3]. The first is the word a fresh arm64 sample's crashed
+    # frame pointed at (crash's gdb: stgp); capstone 5.0 decoded none of them.
+    words = (0x68837860, 0x69837860, 0x69037860, 0xF8400863)
+    prog = _one_function(drgn.Architecture.AARCH64, b"".join(w.to_bytes(4, "little") for w in words))
+    insns = disasm.disassemble_function(prog, "f")
+    assert [i.text for i in insns] == [
+        "stgp x0, x30, [x3], #0x60",
+        "stgp x0, x30, [x3, #0x60]!",
+        "stgp x0, x30, [x3, #0x60]",
+        "ldtr x3, [x3]",
+    ]
+    assert not any(i.invalid for i in insns)
+
+
+def test_att_size_suffix_stays_when_no_register_has_the_size() -> None:
+    # objdump: shlq %cl,0x48(%r12) (the count register says nothing of the memory operand's size) but
+    # shl %cl,%eax and mov %rsp,%rbp.
+    prog = _one_function(drgn.Architecture.X86_64, bytes.fromhex("49d3642448d3e04889e5"))
+    assert [i.mnemonic for i in disasm.disassemble_function(prog, "f")] == ["shlq", "shl", "mov"]

@@ -50,6 +50,16 @@ def _panic(oops: str | None, panic: str | None, *report: str) -> PanicInfo:
             [],
             "bad-address",
         ),
+        # arm64 __do_kernel_fault()'s permission faults (5.10 … 7.2) and 7.2's pKVM-protected memory
+        *(
+            (f"Unable to handle kernel {what} at virtual address ffff800080a3c000", "Oops", [], "bad-address")
+            for what in (
+                "write to read-only memory",
+                "execute from non-executable memory",
+                "read from unreadable memory",
+                "access to hypervisor-protected memory",
+            )
+        ),
         ("kernel BUG at fs/ext4/inode.c:1234!", "Oops: invalid opcode: 0000 [#1]", [], "bug"),
         (None, "Kernel panic - not syncing: softlockup: hung tasks", [], "soft-lockup"),
         ("BUG: soft lockup - CPU#1 stuck for 22s! [spin:123]", None, [], "soft-lockup"),

@@ -61,9 +61,9 @@ def _entry(
         entry["presentationHint"] = "invalid"
         if insn.file is None:  # unreadable, or no line: nothing more to say
             return entry
-        # An undecodable word inside a function (arm64's kCFI hash, where the return address of a
-        # noreturn call points) keeps its symbol and line, as gdb and the console's dis show them;
-        # all of them, as after any invalid entry.
+        # An undecodable word inside a function (on arm64, the next function's ftrace ops pointer,
+        # where the return address of a noreturn call points) keeps its symbol and line, as gdb and
+        # the console's dis show them; all of them, as after any invalid entry.
     first = previous is None or previous.invalid or insn.invalid
     if resolve and insn.symbol and (first or insn.function != previous.function):  # type: ignore[union-attr]
         entry["symbol"] = insn.symbol

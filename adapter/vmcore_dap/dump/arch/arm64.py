@@ -59,7 +59,8 @@ class Arm64(Arch):
     pt_regs_registers: Mapping[str, str] = {"sp": "sp", "pc": "pc", "pstate": "pstate"}
     pt_regs_register_arrays: Mapping[str, str] = {"regs": "x"}
     # A64 instructions are 4 bytes, 4-aligned; between functions lie words that are no instruction
-    # (kCFI type hashes before each function, measured on the 6.12 samples).
+    # (on the 6.12 samples: each function's ftrace ops pointer, 8 bytes before it, written at boot;
+    # CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS, v6.4, commit baaf553d3bc3).
     instruction_unit = 4
     pt_regs_ip = "pc"
     pt_regs_sp = "sp"
@@ -138,10 +139,15 @@ class Arm64(Arch):
         return f"interrupted ({entry_function})"
 
     def capstone(self, syntax: Syntax) -> capstone.Cs:
-        """AArch64 in capstone's one syntax (``syntax`` applies to x86 only)."""
+        """AArch64 in capstone's one syntax (``syntax`` applies to x86 only).
+
+        capstone 6 named the architecture ``CS_ARCH_AARCH64`` (5.x: ``CS_ARCH_ARM64``) and decodes what
+        5.x did not: MTE's STGP (a random word read as code, such as the low half of the ftrace ops
+        pointer after a ``noreturn`` call, is one on some boots) and the unprivileged loads LDTR*.
+        """
         import capstone  # on first use, not at import
 
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM | capstone.CS_MODE_LITTLE_ENDIAN)
+        md = capstone.Cs(capstone.CS_ARCH_AARCH64, capstone.CS_MODE_ARM | capstone.CS_MODE_LITTLE_ENDIAN)
         md.detail = True
         md.skipdata = False
         return md

@@ -158,24 +158,33 @@ _ATT_MNEMONIC = {
 }
 
 
+#: The operand size in bytes each AT&T suffix names.
+_ATT_SUFFIX_SIZE = {"b": 1, "w": 2, "l": 4, "q": 8}
+
+
 def _att_mnemonic(insn: Any) -> str:
     """Drop capstone's AT&T size suffix where a register operand already implies the size.
 
     objdump and gdb write ``mov %rsp,%rbp`` and ``xor %eax,%eax`` but ``movq $0x0,(%rax)``; capstone
     always writes the suffix. Sign/zero extensions (``movzbl``, ``movslq``) keep theirs, as in objdump:
-    their capstone name (``movzx``) is not the mnemonic minus one letter.
+    their capstone name (``movzx``) is not the mnemonic minus one letter. The register must be of the
+    suffix's size: in ``shlq %cl,0x48(%r12)`` the count register says nothing of the memory operand's
+    size (capstone 6 lists ``%cl`` as an operand, 5.x did not).
     """
     import capstone
 
     mnemonic: str = _ATT_MNEMONIC.get(insn.mnemonic, insn.mnemonic)
+    size = _ATT_SUFFIX_SIZE.get(mnemonic[-1:])
+    if size is None:
+        return mnemonic
     from capstone import x86
 
     try:
-        has_register = any(op.type == x86.X86_OP_REG for op in insn.operands)
+        has_register = any(op.type == x86.X86_OP_REG and op.size == size for op in insn.operands)
         name = insn.insn_name()
     except capstone.CsError:
         return mnemonic
-    if has_register and mnemonic[-1:] in ("b", "w", "l", "q") and mnemonic[:-1] == name:
+    if has_register and mnemonic[:-1] == name:
         return str(name)
     return mnemonic
 
@@ -334,11 +343,11 @@ def _symbolized_operands(prog: drgn.Program, md: capstone.Cs, insn: Any) -> tupl
                     op_str = f"{op_str} <{name}>"
                 else:
                     op_str = f"{op_str}  # {targets[0]:#x} <{name}>"
-    elif md.arch == capstone.CS_ARCH_ARM64 and is_branch:
-        from capstone import arm64
+    elif md.arch == capstone.CS_ARCH_AARCH64 and is_branch:
+        from capstone import aarch64
 
         for op in operands:
-            if op.type == arm64.ARM64_OP_IMM:
+            if op.type == aarch64.AARCH64_OP_IMM:
                 targets.append(op.imm & 0xFFFFFFFFFFFFFFFF)
         if len(targets) == 1:
             name = symbolize(prog, targets[0], zero_offset=False)
@@ -461,8 +470,9 @@ def _annotate(prog: drgn.Program, insns: Iterable[Instruction]) -> list[Instruct
         if insn.invalid and not insn.bytes:  # unreadable: no line; an undecodable word keeps its own
             out.append(_replace(insn, symbol=symbol, function=sym.name))
             continue
-        # An undecodable word inside a function (arm64's kCFI type hash after a noreturn call, where
-        # the caller's return address points) has its line in the line table, as gdb shows it.
+        # An undecodable word inside a function (on arm64, the next function's ftrace ops pointer after
+        # a noreturn call, where the caller's return address points) has its line in the line table,
+        # as gdb shows it.
         file, line, column = _line_of(prog, sym.address, insn.address)
         out.append(_replace(insn, symbol=symbol, function=sym.name, file=file, line=line, column=column))
     return out

@@ -50,10 +50,16 @@ _OOPS = PanicKind("oops", "oops")
 # - arm64, arch/arm64/mm/fault.c die_kernel_fault(): "Unable to handle kernel NULL pointer
 #   dereference at virtual address …" below PAGE_SIZE, "Unable to handle kernel paging request at
 #   virtual address …" above (the same text in the 5.10, 6.1, 6.12 and 7.2 sources the samples are
-#   built from). Its permission-fault wordings ("… write to read-only memory", "… execute from
-#   non-executable memory", "… read from unreadable memory") match no rule and fall to ``oops``.
+#   built from). A permission fault (__do_kernel_fault(): "… write to read-only memory", "… execute
+#   from non-executable memory", "… read from unreadable memory", in all four) and, in the 7.2
+#   source (not 6.12's), "… access to hypervisor-protected memory" are bad memory accesses too, as
+#   x86-64 words the same faults "unable to handle page fault".
 _NULL_DEREF = r"NULL pointer dereference"
-_BAD_ADDRESS = r"unable to handle (?:page fault|kernel paging request)|Unable to handle kernel paging request"
+_BAD_ADDRESS = (
+    r"unable to handle (?:page fault|kernel paging request)"
+    r"|Unable to handle kernel (?:paging request|write to read-only memory|execute from non-executable"
+    r" memory|read from unreadable memory|access to hypervisor-protected memory)"
+)
 
 _RULES: tuple[tuple[PanicKind, re.Pattern[str]], ...] = tuple(
     (PanicKind(name, label), re.compile(pattern))

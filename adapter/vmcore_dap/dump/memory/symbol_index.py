@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import operator
 from operator import attrgetter
 
 import drgn
@@ -131,18 +130,34 @@ def nearest_symbol(prog: drgn.Program, address: int) -> drgn.Symbol:
     :raises LookupError: when no symbol contains ``address``.
     """
     symbol = prog.symbol(address)
-    labels: list[drgn.Symbol] | None = prog.cache.get(_LABELS_KEY)
-    if labels is None:
-        symbols = _symbols(prog)
-        unsized = itertools.compress(symbols, map(operator.not_, map(_size, symbols)))
-        labels = prog.cache[_LABELS_KEY] = sorted(unsized, key=_address)
+    # A size-0 answer (drgn's when no sized symbol contains the address) bounds nothing: look up to
+    # the address itself.
+    labels = _labels_inside(
+        prog, symbol.address, symbol.address + symbol.size if symbol.size else address + 1
+    )
     i = bisect.bisect_right(labels, address, key=_address) - 1
-    while i >= 0 and labels[i].address > symbol.address:
+    while i >= 0:
         label = labels[i]
         if label.kind not in _NOT_CODE_OR_DATA:
             return label
         i -= 1
     return symbol
+
+
+def _labels_inside(prog: drgn.Program, start: int, end: int) -> list[drgn.Symbol]:
+    """The size-0 symbols after ``start`` and before ``end`` (a containing symbol's range), by
+    address, table order kept among equal addresses; found once per range.
+
+    One pass over the symbol table (about 5 ms on a Debian vmlinux) rather than sorting its 42,000
+    size-0 symbols once (13 ms): a stack names one to three assembly functions (the system call
+    entry, an interrupt's, ``ret_from_fork``), and a whole dump's stacks few more.
+    """
+    cache: dict[tuple[int, int], list[drgn.Symbol]] = prog.cache.setdefault(_LABELS_KEY, {})
+    labels = cache.get((start, end))
+    if labels is None:
+        inside = [s for s in _symbols(prog) if not s.size and start < s.address < end]
+        labels = cache[(start, end)] = sorted(inside, key=_address)
+    return labels
 
 
 def find_symbol(prog: drgn.Program, address: int) -> drgn.Symbol:

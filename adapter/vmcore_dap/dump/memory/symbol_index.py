@@ -21,7 +21,7 @@ from operator import attrgetter
 
 import drgn
 
-__all__ = ["SymbolIndex", "UNDECIDED", "find_symbol", "nearest_symbol", "symbol_index"]
+__all__ = ["SymbolIndex", "UNDECIDED", "find_symbol", "nearest_symbol", "symbol_index", "symbol_or_none"]
 
 _CACHE_KEY = "vmcore_dap_symbol_index"
 _SYMBOLS_KEY = "vmcore_dap_symbols"
@@ -160,19 +160,42 @@ def _labels_inside(prog: drgn.Program, start: int, end: int) -> list[drgn.Symbol
     return labels
 
 
+def _in_a_module(prog: drgn.Program, address: int) -> bool:
+    """Whether a module (the kernel's included) holds ``address``. drgn's ELF symbol finder searches
+    only that module's table, so without one, and with no other symbol finder enabled, there is no
+    symbol to find (heap and per-CPU pointers, user addresses) and no need for drgn's scan."""
+    try:
+        prog.module(address)
+    except LookupError:
+        return False
+    return True
+
+
+def _only_elf_symbols(prog: drgn.Program) -> bool:
+    return prog.enabled_symbol_finders() == ["elf"]
+
+
+def symbol_or_none(prog: drgn.Program, address: int) -> drgn.Symbol | None:
+    """``prog.symbol(address)``, or ``None`` where it finds nothing; an address outside every module
+    (most pointers of a structure: slab objects, stacks, pages) costs no scan of the symbol table
+    (about 0.6 ms each, 20 pointers in a ``task_struct``)."""
+    if not _in_a_module(prog, address) and _only_elf_symbols(prog):
+        return None
+    try:
+        return prog.symbol(address)
+    except LookupError:
+        return None
+
+
 def find_symbol(prog: drgn.Program, address: int) -> drgn.Symbol:
     """``prog.symbol(address)``, through the index when it can decide.
 
     :raises LookupError: as ``prog.symbol`` does.
     """
-    try:
-        prog.module(address)
-    except LookupError:
-        # drgn's ELF symbol finder searches only the module holding the address: with no module
-        # and no other finder there is no answer (per-CPU offsets and user addresses end here).
-        if prog.enabled_symbol_finders() == ["elf"]:
-            raise LookupError(f"could not find symbol containing {address:#x}") from None
-        return prog.symbol(address)
+    if not _in_a_module(prog, address):
+        if _only_elf_symbols(prog):
+            raise LookupError(f"could not find symbol containing {address:#x}")
+        return prog.symbol(address)  # another symbol finder may know it
     index = symbol_index(prog)
     found = index.lookup(address)
     if isinstance(found, drgn.Symbol):

@@ -25,6 +25,7 @@ import drgn
 
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 from vmcore_dap.dump.memory.reading import PAGE_SIZE
+from vmcore_dap.dump.memory.symbol_index import symbol_or_none
 
 __all__ = [
     "Variable",
@@ -161,9 +162,8 @@ def _format_int(value: int, size: int, hex_: bool) -> str:
 def _symbolize(prog: drgn.Program, address: int) -> str:
     if address == 0:
         return ""
-    try:
-        symbol = prog.symbol(address)
-    except LookupError:
+    symbol = symbol_or_none(prog, address)
+    if symbol is None:
         return ""
     offset = address - symbol.address
     return f" <{symbol.name}+{offset:#x}>" if offset else f" <{symbol.name}>"

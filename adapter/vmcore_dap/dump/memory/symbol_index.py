@@ -21,11 +21,20 @@ from operator import attrgetter
 
 import drgn
 
-__all__ = ["SymbolIndex", "UNDECIDED", "find_symbol", "nearest_symbol", "symbol_index", "symbol_or_none"]
+__all__ = [
+    "SymbolIndex",
+    "UNDECIDED",
+    "find_symbol",
+    "nearest_symbol",
+    "remember_symbol",
+    "symbol_index",
+    "symbol_or_none",
+]
 
 _CACHE_KEY = "vmcore_dap_symbol_index"
 _SYMBOLS_KEY = "vmcore_dap_symbols"
 _LABELS_KEY = "vmcore_dap_labels"
+_KNOWN_KEY = "vmcore_dap_symbol_at"
 #: drgn ignores these kinds in address searches.
 _NOT_CODE_OR_DATA = frozenset({drgn.SymbolKind.SECTION, drgn.SymbolKind.FILE, drgn.SymbolKind.TLS})
 #: How many table rows back a lookup looks for an enclosing symbol before deferring to drgn.
@@ -175,16 +184,34 @@ def _only_elf_symbols(prog: drgn.Program) -> bool:
     return prog.enabled_symbol_finders() == ["elf"]
 
 
+def _known_symbols(prog: drgn.Program) -> dict[int, drgn.Symbol | None]:
+    known: dict[int, drgn.Symbol | None] = prog.cache.setdefault(_KNOWN_KEY, {})
+    return known
+
+
 def symbol_or_none(prog: drgn.Program, address: int) -> drgn.Symbol | None:
-    """``prog.symbol(address)``, or ``None`` where it finds nothing; an address outside every module
-    (most pointers of a structure: slab objects, stacks, pages) costs no scan of the symbol table
-    (about 0.6 ms each, 20 pointers in a ``task_struct``)."""
-    if not _in_a_module(prog, address) and _only_elf_symbols(prog):
-        return None
-    try:
-        return prog.symbol(address)
-    except LookupError:
-        return None
+    """``prog.symbol(address)``, or ``None`` where it finds nothing; remembered per address (a dump
+    does not change). An address outside every module (most pointers of a structure: slab objects,
+    stacks, pages) costs no scan of the symbol table (about 0.6 ms each, 20 pointers in a
+    ``task_struct``), nor one :func:`remember_symbol` was told."""
+    known = _known_symbols(prog)
+    if address in known:
+        return known[address]
+    symbol = None
+    if _in_a_module(prog, address) or not _only_elf_symbols(prog):
+        try:
+            symbol = prog.symbol(address)
+        except LookupError:
+            pass
+    known[address] = symbol
+    return symbol
+
+
+def remember_symbol(prog: drgn.Program, address: int, symbol: drgn.Symbol) -> None:
+    """Record ``prog.symbol(address)``'s answer found elsewhere (drgn's ``identify_address_all``
+    yields it), so that :func:`symbol_or_none` does not scan the table again for it: a Variables
+    page notes its pointers first, then renders each with its symbol."""
+    _known_symbols(prog)[address] = symbol
 
 
 def find_symbol(prog: drgn.Program, address: int) -> drgn.Symbol:

@@ -19,7 +19,8 @@ ADAPTER = Path(__file__).resolve().parents[2] / "adapter"
 
 #: Loaded on first use only: the C-expression evaluator and the console's command sets (the
 #: Debug Console's first line), the Kernel view's lock, summary and crash-report modules (its first
-#: request).
+#: request), the disassembler and its listings (the first ``disassemble``, or a frame whose source
+#: file is missing).
 LOADED_ON_FIRST_USE = (
     "vmcore_dap.dump.values.cexpr",
     "vmcore_dap.dump.console.commands",
@@ -28,6 +29,8 @@ LOADED_ON_FIRST_USE = (
     "vmcore_dap.dump.stacks.waits",
     "vmcore_dap.dump.report.summary",
     "vmcore_dap.dump.report.crash_report",
+    "vmcore_dap.dump.disassembly.disasm",
+    "vmcore_dap.dump.disassembly.listing",
 )
 
 _AT_START = """\

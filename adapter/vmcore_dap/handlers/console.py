@@ -28,7 +28,7 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.errors import translate_error
-from vmcore_dap.dump.kernel.panic import panic_log_lines
+from vmcore_dap.dump.kernel.panic import dmesg_text, panic_log_lines
 from vmcore_dap.errors import UserError
 from vmcore_dap.handlers.dump_state import current_dump, dump_state, lookup_frame, thread_task
 from vmcore_dap.handlers.launch import AFTER_STOP
@@ -230,12 +230,11 @@ def announce_panic_log(session: Session) -> None:
 
     Never raises: a dump whose log cannot be read gets one line saying so.
     """
-    # The text of the console's ``log`` (drgn's crash command is this call), without building the
+    # The text of the console's ``log`` (drgn's crash command prints get_dmesg), without building the
     # console: its command sets load on the first console line, not on the way to the first picture.
-    from drgn.helpers.linux.printk import get_dmesg
-
+    # From the records the launch read for the panic facts: the log is not read twice.
     try:
-        lines = panic_log_lines(get_dmesg(_prog(session)).decode(errors="replace"), PANIC_LOG_MAX_LINES)
+        lines = panic_log_lines(dmesg_text(_prog(session)), PANIC_LOG_MAX_LINES)
         if lines:
             session.output("Kernel log up to the panic (type `log` for all of it, `help` for commands):\n")
             emit_output(session, "\n".join(lines) + "\n", "stderr")

@@ -8,17 +8,19 @@ Instruction breakpoints make no sense in a dump: ``supportsInstructionBreakpoint
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import drgn
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
-from vmcore_dap.dump.disassembly.disasm import Instruction, disassemble_at
 from vmcore_dap.errors import InvalidArguments
 from vmcore_dap.handlers.dump_state import current_dump
 from vmcore_dap.handlers.source import resolve_source_path, source_reference_for
+
+if TYPE_CHECKING:  # the disassembler loads on the first disassemble, not on the way to the first stop
+    from vmcore_dap.dump.disassembly.disasm import Instruction
 
 __all__ = ["parse_memory_reference"]
 
@@ -96,6 +98,8 @@ def disassemble(session: Session, args: Args) -> dict[str, Any]:
     if count > _MAX_COUNT:
         raise InvalidArguments(f"disassemble: instructionCount {count} is too large (at most {_MAX_COUNT})")
     resolve = args.boolean("resolveSymbols", True)
+    from vmcore_dap.dump.disassembly.disasm import disassemble_at
+
     insns = disassemble_at(prog, base, args.integer("instructionOffset", 0), count)
     session.check_cancelled()
     out = []

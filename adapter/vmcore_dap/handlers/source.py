@@ -17,17 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.handles import HandleTable
 from vmcore_dap.dap.session import Session
-from vmcore_dap.dump.disassembly.disasm import function_range
-from vmcore_dap.dump.disassembly.listing import Listing, function_listing
 from vmcore_dap.dump.sources.code_location import listing_origin, locate
 from vmcore_dap.errors import NotAvailable
 from vmcore_dap.handlers.dump_state import current_dump, dump_state
+
+if TYPE_CHECKING:  # the disassembler loads with the first listing, not on the way to the first stop
+    from vmcore_dap.dump.disassembly.listing import Listing
 
 __all__ = [
     "SourceInfo",
@@ -103,6 +104,8 @@ def source_reference_for(
         if isinstance(address_or_function, str)
         else address_or_function
     )
+    from vmcore_dap.dump.disassembly.disasm import function_range
+
     found = function_range(prog, address)
     if found is None:
         raise LookupError(f"no function contains address {address:#x}")
@@ -113,6 +116,8 @@ def source_reference_for(
 
 
 def _listing(session: Session, reference: int) -> Listing:
+    from vmcore_dap.dump.disassembly.listing import function_listing
+
     entry = session.component(_SourceState).refs.get(reference)
     if entry.listing is None:
         entry.listing = function_listing(

@@ -217,6 +217,7 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
     hex_ = _hex(args)
     state = session.component(VariablesState)
     entry = state.refs.get(reference)
+    noted = False
     if isinstance(entry, _ScopeEntry):
         if filter_ == "indexed":
             return {"variables": []}
@@ -237,12 +238,18 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
         if structured is not None:
             shown = [(child, None) for child in structured]
         else:
+            kids = render.children(entry.variable, start=start, count=count or None, filter_=filter_)
+            # Noted before they are rendered: a note remembers the symbol drgn found for a pointer,
+            # which the value's ` <symbol>` would otherwise look up again (a scan of drgn's table).
+            views.note_pointers(kid.obj for kid in kids)
+            noted = True
             shown = list(
                 render.render_children(
-                    entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_
+                    entry.variable, start=start, count=count or None, filter_=filter_, hex_=hex_, kids=kids
                 )
             )
-    views.note_pointers(child.obj for child, _ in shown)  # one batch for the page's pointer notes
+    if not noted:
+        views.note_pointers(child.obj for child, _ in shown)  # one batch for the page's pointer notes
     result = []
     for index, (child, rendered) in enumerate(shown):
         if index % 256 == 0:

@@ -80,7 +80,8 @@ class StackFrameInfo:
         registers).
     :param source_file: the file as DWARF names it (map it with
         :mod:`~vmcore_dap.dump.sources.source_map`), or ``None``.
-    :param symbol_offset: ``function+0xoff`` from the symbol table, for frames without source.
+    :param symbol_offset: ``function+0xoff`` from the symbol table, for frames without source
+        (``None`` for a frame with a DWARF function and source: the symbol table is not asked).
     """
 
     kind: str
@@ -177,10 +178,16 @@ def _module_name(prog: drgn.Program, pc: int) -> str | None:
 def _code_frame(prog: drgn.Program, index: int, frame: drgn.StackFrame) -> StackFrameInfo:
     pc = frame.pc
     function = frame.function_name
-    lookup_pc = pc if frame.interrupted else pc - 1
+    try:
+        location = frame.source()
+    except LookupError:
+        location = None
+    has_source = location is not None and bool(location.filename)
+    # The symbol table names only a frame DWARF does not (assembly), or one without source: each
+    # new address costs a scan of drgn's symbol table (about 0.7 ms), ten on the crashed task's stack.
     symbol_name, symbol_offset = (
-        _symbol_offset(prog, pc, nearest=function is None, lookup_pc=lookup_pc)
-        if not frame.is_inline
+        _symbol_offset(prog, pc, nearest=function is None, lookup_pc=pc if frame.interrupted else pc - 1)
+        if not frame.is_inline and (function is None or not has_source)
         else (None, None)
     )
     name = function or symbol_name or f"{pc:#x}"
@@ -196,11 +203,8 @@ def _code_frame(prog: drgn.Program, index: int, frame: drgn.StackFrame) -> Stack
         interrupted=frame.interrupted,
         module=_module_name(prog, pc),
     )
-    try:
-        location = frame.source()
-    except LookupError:
-        location = None
-    if location is not None and location.filename:
+    if has_source:
+        assert location is not None
         info.source_file = location.filename
         info.line = location.line
         info.column = location.column

@@ -169,7 +169,11 @@ class ChainTable(Generic[V]):
     """
 
     def __init__(self, prog: drgn.Program) -> None:
-        self._entries = _entry_ranges(prog)
+        self._prog = prog
+        #: The randomizing entries' address ranges, found on the first chain walked: three symbol
+        #: lookups by name (about 1 ms each in drgn's table) a session with no stack to match (a
+        #: first picture) need not pay.
+        self._entries: list[tuple[int, int]] | None = None
         self._kernel_start = arch_of(prog).kernel_image_start
         #: Where the first frame's return address is, in words above the saved stack pointer.
         self._start: int | None = None
@@ -185,6 +189,8 @@ class ChainTable(Generic[V]):
         """Whether ``pc`` returns into a randomizing entry (asked once per address)."""
         found = self._entry_pcs.get(pc)
         if found is None:
+            if self._entries is None:
+                self._entries = _entry_ranges(self._prog)
             found = self._entry_pcs[pc] = any(lo < pc <= hi for lo, hi in self._entries)
         return found
 

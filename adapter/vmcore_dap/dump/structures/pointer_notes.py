@@ -29,6 +29,7 @@ import drgn
 from vmcore_dap.dump.arch import UnsupportedArchitecture, arch_of
 from vmcore_dap.dump.kernel.task_stacks import STACK_TO_TASK, StackOwners
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
+from vmcore_dap.dump.memory.symbol_index import remember_symbol
 
 __all__ = ["PointerNote", "pointer_note", "pointer_notes"]
 
@@ -151,6 +152,7 @@ def _note(prog: drgn.Program, address: int, identify_cache: dict[object, object]
         if isinstance(found, IdentifiedPage):
             return PointerNote(f"→ struct page of pfn {found.pfn}{_offset(address, found.page.value_())}")
         if isinstance(found, IdentifiedSymbol):
+            remember_symbol(prog, address, found.symbol)  # the value's rendering names it too
             return _symbol_note(prog, address, found.symbol)
     return None
 

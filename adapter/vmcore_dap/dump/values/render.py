@@ -25,6 +25,7 @@ import drgn
 
 from vmcore_dap.dump.memory.page_filter import explain_unreadable
 from vmcore_dap.dump.memory.reading import PAGE_SIZE
+from vmcore_dap.dump.memory.symbol_index import symbol_or_none
 
 __all__ = [
     "Variable",
@@ -161,9 +162,8 @@ def _format_int(value: int, size: int, hex_: bool) -> str:
 def _symbolize(prog: drgn.Program, address: int) -> str:
     if address == 0:
         return ""
-    try:
-        symbol = prog.symbol(address)
-    except LookupError:
+    symbol = symbol_or_none(prog, address)
+    if symbol is None:
         return ""
     offset = address - symbol.address
     return f" <{symbol.name}+{offset:#x}>" if offset else f" <{symbol.name}>"
@@ -554,14 +554,19 @@ def render_children(
     count: int | None = None,
     filter_: str | None = None,
     hex_: bool = False,
+    kids: list[Variable] | None = None,
 ) -> list[tuple[Variable, Rendered]]:
     """:func:`children` of ``var``, each with its :func:`render` (``hex_`` unless it is always hex).
+
+    :param kids: those children, when the caller has listed them already (the Variables handler
+        notes their pointers before they are rendered).
 
     A page of an array of integers, enums, booleans or floats in memory is read once and formatted
     from its bytes (:func:`scalar_page`): rendering element by element costs a drgn read and a type
     lookup each, about 5 µs. The text is the same either way.
     """
-    kids = children(var, start=start, count=count, filter_=filter_)
+    if kids is None:
+        kids = children(var, start=start, count=count, filter_=filter_)
     if kids and var.obj.type_.unaliased_kind() == drgn.TypeKind.ARRAY:
         page = scalar_page(var, start=start, count=count, filter_=filter_, hex_=hex_)
         if page is not None:

@@ -61,7 +61,7 @@ export class AdapterSetup {
         const choice = await vscode.window.showInformationMessage(
             `vmcore: no vmcore-dap adapter is installed. Set one up? The extension creates a Python environment ` +
                 `in VS Code's storage and installs the vmcore-dap ${this.wheel.version} it carries, with drgn, capstone, ` +
-                'pygls and debugpy from PyPI (about 200 MB, a minute or two).',
+                'pygls and debugpy from PyPI (about 230 MB, a minute or two).',
             'Set Up Adapter',
             'Open Settings',
             'Show Log',

@@ -81,9 +81,9 @@ def _serve(reader: BinaryIO, writer: BinaryIO, log_path: str | None) -> None:
     from vmcore_dap.dap.channel import Channel
     from vmcore_dap.dap.transport import Transport
     from vmcore_dap.dump.errors import translate_error
-    from vmcore_dap.handlers import load_all
+    from vmcore_dap.handlers import install
 
-    load_all()
+    install()  # the routes only: a handler module is imported on its first request
     transport = Transport(reader, writer)
     transport.trace = log_path is not None
     Channel(transport, translate_error=translate_error, log_path=log_path).run()

@@ -37,8 +37,8 @@ def skip_drgn_plugins() -> None:
     first picture (issue 18), of which ``importlib.metadata``'s scan is 22 ms, and the two plugins drgn
     ships are only its command sets (``drgn.commands._builtin`` and ``drgn.commands._crash``, which
     imports ``drgn.helpers.linux``: 30–40 ms). The Debug Console imports both itself on its first
-    command line (:mod:`vmcore_dap.dump.console.namespace`), and ``drgn.helpers.linux`` is imported
-    while drgn indexes (:func:`vmcore_dap.handlers.import_at_stop`). A user who sets
+    command line (:mod:`vmcore_dap.dump.console.namespace`), and ``launch`` imports
+    ``drgn.helpers.linux`` (:mod:`vmcore_dap.handlers.launch`). A user who sets
     ``DRGN_PLUGINS`` or ``DRGN_DISABLE_PLUGINS`` gets drgn's behaviour for them.
     """
     if "DRGN_PLUGINS" not in os.environ and DRGN_DISABLE_PLUGINS not in os.environ:

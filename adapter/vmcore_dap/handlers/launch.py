@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# drgn's Linux helpers (30-40 ms to import), which the task and panic modules need: here, before the
+# index, not with the stop's modules alongside it, where the first picture measured 12-51 ms slower
+# by wall (bench/RESULTS.md, first-picture-4). drgn's plugins no longer import them at the open.
+import drgn.helpers.linux  # noqa: F401
+
 from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session

@@ -25,6 +25,26 @@ log = logging.getLogger("vmcore_dap")
 LOG_ENV = "VMCORE_DAP_LOG"
 
 
+#: drgn's plugin switch (a list of plugin names, ``*`` for all), read once per process by the first
+#: ``Program.set_core_dump``.
+DRGN_DISABLE_PLUGINS = "DRGN_DISABLE_PLUGINS"
+
+
+def skip_drgn_plugins() -> None:
+    """Keep drgn from loading its plugins when the dump is opened, unless the user configured them.
+
+    drgn loads every ``drgn.plugins`` entry point in ``set_core_dump``: 77 ms of CPU on the way to the
+    first picture (issue 18), of which ``importlib.metadata``'s scan is 22 ms, and the two plugins drgn
+    ships are only its command sets (``drgn.commands._builtin`` and ``drgn.commands._crash``, which
+    imports ``drgn.helpers.linux``: 30–40 ms). The Debug Console imports both itself on its first
+    command line (:mod:`vmcore_dap.dump.console.namespace`), and ``launch`` imports
+    ``drgn.helpers.linux`` (:mod:`vmcore_dap.handlers.launch`). A user who sets
+    ``DRGN_PLUGINS`` or ``DRGN_DISABLE_PLUGINS`` gets drgn's behaviour for them.
+    """
+    if "DRGN_PLUGINS" not in os.environ and DRGN_DISABLE_PLUGINS not in os.environ:
+        os.environ[DRGN_DISABLE_PLUGINS] = "*"
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="vmcore-dap",
@@ -81,9 +101,9 @@ def _serve(reader: BinaryIO, writer: BinaryIO, log_path: str | None) -> None:
     from vmcore_dap.dap.channel import Channel
     from vmcore_dap.dap.transport import Transport
     from vmcore_dap.dump.errors import translate_error
-    from vmcore_dap.handlers import load_all
+    from vmcore_dap.handlers import install
 
-    load_all()
+    install()  # the routes only: a handler module is imported on its first request
     transport = Transport(reader, writer)
     transport.trace = log_path is not None
     Channel(transport, translate_error=translate_error, log_path=log_path).run()
@@ -140,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.check_launch:
         return _check_launch()
     limit_malloc_arenas()  # before any thread starts (the channel's worker, debugpy's)
+    skip_drgn_plugins()
     _setup_logging(options.log_file)
     log.info("%s at %s", running_versions().line(), sys.executable)
     if options.debugpy is not None:

@@ -1,4 +1,4 @@
-"""Every task's stack read and matched in the background after the stop (``handlers/launch.py``).
+"""Every task's stack read and matched in the background after the stop (``handlers/stop.py``).
 
 Once the task list is whole, the adapter reads and matches every task's stack a step at a time while
 no request waits (``StackService.match_stacks``). What it leaves must be what a request would have

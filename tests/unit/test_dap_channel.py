@@ -23,7 +23,7 @@ from vmcore_dap.dap.session import Session
 from vmcore_dap.dap.transport import Transport
 from vmcore_dap.dump.errors import translate_error
 from vmcore_dap.errors import NotAvailable, UserError
-from vmcore_dap.handlers import load_all
+from vmcore_dap.handlers import ROUTES, load_all
 from vmcore_dap.handlers.lifecycle import REFUSED_COMMANDS
 
 load_all()
@@ -298,6 +298,33 @@ def test_disconnect_ends_the_loop(harness: Harness) -> None:
     assert harness.response(harness.send("disconnect", {}))["success"]
     harness.thread.join(5)
     assert not harness.thread.is_alive()
+
+
+def test_a_handler_that_cannot_be_loaded_is_a_failed_response(harness: Harness) -> None:
+    """A routed module that does not import (a broken installation) fails its request with a message
+    naming it; the adapter goes on answering."""
+    registry.route([registry.Route("_testBroken", "vmcore_dap.handlers._no_such_module")])
+    r = harness.response(harness.send("_testBroken"))
+    assert not r["success"]
+    assert "cannot load its handler (vmcore_dap.handlers._no_such_module" in r["message"], r["message"]
+    assert "reinstall vmcore-dap" in r["message"]
+    assert harness.response(harness.send("_testEcho", {"n": 1}))["success"]
+
+
+def test_every_handler_module_registers_exactly_its_routes() -> None:
+    """The routes are read before any handler module is imported: a route whose module does not
+    register it, or a handler no route leads to, would be a capability without a handler or a
+    handler no client can reach."""
+    for route in ROUTES:
+        handler = registry.load(route.command)
+        assert handler.func.__module__ == route.module, route
+        assert (handler.inline, handler.capabilities) == (route.inline, route.capabilities)
+    routed = {route.command for route in ROUTES}
+    for command in registry.registered_commands():
+        handler = registry.lookup(command)
+        assert handler is not None
+        if handler.func.__module__.startswith("vmcore_dap.handlers."):
+            assert command in routed, f"{command} is registered by {handler.func.__module__} but not routed"
 
 
 def test_capabilities_come_from_the_registry() -> None:

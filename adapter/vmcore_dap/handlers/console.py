@@ -31,7 +31,7 @@ from vmcore_dap.dump.errors import translate_error
 from vmcore_dap.dump.kernel.panic import dmesg_text, panic_log_lines
 from vmcore_dap.errors import UserError
 from vmcore_dap.handlers.dump_state import current_dump, dump_state, lookup_frame, thread_task
-from vmcore_dap.handlers.launch import AFTER_STOP
+from vmcore_dap.handlers.stop import AFTER_STOP
 from vmcore_dap.handlers.variables import PY_PREFIX, REPL_INTERCEPTORS
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def repl_interceptor(session: Session, expression: str, frame_id: int | None) ->
     return None
 
 
-@registry.request("completions", capabilities=("supportsCompletionsRequest",))
+@registry.request("completions")
 def completions(session: Session, args: Args) -> dict[str, Any]:
     """Complete a console line: commands, flags, symbols, ``.``/``->`` member paths."""
     text = args.string("text")
@@ -221,7 +221,6 @@ def completions(session: Session, args: Args) -> dict[str, Any]:
     return {"targets": targets}
 
 
-registry.declare_capability("completionTriggerCharacters", [".", ">", "-"])
 REPL_INTERCEPTORS.append(repl_interceptor)
 
 

@@ -88,7 +88,7 @@ def _entry(
     return entry
 
 
-@registry.request("disassemble", capabilities=("supportsDisassembleRequest",))
+@registry.request("disassemble")
 def disassemble(session: Session, args: Args) -> dict[str, Any]:
     """Disassemble ``instructionCount`` instructions from ``memoryReference`` + ``offset``."""
     prog = _prog(session)

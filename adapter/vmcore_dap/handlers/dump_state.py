@@ -28,19 +28,24 @@ numbers. Everything here that touches drgn must run on the worker thread;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import drgn
+from typing import TYPE_CHECKING
 
 from vmcore_dap.dap.handles import HandleBlocks
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dap.transport import EncodedBody, encode_json
-from vmcore_dap.dump.kernel.panic import PanicInfo
-from vmcore_dap.dump.kernel.tasks import TaskInfo, TaskListing
-from vmcore_dap.dump.opening.opener import Dump
-from vmcore_dap.dump.sources.source_map import SourceMap
-from vmcore_dap.dump.stacks.frames import StackFrameInfo, TaskStack
-from vmcore_dap.dump.stacks.service import FrameRef, StackService
 from vmcore_dap.errors import StaleReference, UserError
+
+if TYPE_CHECKING:
+    # ``launch`` creates the state before it opens the dump; the dump layer's task, panic, stack and
+    # source modules are imported while drgn indexes (:func:`vmcore_dap.handlers.import_at_stop`).
+    import drgn
+
+    from vmcore_dap.dump.kernel.panic import PanicInfo
+    from vmcore_dap.dump.kernel.tasks import TaskInfo, TaskListing
+    from vmcore_dap.dump.opening.opener import Dump
+    from vmcore_dap.dump.sources.source_map import SourceMap
+    from vmcore_dap.dump.stacks.frames import StackFrameInfo, TaskStack
+    from vmcore_dap.dump.stacks.service import FrameRef, StackService
 
 __all__ = [
     "LISTING_CHUNK",
@@ -61,13 +66,20 @@ __all__ = [
 LISTING_CHUNK = 64
 
 
+def _no_source_map() -> SourceMap:
+    """The source map before ``launch`` sets the configured one."""
+    from vmcore_dap.dump.sources.source_map import SourceMap
+
+    return SourceMap()
+
+
 @dataclass
 class DumpState:
     """Per-session state of the dump; created empty, filled by ``launch``."""
 
     dump: Dump | None = None
     panic: PanicInfo | None = None
-    sources: SourceMap = field(default_factory=SourceMap)
+    sources: SourceMap = field(default_factory=_no_source_map)
     stacks: StackService | None = None
     #: The task list; for a large dump only its head is numbered at launch (:meth:`finish_listing`).
     listing: TaskListing | None = None
@@ -95,6 +107,8 @@ class DumpState:
     def open(self, dump: Dump, listing: TaskListing, crashed: drgn.Object | None, panic: PanicInfo) -> None:
         """Take the opened dump and its task list (numbered 1, 2, … in display order: all of it when
         the listing is done, else its head) and publish the thread list."""
+        from vmcore_dap.dump.stacks.service import StackService
+
         tasks = listing.tasks() if listing.done else listing.head
         service = StackService(dump.prog, tasks, crashed.value_() if crashed is not None else None)
         self.panic = panic

@@ -18,7 +18,7 @@ from vmcore_dap.handlers.dump_state import dump_state, thread_task
 __all__: list[str] = []
 
 
-@registry.request("exceptionInfo", capabilities=("supportsExceptionInfoRequest",))
+@registry.request("exceptionInfo")
 def exception_info(session: Session, args: Args) -> dict[str, Any]:
     """Describe the panic for the crashed thread."""
     thread_id = args.integer("threadId")

@@ -10,31 +10,18 @@ from vmcore_dap.dap import registry
 from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.errors import ReadOnlyError
+from vmcore_dap.handlers import REFUSED_COMMANDS
 
 __all__ = ["REFUSED_COMMANDS"]
 
-#: Requests that would run or rewind the target.
-REFUSED_COMMANDS = (
-    "next",
-    "stepIn",
-    "stepOut",
-    "stepBack",
-    "continue",
-    "reverseContinue",
-    "pause",
-    "goto",
-    "restart",
-    "restartFrame",
-)
 
-
-@registry.request("terminate", capabilities=("supportsTerminateRequest",))
+@registry.request("terminate")
 def terminate(session: Session, args: Args) -> None:
     """There is nothing to kill: report the session as terminated after the response."""
     session.after_response(lambda: session.send_event("terminated"))
 
 
-@registry.request("disconnect", inline=True)
+@registry.request("disconnect")
 def disconnect(session: Session, args: Args) -> None:
     """End the session once the response is sent (the adapter process then exits)."""
     session.close()

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _MAX_READ = 16 << 20
 
 
-@registry.request("readMemory", capabilities=("supportsReadMemoryRequest",))
+@registry.request("readMemory")
 def read_memory(session: Session, args: Args) -> dict[str, Any]:
     """Read ``count`` bytes at ``memoryReference`` + ``offset``: readable prefix + unreadable count."""
     prog = current_dump(session).prog

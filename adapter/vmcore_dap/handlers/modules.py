@@ -66,7 +66,7 @@ def _module_body(module: KernelModule) -> dict[str, Any]:
     return body
 
 
-@registry.request("modules", capabilities=("supportsModulesRequest",))
+@registry.request("modules")
 def modules(session: Session, args: Args) -> dict[str, Any]:
     """Return a page of the module list (``startModule``, ``moduleCount``; 0 means all)."""
     modules = _modules(session)
@@ -76,7 +76,7 @@ def modules(session: Session, args: Args) -> dict[str, Any]:
     return {"modules": [_module_body(m) for m in rows], "totalModules": len(modules)}
 
 
-@registry.request("loadedSources", capabilities=("supportsLoadedSourcesRequest",))
+@registry.request("loadedSources")
 def loaded_sources(session: Session, args: Args) -> dict[str, Any]:
     """Return the source files of every row of every stack and of every function in a loaded module."""
     state = session.component(_ModulesState)

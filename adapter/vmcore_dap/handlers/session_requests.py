@@ -12,7 +12,7 @@ from vmcore_dap.versions import INITIALIZE_KEY, running_versions
 __all__: list[str] = []
 
 
-@registry.request("initialize", inline=True)
+@registry.request("initialize")
 def initialize(session: Session, args: Args) -> dict[str, Any]:
     """Record the client's capabilities and answer with ours, computed from the registry, plus the
     versions of the adapter and drgn (the extension warns when they are not the ones it ships)."""
@@ -20,7 +20,7 @@ def initialize(session: Session, args: Args) -> dict[str, Any]:
     return {**registry.capabilities(), INITIALIZE_KEY: running_versions().as_body()}
 
 
-@registry.request("cancel", capabilities=("supportsCancelRequest",), inline=True)
+@registry.request("cancel")
 def cancel(session: Session, args: Args) -> None:
     """Mark a queued or running request (or the request behind a progress report) as cancelled."""
     session.cancel(args.opt_integer("requestId"), args.opt_string("progressId"))

@@ -106,7 +106,7 @@ def format_frame(
     return body
 
 
-@registry.request("stackTrace", capabilities=("supportsDelayedStackTraceLoading",))
+@registry.request("stackTrace")
 def stack_trace(session: Session, args: Args) -> EncodedBody:
     """Return ``levels`` frames of a thread's stack from ``startFrame`` (all when ``levels`` is 0).
 

@@ -17,7 +17,7 @@ from vmcore_dap.handlers.dump_state import dump_state
 __all__: list[str] = []
 
 
-@registry.request("threads", inline=True)
+@registry.request("threads")
 def threads(session: Session, args: Args) -> EncodedBody:
     """List every task, crashed task first, named ``PID 123 comm [S] CPU1``."""
     return dump_state(session).threads_body

@@ -54,9 +54,6 @@ _C_CONTEXTS = frozenset({"hover", "watch", "variables", "clipboard"})
 #: ``clipboard`` copies may be long; other contexts show one line.
 _CLIPBOARD_STRING = 16384
 
-registry.declare_capability("supportsValueFormattingOptions")
-registry.declare_capability("supportsClipboardContext")
-
 
 @dataclass(frozen=True)
 class _ScopeEntry:
@@ -258,7 +255,7 @@ def variables_request(session: Session, args: Args) -> dict[str, Any]:
     return {"variables": result}
 
 
-@registry.request("evaluate", capabilities=("supportsEvaluateForHovers",))
+@registry.request("evaluate")
 def evaluate_request(session: Session, args: Args) -> dict[str, Any]:
     """Evaluate C (hover, watch, variables, clipboard) or drgn Python (repl) in a frame."""
     expression = args.string("expression")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import drgn
+import drgn.commands._builtin  # noqa: F401 - registers drgn's own commands (crash's ``!`` runs its ``sh``)
 import drgn.commands._crash  # noqa: F401 - registers drgn's crash commands
 from drgn.commands import CommandNotFoundError, command
 from drgn.commands._crash.common import CRASH_COMMAND_NAMESPACE

@@ -14,6 +14,7 @@ Progress is reported through a callback so the protocol layer can turn it into D
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,9 +84,17 @@ def _download_progress(progress: ProgressCallback, low: float, high: float) -> d
     return report
 
 
-def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -> Dump:
+def open_dump(
+    config: LaunchConfig,
+    progress: ProgressCallback = _no_progress,
+    *,
+    while_indexing: Callable[[], object] | None = None,
+) -> Dump:
     """Open the dump named by ``config`` and load its debug info.
 
+    :param while_indexing: run on another thread while drgn indexes the vmlinux's DWARF (most of the
+        opening; drgn releases the GIL meanwhile), and waited for: e.g. the caller's imports. What it
+        raises is logged, not raised (whoever needs its work finds it undone).
     :raises UserError: with a message naming the file and the fix, for every expected failure.
     """
     timings: dict[str, float] = {}
@@ -120,7 +129,7 @@ def open_dump(config: LaunchConfig, progress: ProgressCallback = _no_progress) -
     assert vmlinux is not None
     dump = Dump(prog, config, vmfile, vmlinux, release, build_id, warnings=list(vmfile.warnings))
     dump.timings = timings
-    _load_debug_info(dump, progress)
+    _load_debug_info(dump, progress, while_indexing)
     dump.timings["total"] = time.monotonic() - start
     log.info("opened %s with %s in %.2fs: %s", config.vmcore, vmlinux, dump.timings["total"], dump.timings)
     return dump
@@ -185,7 +194,9 @@ def _open_failure(vmfile: VmcoreFile, exc: BaseException) -> UserError:
     return UserError(f"Cannot open vmcore '{path}': drgn could not read it: {exc} (is the file complete?)")
 
 
-def _load_debug_info(dump: Dump, progress: ProgressCallback) -> None:
+def _load_debug_info(
+    dump: Dump, progress: ProgressCallback, while_indexing: Callable[[], object] | None
+) -> None:
     prog = dump.prog
     t0 = time.monotonic()
     # We find files ourselves; drgn's finders would silently pick another vmlinux.
@@ -209,6 +220,7 @@ def _load_debug_info(dump: Dump, progress: ProgressCallback) -> None:
 
     t1 = time.monotonic()
     progress("Indexing kernel debug info", 25)
+    alongside = _start_alongside(while_indexing)
     try:
         prog.type("struct task_struct")
     except LookupError:
@@ -216,6 +228,9 @@ def _load_debug_info(dump: Dump, progress: ProgressCallback) -> None:
             f"Cannot use vmlinux '{dump.vmlinux}': it has no type information (struct task_struct) "
             "(use the unstripped vmlinux from the debug package)"
         ) from None
+    finally:
+        if alongside is not None:
+            alongside.join()
     dump.timings["index"] = time.monotonic() - t1
 
     t2 = time.monotonic()
@@ -269,6 +284,22 @@ def _load_debug_info(dump: Dump, progress: ProgressCallback) -> None:
         )
     dump.timings["modules"] = time.monotonic() - t2
     progress("Debug info loaded", 100)
+
+
+def _start_alongside(job: Callable[[], object] | None) -> threading.Thread | None:
+    """Start ``job`` on its own thread (see ``while_indexing`` of :func:`open_dump`)."""
+    if job is None:
+        return None
+
+    def run() -> None:
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - the caller's job; its failure shows where its work is needed
+            log.exception("work alongside the debug info index failed")
+
+    thread = threading.Thread(target=run, name="vmcore-dap-while-indexing", daemon=True)
+    thread.start()
+    return thread
 
 
 def _enable_module_kallsyms(prog: drgn.Program) -> None:

@@ -14,6 +14,7 @@ import socket
 import sys
 from typing import BinaryIO
 
+from vmcore_dap.drgn_plugins import skip_drgn_plugins
 from vmcore_dap.malloc_arenas import limit_malloc_arenas
 from vmcore_dap.versions import add_version_argument, running_versions
 
@@ -23,26 +24,6 @@ log = logging.getLogger("vmcore_dap")
 
 #: The extension sets this to a file path to get the adapter's log without touching the arguments.
 LOG_ENV = "VMCORE_DAP_LOG"
-
-
-#: drgn's plugin switch (a list of plugin names, ``*`` for all), read once per process by the first
-#: ``Program.set_core_dump``.
-DRGN_DISABLE_PLUGINS = "DRGN_DISABLE_PLUGINS"
-
-
-def skip_drgn_plugins() -> None:
-    """Keep drgn from loading its plugins when the dump is opened, unless the user configured them.
-
-    drgn loads every ``drgn.plugins`` entry point in ``set_core_dump``: 77 ms of CPU on the way to the
-    first picture (issue 18), of which ``importlib.metadata``'s scan is 22 ms, and the two plugins drgn
-    ships are only its command sets (``drgn.commands._builtin`` and ``drgn.commands._crash``, which
-    imports ``drgn.helpers.linux``: 30–40 ms). The Debug Console imports both itself on its first
-    command line (:mod:`vmcore_dap.dump.console.namespace`), and ``launch`` imports
-    ``drgn.helpers.linux`` (:mod:`vmcore_dap.handlers.launch`). A user who sets
-    ``DRGN_PLUGINS`` or ``DRGN_DISABLE_PLUGINS`` gets drgn's behaviour for them.
-    """
-    if "DRGN_PLUGINS" not in os.environ and DRGN_DISABLE_PLUGINS not in os.environ:
-        os.environ[DRGN_DISABLE_PLUGINS] = "*"
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

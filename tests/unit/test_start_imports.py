@@ -98,7 +98,7 @@ def test_launch_leaves_the_stop_s_modules_to_the_index_and_the_rest_to_first_use
     assert "vmcore_dap.handlers.launch" in steps["launch"]
     early = [name for name in IMPORTED_WHILE_INDEXING if name in steps["launch"]]
     assert early == [], f"imported by launch before drgn indexes: {early}"
-    # drgn's helpers (30-40 ms; drgn's plugins no longer load them at the open: drgn_plugins.skip_drgn_plugins)
+    # drgn's helpers (30-40 ms; drgn's plugins no longer load them at the open: drgn_plugins.py)
     # are imported by launch before the index: alongside it they made the first picture slower.
     assert "drgn.helpers.linux" in steps["launch"]
     missing = [name for name in IMPORTED_WHILE_INDEXING if name not in steps["stop"]]

@@ -50,9 +50,10 @@ import drgn
 
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import BlockPlan, block_plan, thread_size
+from vmcore_dap.dump.stacks.idle_cpus import IdleMeter
 from vmcore_dap.dump.stacks.signature import KernelWords, saved_sp_offset
 
-__all__ = ["PREFETCH_ENV", "StackPrefetch", "start_prefetch"]
+__all__ = ["FREE_CPU", "MAX_SHARE", "PREFETCH_ENV", "StackPrefetch", "start_prefetch"]
 
 log = logging.getLogger(__name__)
 
@@ -94,24 +95,35 @@ _PIPE_SIZE = 1 << 20
 _POLL = 0.05
 
 
-#: ``1``: read stacks (and a share of the listing's blocks) on a second process where stacks are
-#: walked; unset or anything else: never. Off by default because it does not pay yet: on the huge
-#: sample with both CPUs of the machine free (6 Dec 02:10, load 1.8–2.0 from the session itself,
-#: 3 alternating rounds) the Kernel view's first render took 3.08 s with it and 3.02 s without,
-#: for 20 MiB more peak memory: the listing then waits for the second process's share (summary
-#: 2.3 s against 1.3 s) as much as the grouping gains (0.7 s against 1.7 s). Where all CPUs are
-#: busy it only takes time from the drgn thread (at load 5 on 2 CPUs the listing took 2.7–3.8 s
-#: of wall time with it, 1.8–2.5 s without).
+#: ``1``: read stacks (and, while it keeps up, a share of the listing's blocks) on a second process
+#: where stacks are walked; ``0``: never; unset or anything else: where a CPU was free while the
+#: dump was opened (:data:`FREE_CPU`). The second process pays only with a CPU of its own: where
+#: every CPU is busy it takes time from the drgn thread (at load 5 on 2 CPUs the listing took
+#: 2.7–3.8 s of wall time with it, 1.8–2.5 s without; bench/RESULTS.md).
 PREFETCH_ENV = "VMCORE_DAP_PREFETCH"
+#: How many CPUs must have sat idle, on average, while the dump was opened (the adapter itself
+#: keeping one busy: :class:`~.idle_cpus.IdleMeter`) for the second process to start on its own.
+#: A two-CPU machine with nothing else running shows about 1.0; one where another process keeps
+#: a CPU busy shows 0.0–0.5.
+FREE_CPU = 0.75
 
 
-def start_prefetch(prog: drgn.Program, vmcore: Path) -> StackPrefetch | None:
+def start_prefetch(prog: drgn.Program, vmcore: Path, meter: IdleMeter | None = None) -> StackPrefetch | None:
     """A second process reading the stacks of ``prog`` (opened on ``vmcore``), or ``None``: where
-    the stacks are not matched by walking them (``Arch.stack_signatures``: arm64), as
-    :data:`PREFETCH_ENV` says (off unless asked for), or when the process cannot be started."""
+    the stacks are not matched by walking them (``Arch.stack_signatures``: arm64), where
+    :data:`PREFETCH_ENV` is ``0``, where it is unset and ``meter`` (running since the dump began
+    to open; none: not measured) saw less than :data:`FREE_CPU` idle, or when the process cannot
+    be started."""
     arch = arch_of(prog)
-    if not arch.stack_signatures or os.environ.get(PREFETCH_ENV) != "1":
+    setting = os.environ.get(PREFETCH_ENV)
+    if not arch.stack_signatures or setting == "0":
         return None
+    if setting != "1":
+        idle = meter.idle_cpus() if meter is not None else 0.0
+        if idle < FREE_CPU:
+            log.info("stack prefetch: off (%.2f CPUs idle while the dump was opened)", idle)
+            return None
+        log.info("stack prefetch: %.2f CPUs idle while the dump was opened", idle)
     try:
         return StackPrefetch(
             vmcore, saved_sp_offset(prog), thread_size(prog), arch.kernel_image_start, block_plan(prog)

@@ -13,10 +13,10 @@ from vmcore_dap.dump.stacks import idle_cpus
 from vmcore_dap.dump.stacks.idle_cpus import IdleMeter
 
 
-def test_idle_cpus_lie_between_none_and_every_cpu() -> None:
+def test_spare_cpus_lie_between_none_and_all_but_one() -> None:
     meter = IdleMeter()
     time.sleep(0.2)
-    assert 0.0 <= meter.idle_cpus() <= (os.cpu_count() or 1)
+    assert 0.0 <= meter.spare_cpus() <= (os.cpu_count() or 1) - 1
 
 
 def _spin_for(seconds: float) -> None:
@@ -25,21 +25,21 @@ def _spin_for(seconds: float) -> None:
         pass
 
 
-def test_cpus_kept_busy_are_not_counted_idle() -> None:
-    """A busy loop on every CPU for the whole interval leaves (nearly) nothing idle. (Threads share
-    the GIL: one process per CPU.)"""
+def test_cpus_kept_busy_by_other_processes_are_not_spare() -> None:
+    """Other processes spinning on every CPU for the whole interval leave (nearly) nothing spare.
+    (Threads share the GIL: one process per CPU.)"""
     spinners = [multiprocessing.Process(target=_spin_for, args=(0.6,)) for _ in range(os.cpu_count() or 1)]
     for spinner in spinners:
         spinner.start()
     time.sleep(0.1)
     meter = IdleMeter()
     time.sleep(0.3)
-    idle = meter.idle_cpus()
+    spare = meter.spare_cpus()
     for spinner in spinners:
         spinner.join()
-    assert idle < 0.5, idle
+    assert spare < 0.5, spare
 
 
 def test_without_proc_stat_nothing_is_idle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(idle_cpus, "_STAT", tmp_path / "no-stat")
-    assert IdleMeter().idle_cpus() == 0.0
+    assert IdleMeter().spare_cpus() == 0.0

@@ -23,11 +23,11 @@ The same process can also read part of the listing's ``task_struct`` blocks
 listing): the last tasks of each batch the listing walks, so that the drgn thread reads the first
 ones meanwhile and finds the rest answered. It keeps only the listed fields' bytes of each block
 (:class:`~vmcore_dap.dump.kernel.tasks.BlockPlan`, about 70 of 2,972 bytes), sends them, then reads
-that task's stack as above. The listing is the critical path (the Kernel view's summary waits for
-it; the stacks are needed only after it), so the share is tuned at run time and is none while the
-process lags behind the stacks (:meth:`StackPrefetch.share`): one process reading every block and
-every stack (46 µs a task at huge) would take longer than the drgn thread takes with the stacks
-alone read ahead (bench/RESULTS.md, "the listing's reads on the second process").
+that task's stack as above. By default it does not: the listing is the critical path (the Kernel
+view's summary waits for it; the stacks are needed only after it), and a block asked for is read
+only after every stack sent before it, so the listing waited (:attr:`StackPrefetch.fixed_share`;
+:meth:`StackPrefetch.share` can tune it from the lag instead; bench/RESULTS.md, "the listing kept
+on the drgn thread").
 
 Anything that goes wrong on the second process (it cannot start, read, or dies) only means the drgn
 thread reads the blocks and stacks itself, as without it.
@@ -95,16 +95,16 @@ _PIPE_SIZE = 1 << 20
 _POLL = 0.05
 
 
-#: ``1``: read stacks (and, while it keeps up, a share of the listing's blocks) on a second process
-#: where stacks are walked; ``0``: never; unset or anything else: where a CPU was free while the
-#: dump was opened (:data:`FREE_CPU`). The second process pays only with a CPU of its own: where
-#: every CPU is busy it takes time from the drgn thread (at load 5 on 2 CPUs the listing took
-#: 2.7–3.8 s of wall time with it, 1.8–2.5 s without; bench/RESULTS.md).
+#: ``1``: read stacks ahead on a second process where stacks are walked; ``0``: never; unset or
+#: anything else: where a CPU was spare while the dump was opened (:data:`FREE_CPU`). With a CPU of
+#: its own it takes the Kernel view's first render at huge from 3.4–4.0 s to 2.3–2.6 s (6 Dec
+#: 05:24, both CPUs free); where every CPU is busy it only takes time from the drgn thread (at load
+#: 5 on 2 CPUs the listing took 2.7–3.8 s of wall time with it, 1.8–2.5 s without).
 PREFETCH_ENV = "VMCORE_DAP_PREFETCH"
-#: How many CPUs must have sat idle, on average, while the dump was opened (the adapter itself
-#: keeping one busy: :class:`~.idle_cpus.IdleMeter`) for the second process to start on its own.
-#: A two-CPU machine with nothing else running shows about 1.0; one where another process keeps
-#: a CPU busy shows 0.0–0.5.
+#: How many CPUs must have been spare, on average, while the dump was opened (all, less what other
+#: processes used, less one for the adapter: :class:`~.idle_cpus.IdleMeter`) for the second process
+#: to start on its own. A two-CPU machine with nothing else running shows 0.96–1.00; one where
+#: another process keeps a CPU busy about 0.
 FREE_CPU = 0.75
 
 
@@ -112,18 +112,18 @@ def start_prefetch(prog: drgn.Program, vmcore: Path, meter: IdleMeter | None = N
     """A second process reading the stacks of ``prog`` (opened on ``vmcore``), or ``None``: where
     the stacks are not matched by walking them (``Arch.stack_signatures``: arm64), where
     :data:`PREFETCH_ENV` is ``0``, where it is unset and ``meter`` (running since the dump began
-    to open; none: not measured) saw less than :data:`FREE_CPU` idle, or when the process cannot
+    to open; none: not measured) saw less than :data:`FREE_CPU` spare, or when the process cannot
     be started."""
     arch = arch_of(prog)
     setting = os.environ.get(PREFETCH_ENV)
     if not arch.stack_signatures or setting == "0":
         return None
     if setting != "1":
-        idle = meter.idle_cpus() if meter is not None else 0.0
-        if idle < FREE_CPU:
-            log.info("stack prefetch: off (%.2f CPUs idle while the dump was opened)", idle)
+        spare = meter.spare_cpus() if meter is not None else 0.0
+        if spare < FREE_CPU:
+            log.info("stack prefetch: off (%.2f CPUs spare while the dump was opened)", spare)
             return None
-        log.info("stack prefetch: %.2f CPUs idle while the dump was opened", idle)
+        log.info("stack prefetch: %.2f CPUs spare while the dump was opened", spare)
     try:
         return StackPrefetch(
             vmcore, saved_sp_offset(prog), thread_size(prog), arch.kernel_image_start, block_plan(prog)
@@ -158,6 +158,8 @@ class StackPrefetch:
         #: grouping takes the first).
         self._answers = bytearray()
         self._starts = array("I")
+        #: How far :meth:`_parse` has indexed :attr:`_answers`.
+        self._parsed = 0
         self._blocks: dict[int, bytes | None] = {}
         #: Task address → its place in the order sent, until :meth:`take` takes its answer.
         self._fed: dict[int, int] = {}
@@ -168,7 +170,10 @@ class StackPrefetch:
         #: How many of the listing's blocks this process has given (:meth:`take_block`).
         self.blocks_read = 0
         #: The share of each listing batch to hand over; ``None``: tuned from the lag (:meth:`share`).
-        self.fixed_share: float | None = None
+        #: None by default: with both CPUs free the listing still waited for the blocks, which the
+        #: process reads after every stack sent before them (summary 2.4–2.8 s tuned, 1.6 s with
+        #: none; bench/RESULTS.md, "the listing kept on the drgn thread").
+        self.fixed_share: float | None = 0.0
         #: How many tasks were sent (each gets one stack answer, in the order sent).
         self._asked = 0
         self._unsent = bytearray()
@@ -236,6 +241,8 @@ class StackPrefetch:
         a process that keeps up still shows up to a poll's worth of them)."""
         if self.fixed_share is not None:
             return self.fixed_share
+        with self._lock:
+            self._parse()
         lag = self._asked - len(self._starts)
         return MAX_SHARE * max(0.0, 1.0 - lag / (2 * batch))
 
@@ -261,6 +268,7 @@ class StackPrefetch:
             return None
         self._requested.discard(address)
         with self._lock:
+            self._parse()
             while address not in self._blocks and self._alive:
                 self._send()
                 self._wanted.set()
@@ -268,6 +276,7 @@ class StackPrefetch:
                     log.warning("stack prefetch: no block in %s s, reading tasks here", _PATIENCE)
                     self._alive = False
                     self._proc.kill()
+                self._parse()
             kept = self._blocks.pop(address, None)
         if kept is not None:
             self.blocks_read += 1
@@ -284,6 +293,7 @@ class StackPrefetch:
             return False
         starts = self._starts
         with self._lock:
+            self._parse()
             while len(starts) <= place and self._alive:
                 self._send()
                 self._wanted.set()
@@ -291,6 +301,7 @@ class StackPrefetch:
                     log.warning("stack prefetch: no answer in %s s, reading stacks here", _PATIENCE)
                     self._alive = False
                     self._proc.kill()
+                self._parse()
             if len(starts) <= place:
                 return False
             answers, at = self._answers, starts[place]
@@ -305,6 +316,32 @@ class StackPrefetch:
                 return KernelWords(sp, length, ((slot, _UPPER_ONES | low) for slot, low in words))
             return KernelWords(sp, length, words)
 
+    def _parse(self) -> None:
+        """Index the answers appended since the last call (under :attr:`_lock`, on the drgn
+        thread): each stack answer's offset in order, each block's kept bytes by address."""
+        answers, at, word_size = self._answers, self._parsed, self._word.size
+        size = len(answers)
+        starts, blocks = self._starts, self._blocks
+        while size - at > _KIND.size:
+            if answers[at] == _BLOCK:
+                if size - at - 1 < _BLOCK_HEAD.size:
+                    break
+                address, length = _BLOCK_HEAD.unpack_from(answers, at + 1)
+                begin = at + 1 + _BLOCK_HEAD.size
+                end = begin + (0 if length == _NO_BLOCK else length)
+                if end > size:
+                    break
+                blocks[address] = None if length == _NO_BLOCK else bytes(answers[begin:end])
+            else:
+                if size - at - 1 < _HEAD.size:
+                    break
+                end = at + 1 + _HEAD.size + _HEAD.unpack_from(answers, at + 1)[3] * word_size
+                if end > size:
+                    break
+                starts.append(at + 1)
+            at = end
+        self._parsed = at
+
     def close(self) -> None:
         """Stop the second process (what it has not answered is read by the drgn thread)."""
         self._alive = False
@@ -313,6 +350,7 @@ class StackPrefetch:
             self._requested.clear()
             self._blocks.clear()
             self._answers = bytearray()
+            self._parsed = 0
         # Through the file object that owns the descriptor: closing the bare number would leave that
         # object to close it again when collected, by then perhaps another pipe's (a later process's).
         assert self._proc.stdin is not None
@@ -324,49 +362,19 @@ class StackPrefetch:
         self._wanted.set()
 
     def _read(self) -> None:
-        # Whatever the pipe holds is taken in one read and parsed in one go, every _POLL s unless
-        # take() waits: this thread needs the GIL, which the drgn thread hands over only every few
-        # ms (sys.getswitchinterval), so waking for every batch would slow the drgn thread down.
+        # Whatever the pipe holds is appended as it is, every _POLL s unless take() waits: one
+        # bytearray append under the GIL, no parsing here. (Parsing each answer on this thread
+        # held the GIL for ~0.3 s at huge, and the drgn thread, handing it over and waiting to get
+        # it back, lost 0.8 s of the listing: the drgn thread parses what it takes instead.)
         stdout = self._proc.stdout
         assert stdout is not None
         fd = stdout.fileno()
         _grow_pipe(fd)
-        pending = bytearray()
-        word_size = self._word.size
         try:
             while chunk := os.read(fd, _PIPE_SIZE):
-                pending += chunk
-                at, parsed, blocks = 0, array("I"), []
-                while len(pending) - at > _KIND.size:
-                    kind = pending[at]
-                    if kind == _BLOCK:
-                        if len(pending) - at - 1 < _BLOCK_HEAD.size:
-                            break
-                        address, length = _BLOCK_HEAD.unpack_from(pending, at + 1)
-                        begin = at + 1 + _BLOCK_HEAD.size
-                        end = begin + (0 if length == _NO_BLOCK else length)
-                        if end > len(pending):
-                            break
-                        blocks.append((address, None if length == _NO_BLOCK else bytes(pending[begin:end])))
-                    else:
-                        if len(pending) - at - 1 < _HEAD.size:
-                            break
-                        address, _sp, _length, count = _HEAD.unpack_from(pending, at + 1)
-                        end = at + 1 + _HEAD.size + count * word_size
-                        if end > len(pending):
-                            break
-                        parsed.append(at + 1)
-                    at = end
-                if parsed or blocks:
-                    with self._lock:
-                        # Stack records are kept where they are, their kind byte and the block
-                        # records in between too: an offset per record, not a copy of each.
-                        base = len(self._answers)
-                        self._answers += pending[:at]
-                        self._starts.extend(base + start for start in parsed)
-                        self._blocks.update(blocks)
-                        self._lock.notify_all()
-                del pending[:at]
+                with self._lock:
+                    self._answers += chunk
+                    self._lock.notify_all()
                 if self._wanted.wait(_POLL):
                     self._wanted.clear()
         except OSError as exc:

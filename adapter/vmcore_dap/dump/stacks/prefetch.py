@@ -161,8 +161,12 @@ class StackPrefetch:
         #: How far :meth:`_parse` has indexed :attr:`_answers`.
         self._parsed = 0
         self._blocks: dict[int, bytes | None] = {}
-        #: Task address → its place in the order sent, until :meth:`take` takes its answer.
-        self._fed: dict[int, int] = {}
+        #: Tasks sent whose answer :meth:`take` has not taken, and every task in the order sent
+        #: (an answer's place; :meth:`take` asks in nearly that order: :attr:`_next` is where it
+        #: looks first). Not a dict of places: 4 MiB more at 50,000 tasks, over 0.8× crash's peak.
+        self._fed: set[int] = set()
+        self._order = array("Q")
+        self._next = 0
         self._requested: set[int] = set()
         self._plan = plan
         #: How each word of a stack answer is sent (:func:`_low_words`).
@@ -215,9 +219,9 @@ class StackPrefetch:
         ]
         if not flat:
             return
-        asked = self._asked
-        fed.update(zip(flat[::2], range(asked, asked + len(flat) // 2), strict=True))
-        self._asked = asked + len(flat) // 2
+        fed.update(flat[::2])
+        self._order.extend(flat[::2])
+        self._asked += len(flat) // 2
         self._unsent += struct.pack(f"<I{len(flat)}Q", len(flat) // 2, *flat)
         self._send()
 
@@ -254,7 +258,8 @@ class StackPrefetch:
         share = addresses[len(addresses) - int(len(addresses) * self.share(len(addresses))) :]
         if not share:
             return []
-        self._fed.update(zip(share, range(self._asked, self._asked + len(share)), strict=True))
+        self._fed.update(share)
+        self._order.extend(share)
         self._asked += len(share)
         self._requested.update(share)
         self._unsent += struct.pack(f"<I{2 * len(share)}Q", len(share), *(v for a in share for v in (a, 0)))
@@ -288,9 +293,10 @@ class StackPrefetch:
         stack is not readable as a sleeping task's (as :meth:`.signature.StackReader.read` would
         say); ``False`` when this process has no answer (not fed, a read failed there, or the second
         process failed): read it yourself."""
-        place = self._fed.pop(address, None)
-        if place is None:
+        if address not in self._fed:
             return False
+        self._fed.discard(address)
+        place = self._place(address)
         starts = self._starts
         with self._lock:
             self._parse()
@@ -315,6 +321,20 @@ class StackPrefetch:
             if self._word is _LOW_WORD:
                 return KernelWords(sp, length, ((slot, _UPPER_ONES | low) for slot, low in words))
             return KernelWords(sp, length, words)
+
+    def _place(self, address: int) -> int:
+        """Where the answer for a task sent (``address``) lies in the order sent: the grouping takes
+        them in task order, which is the PID table's walk order, so nearly always at :attr:`_next`."""
+        order, at = self._order, self._next
+        if at < len(order) and order[at] == address:
+            self._next = at + 1
+            return at
+        try:
+            place = order.index(address, at)
+        except ValueError:
+            return order.index(address)
+        self._next = place + 1
+        return place
 
     def _parse(self) -> None:
         """Index the answers appended since the last call (under :attr:`_lock`, on the drgn
@@ -347,6 +367,7 @@ class StackPrefetch:
         self._alive = False
         with self._lock:
             self._fed.clear()
+            self._order = array("Q")
             self._requested.clear()
             self._blocks.clear()
             self._answers = bytearray()

@@ -93,6 +93,8 @@ _PATIENCE = 10.0
 _PIPE_SIZE = 1 << 20
 #: Seconds between two reads of the answers while nobody waits for one.
 _POLL = 0.05
+#: Every how many answers taken in order the ones before are let go (:meth:`StackPrefetch.take`).
+_DROP_EVERY = 1024
 
 
 #: ``1``: read stacks ahead on a second process where stacks are walked; ``0``: never; unset or
@@ -158,8 +160,11 @@ class StackPrefetch:
         #: grouping takes the first).
         self._answers = bytearray()
         self._starts = array("I")
-        #: How far :meth:`_parse` has indexed :attr:`_answers`.
+        #: How far :meth:`_parse` has indexed :attr:`_answers`; how many bytes were let go from
+        #: its front (:attr:`_starts` counts from before them).
         self._parsed = 0
+        self._dropped = 0
+        self._in_order = True
         self._blocks: dict[int, bytes | None] = {}
         #: Tasks sent whose answer :meth:`take` has not taken, and every task in the order sent
         #: (an answer's place; :meth:`take` asks in nearly that order: :attr:`_next` is where it
@@ -310,7 +315,17 @@ class StackPrefetch:
                 self._parse()
             if len(starts) <= place:
                 return False
-            answers, at = self._answers, starts[place]
+            answers, at = self._answers, starts[place] - self._dropped
+            if at < 0:  # taken out of order after its bytes were let go: read it yourself
+                return False
+            if self._in_order and not place % _DROP_EVERY:
+                # Every answer taken so far came in the order sent, so those before this one are
+                # taken: let their bytes go, so that the blob shrinks as the grouping goes (del
+                # from the front of a bytearray is cheap).
+                del answers[: at - 1]
+                self._dropped += at - 1
+                self._parsed -= at - 1
+                at = 1
             sp, length, count = _HEAD.unpack_from(answers, at)[1:]
             if length == _FAULT:
                 return False
@@ -329,6 +344,7 @@ class StackPrefetch:
         if at < len(order) and order[at] == address:
             self._next = at + 1
             return at
+        self._in_order = False  # some answer is taken out of order: none is let go any more
         try:
             place = order.index(address, at)
         except ValueError:
@@ -358,7 +374,7 @@ class StackPrefetch:
                 end = at + 1 + _HEAD.size + _HEAD.unpack_from(answers, at + 1)[3] * word_size
                 if end > size:
                     break
-                starts.append(at + 1)
+                starts.append(at + 1 + self._dropped)
             at = end
         self._parsed = at
 
@@ -372,6 +388,7 @@ class StackPrefetch:
             self._blocks.clear()
             self._answers = bytearray()
             self._parsed = 0
+            self._dropped = 0
         # Through the file object that owns the descriptor: closing the bare number would leave that
         # object to close it again when collected, by then perhaps another pipe's (a later process's).
         assert self._proc.stdin is not None

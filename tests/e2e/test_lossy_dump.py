@@ -37,7 +37,7 @@ from tests.helpers.kdump_patch import copy_excluding_pages, dump_level
 
 from vmcore_dap.dump.kernel.panic import focus_task
 from vmcore_dap.dump.kernel.tasks import TaskListing
-from vmcore_dap.dump.stacks.prefetch import PREFETCH_ENV, start_prefetch
+from vmcore_dap.dump.stacks.prefetch import MAX_SHARE, PREFETCH_ENV, start_prefetch
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -283,6 +283,8 @@ def test_planted_lossy_dump_listed_alike_with_blocks_read_on_a_second_process(
         listing = TaskListing(prog, focus_task(prog), problems=problems)
         prefetch = start_prefetch(prog, planted.vmcore) if second_process else None
         assert (prefetch is not None) == second_process
+        if prefetch is not None:
+            prefetch.fixed_share = MAX_SHARE  # blocks there however far it lags
         done = listing.step(64)
         listing.blocks = prefetch
         while not done:

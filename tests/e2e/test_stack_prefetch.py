@@ -26,7 +26,7 @@ from tests.helpers.dap_client import DapClient
 
 from vmcore_dap.dump.kernel.panic import crashed_task, focus_task
 from vmcore_dap.dump.kernel.tasks import TaskInfo, TaskListing
-from vmcore_dap.dump.stacks.prefetch import PREFETCH_ENV, StackPrefetch, start_prefetch
+from vmcore_dap.dump.stacks.prefetch import MAX_SHARE, PREFETCH_ENV, StackPrefetch, start_prefetch
 from vmcore_dap.dump.stacks.service import StackService
 from vmcore_dap.dump.stacks.signature import StackReader
 
@@ -76,7 +76,7 @@ def test_prefetched_words_walk_the_same_chains(sample_many: Any, monkeypatch: py
         if ahead is None or own is None:
             assert ahead is None and own is None, info.display_name
             continue
-        assert (ahead.sp, len(ahead.data)) == (own.sp, len(own.data))
+        assert (ahead.sp, ahead.size) == (own.sp, own.size)
         assert chains.chain_of(ahead) == chains.chain_of(own), info.display_name
         compared += 1
     assert compared > len(prefetched.tasks) * 0.9  # nearly every task was read ahead
@@ -110,6 +110,7 @@ def _listing(sample: Any, prefetched: bool, monkeypatch: pytest.MonkeyPatch) -> 
     listing = TaskListing(dump.prog, focus_task(dump.prog), problems=[])
     prefetch = start_prefetch(dump.prog, sample.vmcore)
     if prefetch is not None:
+        prefetch.fixed_share = MAX_SHARE  # blocks there whether or not it keeps up
         listing.on_listed = lambda tasks: prefetch.feed((t.address, t.stack) for t in tasks)
     listing.step(64)
     listing.blocks = prefetch
@@ -164,6 +165,7 @@ def test_a_closed_second_process_never_closes_a_later_ones_pipe(
     first._reader.join(10)  # it ends once its process is gone
     second = start_prefetch(dump.prog, sample_many.vmcore)
     assert second is not None
+    second.fixed_share = MAX_SHARE
     del first
     gc.collect()  # the first's file objects go now, after the second's pipes were made
     listing = TaskListing(dump.prog, focus_task(dump.prog))
@@ -172,6 +174,31 @@ def test_a_closed_second_process_never_closes_a_later_ones_pipe(
     listing.tasks()
     assert second.blocks_read > 0
     second.close()
+
+
+def test_the_share_of_blocks_follows_how_far_the_second_process_lags(
+    sample_many: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tuned from the lag (not the default): no blocks while thousands of stacks are unanswered
+    (the listing would wait for them); the most once every stack asked for is answered."""
+    listing, prefetch = _listing(sample_many, True, monkeypatch)
+    assert isinstance(prefetch, StackPrefetch)
+    tasks = listing.tasks()
+    others = [t for t in tasks if t.stack]
+    # Listed with share MAX_SHARE: ask for every stack again on a fresh process, all at once.
+    prefetch.close()
+    fresh = start_prefetch(listing.prog, sample_many.vmcore)
+    assert fresh is not None
+    assert fresh.fixed_share == 0.0  # none unless asked for (bench/RESULTS.md)
+    fresh.fixed_share = None  # tuned from the lag
+    fresh.feed((t.address, t.stack) for t in others)
+    assert len(others) > 4 * 1024
+    assert fresh.share(1024) == 0.0  # 5,000 stacks asked for, none answered yet
+    assert fresh.request([t.address for t in others[:1024]]) == []
+    answered = sum(1 for t in others if fresh.take(t.address) is not False)
+    assert answered == len(others)
+    assert fresh.share(1024) == MAX_SHARE  # every stack answered: it keeps up
+    fresh.close()
 
 
 def _dap_groups_with_and_without(sample: Any, tmp_path: Path) -> None:

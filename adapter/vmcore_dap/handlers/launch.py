@@ -22,6 +22,7 @@ from vmcore_dap.dap.args import Args
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dump.opening.launch_config import LaunchConfig
 from vmcore_dap.dump.opening.opener import open_dump
+from vmcore_dap.dump.stacks.idle_cpus import IdleMeter
 from vmcore_dap.errors import SettingError, UserError
 from vmcore_dap.handlers import import_at_stop
 from vmcore_dap.handlers.dump_state import dump_state
@@ -48,6 +49,7 @@ def _launch(session: Session, args: Args) -> None:
             "(start a new debug session for another dump)"
         )
     with session.progress("Opening vmcore", message=str(config.vmcore)) as progress:
+        meter = IdleMeter()  # whether a CPU is spare for the stack prefetch, seen while opening
         dump = open_dump(
             config,
             lambda message, percentage: progress.update(message, percentage),
@@ -55,5 +57,5 @@ def _launch(session: Session, args: Args) -> None:
         )
         from vmcore_dap.handlers.stop import take_dump  # imported while drgn indexed
 
-        take_dump(session, state, dump, progress)
+        take_dump(session, state, dump, progress, meter)
     session.after_response(lambda: session.send_event("initialized"))

@@ -14,8 +14,8 @@ Kernel view, "tasks in this function") finish the list first; the Call Stack, va
 commands do not wait for it.
 
 While the rest is listed, a second process may read the listed tasks' stacks ahead for matching
-and a share of the rest's ``task_struct`` blocks for the listing itself
-(:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`: only with ``VMCORE_DAP_PREFETCH=1``).
+(:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`: where a CPU was spare while the dump was
+opened, or as ``VMCORE_DAP_PREFETCH`` forces).
 
 Once the list is whole, the same background work goes on to read and match every task's stack
 (:meth:`~vmcore_dap.dump.stacks.service.StackService.match_stacks`, :data:`MATCH_CHUNK` tasks a
@@ -44,6 +44,7 @@ from vmcore_dap.dump.kernel.panic import crashed_task, focus_task, panic_info
 from vmcore_dap.dump.kernel.tasks import TaskListing
 from vmcore_dap.dump.opening.opener import Dump
 from vmcore_dap.dump.sources.source_map import SourceMap
+from vmcore_dap.dump.stacks.idle_cpus import IdleMeter
 from vmcore_dap.dump.stacks.prefetch import start_prefetch
 from vmcore_dap.errors import UserError
 from vmcore_dap.handlers.dump_state import (
@@ -77,9 +78,15 @@ MATCH_CHUNK = 64
 MATCH_QUIET = 0.1
 
 
-def take_dump(session: Session, state: DumpState, dump: Dump, progress: Progress) -> None:
+def take_dump(
+    session: Session, state: DumpState, dump: Dump, progress: Progress, meter: IdleMeter | None = None
+) -> None:
     """Read the opened dump's task list (its head, for a large dump) and panic facts, and make it the
-    session's (``launch``'s last step, still inside its progress report)."""
+    session's (``launch``'s last step, still inside its progress report).
+
+    :param meter: running since the dump began to open: whether a CPU is spare for the stack
+        prefetch (:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`).
+    """
     config = dump.config
     t0 = time.monotonic()
     progress.update("Reading tasks and the kernel log", 100)
@@ -88,7 +95,7 @@ def take_dump(session: Session, state: DumpState, dump: Dump, progress: Progress
         crashed = crashed_task(dump.prog)
         # The task shown at the stop heads the list: the crashed one, or CPU 0's without a panic.
         listing = TaskListing(dump.prog, focus_task(dump.prog), problems=dump.warnings)
-        prefetch = start_prefetch(dump.prog, config.vmcore) if _large(listing) else None
+        prefetch = start_prefetch(dump.prog, config.vmcore, meter) if _large(listing) else None
         if prefetch is not None:
             listing.on_listed = lambda tasks: prefetch.feed((t.address, t.stack) for t in tasks)
         # The first chunk here, so a dump whose PID table cannot be read is refused now.

@@ -43,7 +43,7 @@ from vmcore_dap.dump.stacks.frames import NO_KERNEL_STACK, StackFrameInfo, TaskS
 from vmcore_dap.dump.stacks.groups import NO_STACK, UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_rows
 from vmcore_dap.dump.stacks.prefetch import StackPrefetch
-from vmcore_dap.dump.stacks.signature import ChainTable, StackReader, StackWords
+from vmcore_dap.dump.stacks.signature import ChainTable, StackReader, StackWords, UsedStack
 
 __all__ = ["CHECK_EVERY", "CheckCallback", "FrameRef", "FunctionIndex", "StackService"]
 
@@ -378,7 +378,7 @@ class StackService:
         self.unwound += 1
         return unwind_task(self.prog, info.task)
 
-    def _unwind_own(self, key: int, words: StackWords | None) -> TaskStack:
+    def _unwind_own(self, key: int, words: UsedStack | None) -> TaskStack:
         """Unwind task ``key`` itself, keep its presented stack, and teach the chain table from it.
 
         :param words: its stack, when already read.
@@ -417,9 +417,9 @@ class StackService:
             self._representative_of[key] = representative
         return self._stacks[representative]
 
-    def _matching_words(self, key: int) -> StackWords | None:
+    def _matching_words(self, key: int) -> UsedStack | None:
         """Task ``key``'s used stack for matching only: read ahead by :attr:`prefetch` when it was
-        (the words below the kernel image zero), else read here (:meth:`_words`)."""
+        (its kernel-image words only), else read here (:meth:`_words`)."""
         if self.prefetch is not None:
             info = self.tasks[key]
             if not info.on_cpu and key != self.crashed_key:

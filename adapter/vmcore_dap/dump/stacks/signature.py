@@ -40,15 +40,26 @@ from __future__ import annotations
 
 import itertools
 import struct
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import drgn
 
 from vmcore_dap.dump.arch import arch_of
 from vmcore_dap.dump.kernel.tasks import thread_size
 
-__all__ = ["ChainKey", "ChainTable", "StackReader", "StackWords", "read_stack_words", "saved_sp_offset"]
+__all__ = [
+    "ChainKey",
+    "ChainTable",
+    "KernelWords",
+    "StackReader",
+    "StackWords",
+    "UsedStack",
+    "read_stack_words",
+    "saved_sp_offset",
+]
 
 #: ``("entry", ((slot, return address), …))`` for a chain that reaches a randomizing entry, or
 #: ``("end", chain, stack bytes used)`` for one that ended the representative's unwinding.
@@ -75,6 +86,18 @@ class StackWords:
     def top(self) -> int:
         return self.sp + len(self.data)
 
+    @property
+    def size(self) -> int:
+        """Bytes used, from ``sp`` to the top."""
+        return len(self.data)
+
+    @property
+    def slots(self) -> _Slots:
+        """The words from ``sp`` up, by index (on a little-endian host a view: nothing is copied)."""
+        if _LITTLE_HOST and not len(self.data) % 8:
+            return memoryview(self.data).cast("Q")
+        return [word for (word,) in _WORD.iter_unpack(self.data[: len(self.data) // 8 * 8])]
+
     def word(self, index: int) -> int | None:
         """The word ``index`` words above ``sp``, or ``None`` past the top."""
         at = index * 8
@@ -85,6 +108,50 @@ class StackWords:
 
 
 _WORD = struct.Struct("<Q")
+#: Whether a native ``Q`` is the dump's ``<Q`` (stacks are walked on x86-64 dumps only).
+_LITTLE_HOST = sys.byteorder == "little"
+
+
+class _Slots(Protocol):
+    """Words by index above the saved stack pointer."""
+
+    def __getitem__(self, index: int, /) -> int: ...
+
+
+class _ZeroElsewhere(dict[int, int]):
+    """Slot → word, reading 0 at every slot not held (indexing stays a C-level dict lookup)."""
+
+    def __missing__(self, key: int) -> int:
+        return 0
+
+
+class KernelWords:
+    """A sleeping task's used stack with only its words at or above the kernel image's start, the
+    rest reading 0: what a second process sends (:mod:`.prefetch`), about 19 of 170 words. Enough to
+    match: :class:`ChainTable` reads and learns only words in the kernel image (a walk ends at the
+    first word below it), so it walks and registers these exactly as the whole stack."""
+
+    __slots__ = ("size", "slots", "sp")
+
+    def __init__(self, sp: int, size: int, words: Iterable[tuple[int, int]]) -> None:
+        """:param words: ``(slot, word)`` pairs, slot = index above ``sp``."""
+        self.sp = sp
+        self.size = size
+        self.slots: _Slots = _ZeroElsewhere(words)
+
+    @property
+    def top(self) -> int:
+        return self.sp + self.size
+
+    def word(self, index: int) -> int | None:
+        """The word ``index`` words above ``sp`` (0 where not held), or ``None`` past the top."""
+        if index < 0 or index * 8 + 8 > self.size:
+            return None
+        return self.slots[index]
+
+
+#: A used stack as :class:`ChainTable` reads it: all of it, or its kernel-image words.
+UsedStack = StackWords | KernelWords
 
 
 def saved_sp_offset(prog: drgn.Program) -> int:
@@ -194,12 +261,12 @@ class ChainTable(Generic[V]):
             found = self._entry_pcs[pc] = any(lo < pc <= hi for lo, hi in self._entries)
         return found
 
-    def find(self, words: StackWords) -> V | None:
+    def find(self, words: UsedStack) -> V | None:
         """What was registered for a stack whose chain equals that of ``words``, or ``None``."""
         key = self.chain_of(words)
         return self._by_chain[key] if key is not None else None
 
-    def chain_of(self, words: StackWords) -> ChainKey | None:
+    def chain_of(self, words: UsedStack) -> ChainKey | None:
         """The registered chain that ``words`` follows, or ``None``.
 
         The walk follows every size seen for a function's frame; a wrong one puts the next slots off
@@ -210,13 +277,12 @@ class ChainTable(Generic[V]):
         return self._walk(words, self._start, (), [_MAX_WAYS])
 
     def _walk(
-        self, words: StackWords, slot: int, chain: tuple[tuple[int, int], ...], ways: list[int]
+        self, words: UsedStack, slot: int, chain: tuple[tuple[int, int], ...], ways: list[int]
     ) -> ChainKey | None:
         # Runs once per task of the dump (50,000 times for a large one): the table's attributes are
         # locals and the chain a list, made a tuple only for a lookup.
-        data = words.data
-        last = len(data) - 8
-        unpack = _WORD.unpack_from
+        slots = words.slots
+        count = words.size // 8
         kernel_start = self._kernel_start
         entry_pcs = self._entry_pcs
         ends = self._ends
@@ -224,10 +290,9 @@ class ChainTable(Generic[V]):
         by_chain = self._by_chain
         links = list(chain)
         for _ in range(_MAX_FRAMES):
-            at = slot * 8
-            if at < 0 or at > last:
+            if slot < 0 or slot >= count:
                 return None
-            pc = unpack(data, at)[0]
+            pc = slots[slot]
             if pc < kernel_start:
                 return None
             links.append((slot, pc))
@@ -238,7 +303,7 @@ class ChainTable(Generic[V]):
                 key: ChainKey = ("entry", tuple(links))
                 return key if key in by_chain else None
             if pc in ends:
-                key = ("end", tuple(links), len(data))
+                key = ("end", tuple(links), words.size)
                 if key in by_chain:
                     return key
             sizes = sizes_of.get(pc)
@@ -257,7 +322,7 @@ class ChainTable(Generic[V]):
             slot += sizes[0] // 8
         return None
 
-    def register(self, words: StackWords, trace: drgn.StackTrace | None, value: V) -> bool:
+    def register(self, words: UsedStack, trace: drgn.StackTrace | None, value: V) -> bool:
         """Learn the frames of ``trace`` (drgn's unwinding of the task whose stack is ``words``) and
         record ``value`` under its chain; return whether it has one (an unwinding that leaves the
         stack or finds a return address elsewhere than at its frame's end, e.g. in an interrupt's
@@ -293,7 +358,7 @@ class ChainTable(Generic[V]):
             key = ("entry", tuple(chain))
         else:
             self._ends.add(chain[-1][1])
-            key = ("end", tuple(chain), len(words.data))
+            key = ("end", tuple(chain), words.size)
         self._by_chain.setdefault(key, value)
         return True
 

@@ -82,9 +82,10 @@ _NO_BLOCK = 0xFFFF
 #: request`), and only while it keeps up with the stacks: it reads a block and a stack in about
 #: 40 µs a task, the drgn thread a block and describes it in about 24 µs. A fixed 3/8 made the
 #: listing wait for it on two free CPUs (summary 2.3 s against 1.3 s at huge, 6 Dec 02:10): the
-#: listing is on the Kernel view's critical path, the stacks only after it. So the share is tuned
-#: at run time from how far the second process lags (:meth:`StackPrefetch.share`): none while
-#: more than a batch of stacks is unanswered — at huge on this machine, nearly always.
+#: listing is on the Kernel view's critical path, the stacks only after it. The share can be tuned
+#: at run time from how far the second process lags (:meth:`StackPrefetch.share`: none while more
+#: than a batch of stacks is unanswered), but even so the listing waited, so by default none is
+#: handed over (:attr:`StackPrefetch.fixed_share` 0.0).
 MAX_SHARE = 3 / 8
 _QWORD = struct.Struct("<Q")
 #: Seconds :meth:`StackPrefetch.take` waits without any answer before it stops using the process.
@@ -179,7 +180,7 @@ class StackPrefetch:
         #: How many of the listing's blocks this process has given (:meth:`take_block`).
         self.blocks_read = 0
         #: The share of each listing batch to hand over; ``None``: tuned from the lag (:meth:`share`).
-        #: None by default: with both CPUs free the listing still waited for the blocks, which the
+        #: 0.0 by default: with both CPUs free the listing still waited for the blocks, which the
         #: process reads after every stack sent before them (summary 2.4–2.8 s tuned, 1.6 s with
         #: none; bench/RESULTS.md, "the listing kept on the drgn thread").
         self.fixed_share: float | None = 0.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,16 @@ from tests.helpers.dap_client import DapClient
 
 from vmcore_dap.dump.kernel.panic import crashed_task, focus_task
 from vmcore_dap.dump.kernel.tasks import TaskInfo, TaskListing
-from vmcore_dap.dump.stacks.prefetch import MAX_SHARE, PREFETCH_ENV, StackPrefetch, start_prefetch
+from vmcore_dap.dump.stacks.prefetch import (
+    _WINDOW,
+    MAX_SHARE,
+    PREFETCH_ENV,
+    StackPrefetch,
+    WalkedChain,
+    start_prefetch,
+)
 from vmcore_dap.dump.stacks.service import StackService
-from vmcore_dap.dump.stacks.signature import StackReader
+from vmcore_dap.dump.stacks.signature import KernelWords, StackReader, StackWords
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -58,25 +66,31 @@ def _shape(service: StackService) -> list[tuple[object, ...]]:
     return [(g.functions, tuple(f.pc for f in g.frames), tuple(g.members)) for g in service.groups().groups]
 
 
+def _taken(service: StackService) -> Iterator[tuple[TaskInfo, object, StackWords | None]]:
+    """Each task the second process answered for: what :meth:`StackPrefetch.take` gives, and the
+    task's own stack read here."""
+    prefetch = service.prefetch
+    assert isinstance(prefetch, StackPrefetch)
+    reader = StackReader(service.prog)
+    for info in service.tasks.values():
+        ahead = prefetch.take(info.address)
+        if ahead is not False:
+            yield info, ahead, reader.read(info.address, info.stack)
+
+
 def test_prefetched_words_walk_the_same_chains(sample_many: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every task's prefetched words give the chain its own stack gives, and the groups and the
     function index are those without the prefetch."""
     plain = _service(sample_many, False, monkeypatch)
     groups = _shape(plain)
     prefetched = _service(sample_many, True, monkeypatch)
-    prefetch = prefetched.prefetch
-    assert isinstance(prefetch, StackPrefetch)
-    reader = StackReader(prefetched.prog)
     chains = plain.chains  # learnt from every distinct stack of the dump
     compared = 0
-    for info in prefetched.tasks.values():
-        ahead = prefetch.take(info.address)
-        if ahead is False:
-            continue
-        own = reader.read(info.address, info.stack)
+    for info, ahead, own in _taken(prefetched):
         if ahead is None or own is None:
             assert ahead is None and own is None, info.display_name
             continue
+        assert isinstance(ahead, KernelWords)  # no table was given to the process
         assert (ahead.sp, ahead.size) == (own.sp, own.size)
         assert chains.chain_of(ahead) == chains.chain_of(own), info.display_name
         compared += 1
@@ -86,6 +100,30 @@ def test_prefetched_words_walk_the_same_chains(sample_many: Any, monkeypatch: py
     assert _shape(again) == groups
     assert again.prefetch is None  # closed once every task was matched
     assert again.function_index().by_function == plain.function_index().by_function
+
+
+def test_stacks_walked_on_the_second_process_follow_the_chains_their_own_stacks_do(
+    sample_many: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the table learnt from every distinct stack of the dump, the second process names the
+    chain each task's stack follows (no words sent): the one the task's own stack, read and walked
+    here, is found under."""
+    plain = _service(sample_many, False, monkeypatch)
+    plain.groups()
+    chains = plain.chains
+    prefetched = _service(sample_many, True, monkeypatch)
+    assert prefetched.prefetch is not None
+    prefetched.prefetch.chains = chains  # as the service hands over the table it learns
+    walked = 0
+    for info, ahead, own in _taken(prefetched):
+        if isinstance(ahead, WalkedChain):
+            assert own is not None, info.display_name
+            assert chains.value_at(ahead.registered) == chains.find(own), info.display_name
+            walked += 1
+        elif ahead is not None:
+            assert own is not None and chains.find(own) is None or walked < _WINDOW, info.display_name
+    # The first window goes out before any table; after it, every stack there is a known chain.
+    assert walked > len(prefetched.tasks) - 2 * _WINDOW
 
 
 def test_a_second_process_that_dies_leaves_the_stacks_to_the_drgn_thread(

@@ -42,7 +42,7 @@ from vmcore_dap.dump.opening.mapped_dump import mapped_dump_pages
 from vmcore_dap.dump.stacks.frames import NO_KERNEL_STACK, StackFrameInfo, TaskStack, share_stack, unwind_task
 from vmcore_dap.dump.stacks.groups import NO_STACK, UNWIND_FAILED, USER_MODE, StackGroups, group_by_stack
 from vmcore_dap.dump.stacks.normalize import Frame, base_function_name, normalize_rows
-from vmcore_dap.dump.stacks.prefetch import StackPrefetch
+from vmcore_dap.dump.stacks.prefetch import StackPrefetch, WalkedChain
 from vmcore_dap.dump.stacks.signature import ChainTable, StackReader, StackWords, UsedStack
 
 __all__ = ["CHECK_EVERY", "CheckCallback", "FrameRef", "FunctionIndex", "StackService"]
@@ -139,12 +139,23 @@ class StackService:
         #: begun before every task was asked for.
         self._matched = 0
         self._partial: dict[int, tuple[_Basis, list[int]]] = {}
-        #: Stacks read ahead on a second process, for matching (closed once every task is matched).
-        self.prefetch: StackPrefetch | None = None
+        self._prefetch: StackPrefetch | None = None
         self._groups: StackGroups | None = None
         self._names: dict[str, str] = {}
         #: How many tasks drgn unwound so far (the rest shared a stack signature).
         self.unwound = 0
+
+    @property
+    def prefetch(self) -> StackPrefetch | None:
+        """Stacks read ahead on a second process, for matching (closed once every task is matched).
+        It is given :attr:`chains` as the matching learns it, and walks the stacks there with it."""
+        return self._prefetch
+
+    @prefetch.setter
+    def prefetch(self, prefetch: StackPrefetch | None) -> None:
+        if prefetch is not None:
+            prefetch.chains = self._chains
+        self._prefetch = prefetch
 
     # -- tasks --------------------------------------------------------------------------------------
 
@@ -182,9 +193,9 @@ class StackService:
         if self._matched < total:
             return False
         self._members_of, self._partial = partial, {}
-        if self.prefetch is not None:
-            self.prefetch.close()
-            self.prefetch = None
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
         return True
 
     @property
@@ -411,19 +422,24 @@ class StackService:
         representative = self._representative_of.get(key)
         if representative is None:
             words = self._matching_words(key)
-            representative = self._chains.find(words) if words is not None else None
-            if representative is None:
-                return self._unwind_own(key, words)
+            if isinstance(words, WalkedChain):
+                # Walked on the second process with a table sent from here: a chain registered
+                # here, followed by this task's own stack words (:meth:`StackPrefetch.take`).
+                representative = self._chains.value_at(words.registered)
+            else:
+                representative = self._chains.find(words) if words is not None else None
+                if representative is None:
+                    return self._unwind_own(key, words)
             self._representative_of[key] = representative
         return self._stacks[representative]
 
-    def _matching_words(self, key: int) -> UsedStack | None:
+    def _matching_words(self, key: int) -> UsedStack | WalkedChain | None:
         """Task ``key``'s used stack for matching only: read ahead by :attr:`prefetch` when it was
-        (its kernel-image words only), else read here (:meth:`_words`)."""
-        if self.prefetch is not None:
+        (its kernel-image words only, or the chain they follow), else read here (:meth:`_words`)."""
+        if self._prefetch is not None:
             info = self.tasks[key]
             if not info.on_cpu and key != self.crashed_key:
-                words = self.prefetch.take(info.address)
+                words = self._prefetch.take(info.address)
                 if words is not False:
                     return words
         return self._words(key)

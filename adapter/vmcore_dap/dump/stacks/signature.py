@@ -56,6 +56,7 @@ __all__ = [
     "KernelWords",
     "StackReader",
     "StackWords",
+    "TableSnapshot",
     "UsedStack",
     "read_stack_words",
     "saved_sp_offset",
@@ -228,6 +229,20 @@ def _entry_ranges(prog: drgn.Program) -> list[tuple[int, int]]:
     return result
 
 
+@dataclass(frozen=True)
+class TableSnapshot:
+    """What a :class:`ChainTable` learnt, as plain data another process can walk stacks with
+    (:meth:`ChainTable.snapshot`, :meth:`ChainTable.from_snapshot`): a chain it finds is named by its
+    place in ``keys``, the registration order (:meth:`ChainTable.value_at`)."""
+
+    kernel_start: int
+    start: int
+    sizes: dict[int, tuple[int, ...]]
+    ends: frozenset[int]
+    entries: list[tuple[int, int]]
+    keys: list[ChainKey]
+
+
 class ChainTable(Generic[V]):
     """Stacks unwound by drgn, found again by their chain of return addresses (module docstring).
 
@@ -235,13 +250,13 @@ class ChainTable(Generic[V]):
     was learnt. The table is per program and used from one thread.
     """
 
-    def __init__(self, prog: drgn.Program) -> None:
+    def __init__(self, prog: drgn.Program | None) -> None:
         self._prog = prog
         #: The randomizing entries' address ranges, found on the first chain walked: three symbol
         #: lookups by name (about 1 ms each in drgn's table) a session with no stack to match (a
         #: first picture) need not pay.
         self._entries: list[tuple[int, int]] | None = None
-        self._kernel_start = arch_of(prog).kernel_image_start
+        self._kernel_start = arch_of(prog).kernel_image_start if prog is not None else 0
         #: Where the first frame's return address is, in words above the saved stack pointer.
         self._start: int | None = None
         #: Return address → the sizes in bytes seen for the frame it returns into (from its stack
@@ -250,13 +265,51 @@ class ChainTable(Generic[V]):
         #: Return addresses of frames that ended a representative's unwinding (no caller here).
         self._ends: set[int] = set()
         self._by_chain: dict[ChainKey, V] = {}
+        #: The chains registered, in the order they were (:meth:`value_at`).
+        self._keys: list[ChainKey] = []
         self._entry_pcs: dict[int, bool] = {}
+        #: Counts the registrations that taught the table something (:meth:`snapshot` is stale once
+        #: it moved on).
+        self.version = 0
+
+    @classmethod
+    def from_snapshot(cls, snapshot: TableSnapshot) -> ChainTable[int]:
+        """A table that walks stacks as the one :meth:`snapshot` was taken of did then, without a
+        program (on another process): :meth:`find` gives a chain's place in ``snapshot.keys``."""
+        table: ChainTable[int] = ChainTable.__new__(ChainTable)
+        ChainTable.__init__(table, None)
+        table._entries = list(snapshot.entries)
+        table._kernel_start = snapshot.kernel_start
+        table._start = snapshot.start
+        table._sizes = dict(snapshot.sizes)
+        table._ends = set(snapshot.ends)
+        table._keys = list(snapshot.keys)
+        table._by_chain = {key: index for index, key in enumerate(snapshot.keys)}
+        return table
+
+    def snapshot(self) -> TableSnapshot | None:
+        """What the table learnt so far (``None`` before its first chain)."""
+        if self._start is None or self._entries is None or not self._keys:
+            return None
+        return TableSnapshot(
+            self._kernel_start,
+            self._start,
+            dict(self._sizes),
+            frozenset(self._ends),
+            list(self._entries),
+            list(self._keys),
+        )
+
+    def value_at(self, index: int) -> V:
+        """What was registered under the chain registered ``index``-th (0 first)."""
+        return self._by_chain[self._keys[index]]
 
     def _in_entry(self, pc: int) -> bool:
         """Whether ``pc`` returns into a randomizing entry (asked once per address)."""
         found = self._entry_pcs.get(pc)
         if found is None:
             if self._entries is None:
+                assert self._prog is not None  # a table from a snapshot has its entries
                 self._entries = _entry_ranges(self._prog)
             found = self._entry_pcs[pc] = any(lo < pc <= hi for lo, hi in self._entries)
         return found
@@ -359,7 +412,10 @@ class ChainTable(Generic[V]):
         else:
             self._ends.add(chain[-1][1])
             key = ("end", tuple(chain), words.size)
-        self._by_chain.setdefault(key, value)
+        if key not in self._by_chain:
+            self._by_chain[key] = value
+            self._keys.append(key)
+        self.version += 1
         return True
 
     def _learn(self, pc: int, size: int) -> None:

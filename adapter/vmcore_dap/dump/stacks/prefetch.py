@@ -365,12 +365,15 @@ class StackPrefetch:
             self._parse()
             deadline = time.monotonic() + _PATIENCE
             while len(starts) <= place and self._alive:
+                # Progress is an answer, or more of what waits to be written taken by the process:
+                # asked for a window it has not reached, it reads the tasks sent before silently.
+                unsent = len(self._unsent)
                 self._send()
                 self._wanted.set()
                 answered = len(starts)
                 self._lock.wait(_POLL if self._unsent else _PATIENCE)
                 self._parse()
-                if len(starts) > answered:
+                if len(starts) > answered or len(self._unsent) < unsent:
                     deadline = time.monotonic() + _PATIENCE
                 elif time.monotonic() > deadline:  # nothing at all came meanwhile: give up on it
                     log.warning("stack prefetch: no answer in %s s, reading stacks here", _PATIENCE)

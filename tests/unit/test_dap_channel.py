@@ -115,6 +115,31 @@ def _quiet_job(session: Session, args: Args) -> None:
     session.run_when_idle(step, quiet=args.integer("quiet_ms") / 1000)
 
 
+#: Whether a step of ``_testBusyJob``'s background job is running, and what ``_testDirect`` saw.
+_in_step = threading.Event()
+_direct_saw_step: list[bool] = []
+
+
+@registry.request("_testDirect", direct=True)
+def _direct(session: Session, args: Args) -> dict[str, Any]:
+    _direct_saw_step.append(_in_step.is_set())
+    time.sleep(args.integer("sleep_ms", 0) / 1000)
+    return {"got": args.integer("n"), "thread": threading.current_thread().name}
+
+
+@registry.request("_testBusyJob")
+def _busy_job(session: Session, args: Args) -> None:
+    """Start a background job of short steps that runs until ``_release`` is set."""
+
+    def step() -> bool:
+        _in_step.set()
+        time.sleep(0.002)
+        _in_step.clear()
+        return _release.is_set()
+
+    session.run_when_idle(step)
+
+
 class Harness:
     """A channel on pipes, read back message by message."""
 
@@ -133,6 +158,8 @@ class Harness:
         #: Responses read while waiting for another one (a worker's response may overtake the
         #: reader thread's answer to a later request, e.g. a cancelled request and its ``cancel``).
         self._responses: dict[int, dict[str, Any]] = {}
+        #: ``request_seq`` of each response read, in the order the adapter sent them.
+        self.response_order: list[int] = []
 
     def _run(self) -> None:
         self.channel.run()
@@ -170,6 +197,7 @@ class Harness:
             message = self.next(max(0.01, deadline - time.monotonic()))
             if message.get("type") == "response" and isinstance(message.get("request_seq"), int):
                 self._responses[message["request_seq"]] = message
+                self.response_order.append(message["request_seq"])
         return self._responses.pop(seq)
 
     def close(self) -> None:
@@ -408,3 +436,57 @@ def test_a_quiet_background_job_waits_for_the_client_to_pause_and_yields_to_requ
         assert time.monotonic() < deadline, "the job did not go on after the request"
         time.sleep(0.01)
     assert any(t >= answered + quiet - 0.05 for t in _job_steps)
+
+
+def test_a_direct_request_runs_on_the_reader_when_the_worker_is_idle_else_in_order_on_the_worker(
+    harness: Harness,
+) -> None:
+    r = harness.response(harness.send("_testDirect", {"n": 1}))
+    assert r["success"] and r["body"]["got"] == 1 and r["body"]["thread"] != "vmcore-dap-worker"
+    _release.clear()
+    blocked = harness.send("_testBlock")
+    queued = [harness.send("_testDirect", {"n": n}) for n in range(2, 6)]
+    _release.set()
+    assert harness.response(blocked)["success"]
+    for n, seq in enumerate(queued, start=2):
+        r = harness.response(seq)
+        assert r["body"] == {"got": n, "thread": "vmcore-dap-worker"}, r
+    # Requests queued behind a worker request are answered in the order they came.
+    order = [seq for seq in harness.response_order if seq in (blocked, *queued)]
+    assert order == [blocked, *queued]
+
+
+def test_pipelined_requests_are_each_answered_once_in_the_order_sent(harness: Harness) -> None:
+    """A client with many requests in flight (as VS Code sends them): direct ones on the reader, a
+    worker one and a ``cancel`` among them; each is answered once, and the direct and worker ones in
+    the order sent (the reader never overtakes a request queued for the worker)."""
+    slow = harness.send("_testDirect", {"n": 0, "sleep_ms": 200})
+    seqs = [harness.send("_testDirect", {"n": n}) for n in range(1, 40)]
+    echo = harness.send("_testEcho", {"n": 7})
+    later = [harness.send("_testDirect", {"n": n}) for n in range(40, 60)]
+    # Read after seqs[5] was answered: nothing left to cancel, and the cancel still succeeds.
+    cancel = harness.send("cancel", {"requestId": seqs[5]})
+    last = harness.send("_testDirect", {"n": 99})
+    assert harness.response(slow)["success"]
+    for n, seq in enumerate([*seqs, *later], start=1):
+        r = harness.response(seq)
+        assert r["success"] and r["body"]["got"] == n, r
+    assert harness.response(echo)["body"] == {"got": 7, "thread": "vmcore-dap-worker"}
+    assert harness.response(cancel)["success"]
+    assert harness.response(last)["body"]["got"] == 99
+    answered = [seq for seq in harness.response_order if seq != cancel]
+    assert answered == [slow, *seqs, echo, *later, last]
+    assert len(harness.response_order) == len(set(harness.response_order))
+
+
+def test_a_direct_request_never_runs_beside_a_background_step(harness: Harness) -> None:
+    """drgn has one user at a time: a direct request waits for the step under way (and a step never
+    starts while a direct request runs)."""
+    _release.clear()
+    _direct_saw_step.clear()
+    harness.response(harness.send("_testBusyJob"))
+    time.sleep(0.05)
+    for n in range(200):
+        assert harness.response(harness.send("_testDirect", {"n": n}))["success"]
+    _release.set()
+    assert len(_direct_saw_step) == 200 and not any(_direct_saw_step)

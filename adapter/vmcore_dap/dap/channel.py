@@ -2,7 +2,10 @@
 
 Requests run in arrival order on a single worker thread (drgn's ``Program`` is not meant for
 concurrent use), except handlers registered ``inline``, which run on the reader thread so that
-``cancel``, ``threads`` and ``disconnect`` are answered while a long request is still running. Work
+``cancel``, ``threads`` and ``disconnect`` are answered while a long request is still running, and
+handlers registered ``direct`` (``stackTrace``), which the reader thread runs itself when the worker
+is idle and nothing waits for it: the worker is held off meanwhile, so drgn still has one user at a
+time and requests are still answered in arrival order, without two thread switches per request. Work
 that no request waits for (listing a large dump's tasks after the stop) runs on the same worker in
 steps, whenever no request is waiting, or only once the client has been quiet for a while
 (:meth:`Channel.run_when_idle`).
@@ -59,6 +62,9 @@ class Channel:
         # Requests waiting for the worker; ``None`` tells it to stop.
         self._pending: collections.deque[dict[str, Any] | None] = collections.deque()
         self._pending_ready = threading.Condition()
+        # Held by whichever thread runs a request or a background step that may use drgn (the worker,
+        # or the reader for a ``direct`` request); taken by the worker before it takes a request.
+        self._busy = threading.Lock()
         # Background jobs, run a step at a time when no request waits; a step returns True when done.
         # Each with the quiet time it waits for (seconds since the last request was answered).
         self._idle_jobs: collections.deque[tuple[Callable[[], bool], float]] = collections.deque()
@@ -178,8 +184,19 @@ class Channel:
         request = {"seq": seq, "command": command, "arguments": arguments}
         if handler.inline:
             self._execute(handler, request)
+        elif handler.direct and self._hold_worker():
+            try:
+                self._run_queued(request)  # a cancel may have come before it was read
+            finally:
+                self._busy.release()
         else:
             self._enqueue(request)
+
+    def _hold_worker(self) -> bool:
+        """Take the worker's place when it is idle and no request waits (then the caller runs the
+        request and releases :attr:`_busy`); ``False`` when the request must queue behind others."""
+        with self._pending_ready:
+            return not self._pending and self._busy.acquire(blocking=False)
 
     def _enqueue(self, request: dict[str, Any] | None) -> None:
         with self._pending_ready:
@@ -188,37 +205,48 @@ class Channel:
 
     def _work(self) -> None:
         while True:
-            job = None
-            request: dict[str, Any] | None = None
             with self._pending_ready:
-                while not self._pending:
-                    if not self._idle_jobs:
-                        self._pending_ready.wait()
-                        continue
-                    job, quiet = self._idle_jobs[0]
-                    wait = self._last_answer + quiet - time.monotonic()
-                    if wait <= 0:
-                        break
-                    job = None
-                    self._pending_ready.wait(wait)
-                if self._pending:
-                    job = None
-                    request = self._pending.popleft()
-                    if request is None:
-                        return
-            if job is None:
-                assert request is not None
-                self._run_queued(request)
-                continue
-            try:
-                finished = job()
-            except Exception:  # noqa: BLE001 - a background job never stops the worker
-                log.exception("background job %s failed", getattr(job, "__name__", job))
-                finished = True
-            if finished:
+                while not self._pending and not self._job_due():
+                    self._pending_ready.wait(self._job_wait())
+            # Never wait for the reader's direct request while holding the queue's lock: its handler
+            # may queue background work (:meth:`run_when_idle`).
+            with self._busy:
+                job = None
+                request: dict[str, Any] | None = None
                 with self._pending_ready:
-                    if self._idle_jobs and self._idle_jobs[0][0] is job:
-                        self._idle_jobs.popleft()
+                    if self._pending:
+                        request = self._pending.popleft()
+                        if request is None:
+                            return
+                    elif self._job_due():
+                        job = self._idle_jobs[0][0]
+                if request is not None:
+                    self._run_queued(request)
+                elif job is not None:
+                    self._run_step(job)
+
+    def _job_due(self) -> bool:
+        """Whether the first background job may run a step now (hold :attr:`_pending_ready`)."""
+        if not self._idle_jobs:
+            return False
+        return self._last_answer + self._idle_jobs[0][1] <= time.monotonic()
+
+    def _job_wait(self) -> float | None:
+        """How long the worker may sleep before the first background job is due (``None``: no job)."""
+        if not self._idle_jobs:
+            return None
+        return max(self._last_answer + self._idle_jobs[0][1] - time.monotonic(), 0.0)
+
+    def _run_step(self, job: Callable[[], bool]) -> None:
+        try:
+            finished = job()
+        except Exception:  # noqa: BLE001 - a background job never stops the worker
+            log.exception("background job %s failed", getattr(job, "__name__", job))
+            finished = True
+        if finished:
+            with self._pending_ready:
+                if self._idle_jobs and self._idle_jobs[0][0] is job:
+                    self._idle_jobs.popleft()
 
     def _run_queued(self, request: dict[str, Any]) -> None:
         handler = registry.lookup(request["command"])

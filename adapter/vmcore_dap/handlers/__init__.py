@@ -42,7 +42,7 @@ ROUTES: tuple[Route, ...] = (
     Route("launch", _P + "launch"),
     Route("configurationDone", _P + "stop", capabilities=("supportsConfigurationDoneRequest",)),
     Route("threads", _P + "threads", inline=True),
-    Route("stackTrace", _P + "stack", capabilities=("supportsDelayedStackTraceLoading",)),
+    Route("stackTrace", _P + "stack", capabilities=("supportsDelayedStackTraceLoading",), direct=True),
     Route("exceptionInfo", _P + "exception", capabilities=("supportsExceptionInfoRequest",)),
     Route("scopes", _P + "variables"),
     Route("variables", _P + "variables"),

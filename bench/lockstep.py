@@ -1,4 +1,6 @@
-"""A minimal lock-step DAP client for the benchmarks: one thread, blocking reads, no validation.
+"""A minimal lock-step DAP client for the benchmarks: one thread, blocking reads, no validation
+(and, for the pipelined row of *all stacks*, a window of requests in flight:
+:meth:`LockstepClient.pipelined`).
 
 The tests' :class:`tests.helpers.dap_client.DapClient` reads on a thread of its own, validates messages
 and keeps a log; every response then crosses two threads of the *client* before the caller sees it.
@@ -124,6 +126,33 @@ class LockstepClient:
             raise RuntimeError(f"{command} failed: {response.get('message')}")
         body: dict[str, Any] = response.get("body", {})
         return body
+
+    def pipelined(self, command: str, arguments: list[dict[str, Any]], window: int) -> list[dict[str, Any]]:
+        """Send one ``command`` per entry of ``arguments``, keeping up to ``window`` requests in
+        flight (a new one as each response comes, in whatever order they come); return the bodies
+        in the order of ``arguments``. Raise with the adapter's message when one failed.
+
+        What a client that does not wait for each answer does (DAP allows it; VS Code sends its
+        requests concurrently): the adapter's reading, answering and the client's reading overlap.
+        """
+        bodies: list[dict[str, Any] | None] = [None] * len(arguments)
+        in_flight: dict[int, int] = {}
+        sent = 0
+        while sent < len(arguments) or in_flight:
+            while sent < len(arguments) and len(in_flight) < window:
+                in_flight[self.send(command, arguments[sent])] = sent
+                sent += 1
+            message = self.read()
+            if message.get("type") == "event":
+                self.events.append(message)
+                continue
+            index = in_flight.pop(message.get("request_seq", -1), None)
+            if index is None:
+                continue
+            if not message.get("success"):
+                raise RuntimeError(f"{command} failed: {message.get('message')}")
+            bodies[index] = message.get("body", {})
+        return [body if body is not None else {} for body in bodies]
 
     def event(self, name: str) -> dict[str, Any]:
         """Return the first event called ``name``, reading until it comes."""

@@ -58,6 +58,8 @@ LENS_FILE = "kernel/sched/core.c"
 KERNEL_VIEW_REQUESTS = ("vmcore/summary", "vmcore/cpus", "vmcore/stackGroups", "vmcore/blocked")
 #: The Debug Console command whose first screen is timed, and how many lines a screen is.
 CONSOLE_COMMAND = "foreach bt"
+#: Requests in flight in the pipelined *all stacks* session (:func:`adapter_all_stacks`).
+PIPELINE_WINDOW = 64
 SCREEN_LINES = 50
 
 
@@ -280,9 +282,14 @@ def _measure_list_page(client: LockstepClient, sample: Any, run: AdapterRun) -> 
         run.notes.append(f"{expression}: no second page to time the pointer notes on")
 
 
-def adapter_all_stacks(sample: Any) -> AdapterRun:
+def adapter_all_stacks(sample: Any, window: int = 1) -> AdapterRun:
     """Start → stopped → (the whole thread list) → threads → ``stackTrace`` of every thread, as a
-    client listing all stacks."""
+    client listing all stacks.
+
+    :param window: requests in flight: 1 is lock-step (the next sent when the last is answered);
+        more is a client that does not wait for each answer before asking the next
+        (:meth:`~bench.lockstep.LockstepClient.pipelined`).
+    """
     run = AdapterRun()
     t0 = time.perf_counter()
     client = _client()
@@ -295,8 +302,11 @@ def adapter_all_stacks(sample: Any) -> AdapterRun:
         ids = [t["id"] for t in body["threads"]]
         run.thread_count = run.whole_thread_count = len(ids)
         t1 = time.perf_counter()
-        for thread_id in ids:
-            client.call("stackTrace", {"threadId": thread_id})
+        if window == 1:
+            for thread_id in ids:
+                client.call("stackTrace", {"threadId": thread_id})
+        else:
+            client.pipelined("stackTrace", [{"threadId": thread_id} for thread_id in ids], window)
         end = time.perf_counter()
         run.stacks_after_startup = end - t1
         run.all_stacks = end - t0

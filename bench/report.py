@@ -242,7 +242,12 @@ def render(
         "",
         "Definitions: *first picture* (adapter) = process start → `initialize` → `launch` → `stopped` "
         "→ `threads` → `stackTrace` (crashed task) → `scopes` → `variables` (top frame). *All stacks* "
-        "= start → `stopped` → `threads` → `stackTrace` of every thread. *Per task after start-up* = "
+        "= start → `stopped` → `threads` → `stackTrace` of every thread, one request at a time "
+        "(lock-step: the next sent when the last is answered); its ≤ 0.15× target is issue 18's and "
+        "applies to this row. *All stacks, 64 requests in flight* = the same in a separate session "
+        "with up to 64 `stackTrace` requests sent ahead of their answers (DAP allows it, VS Code "
+        "sends requests concurrently): reading, answering and the client's work overlap; no target, "
+        "it shows what a client that does not wait gets. *Per task after start-up* = "
         "the `stackTrace` loop divided by the thread count; for crash, (start + `foreach bt`) − "
         "(start + `bt`) divided by the same count. Expanding and disassembling are single requests "
         "in the first-picture session (cold = first disassembly of the session, warm = the same "

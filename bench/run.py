@@ -64,6 +64,8 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("first", lambda: measure.adapter_first_picture(sample)),
         ("all", lambda: measure.adapter_all_stacks(sample)),
+        # A separate session, so neither finds the other's stacks read.
+        ("all_pipelined", lambda: measure.adapter_all_stacks(sample, measure.PIPELINE_WINDOW)),
         ("kernel_view", lambda: measure.adapter_kernel_view(sample)),
         ("console", lambda: measure.adapter_console_foreach(sample)),
         ("crash_bt", lambda: measure.crash_run(crash.argv, sample, ["bt"])),
@@ -78,6 +80,7 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
             rounds[name].append(step())
             _progress(f"{scenario} round {i + 1}/{runs}: {name} {time.perf_counter() - t0:.2f} s")
     first, every, view, console = rounds["first"], rounds["all"], rounds["kernel_view"], rounds["console"]
+    piped = rounds["all_pipelined"]
     tasks = every[0].whole_thread_count
     crash_bt = _median([r.seconds for r in rounds["crash_bt"]])
     crash_foreach = _median([r.seconds for r in rounds["crash_foreach"]])
@@ -89,7 +92,7 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
         notes.append(f"vmcore/stackGroups grouped {sorted({r.task_count for r in view})} of {tasks} tasks")
     if not all(r.cancelled for r in console):
         notes.append(f"'{measure.CONSOLE_COMMAND}' was not cancelled in every round (it finished first)")
-    adapter_sessions = first + every + view + console
+    adapter_sessions = first + every + piped + view + console
     return {
         "scenario": scenario,
         "crash": crash.describe,
@@ -112,6 +115,8 @@ def _bench_sample(scenario: str, runs: int) -> dict[str, Any]:
         "note_per_pointer": _median([r.note_per_pointer for r in first]),
         "all_stacks": _median([r.all_stacks for r in every]),
         "stacks_after_startup": _median([r.stacks_after_startup for r in every]),
+        "all_stacks_pipelined": _median([r.all_stacks for r in piped]),
+        "stacks_pipelined_after_startup": _median([r.stacks_after_startup for r in piped]),
         "kernel_view": _median([r.render for r in view]),
         **{
             f"kernel_view:{command}": _median([r.requests[command] for r in view])
@@ -173,6 +178,12 @@ def _rows(r: dict[str, Any]) -> list[Row]:
         Row("per task after start-up: adapter", per_task_adapter * 1000, "ms", growth=True),
         Row("per task after start-up: crash (foreach bt − bt)", per_task_crash * 1000, "ms", growth=True),
         Row("per task after start-up: adapter / crash", _ratio(per_task_adapter, per_task_crash), "×"),
+        Row(f"all stacks, {measure.PIPELINE_WINDOW} requests in flight, incl. start-up: adapter",
+            r["all_stacks_pipelined"], "s", growth=True),
+        Row(f"all stacks, {measure.PIPELINE_WINDOW} requests in flight: adapter / crash",
+            _ratio(r["all_stacks_pipelined"], r["crash_foreach"]), "×"),
+        Row(f"per task after start-up, {measure.PIPELINE_WINDOW} requests in flight: adapter",
+            _ms(_ratio(r["stacks_pipelined_after_startup"], tasks)), "ms", growth=True),
         Row("Kernel view first render (summary + cpus + stackGroups + blocked)", r["kernel_view"], "s", 2.0,
             target_at=at_largest, growth=True),
         *(

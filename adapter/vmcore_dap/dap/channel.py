@@ -280,9 +280,11 @@ class Channel:
 
     def _execute(self, handler: registry.Handler, request: dict[str, Any]) -> None:
         seq, command = request["seq"], request["command"]
-        with self.session._handling(seq, command) as after:
+        session = self.session
+        after, previous = session._begin(seq, command)
+        try:
             try:
-                body = handler.func(self.session, Args(command, request["arguments"]))
+                body = handler.func(session, Args(command, request["arguments"]))
             except BaseException as exc:  # noqa: BLE001 - the one exception boundary
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
@@ -304,6 +306,8 @@ class Channel:
                     log.exception("after-response work of %s failed", command)
                     error = self._as_adapter_error(command, exc)
                     self.send_event("output", {"category": "important", "output": error.message + "\n"})
+        finally:
+            session._end(previous)
         with self._cancel_lock:
             self._cancelled.discard(seq)
 

@@ -22,9 +22,13 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _MAX_HEADER_LINE = 8192
 
 
+#: One encoder for every message: ``json.dumps`` with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_json(value: Any) -> str:
     """JSON text as the transport writes it (compact, UTF-8 kept as is)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 class EncodedBody:

@@ -16,9 +16,9 @@ Nothing here formats for a protocol; :class:`StackFrameInfo` is plain data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 import drgn
 
@@ -385,22 +385,6 @@ def _syscall_argument_formats(prog: drgn.Program, name: str) -> list[tuple[str, 
     return cache[name]
 
 
-def _task_pt_regs(prog: drgn.Program, task: drgn.Object, stack: int | None = None) -> drgn.Object | None:
-    """``task_pt_regs(task)``: the user registers saved at the top of the kernel stack.
-
-    :param stack: ``task->stack`` when already known.
-    """
-    ptype = _pt_regs_type(prog)
-    if ptype is None:
-        return None
-    if stack is None:
-        stack = task.stack.value_()
-    if not stack:
-        return None
-    top = stack + thread_size(prog) - arch_of(prog).stack_top_padding(prog)
-    return drgn.Object(prog, ptype, address=top - drgn.sizeof(ptype))
-
-
 def _entry_registers(prog: drgn.Program) -> tuple[str, ...]:
     """The ``struct pt_regs`` members :func:`_entry_label` reads: how the task entered, from where,
     and the system call's arguments."""
@@ -408,53 +392,70 @@ def _entry_registers(prog: drgn.Program) -> tuple[str, ...]:
     return (*arch.mode_registers, arch.pt_regs_ip, *arch.syscall_argument_registers)
 
 
-def _read_registers(
-    prog: drgn.Program, regs: drgn.Object, words: StackWords | None = None
-) -> dict[str, int] | None:
-    """The members :func:`_entry_registers` of a ``struct pt_regs`` object, read in one go.
+@dataclass(frozen=True, slots=True)
+class _UserRegs:
+    """Where a task's user ``struct pt_regs`` lies and how to read :func:`_entry_registers` from it,
+    worked out once per program: every task's bottom row (system call and arguments) needs them,
+    50,000 times for ``stackTrace`` of every thread, and looking up the type, its size, the stack size
+    and the members anew each time was a fifth of that row's cost.
 
-    One read and a few slices instead of a drgn member access each: every task's bottom row
-    (system call and arguments) needs them, thousands of times for ``stackTrace`` of every thread.
-
-    :param words: the task's used stack, already read to find its stack signature. The user
-        ``pt_regs`` lie at the top of the stack, inside these words, so slicing them saves one of
-        the three reads of the dump that ``stackTrace`` of a task with a shared stack made.
-    :raises drgn.FaultError: when the registers are not in the dump.
+    :param offset: from ``task->stack`` to the registers (``task_pt_regs()``: the top of the stack,
+        less the architecture's padding, less the structure).
+    :param names: the registers, in the order :attr:`unpack` returns them.
+    :param unpack: unpacks them from the structure's bytes in one call (``struct`` format).
     """
+
+    ptype: drgn.Type
+    offset: int
+    size: int
+    names: tuple[str, ...]
+    unpack: Callable[[bytes], tuple[int, ...]]
+
+    def read(self, address: int, words: StackWords | None, prog: drgn.Program) -> dict[str, int]:
+        """The registers of the structure at ``address``, sliced from ``words`` when they hold it.
+
+        :raises drgn.FaultError: when the registers are not in the dump.
+        """
+        start = address - words.sp if words is not None else -1
+        if words is not None and 0 <= start and start + self.size <= len(words.data):
+            data = words.data[start : start + self.size]
+        else:
+            data = prog.read(address, self.size)
+        return dict(zip(self.names, self.unpack(data), strict=True))
+
+
+def _user_regs(prog: drgn.Program) -> _UserRegs | None:
+    """The program's :class:`_UserRegs` (``None`` when ``struct pt_regs`` lacks one of the
+    registers or is unknown)."""
     cache = prog.cache
-    if "vmcore_dap_entry_registers" not in cache:
-        cache["vmcore_dap_entry_registers"] = _register_layout(prog, regs.type_)
-    found: _RegisterLayout | None = cache["vmcore_dap_entry_registers"]
-    if found is None:
+    if "vmcore_dap_user_regs" not in cache:
+        cache["vmcore_dap_user_regs"] = _make_user_regs(prog)
+    found: _UserRegs | None = cache["vmcore_dap_user_regs"]
+    return found
+
+
+def _make_user_regs(prog: drgn.Program) -> _UserRegs | None:
+    ptype = _pt_regs_type(prog)
+    if ptype is None:
         return None
-    layout, size, order = found
-    address = regs.address_
-    assert address is not None  # made from an address by _task_pt_regs
-    start = address - words.sp if words is not None else -1
-    if words is not None and 0 <= start and start + size <= len(words.data):
-        data = words.data[start : start + size]
-    else:
-        data = prog.read(address, size)
-    return {
-        name: int.from_bytes(data[offset : offset + width], order) for name, (offset, width) in layout.items()
-    }
-
-
-#: Where :func:`_entry_registers` lie in ``struct pt_regs`` (name -> (offset, size)), the structure's
-#: size and the byte order: looked up once per program, not for each of 50,000 tasks.
-_RegisterLayout = tuple[dict[str, tuple[int, int]], int, Literal["little", "big"]]
-
-
-def _register_layout(prog: drgn.Program, ptype: drgn.Type) -> _RegisterLayout | None:
-    """The :data:`_RegisterLayout` of ``ptype``; ``None`` when it lacks one of the registers."""
     try:
-        layout = {
-            name: (drgn.offsetof(ptype, name), _member_size(ptype, name)) for name in _entry_registers(prog)
-        }
+        layout = sorted(
+            (drgn.offsetof(ptype, name), _member_size(ptype, name), name) for name in _entry_registers(prog)
+        )
     except (LookupError, TypeError, ValueError):
         return None
     little = bool(prog.platform is None or prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
-    return layout, drgn.sizeof(ptype), "little" if little else "big"
+    codes = {1: "B", 2: "H", 4: "I", 8: "Q"}
+    size = drgn.sizeof(ptype)
+    fmt, at = "<" if little else ">", 0
+    for offset, width, _name in layout:
+        if width not in codes or offset < at:
+            return None
+        fmt += f"{offset - at}x{codes[width]}"
+        at = offset + width
+    unpack = struct.Struct(fmt).unpack_from
+    offset = thread_size(prog) - arch_of(prog).stack_top_padding(prog) - size
+    return _UserRegs(ptype, offset, size, tuple(name for _o, _w, name in layout), unpack)
 
 
 def _member_size(ptype: drgn.Type, designator: str) -> int:
@@ -488,23 +489,27 @@ def _entry_label(
 ) -> StackFrameInfo | None:
     """Describe how a user task entered the kernel: the system call and its arguments.
 
-    :param words: the task's used stack when already read (see :func:`_read_registers`).
+    :param words: the task's used stack when already read: the user ``pt_regs`` lie at the top of
+        the stack, inside these words, so slicing them saves one of the three reads of the dump
+        that ``stackTrace`` of a task with a shared stack made.
     """
     arch = arch_of(prog)
+    layout = _user_regs(prog)
+    if layout is None:
+        return None
     try:
         stack = _user_task_stack(task, known)
-        if stack is None:
+        if not stack:
             return None
-        regs = _task_pt_regs(prog, task, stack)
-        if regs is None:
-            return None
-        saved = _read_registers(prog, regs, words)
-        if saved is None or not arch.from_user_mode(saved):
+        address = stack + layout.offset
+        saved = layout.read(address, words, prog)
+        if not arch.from_user_mode(saved):
             return None
         user_ip = saved[arch.pt_regs_ip]
         nr = arch.syscall_number(saved)
     except drgn.FaultError:
         return None
+    regs = drgn.Object(prog, layout.ptype, address=address)
     # A number past any system call table, seen from a task that did not come in through the
     # system-call entry: the slot holds something else.
     if nr is None or (last_function is not None and last_function not in arch.syscall_entries and nr > 1024):

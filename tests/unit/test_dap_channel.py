@@ -40,9 +40,17 @@ def _inline(session: Session, args: Args) -> dict[str, Any]:
     return {"thread": threading.current_thread().name}
 
 
+#: Set while ``_testBlock`` runs.
+_blocking = threading.Event()
+
+
 @registry.request("_testBlock")
 def _block(session: Session, args: Args) -> None:
-    _release.wait(10)
+    _blocking.set()
+    try:
+        _release.wait(10)
+    finally:
+        _blocking.clear()
 
 
 #: How long ``_testLong`` works unless cancelled: far longer than a cancel takes even on a loaded
@@ -480,13 +488,28 @@ def test_pipelined_requests_are_each_answered_once_in_the_order_sent(harness: Ha
 
 
 def test_a_direct_request_never_runs_beside_a_background_step(harness: Harness) -> None:
-    """drgn has one user at a time: a direct request waits for the step under way (and a step never
-    starts while a direct request runs)."""
+    """drgn has one user at a time: a direct request queues behind the step under way (and a step
+    never starts while a direct request runs)."""
     _release.clear()
     _direct_saw_step.clear()
     harness.response(harness.send("_testBusyJob"))
     time.sleep(0.05)
-    for n in range(200):
-        assert harness.response(harness.send("_testDirect", {"n": n}))["success"]
+    seqs = [harness.send("_testDirect", {"n": n}) for n in range(200)]
+    for seq in seqs:
+        assert harness.response(seq)["success"]
     _release.set()
     assert len(_direct_saw_step) == 200 and not any(_direct_saw_step)
+
+
+def test_a_direct_request_behind_a_long_request_leaves_the_reader_free(harness: Harness) -> None:
+    """Behind a long worker request a direct one queues: the reader does not wait for the long one,
+    and still answers ``threads`` (and would read a ``cancel``) meanwhile."""
+    _release.clear()
+    blocked = harness.send("_testBlock")
+    assert _blocking.wait(5)  # the worker has taken it: the direct one finds it running
+    queued = harness.send("_testDirect", {"n": 1})
+    r = harness.response(harness.send("threads"), timeout=3)
+    assert r["success"]
+    _release.set()
+    assert harness.response(blocked)["success"]
+    assert harness.response(queued)["body"] == {"got": 1, "thread": "vmcore-dap-worker"}

@@ -21,7 +21,8 @@ Public API (other handler modules build on it):
 
 Thread ids are small integers handed out in the order of the task list (crashed task = 1 when there
 is one), the head of the list at launch and the rest once listed; task addresses never travel as
-numbers. Everything here that touches drgn must run on the worker thread;
+numbers. Everything here that touches drgn must run where the channel runs drgn work (the worker, or
+the reader thread while it holds the worker off for a ``direct`` request: :mod:`vmcore_dap.dap.channel`);
 :attr:`DumpState.threads_body` is plain data and safe from the reader thread.
 """
 

@@ -454,6 +454,9 @@ def test_a_direct_request_runs_on_the_reader_when_the_worker_is_idle_else_in_ord
     _release.clear()
     blocked = harness.send("_testBlock")
     queued = [harness.send("_testDirect", {"n": n}) for n in range(2, 6)]
+    # The reader reads in order: once this inline one is answered, the direct ones were read (and
+    # queued, the worker being blocked); released earlier, the worker could be idle when they come.
+    assert harness.response(harness.send("threads"))["success"]
     _release.set()
     assert harness.response(blocked)["success"]
     for n, seq in enumerate(queued, start=2):

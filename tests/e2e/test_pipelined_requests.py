@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e._session import stopped_session
+from tests.e2e._session import config_for, stopped_session
+from tests.helpers.dap_client import DapClient
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -71,3 +72,23 @@ def test_stacks_of_every_thread_with_64_requests_in_flight_equal_lock_step(
             assert response["request_seq"] == seq and response["command"] == "stackTrace"
             one = client.call("stackTrace", {"threadId": thread_id})
             assert response["body"] == one, (thread_id, response["body"], one)
+
+
+def test_a_stack_of_a_thread_not_listed_yet_leaves_the_reader_free(sample_many: Any, tmp_path: Path) -> None:
+    """A ``stackTrace`` of an id that is not in the head of the list at the stop makes the adapter
+    finish listing the tasks (0.1 s here, seconds at 50,000 tasks) to know whether the id exists: on
+    the worker, not on the reader thread, which meanwhile answers a ``threads`` sent after it."""
+    with DapClient(tmp_path) as client:
+        stopped = client.launch_and_stop(config_for(sample_many), whole_thread_list=False)
+        assert client.lists_after_stop(stopped)
+        unknown = 1_000_000_000
+        stack = client.send_request("stackTrace", {"threadId": unknown})
+        threads = client.send_request("threads")
+        listed = client.wait_response(threads)
+        answer = client.wait_response(stack)
+        assert not answer["success"] and f"unknown threadId {unknown}" in answer["message"], answer
+        assert len(listed["body"]["threads"]) < 5_000, "threads waited for the listing"
+        order = [seq for seq in client.response_order if seq in (stack, threads)]
+        assert order == [threads, stack], "the reader thread waited for the listing"
+        assert len(client.call("threads")["threads"]) > 5_000
+        assert client.schema_errors == [], client.schema_errors

@@ -135,6 +135,21 @@ def _direct(session: Session, args: Args) -> dict[str, Any]:
     return {"got": args.integer("n"), "thread": threading.current_thread().name}
 
 
+#: Set by ``_testDirectLong`` once it runs for real (on the worker).
+_long_direct_started = threading.Event()
+
+
+@registry.request("_testDirectLong", direct=True)
+def _direct_long(session: Session, args: Args) -> dict[str, Any]:
+    """A direct request that turns out long (as a ``stackTrace`` of a thread not listed yet): on the
+    reader it asks for the worker; there it runs until :data:`_release`."""
+    if registry.running_direct():
+        raise registry.NeedsWorker("long")
+    _long_direct_started.set()
+    assert _release.wait(10)
+    return {"thread": threading.current_thread().name}
+
+
 @registry.request("_testBusyJob")
 def _busy_job(session: Session, args: Args) -> None:
     """Start a background job of short steps that runs until ``_release`` is set."""
@@ -516,3 +531,19 @@ def test_a_direct_request_behind_a_long_request_leaves_the_reader_free(harness: 
     _release.set()
     assert harness.response(blocked)["success"]
     assert harness.response(queued)["body"] == {"got": 1, "thread": "vmcore-dap-worker"}
+
+
+def test_a_direct_request_that_turns_out_long_goes_to_the_worker(harness: Harness) -> None:
+    """A direct handler that raises NeedsWorker on the reader is run again on the worker and
+    answered once; the reader meanwhile answers ``threads`` and later direct requests queue behind it."""
+    _release.clear()
+    _long_direct_started.clear()
+    long = harness.send("_testDirectLong")
+    assert _long_direct_started.wait(5)
+    after = harness.send("_testDirect", {"n": 1})
+    assert harness.response(harness.send("threads"), timeout=3)["success"]
+    _release.set()
+    assert harness.response(long)["body"] == {"thread": "vmcore-dap-worker"}
+    assert harness.response(after)["body"] == {"got": 1, "thread": "vmcore-dap-worker"}
+    assert [seq for seq in harness.response_order if seq in (long, after)] == [long, after]
+    assert not registry.running_direct()

@@ -5,7 +5,8 @@ concurrent use), except handlers registered ``inline``, which run on the reader 
 ``cancel``, ``threads`` and ``disconnect`` are answered while a long request is still running, and
 handlers registered ``direct`` (``stackTrace``), which the reader thread runs itself when the worker
 is idle and nothing waits for it: the worker is held off meanwhile, so drgn still has one user at a
-time and requests are still answered in arrival order, without two thread switches per request. Work
+time and requests are still answered in arrival order, without two thread switches per request (one
+that turns out long raises :class:`~.registry.NeedsWorker` and queues after all). Work
 that no request waits for (listing a large dump's tasks after the stop) runs on the same worker in
 steps, whenever no request is waiting, or only once the client has been quiet for a while
 (:meth:`Channel.run_when_idle`).
@@ -186,9 +187,12 @@ class Channel:
             self._execute(handler, request)
         elif handler.direct and self._hold_worker():
             try:
-                self._run_queued(request)  # a cancel may have come before it was read
+                # A cancel may have come before it was read; a long one goes to the worker after all.
+                ran = self._run_queued(request, direct=True)
             finally:
                 self._busy.release()
+            if not ran:
+                self._enqueue(request)
         else:
             self._enqueue(request)
 
@@ -248,13 +252,16 @@ class Channel:
                 if self._idle_jobs and self._idle_jobs[0][0] is job:
                     self._idle_jobs.popleft()
 
-    def _run_queued(self, request: dict[str, Any]) -> None:
+    def _run_queued(self, request: dict[str, Any], *, direct: bool = False) -> bool:
+        """Run a request taken from the queue (or, ``direct``, in the worker's place); ``False`` only
+        when its ``direct`` handler asked for the worker (:class:`~.registry.NeedsWorker`) and it
+        was not answered."""
         handler = registry.lookup(request["command"])
         assert handler is not None
         if self.is_cancelled(request["seq"]):
             self._respond_exception(request["seq"], request["command"], Cancelled(request["command"]))
-            return
-        self._execute(handler, request)
+            return True
+        return self._execute(handler, request, direct=direct)
 
     def serve_pending(self) -> None:
         """Answer requests that arrived while a long request runs (call it between its chunks).
@@ -278,18 +285,29 @@ class Channel:
         finally:
             self._nested = False
 
-    def _execute(self, handler: registry.Handler, request: dict[str, Any]) -> None:
+    def _execute(self, handler: registry.Handler, request: dict[str, Any], *, direct: bool = False) -> bool:
+        """Run a request's handler and answer it; ``False`` (nothing answered) only when it ran
+        ``direct`` and raised :class:`~.registry.NeedsWorker`."""
         seq, command = request["seq"], request["command"]
         session = self.session
         after, previous = session._begin(seq, command)
         try:
             try:
-                body = handler.func(session, Args(command, request["arguments"]))
+                if direct:
+                    registry.set_running_direct(True)
+                try:
+                    body = handler.func(session, Args(command, request["arguments"]))
+                finally:
+                    if direct:
+                        registry.set_running_direct(False)
             except BaseException as exc:  # noqa: BLE001 - the one exception boundary
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
+                if direct and isinstance(exc, registry.NeedsWorker):
+                    log.debug("%s #%d goes to the worker: %s", command, seq, exc)
+                    return False
                 self._respond_exception(seq, command, exc)
-                return
+                return True
             response: dict[str, Any] = {
                 "type": "response",
                 "request_seq": seq,
@@ -310,6 +328,7 @@ class Channel:
             session._end(previous)
         with self._cancel_lock:
             self._cancelled.discard(seq)
+        return True
 
     # -- error responses --------------------------------------------------------------------
     def _as_adapter_error(self, command: str, exc: BaseException) -> AdapterError:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Handler",
     "HandlerFunc",
+    "NeedsWorker",
     "Route",
     "capabilities",
     "load",
@@ -36,10 +37,33 @@ __all__ = [
     "registered_commands",
     "request",
     "route",
+    "running_direct",
 ]
 
 #: A handler returns the response body: a dict, already-encoded JSON, or ``None`` for no body.
 HandlerFunc = Callable[["Session", "Args"], "dict[str, Any] | EncodedBody | None"]
+
+
+class NeedsWorker(Exception):
+    """Raised by a ``direct`` handler running on the reader thread, before it changed anything, when
+    this request would run long (a ``stackTrace`` of a thread not listed yet finishes listing a large
+    dump's tasks: seconds at 50,000): the channel then queues the request for the worker instead, so
+    that the reader goes on reading ``cancel`` and answering ``threads`` meanwhile."""
+
+
+#: Whether the current thread runs a ``direct`` request in the reader's place (:func:`running_direct`).
+_direct_run = threading.local()
+
+
+def running_direct() -> bool:
+    """Whether the calling code runs as a ``direct`` request on the reader thread: then it must raise
+    :class:`NeedsWorker` rather than start long work."""
+    return getattr(_direct_run, "active", False)
+
+
+def set_running_direct(active: bool) -> None:
+    """Mark the current thread as running a ``direct`` request, or no longer (the channel's own)."""
+    _direct_run.active = active
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vmcore_dap.dap import registry
 from vmcore_dap.dap.handles import HandleBlocks
 from vmcore_dap.dap.session import Session
 from vmcore_dap.dap.transport import EncodedBody, encode_json
@@ -210,6 +211,8 @@ def thread_task(session: Session, thread_id: object) -> TaskInfo:
     ok = isinstance(thread_id, int) and not isinstance(thread_id, bool)
     tasks = _service(session).tasks
     if ok and thread_id not in tasks and not dump_state(session).all_listed:
+        if registry.running_direct():  # finishing the list takes seconds: not on the reader thread
+            raise registry.NeedsWorker(f"threadId {thread_id} is not listed yet")
         tasks = stacks(session).tasks
     info = tasks.get(thread_id) if ok else None  # type: ignore[call-overload]
     if info is None:

@@ -7,15 +7,17 @@ panic or with ``stopOnPanic: false``. The dump's filter level is printed once, j
 Listing every task costs what reading their pages costs (seconds for 50,000 tasks in a compressed
 kdump), while the crash itself is one task. So a dump with more than :data:`LIST_AFTER_STOP_ABOVE`
 tasks stops first, with the head of the task list (the crashed task, what each CPU ran, the idle
-tasks), and lists the rest after the stop whenever no request waits, a chunk at a time (a progress
-report "Listing tasks" runs from before the ``stopped`` event until the list is done); then a
-``thread`` event makes the client fetch ``threads`` again. Requests that need every task (the
-Kernel view, "tasks in this function") finish the list first; the Call Stack, variables and console
-commands do not wait for it.
+tasks), and lists the rest after the stop, a chunk at a time, once the client has asked nothing for
+:data:`LIST_QUIET` s (a progress report "Listing tasks" runs from before the ``stopped`` event until
+the list is done); then a ``thread`` event makes the client fetch ``threads`` again. Requests that
+need every task (the Kernel view, "tasks in this function") finish the list first; the Call Stack,
+variables and console commands do not wait for it.
 
 While the rest is listed, a second process may read the listed tasks' stacks ahead for matching
 (:func:`~vmcore_dap.dump.stacks.prefetch.start_prefetch`: where a CPU was spare while the dump was
-opened, or as ``VMCORE_DAP_PREFETCH`` forces).
+opened, or as ``VMCORE_DAP_PREFETCH`` forces). It starts before the stop, so that a Kernel view asked
+for at the stop finds it started, but is given tasks only as they are listed: the first picture's
+requests share the machine with its start-up, not with its reading.
 
 Once the list is whole, the same background work goes on to read and match every task's stack
 (:meth:`~vmcore_dap.dump.stacks.service.StackService.match_stacks`, :data:`MATCH_CHUNK` tasks a
@@ -55,7 +57,7 @@ from vmcore_dap.handlers.dump_state import (
     dump_state,
 )
 
-__all__ = ["AFTER_STOP", "LIST_AFTER_STOP_ABOVE", "MATCH_CHUNK", "MATCH_QUIET", "take_dump"]
+__all__ = ["AFTER_STOP", "LIST_AFTER_STOP_ABOVE", "LIST_QUIET", "MATCH_CHUNK", "MATCH_QUIET", "take_dump"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,14 @@ AFTER_STOP: list[Callable[[Session], None]] = []
 #: listed (the module docstring). Below it listing takes under about 50 ms: the list is whole at the
 #: stop, as clients that ignore ``thread`` events need.
 LIST_AFTER_STOP_ABOVE = 2_000
+
+#: Seconds without a request before the rest of a large dump's task list is walked in the background.
+#: VS Code's requests at the stop (threads, stackTrace, scopes, variables) come a few ms apart: each
+#: found a listing step under way (``threads``, answered on the reader thread, waited 4–19 ms for
+#: the GIL instead of 0.3 ms at many-tasks) and the second process reading the stacks of the tasks
+#: each step listed (expanding ``init_task`` right after: 55–72 ms against 32–37 ms; bench/RESULTS.md,
+#: first-session). A request that needs every task lists the rest itself, at once.
+LIST_QUIET = 0.1
 
 #: Tasks whose stacks one background step reads and matches after the stop (about 2–3 ms of a
 #: compressed kdump: the longest a request that arrives meanwhile waits for the step to end).
@@ -189,7 +199,7 @@ def _announce_stop(session: Session, state: DumpState) -> None:
     )
     session.send_event("stopped", body)
     _after_stop(session)
-    session.run_when_idle(lambda: _list_more(session, state, progress))
+    session.run_when_idle(lambda: _list_more(session, state, progress), quiet=LIST_QUIET)
 
 
 def _after_stop(session: Session) -> None:

@@ -21,6 +21,8 @@ from operator import attrgetter
 
 import drgn
 
+from vmcore_dap.dump.memory.symtab_labels import kernel_labels_inside
+
 __all__ = [
     "SymbolIndex",
     "UNDECIDED",
@@ -164,7 +166,10 @@ def _labels_inside(prog: drgn.Program, start: int, end: int) -> list[drgn.Symbol
     cache: dict[tuple[int, int], list[drgn.Symbol]] = prog.cache.setdefault(_LABELS_KEY, {})
     labels = cache.get((start, end))
     if labels is None:
-        inside = [s for s in _symbols(prog) if not s.size and start < s.address < end]
+        # The kernel image's from vmlinux's own table (3 ms, not 13: no Symbol for every entry).
+        inside = kernel_labels_inside(prog, start, end)
+        if inside is None:
+            inside = [s for s in _symbols(prog) if not s.size and start < s.address < end]
         labels = cache[(start, end)] = sorted(inside, key=_address)
     return labels
 

@@ -95,6 +95,9 @@ def test_prefetched_words_walk_the_same_chains(sample_many: Any, monkeypatch: py
         assert chains.chain_of(ahead) == chains.chain_of(own), info.display_name
         compared += 1
     assert compared > len(prefetched.tasks) * 0.9  # nearly every task was read ahead
+    # ... by the lean entry point (tests/unit/test_start_imports.py: it imports no drgn helper).
+    assert isinstance(prefetched.prefetch, StackPrefetch)
+    assert prefetched.prefetch._proc.args[1:3] == ["-m", "vmcore_dap.dump.stacks.prefetch_child"]
     # A fresh service with the prefetch matches like the plain one.
     again = _service(sample_many, True, monkeypatch)
     assert _shape(again) == groups

@@ -112,3 +112,31 @@ def test_the_listed_modules_exist() -> None:
     for name in IMPORTED_WHILE_INDEXING + LOADED_ON_FIRST_USE:
         path = ADAPTER / Path(*name.split("."))
         assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), name
+
+
+#: What the stack prefetch's second process may import of the adapter: it starts beside the stop and
+#: the first requests (issue 18), so not the architecture or the task listing (``drgn.helpers.linux``).
+_CHILD_MODULES = {
+    "vmcore_dap",
+    "vmcore_dap.dump",
+    "vmcore_dap.dump.kernel",
+    "vmcore_dap.dump.kernel.block_plan",
+    "vmcore_dap.dump.stacks",
+    "vmcore_dap.dump.stacks.prefetch_child",
+    "vmcore_dap.dump.stacks.signature",
+}
+
+
+def test_the_prefetch_child_imports_drgn_and_the_chain_table_only() -> None:
+    """The module :class:`~vmcore_dap.dump.stacks.prefetch.StackPrefetch` starts, imported in a fresh
+        interpreter: no drgn helper, and of the adapter only the light modules it reads by (that it is
+    the module started: ``tests/e2e/test_stack_prefetch.py``)."""
+    code = "import json, sys, vmcore_dap.dump.stacks.prefetch_child\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(ADAPTER)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    modules = json.loads(out.stdout)
+    assert "drgn" in modules
+    helpers = [name for name in modules if name.startswith("drgn.helpers")]
+    assert helpers == [], f"the prefetch child imports drgn's helpers: {helpers}"
+    ours = {name for name in modules if name.split(".")[0] == "vmcore_dap"}
+    assert ours <= _CHILD_MODULES, f"the prefetch child imports {sorted(ours - _CHILD_MODULES)}"

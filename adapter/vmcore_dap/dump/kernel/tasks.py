@@ -51,6 +51,7 @@ from drgn.helpers.linux.idr import idr_for_each
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu
 
 from vmcore_dap.dump.arch import arch_of
+from vmcore_dap.dump.kernel.block_plan import BlockPlan
 from vmcore_dap.dump.kernel.cpus import dumped_cpus
 from vmcore_dap.dump.kernel.lists import ListWalk, bounded_list_entries
 from vmcore_dap.dump.kernel.task_state import StateBits, state_bits, state_letter, task_state_letter
@@ -238,19 +239,6 @@ class _Layout:
 
 #: The most ``comm`` names a :class:`_Layout` remembers (:attr:`_Layout.names`).
 _NAMES_KEPT = 4096
-
-
-@dataclass(frozen=True)
-class BlockPlan:
-    """What another process reads of each task for the listing, without debug info of its own: the
-    block ``[address + start, address + start + size)``, of which it keeps only the listed fields'
-    bytes (``slices``, relative to the block, put end to end); ``task->stack`` (a pointer) lies at
-    ``stack_at`` of what it keeps. The listing decodes those bytes (:meth:`TaskListing.step`)."""
-
-    start: int
-    size: int
-    slices: tuple[tuple[int, int], ...]
-    stack_at: int
 
 
 class BlockSource(Protocol):

@@ -306,7 +306,8 @@ def adapter_all_stacks(sample: Any, window: int = 1) -> AdapterRun:
             for thread_id in ids:
                 client.call("stackTrace", {"threadId": thread_id})
         else:
-            client.pipelined("stackTrace", [{"threadId": thread_id} for thread_id in ids], window)
+            answered = client.pipelined("stackTrace", [{"threadId": thread_id} for thread_id in ids], window)
+            assert answered == len(ids), (answered, len(ids))
         end = time.perf_counter()
         run.stacks_after_startup = end - t1
         run.all_stacks = end - t0
@@ -398,8 +399,13 @@ def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = N
     """Run ``argv`` with ``stdin``; return its wall time and its own peak RSS.
 
     The child is reaped with ``os.wait4`` so its ``ru_maxrss`` is its own (``RUSAGE_CHILDREN`` would
-    be the maximum over every child so far).
+    be the maximum over every child so far). But Linux records at ``exec`` the high-water mark of the
+    memory the child leaves, which after ``vfork`` (Python's ``subprocess``) is this process's: a bench
+    process that once held more than the child ever uses made crash and plain drgn both "905 MiB"
+    at huge (6 Dec 07:54). So this process's own mark is first reset to its present size
+    (:func:`_reset_own_peak`), and a child that never grew past it is refused rather than reported.
     """
+    own_kib = _reset_own_peak()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -420,7 +426,21 @@ def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = N
         raise RuntimeError(
             f"{argv[0]} exited with {proc.returncode}:\n{out.decode(errors='replace')[-2000:]}"
         )
+    if usage.ru_maxrss <= own_kib:
+        raise RuntimeError(
+            f"{argv[0]}'s peak RSS cannot be told from the bench's own ({own_kib} KiB): "
+            "the bench process holds more memory than it should"
+        )
     return ProcessRun(seconds, int(usage.ru_maxrss), out.decode(errors="replace"))
+
+
+def _reset_own_peak() -> int:
+    """Reset this process's peak RSS (``VmHWM``) to its present RSS, and return that in KiB (Linux's
+    ``/proc/self/clear_refs`` 5, since v4.0, 695f055936938): what a child started now inherits as
+    its ``ru_maxrss`` at the least (:func:`_popen_with_peak`)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _peak_rss_kib(os.getpid())
 
 
 def crash_run(crash: Sequence[str], sample: Any, commands: list[str]) -> ProcessRun:

@@ -142,6 +142,7 @@ class ProcessRun:
 
     seconds: float
     peak_rss_kib: int
+    #: The end of its output (for error messages).
     output: str
 
 
@@ -395,52 +396,63 @@ def lsp_first_code_lens(sample: Any) -> LspRun:
         client.close()
 
 
+#: Runs ``argv[2:]`` with this process's standard streams and environment, reaps it with ``wait4`` and
+#: writes "<seconds> <ru_maxrss KiB> <exit code>" to the file descriptor ``argv[1]``. A small process of
+#: its own, so that what the child reports as its peak is its own (:func:`_popen_with_peak`).
+_LAUNCHER = """
+import os, sys, time
+report = int(sys.argv[1])
+os.set_inheritable(report, False)
+t0 = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - t0
+os.write(report, f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}".encode())
+"""
+#: How much of a child's output is kept for an error message.
+_OUTPUT_TAIL = 4000
+
+
 def _popen_with_peak(argv: list[str], stdin: str, env: dict[str, str] | None = None) -> ProcessRun:
     """Run ``argv`` with ``stdin``; return its wall time and its own peak RSS.
 
-    The child is reaped with ``os.wait4`` so its ``ru_maxrss`` is its own (``RUSAGE_CHILDREN`` would
-    be the maximum over every child so far). But Linux records at ``exec`` the high-water mark of the
-    memory the child leaves, which after ``vfork`` (Python's ``subprocess``) is this process's: a bench
-    process that once held more than the child ever uses made crash and plain drgn both "905 MiB"
-    at huge (6 Dec 07:54). So this process's own mark is first reset to its present size
-    (:func:`_reset_own_peak`), and a child that never grew past it is refused rather than reported.
+    Linux records at ``exec`` the high-water mark of the memory a process leaves, which after
+    ``vfork`` (Python's ``subprocess``, ``posix_spawn``) is the parent's: started from this process
+    once it had held 905 MiB (6 Dec 07:54: the pipelined row's bodies, at huge), crash and plain drgn
+    both "peaked" at 905 MiB. So the child is started by a small launcher process (:data:`_LAUNCHER`),
+    which times it from its start to ``wait4`` (its own interpreter's start is not counted) and
+    reports the ``ru_maxrss`` that ``wait4`` gives for that child alone. Only the tail of the output
+    is kept (crash's ``foreach bt`` at huge prints tens of MB).
     """
-    own_kib = _reset_own_peak()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(write_end), *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=(write_end,),
+        )
+    finally:
+        os.close(write_end)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(stdin.encode())
     proc.stdin.close()
-    out = proc.stdout.read()
+    tail = b""
+    while chunk := proc.stdout.read(1 << 16):
+        tail = (tail + chunk)[-_OUTPUT_TAIL:]
     proc.stdout.close()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{argv[0]} exited with {proc.returncode}:\n{out.decode(errors='replace')[-2000:]}"
-        )
-    if usage.ru_maxrss <= own_kib:
-        raise RuntimeError(
-            f"{argv[0]}'s peak RSS cannot be told from the bench's own ({own_kib} KiB): "
-            "the bench process holds more memory than it should"
-        )
-    return ProcessRun(seconds, int(usage.ru_maxrss), out.decode(errors="replace"))
-
-
-def _reset_own_peak() -> int:
-    """Reset this process's peak RSS (``VmHWM``) to its present RSS, and return that in KiB (Linux's
-    ``/proc/self/clear_refs`` 5, since v4.0, 695f055936938): what a child started now inherits as
-    its ``ru_maxrss`` at the least (:func:`_popen_with_peak`)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _peak_rss_kib(os.getpid())
+    with os.fdopen(read_end, "rb") as report:
+        fields = report.read().split()
+    launcher_status = proc.wait()
+    out = tail.decode(errors="replace")
+    if launcher_status != 0 or len(fields) != 3:
+        raise RuntimeError(f"cannot run {argv[0]} (launcher exit {launcher_status}):\n{out}")
+    seconds, peak_kib, code = float(fields[0]), int(fields[1]), int(fields[2])
+    if code != 0:
+        raise RuntimeError(f"{argv[0]} exited with {code}:\n{out}")
+    return ProcessRun(seconds, peak_kib, out)
 
 
 def crash_run(crash: Sequence[str], sample: Any, commands: list[str]) -> ProcessRun:
